@@ -1,0 +1,45 @@
+"""Settings: one pydantic model, read from SKILLYARD_* environment variables and
+an optional `.skillyard/config.toml`-free `skillyard.env` file. Nothing here touches disk."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKILLYARD_", env_file="skillyard.env", extra="ignore")
+
+    home: Path = Field(default=Path(".skillyard"), description="State directory (store, wheelhouse, locks).")
+    store_uri: str | None = Field(default=None, description="LanceDB URI; default: HOME/store.")
+    wheelhouse: Path | None = Field(default=None, description="Host wheelhouse; default: HOME/wheelhouse.")
+    base: str = Field(default="auto", description="Base image source: auto, offline (debootstrap) or registry.")
+    runner_image: str | None = Field(default=None, description="Use this runner image instead of building one.")
+    coverage_threshold: float = Field(default=80.0, ge=0, le=100)
+    gate_timeout: float = Field(default=180.0, gt=0)
+    max_file_bytes: int = 5 * 1024 * 1024
+    max_package_bytes: int = 20 * 1024 * 1024
+    max_files: int = 1000
+    runtime: str | None = Field(default=None, description="OCI runtime for containers (e.g. runsc).")
+
+    # LLM access (issue: auto-fix). Read without the SKILLYARD_ prefix too, as the openai SDK does.
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    model: str = Field(default="gpt-4o-mini")
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+
+    @property
+    def store(self) -> str:
+        return self.store_uri or str(self.home / "store")
+
+    @property
+    def wheel_dir(self) -> Path:
+        return self.wheelhouse or (self.home / "wheelhouse")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

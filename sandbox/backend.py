@@ -1,0 +1,70 @@
+"""The one small interface every sandbox backend implements (think httpx transports).
+
+A backend takes a `RunSpec` and returns a `RunResult`. The Docker backend is the real
+one; others (gVisor through Docker's runtime option, a distributed engine) plug in here.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from .limits import Limits
+from .result import RunResult
+
+WORKDIR = "/tmp/work"
+
+
+@dataclass
+class RunSpec:
+    """One program to run in a fresh, isolated container."""
+
+    image: str
+    argv: list[str]
+    limits: Limits = field(default_factory=Limits)
+    files: dict[str, bytes] = field(default_factory=dict)  # absolute path (inside a tmpfs dir) -> content
+    stdin: bytes = b""
+    env: dict[str, str] = field(default_factory=dict)  # exactly what the program sees; the host's env never leaks
+    cwd: str = WORKDIR
+    collect: list[str] = field(default_factory=list)  # files to read back after the program ends
+    owner: str = "sandbox"  # label naming who made the container (gc uses it)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.argv:
+            raise ValueError("argv must not be empty")
+        writable = tuple(p.rstrip("/") + "/" for p in self.limits.tmpfs)
+        for path in [*self.files, *self.collect, self.cwd + "/"]:
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r}: paths must be absolute with no '..'")
+        for path in self.files:
+            if not path.startswith(writable):
+                raise ValueError(f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}")
+        for key in self.env:
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(f"bad environment variable name {key!r}")
+
+
+class Backend(abc.ABC):
+    """Runs programs in isolation. Implementations must never leave a container behind."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def run(self, spec: RunSpec) -> RunResult: ...
+
+    @abc.abstractmethod
+    def gc(self, *, everything: bool = False) -> list[str]:
+        """Remove what crashed runs left behind; return the ids removed."""
+
+    @abc.abstractmethod
+    def info(self) -> dict[str, object]:
+        """Facts for `skillyard doctor`: engine version, runtimes, and so on."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (engine unreachable, image missing): not the program's fault.
+
+    The message says what to do next."""

@@ -1,0 +1,384 @@
+"""The Docker backend: one fresh, hardened container per run, on the docker SDK.
+
+Flow for one run: create (hardened host config) -> attach stdin/stdout -> start ->
+send the request frame to the supervisor (PID 1) -> read its response frame -> remove.
+The host keeps its own deadline: if no response arrives in time the container is
+killed and removed, so nothing keeps running after a timeout.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import structlog
+from docker.types import LogConfig, Ulimit
+
+from .backend import Backend, RunSpec, SandboxError
+from .result import RunResult
+
+log = structlog.get_logger(__name__)
+
+LABEL_MANAGED = "skillyard.managed"
+LABEL_OWNER = "skillyard.owner"
+LABEL_PID = "skillyard.pid"
+LABEL_HOST = "skillyard.host"
+LABEL_CREATED = "skillyard.created"
+MAGIC = b"@@SKILLYARD-RESULT"
+# Extra seconds the host waits past the program's own timeout for the container to start,
+# the supervisor to collect files and the response to arrive, before it kills the container.
+START_GRACE_S = 20.0
+DEFAULT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _supervisor_source() -> str:
+    return resources.files("sandbox").joinpath("supervisor.py").read_text()
+
+
+_SUPERVISOR = _supervisor_source()
+
+
+def _safe_label(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", text)[:40] or "x"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None, *, runtime: str | None = None) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.runtime = runtime
+
+    # -- engine -----------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    client = docker.from_env(timeout=120)
+                    client.ping()
+                except (docker.errors.DockerException, requests.RequestException) as exc:
+                    raise SandboxError(
+                        f"cannot reach the Docker engine ({exc}). Start it with `make engine` "
+                        "(installs and starts dockerd on Debian as root) or point DOCKER_HOST at a running engine."
+                    ) from exc
+                self._client = client
+            return self._client
+
+    def info(self) -> dict[str, object]:
+        version = self.client.version()
+        info = self.client.info()
+        return {
+            "engine": version.get("Version"),
+            "api": version.get("ApiVersion"),
+            "os": info.get("OperatingSystem"),
+            "cgroup": info.get("CgroupVersion"),
+            "storage": info.get("Driver"),
+            "runtimes": sorted((info.get("Runtimes") or {}).keys()),
+            "default_runtime": info.get("DefaultRuntime"),
+            "cpus": info.get("NCPU"),
+            "memory": info.get("MemTotal"),
+        }
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    # -- one run ----------------------------------------------------------------------
+    def _labels(self, spec: RunSpec) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "1",
+            LABEL_OWNER: _safe_label(spec.owner),
+            LABEL_PID: str(os.getpid()),
+            LABEL_HOST: socket.gethostname(),
+            LABEL_CREATED: datetime.now(timezone.utc).isoformat(),
+            **{f"skillyard.{_safe_label(k)}": str(v)[:200] for k, v in spec.labels.items()},
+        }
+
+    def _host_config(self, spec: RunSpec) -> dict[str, Any]:
+        lim = spec.limits
+        tmpfs = {path: f"rw,nosuid,nodev,noexec,size={size},mode=1777" for path, size in lim.tmpfs.items()}
+        runtime = lim.runtime or self.runtime
+        return self.client.api.create_host_config(
+            mem_limit=lim.memory,
+            memswap_limit=lim.memory,  # swap off: the limit is the limit
+            nano_cpus=int(lim.cpus * 1e9),
+            pids_limit=lim.pids,
+            read_only=True,
+            tmpfs=tmpfs,
+            network_mode=lim.network,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ulimits=[
+                Ulimit(name="fsize", soft=lim.max_file_size, hard=lim.max_file_size),
+                Ulimit(name="nofile", soft=lim.nofile, hard=lim.nofile),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            ipc_mode="private",
+            log_config=LogConfig(type="none"),  # output reaches us through attach, capped; never the host's disk
+            init=False,  # the supervisor is PID 1 (see supervisor.py for why)
+            auto_remove=False,
+            runtime=runtime,
+        )
+
+    def _request(self, spec: RunSpec, nonce: str) -> bytes:
+        lim = spec.limits
+        env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update(spec.env)
+        body = json.dumps(
+            {
+                "nonce": nonce,
+                "argv": spec.argv,
+                "cwd": spec.cwd,
+                "env": env,
+                "stdin": base64.b64encode(spec.stdin).decode(),
+                "files": [
+                    {"path": p, "data": base64.b64encode(d).decode(), "mode": 0o644} for p, d in spec.files.items()
+                ]
+                + [{"path": spec.cwd.rstrip("/") + "/.keep", "data": "", "mode": 0o644}],
+                "collect": spec.collect,
+                "max_collect": lim.max_collect,
+                "max_stdout": lim.max_stdout,
+                "max_stderr": lim.max_stderr,
+                "timeout": lim.timeout,
+            }
+        ).encode()
+        return str(len(body)).encode() + b"\n" + body
+
+    def run(self, spec: RunSpec) -> RunResult:
+        spec.validate()
+        api = self.client.api
+        nonce = secrets.token_hex(16)
+        name = f"skillyard-{_safe_label(spec.owner)}-{secrets.token_hex(6)}"
+        started = time.monotonic()
+        try:
+            container = api.create_container(
+                spec.image,
+                command=["python3", "-I", "-S", "-c", _SUPERVISOR],
+                name=name,
+                user=spec.limits.user,
+                working_dir="/",
+                environment={},
+                labels=self._labels(spec),
+                stdin_open=True,
+                use_config_proxy=False,  # never copy the host's proxy settings into a container
+                tty=False,
+                hostname="sandbox",
+                network_disabled=spec.limits.network == "none",
+                host_config=self._host_config(spec),
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxError(f"image {spec.image!r} is not on the engine: build it with `skillyard images build`") from exc
+        except (docker.errors.APIError, requests.RequestException) as exc:
+            self._remove_quietly(name)  # a create that failed half-way may still have left a container
+            raise SandboxError(f"could not create a container: {exc}") from exc
+        cid = container["Id"]
+        try:
+            return self._attach_and_run(cid, spec, nonce, started)
+        except (docker.errors.APIError, requests.RequestException, OSError) as exc:
+            return RunResult(
+                exit_code=None,
+                error=f"the Docker engine failed during the run ({type(exc).__name__}: {exc}); retry once it is back",
+                duration_s=time.monotonic() - started,
+                container_id=cid,
+            )
+        finally:
+            self._remove_quietly(cid)
+
+    def _attach_and_run(self, cid: str, spec: RunSpec, nonce: str, started: float) -> RunResult:
+        api = self.client.api
+        sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        try:
+            api.start(cid)
+            raw.sendall(self._request(spec, nonce))
+            deadline = started + spec.limits.timeout + START_GRACE_S
+            lim = spec.limits
+            # The response holds base64 of capped outputs and files: bound what we accept.
+            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (1 << 20)
+            out, diag, host_timeout, flooded = _read_attach_stream(raw, deadline, budget)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        duration = time.monotonic() - started
+        if host_timeout:
+            # The supervisor did not answer in time: kill now rather than abandon a running program.
+            self._kill_quietly(cid)
+            return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=cid,
+                             error=None if not flooded else "response channel flooded")
+        response = _parse_response(out, nonce)
+        state = self._final_state(cid)
+        if response is None:
+            oom = bool(state.get("OOMKilled"))
+            return RunResult(
+                exit_code=None,
+                oom_killed=oom,
+                duration_s=duration,
+                container_id=cid,
+                error=None if oom else (
+                    "the sandbox supervisor ended without a result "
+                    f"(container exit {state.get('ExitCode')}; {'channel flooded; ' if flooded else ''}"
+                    f"stderr: {diag[-500:].decode('utf-8', 'replace').strip()!r})"
+                ),
+            )
+        if "supervisor_error" in response:
+            return RunResult(exit_code=None, duration_s=duration, container_id=cid,
+                             error=f"sandbox supervisor failed: {response['supervisor_error']}")
+        return _result_from_response(response, spec, duration, cid, state)
+
+    def _final_state(self, cid: str) -> dict[str, Any]:
+        try:
+            self.client.api.wait(cid, timeout=10)
+            return self.client.api.inspect_container(cid).get("State", {})
+        except (docker.errors.APIError, requests.RequestException):
+            return {}
+
+    def _kill_quietly(self, cid: str) -> None:
+        try:
+            self.client.api.kill(cid)
+        except (docker.errors.APIError, requests.RequestException):
+            pass
+
+    def _remove_quietly(self, ref: str) -> None:
+        for attempt in range(3):
+            try:
+                self.client.api.remove_container(ref, force=True, v=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except (docker.errors.APIError, requests.RequestException) as exc:
+                if attempt == 2:
+                    log.warning("container_remove_failed", container=ref, error=str(exc),
+                                hint="`skillyard gc` removes it later")
+                time.sleep(0.2 * (attempt + 1))
+
+    # -- garbage collection -----------------------------------------------------------
+    def gc(self, *, everything: bool = False) -> list[str]:
+        """Remove containers left by runs whose process is gone (or all of ours with everything=True)."""
+        removed: list[str] = []
+        host = socket.gethostname()
+        for c in self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
+            labels = c.get("Labels") or {}
+            pid = int(labels.get(LABEL_PID, "0") or 0)
+            mine_alive = labels.get(LABEL_HOST) == host and pid and _pid_alive(pid)
+            if everything or not mine_alive:
+                if pid == os.getpid() and not everything:
+                    continue
+                self._remove_quietly(c["Id"])
+                removed.append(c["Id"])
+        if removed:
+            log.info("gc_removed_containers", count=len(removed))
+        return removed
+
+    def managed_containers(self) -> list[dict[str, Any]]:
+        return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+
+
+def _read_attach_stream(raw: socket.socket, deadline: float, budget: int) -> tuple[bytes, bytes, bool, bool]:
+    """Read docker's multiplexed attach stream until EOF or the deadline.
+
+    Returns (stdout, stderr tail, timed_out, flooded). stdout beyond `budget` is dropped
+    and flagged: the supervisor never writes that much, so only a hostile program could.
+    """
+    buf = bytearray()
+    out = bytearray()
+    err = bytearray()
+    flooded = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(out), bytes(err), True, flooded
+        raw.settimeout(remaining)
+        try:
+            chunk = raw.recv(1 << 16)
+        except socket.timeout:
+            return bytes(out), bytes(err), True, flooded
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 8:
+            stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
+            if len(buf) < 8 + size:
+                break
+            payload = bytes(buf[8 : 8 + size])
+            del buf[: 8 + size]
+            if stream == 1:
+                if len(out) + len(payload) > budget:
+                    flooded = True
+                    # Keep the tail: the response frame is the last thing the supervisor writes.
+                    out = out[-budget // 2 :]
+                out += payload
+            elif stream == 2:
+                err = (err + payload)[-65536:]
+    return bytes(out), bytes(err), False, flooded
+
+
+def _parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
+    marker = b"\n" + MAGIC + b" " + nonce.encode() + b" "
+    idx = out.rfind(marker)
+    if idx < 0:
+        return None
+    rest = out[idx + len(marker) :]
+    header, _, body = rest.partition(b"\n")
+    if not header.isdigit() or len(body) < int(header):
+        return None
+    try:
+        return json.loads(body[: int(header)])
+    except ValueError:
+        return None
+
+
+def _result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, cid: str, state: dict[str, Any]) -> RunResult:
+    lim = spec.limits
+    stdout = base64.b64decode(resp["stdout"])
+    stderr = base64.b64decode(resp["stderr"])
+    sig = resp.get("signal")
+    oom = bool(resp.get("oom_kills")) or (sig == 9 and not resp.get("timed_out") and bool(state.get("OOMKilled")))
+    files = {p: base64.b64decode(f["data"]) for p, f in (resp.get("files") or {}).items()}
+    return RunResult(
+        exit_code=resp.get("exit_code"),
+        stdout=stdout,
+        stderr=stderr,
+        stdout_truncated=resp.get("stdout_bytes", 0) > lim.max_stdout,
+        stderr_truncated=resp.get("stderr_bytes", 0) > lim.max_stderr,
+        stdout_bytes=int(resp.get("stdout_bytes", len(stdout))),
+        stderr_bytes=int(resp.get("stderr_bytes", len(stderr))),
+        timed_out=bool(resp.get("timed_out")),
+        oom_killed=oom,
+        signal=sig,
+        duration_s=duration,
+        peak_memory_bytes=resp.get("peak_memory_bytes"),
+        files=files,
+        missing_files=list(resp.get("missing") or []),
+        container_id=cid,
+    )

@@ -1,0 +1,343 @@
+"""The in-container supervisor: PID 1 of every sandbox container.
+
+Run as `python3 -I -S -c <this source>` so that only the standard library is used and
+nothing from the image's site-packages runs before it. It:
+
+1. makes itself non-dumpable, so the program it runs (same uid) cannot open its
+   /proc/PID/fd or /proc/PID/mem: the response channel (our stdout) stays ours;
+2. reads one framed request from stdin: `<length>\\n<json>` with the files to write,
+   the argv, env, stdin bytes, output caps, deadline and files to collect;
+3. runs the program on pipes, keeping at most the capped bytes of stdout/stderr (the
+   rest is drained and counted, so nothing floods the engine's logs or the host);
+4. when the program exits or the deadline passes, SIGKILLs every process left in the
+   container (daemonized children included) and reaps them;
+5. reads back the requested files (the program can no longer change them), and
+6. writes one response frame `\\n@@SKILLYARD-RESULT <nonce> <length>\\n<json>` to stdout.
+
+The nonce comes from the host and is never shown to the program, so the program cannot
+forge a response. As PID 1 it also cannot be killed from inside the container.
+This file must stay standard-library only and compatible with Python 3.8+.
+"""
+import base64
+import ctypes
+import errno
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+MAGIC = b"@@SKILLYARD-RESULT"
+PR_SET_DUMPABLE = 4
+
+
+def _set_nondumpable():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except Exception:  # no libc (static image): best effort
+        pass
+
+
+def _read_exact(fd, n):
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("request truncated")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_request():
+    header = b""
+    while not header.endswith(b"\n"):
+        c = os.read(0, 1)
+        if not c:
+            raise EOFError("no request on stdin")
+        header += c
+        if len(header) > 20:
+            raise ValueError("bad request header")
+    return json.loads(_read_exact(0, int(header)))
+
+
+def _cgroup_read(*candidates):
+    for path in candidates:
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            continue
+    return None
+
+
+def _peak_memory():
+    text = _cgroup_read("/sys/fs/cgroup/memory/memory.max_usage_in_bytes", "/sys/fs/cgroup/memory.peak")
+    if text and text.strip().isdigit():
+        return int(text.strip())
+    return None
+
+
+def _oom_kills():
+    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
+        text = _cgroup_read(path)
+        if text:
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "oom_kill":
+                    return int(parts[1])
+    return 0
+
+
+def _write_files(files):
+    for item in files:
+        path = item["path"]
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, item.get("mode", 0o644))
+        try:
+            data = base64.b64decode(item["data"])
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+def _child_setup(limits):
+    import resource
+
+    def setup():
+        os.setsid()
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")  # if the cgroup runs out of memory, the program dies, not the supervisor
+        except OSError:
+            pass
+        for name, value in limits.items():
+            res = getattr(resource, name, None)
+            if res is not None:
+                try:
+                    resource.setrlimit(res, (value, value))
+                except (ValueError, OSError):
+                    pass
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+    return setup
+
+
+def _kill_everything():
+    """SIGKILL every process we can signal in this PID namespace, except ourselves (PID 1)."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _reap(block_until=None):
+    """Reap zombies. Returns {pid: status} of what was reaped."""
+    reaped = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            if block_until is not None and time.monotonic() < block_until:
+                time.sleep(0.005)
+                continue
+            break
+        reaped[pid] = status
+    return reaped
+
+
+def _collect(paths, cap):
+    files, missing = {}, []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            missing.append(path)
+            continue
+        try:
+            import stat as _stat
+
+            if not _stat.S_ISREG(os.fstat(fd).st_mode):
+                missing.append(path)
+                continue
+            data = b""
+            while len(data) <= cap:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            files[path] = {"data": base64.b64encode(data[:cap]).decode(), "truncated": len(data) > cap}
+        finally:
+            os.close(fd)
+    return files, missing
+
+
+def _run(req):
+    started = time.monotonic()
+    deadline = started + float(req["timeout"])
+    caps = {1: int(req["max_stdout"]), 2: int(req["max_stderr"])}
+    kept = {1: bytearray(), 2: bytearray()}
+    total = {1: 0, 2: 0}
+    stdin_data = base64.b64decode(req.get("stdin", ""))
+
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    r_in, w_in = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the program
+        try:
+            os.dup2(r_in, 0)
+            os.dup2(w_out, 1)
+            os.dup2(w_err, 2)
+            for fd in (r_in, w_in, r_out, w_out, r_err, w_err):
+                os.close(fd)
+            _child_setup(req.get("rlimits", {}))()
+            os.chdir(req.get("cwd") or "/")
+            env = dict(os.environ)  # only the image's ENV: the host passes nothing else
+            env.update(req.get("env") or {})
+            os.execvpe(req["argv"][0], req["argv"], env)
+        except BaseException as exc:  # exec failed: report like a shell would
+            try:
+                os.write(2, ("skillyard: cannot run %r: %s\n" % (req["argv"][0], exc)).encode())
+            finally:
+                os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+    os.close(r_in)
+    os.close(w_out)
+    os.close(w_err)
+    os.set_blocking(w_in, False)
+    readers = {r_out: 1, r_err: 2}
+    writer = w_in if stdin_data else None
+    if writer is None:
+        os.close(w_in)
+    stdin_view = memoryview(stdin_data)
+    timed_out = False
+    status = None
+    reaped = {}  # statuses the zombie reaper collected; the program's may be among them
+
+    while readers or status is None:
+        if status is None:
+            try:
+                wpid, wstatus = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # already reaped below; its status was kept there
+                wpid, wstatus = 0, 0
+            if wpid == pid:
+                status = wstatus
+            elif pid in reaped:
+                status = reaped[pid]
+            if status is not None:
+                # The program is done: nothing it left behind may keep running or keep the pipes open.
+                _kill_everything()
+        now = time.monotonic()
+        if now >= deadline and status is None:
+            timed_out = True
+            _kill_everything()
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = reaped.get(pid, signal.SIGKILL)
+        if not readers:
+            reaped.update(_reap())
+            if status is None:
+                time.sleep(0.002)
+            continue
+        wlist = [writer] if writer is not None else []
+        timeout = max(0.0, min(deadline - now, 0.05))
+        try:
+            rready, wready, _ = select.select(list(readers), wlist, [], timeout)
+        except InterruptedError:
+            continue
+        for fd in wready:
+            try:
+                n = os.write(fd, stdin_view[:65536])
+                stdin_view = stdin_view[n:]
+            except BlockingIOError:
+                n = 0
+            except OSError:  # the program closed its stdin
+                stdin_view = stdin_view[:0]
+            if not stdin_view:
+                os.close(writer)
+                writer = None
+        for fd in rready:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                os.close(fd)
+                del readers[fd]
+                continue
+            stream = readers[fd]
+            total[stream] += len(chunk)
+            room = caps[stream] - len(kept[stream])
+            if room > 0:
+                kept[stream] += chunk[:room]
+        reaped.update(_reap())
+    if writer is not None:
+        os.close(writer)
+    duration = time.monotonic() - started
+    _kill_everything()
+    _reap(block_until=time.monotonic() + 0.2)
+
+    exit_code, sig = None, None
+    if os.WIFEXITED(status):
+        exit_code = os.WEXITSTATUS(status)
+    elif os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        exit_code = 128 + sig
+    files, missing = _collect(req.get("collect", []), int(req.get("max_collect", 8 << 20)))
+    return {
+        "exit_code": exit_code,
+        "signal": sig,
+        "timed_out": timed_out,
+        "stdout": base64.b64encode(bytes(kept[1])).decode(),
+        "stderr": base64.b64encode(bytes(kept[2])).decode(),
+        "stdout_bytes": total[1],
+        "stderr_bytes": total[2],
+        "duration_s": duration,
+        "peak_memory_bytes": _peak_memory(),
+        "oom_kills": _oom_kills(),
+        "files": files,
+        "missing": missing,
+    }
+
+
+def main():
+    _set_nondumpable()
+    # As PID 1 we get no default signal actions; make SIGTERM/SIGINT end the run cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: (_kill_everything(), os._exit(143)))
+    signal.signal(signal.SIGINT, lambda *_: (_kill_everything(), os._exit(130)))
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        req = _read_request()
+        nonce = str(req["nonce"])
+        _write_files(req.get("files", []))
+        resp = _run(req)
+    except Exception as exc:  # report supervisor trouble as such, never as a program result
+        nonce = locals().get("nonce", "")
+        resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+    body = json.dumps(resp).encode()
+    out = b"\n" + MAGIC + b" " + nonce.encode() + b" " + str(len(body)).encode() + b"\n" + body
+    view = memoryview(out)
+    while view:
+        try:
+            view = view[os.write(1, view):]
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                time.sleep(0.001)
+                continue
+            raise
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
