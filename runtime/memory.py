@@ -1,0 +1,80 @@
+"""A skill's `.memory.md`: concise, dated, deduplicated notes about failures and fixes.
+
+The file is read by the fixer (so it learns what broke before) and shown by `show`.
+Entries with the same gist are merged (count and last date), and the file is capped.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+MAX_ENTRIES = 40
+MAX_BYTES = 8 * 1024
+HEADER = "# Memory\n\nDated notes skillyard keeps about this skill's failures and fixes.\n\n"
+ENTRY_RE = re.compile(r"^- (\d{4}-\d{2}-\d{2}) \[(\w+)\](?: \(x(\d+)\))? (.*)$")
+
+
+def describe_value(value: Any, depth: int = 0) -> str:
+    """A short description of an input's shape: what kind of input failed, without its data."""
+    if depth > 2:
+        return "..."
+    if isinstance(value, dict):
+        keys = list(value)[:6]
+        inner = ", ".join(f"{k}: {describe_value(value[k], depth + 1)}" for k in keys)
+        more = ", ..." if len(value) > 6 else ""
+        return "{" + inner + more + "}"
+    if isinstance(value, list):
+        return f"list[{len(value)}]" + (f" of {describe_value(value[0], depth + 1)}" if value else "")
+    if isinstance(value, str):
+        n = len(value)
+        return "str(empty)" if n == 0 else f"str({n} chars)"
+    if isinstance(value, bool):
+        return "bool"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _gist(text: str) -> str:
+    text = re.sub(r"\d+", "N", text.lower())
+    return re.sub(r"\s+", " ", text).strip()[:160]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def add_entry(path: Path, kind: str, text: str, *, now: datetime | None = None) -> str:
+    """Append (or merge) an entry; returns the file's new content."""
+    now = now or datetime.now(timezone.utc)
+    day = now.strftime("%Y-%m-%d")
+    text = _one_line(text)
+    entries: list[tuple[str, str, int, str]] = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            m = ENTRY_RE.match(line)
+            if m:
+                entries.append((m.group(1), m.group(2), int(m.group(3) or 1), m.group(4)))
+    key = (kind, _gist(text))
+    for i, (d, k, count, body) in enumerate(entries):
+        if (k, _gist(body)) == key:
+            entries.pop(i)
+            entries.append((day, kind, count + 1, body))
+            break
+    else:
+        entries.append((day, kind, 1, text))
+    entries = entries[-MAX_ENTRIES:]
+    while True:
+        lines = [f"- {d} [{k}]{f' (x{c})' if c > 1 else ''} {b}" for d, k, c, b in entries]
+        content = HEADER + "\n".join(lines) + "\n"
+        if len(content.encode()) <= MAX_BYTES or len(entries) <= 1:
+            break
+        entries.pop(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content, encoding="utf-8")
+    tmp.replace(path)
+    return content

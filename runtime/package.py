@@ -1,0 +1,421 @@
+"""The skill package: loading, validation, content hashing and archives.
+
+Loading reads everything into memory and validates it before anything is written
+anywhere: a rejected package leaves no trace. Errors name the file and the problem.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import keyword
+import os
+import re
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .config import Settings, get_settings
+
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+MEMORY_FILE = ".memory.md"
+SIDECAR = "skillyard.yaml"
+# Generated files that are never part of a package (not hashed, not shipped).
+IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
+IGNORED_FILES = {".coverage", ".DS_Store", MEMORY_FILE}
+MAX_YAML_BYTES = 64 * 1024
+
+
+class PackageError(ValueError):
+    """A package was rejected. `file` is the offending path relative to the package (or '')."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        self.file = file
+        self.problem = problem
+        super().__init__(f"{file}: {problem}" if file else problem)
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAME_RE.match(name):
+        raise ValueError(
+            f"invalid skill name {name!r}: use 1-64 characters of a-z, 0-9 and single hyphens, "
+            "not starting or ending with a hyphen"
+        )
+    return name
+
+
+# -- models at the boundary ----------------------------------------------------------------
+class Frontmatter(BaseModel):
+    """SKILL.md frontmatter, exactly the Agent Skills specification's fields."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    description: str = Field(min_length=1, max_length=1024)
+    license: str | None = None
+    compatibility: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    allowed_tools: str | None = Field(default=None, alias="allowed-tools")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return validate_name(v)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("description must not be blank")
+        return v
+
+
+class LimitsOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    memory: int | str | None = None
+    cpus: float | None = Field(default=None, gt=0, le=8)
+    pids: int | None = Field(default=None, ge=8, le=4096)
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    max_stdout: int | str | None = None
+    tmpfs: int | str | None = None  # size of /tmp
+
+
+class GateSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coverage: float | None = Field(default=None, ge=0, le=100)
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+
+
+class Example(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: Any
+    output: Any = None
+
+
+ENTRY_RE = re.compile(r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SkillConfig(BaseModel):
+    """skillyard.yaml: the runtime settings the Agent Skills spec has no field for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entrypoint: str | None = None
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    output_schema: dict[str, Any] = Field(default_factory=dict)
+    requirements: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    limits: LimitsOverride = Field(default_factory=LimitsOverride)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    examples: list[Example] = Field(default_factory=list)
+    baseline_tokens: int | None = Field(default=None, ge=0)
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entry(cls, v: str | None) -> str | None:
+        if v is not None:
+            if not ENTRY_RE.match(v):
+                raise ValueError("entrypoint must look like 'scripts/module.py:function'")
+            func = v.rsplit(":", 1)[1]
+            if keyword.iskeyword(func):
+                raise ValueError("entrypoint function name is a Python keyword")
+        return v
+
+    @field_validator("input_schema", "output_schema")
+    @classmethod
+    def _schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(v)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return v
+
+    @field_validator("requirements")
+    @classmethod
+    def _reqs(cls, v: list[str]) -> list[str]:
+        for req in v:
+            # Plain requirement specifiers only: no URLs, paths or pip options.
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?\s*[A-Za-z0-9.*+!-]+\s*,?\s*)*$", req):
+                raise ValueError(f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for tag in v:
+            if not re.match(r"^[a-z0-9][a-z0-9_-]{0,31}$", tag):
+                raise ValueError(f"tag {tag!r} must be 1-32 chars of a-z, 0-9, '-' or '_'")
+        return v
+
+
+# -- the package ------------------------------------------------------------------------------
+@dataclass
+class SkillPackage:
+    name: str
+    meta: Frontmatter
+    config: SkillConfig
+    instructions: str  # SKILL.md body after the frontmatter
+    files: dict[str, bytes]  # posix relative path -> content (the hashed, shipped files)
+    executable: set[str] = field(default_factory=set)
+    memory: str = ""  # .memory.md, kept beside the package, not hashed
+    source: Path | None = None
+
+    @property
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for rel in sorted(self.files):
+            h.update(rel.encode() + b"\0" + (b"x" if rel in self.executable else b"-") + b"\0")
+            h.update(hashlib.sha256(self.files[rel]).digest())
+        return h.hexdigest()
+
+    @property
+    def skill_md(self) -> str:
+        return self.files["SKILL.md"].decode("utf-8")
+
+    @property
+    def description(self) -> str:
+        return self.meta.description
+
+    @property
+    def test_files(self) -> list[str]:
+        return sorted(p for p in self.files if p.startswith("tests/") and p.endswith(".py"))
+
+    @property
+    def script_files(self) -> list[str]:
+        return sorted(p for p in self.files if p.startswith("scripts/") and p.endswith(".py"))
+
+    def to_archive(self) -> bytes:
+        return pack_files(self.files, self.executable)
+
+
+def _reject_yaml_aliases(text: str, file: str) -> None:
+    """Anchors and aliases are how YAML bombs multiply; frontmatter never needs them."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise PackageError(file, "YAML anchors/aliases are not allowed (they enable YAML bombs)")
+    except yaml.YAMLError as exc:
+        raise PackageError(file, f"bad YAML: {exc}") from exc
+
+
+def _load_yaml(text: str, file: str) -> Any:
+    if len(text.encode()) > MAX_YAML_BYTES:
+        raise PackageError(file, f"YAML is over {MAX_YAML_BYTES // 1024} KB")
+    _reject_yaml_aliases(text, file)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PackageError(file, f"bad YAML: {exc}") from exc
+
+
+def parse_skill_md(text: str) -> tuple[dict[str, Any], str]:
+    """Split SKILL.md into (frontmatter mapping, body)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise PackageError("SKILL.md", "must start with a '---' line opening the YAML frontmatter")
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            front = "\n".join(lines[1:i])
+            body = "\n".join(lines[i + 1 :])
+            break
+    else:
+        raise PackageError("SKILL.md", "frontmatter is not closed by a '---' line")
+    data = _load_yaml(front, "SKILL.md")
+    if not isinstance(data, dict):
+        raise PackageError("SKILL.md", "frontmatter must be a YAML mapping")
+    return data, body
+
+
+def _pydantic_problem(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def _read_tree(root: Path, settings: Settings) -> tuple[dict[str, bytes], set[str], str]:
+    """Read every file under root, enforcing the package limits. Nothing is written."""
+    files: dict[str, bytes] = {}
+    executable: set[str] = set()
+    memory = ""
+    total = 0
+    root_real = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        here = Path(dirpath)
+        for d in list(dirnames):
+            p = here / d
+            if p.is_symlink():
+                rel = p.relative_to(root).as_posix()
+                raise PackageError(rel, "symlinked directories are not allowed")
+        for fname in sorted(filenames):
+            path = here / fname
+            rel = path.relative_to(root).as_posix()
+            if fname in IGNORED_FILES and fname != MEMORY_FILE or fname.endswith((".pyc", ".pyo")):
+                continue
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                target = Path(os.path.realpath(path))
+                if target != root_real and root_real not in target.parents:
+                    raise PackageError(rel, f"symlink points outside the package (to {os.readlink(path)})")
+                if not target.is_file():
+                    raise PackageError(rel, "symlink does not point to a regular file in the package")
+                st = target.stat()
+                path = target
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                raise PackageError(rel, "device files are not allowed")
+            if not stat.S_ISREG(st.st_mode):
+                raise PackageError(rel, "only regular files are allowed (no FIFOs, sockets or devices)")
+            if st.st_size > settings.max_file_bytes:
+                raise PackageError(rel, f"file is {st.st_size} bytes; the limit is {settings.max_file_bytes}")
+            total += st.st_size
+            if total > settings.max_package_bytes:
+                raise PackageError("", f"package is over {settings.max_package_bytes} bytes")
+            if fname == MEMORY_FILE and here == root:
+                memory = path.read_bytes().decode("utf-8", "replace")
+                continue
+            if len(files) >= settings.max_files:
+                raise PackageError("", f"package has more than {settings.max_files} files")
+            _check_rel_path(rel)
+            files[rel] = path.read_bytes()
+            if st.st_mode & 0o111:
+                executable.add(rel)
+    return files, executable, memory
+
+
+def _check_rel_path(rel: str) -> None:
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or rel.startswith("/"):
+        raise PackageError(rel, "path escapes the package")
+    for part in p.parts:
+        if not part or any(ord(c) < 32 for c in part) or "\\" in part:
+            raise PackageError(rel, "path has control characters or backslashes")
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PackageError(rel, "path is not valid UTF-8") from exc
+
+
+def load_package(path: str | Path, settings: Settings | None = None) -> SkillPackage:
+    """Load and validate a skill folder. Raises PackageError; writes nothing."""
+    settings = settings or get_settings()
+    root = Path(path)
+    if not root.exists():
+        raise PackageError(str(path), "no such folder")
+    if root.is_symlink():
+        root = Path(os.path.realpath(root))
+    if not root.is_dir():
+        raise PackageError(str(path), "a skill is a folder holding SKILL.md")
+    files, executable, memory = _read_tree(root, settings)
+    return package_from_files(root.name, files, executable, memory=memory, source=root)
+
+
+def package_from_files(folder: str, files: dict[str, bytes], executable: set[str] | None = None, *,
+                       memory: str = "", source: Path | None = None) -> SkillPackage:
+    """Validate an in-memory package (from a folder, an archive or an LLM's answer)."""
+    for rel in files:
+        _check_rel_path(rel)
+    if "SKILL.md" not in files:
+        raise PackageError("SKILL.md", "missing: every skill needs a SKILL.md at its root")
+    try:
+        text = files["SKILL.md"].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackageError("SKILL.md", "is not valid UTF-8") from exc
+    data, body = parse_skill_md(text)
+    try:
+        meta = Frontmatter.model_validate(data)
+    except ValidationError as exc:
+        raise PackageError("SKILL.md", f"frontmatter: {_pydantic_problem(exc)}") from exc
+    if meta.name != folder:
+        raise PackageError("SKILL.md", f"name {meta.name!r} must equal the folder name {folder!r}")
+    config = SkillConfig()
+    if SIDECAR in files:
+        try:
+            raw = _load_yaml(files[SIDECAR].decode("utf-8"), SIDECAR)
+        except UnicodeDecodeError as exc:
+            raise PackageError(SIDECAR, "is not valid UTF-8") from exc
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise PackageError(SIDECAR, "must be a YAML mapping")
+        try:
+            config = SkillConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise PackageError(SIDECAR, _pydantic_problem(exc)) from exc
+    if config.entrypoint:
+        entry_file = config.entrypoint.split(":")[0]
+        if entry_file not in files:
+            raise PackageError(SIDECAR, f"entrypoint file {entry_file} is not in the package")
+    return SkillPackage(name=meta.name, meta=meta, config=config, instructions=body, files=dict(files),
+                        executable=set(executable or ()), memory=memory, source=source)
+
+
+# -- archives ---------------------------------------------------------------------------------
+def pack_files(files: dict[str, bytes], executable: set[str] | None = None) -> bytes:
+    """A deterministic tar.gz of the files (sorted, zeroed times and owners)."""
+    executable = executable or set()
+    buf = io.BytesIO()
+    import gzip
+
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for rel in sorted(files):
+            info = tarfile.TarInfo(rel)
+            info.size = len(files[rel])
+            info.mode = 0o755 if rel in executable else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(files[rel]))
+    return buf.getvalue()
+
+
+def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[str, bytes], set[str]]:
+    """Read a package archive into memory, refusing links, devices, traversal and oversize."""
+    settings = settings or get_settings()
+    files: dict[str, bytes] = {}
+    executable: set[str] = set()
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+            for member in tar:
+                name = member.name.lstrip("./") if member.name.startswith("./") else member.name
+                if member.isdir():
+                    continue
+                if not member.isreg():
+                    raise PackageError(member.name, "archives may hold only regular files (no links or devices)")
+                _check_rel_path(name)
+                if member.size > settings.max_file_bytes:
+                    raise PackageError(name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}")
+                total += member.size
+                if total > settings.max_package_bytes or len(files) >= settings.max_files:
+                    raise PackageError("", "archive is over the package size or file-count limit")
+                fh = tar.extractfile(member)
+                files[name] = fh.read() if fh else b""
+                if member.mode & 0o111:
+                    executable.add(name)
+    except tarfile.TarError as exc:
+        raise PackageError("", f"not a valid package archive: {exc}") from exc
+    return files, executable
+
+
+def write_files(files: dict[str, bytes], dest: Path, executable: set[str] | None = None, memory: str | None = None) -> None:
+    """Write a package to a folder (export, rollback). Paths were validated on the way in."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dest_real = dest.resolve()
+    for rel, data in files.items():
+        _check_rel_path(rel)
+        target = (dest / rel).resolve()
+        if dest_real not in target.parents:
+            raise PackageError(rel, "path escapes the destination")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755 if executable and rel in executable else 0o644)
+    if memory:
+        (dest / MEMORY_FILE).write_text(memory)

@@ -1,0 +1,82 @@
+"""Static checks on a skill's test code, before it runs.
+
+The gate's verdict comes from pytest's exit status, its JUnit report, an independent
+record of each test's raw outcome and coverage's report. Test code runs in the same
+process as pytest, so it could in principle rewrite pytest's reporting; this policy
+refuses the ways to do that which need no obfuscation, and the runtime cross-checks
+catch the rest we know of (see docs/SECURITY.md).
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+# Hooks a test suite may legitimately define. Everything else that starts with pytest_
+# (makereport, report_teststatus, sessionfinish, collection_modifyitems, ...) can change
+# what gets reported or which tests run.
+ALLOWED_HOOKS = {"pytest_configure", "pytest_addoption", "pytest_generate_tests"}
+EXIT_CALLS = {("os", "_exit"), ("sys", "exit"), ("os", "abort"), ("os", "kill"), ("os", "killpg"),
+              ("signal", "signal"), ("os", "fork"), ("os", "setsid")}
+FORBIDDEN_MODULES = {"_pytest", "coverage", "skillyard_gate_plugin", "pytest_cov"}
+
+
+@dataclass
+class Violation:
+    file: str
+    line: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.problem}"
+
+
+def _check_imports(node: ast.AST, rel: str) -> list[Violation]:
+    found = []
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        names = [node.module]
+    for name in names:
+        root = name.split(".")[0]
+        if root in FORBIDDEN_MODULES:
+            found.append(Violation(rel, node.lineno, f"imports {name}: test code may not touch pytest's or coverage's internals"))
+    return found
+
+
+def check_file(rel: str, source: bytes, *, is_test: bool) -> list[Violation]:
+    try:
+        tree = ast.parse(source, filename=rel)
+    except SyntaxError:
+        return []  # a syntax error fails the tests on its own, with pytest's message
+    found: list[Violation] = []
+    for node in ast.walk(tree):
+        found += _check_imports(node, rel)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("pytest_"):
+            if node.name not in ALLOWED_HOOKS:
+                found.append(Violation(rel, node.lineno, f"defines the pytest hook {node.name}, which can change the verdict"))
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id == "pytest_plugins":
+                    found.append(Violation(rel, node.lineno, "sets pytest_plugins; the gate loads no extra plugins"))
+        if is_test and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) in EXIT_CALLS:
+                found.append(Violation(rel, node.lineno,
+                                       f"uses {node.value.id}.{node.attr}: tests may not end or signal processes"))
+    return found
+
+
+def check_package(files: dict[str, bytes]) -> list[Violation]:
+    """Policy violations in a package's Python files (tests strictly, scripts for hooks/imports)."""
+    found: list[Violation] = []
+    for rel in sorted(files):
+        if not rel.endswith(".py"):
+            continue
+        is_test = rel.startswith("tests/") or rel.endswith("conftest.py")
+        found += check_file(rel, files[rel], is_test=is_test)
+    for rel in files:
+        if rel.split("/")[-1] in ("pytest.ini", "conftest.pyc", "sitecustomize.py", "usercustomize.py"):
+            if rel.endswith("customize.py"):
+                found.append(Violation(rel, 1, "sitecustomize/usercustomize run at interpreter start-up; not allowed"))
+    return found

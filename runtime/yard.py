@@ -1,0 +1,292 @@
+"""The skill lifecycle as one Python API: add (build + gate + register), test, run,
+list, show, search, versions, rollback, export. The CLI, the HTTP server and the MCP
+server are thin layers over this class.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sandbox import Limits, Sandbox, SandboxError
+from sandbox.images import Images
+
+from . import memory
+from .build import build_skill_image, skill_image_tag
+from .calls import CallError, CallResult, call_limits, call_skill
+from .config import Settings, get_settings
+from .gate import GateReport, gate_limits, run_gate
+from .package import (MEMORY_FILE, PackageError, SkillPackage, load_package, package_from_files, unpack_files,
+                      validate_name, write_files)
+from .registry import GateSummary, Registry, SkillNotFound, SkillRecord
+
+log = structlog.get_logger(__name__)
+Progress = Callable[[str], None]
+
+
+class SkillError(RuntimeError):
+    """A user-facing failure with a message that says what to do next."""
+
+
+@dataclass
+class AddOutcome:
+    name: str
+    status: str  # registered, blocked, unchanged, rejected
+    version: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    report: GateReport | None = None
+    built: bool = False
+    duration_s: float = 0.0
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "status": self.status, "version": self.version, "reasons": self.reasons,
+               "built": self.built, "duration_s": round(self.duration_s, 3), "source": self.source}
+        if self.report is not None:
+            out["gate"] = self.report.summary
+        return out
+
+
+def discover(path: Path) -> list[Path]:
+    """One skill folder, or a folder of skill folders (those holding SKILL.md)."""
+    if (path / "SKILL.md").exists():
+        return [path]
+    if not path.is_dir():
+        raise SkillError(f"{path}: not a folder; pass a skill folder or a folder of skills")
+    found = sorted(p for p in path.iterdir() if p.is_dir() and (p / "SKILL.md").exists())
+    if not found:
+        raise SkillError(f"{path}: no SKILL.md here or in its sub-folders")
+    return found
+
+
+class Yard:
+    def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
+                 registry: Registry | None = None, progress: Progress | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._sandbox = sandbox
+        self._registry = registry
+        self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
+        self._packages: OrderedDict[tuple[str, int], SkillPackage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- components ------------------------------------------------------------------------
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            from sandbox.docker_backend import DockerBackend
+
+            self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
+        return self._sandbox
+
+    @property
+    def client(self):  # docker.DockerClient
+        return self.sandbox.backend.client  # type: ignore[attr-defined]
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.settings.store)
+        return self._registry
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @cached_property
+    def images(self) -> Images:
+        return Images(self.client, self.settings.wheel_dir.resolve(), base_mode=self.settings.base, progress=self.progress)
+
+    @cached_property
+    def runner(self) -> str:
+        if self.settings.runner_image:
+            return self.settings.runner_image
+        return self.images.ensure().runner
+
+    @property
+    def base_limits(self) -> Limits:
+        return Limits(runtime=self.settings.runtime)
+
+    def workspace(self, name: str) -> Path:
+        return self.home / "skills" / validate_name(name)
+
+    # -- packages ----------------------------------------------------------------------------
+    def package(self, name: str, version: int) -> SkillPackage:
+        key = (name, version)
+        with self._lock:
+            if key in self._packages:
+                self._packages.move_to_end(key)
+                return self._packages[key]
+        files, executable = unpack_files(self.registry.package(name, version), self.settings)
+        pkg = package_from_files(name, files, executable)
+        with self._lock:
+            self._packages[key] = pkg
+            while len(self._packages) > 64:
+                self._packages.popitem(last=False)
+        return pkg
+
+    def record(self, name: str, version: int | None = None) -> SkillRecord:
+        validate_name(name)
+        rec = self.registry.get(name, version)
+        if rec is None:
+            what = f"{name} v{version}" if version else name
+            raise SkillError(f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one")
+        return rec
+
+    def image_for(self, pkg: SkillPackage) -> str:
+        tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
+        return tag
+
+    # -- add / gate --------------------------------------------------------------------------
+    def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
+        tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
+        limits = gate_limits(pkg, self.base_limits, self.settings.gate_timeout)
+        report = run_gate(self.sandbox, pkg, tag, limits=limits, threshold=self.settings.coverage_threshold)
+        return report, built
+
+    def add(self, path: str | Path, *, force: bool = False) -> AddOutcome:
+        """Load, build, gate and record one skill folder."""
+        started = time.monotonic()
+        try:
+            pkg = load_package(path, self.settings)
+        except PackageError as exc:
+            return AddOutcome(name=Path(path).name, status="rejected", reasons=[str(exc)], source=str(path),
+                              duration_s=time.monotonic() - started)
+        return self.add_package(pkg, force=force, started=started)
+
+    def add_package(self, pkg: SkillPackage, *, force: bool = False, started: float | None = None) -> AddOutcome:
+        started = started or time.monotonic()
+        existing = self.registry.find(pkg.name, pkg.content_hash)
+        if existing is not None and not force:
+            # Unchanged package: its verdict stands; nothing is rebuilt or re-run.
+            report = GateReport.from_dict(existing.gate_report) if existing.gate_report else None
+            if existing.status == "registered" and not existing.current:
+                pass  # an older version re-added: leave the current pointer alone (use rollback)
+            self._sync_workspace(pkg)
+            return AddOutcome(name=pkg.name, status="unchanged", version=existing.version, reasons=existing.gate.reasons,
+                              report=report, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+        self.progress(f"{pkg.name}: building image")
+        try:
+            report, built = self.gate(pkg)
+        except SandboxError as exc:
+            raise SkillError(f"{pkg.name}: {exc}") from exc
+        status = "registered" if report.passed else "blocked"
+        record = self.registry.add_version(
+            name=pkg.name, content_hash=pkg.content_hash, status=status, description=pkg.description,
+            tags=pkg.config.tags, instructions=pkg.instructions,
+            gate=GateSummary(passed=report.passed, tests=report.tests, failures=report.failures, errors=report.errors,
+                             skipped=report.skipped, coverage=report.coverage, duration_s=report.duration_s,
+                             reasons=report.reasons),
+            gate_report=report.to_dict(), package=pkg.to_archive(),
+        )
+        self._sync_workspace(pkg, memory_text=pkg.memory)
+        if not report.passed:
+            memory.add_entry(self.workspace(pkg.name) / MEMORY_FILE, "gate",
+                             f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
+        log.info("skill_gated", skill=pkg.name, version=record.version, status=status, tests=report.tests,
+                 coverage=report.coverage, duration_s=round(report.duration_s, 3))
+        return AddOutcome(name=pkg.name, status=status, version=record.version, reasons=report.reasons, report=report,
+                          built=built, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+
+    def add_many(self, path: str | Path, *, force: bool = False,
+                 on_result: Callable[[AddOutcome], None] | None = None) -> list[AddOutcome]:
+        outcomes = []
+        for folder in discover(Path(path)):
+            outcome = self.add(folder, force=force)
+            outcomes.append(outcome)
+            if on_result:
+                on_result(outcome)
+        return outcomes
+
+    def test(self, name: str, version: int | None = None) -> GateReport:
+        """Re-run the gate on a stored version (the current one by default). Records nothing."""
+        rec = self.record(name, version)
+        report, _ = self.gate(self.package(rec.name, rec.version))
+        return report
+
+    def _sync_workspace(self, pkg: SkillPackage, memory_text: str | None = None) -> None:
+        ws = self.workspace(pkg.name)
+        mem = ws / MEMORY_FILE
+        if memory_text and not mem.exists():
+            ws.mkdir(parents=True, exist_ok=True)
+            mem.write_text(memory_text)
+
+    # -- calls -------------------------------------------------------------------------------
+    def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
+        try:
+            rec = self.record(name, version)
+        except (SkillError, ValueError) as exc:
+            return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
+        if rec.status != "registered":
+            return CallResult(skill=name, version=rec.version, ok=False,
+                              error=CallError("not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"))
+        pkg = self.package(rec.name, rec.version)
+        try:
+            image = self.image_for(pkg)
+            result = call_skill(self.sandbox, name=name, version=rec.version, image=image, config=pkg.config,
+                                params=params, limits=call_limits(pkg.config, self.base_limits))
+        except SandboxError as exc:
+            result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
+        if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
+            self.registry.record_call(rec.name, rec.version, result.ok)
+        if not result.ok and result.error is not None and result.error.kind != "sandbox":
+            memory.add_entry(
+                self.workspace(name) / MEMORY_FILE, result.error.kind,
+                f"v{rec.version} {result.error.kind}: {result.error.type + ': ' if result.error.type else ''}"
+                f"{result.error.message[:200]} (input: {memory.describe_value(params)})",
+            )
+        log.info("skill_call", skill=name, version=rec.version, ok=result.ok,
+                 error=result.error.kind if result.error else None, duration_s=round(result.duration_s, 3))
+        return result
+
+    # -- queries and history -------------------------------------------------------------------
+    def list(self, status: str | None = None) -> list[SkillRecord]:
+        return self.registry.list(status)
+
+    def versions(self, name: str) -> list[SkillRecord]:
+        validate_name(name)
+        found = self.registry.versions(name)
+        if not found:
+            raise SkillError(f"no skill {name}: `skillyard list` shows what is registered")
+        return found
+
+    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float]]:
+        return self.registry.search(query, limit=limit)
+
+    def memory_text(self, name: str) -> str:
+        mem = self.workspace(name) / MEMORY_FILE
+        return mem.read_text(encoding="utf-8", errors="replace") if mem.exists() else ""
+
+    def show(self, name: str, version: int | None = None) -> dict[str, Any]:
+        rec = self.record(name, version)
+        pkg = self.package(rec.name, rec.version)
+        return {"record": rec, "package": pkg, "report": rec.gate_report, "memory": self.memory_text(name)}
+
+    def rollback(self, name: str, version: int) -> SkillRecord:
+        validate_name(name)
+        try:
+            rec = self.registry.rollback(name, version)
+        except SkillNotFound as exc:
+            raise SkillError(str(exc)) from exc
+        log.info("skill_rollback", skill=name, version=version)
+        return rec
+
+    def export(self, name: str, dest: str | Path, version: int | None = None) -> Path:
+        rec = self.record(name, version)
+        pkg = self.package(rec.name, rec.version)
+        target = Path(dest)
+        if target.name != name:
+            target = target / name
+        if target.exists() and any(target.iterdir()):
+            raise SkillError(f"{target} exists and is not empty; choose another destination")
+        write_files(pkg.files, target, pkg.executable, memory=self.memory_text(name) or None)
+        return target
+
+    def gc(self) -> list[str]:
+        return self.sandbox.gc()
