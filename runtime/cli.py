@@ -16,8 +16,9 @@ from sandbox import Limits, SandboxError, parse_size
 from . import logs
 from .config import get_settings
 
-out = Console()
-err = Console(stderr=True)
+# Rich falls back to 80 columns when not on a terminal (CI logs, pipes): tables need more.
+out = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def _emit_json(data: Any) -> None:
@@ -429,6 +430,56 @@ def export(name: str, dest: Path, version: int | None) -> None:
     """Write a skill's package (a valid Agent Skills folder) to DEST/NAME."""
     target = _yard().export(name, dest, version)
     out.print(f"exported {name} to {target}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default="skills")
+@click.option("--calls", "max_calls", type=int, default=20, help="Run at most this many example calls.")
+def demo(path: Path, max_calls: int) -> None:
+    """The main job: gate every skill in PATH, register those that pass, make example calls,
+    and print a summary. A second run reuses every image and verdict."""
+    import time as _time
+
+    started = _time.monotonic()
+    yard = _yard()
+    out.print(f"[bold]skillyard demo[/]: store {yard.settings.store}, skills from {path}")
+    outcomes = add_with_progress(yard, path, force=False)
+    gate_s = _time.monotonic() - started
+    out.print(_add_table(outcomes))
+    calls = Table(title="example calls (each in a fresh hardened container)")
+    for col in ("skill", "ok", "ms", "input", "output / error"):
+        calls.add_column(col, overflow="fold")
+    made = 0
+    call_started = _time.monotonic()
+    for o in outcomes:
+        if made >= max_calls or o.status not in ("registered", "unchanged"):
+            continue
+        rec = yard.registry.get(o.name)
+        if rec is None or rec.status != "registered":
+            continue
+        pkg = yard.package(rec.name, rec.version)
+        if not pkg.config.examples:
+            continue
+        example = pkg.config.examples[0].input
+        result = yard.run(o.name, example)
+        made += 1
+        shown = json.dumps(result.output, ensure_ascii=False) if result.ok else f"{result.error.kind}: {result.error.message}"
+        calls.add_row(o.name, "[green]yes[/]" if result.ok else "[red]no[/]", f"{result.duration_s * 1000:.0f}",
+                      json.dumps(example, ensure_ascii=False)[:60], shown[:110])
+    if made:
+        out.print(calls)
+    hits = yard.search("how many words and sentences are in this text", limit=3)
+    if hits:
+        out.print("search 'how many words and sentences are in this text': "
+                  + ", ".join(f"{r.name} ({s:.2f})" for r, s in hits))
+    registered = sum(o.status in ("registered",) or (o.status == "unchanged" and not o.reasons) for o in outcomes)
+    blocked = [o for o in outcomes if o.status in ("blocked", "rejected") or (o.status == "unchanged" and o.reasons)]
+    out.print(f"\n[bold]{registered} registered, {len(blocked)} blocked[/] "
+              f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
+              f"total {_time.monotonic() - started:.1f} s)")
+    for o in blocked:
+        out.print(f"  blocked {o.name}: {_reason_text(o.reasons)}", highlight=False)
+    out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
 
 
 def main() -> None:

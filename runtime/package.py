@@ -183,7 +183,11 @@ class SkillPackage:
 
     @property
     def test_files(self) -> list[str]:
-        return sorted(p for p in self.files if p.startswith("tests/") and p.endswith(".py"))
+        def is_test(rel: str) -> bool:
+            base = rel.rsplit("/", 1)[-1]
+            return base.endswith(".py") and (base.startswith("test_") or base.endswith("_test.py"))
+
+        return sorted(p for p in self.files if p.startswith("tests/") and is_test(p))
 
     @property
     def script_files(self) -> list[str]:
