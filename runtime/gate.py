@@ -179,7 +179,10 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
     pytest_exit = runner.get("pytest_exit")
     report.pytest_exit = pytest_exit
     if runner and pytest_exit != 0:
-        reasons.append(f"pytest exited with status {pytest_exit} ({PYTEST_EXIT.get(pytest_exit, 'unknown status')})")
+        if isinstance(pytest_exit, int) and pytest_exit < 0:
+            reasons.append(f"pytest was killed by signal {-pytest_exit}")
+        else:
+            reasons.append(f"pytest exited with status {pytest_exit} ({PYTEST_EXIT.get(pytest_exit, 'unknown status')})")
 
     junit = result.files.get(f"{OUT}/junit.xml")
     cases: list[TestCase] = []
@@ -199,7 +202,7 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
         reasons.append("no tests were collected: add tests/test_*.py with test_* functions")
     if report.failures or report.errors:
         bad = [c.name for c in cases if c.status in ("failed", "error")]
-        reasons.append(f"{len(bad)} of {len(cases)} tests failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+        reasons.append(f"{len(bad)} of {len(cases)} test{'s' if len(cases) != 1 else ''} failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
     if report.skipped:
         reasons.append(f"{report.skipped} tests were skipped or xfailed: every test must run and pass")
 

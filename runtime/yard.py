@@ -235,7 +235,8 @@ class Yard:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
             self.registry.record_call(rec.name, rec.version, result.ok)
-        if not result.ok and result.error is not None and result.error.kind != "sandbox":
+        # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
+        if not result.ok and result.error is not None and result.error.kind not in ("sandbox", "invalid_input"):
             memory.add_entry(
                 self.workspace(name) / MEMORY_FILE, result.error.kind,
                 f"v{rec.version} {result.error.kind}: {result.error.type + ': ' if result.error.type else ''}"

@@ -40,6 +40,7 @@ def main():
     except (TypeError, ValueError) as exc:
         data = json.dumps({"ok": False, "error": {"type": "OutputNotJSON",
                                                   "message": "the entrypoint returned a value that is not JSON: %s" % exc}})
+    os.makedirs(os.path.dirname(out_file), mode=0o700, exist_ok=True)
     fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(data)
