@@ -432,6 +432,80 @@ def export(name: str, dest: Path, version: int | None) -> None:
     out.print(f"exported {name} to {target}")
 
 
+def _fixer(yard):
+    from .fixer import Fixer
+    from .llm import LLMUnavailable
+
+    try:
+        return Fixer(yard)
+    except LLMUnavailable as exc:
+        _fail(str(exc))
+
+
+def _print_fix(outcome) -> None:
+    for a in outcome.attempts:
+        out.print(f"  attempt {a.number}: {a.outcome}{f' (v{a.version})' if a.version else ''}"
+                  f"{': ' + _reason_text(a.reasons) if a.reasons else ''}", highlight=False)
+    color = "green" if outcome.status == "fixed" else "red"
+    out.print(f"[{color}]{outcome.name}: {outcome.status}[/] after {len(outcome.attempts)} attempt(s), "
+              f"{outcome.tokens} tokens; {outcome.stop_reason}", highlight=False)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--max-attempts", type=int, default=3, show_default=True)
+@click.option("--allow-test-edits", is_flag=True, help="Let the model change existing tests (off: such answers are refused).")
+@click.option("--json", "as_json", is_flag=True)
+def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
+    """Ask the LLM to repair a blocked skill (or one with runtime errors); regate each attempt."""
+    from .fixer import FixError
+
+    yard = _yard()
+    fixer = _fixer(yard)
+    with err.status(f"fixing {name}") as status:
+        yard.progress = lambda m: status.update(m)
+        try:
+            outcome = fixer.fix(name, max_attempts=max_attempts, allow_test_edits=allow_test_edits)
+        except FixError as exc:
+            _fail(str(exc))
+    if as_json:
+        _emit_json(outcome.to_dict())
+    else:
+        _print_fix(outcome)
+    sys.exit(0 if outcome.status == "fixed" else 2)
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--name", default=None, help="The skill's name (a-z, 0-9, hyphens). Default: the model picks.")
+@click.option("--max-attempts", type=int, default=3, show_default=True, help="Fix attempts if the first gate fails.")
+@click.option("--allow-test-edits", is_flag=True, help="Let fix attempts change the tests the model wrote.")
+@click.option("--json", "as_json", is_flag=True)
+def create(task: str, name: str | None, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
+    """Have the LLM write a new skill for TASK, then gate it (and fix it if it fails)."""
+    from .fixer import FixError
+
+    yard = _yard()
+    fixer = _fixer(yard)
+    with err.status("creating a skill") as status:
+        yard.progress = lambda m: status.update(m)
+        try:
+            added, fixed = fixer.create(task, name=name, max_attempts=max_attempts, allow_test_edits=allow_test_edits)
+        except FixError as exc:
+            _fail(str(exc))
+    final = "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
+    if as_json:
+        _emit_json({"name": added.name, "status": final, "created": added.to_dict(),
+                    "fix": fixed.to_dict() if fixed else None})
+    else:
+        out.print(f"created {added.name} v{added.version}: {added.status}"
+                  f"{': ' + _reason_text(added.reasons) if added.reasons else ''}", highlight=False)
+        if fixed:
+            _print_fix(fixed)
+        out.print(f"{added.name}: [bold]{final}[/]")
+    sys.exit(0 if final == "registered" else 2)
+
+
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default="skills")
 @click.option("--calls", "max_calls", type=int, default=20, help="Run at most this many example calls.")

@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SKILLYARD_", env_file="skillyard.env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SKILLYARD_", env_file="skillyard.env", extra="ignore",
+                                      populate_by_name=True)
 
     home: Path = Field(default=Path(".skillyard"), description="State directory (store, wheelhouse, locks).")
     store_uri: str | None = Field(default=None, description="LanceDB URI; default: HOME/store.")
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     model: str = Field(default="gpt-4o-mini")
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
+    default_baseline_tokens: int = Field(default=4000, ge=0, description="Tokens a task costs without a skill, "
+                                         "when the skill states no baseline_tokens.")
 
     @property
     def store(self) -> str:

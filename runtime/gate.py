@@ -201,8 +201,9 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
     if junit is not None and cases == [] and not any("JUnit" in r for r in reasons):
         reasons.append("no tests were collected: add tests/test_*.py with test_* functions")
     if report.failures or report.errors:
-        bad = [c.name for c in cases if c.status in ("failed", "error")]
-        reasons.append(f"{len(bad)} of {len(cases)} test{'s' if len(cases) != 1 else ''} failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+        bad = list(dict.fromkeys(c.name for c in cases if c.status in ("failed", "error")))
+        n_bad = report.failures + report.errors
+        reasons.append(f"{n_bad} of {len(cases)} test{'s' if len(cases) != 1 else ''} failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
     if report.skipped:
         reasons.append(f"{report.skipped} tests were skipped or xfailed: every test must run and pass")
 

@@ -95,6 +95,12 @@ class Yard:
             self._registry = Registry(self.settings.store)
         return self._registry
 
+    @cached_property
+    def ledger(self):  # runtime.ledger.Ledger
+        from .ledger import Ledger
+
+        return Ledger(self.settings.store)
+
     @property
     def home(self) -> Path:
         return self.settings.home
@@ -235,6 +241,7 @@ class Yard:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
             self.registry.record_call(rec.name, rec.version, result.ok)
+        self._record_use(rec, pkg, result)
         # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
         if not result.ok and result.error is not None and result.error.kind not in ("sandbox", "invalid_input"):
             memory.add_entry(
@@ -242,9 +249,54 @@ class Yard:
                 f"v{rec.version} {result.error.kind}: {result.error.type + ': ' if result.error.type else ''}"
                 f"{result.error.message[:200]} (input: {memory.describe_value(params)})",
             )
+        if not result.ok and result.error is not None and result.error.kind in ("exception", "bad_output", "crashed"):
+            self._remember_failed_input(name, params, result.error)
         log.info("skill_call", skill=name, version=rec.version, ok=result.ok,
                  error=result.error.kind if result.error else None, duration_s=round(result.duration_s, 3))
         return result
+
+    def context_tokens(self, pkg: SkillPackage) -> int:
+        """Tokens the skill costs in an agent's context: its SKILL.md as the agent loads it."""
+        from .tokens import count_tokens
+
+        return count_tokens(pkg.skill_md)
+
+    def _record_use(self, rec: SkillRecord, pkg: SkillPackage, result: CallResult) -> None:
+        if result.error is not None and result.error.kind in ("invalid_input", "sandbox"):
+            return  # not a use of the skill
+        try:
+            self.ledger.record_use(skill=rec.name, version=rec.version, context_tokens=self.context_tokens(pkg),
+                                   outcome="ok" if result.ok else result.error.kind,
+                                   duration_ms=round(result.duration_s * 1000, 1))
+        except Exception as exc:  # noqa: BLE001 - accounting must never fail a call that worked
+            log.warning("ledger_use_not_recorded", skill=rec.name, error=str(exc))
+
+    def _remember_failed_input(self, name: str, params: Any, error: CallError) -> None:
+        """Keep the last few failing inputs (small ones) so a fix can be checked against them."""
+        import json as _json
+
+        text = _json.dumps(params, ensure_ascii=False)
+        if len(text) > 16_384:
+            return
+        path = self.workspace(name) / "failures.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = path.read_text().splitlines() if path.exists() else []
+        lines.append(_json.dumps({"input": params, "kind": error.kind, "message": error.message[:300]}))
+        path.write_text("\n".join(lines[-20:]) + "\n")
+
+    def failed_inputs(self, name: str) -> list[Any]:
+        import json as _json
+
+        path = self.workspace(name) / "failures.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(_json.loads(line)["input"])
+            except (ValueError, KeyError):
+                continue
+        return out
 
     # -- queries and history -------------------------------------------------------------------
     def list(self, status: str | None = None) -> list[SkillRecord]:

@@ -1,0 +1,124 @@
+"""LLM access through the openai SDK to any OpenAI-compatible endpoint.
+
+Every call's usage (as the API reports it) is measured together with tiktoken's own
+count of the prompt, and the caller records it in the ledger with the outcome.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from .config import Settings
+from .tokens import encoding_for_model
+
+log = structlog.get_logger(__name__)
+
+
+class LLMUnavailable(RuntimeError):
+    """No endpoint is configured."""
+
+
+class LLMError(RuntimeError):
+    """The endpoint failed (down, rate-limited, timed out, bad answer). The message says what to do."""
+
+
+@dataclass
+class LLMReply:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    tiktoken_prompt_tokens: int
+    latency_ms: float
+    cost_usd: float
+    request_id: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def count_prompt_tokens(messages: list[dict[str, str]], model: str) -> int:
+    """tiktoken's count of a chat prompt (OpenAI's accounting: ~3 tokens per message + 3 to prime the reply)."""
+    enc = encoding_for_model(model)
+    total = 3
+    for m in messages:
+        total += 3 + len(enc.encode(m.get("content") or "", disallowed_special=())) + len(enc.encode(m.get("role", "")))
+    return total
+
+
+class LLM:
+    def __init__(self, settings: Settings, *, timeout: float = 120.0, max_retries: int = 2) -> None:
+        self.settings = settings
+        if not settings.openai_base_url and not settings.openai_api_key:
+            raise LLMUnavailable(
+                "no LLM endpoint is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and "
+                "OPENAI_API_KEY, and SKILLYARD_MODEL for the model name. Everything except fix and create works without one."
+            )
+        from openai import OpenAI
+
+        self.model = settings.model
+        self.client = OpenAI(
+            base_url=settings.openai_base_url or None,
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none",
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        s = self.settings
+        return prompt_tokens * s.price_input_per_mtok / 1e6 + completion_tokens * s.price_output_per_mtok / 1e6
+
+    def chat(self, messages: list[dict[str, str]], *, json_mode: bool = True) -> LLMReply:
+        import openai
+
+        expected = count_prompt_tokens(messages, self.model)
+        started = time.monotonic()
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        try:
+            resp = self.client.chat.completions.create(**kwargs)
+        except openai.RateLimitError as exc:
+            raise LLMError(f"the LLM endpoint is rate-limiting us (429) even after retries: {exc.message}. "
+                           "Wait and retry, or raise your rate limit.") from exc
+        except openai.APITimeoutError as exc:
+            raise LLMError(f"the LLM endpoint did not answer in time ({self.client.timeout} s); retry later") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMError(f"cannot reach the LLM endpoint at {self.settings.openai_base_url}: {exc}. "
+                           "Check OPENAI_BASE_URL and that the server is up.") from exc
+        except openai.AuthenticationError as exc:
+            raise LLMError("the LLM endpoint refused our key (401): check OPENAI_API_KEY") from exc
+        except openai.APIStatusError as exc:
+            raise LLMError(f"the LLM endpoint answered HTTP {exc.status_code}: {exc.message}") from exc
+        latency = (time.monotonic() - started) * 1000
+        if not resp.choices:
+            raise LLMError("the LLM endpoint returned no choices")
+        usage = resp.usage
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
+        completion = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+        if usage is None:
+            log.warning("llm_no_usage", hint="the endpoint reported no usage; the ledger uses tiktoken's count")
+            prompt = expected
+            enc = encoding_for_model(self.model)
+            completion = len(enc.encode(resp.choices[0].message.content or "", disallowed_special=()))
+        reply = LLMReply(
+            text=resp.choices[0].message.content or "",
+            model=resp.model or self.model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            tiktoken_prompt_tokens=expected,
+            latency_ms=latency,
+            cost_usd=self.cost(prompt, completion),
+            request_id=getattr(resp, "id", "") or "",
+        )
+        log.info("llm_call", model=reply.model, prompt_tokens=prompt, completion_tokens=completion, cached=cached,
+                 tiktoken_prompt_tokens=expected, latency_ms=round(latency, 1))
+        return reply

@@ -1,0 +1,215 @@
+"""Auto-fix and creation against a scripted OpenAI-compatible server on 127.0.0.1 (real HTTP)."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from runtime.config import Settings
+from runtime.fixer import Fixer, FixError
+from runtime.llm import LLM, LLMUnavailable
+from sandbox import Sandbox
+from tests.conftest import WHEELHOUSE, write_skill
+from tests.llm_server import ScriptedLLM
+
+BUGGY = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b + 1, 'product': a * b + 1}\n"
+HALF = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b + 1}\n"
+FIXED = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b}\n"
+TESTS = textwrap.dedent('''
+    from scripts.main import run
+
+    def test_sum():
+        assert run({"a": 2, "b": 3})["sum"] == 5
+
+    def test_product():
+        assert run({"a": 2, "b": 3})["product"] == 6
+''')
+
+
+def answer(files: dict[str, str], explanation: str = "fixed the arithmetic") -> str:
+    return json.dumps({"files": [{"path": p, "content": c} for p, c in files.items()], "explanation": explanation})
+
+
+@pytest.fixture
+def llm_server():
+    server = ScriptedLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_yard(tmp_path, backend, runner_image, llm_server):
+    from runtime.yard import Yard
+
+    settings = Settings(home=tmp_path / "home", wheelhouse=WHEELHOUSE, openai_base_url=llm_server.url,
+                        openai_api_key="sk-test", model="gpt-4o-mini", price_input_per_mtok=0.15,
+                        price_output_per_mtok=0.60)
+    y = Yard(settings, sandbox=Sandbox(backend))
+    y.runner = runner_image
+    return y
+
+
+@pytest.fixture
+def blocked_skill(llm_yard, tmp_path):
+    d = write_skill(tmp_path / "src", "adder", script=BUGGY, tests={"test_main.py": TESTS})
+    outcome = llm_yard.add(d)
+    assert outcome.status == "blocked"
+    return d
+
+
+def fixer_for(yard, **llm_kwargs) -> Fixer:
+    return Fixer(yard, LLM(yard.settings, **llm_kwargs))
+
+
+def test_fix_succeeds_at_attempt_two_and_ledger_matches_usage(llm_yard, llm_server, blocked_skill):
+    llm_server.reply(answer({"scripts/main.py": HALF}), prompt_tokens=1200, completion_tokens=300, cached_tokens=200)
+    llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1500, completion_tokens=400)
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert outcome.status == "fixed", outcome.to_dict()
+    assert [a.outcome for a in outcome.attempts] == ["blocked", "registered"]
+    assert outcome.version == 3 and llm_yard.registry.get("adder").version == 3
+    rows = sorted(llm_yard.ledger.llm_calls(skill="adder"), key=lambda r: r["prompt_tokens"])
+    assert [(r["purpose"], r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"]) for r in rows] == [
+        ("fix", 1200, 300, 200), ("fix", 1500, 400, 0)]
+    assert rows[0]["cost_usd"] == pytest.approx(1200 * 0.15 / 1e6 + 300 * 0.60 / 1e6)
+    assert all(r["tiktoken_prompt_tokens"] > 100 for r in rows)  # our own count of what was sent
+    # The prompt carried the failing test's traceback and the files, with our key as auth.
+    first = llm_server.requests[0]["body"]["messages"][1]["content"]
+    assert "test_product" in first and "scripts/main.py" in first
+    assert llm_server.requests[0]["auth"] == "Bearer sk-test"
+    assert "fixed it" in llm_yard.memory_text("adder")
+    assert outcome.tokens == 1200 + 300 + 1500 + 400
+
+
+def test_reply_that_edits_a_test_is_refused(llm_yard, llm_server, blocked_skill):
+    weakened = TESTS.replace("== 6", "== 7")
+    llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_main.py": weakened}))
+    llm_server.reply(answer({"scripts/main.py": FIXED}))
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert [a.outcome for a in outcome.attempts] == ["refused", "registered"]
+    assert outcome.status == "fixed"
+    final = llm_yard.package("adder", outcome.version)
+    assert final.files["tests/test_main.py"].decode() == TESTS  # the tests were never weakened
+    assert "refused" in llm_yard.memory_text("adder")
+    assert any(r["outcome"] == "refused" for r in llm_yard.ledger.llm_calls(skill="adder"))
+    second = llm_server.requests[1]["body"]["messages"][1]["content"]
+    assert "changed tests" in second  # the model is told why
+
+
+def test_attempts_exhausted_leaves_skill_blocked(llm_yard, llm_server, blocked_skill):
+    for _ in range(2):
+        llm_server.reply(answer({"tests/test_main.py": "def test_ok():\n    assert True\n"}))
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=2)
+    assert outcome.status == "blocked"
+    assert outcome.stop_reason == "gave up after 2 attempts"
+    assert llm_yard.registry.get("adder").status == "blocked"
+    assert llm_yard.run("adder", {"a": 1, "b": 1}).error.kind == "not_registered"
+
+
+def test_no_progress_stops_the_loop(llm_yard, llm_server, blocked_skill):
+    still_wrong = BUGGY.replace("+ 1}", "+ 2}")
+    llm_server.reply(answer({"scripts/main.py": still_wrong}))
+    llm_server.reply(answer({"scripts/main.py": FIXED}))  # never asked for
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert outcome.status == "blocked" and "no progress" in outcome.stop_reason
+    assert len(llm_server.requests) == 1
+
+
+def test_malformed_reply_gets_one_corrective_retry_then_a_clear_error(llm_yard, llm_server, blocked_skill):
+    llm_server.reply("Sure! Here is the fix: def run(...)", prompt_tokens=800, completion_tokens=50)
+    llm_server.reply('{"files": "not a list"}', prompt_tokens=900, completion_tokens=20)
+    versions_before = len(llm_yard.versions("adder"))
+    with pytest.raises(FixError, match="malformed twice"):
+        fixer_for(llm_yard).fix("adder")
+    assert len(llm_yard.versions("adder")) == versions_before
+    rows = sorted(llm_yard.ledger.llm_calls(skill="adder"), key=lambda r: r["prompt_tokens"])
+    assert [(r["purpose"], r["outcome"], r["prompt_tokens"]) for r in rows] == [
+        ("fix", "malformed", 800), ("retry", "malformed", 900)]
+    retry_msgs = llm_server.requests[1]["body"]["messages"]
+    assert retry_msgs[-1]["role"] == "user" and "not usable" in retry_msgs[-1]["content"]
+
+
+def test_malformed_then_good_is_charged_and_works(llm_yard, llm_server, blocked_skill):
+    llm_server.reply("```json\n{oops\n```", prompt_tokens=700, completion_tokens=10)
+    llm_server.reply("```json\n" + answer({"scripts/main.py": FIXED}) + "\n```", prompt_tokens=750, completion_tokens=200)
+    outcome = fixer_for(llm_yard).fix("adder")
+    assert outcome.status == "fixed"
+    purposes = sorted((r["purpose"], r["outcome"]) for r in llm_yard.ledger.llm_calls(skill="adder"))
+    assert purposes == [("fix", "malformed"), ("retry", "ok")]
+
+
+@pytest.mark.parametrize("fault", ["down", "429", "timeout", "500"])
+def test_endpoint_faults_give_clear_errors_and_lose_nothing(llm_yard, llm_server, blocked_skill, fault):
+    kwargs = {"max_retries": 1}
+    if fault == "down":
+        llm_yard.settings.openai_base_url = "http://127.0.0.1:9/v1"
+        expect = "cannot reach the LLM endpoint"
+    elif fault == "429":
+        llm_server.error(429, "slow down").error(429, "slow down")
+        expect = "rate-limiting"
+    elif fault == "timeout":
+        llm_server.delay(3).delay(3)
+        kwargs["timeout"] = 0.5
+        expect = "did not answer in time"
+    else:
+        llm_server.error(500, "boom").error(500, "boom")
+        expect = "HTTP 500"
+    before = [(v.version, v.status) for v in llm_yard.versions("adder")]
+    with pytest.raises(FixError, match=expect):
+        fixer_for(llm_yard, **kwargs).fix("adder")
+    assert [(v.version, v.status) for v in llm_yard.versions("adder")] == before
+    assert llm_yard.ledger.llm_calls(skill="adder")[0]["outcome"] == "error"
+
+
+def test_without_an_endpoint_fix_says_so(tmp_path):
+    settings = Settings(home=tmp_path / "h", openai_base_url=None, openai_api_key=None)
+    with pytest.raises(LLMUnavailable, match="OPENAI_BASE_URL"):
+        LLM(settings)
+
+
+CREATED = {
+    "SKILL.md": "---\nname: reverse-words\ndescription: Reverse the order of words in a sentence. Use to flip word order.\n"
+                "license: MIT\n---\n# reverse-words\nPass {\"text\": \"...\"}; get {\"reversed\": \"...\"}.\n",
+    "skillyard.yaml": "entrypoint: scripts/rev.py:run\ninput_schema:\n  type: object\n  properties:\n    text: {type: string}\n"
+                      "  required: [text]\noutput_schema:\n  type: object\ntags: [text]\nexamples:\n  - input: {text: a b c}\n",
+    "scripts/rev.py": "def run(params):\n    text = params['text']\n    if not isinstance(text, str):\n"
+                      "        raise ValueError('text must be a string')\n    return {'reversed': ' '.join(reversed(text.split()))}\n",
+    "tests/test_rev.py": "import pytest\nfrom scripts.rev import run\n\ndef test_rev():\n"
+                         "    assert run({'text': 'a b c'}) == {'reversed': 'c b a'}\n\ndef test_bad():\n"
+                         "    with pytest.raises(ValueError):\n        run({'text': 3})\n",
+}
+
+
+def test_creation_end_to_end(llm_yard, llm_server):
+    reply = json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()],
+                        "explanation": "simple", "baseline_tokens": 2500})
+    llm_server.reply(reply, prompt_tokens=2000, completion_tokens=900)
+    added, fixed = fixer_for(llm_yard).create("reverse the words of a sentence")
+    assert added.status == "registered" and fixed is None
+    assert llm_yard.run("reverse-words", {"text": "one two"}).output == {"reversed": "two one"}
+    rows = llm_yard.ledger.llm_calls(skill="reverse-words")
+    create_rows = [r for r in rows if r["purpose"] == "create"]
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in create_rows] == [(2000, 900)]
+    assert "created from task" in llm_yard.memory_text("reverse-words")
+
+
+def test_creation_with_broken_code_goes_through_the_fix_loop(llm_yard, llm_server):
+    broken = dict(CREATED)
+    broken["scripts/rev.py"] = CREATED["scripts/rev.py"].replace("reversed(text.split())", "text.split()")
+    llm_server.reply(json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in broken.items()]}),
+                     prompt_tokens=2000, completion_tokens=900)
+    llm_server.reply(answer({"scripts/rev.py": CREATED["scripts/rev.py"]}), prompt_tokens=1800, completion_tokens=300)
+    added, fixed = fixer_for(llm_yard).create("reverse the words of a sentence", name="reverse-words")
+    assert added.status == "blocked" and fixed.status == "fixed"
+    assert [v.status for v in llm_yard.versions("reverse-words")] == ["blocked", "registered"]
+    purposes = sorted(r["purpose"] for r in llm_yard.ledger.llm_calls(skill="reverse-words"))
+    assert purposes == ["create", "fix"]
+
+
+def test_creation_with_invalid_package_retries_then_fails_cleanly(llm_yard, llm_server):
+    bad = json.dumps({"name": "Bad Name", "files": [{"path": "SKILL.md", "content": "no frontmatter"}]})
+    llm_server.reply(bad).reply(bad)
+    with pytest.raises(FixError, match="malformed twice"):
+        fixer_for(llm_yard).create("anything")
+    assert llm_yard.list() == []
