@@ -103,7 +103,7 @@ def call_limits(config: SkillConfig, base: Limits) -> Limits:
 
 
 def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, config: SkillConfig,
-               params: Any, limits: Limits) -> CallResult:
+               params: Any, limits: Limits, tenant: str = "") -> CallResult:
     """Validate input, run the entrypoint in a fresh container, validate output."""
     started = time.monotonic()
     result = CallResult(skill=name, version=version, ok=False, limits=limits.describe())
@@ -123,7 +123,7 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
     run = sandbox.run(
         ["python3", f"{HARNESS}/call_runner.py", entry_file, func, OUT_FILE],
         image=image, limits=limits, files=harness_files(), stdin=json.dumps(params).encode(),
-        collect=[OUT_FILE], owner="call", labels={"skill": name},
+        collect=[OUT_FILE], owner="call", labels={"skill": name}, tenant=tenant,
     )
     result.duration_s = time.monotonic() - started
     result.exit_code = run.exit_code

@@ -33,7 +33,8 @@ def _fail(message: str, code: int = 1) -> None:
 def _yard(progress=None):
     from .yard import Yard
 
-    return Yard(progress=progress)
+    # One command = one short-lived process: warm containers would only be started to be removed.
+    return Yard(progress=progress, pool=False)
 
 
 class _Cli(click.Group):

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     max_package_bytes: int = 20 * 1024 * 1024
     max_files: int = 1000
     runtime: str | None = Field(default=None, description="OCI runtime for containers (e.g. runsc).")
+    pool_size: int = Field(default=2, ge=0, le=64, description="Warm containers kept per skill image and tenant; "
+                           "0 = every call in a fresh one-shot container (strict isolation).")
+    pool_max_calls: int = Field(default=100, ge=1, description="Calls a warm container serves before it is recycled.")
+    pool_idle_s: float = Field(default=300.0, gt=0, description="Idle seconds before a warm container is removed.")
 
     # LLM access (issue: auto-fix). Read without the SKILLYARD_ prefix too, as the openai SDK does.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

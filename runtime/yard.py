@@ -68,8 +68,14 @@ def discover(path: Path) -> list[Path]:
 
 class Yard:
     def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
-                 registry: Registry | None = None, progress: Progress | None = None) -> None:
+                 registry: Registry | None = None, progress: Progress | None = None, pool: bool | None = None,
+                 tenant: str = "") -> None:
         self.settings = settings or get_settings()
+        self.tenant = tenant
+        # Warm pools pay off in long-lived processes (server, MCP, scripts making many calls);
+        # a one-shot CLI process uses cold containers.
+        self.use_pool = self.settings.pool_size > 0 if pool is None else pool
+        self._pool = None
         self._sandbox = sandbox
         self._registry = registry
         self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
@@ -84,6 +90,24 @@ class Yard:
 
             self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
         return self._sandbox
+
+    @property
+    def call_sandbox(self) -> Sandbox:
+        """Where calls run: the warm pool when enabled, else fresh one-shot containers."""
+        if not self.use_pool:
+            return self.sandbox
+        with self._lock:
+            if self._pool is None:
+                from sandbox.pool import WarmPool
+
+                self._pool = Sandbox(WarmPool(self.sandbox.backend, size=self.settings.pool_size,  # type: ignore[arg-type]
+                                              max_calls=self.settings.pool_max_calls,
+                                              idle_expiry=self.settings.pool_idle_s))
+            return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
 
     @property
     def client(self):  # docker.DockerClient
@@ -145,9 +169,13 @@ class Yard:
             raise SkillError(f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one")
         return rec
 
-    def image_for(self, pkg: SkillPackage) -> str:
-        tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
-        return tag
+    def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
+        """The skill's image tag, built if missing. Cached per content hash: a call costs no image look-ups."""
+        cache = self.__dict__.setdefault("_image_tags", {})
+        if fresh or pkg.content_hash not in cache:
+            tag, _ = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
+            cache[pkg.content_hash] = tag
+        return cache[pkg.content_hash]
 
     # -- add / gate --------------------------------------------------------------------------
     def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
@@ -235,8 +263,11 @@ class Yard:
         pkg = self.package(rec.name, rec.version)
         try:
             image = self.image_for(pkg)
-            result = call_skill(self.sandbox, name=name, version=rec.version, image=image, config=pkg.config,
-                                params=params, limits=call_limits(pkg.config, self.base_limits))
+            if not self.sandbox.backend.image_exists(image) if "_checked_" + image not in self.__dict__ else False:
+                image = self.image_for(pkg, fresh=True)  # removed behind our back (docker image prune): rebuild
+            self.__dict__["_checked_" + image] = True
+            result = call_skill(self.call_sandbox, name=name, version=rec.version, image=image, config=pkg.config,
+                                params=params, limits=call_limits(pkg.config, self.base_limits), tenant=self.tenant)
         except SandboxError as exc:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):

@@ -27,6 +27,7 @@ class RunSpec:
     cwd: str = WORKDIR
     collect: list[str] = field(default_factory=list)  # files to read back after the program ends
     owner: str = "sandbox"  # label naming who made the container (gc uses it)
+    tenant: str = ""  # warm pools never let one container serve two tenants
     labels: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -147,7 +147,7 @@ class DockerBackend(Backend):
             runtime=runtime,
         )
 
-    def _request(self, spec: RunSpec, nonce: str) -> bytes:
+    def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
         lim = spec.limits
         env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         env.update(spec.env)
@@ -167,25 +167,28 @@ class DockerBackend(Backend):
                 "max_stdout": lim.max_stdout,
                 "max_stderr": lim.max_stderr,
                 "timeout": lim.timeout,
+                "wipe": wipe or [],
             }
         ).encode()
         return str(len(body)).encode() + b"\n" + body
 
-    def run(self, spec: RunSpec) -> RunResult:
-        spec.validate()
+    def create(self, spec: RunSpec, *, serve: bool = False) -> str:
+        """Create (not start) a hardened container running the supervisor. Returns its id."""
         api = self.client.api
-        nonce = secrets.token_hex(16)
         name = f"skillyard-{_safe_label(spec.owner)}-{secrets.token_hex(6)}"
-        started = time.monotonic()
+        command = ["python3", "-I", "-S", "-c", _SUPERVISOR] + (["--serve"] if serve else [])
+        labels = self._labels(spec)
+        if serve:
+            labels["skillyard.pool"] = "1"
         try:
             container = api.create_container(
                 spec.image,
-                command=["python3", "-I", "-S", "-c", _SUPERVISOR],
+                command=command,
                 name=name,
                 user=spec.limits.user,
                 working_dir="/",
                 environment={},
-                labels=self._labels(spec),
+                labels=labels,
                 stdin_open=True,
                 use_config_proxy=False,  # never copy the host's proxy settings into a container
                 tty=False,
@@ -196,9 +199,15 @@ class DockerBackend(Backend):
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(f"image {spec.image!r} is not on the engine: build it with `skillyard images build`") from exc
         except (docker.errors.APIError, requests.RequestException) as exc:
-            self._remove_quietly(name)  # a create that failed half-way may still have left a container
+            self.remove_quietly(name)  # a create that failed half-way may still have left a container
             raise SandboxError(f"could not create a container: {exc}") from exc
-        cid = container["Id"]
+        return container["Id"]
+
+    def run(self, spec: RunSpec) -> RunResult:
+        spec.validate()
+        nonce = secrets.token_hex(16)
+        started = time.monotonic()
+        cid = self.create(spec)
         try:
             return self._attach_and_run(cid, spec, nonce, started)
         except (docker.errors.APIError, requests.RequestException, OSError) as exc:
@@ -209,7 +218,7 @@ class DockerBackend(Backend):
                 container_id=cid,
             )
         finally:
-            self._remove_quietly(cid)
+            self.remove_quietly(cid)
 
     def _attach_and_run(self, cid: str, spec: RunSpec, nonce: str, started: float) -> RunResult:
         api = self.client.api
@@ -217,12 +226,12 @@ class DockerBackend(Backend):
         raw: socket.socket = getattr(sock, "_sock", sock)
         try:
             api.start(cid)
-            raw.sendall(self._request(spec, nonce))
+            raw.sendall(self.request_frame(spec, nonce))
             deadline = started + spec.limits.timeout + START_GRACE_S
             lim = spec.limits
             # The response holds base64 of capped outputs and files: bound what we accept.
             budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (1 << 20)
-            out, diag, host_timeout, flooded = _read_attach_stream(raw, deadline, budget)
+            out, diag, host_timeout, flooded = read_attach_stream(raw, deadline, budget)
         finally:
             try:
                 sock.close()
@@ -231,11 +240,11 @@ class DockerBackend(Backend):
         duration = time.monotonic() - started
         if host_timeout:
             # The supervisor did not answer in time: kill now rather than abandon a running program.
-            self._kill_quietly(cid)
+            self.kill_quietly(cid)
             return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=cid,
                              error=None if not flooded else "response channel flooded")
-        response = _parse_response(out, nonce)
-        state = self._final_state(cid)
+        response = parse_response(out, nonce)
+        state = self.final_state(cid)
         if response is None:
             oom = bool(state.get("OOMKilled"))
             return RunResult(
@@ -252,22 +261,22 @@ class DockerBackend(Backend):
         if "supervisor_error" in response:
             return RunResult(exit_code=None, duration_s=duration, container_id=cid,
                              error=f"sandbox supervisor failed: {response['supervisor_error']}")
-        return _result_from_response(response, spec, duration, cid, state)
+        return result_from_response(response, spec, duration, cid, state)
 
-    def _final_state(self, cid: str) -> dict[str, Any]:
+    def final_state(self, cid: str) -> dict[str, Any]:
         try:
             self.client.api.wait(cid, timeout=10)
             return self.client.api.inspect_container(cid).get("State", {})
         except (docker.errors.APIError, requests.RequestException):
             return {}
 
-    def _kill_quietly(self, cid: str) -> None:
+    def kill_quietly(self, cid: str) -> None:
         try:
             self.client.api.kill(cid)
         except (docker.errors.APIError, requests.RequestException):
             pass
 
-    def _remove_quietly(self, ref: str) -> None:
+    def remove_quietly(self, ref: str) -> None:
         for attempt in range(3):
             try:
                 self.client.api.remove_container(ref, force=True, v=True)
@@ -292,7 +301,7 @@ class DockerBackend(Backend):
             if everything or not mine_alive:
                 if pid == os.getpid() and not everything:
                     continue
-                self._remove_quietly(c["Id"])
+                self.remove_quietly(c["Id"])
                 removed.append(c["Id"])
         if removed:
             log.info("gc_removed_containers", count=len(removed))
@@ -302,8 +311,9 @@ class DockerBackend(Backend):
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
 
 
-def _read_attach_stream(raw: socket.socket, deadline: float, budget: int) -> tuple[bytes, bytes, bool, bool]:
-    """Read docker's multiplexed attach stream until EOF or the deadline.
+def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, until: bytes | None = None) -> tuple[bytes, bytes, bool, bool]:
+    """Read docker's multiplexed attach stream until EOF (or, with `until`, until a complete
+    response frame carrying that marker has arrived) or the deadline.
 
     Returns (stdout, stderr tail, timed_out, flooded). stdout beyond `budget` is dropped
     and flagged: the supervisor never writes that much, so only a hostile program could.
@@ -340,11 +350,25 @@ def _read_attach_stream(raw: socket.socket, deadline: float, budget: int) -> tup
                 out += payload
             elif stream == 2:
                 err = (err + payload)[-65536:]
+        if until is not None and _frame_complete(out, until):
+            break
     return bytes(out), bytes(err), False, flooded
 
 
-def _parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
-    marker = b"\n" + MAGIC + b" " + nonce.encode() + b" "
+def _frame_complete(out: bytearray, marker: bytes) -> bool:
+    idx = out.rfind(marker)
+    if idx < 0:
+        return False
+    header, sep, body = bytes(out[idx + len(marker) :]).partition(b"\n")
+    return bool(sep) and header.isdigit() and len(body) >= int(header)
+
+
+def frame_marker(nonce: str) -> bytes:
+    return b"\n" + MAGIC + b" " + nonce.encode() + b" "
+
+
+def parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
+    marker = frame_marker(nonce)
     idx = out.rfind(marker)
     if idx < 0:
         return None
@@ -358,7 +382,7 @@ def _parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
         return None
 
 
-def _result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, cid: str, state: dict[str, Any]) -> RunResult:
+def result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, cid: str, state: dict[str, Any]) -> RunResult:
     lim = spec.limits
     stdout = base64.b64decode(resp["stdout"])
     stderr = base64.b64decode(resp["stderr"])

@@ -33,6 +33,7 @@ class Sandbox:
         collect: Sequence[str] = (),
         owner: str = "sandbox",
         labels: Mapping[str, str] | None = None,
+        tenant: str = "",
     ) -> RunResult:
         image = image or self.image
         if not image:
@@ -48,6 +49,7 @@ class Sandbox:
             collect=list(collect),
             owner=owner,
             labels=dict(labels or {}),
+            tenant=tenant,
         )
         return self.backend.run(spec)
 

@@ -138,11 +138,11 @@ def _kill_everything():
 
 
 def _reap(block_until=None):
-    """Reap zombies. Returns {pid: status} of what was reaped."""
+    """Reap zombies. Returns {pid: (status, rusage)} of what was reaped."""
     reaped = {}
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             break
         if pid == 0:
@@ -150,7 +150,7 @@ def _reap(block_until=None):
                 time.sleep(0.005)
                 continue
             break
-        reaped[pid] = status
+        reaped[pid] = (status, usage)
     return reaped
 
 
@@ -221,17 +221,19 @@ def _run(req):
     timed_out = False
     status = None
     reaped = {}  # statuses the zombie reaper collected; the program's may be among them
+    usage = None
+    oom_before = _oom_kills()
 
     while readers or status is None:
         if status is None:
             try:
-                wpid, wstatus = os.waitpid(pid, os.WNOHANG)
+                wpid, wstatus, wusage = os.wait4(pid, os.WNOHANG)
             except ChildProcessError:  # already reaped below; its status was kept there
-                wpid, wstatus = 0, 0
+                wpid, wstatus, wusage = 0, 0, None
             if wpid == pid:
-                status = wstatus
+                status, usage = wstatus, wusage
             elif pid in reaped:
-                status = reaped[pid]
+                status, usage = reaped[pid]
             if status is not None:
                 # The program is done: nothing it left behind may keep running or keep the pipes open.
                 _kill_everything()
@@ -240,9 +242,9 @@ def _run(req):
             timed_out = True
             _kill_everything()
             try:
-                _, status = os.waitpid(pid, 0)
+                _, status, usage = os.wait4(pid, 0)
             except ChildProcessError:
-                status = reaped.get(pid, signal.SIGKILL)
+                status, usage = reaped.get(pid, (signal.SIGKILL, None))
         if not readers:
             reaped.update(_reap())
             if status is None:
@@ -302,27 +304,54 @@ def _run(req):
         "stdout_bytes": total[1],
         "stderr_bytes": total[2],
         "duration_s": duration,
-        "peak_memory_bytes": _peak_memory(),
-        "oom_kills": _oom_kills(),
+        # One-shot: the cgroup's high-water mark covers every process. Served (warm) containers
+        # outlive calls, so there only the program's own peak RSS (from wait4) is per-call.
+        "peak_memory_bytes": (usage.ru_maxrss * 1024 if usage is not None else None) if req.get("serve")
+        else (_peak_memory() or (usage.ru_maxrss * 1024 if usage is not None else None)),
+        "oom_kills": max(0, _oom_kills() - oom_before),
         "files": files,
         "missing": missing,
     }
 
 
-def main():
-    _set_nondumpable()
-    # As PID 1 we get no default signal actions; make SIGTERM/SIGINT end the run cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: (_kill_everything(), os._exit(143)))
-    signal.signal(signal.SIGINT, lambda *_: (_kill_everything(), os._exit(130)))
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    try:
-        req = _read_request()
-        nonce = str(req["nonce"])
-        _write_files(req.get("files", []))
-        resp = _run(req)
-    except Exception as exc:  # report supervisor trouble as such, never as a program result
-        nonce = locals().get("nonce", "")
-        resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+def _wipe(paths):
+    """Empty the writable dirs between served calls (the program's files must not reach the next call)."""
+    import shutil
+
+    def onerror(func, path, exc_info):
+        try:
+            os.chmod(os.path.dirname(path) or "/", 0o700)
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+    for root in paths:
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        for name in entries:
+            full = os.path.join(root, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full, onerror=onerror)
+            else:
+                try:
+                    os.unlink(full)
+                except OSError:
+                    onerror(os.unlink, full, None)
+        if os.listdir(root):
+            return False
+    return True
+
+
+def _respond(nonce, resp):
     body = json.dumps(resp).encode()
     out = b"\n" + MAGIC + b" " + nonce.encode() + b" " + str(len(body)).encode() + b"\n" + body
     view = memoryview(out)
@@ -336,6 +365,47 @@ def main():
                 time.sleep(0.001)
                 continue
             raise
+
+
+def serve():
+    """Warm mode: answer requests one after another until stdin closes. Each call gets a
+    fresh process; afterwards every process is killed and the writable dirs are wiped."""
+    while True:
+        try:
+            req = _read_request()
+        except EOFError:
+            os._exit(0)
+        except Exception as exc:
+            _respond("", {"supervisor_error": "bad request: %s" % exc})
+            os._exit(1)
+        nonce = str(req.get("nonce", ""))
+        try:
+            req["serve"] = True
+            _write_files(req.get("files", []))
+            resp = _run(req)
+            resp["wiped"] = _wipe(req.get("wipe", []))
+        except Exception as exc:
+            resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+        _respond(nonce, resp)
+
+
+def main():
+    _set_nondumpable()
+    # As PID 1 we get no default signal actions; make SIGTERM/SIGINT end the run cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: (_kill_everything(), os._exit(143)))
+    signal.signal(signal.SIGINT, lambda *_: (_kill_everything(), os._exit(130)))
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if "--serve" in sys.argv[1:]:
+        serve()
+    nonce = ""
+    try:
+        req = _read_request()
+        nonce = str(req["nonce"])
+        _write_files(req.get("files", []))
+        resp = _run(req)
+    except Exception as exc:  # report supervisor trouble as such, never as a program result
+        resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+    _respond(nonce, resp)
     os._exit(0)
 
 

@@ -48,7 +48,23 @@ def sandbox(backend, runner_image) -> Sandbox:
 def _no_leftovers(docker_client):
     before_images = {img.id for img in docker_client.images.list(filters={"label": "skillyard.kind=skill"})}
     yield
-    left = docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+    import os
+    import time
+
+    from sandbox.docker_backend import _pid_alive
+
+    def ours(c) -> bool:
+        # Made by this session, or by a process that is gone (e.g. a CLI subprocess of a test):
+        # containers of other live processes (a concurrent run) are theirs to clean.
+        pid = int((c.get("Labels") or {}).get("skillyard.pid", "0") or 0)
+        return pid == os.getpid() or not _pid_alive(pid)
+
+    deadline = time.monotonic() + 10  # background removals (pool discards) may still be in flight
+    while True:
+        left = [c for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}) if ours(c)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     # Remove skill images this session built (images the session found stay).
     for img in docker_client.images.list(filters={"label": "skillyard.kind=skill"}):
         if img.id not in before_images:

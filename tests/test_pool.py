@@ -1,0 +1,98 @@
+"""Warm pools: one round trip per call, and no state or process crosses from one call to the next."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sandbox import Limits, RunSpec
+from sandbox.pool import WarmPool
+
+
+@pytest.fixture
+def pool(backend):
+    p = WarmPool(backend, size=1, max_calls=5)
+    yield p
+    p.close()
+
+
+def spec(image, argv, **kw) -> RunSpec:
+    return RunSpec(image=image, argv=argv, limits=kw.pop("limits", Limits()), owner="pooltest", **kw)
+
+
+def test_warm_calls_are_exact_and_reuse_one_container(pool, runner_image):
+    results = [pool.run(spec(runner_image, ["sh", "-c", f"echo call{i}; exit {i}"])) for i in range(3)]
+    assert [r.stdout for r in results] == [b"call0\n", b"call1\n", b"call2\n"]
+    assert [r.exit_code for r in results] == [0, 1, 2]
+    assert len({r.container_id for r in results}) == 1
+
+
+def test_nothing_crosses_between_calls(pool, runner_image, docker_client):
+    first = pool.run(spec(runner_image, ["sh", "-c",
+                                         "echo secret > /tmp/work/x; echo x > /tmp/stray; "
+                                         "(setsid sleep 300 >/dev/null 2>&1 &); echo started"]))
+    assert first.stdout == b"started\n"
+    second = pool.run(spec(runner_image, ["sh", "-c", "ls -A /tmp /tmp/work; ls /proc | grep -c '^[0-9]'"]))
+    assert second.container_id == first.container_id
+    listing = second.stdout.decode()
+    assert "stray" not in listing and "\nx\n" not in listing
+    # Only PID 1 (the supervisor), the shell and its children: the sleeper was killed.
+    assert int(listing.strip().splitlines()[-1]) <= 4, listing
+
+
+def test_files_and_stdin_per_call(pool, runner_image):
+    r = pool.run(spec(runner_image, ["sh", "-c", "cat /tmp/work/in.txt; cat"], files={"/tmp/work/in.txt": b"file\n"},
+                      stdin=b"stdin\n"))
+    assert r.stdout == b"file\nstdin\n"
+    again = pool.run(spec(runner_image, ["sh", "-c", "test -e /tmp/work/in.txt && echo leaked || echo clean"]))
+    assert again.stdout == b"clean\n"
+
+
+def test_limit_breach_recycles_the_container(pool, runner_image):
+    before = pool.run(spec(runner_image, ["true"]))
+    spin = pool.run(spec(runner_image, ["python3", "-c", "while True: pass"], limits=Limits(timeout=1)))
+    assert spin.timed_out
+    after = pool.run(spec(runner_image, ["true"]))
+    assert after.exit_code == 0 and after.container_id != before.container_id
+
+
+def test_oom_in_a_warm_container_is_reported_and_recycled(pool, runner_image):
+    hog = pool.run(spec(runner_image, ["python3", "-c", "a = bytearray(200 * 1024 * 1024)"], limits=Limits(memory="64m")))
+    assert hog.oom_killed and hog.exit_code == 137
+    ok = pool.run(spec(runner_image, ["true"], limits=Limits(memory="64m")))
+    assert ok.exit_code == 0 and ok.container_id != hog.container_id
+
+
+def test_recycled_after_max_calls(pool, runner_image):
+    ids = [pool.run(spec(runner_image, ["true"])).container_id for _ in range(7)]
+    assert len(set(ids[:5])) == 1 and ids[5] != ids[0]
+
+
+def test_tenants_never_share_a_container(pool, runner_image):
+    a = pool.run(spec(runner_image, ["true"], tenant="alice"))
+    b = pool.run(spec(runner_image, ["true"], tenant="bob"))
+    a2 = pool.run(spec(runner_image, ["true"], tenant="alice"))
+    assert a.container_id != b.container_id and a2.container_id == a.container_id
+
+
+def test_close_leaves_no_container(backend, runner_image, docker_client):
+    p = WarmPool(backend, size=2)
+    p.run(spec(runner_image, ["true"]))
+    time.sleep(0.5)  # let the background top-up start a container
+    p.close()
+    left = docker_client.api.containers(all=True, filters={"label": ["skillyard.pool=1", "skillyard.owner=pooltest"]})
+    assert left == []
+
+
+def test_yard_calls_use_the_pool(yard, tmp_path):
+    from tests.conftest import write_skill
+
+    d = write_skill(tmp_path, "echo-x", script="def run(p):\n    return {'x': p['x']}\n",
+                    tests={"test_m.py": "from scripts.main import run\n\ndef test_x():\n    assert run({'x': 1}) == {'x': 1}\n"})
+    assert yard.add(d).status == "registered"
+    yard.use_pool = True
+    try:
+        outs = [yard.run("echo-x", {"x": i}) for i in range(3)]
+        assert [o.output for o in outs] == [{"x": 0}, {"x": 1}, {"x": 2}]
+    finally:
+        yard.close()
