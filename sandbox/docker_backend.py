@@ -26,6 +26,7 @@ import requests
 import structlog
 from docker.types import LogConfig, Ulimit
 
+from . import seccomp
 from .backend import Backend, RunSpec, SandboxError
 from .result import RunResult
 
@@ -48,6 +49,7 @@ def _supervisor_source() -> str:
 
 
 _SUPERVISOR = _supervisor_source()
+_SECCOMP_B64 = base64.b64encode(seccomp.filter_bytes()).decode()
 
 
 def _safe_label(text: str) -> str:
@@ -168,6 +170,7 @@ class DockerBackend(Backend):
                 "max_stderr": lim.max_stderr,
                 "timeout": lim.timeout,
                 "wipe": wipe or [],
+                "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
             }
         ).encode()
         return str(len(body)).encode() + b"\n" + body

@@ -56,6 +56,8 @@ class Limits(BaseModel):
     network: Literal["none", "bridge"] = Field(default="none", description="'none' = no interface but loopback.")
     user: str = Field(default="65534:65534", description="uid:gid inside the container; never root.")
     runtime: str | None = Field(default=None, description="OCI runtime (e.g. 'runsc' for gVisor); None = engine default.")
+    seccomp: Literal["strict", "engine-default"] = Field(
+        default="strict", description="'strict' stacks skillyard's denylist (sandbox/seccomp.py) on the engine's profile.")
 
     @field_validator("memory", "max_stdout", "max_stderr", "max_file_size", "max_collect", mode="before")
     @classmethod
@@ -111,4 +113,5 @@ class Limits(BaseModel):
             "network": self.network,
             "user": self.user,
             "runtime": self.runtime or "default",
+            "seccomp": self.seccomp,
         }

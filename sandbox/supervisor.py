@@ -107,7 +107,25 @@ def _write_files(files):
             os.close(fd)
 
 
-def _child_setup(limits):
+def _install_seccomp(filter_b64):
+    """Stack the host-built seccomp filter on this process (fail closed: no filter, no exec)."""
+    import struct
+
+    prog = base64.b64decode(filter_b64)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set by the engine; harmless)
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    buf = ctypes.create_string_buffer(prog, len(prog))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog) // struct.calcsize("=HBBI"), ctypes.cast(buf, ctypes.c_void_p))
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
+
+
+def _child_setup(limits, seccomp=None):
     import resource
 
     def setup():
@@ -125,6 +143,8 @@ def _child_setup(limits):
                 except (ValueError, OSError):
                     pass
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        if seccomp:
+            _install_seccomp(seccomp)  # last: after this, setup calls could be denied
 
     return setup
 
@@ -150,7 +170,13 @@ def _reap(block_until=None):
                 time.sleep(0.005)
                 continue
             break
-        reaped[pid] = (status, usage)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            reaped[pid] = (status, usage)
+        else:  # stopped under ptrace: it will never exit on its own
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
     return reaped
 
 
@@ -199,7 +225,7 @@ def _run(req):
             os.dup2(w_err, 2)
             for fd in (r_in, w_in, r_out, w_out, r_err, w_err):
                 os.close(fd)
-            _child_setup(req.get("rlimits", {}))()
+            _child_setup(req.get("rlimits", {}), req.get("seccomp"))()
             os.chdir(req.get("cwd") or "/")
             env = dict(os.environ)  # only the image's ENV: the host passes nothing else
             env.update(req.get("env") or {})
@@ -233,7 +259,11 @@ def _run(req):
             if wpid == pid:
                 status, usage = wstatus, wusage
             elif pid in reaped:
-                status, usage = reaped[pid]
+                status, usage = reaped.pop(pid)
+            if status is not None and not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                # A stop (the program made us its tracer with PTRACE_TRACEME): not an end. Kill it.
+                os.kill(pid, signal.SIGKILL)
+                status, usage = None, None
             if status is not None:
                 # The program is done: nothing it left behind may keep running or keep the pipes open.
                 _kill_everything()
@@ -241,10 +271,15 @@ def _run(req):
         if now >= deadline and status is None:
             timed_out = True
             _kill_everything()
-            try:
-                _, status, usage = os.wait4(pid, 0)
-            except ChildProcessError:
-                status, usage = reaped.get(pid, (signal.SIGKILL, None))
+            while True:
+                try:
+                    _, status, usage = os.wait4(pid, 0)
+                except ChildProcessError:
+                    status, usage = reaped.get(pid, (signal.SIGKILL, None))
+                    break
+                if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                    break
+                os.kill(pid, signal.SIGKILL)
         if not readers:
             reaped.update(_reap())
             if status is None:
