@@ -89,7 +89,17 @@ class Yard:
             from sandbox.docker_backend import DockerBackend
 
             self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
+            self._collect_orphans()
         return self._sandbox
+
+    def _collect_orphans(self) -> None:
+        """Containers of skillyard processes that died (SIGKILL, crash) are removed on start-up."""
+        try:
+            removed = self._sandbox.gc() if self._sandbox else []
+        except SandboxError:
+            return  # the engine is down: the first real use reports that clearly
+        if removed:
+            log.info("orphans_collected", count=len(removed))
 
     @property
     def call_sandbox(self) -> Sandbox:
@@ -228,15 +238,31 @@ class Yard:
         return AddOutcome(name=pkg.name, status=status, version=record.version, reasons=report.reasons, report=report,
                           built=built, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
 
-    def add_many(self, path: str | Path, *, force: bool = False,
+    def add_many(self, path: str | Path | list[Path], *, force: bool = False, workers: int = 1,
                  on_result: Callable[[AddOutcome], None] | None = None) -> list[AddOutcome]:
-        outcomes = []
-        for folder in discover(Path(path)):
-            outcome = self.add(folder, force=force)
-            outcomes.append(outcome)
-            if on_result:
-                on_result(outcome)
-        return outcomes
+        """Add every skill under `path` (or in a list of folders); `workers` > 1 builds and gates
+        that many at once (registry writes are serialised by its lock). Results keep input order."""
+        folders = path if isinstance(path, list) else discover(Path(path))
+        _ = self.runner  # build images once, before the workers start
+        if workers <= 1:
+            outcomes = []
+            for folder in folders:
+                outcome = self.add(folder, force=force)
+                outcomes.append(outcome)
+                if on_result:
+                    on_result(outcome)
+            return outcomes
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        results: dict[int, AddOutcome] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skillyard-add") as pool:
+            futures = {pool.submit(self.add, folder, force=force): i for i, folder in enumerate(folders)}
+            for fut in as_completed(futures):
+                outcome = fut.result()
+                results[futures[fut]] = outcome
+                if on_result:
+                    on_result(outcome)
+        return [results[i] for i in range(len(folders))]
 
     def test(self, name: str, version: int | None = None) -> GateReport:
         """Re-run the gate on a stored version (the current one by default). Records nothing."""

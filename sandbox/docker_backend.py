@@ -73,6 +73,8 @@ class DockerBackend(Backend):
         self._client = client
         self._lock = threading.Lock()
         self.runtime = runtime
+        # Containers whose removal failed (engine restarting): retried before the next run and by gc.
+        self._pending_removal: set[str] = set()
 
     # -- engine -----------------------------------------------------------------------
     @property
@@ -206,8 +208,16 @@ class DockerBackend(Backend):
             raise SandboxError(f"could not create a container: {exc}") from exc
         return container["Id"]
 
+    def _retry_pending(self) -> None:
+        with self._lock:
+            pending = list(self._pending_removal)
+        for cid in pending:
+            self.remove_quietly(cid)
+
     def run(self, spec: RunSpec) -> RunResult:
         spec.validate()
+        if self._pending_removal:
+            self._retry_pending()
         nonce = secrets.token_hex(16)
         started = time.monotonic()
         cid = self.create(spec)
@@ -283,29 +293,36 @@ class DockerBackend(Backend):
         for attempt in range(3):
             try:
                 self.client.api.remove_container(ref, force=True, v=True)
+                with self._lock:
+                    self._pending_removal.discard(ref)
                 return
             except docker.errors.NotFound:
+                with self._lock:
+                    self._pending_removal.discard(ref)
                 return
             except (docker.errors.APIError, requests.RequestException) as exc:
                 if attempt == 2:
                     log.warning("container_remove_failed", container=ref, error=str(exc),
-                                hint="`skillyard gc` removes it later")
+                                hint="retried before the next run; `skillyard gc` also removes it")
+                    with self._lock:
+                        self._pending_removal.add(ref)
                 time.sleep(0.2 * (attempt + 1))
 
     # -- garbage collection -----------------------------------------------------------
     def gc(self, *, everything: bool = False) -> list[str]:
         """Remove containers left by runs whose process is gone (or all of ours with everything=True)."""
+        self._retry_pending()
         removed: list[str] = []
         host = socket.gethostname()
         for c in self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
             labels = c.get("Labels") or {}
             pid = int(labels.get(LABEL_PID, "0") or 0)
-            mine_alive = labels.get(LABEL_HOST) == host and pid and _pid_alive(pid)
-            if everything or not mine_alive:
-                if pid == os.getpid() and not everything:
-                    continue
-                self.remove_quietly(c["Id"])
-                removed.append(c["Id"])
+            if labels.get(LABEL_HOST) != host and not everything:
+                continue  # another machine sharing this engine: we cannot tell whether its process lives
+            if not everything and (pid == os.getpid() or (pid and _pid_alive(pid))):
+                continue
+            self.remove_quietly(c["Id"])
+            removed.append(c["Id"])
         if removed:
             log.info("gc_removed_containers", count=len(removed))
         return removed
