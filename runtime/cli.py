@@ -230,22 +230,23 @@ def _add_table(outcomes) -> Table:
     return table
 
 
-def add_with_progress(yard, path: Path, force: bool, quiet: bool = False):
+def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, workers: int = 2):
     from .yard import discover
 
     folders = discover(path)
-    outcomes = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=quiet) as bar:
         task = bar.add_task("gating skills", total=len(folders))
         yard.progress = lambda m: bar.update(task, description=m[:60])
-        bar.update(task, description="images")
+        bar.update(task, description="images (base, runner)")
         _ = yard.runner
-        for folder in folders:
-            bar.update(task, description=f"{folder.name}")
-            outcome = yard.add(folder, force=force)
-            outcomes.append(outcome)
+        bar.update(task, description="building and gating")
+
+        def done(outcome) -> None:
+            bar.update(task, description=f"{outcome.name}: {outcome.status}")
             bar.advance(task)
+
+        outcomes = yard.add_many(folders, force=force, workers=workers, on_result=done)
         bar.update(task, description="done")
     return outcomes
 
@@ -253,11 +254,12 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False):
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--force", is_flag=True, help="Re-gate even if this exact package was gated before.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Skills built and gated at once.")
 @click.option("--json", "as_json", is_flag=True)
-def add(path: Path, force: bool, as_json: bool) -> None:
+def add(path: Path, force: bool, workers: int, as_json: bool) -> None:
     """Build, test-gate and register one skill folder or a folder of skills."""
     yard = _yard()
-    outcomes = add_with_progress(yard, path, force, quiet=as_json)
+    outcomes = add_with_progress(yard, path, force, quiet=as_json, workers=workers)
     if as_json:
         _emit_json([o.to_dict() for o in outcomes])
     else:
