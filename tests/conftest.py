@@ -84,9 +84,10 @@ def settings(tmp_path) -> Settings:
 def yard(settings, backend, runner_image):
     from runtime.yard import Yard
 
-    y = Yard(settings, sandbox=Sandbox(backend))
+    y = Yard(settings, sandbox=Sandbox(backend), pool=False)  # cold calls; tests/test_pool.py covers the pool
     y.runner = runner_image  # cached_property: set the already-built runner
-    return y
+    yield y
+    y.close()
 
 
 @pytest.fixture

@@ -45,9 +45,10 @@ def llm_yard(tmp_path, backend, runner_image, llm_server):
     settings = Settings(home=tmp_path / "home", wheelhouse=WHEELHOUSE, openai_base_url=llm_server.url,
                         openai_api_key="sk-test", model="gpt-4o-mini", price_input_per_mtok=0.15,
                         price_output_per_mtok=0.60)
-    y = Yard(settings, sandbox=Sandbox(backend))
+    y = Yard(settings, sandbox=Sandbox(backend), pool=False)
     y.runner = runner_image
-    return y
+    yield y
+    y.close()
 
 
 @pytest.fixture

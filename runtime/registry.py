@@ -1,0 +1,867 @@
+"""The skill registry: every version of every skill, in LanceDB.
+
+Tables (created on first use):
+
+``skills``
+    one row per (name, version): status, ``current`` flag, description, tags,
+    instructions, the flattened gate summary, the full gate report (JSON text),
+    ``search_text`` (name + description + tags + instructions, FTS-indexed) and
+    ``vector`` (fixed_size_list<float32>[384], null when no embedder was available).
+``packages``
+    (name, version, content_hash, size, data) -- the tar.gz blob, kept apart so
+    listing and searching never read package bytes.
+``usage``
+    (name, version, calls, failures, last_used) -- the call counters. They live in
+    their own small table so that ``record_call`` (the hot path) neither rewrites
+    the wide ``skills`` rows nor turns them into un-indexed FTS rows, and never
+    conflicts with a registration committing to ``skills``.
+``events``
+    append-only audit trail: (ts, name, version, kind, detail JSON).
+
+Invariants: at most one row per name has ``current = true``; it is always a
+version whose gate passed (status ``registered``, or ``retired`` after the skill
+was retired -- the head keeps its flag so the skill still lists as retired).
+Blocked versions are kept with their reasons and report but are never current.
+
+Concurrency: writers that allocate versions or move the ``current`` flag hold a
+``filelock.FileLock`` at ``<store>/.registry.lock`` (local stores only; for a
+non-local URI -- s3://, gs://, ... -- a single writer process is assumed and
+only an in-process lock is taken). ``record_call`` takes no lock: it is a single
+``UPDATE ... SET calls = calls + 1`` (``values_sql``), which LanceDB commits
+without lost updates across processes. The connection uses
+``read_consistency_interval=0`` so every read sees other processes' commits.
+
+Every LanceDB write makes a table version, so writes are kept few: moving the
+``current`` flag and inserting the new row is one ``merge_insert``. Tables are
+compacted (``optimize``: merge fragments, fold new rows into the FTS index,
+prune old versions) whenever a table's version number crosses a multiple of
+``compact_every``, and on demand with ``compact()``. Rows not yet in the FTS
+index are still searched (LanceDB 0.40 scans un-indexed rows), so a skill is
+findable the moment ``add_version`` returns.
+
+SQL safety: LanceDB filters are SQL strings. Names are validated against
+``^[a-z0-9]+(-[a-z0-9]+)*$`` (max 64), content hashes against a strict
+alphabet, versions are ints, statuses come from a fixed set -- and string
+literals are quoted with ``_sql_str`` besides. Nothing else reaches a filter.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pyarrow as pa
+import structlog
+
+log = structlog.get_logger(__name__)
+
+DIM = 384
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+NAME_MAX = 64
+# sha256 hex, or "algo:hex", or similar; no quotes, spaces or SQL metacharacters.
+HASH_RE = re.compile(r"^[A-Za-z0-9:_-]{1,160}$")
+STATUSES = ("registered", "blocked", "retired")
+Status = Literal["registered", "blocked", "retired"]
+
+SKILLS, PACKAGES, USAGE, EVENTS = "skills", "packages", "usage", "events"
+LOCK_NAME = ".registry.lock"
+_TS = pa.timestamp("us", tz="UTC")
+
+SKILLS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("current", pa.bool_(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("instructions", pa.string()),
+        pa.field("search_text", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), DIM)),
+        pa.field("gate_passed", pa.bool_()),
+        pa.field("gate_tests", pa.int64()),
+        pa.field("gate_failures", pa.int64()),
+        pa.field("gate_errors", pa.int64()),
+        pa.field("gate_skipped", pa.int64()),
+        pa.field("gate_coverage", pa.float64()),
+        pa.field("gate_duration_s", pa.float64()),
+        pa.field("gate_reasons", pa.list_(pa.string())),
+        pa.field("gate_report", pa.string()),
+        pa.field("created_at", _TS),
+        pa.field("updated_at", _TS),
+    ]
+)
+PACKAGES_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("data", pa.large_binary()),
+    ]
+)
+USAGE_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("calls", pa.int64()),
+        pa.field("failures", pa.int64()),
+        pa.field("last_used", _TS),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("ts", _TS),
+        pa.field("name", pa.string()),
+        pa.field("version", pa.int64()),
+        pa.field("kind", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
+_SCHEMAS = {SKILLS: SKILLS_SCHEMA, PACKAGES: PACKAGES_SCHEMA, USAGE: USAGE_SCHEMA, EVENTS: EVENTS_SCHEMA}
+# What listing reads: no vector, instructions, search text or report.
+_LIGHT = [
+    "id", "name", "version", "content_hash", "status", "current", "description", "tags",
+    "gate_passed", "gate_tests", "gate_failures", "gate_errors", "gate_skipped", "gate_coverage",
+    "gate_duration_s", "gate_reasons", "created_at", "updated_at",
+]  # fmt: skip
+_SEARCHABLE = "current = true AND status = 'registered'"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RegistryError(Exception):
+    """A registry operation was refused (bad state transition, store problem)."""
+
+
+class InvalidName(RegistryError, ValueError):
+    """A skill name (or hash) that may not be used; raised before the store is touched."""
+
+
+class SkillNotFound(RegistryError, KeyError):
+    """No such skill / version."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "skill not found"
+
+
+# --------------------------------------------------------------------------- records
+
+
+class EmbedderLike(Protocol):
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class GateSummary:
+    passed: bool
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    coverage: float | None
+    duration_s: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SkillRecord:
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    status: str
+    current: bool
+    description: str
+    tags: list[str]
+    gate: GateSummary
+    calls: int
+    failures: int
+    last_used: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        # Not dataclass fields (so asdict/==/repr ignore them): the full gate report
+        # is loaded from the store on first access of `.gate_report`.
+        self._report_loader: Callable[[], dict[str, Any]] | None = None
+        self._report: dict[str, Any] | None = None
+
+    @property
+    def gate_report(self) -> dict[str, Any]:
+        if self._report is None:
+            if self._report_loader is None:
+                raise RegistryError(f"{self.name} v{self.version}: no gate report loader")
+            self._report = self._report_loader()
+        return self._report
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid skill name {name!r}: want 1-{NAME_MAX} chars of a-z, 0-9 and single hyphens"
+        )
+    return name
+
+
+def _validate_hash(content_hash: object) -> str:
+    if not isinstance(content_hash, str) or not HASH_RE.fullmatch(content_hash):
+        raise InvalidName(f"invalid content hash {content_hash!r}")
+    return content_hash
+
+
+def _validate_version(version: object) -> int:
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or int(version) < 1:
+        raise ValueError(f"invalid version {version!r}: want an int >= 1")
+    return int(version)
+
+
+def _validate_status(status: object) -> str:
+    if status not in STATUSES:
+        raise ValueError(f"invalid status {status!r}: want one of {STATUSES}")
+    return str(status)
+
+
+def _sql_str(value: str) -> str:
+    """A SQL string literal. Inputs are validated first; quoting is the second fence."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    """Arrow gives zoneinfo('UTC'); hand out the same tzinfo as _now() everywhere."""
+    return None if ts is None else ts.astimezone(timezone.utc)
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _local_path(uri: str) -> Path:
+    return Path(uri.removeprefix("file://")).expanduser()
+
+
+def _is_retryable(exc: Exception) -> bool:
+    text = str(exc)
+    return "CommitConflict" in text or "commit conflict" in text.lower()
+
+
+def _embed_text(name: str, description: str, tags: list[str]) -> str:
+    # The description says what the skill does and when to use it: that is what a
+    # query should match by meaning. Instructions are long and would dilute the
+    # mean-pooled vector (and be cut at 256 tokens); they are in the FTS text.
+    text = f"{name.replace('-', ' ')}: {description}"
+    return f"{text}\nTags: {', '.join(tags)}" if tags else text
+
+
+def _search_text(name: str, description: str, tags: list[str], instructions: str) -> str:
+    return "\n".join([name, name.replace("-", " "), description, " ".join(tags), instructions])
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class Registry:
+    """All versions of all skills in one LanceDB store. See the module docstring."""
+
+    def __init__(
+        self,
+        uri: str | Path,
+        embedder: EmbedderLike | Literal["auto"] | None = "auto",
+        *,
+        compact_every: int = 50,
+        cleanup_older_than: timedelta = timedelta(hours=1),
+        lock_timeout: float = 60.0,
+    ) -> None:
+        import lancedb  # heavy import, kept local to the registry
+
+        self.uri = str(uri)
+        self.compact_every = max(1, int(compact_every))
+        self.cleanup_older_than = cleanup_older_than
+        self._local = _is_local(self.uri)
+        if self._local:
+            root = _local_path(self.uri)
+            root.mkdir(parents=True, exist_ok=True)
+            from filelock import FileLock
+
+            self._file_lock: Any = FileLock(str(root / LOCK_NAME), timeout=lock_timeout)
+        else:
+            self._file_lock = None
+            log.info("registry store is not local: a single writer process is assumed", uri=self.uri)
+        self._thread_lock = threading.RLock()
+        self._db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+        self._tables: dict[str, Any] = {}
+        self._embedder_arg = embedder
+        self._embedder: EmbedderLike | None = None
+        self._embedder_resolved = False
+        self._warned_no_embedder = False
+        if isinstance(embedder, str):
+            if embedder != "auto":
+                raise ValueError(f"embedder must be an Embedder, 'auto' or None, not {embedder!r}")
+        elif embedder is not None:
+            self._set_embedder(embedder)
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _set_embedder(self, embedder: EmbedderLike) -> None:
+        if int(getattr(embedder, "dim", -1)) != DIM:
+            raise ValueError(f"embedder dim {getattr(embedder, 'dim', None)!r} != {DIM}")
+        self._embedder = embedder
+        self._embedder_resolved = True
+
+    @property
+    def embedder(self) -> EmbedderLike | None:
+        """The embedder in use; with embedder="auto" it is loaded on first need."""
+        if not self._embedder_resolved:
+            emb: EmbedderLike | None = None
+            if self._embedder_arg == "auto":
+                try:
+                    from runtime.embeddings import load_embedder
+                except ImportError as exc:
+                    log.warning("runtime.embeddings unavailable; no vectors", error=str(exc))
+                else:
+                    emb = load_embedder()
+            if emb is not None:
+                self._set_embedder(emb)
+            self._embedder_resolved = True
+        return self._embedder
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers: the thread lock always, the file lock for local stores."""
+        with self._thread_lock:
+            if self._file_lock is None:
+                yield
+                return
+            from filelock import Timeout
+
+            try:
+                self._file_lock.acquire()
+            except Timeout as exc:
+                raise RegistryError(f"registry lock busy: {self._file_lock.lock_file}") from exc
+            try:
+                yield
+            finally:
+                self._file_lock.release()
+
+    def _table(self, name: str) -> Any:
+        tbl = self._tables.get(name)
+        if tbl is None:
+            self._ensure_tables()
+            tbl = self._tables[name]
+        return tbl
+
+    def _ensure_tables(self) -> None:
+        if self._db is None:
+            raise RegistryError("registry is closed")
+        try:  # fast path: everything exists already
+            opened = {n: self._db.open_table(n) for n in _SCHEMAS}
+            if self._has_fts(opened[SKILLS]):
+                self._tables.update(opened)
+                return
+        except ValueError:  # "Table '...' was not found"
+            pass
+        with self._locked():
+            for n, schema in _SCHEMAS.items():
+                self._tables[n] = self._db.create_table(n, schema=schema, exist_ok=True)
+            if not self._has_index(self._tables[PACKAGES], "BTree"):
+                self._index_packages()
+            skills = self._tables[SKILLS]
+            if not self._has_fts(skills):
+                from lancedb.index import FTS
+
+                skills.create_index("search_text", config=FTS())
+                log.info("created full-text index", table=SKILLS, column="search_text")
+
+    @staticmethod
+    def _has_index(table: Any, index_type: str) -> bool:
+        return any(str(ix.index_type).lower() == index_type.lower() for ix in table.list_indices())
+
+    @classmethod
+    def _has_fts(cls, table: Any) -> bool:
+        return cls._has_index(table, "FTS")
+
+    def _index_packages(self) -> None:
+        """BTREE index on packages.name, so a lookup does not scan every blob fragment
+        (optimize() keeps it up to date; newer rows are scanned until then)."""
+        from lancedb.index import BTree
+
+        self._tables[PACKAGES].create_index("name", config=BTree(), replace=True)
+
+    def _write(self, table_name: str, op: Callable[[Any], Any], attempts: int = 6) -> Any:
+        """Run one write, retrying LanceDB's retryable commit conflicts (they did not commit)."""
+        table = self._table(table_name)
+        before = table.version
+        for i in range(attempts):
+            try:
+                result = op(table)
+                break
+            except Exception as exc:  # noqa: BLE001 -- filtered by _is_retryable
+                if i == attempts - 1 or not _is_retryable(exc):
+                    raise
+                log.debug("commit conflict, retrying", table=table_name, attempt=i + 1)
+                threading.Event().wait(0.01 * (2**i))
+        after = table.version
+        if after // self.compact_every != before // self.compact_every:
+            self._compact_table(table_name)
+        return result
+
+    def _compact_table(self, table_name: str) -> bool:
+        """``optimize()`` one table: merge small fragments, fold new rows into the
+        indexes, prune versions older than ``cleanup_older_than``.
+
+        Best effort: skipped if another writer holds the lock; a concurrent lock-free
+        writer (record_call) can pre-empt it too. Either way it is retried next time.
+        Cost note: LanceDB 0.40's optimize() merges *every* fragment under 1M rows, so
+        each run rewrites the whole ``packages`` table (all blobs) -- fine for registry
+        sizes (1k packages of 20 KB = 20 MB per run, once per `compact_every` adds), and
+        the old files go at the next run after ``cleanup_older_than``. Tuning that
+        (compact_files with a target size, or cleanup without compaction) needs the
+        `pylance` package, which is not a dependency.
+        """
+        if self._file_lock is not None:
+            from filelock import Timeout
+
+            try:
+                self._file_lock.acquire(timeout=0)  # re-entrant if we already hold it
+            except Timeout:
+                log.debug("compaction deferred: registry lock busy", table=table_name)
+                return False
+        try:
+            table = self._table(table_name)
+            table.optimize(cleanup_older_than=self.cleanup_older_than)
+        except Exception as exc:  # noqa: BLE001 -- never fail a write because tidying failed
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            log.warning("compaction skipped", table=table_name, error=first_line)
+            return False
+        finally:
+            if self._file_lock is not None:
+                self._file_lock.release()
+        log.debug("compacted", table=table_name, version=table.version)
+        return True
+
+    def compact(self) -> dict[str, bool]:
+        """Optimise every table now (merge fragments, update the FTS index, prune old versions)."""
+        with self._locked():
+            return {n: self._compact_table(n) for n in _SCHEMAS}
+
+    def _rows(
+        self, table_name: str, where: str | None, columns: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        q = self._table(table_name).search()
+        if where:
+            q = q.where(where)
+        if columns:
+            q = q.select(columns)
+        return q.limit(None).to_arrow().to_pylist()
+
+    def _usage(self, where: str | None) -> dict[tuple[str, int], dict[str, Any]]:
+        return {(r["name"], r["version"]): r for r in self._rows(USAGE, where)}
+
+    def _record(self, row: dict[str, Any], usage: dict[tuple[str, int], dict[str, Any]]) -> SkillRecord:
+        u = usage.get((row["name"], row["version"]), {})
+        name, version = row["name"], row["version"]
+        rec = SkillRecord(
+            id=row["id"],
+            name=name,
+            version=version,
+            content_hash=row["content_hash"],
+            status=row["status"],
+            current=bool(row["current"]),
+            description=row["description"] or "",
+            tags=list(row["tags"] or []),
+            gate=GateSummary(
+                passed=bool(row["gate_passed"]),
+                tests=row["gate_tests"] or 0,
+                failures=row["gate_failures"] or 0,
+                errors=row["gate_errors"] or 0,
+                skipped=row["gate_skipped"] or 0,
+                coverage=row["gate_coverage"],
+                duration_s=row["gate_duration_s"] or 0.0,
+                reasons=list(row["gate_reasons"] or []),
+            ),
+            calls=u.get("calls") or 0,
+            failures=u.get("failures") or 0,
+            last_used=_utc(u.get("last_used")),
+            created_at=_utc(row["created_at"]),
+            updated_at=_utc(row["updated_at"]),
+        )
+        rec._report_loader = lambda: self.gate_report(name, version)
+        return rec
+
+    def _records(
+        self, where: str | None, usage_where: str | None = None, *, usage: bool = True
+    ) -> list[SkillRecord]:
+        rows = self._rows(SKILLS, where, _LIGHT)
+        if not rows:
+            return []
+        counters = self._usage(usage_where if usage_where is not None else where) if usage else {}
+        return [self._record(r, counters) for r in rows]
+
+    def _event(self, kind: str, name: str | None, version: int | None, **detail: Any) -> None:
+        row = {"ts": _now(), "name": name, "version": version, "kind": kind,
+               "detail": json.dumps(detail, sort_keys=True, default=str)}  # fmt: skip
+        self._write(EVENTS, lambda t: t.add(pa.Table.from_pylist([row], schema=EVENTS_SCHEMA)))
+
+    @staticmethod
+    def _head(records: list[SkillRecord]) -> SkillRecord | None:
+        """The current version if any, else the latest."""
+        if not records:
+            return None
+        for r in records:
+            if r.current:
+                return r
+        return max(records, key=lambda r: r.version)
+
+    # ----------------------------------------------------------------- writes
+
+    def add_version(
+        self,
+        name: str,
+        content_hash: str,
+        status: str,
+        description: str,
+        tags: list[str],
+        instructions: str,
+        gate: GateSummary,
+        gate_report: dict[str, Any],
+        package: bytes,
+    ) -> SkillRecord:
+        """Store a new version (next number for the name). A registered one becomes current."""
+        validate_name(name)
+        _validate_hash(content_hash)
+        if status not in ("registered", "blocked"):
+            raise ValueError(f"a new version is 'registered' or 'blocked', not {status!r}")
+        if status == "registered" and not gate.passed:
+            raise RegistryError(f"{name}: cannot register a version whose gate failed")
+        if not isinstance(package, (bytes, bytearray, memoryview)) or not package:
+            raise ValueError("package must be non-empty bytes")
+        tags = [str(t) for t in (tags or [])]
+        description = description or ""
+        instructions = instructions or ""
+        report_json = json.dumps(gate_report, sort_keys=True)  # fails loudly on non-JSON values
+
+        vector = None
+        if self.embedder is not None:  # before taking the lock: embedding is the slow part
+            vector = np.asarray(self.embedder.embed([_embed_text(name, description, tags)])[0], np.float32)
+            if vector.shape != (DIM,) or not np.isfinite(vector).all():
+                raise RegistryError(f"embedder gave shape {vector.shape} or non-finite values; want ({DIM},)")
+
+        self._table(SKILLS)  # make sure tables exist before locking (creation locks too)
+        with self._locked():
+            q_name = _sql_str(name)
+            existing = self._rows(SKILLS, f"name = {q_name}", ["version"])
+            version = max((r["version"] for r in existing), default=0) + 1
+            now = _now()
+            row = {
+                "id": uuid.uuid4().hex,
+                "name": name,
+                "version": version,
+                "content_hash": content_hash,
+                "status": status,
+                "current": status == "registered",
+                "description": description,
+                "tags": tags,
+                "instructions": instructions,
+                "search_text": _search_text(name, description, tags, instructions),
+                "vector": vector,
+                "gate_passed": bool(gate.passed),
+                "gate_tests": int(gate.tests),
+                "gate_failures": int(gate.failures),
+                "gate_errors": int(gate.errors),
+                "gate_skipped": int(gate.skipped),
+                "gate_coverage": None if gate.coverage is None else float(gate.coverage),
+                "gate_duration_s": float(gate.duration_s),
+                "gate_reasons": [str(r) for r in gate.reasons],
+                "gate_report": report_json,
+                "created_at": now,
+                "updated_at": now,
+            }
+            rows = [row]
+            previous = None
+            if status == "registered":
+                # Clear the old current in the same commit that inserts the new row.
+                old = self._rows(SKILLS, f"name = {q_name} AND current = true")
+                for o in old:
+                    previous = o["version"]
+                    o.update(current=False, updated_at=now)
+                rows += old
+            data = bytes(package)
+            # Package and counters first; the skills row is the commit point. A crash
+            # in between leaves rows for a version number that will be allocated again:
+            # harmless, as package() selects by (name, version, content_hash) -- equal
+            # hashes mean equal bytes -- and the usage row is upserted.
+            pkg = pa.Table.from_pylist(
+                [{"name": name, "version": version, "content_hash": content_hash,
+                  "size": len(data), "data": data}],  # fmt: skip
+                schema=PACKAGES_SCHEMA,
+            )
+            self._write(PACKAGES, lambda t: t.add(pkg))
+            use = pa.Table.from_pylist(
+                [{"name": name, "version": version, "calls": 0, "failures": 0, "last_used": None}],
+                schema=USAGE_SCHEMA,
+            )
+            self._write(USAGE, lambda t: t.merge_insert(["name", "version"])
+                        .when_matched_update_all().when_not_matched_insert_all().execute(use))  # fmt: skip
+            batch = pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA)
+            # on_bad_vectors="null": lancedb counts a null vector (no embedder) as "bad";
+            # real vectors were shape- and NaN-checked above.
+            self._write(SKILLS, lambda t: t.merge_insert("id").when_matched_update_all()
+                        .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))  # fmt: skip
+            detail: dict[str, Any] = {"content_hash": content_hash, "gate": {"tests": gate.tests,
+                "failures": gate.failures, "errors": gate.errors, "coverage": gate.coverage}}  # fmt: skip
+            if status == "blocked":
+                detail["reasons"] = list(gate.reasons)
+            elif previous is not None:
+                detail["previous"] = previous
+            self._event(status, name, version, **detail)
+        log.info("skill version added", skill=name, version=version, status=status,
+                 current=row["current"], vectors=vector is not None)  # fmt: skip
+        rec = self._record(row, {})
+        rec._report = json.loads(report_json)
+        return rec
+
+    def rollback(self, name: str, version: int) -> SkillRecord:
+        """Make an earlier registered version current again (its row and package are untouched)."""
+        validate_name(name)
+        version = _validate_version(version)
+        q_name = _sql_str(name)
+        with self._locked():
+            rows = self._rows(SKILLS, f"name = {q_name}")
+            target = next((r for r in rows if r["version"] == version), None)
+            if target is None:
+                raise SkillNotFound(f"{name} v{version} does not exist")
+            if target["status"] != "registered":
+                raise RegistryError(f"cannot roll {name} back to v{version}: it is {target['status']}")
+            previous = [r for r in rows if r["current"] and r["version"] != version]
+            if target["current"] and not previous:
+                log.info("rollback: already current", skill=name, version=version)
+            else:
+                now = _now()
+                target.update(current=True, updated_at=now)
+                for r in previous:
+                    r.update(current=False, updated_at=now)
+                batch = pa.Table.from_pylist([target, *previous], schema=SKILLS_SCHEMA)
+                self._write(SKILLS, lambda t: t.merge_insert("id").when_matched_update_all()
+                            .execute(batch, on_bad_vectors="null"))  # fmt: skip
+                self._event("rollback", name, version, previous=[r["version"] for r in previous] or None)
+                log.info("skill rolled back", skill=name, version=version,
+                         previous=[r["version"] for r in previous])  # fmt: skip
+        rec = self.get(name, version)
+        if rec is None:  # only if the store changed under us
+            raise SkillNotFound(f"{name} v{version} does not exist")
+        return rec
+
+    def set_status(
+        self, name: str, status: str, version: int | None = None, *, reason: str | None = None
+    ) -> SkillRecord:
+        """Change one version's status (default: the head, i.e. current else latest).
+
+        - ``retired``: the version stays (history is kept); a retired head keeps its
+          ``current`` flag so the skill lists as retired, but it is never searched.
+        - ``blocked``: also clears ``current``.
+        - ``registered``: reinstates a retired version; refused for a version whose
+          gate did not pass (that would bypass the gate).
+        """
+        validate_name(name)
+        _validate_status(status)
+        if version is not None:
+            version = _validate_version(version)
+        q_name = _sql_str(name)
+        with self._locked():
+            recs = self._records(f"name = {q_name}", usage=False)
+            if version is None:
+                target = self._head(recs)
+            else:
+                target = next((r for r in recs if r.version == version), None)
+            if target is None:
+                raise SkillNotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
+            if status == "registered" and not target.gate.passed:
+                raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
+            if target.status != status:
+                values: dict[str, Any] = {"status": status, "updated_at": _now()}
+                if status == "blocked":
+                    values["current"] = False
+                where = f"id = {_sql_str(target.id)}"
+                self._write(SKILLS, lambda t: t.update(where=where, values=values))
+                self._event(status, name, target.version, previous_status=target.status, reason=reason,
+                            via="set_status")  # fmt: skip
+                log.info("skill status changed", skill=name, version=target.version,
+                         status=status, previous=target.status)  # fmt: skip
+        rec = self.get(name, target.version)
+        if rec is None:  # only if the store changed under us
+            raise SkillNotFound(f"{name} v{target.version} does not exist")
+        return rec
+
+    def record_call(self, name: str, version: int, ok: bool) -> None:
+        """Count one call (and a failure if not ok); lock-free and safe across processes."""
+        validate_name(name)
+        version = _validate_version(version)
+        values_sql = {"calls": "calls + 1", "last_used": "now()"}
+        if not ok:
+            values_sql["failures"] = "failures + 1"
+        where = f"name = {_sql_str(name)} AND version = {version}"
+        result = self._write(USAGE, lambda t: t.update(where=where, values_sql=values_sql))
+        if getattr(result, "rows_updated", 1) == 0:
+            raise SkillNotFound(f"{name} v{version} does not exist")
+
+    # ----------------------------------------------------------------- reads
+
+    def find(self, name: str, content_hash: str) -> SkillRecord | None:
+        """The latest version of `name` with this content hash, if any."""
+        validate_name(name)
+        _validate_hash(content_hash)
+        recs = self._records(f"name = {_sql_str(name)} AND content_hash = {_sql_str(content_hash)}",
+                             usage_where=f"name = {_sql_str(name)}")  # fmt: skip
+        return max(recs, key=lambda r: r.version) if recs else None
+
+    def get(self, name: str, version: int | None = None) -> SkillRecord | None:
+        """A given version, or (version=None) the current one, else the latest."""
+        validate_name(name)
+        where = f"name = {_sql_str(name)}"
+        if version is not None:
+            where += f" AND version = {_validate_version(version)}"
+        recs = self._records(where)
+        return recs[0] if version is not None and recs else self._head(recs)
+
+    def list(self, status: str | None = None) -> list[SkillRecord]:
+        """One record per name (current version, else latest), optionally by that record's status."""
+        if status is not None:
+            _validate_status(status)
+        by_name: dict[str, list[SkillRecord]] = {}
+        for r in self._records(None):
+            by_name.setdefault(r.name, []).append(r)
+        heads = [h for recs in by_name.values() if (h := self._head(recs)) is not None]
+        return sorted((h for h in heads if status is None or h.status == status), key=lambda r: r.name)
+
+    def versions(self, name: str) -> list[SkillRecord]:
+        validate_name(name)
+        return sorted(self._records(f"name = {_sql_str(name)}"), key=lambda r: r.version)
+
+    def package(self, name: str, version: int) -> bytes:
+        validate_name(name)
+        version = _validate_version(version)
+        where = f"name = {_sql_str(name)} AND version = {version}"
+        found = self._rows(SKILLS, where, ["content_hash"])
+        if not found:
+            raise SkillNotFound(f"{name} v{version} does not exist")
+        where += f" AND content_hash = {_sql_str(_validate_hash(found[0]['content_hash']))}"
+        rows = self._table(PACKAGES).search().where(where).select(["data"]).limit(1).to_arrow().to_pylist()
+        if not rows:
+            raise SkillNotFound(f"{name} v{version}: package missing")
+        return rows[0]["data"]
+
+    def gate_report(self, name: str, version: int) -> dict[str, Any]:
+        validate_name(name)
+        version = _validate_version(version)
+        rows = self._rows(SKILLS, f"name = {_sql_str(name)} AND version = {version}", ["gate_report"])
+        if not rows:
+            raise SkillNotFound(f"{name} v{version} does not exist")
+        return json.loads(rows[0]["gate_report"] or "{}")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail, oldest first: dicts with ts, name, version, kind, detail (a dict)."""
+        where = None if name is None else f"name = {_sql_str(validate_name(name))}"
+        rows = self._rows(EVENTS, where)
+        for r in rows:
+            r["detail"] = json.loads(r["detail"] or "{}")
+        return sorted(rows, key=lambda r: r["ts"])
+
+    def search(
+        self, query: str, limit: int = 5, *, min_similarity: float = 0.2
+    ) -> list[tuple[SkillRecord, float]]:
+        """Current registered skills matching `query`, best first, with a score.
+
+        Hybrid when an embedder is available: BM25 full-text over name, description,
+        tags and instructions, plus cosine similarity of the description vectors,
+        fused by reciprocal rank (RRF, k=60); the score is the RRF relevance. A hit
+        found only by the vector leg is dropped when its cosine similarity is below
+        `min_similarity` (the vector leg always returns *something*; for
+        all-MiniLM-L6-v2, unrelated texts score about -0.1..0.15, paraphrases 0.3+).
+        Without an embedder: full-text only, score = BM25, and a warning is logged.
+        Scores are comparable within one result list only.
+        """
+        if not isinstance(query, str):
+            raise TypeError("query must be a str")
+        limit = int(limit)
+        if not query.strip() or limit < 1:
+            return []
+        table = self._table(SKILLS)
+        emb = self.embedder
+        # No .select(): LanceDB 0.40 warns when a projection omits _score/_distance and
+        # the hybrid path cannot project them; `limit` rows of full width are cheap.
+        if emb is not None:
+            from lancedb.rerankers import RRFReranker
+
+            qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
+            hits = (
+                table.search(query_type="hybrid", vector_column_name="vector")
+                .vector(qv)
+                .text(query)
+                .distance_type("cosine")
+                .where(_SEARCHABLE, prefilter=True)
+                .rerank(RRFReranker(return_score="all"))
+                .limit(limit)
+                .to_arrow()
+                .to_pylist()
+            )
+            # cosine distance = 1 - similarity; _score is null for vector-only hits.
+            hits = [
+                h for h in hits
+                if h.get("_score") is not None
+                or (h.get("_distance") is not None and 1.0 - h["_distance"] >= min_similarity)
+            ]  # fmt: skip
+            score_col = "_relevance_score"
+        else:
+            if not self._warned_no_embedder:
+                log.warning("no embedder: search is full-text only", uri=self.uri)
+                self._warned_no_embedder = True
+            hits = (
+                table.search(query, query_type="fts")
+                .where(_SEARCHABLE, prefilter=True)
+                .limit(limit)
+                .to_arrow()
+                .to_pylist()
+            )
+            score_col = "_score"
+        if not hits:
+            return []
+        names = sorted({h["name"] for h in hits})
+        usage = self._usage("name IN (" + ", ".join(_sql_str(validate_name(n)) for n in names) + ")")
+        return [(self._record(h, usage), float(h[score_col])) for h in hits]
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        self._tables.clear()
+        db, self._db = self._db, None
+        if db is not None and hasattr(db, "close"):
+            try:
+                db.close()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("closing the connection failed", error=str(exc))
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

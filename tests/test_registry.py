@@ -1,0 +1,559 @@
+"""Registry tests: real LanceDB stores in tmp_path, real processes for concurrency.
+
+Nothing of the project is mocked. Tests that need vectors use either the real
+all-MiniLM-L6-v2 embedder (runtime.embeddings, skipped if its model package is
+missing) or `TrigramEmbedder` below: a real, deterministic function (hashed
+character trigrams -> 384 dims, L2-normalised) that honours the Embedder API.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import multiprocessing as mp
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from runtime import archive
+from runtime.registry import (
+    GateSummary,
+    InvalidName,
+    Registry,
+    RegistryError,
+    SkillNotFound,
+    SkillRecord,
+)
+
+# --------------------------------------------------------------------------- helpers
+
+
+class TrigramEmbedder:
+    """Hashed character-trigram bag of words, 384-d, L2-normalised, float32.
+
+    Misspellings share most trigrams with the right word, so it gives the vector
+    leg of hybrid search something full-text search cannot do, deterministically.
+    """
+
+    dim = 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                padded = f"#{word}#"
+                for j in range(len(padded) - 2):
+                    digest = hashlib.blake2b(padded[j : j + 3].encode(), digest_size=4).digest()
+                    out[i, int.from_bytes(digest, "little") % self.dim] += 1.0
+            norm = np.linalg.norm(out[i])
+            if norm:
+                out[i] /= norm
+        return out
+
+
+PASS = GateSummary(
+    passed=True, tests=4, failures=0, errors=0, skipped=0, coverage=92.5, duration_s=1.25, reasons=[]
+)
+FAIL = GateSummary(
+    passed=False, tests=4, failures=1, errors=0, skipped=0, coverage=61.0, duration_s=2.0,
+    reasons=["1 test failed", "coverage 61.0% < 80%"],
+)  # fmt: skip
+
+SKILLS = {
+    "csv-profile": ("Profile a CSV table: column types, missing values, distinct counts and numeric ranges.",
+                    ["csv", "data"], "Call with the CSV text; returns one entry per column."),
+    "image-resize": ("Resize PNG and JPEG images to a given width and height, keeping the aspect ratio. "
+                     "Makes thumbnails.", ["image"], "Pass base64 image bytes and the target size."),
+    "pdf-text": ("Extract the text of a PDF document page by page.", ["pdf", "text"],
+                 "Returns a list of pages."),
+    "http-fetch": ("Fetch a web page over HTTP and return its status and body.", ["web"], "Needs a URL."),
+}  # fmt: skip
+
+
+def add(reg: Registry, name: str, *, status: str = "registered", gate: GateSummary = PASS,
+        package: bytes | None = None, content_hash: str | None = None, description: str | None = None,
+        tags: list[str] | None = None, instructions: str | None = None,
+        report: dict | None = None) -> SkillRecord:  # fmt: skip
+    desc, default_tags, instr = SKILLS.get(name, (f"The {name} skill.", [], ""))
+    package = package if package is not None else os.urandom(64)
+    return reg.add_version(
+        name=name,
+        content_hash=content_hash or hashlib.sha256(package).hexdigest(),
+        status=status,
+        description=description if description is not None else desc,
+        tags=tags if tags is not None else default_tags,
+        instructions=instructions if instructions is not None else instr,
+        gate=gate,
+        gate_report=report if report is not None else {"gate": "pytest", "passed": gate.passed,
+                                                       "pkg": len(package)},  # fmt: skip
+        package=package,
+    )
+
+
+def names(hits: list[tuple[SkillRecord, float]]) -> list[str]:
+    return [rec.name for rec, _ in hits]
+
+
+@pytest.fixture
+def reg(tmp_path: Path):
+    r = Registry(str(tmp_path / "store"), embedder=None)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def treg(tmp_path: Path):
+    r = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder())
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def real_embedder():
+    embeddings = pytest.importorskip("runtime.embeddings")
+    emb = embeddings.load_embedder()
+    if emb is None:
+        pytest.skip("embedding model package not installed")
+    return emb
+
+
+# --------------------------------------------------------------------------- validation
+
+
+BAD_NAMES = ["", "Csv", "a--b", "-a", "a-", "a_b", "a b", "x" * 65, "x' OR '1'='1", "a;drop", "é", None, 5]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_invalid_names_rejected_before_touching_the_store(tmp_path: Path, bad):
+    store = tmp_path / "store"
+    r = Registry(str(store), embedder=None)
+    calls = [
+        lambda: add(r, bad),
+        lambda: r.get(bad),
+        lambda: r.versions(bad),
+        lambda: r.find(bad, "ab" * 32),
+        lambda: r.package(bad, 1),
+        lambda: r.rollback(bad, 1),
+        lambda: r.set_status(bad, "retired"),
+        lambda: r.record_call(bad, 1, True),
+        lambda: r.gate_report(bad, 1),
+    ]
+    if bad is not None:  # events(None) means "all skills"
+        calls.append(lambda: r.events(bad))
+    for call in calls:
+        with pytest.raises(InvalidName):
+            call()
+    assert list(store.iterdir()) == [], "the store was touched for an invalid name"
+
+
+def test_name_limits_and_hash_validation(reg: Registry, tmp_path: Path):
+    assert add(reg, "a" * 64).version == 1  # 64 chars is the maximum
+    assert add(reg, "a1-b2-c3").version == 1
+    with pytest.raises(InvalidName):
+        reg.find("a1-b2-c3", "abc' OR '1'='1")
+    with pytest.raises(InvalidName):
+        add(reg, "a1-b2-c3", content_hash="x y")
+    with pytest.raises(ValueError):
+        reg.get("a1-b2-c3", 0)
+    with pytest.raises(ValueError):
+        reg.list(status="nope")
+    # quotes in free text are data, not SQL
+    rec = add(reg, "quoted", description="It's a \"quoted\" description; DROP TABLE skills; --")
+    assert reg.get("quoted").description == rec.description
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_version_allocation(reg: Registry):
+    v = [add(reg, "csv-profile") for _ in range(3)]
+    assert [r.version for r in v] == [1, 2, 3]
+    assert add(reg, "pdf-text").version == 1
+    for r in v:
+        assert uuid.UUID(hex=r.id).version == 4 and len(r.id) == 32
+    assert len({r.id for r in v}) == 3
+    assert [r.version for r in reg.versions("csv-profile")] == [1, 2, 3]
+    assert [r.current for r in reg.versions("csv-profile")] == [False, False, True]
+    assert reg.get("csv-profile").version == 3
+    assert reg.get("nope") is None and reg.get("csv-profile", 9) is None
+    assert reg.versions("nope") == []
+
+
+def test_record_fields_round_trip(reg: Registry):
+    report = {"junit": {"tests": 4}, "coverage": {"percent": 92.5}, "log": "ok ✓"}
+    made = add(reg, "csv-profile", report=report)
+    got = reg.get("csv-profile", 1)
+    assert got == made
+    assert got.gate == PASS and got.tags == ["csv", "data"]
+    assert got.created_at.tzinfo is not None and got.last_used is None
+    assert got.gate_report == report  # loaded on demand
+    assert reg.list()[0].gate_report == report
+    assert reg.gate_report("csv-profile", 1) == report
+
+
+def test_blocked_versions_are_kept_but_never_current(reg: Registry):
+    b1 = add(reg, "csv-profile", status="blocked", gate=FAIL)
+    assert not b1.current and b1.status == "blocked"
+    got = reg.get("csv-profile")  # no current version: the latest
+    assert got.version == 1 and got.status == "blocked" and not got.current
+    assert got.gate.reasons == FAIL.reasons and got.gate_report["passed"] is False
+
+    r2 = add(reg, "csv-profile")
+    b3 = add(reg, "csv-profile", status="blocked", gate=FAIL)
+    assert b3.version == 3
+    assert reg.get("csv-profile").version == 2
+    assert [(r.version, r.status, r.current) for r in reg.versions("csv-profile")] == [
+        (1, "blocked", False), (2, "registered", True), (3, "blocked", False)]  # fmt: skip
+    assert sum(r.current for r in reg.versions("csv-profile")) == 1
+
+    with pytest.raises(RegistryError):
+        reg.rollback("csv-profile", 3)
+    with pytest.raises(RegistryError):  # a failed gate cannot be registered, directly or later
+        add(reg, "csv-profile", status="registered", gate=FAIL)
+    with pytest.raises(RegistryError):
+        reg.set_status("csv-profile", "registered", version=3)
+    with pytest.raises(ValueError):
+        add(reg, "csv-profile", status="retired")
+    assert reg.get("csv-profile").id == r2.id
+
+    # blocking the current version clears `current`
+    reg.set_status("csv-profile", "blocked", version=2, reason="security report")
+    assert not any(r.current for r in reg.versions("csv-profile"))
+    assert reg.events("csv-profile")[-1]["detail"]["reason"] == "security report"
+
+
+def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
+    skill = tmp_path / "csv-profile"
+    (skill / "scripts").mkdir(parents=True)
+    (skill / "SKILL.md").write_text("---\nname: csv-profile\ndescription: Profile CSV.\n---\n# CSV\n")
+    (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {}\n")
+    pkg1 = archive.pack(skill)
+    report1 = {"tests": 4, "detail": ["a", "b"]}
+    v1 = add(reg, "csv-profile", package=pkg1, content_hash=archive.content_hash(skill), report=report1)
+    before = reg.get("csv-profile", 1)
+
+    (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {'v': 2}\n")
+    v2 = add(reg, "csv-profile", package=archive.pack(skill), content_hash=archive.content_hash(skill),
+             description="Profile CSV, second take.", tags=["csv"], report={"tests": 5})  # fmt: skip
+    assert v2.content_hash != v1.content_hash
+    add(reg, "csv-profile", status="blocked", gate=FAIL)
+
+    rolled = reg.rollback("csv-profile", 1)
+    assert rolled.current and reg.get("csv-profile").version == 1
+    volatile = {"current", "updated_at"}
+    a, b = dataclasses.asdict(before), dataclasses.asdict(rolled)
+    for key in volatile:
+        a.pop(key), b.pop(key)
+    assert a == b
+    assert rolled.gate_report == report1
+    assert reg.package("csv-profile", 1) == pkg1
+    # the package unpacks to the exact original files
+    out = archive.unpack(reg.package("csv-profile", 1), tmp_path / "restored")
+    assert (out / "scripts" / "profile.py").read_text() == "def run(params):\n    return {}\n"
+    assert archive.content_hash(out) == v1.content_hash
+    # v2 is intact and no longer current; exactly one current
+    v2_now = reg.get("csv-profile", 2)
+    assert not v2_now.current and v2_now.description == "Profile CSV, second take."
+    assert sum(r.current for r in reg.versions("csv-profile")) == 1
+    ev = reg.events("csv-profile")[-1]
+    assert ev["kind"] == "rollback" and ev["version"] == 1 and ev["detail"]["previous"] == [2]
+
+    with pytest.raises(SkillNotFound):
+        reg.rollback("csv-profile", 7)
+    with pytest.raises(SkillNotFound):
+        reg.rollback("other", 1)
+    # rolling forward again and allocating after a rollback
+    assert reg.rollback("csv-profile", 2).version == 2
+    assert add(reg, "csv-profile").version == 4 and reg.get("csv-profile").version == 4
+
+
+def test_list_shows_one_record_per_name(reg: Registry):
+    for _ in range(3):
+        add(reg, "csv-profile")
+    add(reg, "pdf-text")
+    add(reg, "pdf-text", status="blocked", gate=FAIL)
+    add(reg, "http-fetch", status="blocked", gate=FAIL)
+    add(reg, "http-fetch", status="blocked", gate=FAIL)
+    listed = {r.name: r for r in reg.list()}
+    assert sorted(listed) == ["csv-profile", "http-fetch", "pdf-text"]
+    assert (listed["csv-profile"].version, listed["csv-profile"].current) == (3, True)
+    assert (listed["pdf-text"].version, listed["pdf-text"].status) == (1, "registered")
+    assert (listed["http-fetch"].version, listed["http-fetch"].status) == (2, "blocked")
+    assert [r.name for r in reg.list(status="registered")] == ["csv-profile", "pdf-text"]
+    assert [r.name for r in reg.list(status="blocked")] == ["http-fetch"]
+
+
+def test_retire_keeps_history(reg: Registry):
+    add(reg, "pdf-text")
+    add(reg, "pdf-text")
+    retired = reg.set_status("pdf-text", "retired")
+    assert retired.version == 2 and retired.status == "retired"
+    assert [r.name for r in reg.list(status="retired")] == ["pdf-text"]
+    assert len(reg.versions("pdf-text")) == 2 and reg.package("pdf-text", 2)
+    assert reg.search("pdf document") == []
+    assert [e["kind"] for e in reg.events("pdf-text")] == ["registered", "registered", "retired"]
+    with pytest.raises(RegistryError):
+        reg.rollback("pdf-text", 2)  # reinstate with set_status first
+    assert reg.rollback("pdf-text", 1).current  # an older registered version can take over
+    assert reg.set_status("pdf-text", "registered", version=2).status == "registered"
+    assert reg.get("pdf-text").version == 1
+
+
+def test_find_by_content_hash(reg: Registry):
+    a = add(reg, "csv-profile", content_hash="sha256:" + "a" * 64)
+    b = add(reg, "csv-profile", content_hash="b" * 64, status="blocked", gate=FAIL)
+    add(reg, "pdf-text", content_hash="c" * 64)
+    assert reg.find("csv-profile", "sha256:" + "a" * 64).id == a.id
+    found_b = reg.find("csv-profile", "b" * 64)
+    assert found_b.id == b.id and found_b.status == "blocked"  # caller can skip re-gating
+    assert reg.find("csv-profile", "c" * 64) is None  # the hash of another skill
+    assert reg.find("nope", "a" * 64) is None
+
+
+def test_record_call_counters(reg: Registry):
+    add(reg, "csv-profile")
+    add(reg, "csv-profile")
+    for ok in (True, True, False, True, False):
+        reg.record_call("csv-profile", 2, ok)
+    reg.record_call("csv-profile", 1, True)
+    v1, v2 = reg.versions("csv-profile")
+    assert (v2.calls, v2.failures) == (5, 2) and (v1.calls, v1.failures) == (1, 0)
+    assert v2.last_used is not None and v2.last_used >= v2.created_at
+    listed = reg.list()[0]
+    assert (listed.version, listed.calls) == (2, 5)
+    with pytest.raises(SkillNotFound):
+        reg.record_call("csv-profile", 3, True)
+
+
+def test_package_lookup(reg: Registry):
+    data = os.urandom(200_000)
+    add(reg, "image-resize", package=data)
+    assert reg.package("image-resize", 1) == data
+    with pytest.raises(SkillNotFound):
+        reg.package("image-resize", 2)
+    with pytest.raises(ValueError):
+        add(reg, "image-resize", package=b"")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_search_full_text_fallback(reg: Registry, tmp_path: Path):
+    for name in SKILLS:
+        add(reg, name)
+    with capture_logs() as logs:
+        hits = reg.search("missing values in a table")
+    assert any(e["log_level"] == "warning" and "full-text" in e["event"] for e in logs)
+    assert names(hits)[0] == "csv-profile" and hits[0][1] > 0
+    assert names(reg.search("thumbnails"))[0] == "image-resize"  # description word (stemmed)
+    assert names(reg.search("pdf"))[0] == "pdf-text"  # tag / name
+    assert names(reg.search("URL"))[0] == "http-fetch"  # instructions
+    assert reg.search("zebra unicorn") == [] and reg.search("   ") == []
+    assert len(reg.search("the", limit=2)) <= 2
+
+    # a skill registered a moment ago is found at once, from this and another handle
+    other = Registry(str(tmp_path / "store"), embedder=None)
+    add(reg, "json-diff", description="Compare two JSON documents and list the differences.")
+    assert names(reg.search("differences"))[0] == "json-diff"
+    assert names(other.search("differences"))[0] == "json-diff"
+    # after a rollback (rows rewritten, not yet re-indexed) and after compaction
+    add(reg, "json-diff", description="Structural diff of JSON.")
+    assert names(other.search("structural"))[0] == "json-diff"
+    assert "json-diff" not in names(reg.search("differences"))  # v1 is not current now
+    reg.rollback("json-diff", 1)
+    assert names(reg.search("differences"))[0] == "json-diff"
+    assert all(reg.compact().values())
+    stats = reg._table("skills").index_stats("search_text_idx")
+    assert stats.num_unindexed_rows == 0
+    assert names(reg.search("differences"))[0] == "json-diff"
+    other.close()
+
+
+def test_search_hybrid_uses_vectors(treg: Registry, tmp_path: Path):
+    for name in SKILLS:
+        add(treg, name)
+    add(treg, "csv-profile", status="blocked", gate=FAIL, description="Thumbnail images (blocked).")
+    # misspelled: no term matches for BM25, but trigram vectors are close
+    query = "imagse resizng thumbnals"
+    fts_only = Registry(str(tmp_path / "store"), embedder=None)
+    assert "image-resize" not in names(fts_only.search(query))
+    hits = treg.search(query)
+    assert names(hits)[0] == "image-resize"
+    assert all(rec.status == "registered" and rec.current for rec, _ in hits)
+    # words that match both legs rank first
+    assert names(treg.search("csv column types"))[0] == "csv-profile"
+    scores = [s for _, s in treg.search("pdf text pages")]
+    assert scores == sorted(scores, reverse=True)
+    fts_only.close()
+
+
+def test_search_by_meaning_with_real_embedder(tmp_path: Path, real_embedder):
+    reg = Registry(str(tmp_path / "store"), embedder=real_embedder)
+    for name in SKILLS:
+        add(reg, name)
+    fts_only = Registry(str(tmp_path / "store"), embedder=None)
+    for query, want in [
+        ("shrink a picture", "image-resize"),
+        ("download a website", "http-fetch"),
+        ("what columns are in my spreadsheet", "csv-profile"),
+    ]:
+        assert names(reg.search(query))[0] == want, query
+    assert fts_only.search("shrink a picture") == []  # no shared words: only meaning finds it
+    assert reg.search("send an email") == []  # nothing related: weak vector-only hits are dropped
+    auto = Registry(str(tmp_path / "store"))  # embedder="auto" loads runtime.embeddings lazily
+    assert auto.embedder is not None and names(auto.search("shrink a picture"))[0] == "image-resize"
+    for r in (reg, fts_only, auto):
+        r.close()
+
+
+def test_embedder_dim_is_checked(tmp_path: Path):
+    class Small:
+        dim = 8
+
+        def embed(self, texts):
+            return np.zeros((len(texts), 8), np.float32)
+
+    with pytest.raises(ValueError):
+        Registry(str(tmp_path / "s"), embedder=Small())
+
+
+# --------------------------------------------------------------------------- events, upkeep
+
+
+def test_events_audit_trail(reg: Registry):
+    add(reg, "csv-profile")
+    add(reg, "csv-profile", status="blocked", gate=FAIL)
+    add(reg, "csv-profile")
+    reg.rollback("csv-profile", 1)
+    reg.set_status("csv-profile", "retired")
+    add(reg, "pdf-text")
+    evs = reg.events("csv-profile")
+    assert [(e["kind"], e["version"]) for e in evs] == [
+        ("registered", 1), ("blocked", 2), ("registered", 3), ("rollback", 1), ("retired", 1)]  # fmt: skip
+    assert evs[1]["detail"]["reasons"] == FAIL.reasons
+    assert evs[2]["detail"]["previous"] == 1
+    assert len(reg.events()) == 6
+    assert [e["ts"] for e in reg.events()] == sorted(e["ts"] for e in reg.events())
+
+
+def test_automatic_compaction_keeps_data(tmp_path: Path):
+    reg = Registry(str(tmp_path / "store"), embedder=None, compact_every=4)
+    for i in range(12):
+        add(reg, "csv-profile", package=bytes([i]) * 10)
+        reg.record_call("csv-profile", i + 1, ok=True)
+    table = reg._table("skills")
+    assert table.index_stats("search_text_idx").num_indexed_rows > 0  # optimize folded rows into the index
+    assert [reg.package("csv-profile", i + 1) for i in range(12)] == [bytes([i]) * 10 for i in range(12)]
+    assert [r.calls for r in reg.versions("csv-profile")] == [1] * 12
+    assert names(reg.search("csv"))[0] == "csv-profile"
+    reg.close()
+    with pytest.raises(RegistryError):
+        reg.list()
+
+
+def test_archive_is_deterministic(tmp_path: Path):
+    src = tmp_path / "skill"
+    (src / "scripts" / "__pycache__").mkdir(parents=True)
+    (src / "SKILL.md").write_text("---\nname: skill\n---\n")
+    (src / "scripts" / "run.py").write_text("print(1)\n")
+    (src / "scripts" / "__pycache__" / "run.cpython-311.pyc").write_bytes(b"junk")
+    one, h1 = archive.pack(src), archive.content_hash(src)
+    os.utime(src / "SKILL.md", (0, 12345))
+    assert archive.pack(src) == one and archive.content_hash(src) == h1
+    (src / "scripts" / "run.py").write_text("print(2)\n")
+    assert archive.content_hash(src) != h1
+    out = archive.unpack(one, tmp_path / "out")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "SKILL.md", "scripts/run.py"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- two real processes
+
+
+def _add_worker(uri: str, wid: int, n: int, barrier) -> None:
+    reg = Registry(uri, embedder=None)
+    barrier.wait(timeout=120)
+    for k in range(n):
+        pkg = f"shared from {wid}/{k}".encode()
+        reg.add_version("shared", hashlib.sha256(pkg).hexdigest(), "registered", f"shared skill {wid} {k}",
+                        ["w"], "", PASS, {"w": wid, "k": k}, pkg)  # fmt: skip
+        own = f"own from {wid}/{k}".encode()
+        reg.add_version(f"w{wid}-s{k}", hashlib.sha256(own).hexdigest(), "registered", f"own skill {wid} {k}",
+                        [], "", PASS, {"w": wid, "k": k}, own)  # fmt: skip
+    reg.close()
+
+
+def _call_worker(uri: str, n: int, barrier) -> None:
+    reg = Registry(uri, embedder=None)
+    barrier.wait(timeout=120)
+    for i in range(n):
+        reg.record_call("counted", 1, ok=i % 2 == 0)
+    reg.close()
+
+
+def _run(procs: list) -> None:
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+
+
+def test_two_processes_add_versions_concurrently(tmp_path: Path):
+    uri = str(tmp_path / "store")
+    reg = Registry(uri, embedder=None)  # opened before the writers: must still see their rows
+    assert reg.list() == []
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    _run([ctx.Process(target=_add_worker, args=(uri, w, 10, barrier)) for w in range(2)])
+
+    shared = reg.versions("shared")
+    assert [r.version for r in shared] == list(range(1, 21))
+    assert len({r.id for r in shared}) == 20
+    assert [r.version for r in shared if r.current] == [20]  # allocation and the current flip are atomic
+    assert reg._table("skills").count_rows() == 40
+    listed = reg.list()
+    assert len(listed) == 21 and sorted(r.name for r in listed if r.name != "shared") == sorted(
+        f"w{w}-s{k}" for w in range(2) for k in range(10))  # fmt: skip
+    # nothing mixed up: each version's package is the one its record describes
+    seen = set()
+    for r in shared:
+        pkg = reg.package("shared", r.version)
+        assert hashlib.sha256(pkg).hexdigest() == r.content_hash
+        w, k = pkg.decode().removeprefix("shared from ").split("/")
+        assert r.gate_report == {"w": int(w), "k": int(k)}
+        seen.add(pkg)
+    assert len(seen) == 20
+    # per-writer order is preserved in the version numbers
+    for w in range(2):
+        ks = [int(reg.package("shared", r.version).decode().split("/")[1]) for r in shared
+              if reg.package("shared", r.version).decode().startswith(f"shared from {w}/")]  # fmt: skip
+        assert ks == list(range(10))
+    assert len(reg.events()) == 40
+    assert names(reg.search("shared skill"))[0] == "shared"
+    reg.close()
+
+
+def test_two_processes_record_calls_lose_nothing(tmp_path: Path):
+    uri = str(tmp_path / "store")
+    reg = Registry(uri, embedder=None, compact_every=10)
+    add(reg, "counted")
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_call_worker, args=(uri, 40, barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    for _ in range(5):  # registrations meanwhile touch the usage table too
+        add(reg, "other")
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    rec = reg.get("counted")
+    assert (rec.calls, rec.failures) == (80, 40)
+    assert [r.version for r in reg.versions("other")] == [1, 2, 3, 4, 5]
+    reg.close()
