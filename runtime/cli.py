@@ -559,6 +559,18 @@ def demo(path: Path, max_calls: int) -> None:
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
 
 
+def _register_commands() -> None:
+    """Commands that live beside the modules they drive."""
+    from .costs import cost_command, ledger_group
+    from .maintain import maintain_command
+
+    for command in (cost_command, ledger_group, maintain_command):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="skillyard")
 

@@ -416,7 +416,10 @@ class Fixer:
             except PackageError as exc:
                 raise ValueError(f"the package is invalid: {exc}") from exc
 
-        ledger_name = name or "(creating)"
+        import uuid
+
+        # Creations running at once must not share a placeholder: reassign moves exactly ours.
+        ledger_name = name or f"(creating-{uuid.uuid4().hex[:8]})"
         answer, spent = self._ask(messages, CreateAnswer, skill=ledger_name, version=None, purpose="create",
                                   validate=validate)
         pkg = holder["pkg"]

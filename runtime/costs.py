@@ -1,0 +1,254 @@
+"""CLI for the token ledger: `cost` (the break-even report, optionally plotted) and
+`ledger calls` / `ledger uses` (the raw rows, like `llm logs`).
+
+Wire into the main group with ``cli.add_command(cost_command)`` and
+``cli.add_command(ledger_group)``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .ledger import Ledger, SkillCost, cost_report
+
+out = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+
+# Used when Settings has no default_baseline_tokens (it does since the auto-fix issue).
+FALLBACK_BASELINE_TOKENS = 4000
+DEFAULT_PLOT_SKILLS = 12
+
+
+def _yard() -> Any:
+    from .yard import Yard
+
+    return Yard()
+
+
+def _ledger(yard: Any) -> Ledger:
+    led = getattr(yard, "ledger", None)
+    return led if isinstance(led, Ledger) else Ledger(yard.settings.store)
+
+
+def _current_package(yard: Any):
+    def get(name: str):
+        rec = yard.registry.get(name)
+        return None if rec is None else yard.package(rec.name, rec.version)
+
+    return get
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def build_report(yard: Any, name: str | None = None) -> list[SkillCost]:
+    baseline = getattr(yard.settings, "default_baseline_tokens", None)
+    report = cost_report(_ledger(yard), yard.registry, _current_package(yard),
+                         FALLBACK_BASELINE_TOKENS if baseline is None else int(baseline))  # fmt: skip
+    if name is not None:
+        report = [c for c in report if c.skill == name]
+        if not report:
+            raise click.ClickException(f"no skill {name!r} in the registry or the ledger")
+    return report
+
+
+# --------------------------------------------------------------------------- cost
+
+
+@click.command("cost")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.png", help="Also draw cumulative cost vs savings per skill to this PNG.")  # fmt: skip
+def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> None:
+    """Tokens invested in each skill, what each use saves, and its break-even point N*.
+
+    A use saves (baseline - context) tokens: the tokens an agent spends on the task
+    without the skill, minus the skill's SKILL.md in its context. N* is the number of
+    uses after which the savings cover the creation and fix tokens."""
+    yard = _yard()
+    report = build_report(yard, name)
+    if as_json:
+        _emit_json([c.to_dict() for c in report])
+    else:
+        _print_report(report, _ledger(yard) if name is None else None)
+    if plot_file is not None:
+        path = plot(report, plot_file)
+        err.print(f"plot written to {path}", highlight=False)
+
+
+def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
+    if not report:
+        out.print("no skills yet: `skillyard add PATH` or `skillyard create TASK`")
+        return
+    t = Table(title="token ledger: cost and break-even per skill")
+    for col in ("skill", "created tok", "fix tok", "$", "uses", "context tok", "baseline tok", "saved/use",
+                "break-even N*", "paid off?", "net"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
+    for c in report:
+        label = c.skill + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
+        src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
+        n_star = "never" if c.break_even_uses is None else f"{c.break_even_uses:,}"
+        paid = "[green]yes[/]" if c.paid_off else "[red]no[/]"
+        net = f"[green]{c.net_tokens:+,}[/]" if c.net_tokens >= 0 else f"[red]{c.net_tokens:+,}[/]"
+        t.add_row(label, _n(c.creation_tokens), _n(c.fix_tokens), f"{c.cost_usd:.4f}", _n(c.uses),
+                  _n(c.context_tokens), _n(c.baseline_tokens) + src, f"{c.savings_per_use:,}", n_star, paid,
+                  net)  # fmt: skip
+    t.add_section()
+    t.add_row(f"[bold]total[/] ({len(report)})", _n(sum(c.creation_tokens for c in report)),
+              _n(sum(c.fix_tokens for c in report)), f"{sum(c.cost_usd for c in report):.4f}",
+              _n(sum(c.uses for c in report)), "", "", "", "",
+              f"{sum(c.paid_off for c in report)}/{len(report)}",
+              f"{sum(c.net_tokens for c in report):+,}")  # fmt: skip
+    out.print(t)
+    if ledger is not None:
+        loose = ledger.totals(None)
+        if loose["llm_calls"]:
+            out.print(f"[dim]not attributed to a skill: {loose['llm_calls']} LLM call(s), "
+                      f"{loose['total_tokens']:,} tokens, ${loose['cost_usd']:.4f}[/]")  # fmt: skip
+    out.print("[dim]baseline: est = the model's estimate at creation, default = default_baseline_tokens; "
+              "N* = ceil(invested / saved per use)[/]")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def _curve_end(c: SkillCost) -> int:
+    n = max(c.uses, 5)
+    if c.break_even_uses is not None:
+        n = max(n, math.ceil(c.break_even_uses * 1.5), c.break_even_uses + 2)
+    return min(max(n, 5), 100_000)
+
+
+def plot(report: list[SkillCost], path: str | Path, *, max_skills: int = DEFAULT_PLOT_SKILLS) -> Path:
+    """Cumulative cost (invested + context per use) and cumulative savings (baseline
+    per use) against the number of uses, one panel per skill (the `max_skills` with
+    the most invested), with N* and the uses so far marked. Writes a PNG."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+    except ImportError as exc:  # optional extra
+        raise click.ClickException("plotting needs matplotlib: pip install 'skillyard[plot]'") from exc
+
+    path = Path(path)
+    chosen = sorted(report, key=lambda c: (-c.invested_tokens, -c.uses, c.skill))[:max_skills]
+    chosen.sort(key=lambda c: c.skill)
+    cols = max(1, min(3, len(chosen)))
+    rows = max(1, math.ceil(len(chosen) / cols))
+    fig = Figure(figsize=(5.2 * cols, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg canvas, with no pyplot and no global backend switch
+    axes = fig.subplots(rows, cols, squeeze=False)
+    tokens_fmt = FuncFormatter(lambda v, _: f"{v / 1e6:.1f}M" if abs(v) >= 1e6 else
+                               f"{v / 1e3:.0f}k" if abs(v) >= 1e3 else f"{v:.0f}")  # fmt: skip
+    for ax in axes.flat[len(chosen):]:
+        ax.set_axis_off()
+    if not chosen:
+        axes[0][0].text(0.5, 0.5, "no skills in the ledger or registry", ha="center", va="center")
+    for ax, c in zip(axes.flat, chosen):
+        end = _curve_end(c)
+        xs = list(range(end + 1))
+        ax.plot(xs, [c.invested_tokens + n * c.context_tokens for n in xs], color="tab:red",
+                label="cost: invested + context/use")  # fmt: skip
+        ax.plot(xs, [n * c.baseline_tokens for n in xs], color="tab:green", label="savings: baseline/use")
+        if c.break_even_uses is not None:
+            ax.axvline(c.break_even_uses, color="tab:blue", linestyle="--", linewidth=1)
+            ax.plot([c.break_even_uses], [c.break_even_uses * c.baseline_tokens], "o", color="tab:blue",
+                    label=f"N* = {c.break_even_uses:,}")  # fmt: skip
+        if c.uses:
+            ax.axvline(min(c.uses, end), color="grey", linestyle=":", linewidth=1, label=f"uses so far: {c.uses:,}")
+        verdict = "never breaks even" if c.break_even_uses is None else ("paid off" if c.paid_off else "not yet")
+        ax.set_title(f"{c.skill} ({verdict})", fontsize=10)
+        ax.set_xlabel("uses")
+        ax.set_ylabel("tokens")
+        ax.set_xlim(0, end)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(tokens_fmt)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    if len(report) > len(chosen):
+        fig.suptitle(f"{len(chosen)} of {len(report)} skills (most tokens invested)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """The token ledger: every LLM call spent on skills, and every skill use."""
+
+
+def _time(ts: Any) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%S") if ts is not None else ""
+
+
+@ledger_group.command("calls")
+@click.option("--skill", default=None, help="Only this skill's calls.")
+@click.option("--purpose", type=click.Choice(["create", "fix", "retry", "baseline"]), default=None)
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="The newest N calls (0: all).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
+def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bool) -> None:
+    """LLM calls with their token usage, oldest first."""
+    rows = _ledger(_yard()).llm_calls(skill, purpose=purpose, limit=limit or None)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        out.print("no LLM calls recorded" + (f" for {skill}" if skill else ""))
+        return
+    t = Table(title="LLM calls")
+    for col in ("time (UTC)", "skill", "v", "purpose", "model", "prompt", "compl.", "cached", "tiktoken", "$",
+                "ms", "outcome", "detail"):  # fmt: skip
+        numeric = col in ("v", "prompt", "compl.", "cached", "tiktoken", "$", "ms")
+        t.add_column(col, justify="right" if numeric else "left", overflow="fold",
+                     max_width=40 if col == "detail" else None)
+    for r in rows:
+        t.add_row(_time(r["ts"]), r["skill"] or "-", str(r["version"] or ""), r["purpose"], r["model"] or "",
+                  f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", f"{r['cached_tokens']:,}",
+                  f"{r['tiktoken_prompt_tokens']:,}", f"{r['cost_usd']:.4f}", f"{r['latency_ms']:.0f}",
+                  r["outcome"], (r["detail"] or "")[:120])  # fmt: skip
+    out.print(t)
+    out.print(f"[dim]{len(rows)} call(s), {sum(r['total_tokens'] for r in rows):,} tokens, "
+              f"${sum(r['cost_usd'] for r in rows):.4f}[/]")  # fmt: skip
+
+
+@ledger_group.command("uses")
+@click.option("--skill", default=None, help="Only this skill's uses.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The newest N uses (0: all).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
+def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
+    """Skill uses with the context tokens each cost, oldest first."""
+    rows = _ledger(_yard()).uses(skill, limit=limit or None)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        out.print("no uses recorded" + (f" for {skill}" if skill else ""))
+        return
+    t = Table(title="skill uses")
+    for col in ("time (UTC)", "skill", "v", "context tok", "outcome", "ms"):
+        t.add_column(col, justify="right" if col in ("v", "context tok", "ms") else "left")
+    for r in rows:
+        t.add_row(_time(r["ts"]), r["skill"], str(r["version"] or ""), f"{r['context_tokens']:,}", r["outcome"],
+                  f"{r['duration_ms']:.0f}")  # fmt: skip
+    out.print(t)
+    fails = sum(r["outcome"] != "ok" for r in rows)
+    context = sum(r["context_tokens"] for r in rows)
+    out.print(f"[dim]{len(rows)} use(s), {fails} failed, {context:,} context tokens[/]")

@@ -1,0 +1,332 @@
+"""Skill maintenance: find overlapping skills (merge proposals) and unused ones (retire).
+
+Nothing is ever deleted. Retiring goes through ``Registry.set_status(..., "retired")``:
+the versions, packages, gate reports and events stay, a retired skill just stops
+being searched and run, and ``set_status(name, "registered")`` brings it back.
+Merges are only proposed: which skill to keep, and why, is left to a person (or a
+later ``skillyard create`` that folds one into the other).
+
+Overlap score. For every pair of current registered skills:
+
+- text similarity of "name: description" -- cosine of the embeddings (the
+  registry's embedder, else ``load_embedder()``); with no embedder, the Jaccard
+  index of the two word sets;
+- name similarity -- ``difflib.SequenceMatcher`` ratio of the two names;
+- score = max(text, (text + name) / 2): the description decides, and a near-equal
+  name can lift a close description over the threshold but never flag two skills
+  on its own (``url-parse`` vs ``uri-parse`` may do quite different things).
+
+Pairs with score >= threshold are proposed; the one to keep has more calls (over
+all versions), then the newer current version, then the smaller name.
+
+Unused policy (``UnusedPolicy``): a registered skill is retired when it has no
+calls at all and its current version is older than ``unused_days``, or when its
+last call (any version) is older than ``idle_days``.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
+import numpy as np
+import structlog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ledger import Ledger
+    from .registry import EmbedderLike, Registry, SkillRecord
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_THRESHOLD = 0.85
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class Overlap:
+    keep: str
+    merge: str  # the skill proposed to be folded into `keep`
+    score: float
+    text_similarity: float
+    name_similarity: float
+    method: str  # "embedding" or "jaccard"
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class UnusedPolicy:
+    unused_days: float = 30
+    idle_days: float = 90
+
+    def __post_init__(self) -> None:
+        if self.unused_days < 0 or self.idle_days < 0:
+            raise ValueError("unused_days and idle_days must be >= 0")
+
+
+@dataclass
+class Unused:
+    name: str
+    version: int
+    rule: str  # "unused" (never called) or "idle" (not called lately)
+    reason: str
+    calls: int
+    last_used: datetime | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MaintenanceReport:
+    now: datetime
+    applied: bool
+    threshold: float
+    policy: UnusedPolicy
+    method: str
+    overlaps: list[Overlap] = field(default_factory=list)
+    unused: list[Unused] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not retired after all
+    compacted: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "applied": self.applied,
+            "threshold": self.threshold,
+            "policy": asdict(self.policy),
+            "method": self.method,
+            "overlaps": [o.to_dict() for o in self.overlaps],
+            "unused": [u.to_dict() for u in self.unused],
+            "retired": self.retired,
+            "skipped": self.skipped,
+            "compacted": self.compacted,
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def _text(rec: SkillRecord) -> str:
+    return f"{rec.name.replace('-', ' ')}: {rec.description}"
+
+
+def _usage(registry: Registry, name: str) -> tuple[int, datetime | None]:
+    """Calls over all versions of a skill, and its last call."""
+    versions = registry.versions(name)
+    last = [_utc(v.last_used) for v in versions if v.last_used is not None]
+    return sum(v.calls for v in versions), max(last, default=None)
+
+
+def _resolve_embedder(registry: Registry, embedder: Any) -> EmbedderLike | None:
+    if embedder != "auto":
+        return embedder
+    emb = getattr(registry, "embedder", None)
+    if emb is None:
+        from .embeddings import load_embedder
+
+        emb = load_embedder()
+    return emb
+
+
+def jaccard(a: str, b: str) -> float:
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return len(wa & wb) / len(wa | wb) if wa or wb else 0.0
+
+
+def name_similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+# --------------------------------------------------------------------------- overlaps
+
+
+def find_overlaps(registry: Registry, embedder: EmbedderLike | Literal["auto"] | None = "auto",
+                  threshold: float = DEFAULT_THRESHOLD) -> list[Overlap]:  # fmt: skip
+    """Pairs of current registered skills that look like the same skill, best first.
+
+    `embedder`: "auto" (the registry's, else load_embedder()), an embedder, or None
+    for the word-Jaccard fallback. See the module docstring for the score."""
+    overlaps, _ = _overlaps(registry, embedder, threshold)
+    return overlaps
+
+
+def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list[Overlap], str]:
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+    recs = registry.list("registered")
+    emb = _resolve_embedder(registry, embedder)
+    method = "embedding" if emb is not None else "jaccard"
+    if len(recs) < 2:
+        return [], method
+    texts = [_text(r) for r in recs]
+    n = len(recs)
+    if emb is not None:
+        vecs = np.asarray(emb.embed(texts), dtype=np.float64)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs / np.where(norms == 0, 1.0, norms)
+        sims = np.clip(vecs @ vecs.T, -1.0, 1.0)
+    else:
+        sims = np.array([[jaccard(texts[i], texts[j]) if i < j else 0.0 for j in range(n)] for i in range(n)])
+    floor = 2 * threshold - 1  # below this text similarity no name can lift the score to the threshold
+    usage: dict[str, tuple[int, datetime | None]] = {}
+    found = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            text = float(sims[i, j])
+            if text < floor:
+                continue
+            a, b = recs[i], recs[j]
+            name = name_similarity(a.name, b.name)
+            score = max(text, (text + name) / 2)
+            if score < threshold:
+                continue
+            for r in (a, b):
+                if r.name not in usage:
+                    usage[r.name] = _usage(registry, r.name)
+            # keep: more calls, then the newer current version, then the smaller name
+            keep, merge = sorted((a, b), key=lambda r: (-usage[r.name][0], -_utc(r.created_at).timestamp(), r.name))
+            why = "more calls" if usage[keep.name][0] != usage[merge.name][0] else (
+                "newer" if keep.created_at != merge.created_at else "name order")  # fmt: skip
+            reason = (f"{method} similarity {text:.2f}, name similarity {name:.2f}; keep {keep.name} ({why}: "
+                      f"{usage[keep.name][0]} vs {usage[merge.name][0]} calls)")  # fmt: skip
+            found.append(Overlap(keep=keep.name, merge=merge.name, score=round(score, 4),
+                                 text_similarity=round(text, 4), name_similarity=round(name, 4), method=method,
+                                 reason=reason))  # fmt: skip
+    found.sort(key=lambda o: (-o.score, o.keep, o.merge))
+    return found, method
+
+
+# --------------------------------------------------------------------------- unused
+
+
+def find_unused(registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None) -> list[Unused]:
+    """Registered skills the policy would retire (see UnusedPolicy), by name."""
+    now = _utc(now or datetime.now(timezone.utc))
+    policy = policy or UnusedPolicy()
+    out = []
+    for rec in registry.list("registered"):
+        calls, last = _usage(registry, rec.name)
+        created = _utc(rec.created_at)
+        if calls == 0 and now - created > timedelta(days=policy.unused_days):
+            days = (now - created).days
+            why = f"no calls since v{rec.version} was added {days} days ago (policy: {policy.unused_days:g} days)"
+            out.append(Unused(rec.name, rec.version, "unused", why, calls, last, created))
+        elif last is not None and now - last > timedelta(days=policy.idle_days):
+            days = (now - last).days
+            why = f"last called {days} days ago (policy: {policy.idle_days:g} days)"
+            out.append(Unused(rec.name, rec.version, "idle", why, calls, last, created))
+    return out
+
+
+# --------------------------------------------------------------------------- maintain
+
+
+def maintain(registry: Registry, *, apply: bool = False, now: datetime | None = None,
+             policy: UnusedPolicy | None = None, threshold: float = DEFAULT_THRESHOLD,
+             embedder: EmbedderLike | Literal["auto"] | None = "auto",
+             ledger: Ledger | None = None) -> MaintenanceReport:  # fmt: skip
+    """Find overlaps and unused skills. Dry run unless `apply`: then the unused are
+    retired (each exactly at the version judged; a skill that changed meanwhile is
+    skipped) and the registry (and `ledger`, if given) tables are compacted.
+    Merges are proposals only; nothing is deleted."""
+    now = _utc(now or datetime.now(timezone.utc))
+    policy = policy or UnusedPolicy()
+    overlaps, method = _overlaps(registry, embedder, threshold)
+    unused = find_unused(registry, now, policy)
+    report = MaintenanceReport(now=now, applied=apply, threshold=threshold, policy=policy, method=method,
+                               overlaps=overlaps, unused=unused)  # fmt: skip
+    if not apply:
+        return report
+    for u in unused:
+        head = registry.get(u.name)
+        if head is None or head.version != u.version or head.status != "registered":
+            report.skipped[u.name] = "changed since it was judged"
+            continue
+        calls, _ = _usage(registry, u.name)
+        if calls != u.calls:
+            report.skipped[u.name] = "called since it was judged"
+            continue
+        try:
+            registry.set_status(u.name, "retired", version=u.version, reason=f"maintain: {u.reason}")
+        except Exception as exc:  # noqa: BLE001 -- one failure must not stop the rest
+            report.skipped[u.name] = str(exc)[:200]
+            log.warning("maintain: retire failed", skill=u.name, error=str(exc)[:200])
+            continue
+        report.retired.append(u.name)
+        log.info("maintain: retired", skill=u.name, version=u.version, rule=u.rule)
+    report.compacted["registry"] = registry.compact()
+    if ledger is not None:
+        report.compacted["ledger"] = ledger.compact()
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@click.command("maintain")
+@click.option("--apply", is_flag=True, help="Retire the unused skills (default: a dry run that changes nothing).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--unused-days", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Retire a never-called skill whose current version is older than this.")  # fmt: skip
+@click.option("--idle-days", type=click.FloatRange(min=0), default=90, show_default=True,
+              help="Retire a skill last called longer ago than this.")  # fmt: skip
+@click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=DEFAULT_THRESHOLD,
+              show_default=True, help="Overlap score from which a merge is proposed.")  # fmt: skip
+def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: float, threshold: float) -> None:
+    """Propose merges of overlapping skills and retire unused ones (dry run unless --apply).
+
+    Nothing is deleted: retired skills keep every version and can be reinstated."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .yard import Yard
+
+    out = Console(width=None if sys.stdout.isatty() else 150)
+    yard = Yard()
+    ledger = getattr(yard, "ledger", None) if apply else None
+    report = maintain(yard.registry, apply=apply, policy=UnusedPolicy(unused_days, idle_days), threshold=threshold,
+                      ledger=ledger)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    if report.overlaps:
+        t = Table(title=f"overlapping skills: merge proposals ({report.method} similarity)")
+        for col in ("keep", "merge into it", "score", "text", "name", "why"):
+            t.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
+        for o in report.overlaps:
+            t.add_row(o.keep, o.merge, f"{o.score:.2f}", f"{o.text_similarity:.2f}", f"{o.name_similarity:.2f}",
+                      o.reason.split("; ", 1)[-1])  # fmt: skip
+        out.print(t)
+    else:
+        out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
+    if report.unused:
+        t = Table(title="unused skills")
+        for col in ("skill", "v", "calls", "last used", "reason", "action"):
+            t.add_column(col, justify="right" if col in ("v", "calls") else "left")
+        for u in report.unused:
+            action = ("[green]retired[/]" if u.name in report.retired else
+                      f"[yellow]skipped: {report.skipped.get(u.name, '')}[/]" if apply else "retire")  # fmt: skip
+            t.add_row(u.name, str(u.version), str(u.calls),
+                      u.last_used.strftime("%Y-%m-%d") if u.last_used else "never", u.reason, action)  # fmt: skip
+        out.print(t)
+    else:
+        out.print("no unused skills")
+    if not apply and report.unused:
+        out.print(f"[dim]dry run: nothing changed; --apply retires {len(report.unused)} skill(s) "
+                  "(every version is kept)[/]")  # fmt: skip
+    elif not apply:
+        out.print("[dim]dry run: nothing changed[/]")
