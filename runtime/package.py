@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import Settings, get_settings
 
-NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")  # \Z: "$" would accept a trailing newline
 MEMORY_FILE = ".memory.md"
 SIDECAR = "skillyard.yaml"
 # Generated files that are never part of a package (not hashed, not shipped).
@@ -97,7 +98,7 @@ class Example(BaseModel):
     output: Any = None
 
 
-ENTRY_RE = re.compile(r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*$")
+ENTRY_RE = re.compile(r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class SkillConfig(BaseModel):
@@ -140,7 +141,7 @@ class SkillConfig(BaseModel):
     def _reqs(cls, v: list[str]) -> list[str]:
         for req in v:
             # Plain requirement specifiers only: no URLs, paths or pip options.
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*([<>=!~]=?\s*[A-Za-z0-9.*+!-]+\s*,?\s*)*$", req):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*", req):
                 raise ValueError(f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'")
         return v
 
@@ -148,7 +149,7 @@ class SkillConfig(BaseModel):
     @classmethod
     def _tags(cls, v: list[str]) -> list[str]:
         for tag in v:
-            if not re.match(r"^[a-z0-9][a-z0-9_-]{0,31}$", tag):
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", tag):
                 raise ValueError(f"tag {tag!r} must be 1-32 chars of a-z, 0-9, '-' or '_'")
         return v
 
@@ -197,14 +198,30 @@ class SkillPackage:
         return pack_files(self.files, self.executable)
 
 
+MAX_YAML_DEPTH = 32
+_OPEN_TOKENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+                yaml.BlockMappingStartToken)
+_CLOSE_TOKENS = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
 def _reject_yaml_aliases(text: str, file: str) -> None:
-    """Anchors and aliases are how YAML bombs multiply; frontmatter never needs them."""
+    """Anchors and aliases are how YAML bombs multiply, and deep nesting exhausts the parser's
+    stack: frontmatter needs neither. One pass over the tokens, before anything is built."""
+    depth = 0
     try:
         for token in yaml.scan(text, Loader=yaml.SafeLoader):
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 raise PackageError(file, "YAML anchors/aliases are not allowed (they enable YAML bombs)")
+            if isinstance(token, _OPEN_TOKENS):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise PackageError(file, f"YAML is nested deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(token, _CLOSE_TOKENS):
+                depth -= 1
     except yaml.YAMLError as exc:
         raise PackageError(file, f"bad YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise PackageError(file, "YAML is nested too deeply") from exc
 
 
 def _load_yaml(text: str, file: str) -> Any:
@@ -389,7 +406,7 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
             for member in tar:
-                name = member.name.lstrip("./") if member.name.startswith("./") else member.name
+                name = member.name.removeprefix("./")
                 if member.isdir():
                     continue
                 if not member.isreg():
@@ -404,7 +421,7 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
                 files[name] = fh.read() if fh else b""
                 if member.mode & 0o111:
                     executable.add(name)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip/tar
         raise PackageError("", f"not a valid package archive: {exc}") from exc
     return files, executable
 

@@ -37,6 +37,8 @@ class RunSpec:
         for path in [*self.files, *self.collect, self.cwd + "/"]:
             if not path.startswith("/") or ".." in path.split("/"):
                 raise ValueError(f"{path!r}: paths must be absolute with no '..'")
+        if not (self.cwd.rstrip("/") + "/").startswith(writable):
+            raise ValueError(f"cwd {self.cwd!r} must be inside a writable tmpfs dir {sorted(self.limits.tmpfs)}")
         for path in self.files:
             if not path.startswith(writable):
                 raise ValueError(f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}")

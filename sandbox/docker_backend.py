@@ -145,6 +145,7 @@ class DockerBackend(Backend):
                 Ulimit(name="core", soft=0, hard=0),
             ],
             ipc_mode="private",
+            shm_size=lim.shm_size,
             log_config=LogConfig(type="none"),  # output reaches us through attach, capped; never the host's disk
             init=False,  # the supervisor is PID 1 (see supervisor.py for why)
             auto_remove=False,

@@ -53,13 +53,15 @@ class Limits(BaseModel):
         description="Writable directories (tmpfs) and their sizes; everything else is read-only.",
     )
     max_collect: int = Field(default=8 * 1024**2, ge=0, description="Bytes read back per collected file.")
+    shm_size: int = Field(default=8 * 1024**2, ge=1024**2, description="Size of /dev/shm (POSIX shared memory, "
+                          "needed by multiprocessing); writable like the tmpfs dirs and counted against memory.")
     network: Literal["none", "bridge"] = Field(default="none", description="'none' = no interface but loopback.")
     user: str = Field(default="65534:65534", description="uid:gid inside the container; never root.")
     runtime: str | None = Field(default=None, description="OCI runtime (e.g. 'runsc' for gVisor); None = engine default.")
     seccomp: Literal["strict", "engine-default"] = Field(
         default="strict", description="'strict' stacks skillyard's denylist (sandbox/seccomp.py) on the engine's profile.")
 
-    @field_validator("memory", "max_stdout", "max_stderr", "max_file_size", "max_collect", mode="before")
+    @field_validator("memory", "max_stdout", "max_stderr", "max_file_size", "max_collect", "shm_size", mode="before")
     @classmethod
     def _size(cls, v: int | str) -> int:
         return parse_size(v)
@@ -86,8 +88,8 @@ class Limits(BaseModel):
     @field_validator("user")
     @classmethod
     def _non_root(cls, v: str) -> str:
-        uid, _, gid = v.partition(":")
-        if not uid.isdigit() or (gid and not gid.isdigit()):
+        uid, sep, gid = v.partition(":")
+        if not uid.isdigit() or not sep or not gid.isdigit():
             raise ValueError("user must be numeric 'uid:gid'")
         if int(uid) == 0 or (gid and int(gid) == 0):
             raise ValueError("containers never run as root (uid or gid 0)")

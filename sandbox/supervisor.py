@@ -184,7 +184,8 @@ def _collect(paths, cap):
     files, missing = {}, []
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: opening a FIFO the program left there must not hang us.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             missing.append(path)
             continue
