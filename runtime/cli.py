@@ -37,8 +37,33 @@ def _yard(progress=None):
     return Yard(progress=progress, pool=False)
 
 
+# Commands that live beside the modules they drive, imported only when used: the server,
+# MCP and plotting stacks would otherwise cost every `skillyard` invocation about a second.
+LAZY_COMMANDS = {
+    "audit": "runtime.audit:audit_command",
+    "cost": "runtime.costs:cost_command",
+    "ledger": "runtime.costs:ledger_group",
+    "maintain": "runtime.maintain:maintain_command",
+    "mcp": "runtime.mcp_server:mcp_command",
+    "serve": "runtime.server:serve_command",
+    "tenant": "runtime.tenants:tenant_group",
+    "tools": "runtime.exports:tools_command",
+}
+
+
 class _Cli(click.Group):
     """Turns known errors into one clear line and an exit code, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         from .package import PackageError
@@ -569,18 +594,6 @@ def demo(path: Path, max_calls: int) -> None:
     for o in blocked:
         out.print(f"  blocked {o.name}: {_reason_text(o.reasons)}", highlight=False)
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
-
-
-def _register_commands() -> None:
-    """Commands that live beside the modules they drive."""
-    from .costs import cost_command, ledger_group
-    from .maintain import maintain_command
-
-    for command in (cost_command, ledger_group, maintain_command):
-        cli.add_command(command)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -1,0 +1,214 @@
+"""The audit trail: every call, gate, import, rollback, fix and create made through the
+HTTP API or the MCP server, as one JSON line each in ``<home>/audit.jsonl``.
+
+Lines are written by a structlog logger of their own (its own processors and output, so
+the process's logging set-up neither hides nor reformats them): ``ts`` (ISO 8601, UTC),
+``event`` (call, gate, import, rollback, fix, create), ``tenant``, ``skill``, ``version``,
+``scope`` (private or shared), ``outcome``, ``duration_ms``, ``limits`` and ``tokens``
+where they apply, and the ``request_id`` / ``job_id`` that produced it.
+
+The file is appended to (mode 0600) under a file lock, so several processes (the HTTP
+server, an MCP server) may share it; it is rotated at ``max_bytes`` (20 MB by default)
+to ``audit.jsonl.1`` .. ``audit.jsonl.N``, the oldest dropped. :meth:`AuditLog.query`
+reads the rotated files too, oldest first.
+
+Never logged: call inputs and outputs, tracebacks, API keys.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+AUDIT_FILE = "audit.jsonl"
+LOCK_FILE = ".audit.lock"
+MAX_BYTES = 20 * 1024 * 1024
+BACKUPS = 5
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_when(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, *, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time (naive = UTC) or a relative one such as ``30m``, ``2h``, ``7d`` (that long ago)."""
+    text = text.strip()
+    m = _RELATIVE.fullmatch(text)
+    if m:
+        return (now or datetime.now(timezone.utc)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2025-01-31T12:00:00Z) or 30m, 2h, 7d") from exc
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+class _RotatingFile:
+    """The structlog 'logger' at the end of the chain: appends rendered lines, rotating by size."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = max(1, backups)
+        self._lock = threading.Lock()
+
+    def _rotate(self) -> None:
+        for i in range(self.backups - 1, 0, -1):
+            src = self.path.with_name(f"{self.path.name}.{i}")
+            if src.exists():
+                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.path.exists():
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def msg(self, message: str) -> None:
+        from filelock import FileLock
+
+        data = (message.replace("\n", " ") + "\n").encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, FileLock(str(self.path.parent / LOCK_FILE), timeout=30):
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(data) > self.max_bytes:
+                self._rotate()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+
+    info = debug = warning = error = critical = exception = log = msg
+
+
+class AuditLog:
+    def __init__(self, home: str | Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
+        self.home = Path(home)
+        self.path = self.home / AUDIT_FILE
+        self._file = _RotatingFile(self.path, max_bytes, backups)
+        self._log = structlog.wrap_logger(
+            self._file,
+            processors=[structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                        structlog.processors.JSONRenderer(default=str)],
+            wrapper_class=structlog.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Append one entry. Never raises: an audit hiccup is logged, not passed to the caller."""
+        clean = {k: v for k, v in fields.items() if v is not None}
+        try:
+            self._log.info(event, **clean)
+        except Exception as exc:  # noqa: BLE001
+            structlog.get_logger(__name__).error("audit_write_failed", error=str(exc), audit_event=event)
+
+    def files(self) -> list[Path]:
+        """The audit files, oldest first."""
+        rotated = sorted(self.path.parent.glob(f"{self.path.name}.*"),
+                         key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0, reverse=True)
+        rotated = [p for p in rotated if p.suffix[1:].isdigit()]
+        return rotated + ([self.path] if self.path.exists() else [])
+
+    def query(self, tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
+              until: datetime | str | None = None, *, event: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Entries matching every given filter, oldest first (with `limit`: the newest `limit`)."""
+        lo, hi = _utc(since), _utc(until)
+        out: list[dict[str, Any]] = []
+        for path in self.files():
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except FileNotFoundError:  # rotated away while we read
+                continue
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(entry, dict):
+                    continue
+                if tenant is not None and entry.get("tenant") != tenant:
+                    continue
+                if skill is not None and entry.get("skill") != skill:
+                    continue
+                if event is not None and entry.get("event") != event:
+                    continue
+                if lo is not None or hi is not None:
+                    try:
+                        ts = _utc(datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")))
+                    except ValueError:
+                        continue
+                    if (lo is not None and ts < lo) or (hi is not None and ts > hi):
+                        continue
+                out.append(entry)
+        if limit is not None:
+            out = out[-limit:] if limit > 0 else []
+        return out
+
+
+def query(tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
+          until: datetime | str | None = None, *, home: str | Path | None = None, event: str | None = None,
+          limit: int | None = None) -> list[dict[str, Any]]:
+    """Query the audit trail of `home` (default: the configured SKILLYARD_HOME)."""
+    if home is None:
+        from .config import get_settings
+
+        home = get_settings().home
+    return AuditLog(home).query(tenant, skill, since, until, event=event, limit=limit)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+@click.command("audit")
+@click.option("--tenant", default=None, help="Only this tenant's entries.")
+@click.option("--skill", default=None, help="Only this skill's entries.")
+@click.option("--since", default=None, help="ISO time or relative (30m, 2h, 7d).")
+@click.option("--until", default=None, help="ISO time or relative (30m, 2h, 7d).")
+@click.option("--event", default=None, help="call, gate, import, rollback, fix or create.")
+@click.option("--limit", type=int, default=200, show_default=True, help="The newest N entries.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
+    """Who called, gated or fixed which skill, when, and how it went."""
+    if not structlog.is_configured():
+        from . import logs
+
+        logs.configure("WARNING")
+    try:
+        entries = query(tenant, skill, parse_when(since) if since else None, parse_when(until) if until else None,
+                        event=event, limit=limit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if as_json:
+        for e in entries:
+            click.echo(json.dumps(e, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"audit: {len(entries)} entries")
+    for col in ("time", "event", "tenant", "skill", "v", "outcome", "ms", "tokens"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(str(e.get("ts", ""))[:19], str(e.get("event", "")), str(e.get("tenant", "")),
+                      str(e.get("skill", "")), str(e.get("version", "") or ""), str(e.get("outcome", "")),
+                      str(e.get("duration_ms", "") or ""), str(e.get("tokens", "") or ""))
+    Console(width=None if sys.stdout.isatty() else 150).print(table)
+
+
+if __name__ == "__main__":  # python -m runtime.audit
+    audit_command()
