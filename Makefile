@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test engine install images bench clean gc doctor
+.PHONY: all demo test test-gvisor gvisor engine install images bench clean gc doctor
 
 all: demo
 
@@ -33,8 +33,16 @@ images: engine install
 demo: engine install images
 	@$(SY) demo skills
 
-test: engine install images
+# gVisor (Debian's runsc) is optional for users; the suite checks it, so `make test` registers it.
+gvisor: engine
+	@bash scripts/ensure-gvisor.sh
+
+test: engine gvisor install images
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).
+test-gvisor: engine gvisor install images
+	@SKILLYARD_RUNTIME=runsc $(PY) -m pytest -q -p no:cacheprovider tests/security tests/test_sandbox.py $(PYTEST_ARGS)
 
 bench: engine install images
 	@$(PY) bench/run.py

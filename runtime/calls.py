@@ -99,7 +99,8 @@ def _schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[s
 def call_limits(config: SkillConfig, base: Limits) -> Limits:
     over = config.limits
     return base.loosen(memory=over.memory, cpus=over.cpus, pids=over.pids, timeout=over.timeout,
-                       max_stdout=over.max_stdout, tmpfs={"/tmp": over.tmpfs} if over.tmpfs else None)
+                       max_stdout=over.max_stdout, tmpfs={"/tmp": over.tmpfs} if over.tmpfs else None,
+                       runtime=over.runtime)
 
 
 def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, config: SkillConfig,

@@ -84,7 +84,7 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
     timeout = pkg.config.gate.timeout or default_timeout
     memory = over.memory or max(base.memory, 512 * 1024**2)  # pytest + coverage need more than one call
     return base.loosen(memory=memory, cpus=over.cpus, pids=max(base.pids, over.pids or 0, 128), timeout=timeout,
-                       tmpfs={"/tmp": over.tmpfs or "128m"}, max_collect="16m")
+                       tmpfs={"/tmp": over.tmpfs or "128m"}, max_collect="16m", runtime=over.runtime)
 
 
 def run_gate(sandbox: Sandbox, pkg: SkillPackage, image: str, *, limits: Limits, threshold: float) -> GateReport:

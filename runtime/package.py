@@ -15,7 +15,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import yaml
@@ -84,6 +84,7 @@ class LimitsOverride(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=3600)
     max_stdout: int | str | None = None
     tmpfs: int | str | None = None  # size of /tmp
+    runtime: Literal["runc", "runsc"] | None = None  # "runsc": this skill always runs under gVisor
 
 
 class GateSettings(BaseModel):

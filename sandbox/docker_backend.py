@@ -56,6 +56,10 @@ def _safe_label(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text)[:40] or "x"
 
 
+def _is_gvisor(runtime: str | None) -> bool:
+    return bool(runtime) and "runsc" in str(runtime)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -128,12 +132,13 @@ class DockerBackend(Backend):
     def _host_config(self, spec: RunSpec) -> dict[str, Any]:
         lim = spec.limits
         tmpfs = {path: f"rw,nosuid,nodev,noexec,size={size},mode=1777" for path, size in lim.tmpfs.items()}
-        runtime = lim.runtime or self.runtime
+        runtime = self.runtime_for(spec)
         return self.client.api.create_host_config(
             mem_limit=lim.memory,
             memswap_limit=lim.memory,  # swap off: the limit is the limit
             nano_cpus=int(lim.cpus * 1e9),
-            pids_limit=lim.pids,
+            # runsc (2022 build) fails to start with any pids limit; the supervisor sets RLIMIT_NPROC instead.
+            pids_limit=None if _is_gvisor(runtime) else lim.pids,
             read_only=True,
             tmpfs=tmpfs,
             network_mode=lim.network,
@@ -152,8 +157,12 @@ class DockerBackend(Backend):
             runtime=runtime,
         )
 
+    def runtime_for(self, spec: RunSpec) -> str | None:
+        return spec.limits.runtime or self.runtime
+
     def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
         lim = spec.limits
+        rlimits = {"RLIMIT_NPROC": lim.pids} if _is_gvisor(self.runtime_for(spec)) else {}
         env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         env.update(spec.env)
         body = json.dumps(
@@ -173,6 +182,7 @@ class DockerBackend(Backend):
                 "max_stderr": lim.max_stderr,
                 "timeout": lim.timeout,
                 "wipe": wipe or [],
+                "rlimits": rlimits,
                 "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
             }
         ).encode()

@@ -31,7 +31,10 @@ def docker_client() -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def backend(docker_client) -> DockerBackend:
-    return DockerBackend(docker_client)
+    # SKILLYARD_RUNTIME=runsc (make test-gvisor) runs every sandbox of the suite under gVisor.
+    import os
+
+    return DockerBackend(docker_client, runtime=os.environ.get("SKILLYARD_RUNTIME") or None)
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +118,12 @@ def write_skill(root: Path, name: str, *, script: str, tests: dict[str, str], si
     (d / "skillyard.yaml").write_text(sidecar if sidecar is not None else "entrypoint: scripts/main.py:run\n")
     return d
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "faults: fault injection (engine restarts, SIGKILLed runtimes, killed containers)")
+    config.addinivalue_line("markers", "engine_restart: restarts dockerd; always run last in the session")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that restart the Docker engine run last: they briefly take the engine away."""
+    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)  # stable sort
