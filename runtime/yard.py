@@ -116,8 +116,11 @@ class Yard:
             return self._pool
 
     def close(self) -> None:
+        self.flush()
         if self._pool is not None:
             self._pool.close()
+        if self._sandbox is not None and hasattr(self._sandbox.backend, "flush"):
+            self._sandbox.backend.flush()  # background container removals
 
     @property
     def client(self):  # docker.DockerClient
@@ -230,6 +233,7 @@ class Yard:
             gate_report=report.to_dict(), package=pkg.to_archive(),
         )
         self._sync_workspace(pkg, memory_text=pkg.memory)
+        self._forget_record(pkg.name)
         if not report.passed:
             memory.add_entry(self.workspace(pkg.name) / MEMORY_FILE, "gate",
                              f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
@@ -278,9 +282,60 @@ class Yard:
             mem.write_text(memory_text)
 
     # -- calls -------------------------------------------------------------------------------
+    # -- accounting off the call path (long-lived processes) ----------------------------------
+    RECORD_TTL_S = 1.0  # how stale a cached record may be in a long-lived process (rollback elsewhere)
+
+    def _cached_record(self, name: str, version: int | None) -> SkillRecord:
+        if not self.use_pool or version is not None:
+            return self.record(name, version)
+        cache = self.__dict__.setdefault("_record_cache", {})
+        hit = cache.get(name)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.RECORD_TTL_S:
+            return hit[0]
+        rec = self.record(name, version)
+        cache[name] = (rec, now)
+        return rec
+
+    def _forget_record(self, name: str) -> None:
+        self.__dict__.get("_record_cache", {}).pop(name, None)
+
+    def _account(self, fn: Callable[[], None]) -> None:
+        """Counters and ledger rows: inline in one-shot processes, on a writer thread in long-lived
+        ones (they cost ~15 ms of LanceDB writes per call). `flush()`/`close()` wait for them."""
+        if not self.use_pool:
+            fn()
+            return
+        with self._lock:
+            if self.__dict__.get("_writer") is None:
+                import queue
+
+                self._writes: queue.Queue = queue.Queue()
+                self._writer = threading.Thread(target=self._write_loop, daemon=True, name="skillyard-accounting")
+                self._writer.start()
+                import atexit
+
+                atexit.register(self.flush)
+        self._writes.put(fn)
+
+    def _write_loop(self) -> None:
+        while True:
+            fn = self._writes.get()
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - accounting never breaks serving
+                log.warning("accounting_write_failed", error=str(exc))
+            finally:
+                self._writes.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued counter/ledger write is stored."""
+        if self.__dict__.get("_writer") is not None:
+            self._writes.join()
+
     def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
         try:
-            rec = self.record(name, version)
+            rec = self._cached_record(name, version)
         except (SkillError, ValueError) as exc:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         if rec.status != "registered":
@@ -297,8 +352,9 @@ class Yard:
         except SandboxError as exc:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
-            self.registry.record_call(rec.name, rec.version, result.ok)
-        self._record_use(rec, pkg, result)
+            ok = result.ok
+            self._account(lambda: self.registry.record_call(rec.name, rec.version, ok))
+        self._account(lambda: self._record_use(rec, pkg, result))
         # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
         if not result.ok and result.error is not None and result.error.kind not in ("sandbox", "invalid_input"):
             memory.add_entry(
@@ -384,6 +440,7 @@ class Yard:
             rec = self.registry.rollback(name, version)
         except SkillNotFound as exc:
             raise SkillError(str(exc)) from exc
+        self._forget_record(name)
         log.info("skill_rollback", skill=name, version=version)
         return rec
 

@@ -79,6 +79,7 @@ class DockerBackend(Backend):
         self.runtime = runtime
         # Containers whose removal failed (engine restarting): retried before the next run and by gc.
         self._pending_removal: set[str] = set()
+        self._remover = None  # a small thread pool for background removals
 
     # -- engine -----------------------------------------------------------------------
     @property
@@ -232,8 +233,10 @@ class DockerBackend(Backend):
         nonce = secrets.token_hex(16)
         started = time.monotonic()
         cid = self.create(spec)
+        result: RunResult | None = None
         try:
-            return self._attach_and_run(cid, spec, nonce, started)
+            result = self._attach_and_run(cid, spec, nonce, started)
+            return result
         except (docker.errors.APIError, requests.RequestException, OSError) as exc:
             return RunResult(
                 exit_code=None,
@@ -242,7 +245,30 @@ class DockerBackend(Backend):
                 container_id=cid,
             )
         finally:
-            self.remove_quietly(cid)
+            if result is not None and result.error is None and not result.timed_out:
+                self._remove_later(cid)  # the normal path: the program has ended, removal is bookkeeping
+            else:
+                self.remove_quietly(cid)  # timeouts and failures: gone before we return
+
+    def _remove_later(self, cid: str) -> None:
+        """Remove off the caller's path (~45 ms); close() and interpreter exit wait for it,
+        and `gc` collects it should the process die first."""
+        with self._lock:
+            if self._remover is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skillyard-remove")
+                import atexit
+
+                atexit.register(self.close)
+            remover = self._remover
+        remover.submit(self.remove_quietly, cid)
+
+    def close(self) -> None:
+        with self._lock:
+            remover, self._remover = self._remover, None
+        if remover is not None:
+            remover.shutdown(wait=True)
 
     def _attach_and_run(self, cid: str, spec: RunSpec, nonce: str, started: float) -> RunResult:
         api = self.client.api
@@ -268,7 +294,11 @@ class DockerBackend(Backend):
             return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=cid,
                              error=None if not flooded else "response channel flooded")
         response = parse_response(out, nonce)
-        state = self.final_state(cid)
+        # The container's final state (wait + inspect, ~35 ms) only matters when the supervisor
+        # could not say what happened: no response, or a SIGKILL it cannot attribute to OOM.
+        needs_state = response is None or (response.get("signal") == 9 and not response.get("oom_kills")
+                                            and not response.get("timed_out"))
+        state = self.final_state(cid) if needs_state else {}
         if response is None:
             oom = bool(state.get("OOMKilled"))
             return RunResult(
@@ -337,6 +367,13 @@ class DockerBackend(Backend):
         if removed:
             log.info("gc_removed_containers", count=len(removed))
         return removed
+
+    def flush(self) -> None:
+        """Wait for background removals (tests and callers that count containers)."""
+        with self._lock:
+            remover, self._remover = self._remover, None
+        if remover is not None:
+            remover.shutdown(wait=True)
 
     def managed_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
