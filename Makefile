@@ -45,7 +45,8 @@ test-gvisor: engine gvisor install images
 	@SKILLYARD_RUNTIME=runsc $(PY) -m pytest -q -p no:cacheprovider tests/security tests/test_sandbox.py $(PYTEST_ARGS)
 
 bench: engine install images
-	@$(PY) bench/run.py
+	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) bench/run.py $(BENCH_ARGS)
 
 doctor: install
 	@$(SY) doctor

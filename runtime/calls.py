@@ -1,6 +1,7 @@
 """Runtime calls: JSON in, JSON out, in a fresh container under the skill's limits."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -85,8 +86,13 @@ def check_input_shape(value: Any) -> None:
         raise ValueError(f"input is over {MAX_INPUT_BYTES} bytes")
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(schema_json))
+
+
 def _schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(json.dumps(schema, sort_keys=True))
     errors = []
     for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
@@ -123,7 +129,7 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
     entry_file, func = config.entrypoint.split(":")
     run = sandbox.run(
         ["python3", f"{HARNESS}/call_runner.py", entry_file, func, OUT_FILE],
-        image=image, limits=limits, files=harness_files(), stdin=json.dumps(params).encode(),
+        image=image, limits=limits, files=harness_files(("call_runner.py",)), stdin=json.dumps(params).encode(),
         collect=[OUT_FILE], owner="call", labels={"skill": name}, tenant=tenant,
     )
     result.duration_s = time.monotonic() - started

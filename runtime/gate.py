@@ -8,6 +8,7 @@ and shows the session finished; and line coverage of scripts/ meets the threshol
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -73,10 +74,18 @@ class GateReport:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def harness_files() -> dict[str, bytes]:
+GATE_FILES = ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini")
+
+
+@functools.lru_cache(maxsize=8)
+def _harness(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     pkg = resources.files("runtime.harness")
-    return {f"{HARNESS}/{name}": pkg.joinpath(name).read_bytes()
-            for name in ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini", "call_runner.py")}
+    return tuple((f"{HARNESS}/{name}", pkg.joinpath(name).read_bytes()) for name in names)
+
+
+def harness_files(names: tuple[str, ...] = GATE_FILES) -> dict[str, bytes]:
+    """The in-container harness, read once per process."""
+    return dict(_harness(names))
 
 
 def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limits:

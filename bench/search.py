@@ -1,0 +1,150 @@
+"""Section 4: registry search latency at 1k, 10k and 100k records.
+
+Synthetic rows are bulk-loaded straight into the registry's LanceDB `skills` (and `usage`)
+tables in batches, with random unit vectors (the embedder is never called per row), then the
+tables are optimised (new rows folded into the FTS index, as `Registry.compact()` does).
+Timed: `Registry.search(query)` over ~30 real-text queries -- hybrid (query embedding
+included) -- and full-text only (a Registry with embedder=None on the same store), plus the
+query embedding alone, so the hybrid figure can be split.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import quiet_logs, say, summary_ms
+
+QUERIES = [
+    "convert a date string to ISO 8601", "parse a CSV file and profile its columns", "compute mean and median of numbers",
+    "turn a title into a URL slug", "validate JSON against a schema", "next run time of a cron expression",
+    "split an IP network into subnets", "convert kilometres to miles", "extract email addresses with a regex",
+    "render a markdown table from rows", "diff two texts line by line", "parse a URL into its parts",
+    "count words and sentences in a text", "convert a number from hex to binary", "find duplicate rows in a table",
+    "resize an image to a thumbnail", "summarise a long document", "check if a string is a palindrome",
+    "sort a list of records by a key", "compute the checksum of a file", "translate text to French",
+    "detect the language of a sentence", "geocode a street address", "merge two sorted lists",
+    "generate a random password", "calculate compound interest", "format a phone number",
+    "compress a folder into a zip archive", "tokenize a sentence into words", "list the prime factors of an integer",
+]
+
+VERBS = ["parse", "convert", "validate", "compute", "extract", "render", "format", "count", "merge", "split", "sort",
+         "detect", "summarise", "normalise", "encode", "decode", "compare", "filter", "group", "profile", "check",
+         "generate", "resize", "translate", "score", "rank", "clean", "tokenize", "hash", "schedule"]
+OBJECTS = ["dates", "CSV tables", "JSON documents", "URLs", "IP addresses", "units", "numbers", "text", "markdown",
+           "regular expressions", "cron schedules", "slugs", "images", "PDF files", "spreadsheets", "emails",
+           "phone numbers", "currencies", "timestamps", "log lines", "HTML pages", "XML feeds", "invoices",
+           "addresses", "passwords", "checksums", "archives", "audio files", "matrices", "graphs", "time series"]
+EXTRA = ["quickly", "robustly", "with statistics", "for reports", "from user input", "into a summary", "per column",
+         "in bulk", "with validation", "offline", "for agents", "and explain the result", "with examples",
+         "using a schema", "in several languages", "with error messages", "deterministically"]
+
+
+def _rows(start: int, count: int, rng: np.random.Generator):
+    import pyarrow as pa
+
+    from runtime.registry import DIM, SKILLS_SCHEMA, USAGE_SCHEMA, _search_text
+
+    now = datetime.now(timezone.utc)
+    names, descs, tags, instr, search = [], [], [], [], []
+    for i in range(start, start + count):
+        v, o, e = rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(EXTRA, size=2, replace=False)
+        name = f"syn-{v}-{i}"
+        desc = f"{v.capitalize()} {o} {e[0]} {e[1]}. Use when a task needs to {v} {o}."
+        tg = [v, o.split()[0].lower()]
+        ins = f"# {name}\nCall with the input; the skill will {v} the {o} and return JSON."
+        names.append(name)
+        descs.append(desc)
+        tags.append(tg)
+        instr.append(ins)
+        search.append(_search_text(name, desc, tg, ins))
+    vec = rng.standard_normal((count, DIM), dtype=np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1), type=pa.float32()), DIM)
+    n = count
+    skills = pa.Table.from_arrays(
+        [
+            pa.array([uuid.uuid4().hex for _ in range(n)]), pa.array(names), pa.array([1] * n, pa.int64()),
+            pa.array([uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]), pa.array(["registered"] * n),
+            pa.array([True] * n), pa.array(descs), pa.array(tags, pa.list_(pa.string())), pa.array(instr),
+            pa.array(search), vectors, pa.array([True] * n), pa.array([2] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()),
+            pa.array([95.0] * n), pa.array([1.5] * n), pa.array([[]] * n, pa.list_(pa.string())),
+            pa.array(["{}"] * n), pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        ],
+        schema=SKILLS_SCHEMA,
+    )
+    usage = pa.Table.from_arrays(
+        [pa.array(names), pa.array([1] * n, pa.int64()), pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()),
+         pa.array([None] * n, pa.timestamp("us", tz="UTC"))],
+        schema=USAGE_SCHEMA,
+    )
+    return skills, usage
+
+
+def _time_queries(fn, queries: list[str], label: str) -> tuple[list[float], list[int]]:
+    for q in queries[:3]:  # warm-up (the first hybrid search loads the embedding model)
+        fn(q)
+    times, hits = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        res = fn(q)
+        times.append(time.perf_counter() - t0)
+        hits.append(len(res))
+    say(f"  {label}: {len(queries)} queries done")
+    return times, hits
+
+
+def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[str, Any]:
+    from runtime.registry import SKILLS, USAGE, Registry
+
+    quiet_logs()
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"scales": {}, "queries": len(QUERIES)}
+    with tempfile.TemporaryDirectory(prefix="skillyard-bench-search-") as tmp:
+        uri = str(Path(tmp) / "store")
+        reg = Registry(uri)  # embedder "auto": the real all-MiniLM-L6-v2 for queries
+        fts = Registry(uri, embedder=None)
+        skills_t, usage_t = reg._table(SKILLS), reg._table(USAGE)  # creates tables + FTS index
+        emb = reg.embedder
+        loaded = 0
+        for scale in sorted(scales):
+            t0 = time.perf_counter()
+            while loaded < scale:
+                n = min(batch, scale - loaded)
+                s, u = _rows(loaded, n, rng)
+                skills_t.add(s)
+                usage_t.add(u)
+                loaded += n
+                say(f"search: loaded {loaded}/{scale} rows")
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            skills_t.optimize()  # fold the new rows into the FTS index (what Registry.compact() does)
+            usage_t.optimize()
+            index_s = time.perf_counter() - t0
+            say(f"search: {scale} rows, optimize {index_s:.1f}s; timing {len(QUERIES)} queries")
+            hybrid, hybrid_hits = _time_queries(lambda q: reg.search(q, limit=5), QUERIES, f"{scale} hybrid")
+            text, text_hits = _time_queries(lambda q: fts.search(q, limit=5), QUERIES, f"{scale} full-text")
+            row = {
+                "rows": scale,
+                "load_s": round(load_s, 2),
+                "optimize_s": round(index_s, 2),
+                "hybrid": summary_ms(hybrid),
+                "fulltext": summary_ms(text),
+                "hybrid_mean_hits": round(sum(hybrid_hits) / len(hybrid_hits), 2),
+                "fulltext_mean_hits": round(sum(text_hits) / len(text_hits), 2),
+            }
+            if emb is not None:
+                embed_times, _ = _time_queries(lambda q: emb.embed([q]), QUERIES, f"{scale} embed only")
+                row["query_embedding"] = summary_ms(embed_times)
+            out["scales"][str(scale)] = row
+        out["embedder"] = getattr(emb, "name", None) if emb is not None else None
+        fts.close()
+        reg.close()
+    return out
