@@ -22,7 +22,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(json.dumps(data, indent=2, default=str))  # ensure_ascii: always valid UTF-8 JSON
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -257,7 +257,7 @@ def _add_table(outcomes) -> Table:
     table = Table(title="skills")
     for col in ("skill", "status", "version", "tests", "coverage", "time", "why"):
         table.add_column(col, overflow="fold")
-    colors = {"registered": "green", "unchanged": "cyan", "blocked": "red", "rejected": "red"}
+    colors = {"registered": "green", "unchanged": "cyan", "blocked": "red", "rejected": "red", "error": "yellow"}
     for o in outcomes:
         rep = o.report
         table.add_row(o.name, f"[{colors.get(o.status, 'white')}]{o.status}[/]", str(o.version or "-"),
@@ -301,7 +301,7 @@ def add(path: Path, force: bool, workers: int, as_json: bool) -> None:
         _emit_json([o.to_dict() for o in outcomes])
     else:
         out.print(_add_table(outcomes))
-    if any(o.status in ("blocked", "rejected") for o in outcomes):
+    if any(o.status in ("blocked", "rejected", "error") for o in outcomes):
         sys.exit(2)
 
 
@@ -421,7 +421,12 @@ def run(name: str, input_json: str | None, input_file, version: int | None, as_j
     if as_json:
         _emit_json(result.to_dict())
     elif result.ok:
-        click.echo(json.dumps(result.output, indent=2, ensure_ascii=False))
+        text = json.dumps(result.output, indent=2, ensure_ascii=False)
+        try:
+            text.encode(sys.stdout.encoding or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            text = json.dumps(result.output, indent=2)  # lone surrogates etc.: \u escapes keep it valid JSON
+        click.echo(text)
     else:
         e = result.error
         err.print(f"[bold red]{name}: {e.kind}[/]: {e.message}", highlight=False)

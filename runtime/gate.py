@@ -57,6 +57,7 @@ class GateReport:
     image: str = ""
     limits: dict[str, Any] = field(default_factory=dict)
     content_hash: str = ""
+    infrastructure_error: bool = False  # the engine failed: the run says nothing about the skill
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +75,7 @@ class GateReport:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-GATE_FILES = ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini")
+GATE_FILES = ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini", "coveragerc")
 
 
 @functools.lru_cache(maxsize=8)
@@ -171,10 +172,17 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
     report.output_tail = (result.stdout[-3000:] + b"\n" + result.stderr[-2000:]).decode("utf-8", "replace").strip()
     if result.error:
         reasons.append(f"sandbox error: {result.error}")
+        report.infrastructure_error = True  # not the skill's fault: not a verdict
     if result.timed_out:
         reasons.append("the test run exceeded its time limit and was killed")
     if result.oom_killed:
         reasons.append("the test run ran out of memory and was killed")
+    # The gate runner itself must end normally (exit 0). A test that forges every report and then
+    # kills its parent, the runner, is caught here: the supervisor saw the runner die.
+    if result.error is None and not result.timed_out and not result.oom_killed and (
+            result.exit_code != 0 or result.signal is not None):
+        reasons.append(f"the gate runner did not finish normally (exit {result.exit_code}"
+                       f"{f', signal {result.signal}' if result.signal else ''}): the test run killed or broke it")
     runner_raw = result.files.get(f"{OUT}/runner.json")
     runner: dict[str, Any] = {}
     if runner_raw is None:

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tarfile
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -321,6 +322,9 @@ def _check_rel_path(rel: str) -> None:
     for part in p.parts:
         if not part or any(ord(c) < 32 for c in part) or "\\" in part:
             raise PackageError(rel, "path has control characters or backslashes")
+        # Format characters (RTL override, zero-width, bidi isolates) make a path read as another.
+        if any(unicodedata.category(c) in ("Cf", "Cc", "Cs", "Co", "Zl", "Zp") for c in part):
+            raise PackageError(rel, "path has invisible or direction-changing Unicode characters")
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError as exc:

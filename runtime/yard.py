@@ -223,6 +223,13 @@ class Yard:
             report, built = self.gate(pkg)
         except SandboxError as exc:
             raise SkillError(f"{pkg.name}: {exc}") from exc
+        if report.infrastructure_error:
+            # The engine failed mid-gate: that says nothing about the skill. Record nothing, so the
+            # next add gates it again instead of finding a "blocked" verdict for this content.
+            log.warning("gate_not_recorded", skill=pkg.name, reasons=report.reasons)
+            return AddOutcome(name=pkg.name, status="error", reasons=report.reasons + ["nothing was recorded; retry"],
+                              report=report, built=built, source=str(pkg.source or ""),
+                              duration_s=time.monotonic() - started)
         status = "registered" if report.passed else "blocked"
         record = self.registry.add_version(
             name=pkg.name, content_hash=pkg.content_hash, status=status, description=pkg.description,

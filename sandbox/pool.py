@@ -167,20 +167,36 @@ class WarmPool(Backend):
     # -- a call --------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
         spec.validate()
+        if self.backend._pending_removal:
+            threading.Thread(target=self.backend._retry_pending, daemon=True).start()
+        result = self._run_once(spec)
+        if result.error is not None and result.error.startswith("STALE:"):
+            # A reused container died before it could take the request (engine restarted, killed
+            # from outside): the program never ran, so running it on a fresh container is safe.
+            result = self._run_once(spec, fresh=True)
+        if result.error is not None and result.error.startswith("STALE:"):
+            result.error = result.error.removeprefix("STALE:")
+        return result
+
+    def _run_once(self, spec: RunSpec, *, fresh: bool = False) -> RunResult:
         key = pool_key(spec)
         started = time.monotonic()
-        warm = self._acquire(spec, key)
+        warm = self._start(spec, key) if fresh else self._acquire(spec, key)
+        reused = warm.calls > 0
         nonce = secrets.token_hex(16)
         try:
-            warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs)))
+            # /dev/shm too: POSIX shared memory must not reach the next call either.
+            warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"]))
             lim = spec.limits
             budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (1 << 20)
             deadline = time.monotonic() + lim.timeout + START_GRACE_S
+            sent = time.monotonic()
             out, diag, host_timeout, flooded = read_attach_stream(warm.raw, deadline, budget, until=frame_marker(nonce))
+            silent_eof = not out and not diag and time.monotonic() - sent < 0.1
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")
             return RunResult(exit_code=None, duration_s=time.monotonic() - started, container_id=warm.cid,
-                             error=f"the warm container failed ({type(exc).__name__}: {exc}); retry")
+                             error=f"{'STALE:' if reused else ''}the warm container failed ({type(exc).__name__}: {exc}); retry")
         warm.calls += 1
         duration = time.monotonic() - started
         if host_timeout:
@@ -188,6 +204,11 @@ class WarmPool(Backend):
             self._release(warm, healthy=False, why="host timeout")
             return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid)
         response = parse_response(out, nonce)
+        if response is None and reused and silent_eof:
+            # Not a byte back from a container that served before: it was gone before our request.
+            self._release(warm, healthy=False, why="stale")
+            return RunResult(exit_code=None, duration_s=duration, container_id=warm.cid,
+                             error="STALE:the warm container was gone before the call started; retry")
         if response is None or "supervisor_error" in response:
             state = self.backend.final_state(warm.cid) if response is None else {}
             self._release(warm, healthy=False, why="no response")
@@ -205,6 +226,8 @@ class WarmPool(Backend):
     def _reap_idle(self) -> None:
         while not self._closed:
             time.sleep(min(30.0, max(1.0, self.idle_expiry / 4)))
+            if self.backend._pending_removal:
+                self.backend._retry_pending()  # removals that failed while the engine was away
             expired: list[_Warm] = []
             now = time.monotonic()
             with self._lock:

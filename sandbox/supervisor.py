@@ -387,6 +387,16 @@ def _wipe(paths):
     return True
 
 
+def _ipc_dirty():
+    """True if the program left System V IPC objects (shared memory, queues, semaphores) behind:
+    the tmpfs wipe cannot remove them, so the host must not reuse this container."""
+    for kind in ("shm", "msg", "sem"):
+        text = _cgroup_read("/proc/sysvipc/" + kind)
+        if text and len(text.strip().splitlines()) > 1:
+            return True
+    return False
+
+
 def _respond(nonce, resp):
     body = json.dumps(resp).encode()
     out = b"\n" + MAGIC + b" " + nonce.encode() + b" " + str(len(body)).encode() + b"\n" + body
@@ -419,7 +429,7 @@ def serve():
             req["serve"] = True
             _write_files(req.get("files", []))
             resp = _run(req)
-            resp["wiped"] = _wipe(req.get("wipe", []))
+            resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty()
         except Exception as exc:
             resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
         _respond(nonce, resp)
@@ -427,9 +437,11 @@ def serve():
 
 def main():
     _set_nondumpable()
-    # As PID 1 we get no default signal actions; make SIGTERM/SIGINT end the run cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: (_kill_everything(), os._exit(143)))
-    signal.signal(signal.SIGINT, lambda *_: (_kill_everything(), os._exit(130)))
+    # No handlers for SIGTERM/SIGINT on purpose: a namespace's init without a handler receives no
+    # signal from inside the container (the program cannot kill us), and from the host only
+    # SIGKILL, which is how the host ends a run. Python installs a SIGINT handler of its own
+    # (KeyboardInterrupt): reset it, or the program could interrupt us with kill(1, SIGINT).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if "--serve" in sys.argv[1:]:
         serve()

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,8 +60,11 @@ def main():
         "SKILLYARD_GATE_RECORDS": os.path.join(out, "records.jsonl"),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
+    # Coverage reads .coveragerc/setup.cfg/tox.ini/pyproject.toml from its working directory, and a
+    # config can load plugins (code) or exclude every line: always use our own, from our own dir.
+    rcfile = os.path.join(HERE, "coveragerc")
     cmd = [
-        sys.executable, "-m", "coverage", "run", "--source", source, "-m", "pytest",
+        sys.executable, "-m", "coverage", "run", "--rcfile", rcfile, "--source", source, "-m", "pytest",
         "-c", os.path.join(HERE, "pytest.ini"), "--rootdir", "/skill",
         "-p", "skillyard_gate_plugin", "-p", "no:cacheprovider", "-p", "no:pastebin",
         "--junitxml", os.path.join(out, "junit.xml"), "-o", "junit_family=xunit2",
@@ -71,10 +75,11 @@ def main():
     rc = proc.wait()
     duration = time.monotonic() - started
     kill_others()
+    cov_dir = tempfile.mkdtemp(prefix="sy-cov-")  # empty: nothing the tests wrote is read as config
     cov = subprocess.run(
-        [sys.executable, "-m", "coverage", "json", "-q", "--data-file", os.path.join(out, ".coverage"),
-         "-o", os.path.join(out, "coverage.json")],
-        env={"PATH": env.get("PATH", ""), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+        [sys.executable, "-I", "-m", "coverage", "json", "-q", "--rcfile", rcfile,
+         "--data-file", os.path.join(out, ".coverage"), "-o", os.path.join(out, "coverage.json")],
+        env={"PATH": env.get("PATH", ""), "HOME": cov_dir, "PYTHONDONTWRITEBYTECODE": "1"}, cwd=cov_dir,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
     )
     fd = os.open(os.path.join(out, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
