@@ -25,8 +25,8 @@ import requests
 import structlog
 
 from .backend import Backend, RunSpec
-from .docker_backend import (START_GRACE_S, DockerBackend, frame_marker, parse_response, read_attach_stream,
-                             result_from_response)
+from .docker_backend import (START_GRACE_S, DockerBackend, _is_gvisor, frame_marker, parse_response,
+                             read_attach_stream, result_from_response)
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -219,6 +219,10 @@ class WarmPool(Backend):
                              error=f"the warm container's supervisor failed: {detail}")
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
+        if _is_gvisor(self.backend.runtime_for(spec)):
+            # gVisor has no /proc/sysvipc (leftover IPC objects cannot be seen) and does not honour
+            # PR_SET_DUMPABLE for /proc: never reuse a container there (pre-warming still saves the start).
+            breach = True
         self._release(warm, healthy=not breach, why="limit breach" if breach else "")
         return result
 
