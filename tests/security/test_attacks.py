@@ -1333,8 +1333,9 @@ CASES = [
     Case("fork_bomb", "Forks until refused; every child forks too. Must: fork fails with EAGAIN below the pids "
          "limit (64 calls / 128 gate); every bomb process is gone after the call; the next call works. (In the "
          "gate the runner may find the pids still taken when it starts coverage: blocked either way.)",
-         check_fork_bomb, gate=r"^(pytest exited with status 1 \(tests failed\)|the gate runner did not finish normally \(exit 1\)|the gate runner's report is missing"
-         r"[^;]*); 1 of 1 test failed: tests\.test_x::test_attack$", gate_evidence=True),
+         check_fork_bomb, gate=r"^(?:pytest exited with status 1 \(tests failed\)|the gate runner did not finish normally "
+         r"\(exit 1\)|the gate runner's report is missing)[^;]*; 1 of 1 test failed: tests\.test_x::test_attack$",
+         gate_evidence=True),
     Case("memory_bomb", "Allocates touched 16 MB blocks forever. Must: OOM-killed at the 256m limit, reported as "
          "oom (call) / the gate's oom_killed; the host and the next call are fine.",
          check_oom, call="oom", gate="ran out of memory", gate_flag="oom_killed"),
