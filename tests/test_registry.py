@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from runtime import archive
+from runtime.package import load_package, unpack_files
 from runtime.registry import (
     GateSummary,
     InvalidName,
@@ -232,13 +232,15 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
     (skill / "scripts").mkdir(parents=True)
     (skill / "SKILL.md").write_text("---\nname: csv-profile\ndescription: Profile CSV.\n---\n# CSV\n")
     (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {}\n")
-    pkg1 = archive.pack(skill)
+    loaded1 = load_package(skill)
+    pkg1 = loaded1.to_archive()
     report1 = {"tests": 4, "detail": ["a", "b"]}
-    v1 = add(reg, "csv-profile", package=pkg1, content_hash=archive.content_hash(skill), report=report1)
+    v1 = add(reg, "csv-profile", package=pkg1, content_hash=loaded1.content_hash, report=report1)
     before = reg.get("csv-profile", 1)
 
     (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {'v': 2}\n")
-    v2 = add(reg, "csv-profile", package=archive.pack(skill), content_hash=archive.content_hash(skill),
+    loaded2 = load_package(skill)
+    v2 = add(reg, "csv-profile", package=loaded2.to_archive(), content_hash=loaded2.content_hash,
              description="Profile CSV, second take.", tags=["csv"], report={"tests": 5})  # fmt: skip
     assert v2.content_hash != v1.content_hash
     add(reg, "csv-profile", status="blocked", gate=FAIL)
@@ -253,9 +255,9 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
     assert rolled.gate_report == report1
     assert reg.package("csv-profile", 1) == pkg1
     # the package unpacks to the exact original files
-    out = archive.unpack(reg.package("csv-profile", 1), tmp_path / "restored")
-    assert (out / "scripts" / "profile.py").read_text() == "def run(params):\n    return {}\n"
-    assert archive.content_hash(out) == v1.content_hash
+    files, _ = unpack_files(reg.package("csv-profile", 1))
+    assert files["scripts/profile.py"] == b"def run(params):\n    return {}\n"
+    assert files == loaded1.files
     # v2 is intact and no longer current; exactly one current
     v2_now = reg.get("csv-profile", 2)
     assert not v2_now.current and v2_now.description == "Profile CSV, second take."
@@ -456,20 +458,21 @@ def test_automatic_compaction_keeps_data(tmp_path: Path):
         reg.list()
 
 
-def test_archive_is_deterministic(tmp_path: Path):
+def test_stored_packages_are_deterministic(tmp_path: Path):
     src = tmp_path / "skill"
     (src / "scripts" / "__pycache__").mkdir(parents=True)
-    (src / "SKILL.md").write_text("---\nname: skill\n---\n")
+    (src / "SKILL.md").write_text("---\nname: skill\ndescription: d\n---\n")
     (src / "scripts" / "run.py").write_text("print(1)\n")
     (src / "scripts" / "__pycache__" / "run.cpython-311.pyc").write_bytes(b"junk")
-    one, h1 = archive.pack(src), archive.content_hash(src)
+    first = load_package(src)
+    one, h1 = first.to_archive(), first.content_hash
     os.utime(src / "SKILL.md", (0, 12345))
-    assert archive.pack(src) == one and archive.content_hash(src) == h1
+    again = load_package(src)
+    assert again.to_archive() == one and again.content_hash == h1
     (src / "scripts" / "run.py").write_text("print(2)\n")
-    assert archive.content_hash(src) != h1
-    out = archive.unpack(one, tmp_path / "out")
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "SKILL.md", "scripts/run.py"]  # fmt: skip
+    assert load_package(src).content_hash != h1
+    files, _ = unpack_files(one)
+    assert sorted(files) == ["SKILL.md", "scripts/run.py"]
 
 
 # --------------------------------------------------------------------------- two real processes
