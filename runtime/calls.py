@@ -75,15 +75,19 @@ def parse_input(text: str | bytes) -> Any:
         raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels") from exc
     except ValueError as exc:
         raise ValueError(f"input is not valid JSON: {exc}") from exc
-    check_input_shape(value)
+    if _depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:  # size was checked on the text above
+        raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels")
     return value
 
 
-def check_input_shape(value: Any) -> None:
+def encode_input(value: Any) -> bytes:
+    """Check a call's input (from any caller) and serialise it once, for the container's stdin."""
     if _depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
         raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels")
-    if len(json.dumps(value).encode()) > MAX_INPUT_BYTES:
+    data = json.dumps(value).encode()
+    if len(data) > MAX_INPUT_BYTES:
         raise ValueError(f"input is over {MAX_INPUT_BYTES} bytes")
+    return data
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,7 +122,7 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
         result.error = CallError("invalid_input", f"skill {name} has no entrypoint in skillyard.yaml: it cannot be called")
         return result
     try:
-        check_input_shape(params)
+        stdin = encode_input(params)
     except ValueError as exc:
         result.error = CallError("invalid_input", str(exc))
         return result
@@ -129,7 +133,7 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
     entry_file, func = config.entrypoint.split(":")
     run = sandbox.run(
         ["python3", f"{HARNESS}/call_runner.py", entry_file, func, OUT_FILE],
-        image=image, limits=limits, files=harness_files(("call_runner.py",)), stdin=json.dumps(params).encode(),
+        image=image, limits=limits, files=harness_files(("call_runner.py",)), stdin=stdin,
         collect=[OUT_FILE], owner="call", labels={"skill": name}, tenant=tenant,
     )
     result.duration_s = time.monotonic() - started

@@ -191,15 +191,10 @@ def doctor(as_json: bool) -> None:
         check("base image", bool(base), base or "missing", "skillyard images build")
         runner = yard.images.current_runner() if base else None
         check("runner image", bool(runner), runner or "missing", "skillyard images build")
-        import socket as _socket
-
         from sandbox import seccomp
-        from sandbox.docker_backend import _pid_alive
 
         managed = yard.sandbox.backend.managed_containers()
-        host = _socket.gethostname()
-        orphans = [c for c in managed if (c.get("Labels") or {}).get("skillyard.host") == host
-                   and not _pid_alive(int((c.get("Labels") or {}).get("skillyard.pid", "0") or 0))]
+        orphans = yard.sandbox.backend.orphans()
         check("leftover containers", not orphans,
               f"{len(orphans)} orphaned, {len(managed) - len(orphans)} in use by running processes", "skillyard gc")
         check("seccomp filter", seccomp.supported(),

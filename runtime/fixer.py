@@ -337,10 +337,8 @@ class Fixer:
             if refused:
                 attempt.outcome = "refused"
                 attempt.reasons = [f"changes protected tests: {', '.join(refused)}"]
-                self.yard.ledger.record_llm_call(
-                    skill=name, version=latest.version, purpose="fix", model=self.llm.model, prompt_tokens=0,
-                    completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=0, cost_usd=0.0, latency_ms=0.0,
-                    outcome="refused", detail=f"answer changed tests: {', '.join(refused)}")
+                self._record(None, skill=name, version=latest.version, purpose="fix", outcome="refused",
+                             detail=f"answer changed tests: {', '.join(refused)}")
                 feedback.append(f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
                                 "fix the code, not the tests")
                 memory.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")

@@ -29,7 +29,7 @@ MEMORY_FILE = ".memory.md"
 SIDECAR = "skillyard.yaml"
 # Generated files that are never part of a package (not hashed, not shipped).
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
-IGNORED_FILES = {".coverage", ".DS_Store", MEMORY_FILE}
+IGNORED_FILES = {".coverage", ".DS_Store"}  # .memory.md is read, but kept out of the hashed files
 MAX_YAML_BYTES = 64 * 1024
 
 
@@ -283,7 +283,7 @@ def _read_tree(root: Path, settings: Settings) -> tuple[dict[str, bytes], set[st
         for fname in sorted(filenames):
             path = here / fname
             rel = path.relative_to(root).as_posix()
-            if fname in IGNORED_FILES and fname != MEMORY_FILE or fname.endswith((".pyc", ".pyo")):
+            if fname in IGNORED_FILES or fname.endswith((".pyc", ".pyo")):
                 continue
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):

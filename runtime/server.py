@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from .audit import AuditLog
-from .calls import CallResult, check_input_shape
+from .calls import CallResult, encode_input
 from .config import Settings, get_settings
 from .package import PackageError, SkillPackage, pack_files, package_from_files, parse_skill_md, unpack_files
 from .tenants import (DEFAULT_MAX_RUNS, TENANT_PATTERN, Forbidden, NotFound, RunLimiter, Tenant, Tenants,
@@ -829,7 +829,7 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
         false with the skill's error: exception, timeout, oom, bad_output, crashed); 422 for input that does
         not fit the skill's schema; 409 for a version that is not registered; 503 if the engine is down."""
         try:
-            check_input_shape(body.input)
+            encode_input(body.input)
         except ValueError as exc:
             raise HTTPException(422, f"input: {exc}") from exc
         t = view.resolve(name, scope, body.version)

@@ -4,6 +4,8 @@ server are thin layers over this class.
 """
 from __future__ import annotations
 
+import atexit
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from sandbox import Limits, Sandbox, SandboxError
+from sandbox import ImageMissing, Limits, Sandbox, SandboxError
 from sandbox.images import Images
 
 from . import memory
@@ -76,6 +78,11 @@ class Yard:
         # a one-shot CLI process uses cold containers.
         self.use_pool = self.settings.pool_size > 0 if pool is None else pool
         self._pool = None
+        self._image_tags: dict[str, str] = {}  # content hash -> skill image tag
+        self._context_tokens: dict[str, int] = {}  # content hash -> tokens of SKILL.md
+        self._record_cache: dict[str, tuple[SkillRecord, float]] = {}  # name -> (record, when read)
+        self._writes: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._writer: threading.Thread | None = None
         self._sandbox = sandbox
         self._registry = registry
         self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
@@ -119,8 +126,8 @@ class Yard:
         self.flush()
         if self._pool is not None:
             self._pool.close()
-        if self._sandbox is not None and hasattr(self._sandbox.backend, "flush"):
-            self._sandbox.backend.flush()  # background container removals
+        if self._sandbox is not None:
+            self._sandbox.backend.close()  # waits for background container removals
 
     @property
     def client(self):  # docker.DockerClient
@@ -184,11 +191,10 @@ class Yard:
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
         """The skill's image tag, built if missing. Cached per content hash: a call costs no image look-ups."""
-        cache = self.__dict__.setdefault("_image_tags", {})
-        if fresh or pkg.content_hash not in cache:
+        if fresh or pkg.content_hash not in self._image_tags:
             tag, _ = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
-            cache[pkg.content_hash] = tag
-        return cache[pkg.content_hash]
+            self._image_tags[pkg.content_hash] = tag
+        return self._image_tags[pkg.content_hash]
 
     # -- add / gate --------------------------------------------------------------------------
     def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
@@ -295,17 +301,16 @@ class Yard:
     def _cached_record(self, name: str, version: int | None) -> SkillRecord:
         if not self.use_pool or version is not None:
             return self.record(name, version)
-        cache = self.__dict__.setdefault("_record_cache", {})
-        hit = cache.get(name)
+        hit = self._record_cache.get(name)
         now = time.monotonic()
         if hit is not None and now - hit[1] < self.RECORD_TTL_S:
             return hit[0]
         rec = self.record(name, version)
-        cache[name] = (rec, now)
+        self._record_cache[name] = (rec, now)
         return rec
 
     def _forget_record(self, name: str) -> None:
-        self.__dict__.get("_record_cache", {}).pop(name, None)
+        self._record_cache.pop(name, None)
 
     def _account(self, fn: Callable[[], None]) -> None:
         """Counters and ledger rows: inline in one-shot processes, on a writer thread in long-lived
@@ -314,14 +319,9 @@ class Yard:
             fn()
             return
         with self._lock:
-            if self.__dict__.get("_writer") is None:
-                import queue
-
-                self._writes: queue.Queue = queue.Queue()
+            if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, daemon=True, name="skillyard-accounting")
                 self._writer.start()
-                import atexit
-
                 atexit.register(self.flush)
         self._writes.put(fn)
 
@@ -337,8 +337,7 @@ class Yard:
 
     def flush(self) -> None:
         """Wait until every queued counter/ledger write is stored."""
-        if self.__dict__.get("_writer") is not None:
-            self._writes.join()
+        self._writes.join()  # returns at once when nothing was queued
 
     def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
         try:
@@ -349,13 +348,15 @@ class Yard:
             return CallResult(skill=name, version=rec.version, ok=False,
                               error=CallError("not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"))
         pkg = self.package(rec.name, rec.version)
+        limits = call_limits(pkg.config, self.base_limits)
         try:
-            image = self.image_for(pkg)
-            if not self.sandbox.backend.image_exists(image) if "_checked_" + image not in self.__dict__ else False:
-                image = self.image_for(pkg, fresh=True)  # removed behind our back (docker image prune): rebuild
-            self.__dict__["_checked_" + image] = True
-            result = call_skill(self.call_sandbox, name=name, version=rec.version, image=image, config=pkg.config,
-                                params=params, limits=call_limits(pkg.config, self.base_limits), tenant=self.tenant)
+            try:
+                result = call_skill(self.call_sandbox, name=name, version=rec.version, image=self.image_for(pkg),
+                                    config=pkg.config, params=params, limits=limits, tenant=self.tenant)
+            except ImageMissing:  # removed since we cached its tag (docker image prune): rebuild once
+                result = call_skill(self.call_sandbox, name=name, version=rec.version,
+                                    image=self.image_for(pkg, fresh=True), config=pkg.config, params=params,
+                                    limits=limits, tenant=self.tenant)
         except SandboxError as exc:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
@@ -379,7 +380,9 @@ class Yard:
         """Tokens the skill costs in an agent's context: its SKILL.md as the agent loads it."""
         from .tokens import count_tokens
 
-        return count_tokens(pkg.skill_md)
+        if pkg.content_hash not in self._context_tokens:  # tokenising on every call would be wasted work
+            self._context_tokens[pkg.content_hash] = count_tokens(pkg.skill_md)
+        return self._context_tokens[pkg.content_hash]
 
     def _record_use(self, rec: SkillRecord, pkg: SkillPackage, result: CallResult) -> None:
         if result.error is not None and result.error.kind in ("invalid_input", "sandbox"):

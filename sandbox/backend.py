@@ -71,3 +71,7 @@ class SandboxError(RuntimeError):
     """The sandbox itself failed (engine unreachable, image missing): not the program's fault.
 
     The message says what to do next."""
+
+
+class ImageMissing(SandboxError):
+    """The image to run is not on the engine (never built, or removed since)."""

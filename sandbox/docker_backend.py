@@ -27,7 +27,7 @@ import structlog
 from docker.types import LogConfig, Ulimit
 
 from . import seccomp
-from .backend import Backend, RunSpec, SandboxError
+from .backend import Backend, ImageMissing, RunSpec, SandboxError
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ def _is_gvisor(runtime: str | None) -> bool:
     return bool(runtime) and "runsc" in str(runtime)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,6 +80,7 @@ class DockerBackend(Backend):
         # Containers whose removal failed (engine restarting): retried before the next run and by gc.
         self._pending_removal: set[str] = set()
         self._remover = None  # a small thread pool for background removals
+        self._close_at_exit = False
 
     # -- engine -----------------------------------------------------------------------
     @property
@@ -214,13 +215,14 @@ class DockerBackend(Backend):
                 host_config=self._host_config(spec),
             )
         except docker.errors.ImageNotFound as exc:
-            raise SandboxError(f"image {spec.image!r} is not on the engine: build it with `skillyard images build`") from exc
+            raise ImageMissing(f"image {spec.image!r} is not on the engine: build it with `skillyard images build`") from exc
         except (docker.errors.APIError, requests.RequestException) as exc:
             self.remove_quietly(name)  # a create that failed half-way may still have left a container
             raise SandboxError(f"could not create a container: {exc}") from exc
         return container["Id"]
 
-    def _retry_pending(self) -> None:
+    def retry_pending_removals(self) -> None:
+        """Remove containers whose removal failed earlier (engine away). Cheap when there are none."""
         with self._lock:
             pending = list(self._pending_removal)
         for cid in pending:
@@ -228,8 +230,7 @@ class DockerBackend(Backend):
 
     def run(self, spec: RunSpec) -> RunResult:
         spec.validate()
-        if self._pending_removal:
-            self._retry_pending()
+        self.retry_pending_removals()
         nonce = secrets.token_hex(16)
         started = time.monotonic()
         cid = self.create(spec)
@@ -258,13 +259,16 @@ class DockerBackend(Backend):
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skillyard-remove")
-                import atexit
+                if not self._close_at_exit:
+                    import atexit
 
-                atexit.register(self.close)
+                    atexit.register(self.close)
+                    self._close_at_exit = True
             remover = self._remover
         remover.submit(self.remove_quietly, cid)
 
     def close(self) -> None:
+        """Wait for background removals. The backend stays usable: the next run starts a new remover."""
         with self._lock:
             remover, self._remover = self._remover, None
         if remover is not None:
@@ -350,30 +354,30 @@ class DockerBackend(Backend):
                 time.sleep(0.2 * (attempt + 1))
 
     # -- garbage collection -----------------------------------------------------------
+    def orphans(self) -> list[dict[str, Any]]:
+        """Managed containers made on this host by a process that no longer runs."""
+        host = socket.gethostname()
+        out = []
+        for c in self.managed_containers():
+            labels = c.get("Labels") or {}
+            if labels.get(LABEL_HOST) != host:
+                continue  # another machine sharing this engine: we cannot tell whether its process lives
+            pid = int(labels.get(LABEL_PID, "0") or 0)
+            if pid != os.getpid() and not (pid and pid_alive(pid)):
+                out.append(c)
+        return out
+
     def gc(self, *, everything: bool = False) -> list[str]:
         """Remove containers left by runs whose process is gone (or all of ours with everything=True)."""
-        self._retry_pending()
+        self.retry_pending_removals()
+        doomed = self.managed_containers() if everything else self.orphans()
         removed: list[str] = []
-        host = socket.gethostname()
-        for c in self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}):
-            labels = c.get("Labels") or {}
-            pid = int(labels.get(LABEL_PID, "0") or 0)
-            if labels.get(LABEL_HOST) != host and not everything:
-                continue  # another machine sharing this engine: we cannot tell whether its process lives
-            if not everything and (pid == os.getpid() or (pid and _pid_alive(pid))):
-                continue
+        for c in doomed:
             self.remove_quietly(c["Id"])
             removed.append(c["Id"])
         if removed:
             log.info("gc_removed_containers", count=len(removed))
         return removed
-
-    def flush(self) -> None:
-        """Wait for background removals (tests and callers that count containers)."""
-        with self._lock:
-            remover, self._remover = self._remover, None
-        if remover is not None:
-            remover.shutdown(wait=True)
 
     def managed_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})

@@ -167,18 +167,17 @@ class WarmPool(Backend):
     # -- a call --------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
         spec.validate()
-        if self.backend._pending_removal:
-            threading.Thread(target=self.backend._retry_pending, daemon=True).start()
-        result = self._run_once(spec)
-        if result.error is not None and result.error.startswith("STALE:"):
+        if self.backend._pending_removal:  # rare (engine was away): retry off the call's path
+            threading.Thread(target=self.backend.retry_pending_removals, daemon=True).start()
+        result, stale = self._run_once(spec)
+        if stale:
             # A reused container died before it could take the request (engine restarted, killed
             # from outside): the program never ran, so running it on a fresh container is safe.
-            result = self._run_once(spec, fresh=True)
-        if result.error is not None and result.error.startswith("STALE:"):
-            result.error = result.error.removeprefix("STALE:")
+            result, _ = self._run_once(spec, fresh=True)
         return result
 
-    def _run_once(self, spec: RunSpec, *, fresh: bool = False) -> RunResult:
+    def _run_once(self, spec: RunSpec, *, fresh: bool = False) -> tuple[RunResult, bool]:
+        """One attempt. The flag says the container was stale: it failed before the program started."""
         key = pool_key(spec)
         started = time.monotonic()
         warm = self._start(spec, key) if fresh else self._acquire(spec, key)
@@ -196,27 +195,27 @@ class WarmPool(Backend):
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")
             return RunResult(exit_code=None, duration_s=time.monotonic() - started, container_id=warm.cid,
-                             error=f"{'STALE:' if reused else ''}the warm container failed ({type(exc).__name__}: {exc}); retry")
+                             error=f"the warm container failed ({type(exc).__name__}: {exc}); retry"), reused
         warm.calls += 1
         duration = time.monotonic() - started
         if host_timeout:
             self.backend.kill_quietly(warm.cid)
             self._release(warm, healthy=False, why="host timeout")
-            return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid)
+            return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid), False
         response = parse_response(out, nonce)
         if response is None and reused and silent_eof:
             # Not a byte back from a container that served before: it was gone before our request.
             self._release(warm, healthy=False, why="stale")
             return RunResult(exit_code=None, duration_s=duration, container_id=warm.cid,
-                             error="STALE:the warm container was gone before the call started; retry")
+                             error="the warm container was gone before the call started; retry"), True
         if response is None or "supervisor_error" in response:
             state = self.backend.final_state(warm.cid) if response is None else {}
             self._release(warm, healthy=False, why="no response")
             if state.get("OOMKilled"):
-                return RunResult(exit_code=None, oom_killed=True, duration_s=duration, container_id=warm.cid)
+                return RunResult(exit_code=None, oom_killed=True, duration_s=duration, container_id=warm.cid), False
             detail = (response or {}).get("supervisor_error") or diag[-300:].decode("utf-8", "replace")
             return RunResult(exit_code=None, duration_s=duration, container_id=warm.cid,
-                             error=f"the warm container's supervisor failed: {detail}")
+                             error=f"the warm container's supervisor failed: {detail}"), False
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
         if _is_gvisor(self.backend.runtime_for(spec)):
@@ -224,14 +223,13 @@ class WarmPool(Backend):
             # PR_SET_DUMPABLE for /proc: never reuse a container there (pre-warming still saves the start).
             breach = True
         self._release(warm, healthy=not breach, why="limit breach" if breach else "")
-        return result
+        return result, False
 
     # -- housekeeping ----------------------------------------------------------------------------
     def _reap_idle(self) -> None:
         while not self._closed:
             time.sleep(min(30.0, max(1.0, self.idle_expiry / 4)))
-            if self.backend._pending_removal:
-                self.backend._retry_pending()  # removals that failed while the engine was away
+            self.backend.retry_pending_removals()  # removals that failed while the engine was away
             expired: list[_Warm] = []
             now = time.monotonic()
             with self._lock:

@@ -54,13 +54,13 @@ def _no_leftovers(docker_client):
     import os
     import time
 
-    from sandbox.docker_backend import _pid_alive
+    from sandbox.docker_backend import pid_alive
 
     def ours(c) -> bool:
         # Made by this session, or by a process that is gone (e.g. a CLI subprocess of a test):
         # containers of other live processes (a concurrent run) are theirs to clean.
         pid = int((c.get("Labels") or {}).get("skillyard.pid", "0") or 0)
-        return pid == os.getpid() or not _pid_alive(pid)
+        return pid == os.getpid() or not pid_alive(pid)
 
     deadline = time.monotonic() + 10  # background removals (pool discards) may still be in flight
     while True:
