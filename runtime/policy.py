@@ -9,6 +9,7 @@ catch the rest we know of (see docs/SECURITY.md).
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 # Hooks a test suite may legitimately define. Everything else that starts with pytest_
@@ -18,6 +19,25 @@ ALLOWED_HOOKS = {"pytest_configure", "pytest_addoption", "pytest_generate_tests"
 EXIT_CALLS = {("os", "_exit"), ("sys", "exit"), ("os", "abort"), ("os", "kill"), ("os", "killpg"),
               ("signal", "signal"), ("os", "fork"), ("os", "setsid")}
 FORBIDDEN_MODULES = {"_pytest", "coverage", "skillyard_gate_plugin", "pytest_cov"}
+# CPython before 3.11.8/3.12.1 keeps the AST constructor's recursion depth per interpreter,
+# not per thread (gh-106905): when a garbage collection inside one ast.parse hands the GIL to
+# another thread that parses too (add_many gates on worker threads; 3.11's traceback module
+# parses to draw carets), one of them raises "SystemError: AST constructor recursion depth
+# mismatch". The counter is reset at each parse's start, so a retry is sound; the lock keeps
+# our own parses from colliding at all.
+_PARSE_LOCK = threading.Lock()
+_PARSE_ATTEMPTS = 5
+
+
+def _parse(source: bytes, rel: str) -> ast.AST:
+    for attempt in range(_PARSE_ATTEMPTS):
+        try:
+            with _PARSE_LOCK:
+                return ast.parse(source, filename=rel)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == _PARSE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -46,7 +66,7 @@ def _check_imports(node: ast.AST, rel: str) -> list[Violation]:
 
 def check_file(rel: str, source: bytes, *, is_test: bool) -> list[Violation]:
     try:
-        tree = ast.parse(source, filename=rel)
+        tree = _parse(source, rel)
     except SyntaxError:
         return []  # a syntax error fails the tests on its own, with pytest's message
     found: list[Violation] = []
