@@ -11,7 +11,7 @@ import jsonschema
 
 from sandbox import Limits, Sandbox
 
-from .gate import HARNESS, harness_files
+from .gate import harness_source
 from .package import SkillConfig
 
 OUT_FILE = "/tmp/sy-out/result.json"
@@ -132,8 +132,8 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
         return result
     entry_file, func = config.entrypoint.split(":")
     run = sandbox.run(
-        ["python3", f"{HARNESS}/call_runner.py", entry_file, func, OUT_FILE],
-        image=image, limits=limits, files=harness_files(("call_runner.py",)), stdin=stdin,
+        ["python3", "-c", harness_source("call_runner.py"), entry_file, func, OUT_FILE],
+        image=image, limits=limits, stdin=stdin, prestart=True,
         collect=[OUT_FILE], owner="call", labels={"skill": name}, tenant=tenant,
     )
     result.duration_s = time.monotonic() - started

@@ -89,6 +89,12 @@ def harness_files(names: tuple[str, ...] = GATE_FILES) -> dict[str, bytes]:
     return dict(_harness(names))
 
 
+@functools.lru_cache(maxsize=4)
+def harness_source(name: str) -> str:
+    """One harness script's text, to pass with `python3 -c`."""
+    return resources.files("runtime.harness").joinpath(name).read_text(encoding="utf-8")
+
+
 def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limits:
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout

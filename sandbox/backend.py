@@ -29,6 +29,12 @@ class RunSpec:
     owner: str = "sandbox"  # label naming who made the container (gc uses it)
     tenant: str = ""  # warm pools never let one container serve two tenants
     labels: dict[str, str] = field(default_factory=dict)
+    # The program reads all of its stdin before it does anything that belongs to the call (it
+    # opens none of `files` first, prints nothing the caller relies on). Then a warm container
+    # may start the next call's process early, after the previous call was answered and the
+    # writable dirs wiped, and leave it blocked on stdin: start-up cost leaves the call's path.
+    # Each call still runs in its own, fresh process.
+    prestart: bool = False
 
     def validate(self) -> None:
         if not self.argv:

@@ -186,6 +186,7 @@ class DockerBackend(Backend):
                 "wipe": wipe or [],
                 "rlimits": rlimits,
                 "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
+                "prestart": spec.prestart,
             }
         ).encode()
         return str(len(body)).encode() + b"\n" + body
@@ -477,4 +478,5 @@ def result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, c
         files=files,
         missing_files=list(resp.get("missing") or []),
         container_id=cid,
+        prestarted=bool(resp.get("prestarted")),
     )

@@ -23,6 +23,7 @@ class RunResult:
     missing_files: list[str] = field(default_factory=list)
     error: str | None = None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
     container_id: str | None = None
+    prestarted: bool = False  # served by a process a warm container started before the call (RunSpec.prestart)
 
     @property
     def truncated(self) -> bool:

@@ -34,6 +34,7 @@ class Sandbox:
         owner: str = "sandbox",
         labels: Mapping[str, str] | None = None,
         tenant: str = "",
+        prestart: bool = False,
     ) -> RunResult:
         image = image or self.image
         if not image:
@@ -50,6 +51,7 @@ class Sandbox:
             owner=owner,
             labels=dict(labels or {}),
             tenant=tenant,
+            prestart=prestart,
         )
         return self.backend.run(spec)
 

@@ -207,14 +207,8 @@ def _collect(paths, cap):
     return files, missing
 
 
-def _run(req):
-    started = time.monotonic()
-    deadline = started + float(req["timeout"])
-    caps = {1: int(req["max_stdout"]), 2: int(req["max_stderr"])}
-    kept = {1: bytearray(), 2: bytearray()}
-    total = {1: 0, 2: 0}
-    stdin_data = base64.b64decode(req.get("stdin", ""))
-
+def _spawn(req):
+    """Fork and exec the program on fresh pipes. Returns (pid, stdin_w, stdout_r, stderr_r)."""
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     r_in, w_in = os.pipe()
@@ -239,6 +233,19 @@ def _run(req):
     os.close(r_in)
     os.close(w_out)
     os.close(w_err)
+    return pid, w_in, r_out, r_err
+
+
+def _run(req, proc=None):
+    """Run the request's program (or `proc`, the same program started ahead of time) to its end."""
+    started = time.monotonic()
+    deadline = started + float(req["timeout"])
+    caps = {1: int(req["max_stdout"]), 2: int(req["max_stderr"])}
+    kept = {1: bytearray(), 2: bytearray()}
+    total = {1: 0, 2: 0}
+    stdin_data = base64.b64decode(req.get("stdin", ""))
+
+    pid, w_in, r_out, r_err = proc or _spawn(req)
     os.set_blocking(w_in, False)
     readers = {r_out: 1, r_err: 2}
     writer = w_in if stdin_data else None
@@ -413,9 +420,43 @@ def _respond(nonce, resp):
             raise
 
 
+def _prestart_key(req):
+    """What must match for a process started ahead of time to serve a request."""
+    return json.dumps([req.get(k) for k in ("argv", "cwd", "env", "rlimits", "seccomp")], sort_keys=True)
+
+
+def _discard(proc):
+    pid, w_in, r_out, r_err = proc
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for fd in (w_in, r_out, r_err):
+        os.close(fd)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _still_waiting(proc):
+    """True if the started-ahead process is alive and has not been signalled or stopped."""
+    try:
+        pid, _ = os.waitpid(proc[0], os.WNOHANG | os.WUNTRACED)
+    except ChildProcessError:
+        return False
+    return pid == 0
+
+
 def serve():
     """Warm mode: answer requests one after another until stdin closes. Each call gets a
-    fresh process; afterwards every process is killed and the writable dirs are wiped."""
+    fresh process; afterwards every process is killed and the writable dirs are wiped.
+
+    With "prestart" in a request, once the answer is sent the next call's process is started
+    (same argv, cwd, env and limits) and left blocked on its stdin: interpreter start-up leaves
+    the call's path. The caller promises the program reads its stdin before it does anything
+    that belongs to the call. The next request uses it only if it asks for the same program."""
+    pending = None
     while True:
         try:
             req = _read_request()
@@ -425,14 +466,28 @@ def serve():
             _respond("", {"supervisor_error": "bad request: %s" % exc})
             os._exit(1)
         nonce = str(req.get("nonce", ""))
+        proc = None
+        if pending is not None:
+            if pending[0] == _prestart_key(req) and _still_waiting(pending[1]):
+                proc = pending[1]
+            else:
+                _discard(pending[1])
+            pending = None
         try:
             req["serve"] = True
             _write_files(req.get("files", []))
-            resp = _run(req)
+            resp = _run(req, proc)
             resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty()
+            resp["prestarted"] = proc is not None
         except Exception as exc:
             resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
         _respond(nonce, resp)
+        if req.get("prestart") and resp.get("wiped"):
+            try:
+                os.makedirs(req.get("cwd") or "/", exist_ok=True)
+                pending = (_prestart_key(req), _spawn(req))
+            except Exception:  # the next call starts its process itself
+                pending = None
 
 
 def main():

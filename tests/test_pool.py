@@ -1,6 +1,8 @@
 """Warm pools: one round trip per call, and no state or process crosses from one call to the next."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -96,3 +98,70 @@ def test_yard_calls_use_the_pool(yard, tmp_path):
         assert [o.output for o in outs] == [{"x": 0}, {"x": 1}, {"x": 2}]
     finally:
         yard.close()
+
+
+# A program that reads its stdin first, then reports its own pid, its start time relative to the
+# call's input, what it finds in the writable dirs, and the file the call placed.
+PRESTART_PROGRAM = (
+    "import os, sys, time\n"
+    "t0 = time.time()\n"
+    "data = sys.stdin.read()\n"
+    "waited = time.time() - t0\n"
+    "print(os.getpid(), round(waited, 3), sorted(os.listdir('/tmp/work')), open('/tmp/work/in.txt').read(), data)\n"
+    "open('/tmp/work/left-by-' + data, 'w').write('x')\n"
+)
+
+
+def test_prestart_serves_the_next_call_from_a_process_started_ahead(pool, runner_image):
+    def call(i: int, **kw):
+        return pool.run(spec(runner_image, ["python3", "-c", PRESTART_PROGRAM], stdin=f"call{i}".encode(),
+                             files={"/tmp/work/in.txt": f"file{i}".encode()}, prestart=True, **kw))
+
+    first = call(0)
+    time.sleep(0.5)  # idle time: the next call's process starts now and waits for its input
+    second = call(1)
+    time.sleep(0.5)
+    third = call(2)
+    assert [r.exit_code for r in (first, second, third)] == [0, 0, 0], (first.stderr, second.stderr)
+    assert len({r.container_id for r in (first, second, third)}) == 1
+    assert (first.prestarted, second.prestarted, third.prestarted) == (False, True, True)
+    pids, waited, listings = [], [], []
+    for i, r in enumerate((first, second, third)):
+        pid, wait_s, rest = r.stdout.decode().split(" ", 2)
+        pids.append(int(pid))
+        waited.append(float(wait_s))
+        # Its own file and input only: the previous call's leftovers were wiped before it started.
+        assert rest.strip() == f"['.keep', 'in.txt'] file{i} call{i}", rest
+    assert len(set(pids)) == 3  # a fresh process every call
+    # The started-ahead processes sat blocked on stdin until their call arrived; the first did not.
+    assert waited[0] < 0.3 and waited[1] > 0.3 and waited[2] > 0.3, waited
+
+
+def test_prestarted_process_is_not_used_for_another_program(pool, runner_image):
+    first = pool.run(spec(runner_image, ["python3", "-c", "import sys; sys.stdin.read(); print('a')"], prestart=True))
+    other = pool.run(spec(runner_image, ["sh", "-c", "echo b; ls /proc | grep -c '^[0-9]'"], prestart=True))
+    assert first.stdout == b"a\n" and not other.prestarted
+    assert other.stdout.splitlines()[0] == b"b"
+    # The discarded process is gone: PID 1, the shell, ls and grep at most.
+    assert int(other.stdout.splitlines()[1]) <= 4, other.stdout
+    env = pool.run(spec(runner_image, ["sh", "-c", "echo b; ls /proc | grep -c '^[0-9]'"], prestart=True,
+                        env={"X": "1"}))
+    assert not env.prestarted and env.container_id == other.container_id  # env differs: not the same program
+
+
+def test_prestarted_process_killed_while_idle_is_replaced(pool, runner_image, docker_client):
+    program = ["python3", "-c", "import sys; sys.stdin.read(); print('ok')"]
+    first = pool.run(spec(runner_image, program, prestart=True))
+    container = docker_client.containers.get(first.container_id)
+    time.sleep(0.3)  # the supervisor starts the next process just after answering
+    # Kill the waiting process from outside (as the OOM killer could): the next call must not use it.
+    top = container.top()
+    pid, ppid = top["Titles"].index("PID"), top["Titles"].index("PPID")
+    pids = {row[pid] for row in top["Processes"]}
+    waiting = [row[pid] for row in top["Processes"] if row[ppid] in pids]  # the supervisor's child
+    assert len(waiting) == 1, top
+    os.kill(int(waiting[0]), signal.SIGKILL)  # a host pid: top shows those
+    time.sleep(0.2)
+    second = pool.run(spec(runner_image, program, prestart=True))
+    assert second.exit_code == 0 and second.stdout == b"ok\n" and not second.prestarted
+    assert second.container_id == first.container_id

@@ -1,9 +1,14 @@
 """Runs one skill call inside the skill's container (stdlib only).
 
-usage: call_runner.py ENTRY_FILE FUNCTION OUT_FILE   (input JSON on stdin)
+usage: python3 -c "$(cat call_runner.py)" ENTRY_FILE FUNCTION OUT_FILE   (input JSON on stdin)
 Writes {"ok": true, "output": ...} or {"ok": false, "error": {...}} to OUT_FILE.
 The host validates the output; this file only carries it out of the container.
+
+It reads all of stdin before it touches the skill (RunSpec.prestart): a warm container starts
+this process ahead of the call, so interpreter start-up and these imports are off the call's
+path. Passed with -c rather than as a file, so nothing of it lives in the wiped writable dirs.
 """
+import importlib
 import json
 import os
 import sys
@@ -18,16 +23,17 @@ def trimmed_traceback(exc, limit=8):
 
 def main():
     entry_file, func_name, out_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    if sys.path and sys.path[0] == "":  # -c puts the working dir first; the skill's own dir it is
+        sys.path.pop(0)
     sys.path.insert(0, "/skill")
     module_name = entry_file[:-3].replace("/", ".")
+    raw = sys.stdin.buffer.read()  # blocks until the call arrives (see above)
     try:
-        params = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+        params = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         result = {"ok": False, "error": {"type": "InvalidInput", "message": str(exc)}}
     else:
         try:
-            import importlib
-
             module = importlib.import_module(module_name)
             func = getattr(module, func_name)
             output = func(params)

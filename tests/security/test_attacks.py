@@ -800,7 +800,7 @@ def spoof_edit_runner(ctx):
     forged = ("import json, os, sys\nos.makedirs(sys.argv[1], exist_ok=True)\n"
               "open(os.path.join(sys.argv[1], 'runner.json'), 'w').write(json.dumps({'pytest_exit': 0}))\n")
     edited = {}
-    for name in ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini", "call_runner.py"):
+    for name in ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini"):
         try:
             with open("/tmp/sy/" + name, "w") as f:
                 f.write(forged if name.endswith(".py") else "[pytest]\naddopts = -p no:junitxml\n")
@@ -1446,7 +1446,7 @@ class Spoof:
 
 
 SPOOFS = [
-    Spoof("spoof_edit_runner", "A test rewrites the gate runner, the gate plugin, pytest.ini and call_runner under "
+    Spoof("spoof_edit_runner", "A test rewrites the gate runner, the gate plugin and pytest.ini under "
           "/tmp/sy (they are writable). Must: no effect on this run: blocked on the real failure.",
           r"1 of 2 tests failed: tests\.test_x::test_real"),
     Spoof("spoof_fake_reports", "A test writes an all-passed runner.json, junit.xml, records.jsonl, coverage.json "
