@@ -20,6 +20,14 @@ What it denies and why (x86_64; other architectures keep Docker's default only):
   clock_settime/adjtime, adjtimex, iopl/ioperm, quotactl, syslog, vhangup, personality;
 - sockets other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK/NETLINK_ROUTE (glibc's
   getaddrinfo uses that one): no AF_PACKET, AF_ALG, AF_VSOCK, AF_KEY, AF_XDP, other netlink;
+- signals to PID 1, the supervisor: kill, tkill, tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo
+  aimed at pid 1, and pidfd_open(1). Linux already keeps signals without a handler away from a
+  namespace's init, but gVisor does not (a program could SIGKILL its supervisor there, measured);
+  denied for both. Only the low 32 bits are compared: the kernel reads pid_t as an int;
+- device nodes: mknod/mknodat of a character or block device (FIFOs and plain files stay
+  allowed). Linux refuses them without CAP_MKNOD; gVisor lets any user make them (measured);
+- raising priority: setpriority to a negative nice value (Linux refuses it without
+  CAP_SYS_NICE; gVisor does not check);
 - the x32 ABI and any other architecture (i386 via int 0x80): the process is killed.
 Denied calls fail with EPERM, so programs see an ordinary error, not a crash.
 """
@@ -52,6 +60,12 @@ DENIED_X86_64 = {
     "lookup_dcookie": 212, "uselib": 134, "ustat": 136, "sysfs": 139, "fanotify_init": 300,
 }
 SYS_CLONE, SYS_CLONE3, SYS_SOCKET = 56, 435, 41
+# Calls whose first argument names the process (or thread group) to signal or open.
+PID_TARGETED_X86_64 = {"kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
+                       "rt_tgsigqueueinfo": 297, "pidfd_open": 434}
+SUPERVISOR_PID = 1
+SYS_MKNOD, SYS_MKNODAT, SYS_SETPRIORITY = 133, 259, 141
+S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
 CLONE_NEW_FLAGS = 0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x02000000
 ALLOWED_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
 AF_NETLINK, NETLINK_ROUTE = 16, 0
@@ -60,9 +74,10 @@ AF_NETLINK, NETLINK_ROUTE = 16, 0
 LD_W_ABS = 0x20
 JEQ_K = 0x15
 JGE_K = 0x35
+JSET_K = 0x45
 AND_K = 0x54
 RET_K = 0x06
-OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG2 = 0, 4, 16, 32
+OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG1, OFF_ARG2 = 0, 4, 16, 24, 32
 
 
 def supported() -> bool:
@@ -90,6 +105,11 @@ def _program() -> list[tuple[int, int, int, int]]:
     op(JEQ_K, SYS_CLONE, jt="clone", jf=0)
     op(JEQ_K, SYS_CLONE3, jt="enosys", jf=0)
     op(JEQ_K, SYS_SOCKET, jt="socket", jf=0)
+    for nr in sorted(PID_TARGETED_X86_64.values()):
+        op(JEQ_K, nr, jt="to_pid", jf=0)
+    op(JEQ_K, SYS_MKNOD, jt="mknod", jf=0)
+    op(JEQ_K, SYS_MKNODAT, jt="mknodat", jf=0)
+    op(JEQ_K, SYS_SETPRIORITY, jt="setpriority", jf=0)
     label("allow")
     op(RET_K, RET_ALLOW)
     label("deny")
@@ -119,6 +139,33 @@ def _program() -> list[tuple[int, int, int, int]]:
     op(RET_K, RET_ALLOW)
     label("sock_deny")
     op(RET_K, RET_ERRNO | EPERM)
+    label("to_pid")
+    op(LD_W_ABS, OFF_ARG0)
+    op(JEQ_K, SUPERVISOR_PID, jt="pid_deny", jf="pid_allow")
+    label("pid_allow")
+    op(RET_K, RET_ALLOW)
+    label("pid_deny")
+    op(RET_K, RET_ERRNO | EPERM)
+    label("mknod")
+    op(LD_W_ABS, OFF_ARG1)  # mknod(path, mode, dev)
+    op(JEQ_K, 0, jt="node_type", jf="node_type")  # either way: an unconditional jump
+    label("mknodat")
+    op(LD_W_ABS, OFF_ARG2)  # mknodat(dirfd, path, mode, dev)
+    label("node_type")
+    op(AND_K, S_IFMT)
+    op(JEQ_K, S_IFCHR, jt="node_deny", jf=0)
+    op(JEQ_K, S_IFBLK, jt="node_deny", jf="node_allow")
+    label("node_allow")
+    op(RET_K, RET_ALLOW)
+    label("node_deny")
+    op(RET_K, RET_ERRNO | EPERM)
+    label("setpriority")
+    op(LD_W_ABS, OFF_ARG2)  # setpriority(which, who, prio): prio < 0 raises it
+    op(JSET_K, 0x80000000, jt="prio_deny", jf="prio_allow")
+    label("prio_allow")
+    op(RET_K, RET_ALLOW)
+    label("prio_deny")
+    op(RET_K, RET_ERRNO | EPERM)
 
     out = []
     for i, (code, jt, jf, k) in enumerate(prog):
@@ -142,4 +189,6 @@ def filter_bytes() -> bytes:
 def describe() -> dict[str, object]:
     return {"denied": sorted(DENIED_X86_64), "clone": "CLONE_NEW* flags denied", "clone3": "ENOSYS",
             "socket_families": ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK/NETLINK_ROUTE"],
-            "other_abis": "killed", "instructions": len(_program())}
+            "signals_to_pid1": sorted(PID_TARGETED_X86_64), "device_nodes": "mknod/mknodat S_IFCHR, S_IFBLK",
+            "negative_nice": "setpriority", "other_abis": "killed",
+            "instructions": len(_program())}

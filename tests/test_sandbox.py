@@ -27,6 +27,9 @@ from tests.conftest import ROOT
 
 MB = 1024 * 1024
 NOBODY = 65534
+# `make test-gvisor` runs this file under gVisor, whose user-space kernel answers some probes differently.
+GVISOR = os.environ.get("SKILLYARD_RUNTIME") == "runsc"
+UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH) if GVISOR else (errno.ENETUNREACH,)
 GATEWAY = "172.17.0.1"  # docker0 on the engine host (the default bridge's gateway)
 
 
@@ -213,6 +216,8 @@ except OSError as exc:
 facts["interfaces"] = sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])
 status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
 facts["status"] = {k: v.strip() for k, v in status.items()}
+import ctypes
+facts["no_new_privs"] = ctypes.CDLL(None).prctl(39, 0, 0, 0, 0)  # gVisor's status has no NoNewPrivs line
 try:
     os.listdir("/proc/1/fd")
     facts["pid1_fds"] = "readable"
@@ -248,20 +253,21 @@ def test_no_network(probe):
     assert probe["interfaces"] == ["lo"]
     for target in ["1.1.1.1:53", f"{GATEWAY}:2375", "8.8.8.8:443"]:
         # No route at all: not refused (that would mean packets reach the host), not a timeout.
-        assert probe["connects"][target] == errno.ENETUNREACH, (target, probe["connects"][target])
+        assert probe["connects"][target] in UNREACHABLE, (target, probe["connects"][target])
     assert probe["dns"] == "gaierror"
 
 
 def test_no_capabilities_and_no_new_privileges(probe):
     status = probe["status"]
-    for cap in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
+    for cap in ("CapEff", "CapPrm", "CapInh", "CapBnd") + (() if GVISOR else ("CapAmb",)):
         assert status[cap] == "0000000000000000", (cap, status[cap])
-    assert status["NoNewPrivs"] == "1"
+    assert probe["no_new_privs"] == 1
 
 
 def test_supervisor_is_not_inspectable_by_the_program(probe):
-    # PID 1 (the supervisor, same uid) is non-dumpable: the program cannot reach its pipes.
-    assert probe["pid1_fds"] == errno.EACCES
+    # PID 1 (the supervisor, same uid) is non-dumpable: the program cannot reach its pipes. gVisor does not
+    # honour that for /proc/1/fd (docs/SECURITY.md): there the nonce keeps forged frames out (attack suite).
+    assert probe["pid1_fds"] == ("readable" if GVISOR else errno.EACCES)
 
 
 def test_network_probe_can_fail_on_bridge(sandbox, runner_image):
@@ -269,7 +275,8 @@ def test_network_probe_can_fail_on_bridge(sandbox, runner_image):
     r = sandbox.run(py("print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"),
                     limits=sandbox.limits.loosen(network="bridge"))
     assert r.exit_code == 0, r.stderr
-    assert "eth0" in r.stdout.decode()
+    # Under gVisor the engine registers runsc with --network=none (scripts/ensure-gvisor.sh): lo only, always.
+    assert ("eth0" in r.stdout.decode()) != GVISOR, r.stdout
 
 
 # -- limits ----------------------------------------------------------------------------------------
@@ -284,7 +291,10 @@ def test_memory_bomb_is_oom_killed(sandbox):
     )
     assert r.error is None
     assert r.oom_killed is True
-    assert r.exit_code == 137 and r.signal == 9
+    if GVISOR:  # the sandbox's kernel shares the memory cgroup with the program: the whole container is killed
+        assert r.exit_code in (None, 137)
+    else:
+        assert r.exit_code == 137 and r.signal == 9
     assert not r.timed_out
 
 
@@ -461,6 +471,9 @@ def test_daemonized_child_does_not_outlive_the_call(sandbox, docker_client):
     assert not leftovers
 
 
+@pytest.mark.xfail(GVISOR, strict=True, raises=AssertionError,
+                   reason="runsc --platform=ptrace: the engine sets the quota and docker stats shows ~25% for "
+                          "cpus=0.25, yet the loop inside counts nearly as fast (docs/SECURITY.md)")
 def test_cpus_quota_slows_a_cpu_loop(sandbox):
     loop = py("""
         import time

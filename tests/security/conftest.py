@@ -22,6 +22,9 @@ import pytest
 
 from sandbox.docker_backend import LABEL_MANAGED, LABEL_PID
 
+# `make test-gvisor` (SKILLYARD_RUNTIME=runsc): every container of the suite runs under gVisor, whose
+# user-space kernel answers some probes differently (see docs/SECURITY.md, "Under gVisor").
+GVISOR = os.environ.get("SKILLYARD_RUNTIME") == "runsc"
 GATEWAY = "172.17.0.1"  # docker0: the default bridge's gateway, an address of this host
 MB = 1024 * 1024
 

@@ -49,6 +49,7 @@ from tests.conftest import ROOT, WHEELHOUSE
 
 from .conftest import (
     GATEWAY,
+    GVISOR,
     MB,
     ExplodingBackend,
     MarkerWatcher,
@@ -131,15 +132,20 @@ def _try(fn):
         return type(exc).__name__
 
 
+def _set_comm(name):
+    """PR_SET_NAME: what /proc/PID/comm and ps show (gVisor refuses writes to /proc/self/comm)."""
+    libc.prctl(15, ctypes.c_char_p(name[:15].encode()), 0, 0, 0)
+
+
 def _tag(ctx):
     """Name this process after the case's marker: the host looks for it in ps."""
-    with open("/proc/self/comm", "w") as f:
-        f.write(ctx["marker"][:15])
+    _set_comm(ctx["marker"])
 
 
 def _spawn(ctx, code):
     """A child carrying the marker in argv and comm, in a session of its own."""
-    prologue = "import sys\nopen('/proc/self/comm', 'w').write(sys.argv[1][:15])\n"
+    prologue = ("import ctypes, sys\n"
+                "ctypes.CDLL(None).prctl(15, ctypes.c_char_p(sys.argv[1][:15].encode()), 0, 0, 0)\n")
     return subprocess.Popen([sys.executable, "-c", prologue + code, ctx["marker"]], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -520,6 +526,12 @@ def proc_visibility(ctx):
     return {"procs": procs, "me": os.getpid()}
 
 
+def _forge_frame(path):
+    body = json.dumps({"exit_code": 0, "stdout": "", "stderr": "", "files": {}, "forged": True}).encode()
+    with open(path, "wb") as f:  # the nonce is unknown: any guess must be refused by the host
+        f.write(b"\n@@SKILLYARD-RESULT " + b"0" * 32 + b" " + str(len(body)).encode() + b"\n" + body)
+
+
 def proc1_access(ctx):
     out = {}
     targets = {"pid1": 1}
@@ -531,6 +543,8 @@ def proc1_access(ctx):
         out[label + ":fd"] = _try(lambda: os.listdir(b + "fd"))
         out[label + ":fd0"] = _try(lambda: open(b + "fd/0", "rb").close())
         out[label + ":fd1"] = _try(lambda: open(b + "fd/1", "wb").close())
+        if label == "pid1":  # where the channel opens (gVisor), forge a result frame into it
+            out["pid1:forge_frame"] = _try(lambda: _forge_frame(b + "fd/1"))
         out[label + ":environ"] = _try(lambda: open(b + "environ", "rb").read())
         out[label + ":maps"] = _try(lambda: open(b + "maps").read())
         out[label + ":exe"] = _try(lambda: os.readlink(b + "exe"))
@@ -573,13 +587,16 @@ def setuid_binaries(ctx):
             "passwd": _run(["passwd", "-d", "nobody"]), "chsh": _run(["chsh", "-s", "/bin/sh", "root"]),
             "newgrp": _run(["newgrp", "root"])}
     return {"setuid": sorted(found)[:24], "runs": runs,
-            "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()], "nnp": _status()["NoNewPrivs"]}
+            "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()], "nnp": str(libc.prctl(39, 0, 0, 0, 0))}
 
 
 def capabilities(ctx):
     st = _status()
     keep = {k: st.get(k) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
                                    "Seccomp_filters")}
+    # The same facts from prctl (gVisor's /proc/self/status lacks some lines):
+    keep["nnp_prctl"] = libc.prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS
+    keep["seccomp_prctl"] = libc.prctl(21, 0, 0, 0, 0)  # PR_GET_SECCOMP: 2 = filter mode
     probe = "/tmp/cap-" + ctx["marker"]
     open(probe, "w").close()
     tries = {
@@ -615,10 +632,13 @@ def proc_sys_writes(ctx):
             with open(path, "w") as f:
                 f.write(value)
         out[path] = _try(write)
-    with open("/sys/fs/cgroup/memory/memory.limit_in_bytes") as f:
-        out["memory_limit_now"] = int(f.read())
-    with open("/sys/fs/cgroup/pids/pids.max") as f:
-        out["pids_max_now"] = f.read().strip()
+    try:
+        with open("/sys/fs/cgroup/memory/memory.limit_in_bytes") as f:
+            out["memory_limit_now"] = int(f.read())
+        with open("/sys/fs/cgroup/pids/pids.max") as f:
+            out["pids_max_now"] = f.read().strip()
+    except OSError:  # gVisor shows no cgroup files: the limits live outside the sandbox
+        out["memory_limit_now"] = out["pids_max_now"] = None
     return out
 
 
@@ -675,9 +695,13 @@ def unshare_attempts(ctx):
         os.waitpid(r, 0)
     out["clone3"] = _sys(435, 0, 0)
     out["open_pid1_ns"] = _try(lambda: os.close(os.open("/proc/1/ns/mnt", os.O_RDONLY)))
-    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    try:
+        fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    except OSError:  # gVisor has no /proc/PID/ns: setns on a bad fd still meets the filter first
+        fd = -1
     out["setns_self"] = _sys(308, fd, 0)
-    os.close(fd)
+    if fd >= 0:
+        os.close(fd)
     out["unshare_binary"] = _run(["unshare", "-Ur", "id", "-u"])
     return out
 
@@ -1059,7 +1083,15 @@ def only_errnos(values: dict[str, Any], allowed: tuple[int, ...], what: str) -> 
 
 
 # -- per-case checks: what the attack must NOT have achieved -----------------------------------------------
+# Where gVisor's user-space network stack and /proc answer with another errno for the same refusal.
+IMAGE_ENV = {"HOME", "HOSTNAME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE"}
+UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH) if GVISOR else (errno.ENETUNREACH,)
+GV_ENOENT = (errno.ENOENT,) if GVISOR else ()
 def check_fork_bomb(o: Observed) -> None:
+    if GVISOR:  # no pids cgroup under runsc: the bomb's memory ends it (the sandbox is OOM-killed)
+        if o.mode == "call":
+            assert o.result.error.kind == "oom", o.result.error
+        return
     assert o.ev["errno"] == errno.EAGAIN, o.ev  # fork failed with EAGAIN: the pids cgroup stopped it
     assert o.ev["fails"] >= 1 and 0 < o.ev["made"] < o.pids, o.ev
 
@@ -1093,8 +1125,8 @@ def check_fill_writable(o: Observed) -> None:
     shm_mb, shm_err = o.ev["/dev/shm"]
     assert shm_err == errno.ENOSPC and shm_mb <= SHM / MB, o.ev["/dev/shm"]  # Limits.shm_size, no more
     for d, (mb, err) in o.ev.items():
-        if d not in ("/tmp", "/dev/shm"):
-            assert mb == 0 and err in (errno.EROFS, errno.EACCES, errno.EINVAL), (d, mb, err)
+        if d not in ("/tmp", "/dev/shm"):  # gVisor has no /dev/mqueue: ENOENT
+            assert mb == 0 and err in (errno.EROFS, errno.EACCES, errno.EINVAL, *GV_ENOENT), (d, mb, err)
 
 
 def check_fill_tmp_and_stay(o: Observed) -> None:
@@ -1137,7 +1169,7 @@ def check_dns(o: Observed) -> None:
 
 def check_gateway_tcp(o: Observed) -> None:
     # No route at all: not refused (that would mean packets reach the host), not a timeout.
-    only_errnos({k: v for k, v in o.ev.items()}, (errno.ENETUNREACH,), "TCP to the Docker gateway")
+    only_errnos({k: v for k, v in o.ev.items()}, UNREACHABLE, "TCP to the Docker gateway")
     assert "2375" in o.ev and "2376" in o.ev and ("listener" in o.ev) == bool(o.ctx["tcp_gw"])
 
 
@@ -1151,7 +1183,7 @@ def check_host_loopback(o: Observed) -> None:
 def check_udp_send(o: Observed) -> None:
     assert o.ev["loopback"] == "sent", o.ev  # sent to the container's own loopback: the host listener saw nothing
     if o.ctx["udp_gw"]:
-        assert o.ev["gateway"] == errno.ENETUNREACH, o.ev
+        assert o.ev["gateway"] in UNREACHABLE, o.ev
 
 
 def check_raw_socket(o: Observed) -> None:
@@ -1164,7 +1196,10 @@ def check_host_env(o: Observed) -> None:
     for name, value in o.env.secrets.items():
         assert os.environ.get(name) == value  # the runtime's process does hold them
         assert value not in text and name not in text, f"{name} is visible in the container"
-    assert o.ev["pid1"] == errno.EACCES and o.ev["parent"] == errno.EACCES, o.ev  # non-dumpable supervisor/runner
+    if GVISOR:  # gVisor ignores PR_SET_DUMPABLE for /proc: PID 1's environment is the image's ENV, nothing else
+        assert o.ev["pid1"] == [e for e in o.ev["pid1"] if e.split("=")[0] in IMAGE_ENV], o.ev
+    else:
+        assert o.ev["pid1"] == errno.EACCES and o.ev["parent"] == errno.EACCES, o.ev  # non-dumpable supervisor/runner
     assert any(e.startswith("PATH=") for e in o.ev["self"]), o.ev  # the probe did read its own environment
     if o.mode == "call":  # PID 1's environment, read from the host (root): the warm container's supervisor
         pool = o.env.yard._pool.backend
@@ -1213,6 +1248,16 @@ def check_proc_visibility(o: Observed) -> None:
 
 def check_proc1_access(o: Observed) -> None:
     assert "pid1:mem" in o.ev and ("parent:mem" in o.ev) == (o.mode == "gate"), sorted(o.ev)
+    if GVISOR:
+        # gVisor ignores PR_SET_DUMPABLE for these /proc entries: the fd links, environ and maps open. The
+        # response channel is then writable, but a frame needs the host's nonce, which lives only in PID 1's
+        # memory (mem, ptrace, process_vm_readv stay refused): the forged frame was ignored (the call still
+        # returned this evidence, the gate still failed on it).
+        opened = {k: o.ev.pop(k) for k in list(o.ev) if k.split(":")[1] in ("fd", "fd0", "fd1", "environ", "maps",
+                                                                            "forge_frame")}
+        assert set(opened.values()) <= {"ok", errno.EACCES}, opened
+    else:
+        assert o.ev.pop("pid1:forge_frame") == errno.EACCES, o.ev
     only_errnos(o.ev, (errno.EACCES, errno.EPERM), "the supervisor's (and gate runner's) /proc entries")
 
 
@@ -1232,18 +1277,21 @@ def check_setuid_binaries(o: Observed) -> None:
 
 def check_capabilities(o: Observed) -> None:
     st = o.ev["status"]
-    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd"):
         assert st[cap] == "0000000000000000", (cap, st[cap])
-    assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", st
-    assert int(st["Seccomp_filters"]) >= 2, st  # the engine's profile plus skillyard's stacked filter
+    assert (st["nnp_prctl"], st["seccomp_prctl"]) == (1, 2), st  # no_new_privs; in seccomp filter mode
+    if not GVISOR:  # gVisor's /proc/self/status has no NoNewPrivs, CapAmb or Seccomp_filters lines
+        assert st["CapAmb"] == "0000000000000000" and st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", st
+        assert int(st["Seccomp_filters"]) >= 2, st  # the engine's profile plus skillyard's stacked filter
     tries = o.ev["tries"]
     assert tries.pop("raise_nofile") == "ValueError" and tries.pop("read_shadow") == errno.EACCES, o.ev
     only_errnos(tries, (errno.EPERM,), "privileged operations")
 
 
 def check_proc_sys_writes(o: Observed) -> None:
-    assert o.ev.pop("memory_limit_now") == MEMORY, o.ev  # the limit is what the host set, unchanged
-    assert o.ev.pop("pids_max_now") == str(o.pids), o.ev
+    # The limit is what the host set, unchanged (gVisor shows no cgroup files: enforced outside the sandbox).
+    assert o.ev.pop("memory_limit_now") == (None if GVISOR else MEMORY), o.ev
+    assert o.ev.pop("pids_max_now") == (None if GVISOR else str(o.pids)), o.ev
     only_errnos(o.ev, (errno.EROFS, errno.EACCES, errno.ENOENT, errno.EPERM), "/proc/sys, /sys and cgroup writes")
 
 
@@ -1262,7 +1310,7 @@ def check_unshare_attempts(o: Observed) -> None:
     rc, output = o.ev.pop("unshare_binary")
     assert rc not in (0, None), output
     assert o.ev.pop("clone3") == errno.ENOSYS  # clone3's flags cannot be inspected: refused, libc falls back
-    assert o.ev.pop("open_pid1_ns") in (errno.EACCES, errno.EPERM)
+    assert o.ev.pop("open_pid1_ns") in (errno.EACCES, errno.EPERM, *GV_ENOENT)  # gVisor: no /proc/PID/ns
     only_errnos(o.ev, (errno.EPERM,), "new namespaces")
 
 
@@ -1278,18 +1326,18 @@ def check_kernel_surface(o: Observed) -> None:
 
 
 def check_signal_pid1_unhandled(o: Observed) -> None:
-    # Delivered (same uid: kill() succeeds) yet without effect: signals with no handler never reach a PID
-    # namespace's init from inside it, SIGKILL and SIGSTOP included. The supervisor answered, so it lived.
+    # Refused by the stacked seccomp filter (EPERM). Linux alone would accept and drop them (no handler in a
+    # namespace's init), but gVisor delivers them: a SIGKILL ended the supervisor there before the filter
+    # denied signals to PID 1. The supervisor answered, so it lived.
     assert o.ev.pop("pid1_alive") is True
-    assert o.ev and set(o.ev.values()) == {"ok"}, o.ev
+    assert o.ev and set(o.ev.values()) == {errno.EPERM}, o.ev
 
 
 def check_signal_pid1(o: Observed) -> None:
     if o.mode == "call":
         assert o.result.error is None, f"the program ended the supervisor (PID 1): {o.result.error}"
-        assert o.ev["pid1_alive"] is True
-    elif o.ev is not None:
-        assert o.ev["pid1_alive"] is True
+    assert o.ev.pop("pid1_alive") is True
+    assert set(o.ev.values()) == {errno.EPERM}, o.ev
 
 
 def check_shm_persist(o: Observed) -> None:
@@ -1318,7 +1366,11 @@ class Case:
     gate_flag: str | None = None  # a GateReport attribute that must be true (timed_out, oom_killed)
     gate_timeout: float = 120
     gate_evidence: bool = False  # with a regex `gate`: the test's evidence must still come back
-    watch: bool = False  # the host must see the marker process while the call runs
+    watch: bool = False  # the host must see the marker process while the call runs (not under gVisor: the
+    # sandbox's processes live in its user-space kernel, invisible to the host's ps; the container's removal
+    # is what proves them gone there)
+    gvisor_call: str | None = None  # `call` and `gate` where gVisor's answer differs, with the why in `check`
+    gvisor_gate: str | None = None
     call_xfail: str | None = None
     gate_xfail: str | None = None
     payload_name: str | None = None
@@ -1335,7 +1387,7 @@ CASES = [
          "gate the runner may find the pids still taken when it starts coverage: blocked either way.)",
          check_fork_bomb, gate=r"^(?:pytest exited with status 1 \(tests failed\)|the gate runner did not finish normally "
          r"\(exit 1\)|the gate runner's report is missing)[^;]*; 1 of 1 test failed: tests\.test_x::test_attack$",
-         gate_evidence=True),
+         gate_evidence=True, gvisor_call="oom", gvisor_gate="ran out of memory"),
     Case("memory_bomb", "Allocates touched 16 MB blocks forever. Must: OOM-killed at the 256m limit, reported as "
          "oom (call) / the gate's oom_killed; the host and the next call are fine.",
          check_oom, call="oom", gate="ran out of memory", gate_flag="oom_killed"),
@@ -1391,7 +1443,8 @@ CASES = [
     Case("proc_visibility", "Lists /proc. Must: only the container's own processes (supervisor as PID 1, the "
          "call's or gate's), none of the host's.", check_proc_visibility),
     Case("proc1_access", "Opens /proc/1/{mem,fd,fd/0,fd/1,environ,maps,exe,cwd,root} of the supervisor and (in "
-         "the gate) of the gate runner; ptrace/process_vm_readv them. Must: EACCES/EPERM for each.",
+         "the gate) of the gate runner; ptrace/process_vm_readv them; writes a forged result frame to PID 1's "
+         "stdout. Must: EACCES/EPERM for each (gVisor: fd, environ and maps open, the forged frame is ignored).",
          check_proc1_access),
     # -- privilege
     Case("write_outside", "Writes /, /etc/passwd, /skill/scripts, /opt/venv, /usr/lib/python3, the host canary "
@@ -1415,11 +1468,11 @@ CASES = [
     Case("kernel_surface", "bpf, perf_event_open, userfaultfd, io_uring, module loading, kexec, syslog, reboot, "
          "open_by_handle_at, iopl, ...; /dev/kmsg, /dev/mem. Must: EPERM; no host devices.", check_kernel_surface),
     Case("signal_pid1_unhandled", "Sends SIGKILL, SIGSTOP, SIGHUP, SIGQUIT, SIGABRT, SIGUSR1/2, SIGSEGV, SIGALRM, "
-         "SIGPIPE to PID 1 (the supervisor). Must: no effect; the supervisor answers as usual.",
+         "SIGPIPE to PID 1 (the supervisor). Must: refused (EPERM); the supervisor answers as usual.",
          check_signal_pid1_unhandled),
-    Case("signal_pid1", "Sends SIGTERM and SIGINT to PID 1 (the supervisor handles both). Must: the supervisor "
-         "survives and the call returns the program's result.",
-         check_signal_pid1, gate=r"sandbox error|1 of 1 test failed"),
+    Case("signal_pid1", "Sends SIGTERM and SIGINT to PID 1 (the supervisor has no handler for either). Must: "
+         "refused (EPERM); the supervisor survives and the call returns the program's result.",
+         check_signal_pid1),
     Case("shm_persist", "Call 1 writes /dev/shm/<marker> and a SysV shared memory segment; call 2 (same warm "
          "container) looks for them. Must: nothing of call 1 is visible to call 2.",
          check_shm_persist, gate=None, payload_name="shm_write"),
@@ -1484,14 +1537,15 @@ def test_attack_as_call(case: Case, attack_env: AttackEnv) -> None:
     obs = Observed("call", ctx, env, result=result, wall=wall,
                    peak_growth_mb=(proc_status_kb("VmHWM") - rss_before) / 1024)
     failure: AssertionError | None = None
+    expected = (case.gvisor_call if GVISOR else None) or case.call
     try:
-        if case.call == "ok":
+        if expected == "ok":
             assert result.ok, f"the call failed: {result.error}"
             obs.ev = result.output
         else:
-            assert not result.ok and result.error is not None and re.fullmatch(case.call, result.error.kind), \
-                f"expected a {case.call!r} error, got ok={result.ok} {result.error}"
-        if case.watch:
+            assert not result.ok and result.error is not None and re.fullmatch(expected, result.error.kind), \
+                f"expected a {expected!r} error, got ok={result.ok} {result.error}"
+        if case.watch and not GVISOR:
             assert watch.seen and watch.seen_ps, "the host never saw the attack's processes: the ps check would be blind"
         if case.check:
             case.check(obs)
@@ -1534,9 +1588,10 @@ def test_attack_in_gate(case: Case, attack_env: AttackEnv, gate_runs: dict[str, 
     report = run.report
     obs = Observed("gate", run.ctx, attack_env, report=report, wall=run.wall)
     failure: AssertionError | None = None
+    expected = (case.gvisor_gate if GVISOR else None) or case.gate
     try:
         assert not report.passed
-        if case.gate == EVIDENCE:
+        if expected == EVIDENCE:
             # The gate ran normally and blocked on the (deliberately) failing test, and nothing else.
             assert report.reasons == ["pytest exited with status 1 (tests failed)",
                                       "1 of 1 test failed: tests.test_x::test_attack"], report.reasons
@@ -1544,9 +1599,9 @@ def test_attack_in_gate(case: Case, attack_env: AttackEnv, gate_runs: dict[str, 
             obs.ev = gate_evidence(report)
             assert obs.ev is not None, f"no evidence in the report: {[c.detail[-300:] for c in report.cases]}"
         else:
-            assert re.search(case.gate, "; ".join(report.reasons)), report.reasons
+            assert re.search(expected, "; ".join(report.reasons)), report.reasons
             obs.ev = gate_evidence(report)
-            assert obs.ev is not None or not case.gate_evidence, "no evidence in the report"
+            assert obs.ev is not None or not case.gate_evidence or (GVISOR and case.gvisor_gate), "no evidence"
         if case.gate_flag:
             assert getattr(report, case.gate_flag), f"{case.gate_flag} is not set: {report.reasons}"
         if case.check:
