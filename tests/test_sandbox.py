@@ -471,10 +471,21 @@ def test_daemonized_child_does_not_outlive_the_call(sandbox, docker_client):
     assert not leftovers
 
 
-@pytest.mark.xfail(GVISOR, strict=True, raises=AssertionError,
-                   reason="runsc --platform=ptrace: the engine sets the quota and docker stats shows ~25% for "
-                          "cpus=0.25, yet the loop inside counts nearly as fast (docs/SECURITY.md)")
+def test_cpus_quota_is_given_to_the_engine(backend, runner_image, docker_client):
+    cid = backend.create(RunSpec(image=runner_image, argv=["true"], limits=Limits(cpus=0.25), owner="cpustest"))
+    try:
+        host = docker_client.api.inspect_container(cid)["HostConfig"]
+        assert host["NanoCpus"] == 250_000_000, host["NanoCpus"]
+    finally:
+        docker_client.api.remove_container(cid, force=True)
+
+
 def test_cpus_quota_slows_a_cpu_loop(sandbox):
+    if GVISOR:
+        # runsc --platform=ptrace: docker stats shows the sandbox held to ~25% for cpus=0.25, yet a loop inside
+        # counts 0.75-1.0x as fast as at cpus=1 from run to run (its clock is the Sentry's): a loop count is no
+        # measure there. test_cpus_quota_is_given_to_the_engine checks the limit reaches the engine.
+        pytest.skip("a loop count inside gVisor does not reflect the engine's CPU quota (docs/SECURITY.md)")
     loop = py("""
         import time
         n, end = 0, time.monotonic() + 1.0
