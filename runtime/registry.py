@@ -35,9 +35,16 @@ Every LanceDB write makes a table version, so writes are kept few: moving the
 ``current`` flag and inserting the new row is one ``merge_insert``. Tables are
 compacted (``optimize``: merge fragments, fold new rows into the FTS index,
 prune old versions) whenever a table's version number crosses a multiple of
-``compact_every``, and on demand with ``compact()``. Rows not yet in the FTS
-index are still searched (LanceDB 0.40 scans un-indexed rows), so a skill is
-findable the moment ``add_version`` returns.
+``compact_every``, and on demand with ``compact()``. Rows not yet in an index
+are still searched (LanceDB 0.40 scans un-indexed rows), so a skill is findable
+the moment ``add_version`` returns.
+
+Indexes: FTS on ``skills.search_text``; bitmaps on ``skills.status`` and
+``skills.current`` (the search prefilter); BTREE on ``packages.name`` and
+``usage.name``. Compaction also builds an IVF_SQ vector index once ``skills``
+holds ``vector_index_min_rows`` vectors (below that a flat scan is cheap), and
+rebuilds it when delta segments pile up. Search reads through LanceDB's async
+API on a loop thread of its own (``_Searcher``): see ``search()``.
 
 SQL safety: LanceDB filters are SQL strings. Names are validated against
 ``^[a-z0-9]+(-[a-z0-9]+)*$`` (max 64), content hashes against a strict
@@ -46,10 +53,15 @@ literals are quoted with ``_sql_str`` besides. Nothing else reaches a filter.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import os
 import re
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,6 +148,40 @@ _LIGHT = [
     "gate_duration_s", "gate_reasons", "created_at", "updated_at",
 ]  # fmt: skip
 _SEARCHABLE = "current = true AND status = 'registered'"
+# Scalar indexes, made with the tables (and added to older stores on open). Without
+# them the searchable prefilter reads `current` and `status` of every row, and the
+# usage lookup after each search scans the whole usage table (measured at 100k rows:
+# ~10 ms and ~30 ms per search). optimize() folds new rows into them.
+_SCALAR_INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
+    SKILLS: (("status", "Bitmap"), ("current", "Bitmap")),
+    PACKAGES: (("name", "BTree"),),
+    USAGE: (("name", "BTree"),),
+}
+# Vector index (IVF_SQ, cosine), built by compaction once the skills table holds this
+# many vectors. A flat scan reads every vector: ~5 ms of a search at 1k rows, ~15-25 ms
+# at 10k, ~190 ms at 100k; through the index the vector leg takes ~5-9 ms at any of
+# those sizes, and building it takes <1 s at 5k rows, ~8 s at 100k. IVF_SQ because it
+# keeps ~full recall (8-bit scalar codes, then a refine step) and trains fast, where
+# IVF_PQ took about a minute at 100k and HNSW two: it is rebuilt now and then.
+VECTOR_INDEX_MIN_ROWS = 5_000
+# optimize() appends each batch of new rows as a delta segment of the vector index,
+# searched on its own and with the old centroids; past this many segments the index
+# is rebuilt (re-trained for the current size) at the next compaction.
+VECTOR_INDEX_MAX_SEGMENTS = 8
+# ...and when the table has grown this many times past the rows it was trained on.
+# The trained row count is kept in the index name: "vector_ivfsq_<rows>".
+VECTOR_INDEX_REBUILD_GROWTH = 2
+VECTOR_INDEX_PREFIX = "vector_ivfsq_"
+# Tuned on all-MiniLM-L6-v2 vectors of synthetic skill descriptions (20k real ones, and
+# 100k: those plus noisy copies) against an exact scan, 38 queries: ~1k rows per
+# partition, 20 probed, refine x2 (re-rank 10 candidates by exact distance) gave top-5
+# recall 0.99-1.0 at 100k rows. Without refine recall stays ~0.96 (8-bit codes blur
+# near-ties). Past ~500k rows 20 probes cover under 4% of the partitions: raise
+# VECTOR_NPROBES then.
+VECTOR_ROWS_PER_PARTITION = 1024
+VECTOR_NPROBES = 20
+VECTOR_REFINE_FACTOR = 2
+RRF_K = 60  # reciprocal rank fusion constant (as LanceDB's RRFReranker)
 
 
 # --------------------------------------------------------------------------- errors
@@ -277,6 +323,141 @@ def _search_text(name: str, description: str, tags: list[str], instructions: str
     return "\n".join([name, name.replace("-", " "), description, " ".join(tags), instructions])
 
 
+def _trained_rows(index_name: str) -> int | None:
+    """Rows the vector index was trained on, from its name; None if not ours."""
+    m = re.fullmatch(re.escape(VECTOR_INDEX_PREFIX) + r"(\d+)", index_name)
+    return int(m.group(1)) if m else None
+
+
+def _fuse(
+    text_hits: list[dict[str, Any]], vector_hits: list[dict[str, Any]], limit: int, min_similarity: float
+) -> list[tuple[dict[str, Any], float]]:
+    """Reciprocal rank fusion of the two legs, best first, at most `limit` hits.
+
+    Score = sum over the legs a row is in of 1 / (RRF_K + rank), rank from 1 (what
+    LanceDB's RRFReranker computes). Rows only the vector leg found are kept when
+    their cosine similarity (1 - cosine distance) reaches `min_similarity`: the
+    vector leg returns its nearest rows however unrelated they are.
+    """
+    scores: dict[str, float] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for leg in (vector_hits, text_hits):
+        for rank, row in enumerate(leg, start=1):
+            scores[row["id"]] = scores.get(row["id"], 0.0) + 1.0 / (RRF_K + rank)
+            rows.setdefault(row["id"], row)
+    in_text = {row["id"] for row in text_hits}
+    kept = [i for i in scores if i in in_text or 1.0 - rows[i]["_distance"] >= min_similarity]
+    kept.sort(key=lambda i: scores[i], reverse=True)  # stable: ties keep vector-leg order
+    return [(rows[i], scores[i]) for i in kept[:limit]]
+
+
+class _Searcher:
+    """The read side of search: an asyncio loop on a daemon thread, with LanceDB's async
+    handles of the skills and usage tables.
+
+    Why not the sync API: each sync query costs ~2.5 ms of Python around the query
+    itself (two schema round trips, a thread hop each), and search makes three or four
+    queries. Here a search is one coroutine (``search``): the two legs run at once,
+    then the hits' rows and their counters are read at once.
+    The legs return only ids, names and scores (every extra column costs ~0.4 ms to
+    read back at 100k rows); the listing columns are read for the fused hits alone.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.pid = os.getpid()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="registry-search", daemon=True)
+        self._thread.start()
+        try:
+            self._db, self._skills, self._usage = self.run(self._open(uri))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @staticmethod
+    async def _open(uri: str) -> tuple[Any, Any, Any]:
+        import lancedb
+
+        # read_consistency_interval=0, as the sync connection: see other processes' commits.
+        db = await lancedb.connect_async(uri, read_consistency_interval=timedelta(0))
+        return db, await db.open_table(SKILLS), await db.open_table(USAGE)
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Any) -> Any:
+        return self.submit(coro).result()
+
+    def close(self) -> None:
+        """Stop the loop and close the connection; idempotent, and a no-op in a forked
+        child (the loop thread and the connection belong to the parent)."""
+        if self.pid != os.getpid() or self._loop.is_closed():
+            return
+        self._stop_loop()
+        self._db.close()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def search(
+        self, query: str, qv: np.ndarray | None, limit: int, min_similarity: float
+    ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
+        """One search on the loop: the legs at once (the vector leg only with a query
+        vector), fused, then the hits' rows and counters: (row, score, usage) each."""
+        if qv is None:
+            hits = [(h, float(h["_score"])) for h in await self.text_leg(query, limit)]
+        else:
+            text_hits, vector_hits = await asyncio.gather(self.text_leg(query, limit), self.vector_leg(qv, limit))
+            hits = _fuse(text_hits, vector_hits, limit, min_similarity)
+        if not hits:
+            return []
+        rows, usage = await self.details([h for h, _ in hits])
+        return [(row, score, usage) for row, (_, score) in zip(rows, hits)]
+
+    async def text_leg(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """BM25 top `limit` of the searchable rows: id, name, `_score`, `_rowid`."""
+        q = self._skills.query().nearest_to_text(query).where(_SEARCHABLE)
+        table = await q.select(["id", "name", "_score"]).with_row_id().limit(limit).to_arrow()
+        return table.to_pylist()
+
+    async def vector_leg(self, qv: np.ndarray, limit: int) -> list[dict[str, Any]]:
+        """Cosine top `limit` of the searchable rows, nearest first: id, name,
+        `_distance`, `_rowid`. nprobes/refine_factor matter once there is an index: the
+        refine step re-ranks `limit * refine_factor` candidates by exact distance."""
+        q = (self._skills.query().nearest_to(qv).distance_type("cosine").nprobes(VECTOR_NPROBES)
+             .refine_factor(VECTOR_REFINE_FACTOR).where(_SEARCHABLE))  # fmt: skip
+        table = await q.select(["id", "name", "_distance"]).with_row_id().limit(limit).to_arrow()
+        return table.to_pylist()
+
+    async def details(
+        self, hits: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
+        """The listing columns of `hits` (in order) and the usage rows of their names."""
+        names = sorted({h["name"] for h in hits})
+        where = "name IN (" + ", ".join(_sql_str(validate_name(n)) for n in names) + ")"
+        rows, usage = await asyncio.gather(self._rows_of(hits), self._usage.query().where(where).to_arrow())
+        return rows, {(r["name"], r["version"]): r for r in usage.to_pylist()}
+
+    async def _rows_of(self, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows by the row ids the legs returned, checked against their ids: a compaction
+        committed in between can move rows, and then they are looked up by id."""
+        taken = await self._skills.take_row_ids([h["_rowid"] for h in hits]).select(_LIGHT).with_row_id().to_arrow()
+        by_rowid = {r["_rowid"]: r for r in taken.to_pylist()}
+        rows = [by_rowid.get(h["_rowid"]) for h in hits]
+        if all(r is not None and r["id"] == h["id"] for r, h in zip(rows, hits)):
+            return rows
+        log.debug("search: rows moved under the query; reading them by id", hits=len(hits))
+        where = "id IN (" + ", ".join(_sql_str(h["id"]) for h in hits) + ")"
+        by_id = {r["id"]: r for r in (await self._skills.query().where(where).select(_LIGHT).to_arrow()).to_pylist()}
+        missing = [h["id"] for h in hits if h["id"] not in by_id]
+        if missing:  # deleted in between: the registry never deletes skill rows
+            raise RegistryError(f"search: {len(missing)} hit(s) vanished from the store")
+        return [by_id[h["id"]] for h in hits]
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -291,11 +472,14 @@ class Registry:
         compact_every: int = 50,
         cleanup_older_than: timedelta = timedelta(hours=1),
         lock_timeout: float = 60.0,
+        vector_index_min_rows: int | None = VECTOR_INDEX_MIN_ROWS,
     ) -> None:
         import lancedb  # heavy import, kept local to the registry
 
         self.uri = str(uri)
         self.compact_every = max(1, int(compact_every))
+        # None: never build a vector index (every search scans all vectors).
+        self.vector_index_min_rows = None if vector_index_min_rows is None else max(1, int(vector_index_min_rows))
         self.cleanup_older_than = cleanup_older_than
         self._local = _is_local(self.uri)
         if self._local:
@@ -308,6 +492,8 @@ class Registry:
             self._file_lock = None
             log.info("registry store is not local: a single writer process is assumed", uri=self.uri)
         self._thread_lock = threading.RLock()
+        self._searcher_lock = threading.Lock()
+        self._search: _Searcher | None = None
         self._db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
         self._tables: dict[str, Any] = {}
         self._embedder_arg = embedder
@@ -375,7 +561,7 @@ class Registry:
             raise RegistryError("registry is closed")
         try:  # fast path: everything exists already
             opened = {n: self._db.open_table(n) for n in _SCHEMAS}
-            if self._has_fts(opened[SKILLS]):
+            if not self._missing_indexes(opened):
                 self._tables.update(opened)
                 return
         except ValueError:  # "Table '...' was not found"
@@ -383,29 +569,91 @@ class Registry:
         with self._locked():
             for n, schema in _SCHEMAS.items():
                 self._tables[n] = self._db.create_table(n, schema=schema, exist_ok=True)
-            if not self._has_index(self._tables[PACKAGES], "BTree"):
-                self._index_packages()
-            skills = self._tables[SKILLS]
-            if not self._has_fts(skills):
-                from lancedb.index import FTS
-
-                skills.create_index("search_text", config=FTS())
-                log.info("created full-text index", table=SKILLS, column="search_text")
+            for table_name, column, kind in self._missing_indexes(self._tables):
+                self._create_index(table_name, column, kind)
 
     @staticmethod
-    def _has_index(table: Any, index_type: str) -> bool:
-        return any(str(ix.index_type).lower() == index_type.lower() for ix in table.list_indices())
+    def _missing_indexes(tables: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(table, column, kind) of the FTS and scalar indexes a table lacks."""
+        wanted = [(SKILLS, "search_text", "FTS")]
+        wanted += [(t, col, kind) for t, specs in _SCALAR_INDEXES.items() for col, kind in specs]
+        have = {n: {(tuple(ix.columns), str(ix.index_type).lower()) for ix in tables[n].list_indices()}
+                for n in {t for t, _, _ in wanted}}  # fmt: skip
+        return [(t, col, kind) for t, col, kind in wanted if ((col,), kind.lower()) not in have[t]]
+
+    def _create_index(self, table_name: str, column: str, kind: str) -> None:
+        """One FTS or scalar index; optimize() keeps it up to date, newer rows are scanned."""
+        from lancedb.index import FTS, Bitmap, BTree
+
+        config = {"FTS": FTS, "Bitmap": Bitmap, "BTree": BTree}[kind]()
+        self._tables[table_name].create_index(column, config=config, replace=True)
+        log.info("created index", table=table_name, column=column, kind=kind)
+
+    @staticmethod
+    def _vector_indexes(table: Any) -> list[Any]:
+        """Index configs on the vector column (normally none or one)."""
+        return [ix for ix in table.list_indices() if list(ix.columns) == ["vector"]]
 
     @classmethod
-    def _has_fts(cls, table: Any) -> bool:
-        return cls._has_index(table, "FTS")
+    def _vector_index(cls, table: Any) -> Any | None:
+        """The vector column's index config, if there is one."""
+        return next(iter(cls._vector_indexes(table)), None)
 
-    def _index_packages(self) -> None:
-        """BTREE index on packages.name, so a lookup does not scan every blob fragment
-        (optimize() keeps it up to date; newer rows are scanned until then)."""
-        from lancedb.index import BTree
+    def _maintain_vector_index(self, table: Any) -> str | None:
+        """Build the vector index once the table is big enough for a flat scan to hurt,
+        and rebuild it (re-train the partitions) when it no longer fits the table.
 
-        self._tables[PACKAGES].create_index("name", config=BTree(), replace=True)
+        Called under the registry lock, after optimize(). Returns what was done.
+        """
+        if self.vector_index_min_rows is None:
+            return None
+        indexes = self._vector_indexes(table)
+        if not indexes:
+            if table.count_rows() < self.vector_index_min_rows:  # cheap: from metadata
+                return None
+            # Stores without an embedder hold null vectors; they cannot train an index.
+            # (A filtered count reads the column: ~0.2 s at 100k rows, once per compaction.)
+            rows = table.count_rows("vector IS NOT NULL")
+            if rows < self.vector_index_min_rows:
+                return None
+            action = "created"
+        else:
+            rows = self._vector_index_stale(table, indexes)
+            if rows is None:
+                return None
+            action = "rebuilt"
+        from lancedb.index import IvfSq
+
+        partitions = max(1, rows // VECTOR_ROWS_PER_PARTITION)
+        name = f"{VECTOR_INDEX_PREFIX}{rows}"
+        started = time.perf_counter()
+        table.create_index(
+            "vector", config=IvfSq(distance_type="cosine", num_partitions=partitions), name=name, replace=True
+        )
+        for old in indexes:  # only after the new one exists: search never lacks an index
+            if old.name != name:
+                table.drop_index(old.name)
+        log.info(f"vector index {action}", table=SKILLS, rows=rows, partitions=partitions,
+                 seconds=round(time.perf_counter() - started, 2))  # fmt: skip
+        return action
+
+    @staticmethod
+    def _vector_index_stale(table: Any, indexes: list[Any]) -> int | None:
+        """The number of vectors to re-train on, or None while the index still fits.
+
+        Stale when optimize() has stacked up more than VECTOR_INDEX_MAX_SEGMENTS delta
+        segments (each is searched on its own, with the old centroids), when the table
+        has grown past VECTOR_INDEX_REBUILD_GROWTH times the rows the partitions were
+        trained on (partitions fill up: more rows per probe, slower), and when the index
+        is not ours (trained rows unknown; perhaps another distance type).
+        """
+        trained = _trained_rows(indexes[0].name) if len(indexes) == 1 else None
+        if trained is None or (table.index_stats(indexes[0].name).num_indices or 1) > VECTOR_INDEX_MAX_SEGMENTS:
+            return table.count_rows("vector IS NOT NULL")
+        if table.count_rows() <= VECTOR_INDEX_REBUILD_GROWTH * trained:  # cheap check first
+            return None
+        rows = table.count_rows("vector IS NOT NULL")
+        return rows if rows > VECTOR_INDEX_REBUILD_GROWTH * trained else None  # else: rows without vectors
 
     def _write(self, table_name: str, op: Callable[[Any], Any], attempts: int = 6) -> Any:
         """Run one write, retrying LanceDB's retryable commit conflicts (they did not commit)."""
@@ -427,7 +675,8 @@ class Registry:
 
     def _compact_table(self, table_name: str) -> bool:
         """``optimize()`` one table: merge small fragments, fold new rows into the
-        indexes, prune versions older than ``cleanup_older_than``.
+        indexes, prune versions older than ``cleanup_older_than``; for ``skills``, also
+        build or rebuild the vector index (``_maintain_vector_index``).
 
         Best effort: skipped if another writer holds the lock; a concurrent lock-free
         writer (record_call) can pre-empt it too. Either way it is retried next time.
@@ -453,6 +702,13 @@ class Registry:
             first_line = (str(exc).splitlines() or [""])[0][:200]
             log.warning("compaction skipped", table=table_name, error=first_line)
             return False
+        else:
+            if table_name == SKILLS:
+                try:
+                    self._maintain_vector_index(table)
+                except Exception as exc:  # noqa: BLE001 -- search still works, by flat scan
+                    first_line = (str(exc).splitlines() or [""])[0][:200]
+                    log.warning("vector index not built", table=table_name, error=first_line)
         finally:
             if self._file_lock is not None:
                 self._file_lock.release()
@@ -460,7 +716,8 @@ class Registry:
         return True
 
     def compact(self) -> dict[str, bool]:
-        """Optimise every table now (merge fragments, update the FTS index, prune old versions)."""
+        """Optimise every table now (merge fragments, update the indexes, prune old versions;
+        build the vector index once the skills table is big enough)."""
         with self._locked():
             return {n: self._compact_table(n) for n in _SCHEMAS}
 
@@ -799,59 +1056,50 @@ class Registry:
         all-MiniLM-L6-v2, unrelated texts score about -0.1..0.15, paraphrases 0.3+).
         Without an embedder: full-text only, score = BM25, and a warning is logged.
         Scores are comparable within one result list only.
+
+        Cost (see ``_Searcher``): this thread embeds the query (~8 ms), then one round
+        trip to the search loop runs both legs at once, fuses them and reads the hits'
+        listing columns and counters. Past `vector_index_min_rows` vectors the vector
+        leg uses the IVF_SQ index (rows added since the last compaction are still
+        scanned, so nothing is missed).
         """
         if not isinstance(query, str):
             raise TypeError("query must be a str")
         limit = int(limit)
         if not query.strip() or limit < 1:
             return []
-        table = self._table(SKILLS)
+        self._table(SKILLS)  # tables and indexes exist (made under the lock if not)
+        searcher = self._searcher()
         emb = self.embedder
-        # No .select(): LanceDB 0.40 warns when a projection omits _score/_distance and
-        # the hybrid path cannot project them; `limit` rows of full width are cheap.
-        if emb is not None:
-            from lancedb.rerankers import RRFReranker
-
-            qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
-            hits = (
-                table.search(query_type="hybrid", vector_column_name="vector")
-                .vector(qv)
-                .text(query)
-                .distance_type("cosine")
-                .where(_SEARCHABLE, prefilter=True)
-                .rerank(RRFReranker(return_score="all"))
-                .limit(limit)
-                .to_arrow()
-                .to_pylist()
-            )
-            # cosine distance = 1 - similarity; _score is null for vector-only hits.
-            hits = [
-                h for h in hits
-                if h.get("_score") is not None
-                or (h.get("_distance") is not None and 1.0 - h["_distance"] >= min_similarity)
-            ]  # fmt: skip
-            score_col = "_relevance_score"
-        else:
+        qv = None
+        if emb is None:
             if not self._warned_no_embedder:
                 log.warning("no embedder: search is full-text only", uri=self.uri)
                 self._warned_no_embedder = True
-            hits = (
-                table.search(query, query_type="fts")
-                .where(_SEARCHABLE, prefilter=True)
-                .limit(limit)
-                .to_arrow()
-                .to_pylist()
-            )
-            score_col = "_score"
-        if not hits:
-            return []
-        names = sorted({h["name"] for h in hits})
-        usage = self._usage("name IN (" + ", ".join(_sql_str(validate_name(n)) for n in names) + ")")
-        return [(self._record(h, usage), float(h[score_col])) for h in hits]
+        else:
+            # Embedded before any query starts: on two cores, a leg running beside the
+            # embedding's matrix products slowed it from ~8 to ~15 ms.
+            qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
+        found = searcher.run(searcher.search(query, qv, limit, min_similarity))
+        return [(self._record(row, usage), score) for row, score, usage in found]
+
+    def _searcher(self) -> _Searcher:
+        """The search loop and its table handles: made on first use, and again in a
+        forked child (the parent's loop thread does not exist there)."""
+        with self._searcher_lock:
+            if self._search is None or self._search.pid != os.getpid():
+                self._search = _Searcher(self.uri)
+                # A Registry dropped without close() must not leave its thread behind.
+                weakref.finalize(self, self._search.close).atexit = False
+            return self._search
 
     # ----------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
+        with self._searcher_lock:
+            searcher, self._search = self._search, None
+        if searcher is not None:
+            searcher.close()
         self._tables.clear()
         db, self._db = self._db, None
         if db is not None and hasattr(db, "close"):

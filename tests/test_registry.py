@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -411,6 +412,225 @@ def test_search_by_meaning_with_real_embedder(tmp_path: Path, real_embedder):
     assert auto.embedder is not None and names(auto.search("shrink a picture"))[0] == "image-resize"
     for r in (reg, fts_only, auto):
         r.close()
+
+
+VERBS = ["parse", "convert", "validate", "compute", "extract", "render", "format", "merge", "split", "sort"]
+OBJECTS = ["dates", "invoices", "log lines", "phone numbers", "currencies", "XML feeds", "matrices", "timestamps"]
+
+
+def _synthetic(i: int) -> tuple[str, str]:
+    """Name and description of synthetic skill number i."""
+    verb, obj = VERBS[i % len(VERBS)], OBJECTS[(i // len(VERBS)) % len(OBJECTS)]
+    return f"syn-{verb}-{i}", f"{verb.capitalize()} {obj} in bulk, variant {i}."
+
+
+def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
+    """`n` synthetic registered skills, written straight to the tables in one batch:
+    add_version() at ~30 ms a row would make a test past the index threshold slow."""
+    import pyarrow as pa
+
+    from runtime.registry import SKILLS_SCHEMA, USAGE_SCHEMA, _embed_text, _search_text
+
+    rows, usage = [], []
+    now = datetime.now(UTC)
+    for i in range(start, start + n):
+        name, desc = _synthetic(i)
+        tags = [name.split("-")[1]]
+        rows.append({"id": uuid.uuid4().hex, "name": name, "version": 1, "content_hash": f"h{i}",
+                     "status": "registered", "current": True, "description": desc, "tags": tags,
+                     "instructions": "", "search_text": _search_text(name, desc, tags, ""),
+                     "gate_passed": True, "gate_report": "{}", "created_at": now, "updated_at": now,
+                     "_embed": _embed_text(name, desc, tags)})  # fmt: skip
+        usage.append({"name": name, "version": 1, "calls": 0, "failures": 0, "last_used": None})
+    vectors = reg.embedder.embed([r.pop("_embed") for r in rows])
+    for r, v in zip(rows, vectors):
+        r["vector"] = v.tolist()
+    reg._table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
+    reg._table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
+
+
+def _vector_index_type(reg: Registry) -> str | None:
+    index = reg._vector_index(reg._table("skills"))
+    return None if index is None else str(index.index_type)
+
+
+def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
+    from runtime import registry
+
+    # ~47 partitions for 3k rows, so probing 20 of them is a real approximation.
+    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 64)
+    uri = str(tmp_path / "store")
+    reg = Registry(uri, embedder=TrigramEmbedder(), compact_every=10_000, vector_index_min_rows=2_000)
+    _bulk_load(reg, 3_000)
+    for name in SKILLS:
+        add(reg, name)
+    add(reg, "csv-profile", status="blocked", gate=FAIL, description="Thumbnail images (blocked).")
+    assert _vector_index_type(reg) is None  # only compaction builds it
+    assert all(reg.compact().values())
+    assert _vector_index_type(reg) == "IvfSq"
+    index_name = reg._vector_index(reg._table("skills")).name
+    assert index_name == "vector_ivfsq_3005"  # the rows it was trained on
+    stats = reg._table("skills").index_stats(index_name)
+    assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (3_005, 0)
+
+    fts_only = Registry(uri, embedder=None)
+    typo = "imagse resizng thumbnals"  # no shared word: only the vector leg can find it
+    assert "image-resize" not in names(fts_only.search(typo))
+    hits = reg.search(typo)
+    assert names(hits)[0] == "image-resize"
+    assert all(rec.status == "registered" and rec.current for rec, _ in hits)
+    assert names(reg.search("thumbnails"))[0] == "image-resize"  # exact word, full-text leg
+    assert names(reg.search("csv column types"))[0] == "csv-profile"
+    name, desc = _synthetic(1417)
+    assert names(reg.search(desc))[0] == name
+
+    # the index finds what an exact scan finds (top-5 recall over a few queries)
+    table, searcher = reg._table("skills"), reg._searcher()
+    found = 0
+    queries = [f"{v} {o}" for v in VERBS[:5] for o in OBJECTS[:4]]
+    for q in queries:
+        qv = reg.embedder.embed([q])[0]
+        exact = (table.search(qv, vector_column_name="vector").distance_type("cosine").bypass_vector_index()
+                 .where("current = true AND status = 'registered'").select(["id", "_distance"]).limit(5)
+                 .to_arrow()["id"].to_pylist())  # fmt: skip
+        found += len(set(exact) & {h["id"] for h in searcher.run(searcher.vector_leg(qv, 5))})
+    assert found / (5 * len(queries)) >= 0.9
+
+    # a skill added after the index was built is searched too (un-indexed rows are scanned)
+    add(reg, "json-diff", description="Compare two JSON documents and list the differences.")
+    assert reg._table("skills").index_stats(index_name).num_unindexed_rows > 0
+    assert names(reg.search("jsno diferences"))[0] == "json-diff"
+    # status changes still filter (the retired row is rewritten, not yet re-indexed)
+    reg.set_status("image-resize", "retired")
+    assert "image-resize" not in names(reg.search(typo)) + names(reg.search("thumbnails"))
+    reg.compact()
+    assert "image-resize" not in names(reg.search(typo))
+    assert names(reg.search("jsno diferences"))[0] == "json-diff"
+    for r in (reg, fts_only):
+        r.close()
+
+
+def test_search_by_meaning_through_the_vector_index(tmp_path: Path, monkeypatch, real_embedder):
+    from runtime import registry
+
+    # ~34 partitions for 540 rows, 20 probed: the index is really an approximation here.
+    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 16)
+    reg = Registry(str(tmp_path / "store"), embedder=real_embedder, vector_index_min_rows=500)
+    _bulk_load(reg, 540)  # real all-MiniLM-L6-v2 vectors (~5 s)
+    for name in SKILLS:
+        add(reg, name)
+    reg.compact()
+    assert _vector_index_type(reg) == "IvfSq"
+    for query, want in [
+        ("shrink a picture", "image-resize"),  # no shared word with the description
+        ("download a website", "http-fetch"),
+        ("what columns are in my spreadsheet", "csv-profile"),
+        ("pdf", "pdf-text"),  # exact word
+    ]:
+        assert names(reg.search(query))[0] == want, query
+    reg.close()
+
+
+def test_vector_index_is_rebuilt_when_deltas_pile_up(tmp_path: Path, monkeypatch):
+    from runtime import registry
+
+    monkeypatch.setattr(registry, "VECTOR_INDEX_MAX_SEGMENTS", 1)
+    reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
+    _bulk_load(reg, 400)
+    reg.compact()
+    assert _vector_index_type(reg) is None  # below the threshold: flat scan
+    _bulk_load(reg, 200, start=400)
+    with capture_logs() as logs:
+        reg.compact()
+    assert [e["rows"] for e in logs if e["event"] == "vector index created"] == [600]
+    _bulk_load(reg, 100, start=600)  # optimize() adds these as a second segment: one too many
+    with capture_logs() as logs:
+        reg.compact()
+    assert [e["rows"] for e in logs if e["event"] == "vector index rebuilt"] == [700]
+    table = reg._table("skills")
+    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_700"]  # the old one is gone
+    stats = table.index_stats("vector_ivfsq_700")
+    assert (stats.num_indices, stats.num_indexed_rows, stats.num_unindexed_rows) == (1, 700, 0)
+    name, desc = _synthetic(650)  # in the rebuilt index now
+    assert names(reg.search(desc))[0] == name
+    reg.close()
+
+
+def test_vector_index_is_retrained_as_the_table_grows(tmp_path: Path):
+    reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
+    _bulk_load(reg, 600)
+    reg.compact()
+    _bulk_load(reg, 500, start=600)  # 1100 <= 2 x 600: a delta segment is enough
+    reg.compact()
+    table = reg._table("skills")
+    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    assert table.index_stats("vector_ivfsq_600").num_indices == 2
+    _bulk_load(reg, 200, start=1100)  # 1300 > 2 x 600: partitions trained on 600 rows are too few
+    reg.compact()
+    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_1300"]
+    reg.close()
+
+
+def test_a_foreign_vector_index_is_replaced(tmp_path: Path):
+    """An index the registry did not build (say, L2 where search uses cosine) is
+    rebuilt at the next compaction, and dropped."""
+    from lancedb.index import IvfSq
+
+    reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
+    _bulk_load(reg, 600)
+    table = reg._table("skills")
+    table.create_index("vector", config=IvfSq(distance_type="l2", num_partitions=2))
+    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_idx"]
+    reg.compact()
+    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    reg.close()
+
+
+def test_no_vector_index_without_vectors(tmp_path: Path):
+    reg = Registry(str(tmp_path / "store"), embedder=None, vector_index_min_rows=3)
+    for name in SKILLS:
+        add(reg, name)
+    assert all(reg.compact().values())  # null vectors: nothing to train on, and no failure
+    assert _vector_index_type(reg) is None
+    assert names(reg.search("thumbnails"))[0] == "image-resize"
+    reg.close()
+
+
+def test_search_reads_rows_that_moved_after_the_legs(treg: Registry):
+    """The legs return row ids; a compaction committed before the rows are read moves
+    them. The rows must then be found by id, not mixed up."""
+    for name in SKILLS:
+        add(treg, name)
+    searcher = treg._searcher()
+    hits = searcher.run(searcher.text_leg("csv columns", 5))
+    assert [h["name"] for h in hits] == ["csv-profile"]
+    treg.set_status("image-resize", "retired")
+    treg.compact()  # rewrites the fragments: row addresses change
+    with capture_logs() as logs:
+        rows, usage = searcher.run(searcher.details(hits))
+    assert any("moved" in e["event"] for e in logs)
+    assert [(r["name"], r["id"]) for r in rows] == [("csv-profile", hits[0]["id"])]
+    assert ("csv-profile", 1) in usage
+
+
+def _search_in_child(reg: Registry, queue) -> None:
+    queue.put(names(reg.search("imagse resizng thumbnals")))
+
+
+@pytest.mark.filterwarnings("ignore:lancedb fork support is experimental")
+def test_search_in_a_forked_child(treg: Registry):
+    """The search loop's thread does not survive fork(): a child must make its own."""
+    for name in SKILLS:
+        add(treg, name)
+    assert names(treg.search("imagse resizng thumbnals"))[0] == "image-resize"  # parent's loop is up
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_search_in_child, args=(treg, queue))
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == 0
+    assert queue.get(timeout=5)[0] == "image-resize"
+    assert names(treg.search("imagse resizng thumbnals"))[0] == "image-resize"
 
 
 def test_embedder_dim_is_checked(tmp_path: Path):
