@@ -3,10 +3,13 @@ through Yard.run, cold (one-shot containers) and warm (the pool)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +20,35 @@ ARGV = ["python3", "-c", "print(1)"]
 
 def host_python() -> str:
     """The host's real python3 binary: /usr/bin/python3 if present, else the resolved one."""
-    import os
-
     if os.path.exists("/usr/bin/python3"):
         return "/usr/bin/python3"
     found = shutil.which("python3") or sys.executable
     return os.path.realpath(found)
 
 
-def _time(fn, n: int, label: str, warmup: int = 1, pause: float = 0.0) -> list[float]:
-    """Time n calls of fn; `pause` seconds pass (untimed) before each."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for i in range(n):
-        time.sleep(pause)
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-        if (i + 1) % 10 == 0 or i + 1 == n:
-            say(f"  {label}: {i + 1}/{n}")
-    return out
+def _rounds(paths: list[tuple[str, str, Any, Any]], n: int) -> dict[str, list[float]]:
+    """Time every path once per round, for `n` rounds, after one untimed warm-up round.
+
+    Interleaved rather than one block per path: this machine's speed drifts by tens of
+    percent within a minute (shared cores), and a block would give a ratio the drift
+    made. Each path is (key, label, call, before): `before` runs untimed just ahead of
+    the call (a back-to-back predecessor, or a pause). Every path starts after SETTLE_S
+    of quiet, so the engine's work left over from the path before (removing a container
+    runs on after `docker run --rm` returns) is not billed to it.
+    """
+    times: dict[str, list[float]] = {key: [] for key, _, _, _ in paths}
+    for i in range(n + 1):
+        for key, _, call, before in paths:
+            time.sleep(SETTLE_S)
+            if before is not None:
+                before()
+            t0 = time.perf_counter()
+            call()
+            if i:  # round 0 warms every path up
+                times[key].append(time.perf_counter() - t0)
+        if i and (i % 10 == 0 or i == n):
+            say(f"  latency: round {i}/{n} ({len(paths)} paths each)")
+    return times
 
 
 def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
@@ -46,8 +57,6 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
     from sandbox.pool import WarmPool
 
     quiet_logs()
-    rows: dict[str, dict[str, Any]] = {}
-
     errors: dict[str, int] = {}
 
     def check(name: str, ok: bool) -> None:
@@ -57,85 +66,80 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
     # host python: the plain system interpreter, not a version-manager shim (pyenv's `python3` is a
     # shell script that doubles the time and would make the ratio targets easy to meet).
     host_py = host_python()
-    say(f"latency: host {host_py} -c 'print(1)' x{n}")
 
     def host() -> None:
         p = subprocess.run([host_py, "-c", "print(1)"], capture_output=True)
         check("host_python", p.returncode == 0 and p.stdout == b"1\n")
-
-    rows["host_python"] = summary_ms(_time(host, n, "host python"))
-
-    # docker CLI
-    say(f"latency: docker run --rm --network none RUNNER python3 -c 'print(1)' x{n}")
 
     def cli() -> None:
         p = subprocess.run(["docker", "run", "--rm", "--network", "none", "--label", f"{BENCH_LABEL}={ledger.run_id}",
                             runner, *ARGV], capture_output=True)
         check("docker_cli", p.returncode == 0 and p.stdout == b"1\n")
 
-    rows["docker_cli"] = summary_ms(_time(cli, n, "docker CLI"))
-
-    # docker SDK
-    say(f"latency: docker SDK containers.run(remove=True) x{n}")
-
     def sdk() -> None:
         out = client.containers.run(runner, ARGV, remove=True, network_mode="none",
                                     labels={BENCH_LABEL: ledger.run_id})
         check("docker_sdk", out == b"1\n")
 
-    rows["docker_sdk"] = summary_ms(_time(sdk, n, "docker SDK"))
-
     # skillyard cold: a fresh hardened container per run, default Limits
-    say(f"latency: skillyard cold Sandbox(DockerBackend()).run x{n}")
     cold_sb = Sandbox(DockerBackend())
 
     def cold() -> None:
         r = cold_sb.run(ARGV, image=runner, owner="bench")
         check("skillyard_cold", r.ok and r.stdout == b"1\n")
 
-    rows["skillyard_cold"] = summary_ms(_time(cold, n, "skillyard cold"))
-    cold_sb.close()
-
     # skillyard warm: a WarmPool of size 1, prewarmed
-    say(f"latency: skillyard warm WarmPool(size=1) x{n}")
     pool = WarmPool(DockerBackend(), size=1)
+    warm_sb = Sandbox(pool)
+
+    def warm() -> None:
+        r = warm_sb.run(ARGV, image=runner, owner="bench")
+        check("skillyard_warm", r.ok and r.stdout == b"1\n")
+
+    paths = [
+        ("host_python", f"host {host_py} -c 'print(1)'", host, None),
+        ("docker_cli", "docker run --rm --network none RUNNER python3 -c 'print(1)'", cli, None),
+        ("docker_sdk", "docker SDK containers.run(remove=True)", sdk, None),
+        ("skillyard_cold", "skillyard cold Sandbox(DockerBackend()).run", cold, None),
+        ("skillyard_warm", "skillyard warm WarmPool(size=1)", warm, None),
+    ]
     try:
         pool.prewarm(RunSpec(image=runner, argv=ARGV, limits=Limits(), owner="bench"))
-        warm_sb = Sandbox(pool)
-
-        def warm() -> None:
-            r = warm_sb.run(ARGV, image=runner, owner="bench")
-            check("skillyard_warm", r.ok and r.stdout == b"1\n")
-
-        rows["skillyard_warm"] = summary_ms(_time(warm, n, "skillyard warm"))
+        with _skill_calls(runner, ledger, check=check) as (skill_paths, first_call_ms):
+            paths += skill_paths
+            for _, label, _, _ in paths:
+                say(f"latency: {label}")
+            say(f"latency: {n} rounds, the paths interleaved")
+            times = _rounds(paths, n)
     finally:
         pool.close()
-
-    # a trivial skill through Yard.run, cold and warm
-    rows.update(_skill_calls(client, runner, ledger, n=n, check=check))
-
+        cold_sb.close()
+    rows = {key: summary_ms(times[key]) for key in times}
+    rows["skill_call_warm"]["first_call_ms"] = first_call_ms
     host_p50, host_p95 = rows["host_python"]["p50_ms"], rows["host_python"]["p95_ms"]
     for row in rows.values():
         row["p50_x_host"] = ratio(row["p50_ms"], host_p50)
         row["p95_x_host"] = ratio(row["p95_ms"], host_p95)
-    import shutil
-
-    return {"n": n, "rows": rows, "errors": errors, "host_python": host_python(),
-            "runner_image": runner}
+    return {"n": n, "rows": rows, "errors": errors, "host_python": host_py, "runner_image": runner,
+            "interleaved": True}
 
 
 PACE_S = 0.05
+SETTLE_S = 0.1
 
 
-def _skill_calls(client, runner: str, ledger: Ledger, *, n: int, check) -> dict[str, dict[str, Any]]:
+@contextmanager
+def _skill_calls(runner: str, ledger: Ledger, *, check) -> Iterator[tuple[list[tuple[str, str, Any, Any]], float]]:
+    """The trivial skill bench-echo registered in a temp home; yields its latency paths
+    (cold, warm back to back, warm after a pause) and the warm Yard's first call in ms."""
     from runtime.yard import Yard
 
-    rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="skillyard-bench-lat-") as tmp:
         home = Path(tmp) / "home"
         os.environ["SKILLYARD_HOME"] = str(home)
         folder = write_trivial_skill(Path(tmp) / "src", name="bench-echo")
         cold = Yard(settings(home, runner_image=runner), pool=False)
+        warm = Yard(settings(home, runner_image=runner, pool_size=1), pool=True)
         try:
             say("latency: registering the trivial skill bench-echo (gate)")
             ledger.add_folders([folder])
@@ -147,27 +151,24 @@ def _skill_calls(client, runner: str, ledger: Ledger, *, n: int, check) -> dict[
                 r = cold.run("bench-echo", {})
                 check("skill_cold", r.ok and r.output == {"ok": 1})
 
-            say(f"latency: skill call cold Yard(pool=False).run x{n}")
-            rows["skill_call_cold"] = summary_ms(_time(call_cold, n, "skill cold"))
-        finally:
-            cold.close()
-        warm = Yard(settings(home, runner_image=runner, pool_size=1), pool=True)
-        try:
             def call_warm() -> None:
                 r = warm.run("bench-echo", {})
                 check("skill_warm", r.ok and r.output == {"ok": 1})
 
-            say(f"latency: skill call warm Yard(pool=True, pool_size=1).run x{n}")
             t0 = time.perf_counter()
             call_warm()  # the first call starts the container (and loads the package)
-            first = time.perf_counter() - t0
-            rows["skill_call_warm"] = summary_ms(_time(call_warm, n, "skill warm"))
-            rows["skill_call_warm"]["first_call_ms"] = round(first * 1000, 1)
-            # An agent calls a skill, then thinks: with a pause between calls the container has started the
-            # next call's process before it is asked (RunSpec.prestart). Only the call is timed.
-            say(f"latency: skill call warm, {PACE_S * 1000:.0f} ms between calls x{n}")
-            rows["skill_call_warm_paced"] = summary_ms(_time(call_warm, n, "skill warm paced", pause=PACE_S))
+            first_ms = round((time.perf_counter() - t0) * 1000, 1)
+            yield [
+                ("skill_call_cold", "skill call cold Yard(pool=False).run", call_cold, None),
+                # timed right after an untimed call: the next call's process is still starting
+                ("skill_call_warm", "skill call warm Yard(pool=True, pool_size=1).run, back to back",
+                 call_warm, call_warm),
+                # An agent calls a skill, then thinks: after a pause the container has started the
+                # next call's process before it is asked (RunSpec.prestart). Only the call is timed.
+                ("skill_call_warm_paced", f"skill call warm, {PACE_S * 1000:.0f} ms after the previous one",
+                 call_warm, lambda: time.sleep(PACE_S)),
+            ], first_ms
         finally:
             warm.close()
-        os.environ.pop("SKILLYARD_HOME", None)
-    return rows
+            cold.close()
+            os.environ.pop("SKILLYARD_HOME", None)

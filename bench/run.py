@@ -103,8 +103,8 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
             "host_python": "host python3 -c (subprocess)", "docker_cli": "docker run --rm (CLI)",
             "docker_sdk": "docker SDK containers.run", "skillyard_cold": "skillyard cold Sandbox.run",
             "skillyard_warm": "skillyard warm WarmPool(size=1)", "skill_call_cold": "skill call cold Yard(pool=False)",
-            "skill_call_warm": "skill call warm Yard(pool=True)",
-            "skill_call_warm_paced": "skill call warm, 50 ms between calls (prestarted)",
+            "skill_call_warm": "skill call warm Yard(pool=True), back to back",
+            "skill_call_warm_paced": "skill call warm, 50 ms after the previous (prestarted)",
         }
         for key, label in labels.items():
             if key not in r:
@@ -119,7 +119,7 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
                 tgt = f"p50 <= 0.7x SDK ({0.7 * sdk:.0f} ms)"
                 v = target(f"{key} p50 <= 0.7x docker SDK containers.run p50", row["p50_ms"], tgt,
                            row["p50_ms"] <= 0.7 * sdk, f"{ratio(row['p50_ms'], sdk)}x SDK")
-            rows.append(["latency", f"{label} (n={row['n']})",
+            rows.append(["latency", f"{label} (n={row['n']}{', interleaved' if lat.get('interleaved') else ''})",
                          f"p50 {row['p50_ms']} ms ({row['p50_x_host']}x host), p95 {row['p95_ms']} ms "
                          f"({row['p95_x_host']}x host)", tgt, v])
         if "first_call_ms" in r.get("skill_call_warm", {}):
@@ -237,7 +237,10 @@ def render_table(rows: list[list[str]]) -> str:
 
 def render_markdown(report: dict[str, Any], rows: list[list[str]]) -> str:
     m = report["machine"]
-    kind = "quick dry run (small counts; not representative)" if report["args"]["quick"] else "full run"
+    if report["args"]["quick"]:
+        kind = "quick dry run (small counts; not representative)"
+    else:
+        kind = "full run" if set(report["args"]["sections"]) >= set(SECTIONS) else "partial run (" + ", ".join(report["args"]["sections"]) + ")"
     md = [f"\n### {m['date'][:16].replace('T', ' ')} UTC: {kind}\n",
           f"Commit `{m['skillyard_commit']}`; {m['cpu_model']}, {m['cores']} cores, {m['memory']}; kernel "
           f"{m['kernel']}; Docker {m['docker']}; Python {m['python']}. Load average at start "
