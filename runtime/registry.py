@@ -1084,8 +1084,12 @@ class Registry:
         return [(self._record(row, usage), score) for row, score, usage in found]
 
     def _searcher(self) -> _Searcher:
-        """The search loop and its table handles: made on first use, and again in a
-        forked child (the parent's loop thread does not exist there)."""
+        """The search loop and its table handles, made on first use.
+
+        Use spawn, not fork, for processes that search: LanceDB's Rust runtime does not
+        survive fork() (a forked child that searched crashed with SIGSEGV in our tests).
+        The pid check only keeps a child from waiting forever on the parent's loop thread,
+        which does not exist there."""
         with self._searcher_lock:
             if self._search is None or self._search.pid != os.getpid():
                 self._search = _Searcher(self.uri)
