@@ -75,15 +75,18 @@ def parse_input(text: str | bytes) -> Any:
         raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels") from exc
     except ValueError as exc:
         raise ValueError(f"input is not valid JSON: {exc}") from exc
-    if _depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:  # size was checked on the text above
-        raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels")
+    _check_depth(value)  # size was checked on the text above
     return value
+
+
+def _check_depth(value: Any) -> None:
+    if _depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
+        raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels")
 
 
 def encode_input(value: Any) -> bytes:
     """Check a call's input (from any caller) and serialise it once, for the container's stdin."""
-    if _depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
-        raise ValueError(f"input is nested deeper than {MAX_INPUT_DEPTH} levels")
+    _check_depth(value)
     data = json.dumps(value).encode()
     if len(data) > MAX_INPUT_BYTES:
         raise ValueError(f"input is over {MAX_INPUT_BYTES} bytes")

@@ -30,14 +30,15 @@ _PARSE_ATTEMPTS = 5
 
 
 def _parse(source: bytes, rel: str) -> ast.AST:
-    for attempt in range(_PARSE_ATTEMPTS):
+    for _ in range(_PARSE_ATTEMPTS - 1):
         try:
             with _PARSE_LOCK:
                 return ast.parse(source, filename=rel)
         except SystemError as exc:
-            if "recursion depth mismatch" not in str(exc) or attempt == _PARSE_ATTEMPTS - 1:
+            if "recursion depth mismatch" not in str(exc):
                 raise
-    raise AssertionError("unreachable")
+    with _PARSE_LOCK:  # the last attempt: whatever it raises goes to the caller
+        return ast.parse(source, filename=rel)
 
 
 @dataclass

@@ -323,6 +323,11 @@ def _search_text(name: str, description: str, tags: list[str], instructions: str
     return "\n".join([name, name.replace("-", " "), description, " ".join(tags), instructions])
 
 
+def _first_line(exc: BaseException) -> str:
+    """An error's first line, for a log (LanceDB errors carry long backtraces)."""
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
 def _trained_rows(index_name: str) -> int | None:
     """Rows the vector index was trained on, from its name; None if not ours."""
     m = re.fullmatch(re.escape(VECTOR_INDEX_PREFIX) + r"(\d+)", index_name)
@@ -699,16 +704,14 @@ class Registry:
             table = self._table(table_name)
             table.optimize(cleanup_older_than=self.cleanup_older_than)
         except Exception as exc:  # noqa: BLE001 -- never fail a write because tidying failed
-            first_line = (str(exc).splitlines() or [""])[0][:200]
-            log.warning("compaction skipped", table=table_name, error=first_line)
+            log.warning("compaction skipped", table=table_name, error=_first_line(exc))
             return False
         else:
             if table_name == SKILLS:
                 try:
                     self._maintain_vector_index(table)
                 except Exception as exc:  # noqa: BLE001 -- search still works, by flat scan
-                    first_line = (str(exc).splitlines() or [""])[0][:200]
-                    log.warning("vector index not built", table=table_name, error=first_line)
+                    log.warning("vector index not built", table=table_name, error=_first_line(exc))
         finally:
             if self._file_lock is not None:
                 self._file_lock.release()

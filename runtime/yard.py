@@ -349,14 +349,15 @@ class Yard:
                               error=CallError("not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"))
         pkg = self.package(rec.name, rec.version)
         limits = call_limits(pkg.config, self.base_limits)
+        def call(image: str) -> CallResult:
+            return call_skill(self.call_sandbox, name=name, version=rec.version, image=image, config=pkg.config,
+                              params=params, limits=limits, tenant=self.tenant)
+
         try:
             try:
-                result = call_skill(self.call_sandbox, name=name, version=rec.version, image=self.image_for(pkg),
-                                    config=pkg.config, params=params, limits=limits, tenant=self.tenant)
+                result = call(self.image_for(pkg))
             except ImageMissing:  # removed since we cached its tag (docker image prune): rebuild once
-                result = call_skill(self.call_sandbox, name=name, version=rec.version,
-                                    image=self.image_for(pkg, fresh=True), config=pkg.config, params=params,
-                                    limits=limits, tenant=self.tenant)
+                result = call(self.image_for(pkg, fresh=True))
         except SandboxError as exc:
             result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):

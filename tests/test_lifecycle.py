@@ -87,6 +87,16 @@ def test_call_returns_output_and_counts(yard, doubler):
     assert rec.calls == 1 and rec.failures == 0 and rec.last_used is not None
 
 
+def test_call_rebuilds_an_image_removed_behind_its_back(yard, doubler, docker_client):
+    """The tag is cached per content hash; `docker image prune` may remove the image since."""
+    assert yard.run("doubler", {"x": 1}).ok
+    tag = yard.image_for(yard.package("doubler", 1))
+    docker_client.images.remove(tag, force=True)
+    result = yard.run("doubler", {"x": 21})
+    assert result.ok and result.output == {"value": 42}, result.error
+    assert docker_client.images.get(tag).tags  # built again, under the same content-hash tag
+
+
 @pytest.mark.parametrize("params,kind,counted", [
     ({"x": "21"}, "invalid_input", False),           # schema: x must be an integer
     ({"mode": "raise"}, "exception", True),          # the entrypoint raised
