@@ -139,3 +139,65 @@ def test_device_nodes_and_negative_nice_are_denied(sandbox):
     out = eval(sandbox.run(["python3", "-c", NODES_AND_NICE]).stdout)  # noqa: S307 - our own probe's dict
     assert (out["chr"], out["blk"], out["chr_at"], out["nice_up"]) == (1, 1, 1, 1), out
     assert (out["fifo"], out["file"], out["nice_down"]) == ("ok", "ok", "ok"), out
+
+
+# -- the filter's logic, run on the bytes handed to the kernel -----------------------------------
+# Inside a container several argument rules are backed twice (no CAP_MKNOD, no CAP_SYS_NICE), so a
+# broken rule would not show there. Here a small cBPF interpreter runs seccomp.filter_bytes() on
+# seccomp_data we build, and each rule must decide on its own.
+def _verdict(nr: int, args: tuple[int, ...] = (), arch: int = seccomp.AUDIT_ARCH_X86_64) -> int:
+    import struct
+
+    data = struct.pack("<IIQ6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+    raw = seccomp.filter_bytes()
+    prog = [struct.unpack_from("=HBBI", raw, i) for i in range(0, len(raw), 8)]
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        if code == seccomp.LD_W_ABS:
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == seccomp.AND_K:
+            acc &= k
+        elif code in (seccomp.JEQ_K, seccomp.JGE_K, seccomp.JSET_K):
+            taken = {seccomp.JEQ_K: acc == k, seccomp.JGE_K: acc >= k, seccomp.JSET_K: bool(acc & k)}[code]
+            pc += jt if taken else jf
+        elif code == seccomp.RET_K:
+            return k
+        else:
+            raise AssertionError(f"opcode {code:#x} at {pc} is not one the filter uses")
+        pc += 1
+
+
+ALLOW, DENY = seccomp.RET_ALLOW, seccomp.RET_ERRNO | seccomp.EPERM
+S_IFCHR, S_IFBLK, S_IFIFO, S_IFREG = 0o020000, 0o060000, 0o010000, 0o100000
+
+
+@pytest.mark.parametrize("nr,args,want", [
+    (seccomp.SYS_MKNOD, (0, S_IFCHR | 0o600, 0), DENY),
+    (seccomp.SYS_MKNOD, (0, S_IFBLK | 0o600, 0), DENY),
+    (seccomp.SYS_MKNOD, (0, S_IFIFO | 0o600, 0), ALLOW),
+    (seccomp.SYS_MKNODAT, (0, 0, S_IFCHR | 0o600, 0), DENY),
+    (seccomp.SYS_MKNODAT, (0, 0, S_IFREG | 0o600, 0), ALLOW),
+    (seccomp.SYS_SETPRIORITY, (0, 0, (-5) & (2**64 - 1)), DENY),
+    (seccomp.SYS_SETPRIORITY, (0, 0, 5), ALLOW),
+    (62, (1, 9), DENY),                               # kill(1, SIGKILL)
+    (62, ((1 << 32) | 1, 9), DENY),                    # pid_t is an int: still PID 1
+    (62, (2, 9), ALLOW),
+    (434, (1, 0), DENY),                               # pidfd_open(1)
+    (seccomp.SYS_CLONE, (0x10000000,), DENY),          # CLONE_NEWUSER
+    (seccomp.SYS_CLONE, (0x01200011,), ALLOW),         # fork()'s flags
+    (seccomp.SYS_CLONE3, (), seccomp.RET_ERRNO | seccomp.ENOSYS),
+    (seccomp.SYS_SOCKET, (2, 1, 0), ALLOW),            # AF_INET
+    (seccomp.SYS_SOCKET, (17, 3, 0), DENY),            # AF_PACKET
+    (seccomp.SYS_SOCKET, (seccomp.AF_NETLINK, 3, 0), ALLOW),   # NETLINK_ROUTE
+    (seccomp.SYS_SOCKET, (seccomp.AF_NETLINK, 3, 9), DENY),    # NETLINK_AUDIT
+    (101, (), DENY),                                   # ptrace
+    (0, (), ALLOW),                                    # read
+    (0 | seccomp.X32_SYSCALL_BIT, (), seccomp.RET_KILL_PROCESS),
+])
+def test_filter_decides_each_rule(nr, args, want):
+    assert _verdict(nr, args) == want
+
+
+def test_filter_kills_other_abis():
+    assert _verdict(0, (), arch=0x40000003) == seccomp.RET_KILL_PROCESS  # i386
