@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -197,17 +196,18 @@ def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
         for e in entries:
             click.echo(json.dumps(e, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from .console import esc, out
 
     table = Table(title=f"audit: {len(entries)} entries")
     for col in ("time", "event", "tenant", "skill", "v", "outcome", "ms", "tokens"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(str(e.get("ts", ""))[:19], str(e.get("event", "")), str(e.get("tenant", "")),
-                      str(e.get("skill", "")), str(e.get("version", "") or ""), str(e.get("outcome", "")),
-                      str(e.get("duration_ms", "") or ""), str(e.get("tokens", "") or ""))
-    Console(width=None if sys.stdout.isatty() else 150).print(table)
+        table.add_row(*(esc(v) for v in (str(e.get("ts", ""))[:19], e.get("event", ""), e.get("tenant", ""),
+                      e.get("skill", ""), e.get("version", "") or "", e.get("outcome", ""),
+                      e.get("duration_ms", "") or "", e.get("tokens", "") or "")))
+    out.print(table)
 
 
 if __name__ == "__main__":  # python -m runtime.audit

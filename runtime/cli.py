@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -15,10 +14,7 @@ from sandbox import Limits, SandboxError, parse_size
 
 from . import logs
 from .config import get_settings
-
-# Rich falls back to 80 columns when not on a terminal (CI logs, pipes): tables need more.
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+from .console import err, esc, out
 
 
 def _emit_json(data: Any) -> None:
@@ -26,7 +22,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {esc(message)}", highlight=False)
     sys.exit(code)
 
 
@@ -122,7 +118,7 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
         if name not in os.environ:
             _fail(f"--env {name}: not set in this environment")
         env[name] = os.environ[name]
-    yard = _yard(progress=lambda m: err.print(f"[dim]{m}[/]"))
+    yard = _yard(progress=lambda m: err.print(f"[dim]{esc(m)}[/]"))
     image = image or yard.runner
     result = Sandbox(yard.sandbox.backend).run(list(command), image=image, limits=limits, env=env,
                                                 stdin=stdin_file.read() if stdin_file else b"", owner="exec")
@@ -142,7 +138,7 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
         if result.error:
             notes.append(result.error)
         for note in notes:
-            err.print(f"[yellow]skillyard:[/] {note}", highlight=False)
+            err.print(f"[yellow]skillyard:[/] {esc(note)}", highlight=False)
     if result.error:
         sys.exit(125)
     if result.timed_out:
@@ -219,7 +215,8 @@ def doctor(as_json: bool) -> None:
         for col in ("check", "", "detail", "fix"):
             table.add_column(col)
         for c in checks:
-            table.add_row(c["check"], "[green]ok[/]" if c["ok"] else "[red]no[/]", c["detail"], "" if c["ok"] else c["fix"])
+            table.add_row(esc(c["check"]), "[green]ok[/]" if c["ok"] else "[red]no[/]", esc(c["detail"]),
+                          "" if c["ok"] else esc(c["fix"]))
         out.print(table)
     hard = [c for c in checks if not c["ok"] and c["check"] in ("python", "docker engine")]
     sys.exit(1 if hard else 0)
@@ -245,7 +242,8 @@ def images_build(as_json: bool) -> None:
 
 # -- skills ---------------------------------------------------------------------------------------
 def _reason_text(reasons: list[str]) -> str:
-    return "; ".join(reasons)[:300]
+    """Gate or fix reasons, shortened and escaped: they quote test ids and messages."""
+    return esc("; ".join(reasons)[:300])
 
 
 def _add_table(outcomes) -> Table:
@@ -255,7 +253,7 @@ def _add_table(outcomes) -> Table:
     colors = {"registered": "green", "unchanged": "cyan", "blocked": "red", "rejected": "red", "error": "yellow"}
     for o in outcomes:
         rep = o.report
-        table.add_row(o.name, f"[{colors.get(o.status, 'white')}]{o.status}[/]", str(o.version or "-"),
+        table.add_row(esc(o.name), f"[{colors.get(o.status, 'white')}]{o.status}[/]", str(o.version or "-"),
                       f"{rep.tests - rep.failures - rep.errors}/{rep.tests}" if rep else "-",
                       f"{rep.coverage:.0f}%" if rep and rep.coverage is not None else "-",
                       f"{o.duration_s:.1f}s", _reason_text(o.reasons))
@@ -269,13 +267,13 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, worker
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=quiet) as bar:
         task = bar.add_task("gating skills", total=len(folders))
-        yard.progress = lambda m: bar.update(task, description=m[:60])
+        yard.progress = lambda m: bar.update(task, description=esc(m[:60]))
         bar.update(task, description="images (base, runner)")
         _ = yard.runner
         bar.update(task, description="building and gating")
 
         def done(outcome) -> None:
-            bar.update(task, description=f"{outcome.name}: {outcome.status}")
+            bar.update(task, description=f"{esc(outcome.name)}: {outcome.status}")
             bar.advance(task)
 
         outcomes = yard.add_many(folders, force=force, workers=workers, on_result=done)
@@ -305,10 +303,10 @@ def _report_table(report) -> None:
               f"{report.failures}  errors {report.errors}  skipped {report.skipped}  coverage "
               f"{report.coverage if report.coverage is not None else '-'}%  ({report.duration_s:.1f}s)")
     for reason in report.reasons:
-        out.print(f"  - {reason}", highlight=False)
+        out.print(f"  - {esc(reason)}", highlight=False)
     for case in report.cases:
         if case.status != "passed":
-            out.print(f"  [red]{case.status}[/] {case.name}: {case.message[:200]}", highlight=False)
+            out.print(f"  [red]{case.status}[/] {esc(case.name)}: {esc(case.message[:200])}", highlight=False)
 
 
 @cli.command()
@@ -318,7 +316,7 @@ def _report_table(report) -> None:
 def test(name: str, version: int | None, as_json: bool) -> None:
     """Re-run the test gate on a stored skill (nothing is recorded)."""
     yard = _yard()
-    with err.status(f"gating {name}"):
+    with err.status(f"gating {esc(name)}"):
         report = yard.test(name, version)
     if as_json:
         _emit_json(report.to_dict())
@@ -349,7 +347,7 @@ def list_cmd(status: str | None, as_json: bool) -> None:
     for r in records:
         table.add_row(r.name, str(r.version), r.status, str(r.gate.tests),
                       f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-", str(r.calls), str(r.failures),
-                      r.description[:70])
+                      esc(r.description[:70]))
     out.print(table)
 
 
@@ -365,18 +363,18 @@ def show(name: str, version: int | None, as_json: bool) -> None:
         _emit_json({**_record_row(rec), "skill_md": pkg.skill_md, "config": pkg.config.model_dump(),
                     "gate_report": data["report"], "memory": data["memory"], "files": sorted(pkg.files)})
         return
-    out.print(f"[bold]{rec.name}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
+    out.print(f"[bold]{esc(rec.name)}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
               f"calls {rec.calls}  failures {rec.failures}")
-    out.print(rec.description, highlight=False)
-    out.print(f"entrypoint: {pkg.config.entrypoint}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
+    out.print(esc(rec.description), highlight=False)
+    out.print(f"entrypoint: {esc(pkg.config.entrypoint)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
     out.print(f"gate: {'passed' if rec.gate.passed else 'blocked'}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%")
     for reason in rec.gate.reasons:
-        out.print(f"  - {reason}", highlight=False)
+        out.print(f"  - {esc(reason)}", highlight=False)
     if pkg.config.examples:
-        out.print(f"example input: {json.dumps(pkg.config.examples[0].input)[:200]}", highlight=False)
+        out.print(f"example input: {esc(json.dumps(pkg.config.examples[0].input)[:200])}", highlight=False)
     if data["memory"]:
         out.print("\n[bold].memory.md[/]")
-        out.print(data["memory"], highlight=False)
+        out.print(esc(data["memory"]), highlight=False)
 
 
 @cli.command()
@@ -389,11 +387,11 @@ def search(query: str, limit: int, as_json: bool) -> None:
     if as_json:
         _emit_json([{**_record_row(r), "score": s} for r, s in hits])
         return
-    table = Table(title=f"search: {query}")
+    table = Table(title=f"search: {esc(query)}")
     for col in ("score", "skill", "v", "description"):
         table.add_column(col, overflow="fold")
     for r, s in hits:
-        table.add_row(f"{s:.3f}", r.name, str(r.version), r.description[:90])
+        table.add_row(f"{s:.3f}", r.name, str(r.version), esc(r.description[:90]))
     out.print(table)
 
 
@@ -424,9 +422,9 @@ def run(name: str, input_json: str | None, input_file, version: int | None, as_j
         click.echo(text)
     else:
         e = result.error
-        err.print(f"[bold red]{name}: {e.kind}[/]: {e.message}", highlight=False)
+        err.print(f"[bold red]{esc(name)}: {esc(e.kind)}[/]: {esc(e.message)}", highlight=False)
         if e.traceback:
-            err.print(e.traceback.rstrip(), highlight=False)
+            err.print(esc(e.traceback.rstrip()), highlight=False)
     sys.exit(0 if result.ok else (3 if result.error and result.error.kind == "invalid_input" else 1))
 
 
@@ -439,7 +437,7 @@ def versions(name: str, as_json: bool) -> None:
     if as_json:
         _emit_json([_record_row(r) for r in recs])
         return
-    table = Table(title=f"{name}: {len(recs)} version(s)")
+    table = Table(title=f"{esc(name)}: {len(recs)} version(s)")
     for col in ("v", "status", "current", "tests", "coverage", "hash", "created", "why"):
         table.add_column(col, overflow="fold")
     for r in recs:
@@ -459,7 +457,7 @@ def rollback(name: str, version: int, as_json: bool) -> None:
     if as_json:
         _emit_json(_record_row(rec))
     else:
-        out.print(f"{name}: v{rec.version} is current again")
+        out.print(f"{esc(name)}: v{rec.version} is current again")
 
 
 @cli.command()
@@ -469,7 +467,7 @@ def rollback(name: str, version: int, as_json: bool) -> None:
 def export(name: str, dest: Path, version: int | None) -> None:
     """Write a skill's package (a valid Agent Skills folder) to DEST/NAME."""
     target = _yard().export(name, dest, version)
-    out.print(f"exported {name} to {target}")
+    out.print(f"exported {esc(name)} to {esc(target)}")
 
 
 def _fixer(yard):
@@ -487,8 +485,8 @@ def _print_fix(outcome) -> None:
         out.print(f"  attempt {a.number}: {a.outcome}{f' (v{a.version})' if a.version else ''}"
                   f"{': ' + _reason_text(a.reasons) if a.reasons else ''}", highlight=False)
     color = "green" if outcome.status == "fixed" else "red"
-    out.print(f"[{color}]{outcome.name}: {outcome.status}[/] after {len(outcome.attempts)} attempt(s), "
-              f"{outcome.tokens} tokens; {outcome.stop_reason}", highlight=False)
+    out.print(f"[{color}]{esc(outcome.name)}: {outcome.status}[/] after {len(outcome.attempts)} attempt(s), "
+              f"{outcome.tokens} tokens; {esc(outcome.stop_reason)}", highlight=False)
 
 
 @cli.command()
@@ -502,8 +500,8 @@ def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> 
 
     yard = _yard()
     fixer = _fixer(yard)
-    with err.status(f"fixing {name}") as status:
-        yard.progress = lambda m: status.update(m)
+    with err.status(f"fixing {esc(name)}") as status:
+        yard.progress = lambda m: status.update(esc(m))
         try:
             outcome = fixer.fix(name, max_attempts=max_attempts, allow_test_edits=allow_test_edits)
         except FixError as exc:
@@ -528,7 +526,7 @@ def create(task: str, name: str | None, max_attempts: int, allow_test_edits: boo
     yard = _yard()
     fixer = _fixer(yard)
     with err.status("creating a skill") as status:
-        yard.progress = lambda m: status.update(m)
+        yard.progress = lambda m: status.update(esc(m))
         try:
             added, fixed = fixer.create(task, name=name, max_attempts=max_attempts, allow_test_edits=allow_test_edits)
         except FixError as exc:
@@ -538,11 +536,11 @@ def create(task: str, name: str | None, max_attempts: int, allow_test_edits: boo
         _emit_json({"name": added.name, "status": final, "created": added.to_dict(),
                     "fix": fixed.to_dict() if fixed else None})
     else:
-        out.print(f"created {added.name} v{added.version}: {added.status}"
+        out.print(f"created {esc(added.name)} v{added.version}: {added.status}"
                   f"{': ' + _reason_text(added.reasons) if added.reasons else ''}", highlight=False)
         if fixed:
             _print_fix(fixed)
-        out.print(f"{added.name}: [bold]{final}[/]")
+        out.print(f"{esc(added.name)}: [bold]{final}[/]")
     sys.exit(0 if final == "registered" else 2)
 
 
@@ -556,7 +554,7 @@ def demo(path: Path, max_calls: int) -> None:
 
     started = _time.monotonic()
     yard = _yard()
-    out.print(f"[bold]skillyard demo[/]: store {yard.settings.store}, skills from {path}")
+    out.print(f"[bold]skillyard demo[/]: store {esc(yard.settings.store)}, skills from {esc(path)}")
     outcomes = add_with_progress(yard, path, force=False)
     gate_s = _time.monotonic() - started
     out.print(_add_table(outcomes))
@@ -579,7 +577,7 @@ def demo(path: Path, max_calls: int) -> None:
         made += 1
         shown = json.dumps(result.output, ensure_ascii=False) if result.ok else f"{result.error.kind}: {result.error.message}"
         calls.add_row(o.name, "[green]yes[/]" if result.ok else "[red]no[/]", f"{result.duration_s * 1000:.0f}",
-                      json.dumps(example, ensure_ascii=False)[:60], shown[:110])
+                      esc(json.dumps(example, ensure_ascii=False)[:60]), esc(shown[:110]))
     if made:
         out.print(calls)
     hits = yard.search("how many words and sentences are in this text", limit=3)
@@ -592,7 +590,7 @@ def demo(path: Path, max_calls: int) -> None:
               f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
               f"total {_time.monotonic() - started:.1f} s)")
     for o in blocked:
-        out.print(f"  blocked {o.name}: {_reason_text(o.reasons)}", highlight=False)
+        out.print(f"  blocked {esc(o.name)}: {_reason_text(o.reasons)}", highlight=False)
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
 
 

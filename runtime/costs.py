@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from .console import err, esc, out
 from .ledger import Ledger, SkillCost, cost_report
-
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 # Used when Settings has no default_baseline_tokens (it does since the auto-fix issue).
 FALLBACK_BASELINE_TOKENS = 4000
@@ -86,7 +82,7 @@ def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> Non
         _print_report(report, _ledger(yard) if name is None else None)
     if plot_file is not None:
         path = plot(report, plot_file)
-        err.print(f"plot written to {path}", highlight=False)
+        err.print(f"plot written to {esc(path)}", highlight=False)
 
 
 def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
@@ -98,7 +94,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
                 "break-even N*", "paid off?", "net"):  # fmt: skip
         t.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
     for c in report:
-        label = c.skill + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
+        label = esc(c.skill) + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
         src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
         n_star = "never" if c.break_even_uses is None else f"{c.break_even_uses:,}"
         paid = "[green]yes[/]" if c.paid_off else "[red]no[/]"
@@ -210,7 +206,7 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
         _emit_json(rows)
         return
     if not rows:
-        out.print("no LLM calls recorded" + (f" for {skill}" if skill else ""))
+        out.print("no LLM calls recorded" + (f" for {esc(skill)}" if skill else ""))
         return
     t = Table(title="LLM calls")
     for col in ("time (UTC)", "skill", "v", "purpose", "model", "prompt", "compl.", "cached", "tiktoken", "$",
@@ -219,10 +215,10 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
         t.add_column(col, justify="right" if numeric else "left", overflow="fold",
                      max_width=40 if col == "detail" else None)
     for r in rows:
-        t.add_row(_time(r["ts"]), r["skill"] or "-", str(r["version"] or ""), r["purpose"], r["model"] or "",
+        t.add_row(_time(r["ts"]), esc(r["skill"] or "-"), str(r["version"] or ""), esc(r["purpose"]), esc(r["model"] or ""),
                   f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", f"{r['cached_tokens']:,}",
                   f"{r['tiktoken_prompt_tokens']:,}", f"{r['cost_usd']:.4f}", f"{r['latency_ms']:.0f}",
-                  r["outcome"], (r["detail"] or "")[:120])  # fmt: skip
+                  esc(r["outcome"]), esc((r["detail"] or "")[:120]))  # fmt: skip
     out.print(t)
     out.print(f"[dim]{len(rows)} call(s), {sum(r['total_tokens'] for r in rows):,} tokens, "
               f"${sum(r['cost_usd'] for r in rows):.4f}[/]")  # fmt: skip
@@ -240,13 +236,13 @@ def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
         _emit_json(rows)
         return
     if not rows:
-        out.print("no uses recorded" + (f" for {skill}" if skill else ""))
+        out.print("no uses recorded" + (f" for {esc(skill)}" if skill else ""))
         return
     t = Table(title="skill uses")
     for col in ("time (UTC)", "skill", "v", "context tok", "outcome", "ms"):
         t.add_column(col, justify="right" if col in ("v", "context tok", "ms") else "left")
     for r in rows:
-        t.add_row(_time(r["ts"]), r["skill"], str(r["version"] or ""), f"{r['context_tokens']:,}", r["outcome"],
+        t.add_row(_time(r["ts"]), esc(r["skill"]), str(r["version"] or ""), f"{r['context_tokens']:,}", esc(r["outcome"]),
                   f"{r['duration_ms']:.0f}")  # fmt: skip
     out.print(t)
     fails = sum(r["outcome"] != "ok" for r in rows)

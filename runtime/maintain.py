@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -290,12 +289,11 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
     """Propose merges of overlapping skills and retire unused ones (dry run unless --apply).
 
     Nothing is deleted: retired skills keep every version and can be reinstated."""
-    from rich.console import Console
     from rich.table import Table
 
+    from .console import esc, out
     from .yard import Yard
 
-    out = Console(width=None if sys.stdout.isatty() else 150)
     yard = Yard()
     ledger = getattr(yard, "ledger", None) if apply else None
     report = maintain(yard.registry, apply=apply, policy=UnusedPolicy(unused_days, idle_days), threshold=threshold,
@@ -308,8 +306,8 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
         for col in ("keep", "merge into it", "score", "text", "name", "why"):
             t.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
         for o in report.overlaps:
-            t.add_row(o.keep, o.merge, f"{o.score:.2f}", f"{o.text_similarity:.2f}", f"{o.name_similarity:.2f}",
-                      o.reason.split("; ", 1)[-1])  # fmt: skip
+            t.add_row(esc(o.keep), esc(o.merge), f"{o.score:.2f}", f"{o.text_similarity:.2f}",
+                      f"{o.name_similarity:.2f}", esc(o.reason.split("; ", 1)[-1]))  # fmt: skip
         out.print(t)
     else:
         out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
@@ -319,9 +317,9 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
             t.add_column(col, justify="right" if col in ("v", "calls") else "left")
         for u in report.unused:
             action = ("[green]retired[/]" if u.name in report.retired else
-                      f"[yellow]skipped: {report.skipped.get(u.name, '')}[/]" if apply else "retire")  # fmt: skip
-            t.add_row(u.name, str(u.version), str(u.calls),
-                      u.last_used.strftime("%Y-%m-%d") if u.last_used else "never", u.reason, action)  # fmt: skip
+                      f"[yellow]skipped: {esc(report.skipped.get(u.name, ''))}[/]" if apply else "retire")  # fmt: skip
+            t.add_row(esc(u.name), str(u.version), str(u.calls),
+                      u.last_used.strftime("%Y-%m-%d") if u.last_used else "never", esc(u.reason), action)  # fmt: skip
         out.print(t)
     else:
         out.print("no unused skills")

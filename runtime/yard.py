@@ -21,7 +21,7 @@ from sandbox import ImageMissing, Limits, Sandbox, SandboxError
 from sandbox.images import Images
 
 from . import memory
-from .build import build_skill_image, skill_image_tag
+from .build import build_skill_image
 from .calls import CallError, CallResult, call_limits, call_skill
 from .config import Settings, get_settings
 from .gate import GateReport, gate_limits, run_gate

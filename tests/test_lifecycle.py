@@ -231,3 +231,47 @@ def test_cli_run_and_errors(tmp_path):
     assert searched and searched[0]["name"] == "doubler"
     rejected = _cli("add", "--json", str(tmp_path / "nothing-here"), home=home)
     assert rejected.returncode != 0
+
+
+MARKUP_SCRIPT = textwrap.dedent('''
+    def run(params):
+        if params.get("mode") == "raise":
+            raise ValueError("bad [/bold] input [values0-2.5]")
+        return {"value": 1}
+''')
+MARKUP_TESTS = textwrap.dedent('''
+    import pytest
+    from scripts.main import run
+
+    def test_ok():
+        assert run({}) == {"value": 1}
+
+    def test_raise():
+        with pytest.raises(ValueError):
+            run({"mode": "raise"})
+
+    @pytest.mark.parametrize("n", [1, 2])
+    def test_fails_for(n):
+        assert n == 1
+''')
+
+
+def test_cli_prints_skill_text_literally(tmp_path):
+    """Skill-written text is never read as rich markup: `[values0-2.5]` stays, `[/bold]` cannot crash."""
+    home = tmp_path / "home"
+    src = write_skill(tmp_path, "brackets", script=MARKUP_SCRIPT, tests={"test_main.py": MARKUP_TESTS},
+                      sidecar="entrypoint: scripts/main.py:run\n", description="Echoes [values0-2.5] and [bold]x")
+    blocked = _cli("add", str(src), home=home)
+    assert blocked.returncode == 2, blocked.stderr
+    assert "test_fails_for[2]" in blocked.stdout  # the failing case's id, as pytest named it
+    # Make the same skill pass, then call it so it raises a message full of closing tags.
+    (src / "tests" / "test_main.py").write_text(MARKUP_TESTS.replace("assert n == 1", "assert n in (1, 2)"))
+    assert _cli("add", str(src), home=home).returncode == 0
+    raised = _cli("run", "brackets", "--input", '{"mode": "raise"}', home=home)
+    assert raised.returncode == 1
+    assert "MarkupError" not in raised.stderr  # the CLI itself did not crash on the message
+    assert "bad [/bold] input [values0-2.5]" in raised.stderr
+    shown = _cli("show", "brackets", home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "Echoes [values0-2.5] and [bold]x" in shown.stdout
+    assert "bad [/bold] input [values0-2.5]" in shown.stdout  # the .memory.md entry
