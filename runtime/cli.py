@@ -26,11 +26,11 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _yard(progress=None):
+def _yard(progress=None, collect_orphans: bool = True):
     from .yard import Yard
 
     # One command = one short-lived process: warm containers would only be started to be removed.
-    return Yard(progress=progress, pool=False)
+    return Yard(progress=progress, pool=False, collect_orphans=collect_orphans)
 
 
 # Commands that live beside the modules they drive, imported only when used: the server,
@@ -66,10 +66,32 @@ class _Cli(click.Group):
         from .registry import RegistryError
         from .yard import SkillError
 
+        from pydantic import ValidationError
+
         try:
             return super().invoke(ctx)
+        except ValidationError as exc:
+            _fail(_validation_text(exc))
         except (SandboxError, SkillError, PackageError, RegistryError, ValueError) as exc:
             _fail(str(exc))
+
+
+# Limits fields as `skillyard exec` spells them, so an error names the flag to change.
+_FLAG_OF_FIELD = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "timeout": "--timeout",
+                  "max_stdout": "--max-output", "max_stderr": "--max-output", "max_file_size": "--max-file-size",
+                  "tmpfs": "--tmp-size"}
+
+
+def _validation_text(exc) -> str:
+    """A pydantic error as one line per problem, without its input dump and docs URL."""
+    parts = []
+    for e in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(x) for x in e.get("loc", ()))
+        field = str(e["loc"][0]) if e.get("loc") else ""
+        label = f"{where} ({_FLAG_OF_FIELD[field]})" if field in _FLAG_OF_FIELD else where
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{label}: {msg}" if label else msg)
+    return f"invalid {exc.title}: " + "; ".join(parts)
 
 
 @click.group(cls=_Cli)
@@ -82,7 +104,7 @@ def cli(verbose: int, log_json: bool) -> None:
 
 
 # -- sandbox ------------------------------------------------------------------------------------
-@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@cli.command(name="exec", context_settings={"allow_interspersed_args": False})
 @click.option("--memory", default=None, help="Memory limit, e.g. 64m (swap off). Default 256m.")
 @click.option("--cpus", type=float, default=None, help="CPU quota in cores. Default 1.")
 @click.option("--pids", type=int, default=None, help="Max processes+threads. Default 64.")
@@ -95,9 +117,10 @@ def cli(verbose: int, log_json: bool) -> None:
               help="Pass this host environment variable in (by name; nothing passes otherwise).")
 @click.option("--stdin", "stdin_file", type=click.File("rb"), default=None, help="File to feed as stdin ('-' = ours).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the result.")
+@click.option("--binary", is_flag=True, help="With --json: add stdout_b64/stderr_b64, the exact bytes.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, image, env_names, stdin_file, as_json,
-             command) -> None:
+             binary, command) -> None:
     """Run COMMAND in a fresh hardened container: no network, read-only root, non-root, all
     capabilities dropped, limits on memory, CPU, processes, time and output.
 
@@ -123,7 +146,7 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
     result = Sandbox(yard.sandbox.backend).run(list(command), image=image, limits=limits, env=env,
                                                 stdin=stdin_file.read() if stdin_file else b"", owner="exec")
     if as_json:
-        _emit_json(result.to_json())
+        _emit_json(result.to_json(binary=binary))
     else:
         sys.stdout.buffer.write(result.stdout)
         sys.stdout.flush()
@@ -151,7 +174,7 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
 @click.option("--json", "as_json", is_flag=True)
 def gc(everything: bool, as_json: bool) -> None:
     """Remove containers that crashed or killed runs left behind."""
-    yard = _yard()
+    yard = _yard(collect_orphans=False)  # what a start-up sweep removed would go unreported
     removed = yard.sandbox.gc(everything=everything)
     if as_json:
         _emit_json({"removed": removed})
@@ -172,15 +195,19 @@ def doctor(as_json: bool) -> None:
         checks.append({"check": name, "ok": ok, "detail": detail, "fix": fix})
 
     settings = get_settings()
+    from importlib.metadata import version as dist_version
+
     check("python", sys.version_info >= (3, 11), platform.python_version())
-    yard = _yard()
+    check("skillyard", True, f"{dist_version('skillyard')} (docker SDK {dist_version('docker')}, "
+          f"lancedb {dist_version('lancedb')})")
+    yard = _yard(collect_orphans=False)  # report leftovers, never remove them here
     try:
         info = yard.sandbox.backend.info()
         check("docker engine", True, f"{info['engine']} (API {info['api']}), {info['storage']}, cgroup v{info['cgroup']}, "
               f"runtimes: {', '.join(info['runtimes'])}")
         engine = True
     except SandboxError as exc:
-        check("docker engine", False, str(exc).split(".")[0], "make engine")
+        check("docker engine", False, str(exc).split(". Start it")[0], "make engine")
         engine = False
     if engine:
         base = yard.images.find_base()
@@ -594,7 +621,22 @@ def demo(path: Path, max_calls: int) -> None:
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C: `finally` blocks remove the containers of a run in
+    flight. The default action would end the process there and leave a running container
+    behind until the next skillyard process collects it."""
+    import signal
+
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, handler)
+
+
 def main() -> None:
+    _exit_on_sigterm()
     cli(prog_name="skillyard")
 
 

@@ -71,8 +71,10 @@ def discover(path: Path) -> list[Path]:
 class Yard:
     def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
                  registry: Registry | None = None, progress: Progress | None = None, pool: bool | None = None,
-                 tenant: str = "") -> None:
+                 tenant: str = "", collect_orphans: bool = True) -> None:
         self.settings = settings or get_settings()
+        # `skillyard gc` and `doctor` turn this off: they report what is left behind themselves.
+        self._collect_on_start = collect_orphans
         self.tenant = tenant
         # Warm pools pay off in long-lived processes (server, MCP, scripts making many calls);
         # a one-shot CLI process uses cold containers.
@@ -96,7 +98,8 @@ class Yard:
             from sandbox.docker_backend import DockerBackend
 
             self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
-            self._collect_orphans()
+            if self._collect_on_start:
+                self._collect_orphans()
         return self._sandbox
 
     def _collect_orphans(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -35,12 +35,17 @@ def format_size(n: int) -> str:
     return str(n)
 
 
+def _round_up_m(n: int) -> str:
+    return f"{-(-n // 1024**2)}m"
+
+
 class Limits(BaseModel):
     """What one run may use. Every field has a strict default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpus: float = Field(default=1.0, gt=0, le=64, description="CPU quota in cores (cgroup CFS).")
+    # The kernel's CFS quota floor is 1 ms per 100 ms period: below 0.01 the engine refuses the run.
+    cpus: float = Field(default=1.0, ge=0.01, le=64, description="CPU quota in cores (cgroup CFS).")
     memory: int = Field(default=256 * 1024**2, description="Memory limit in bytes; swap is off (memswap = memory).")
     pids: int = Field(default=64, ge=4, le=32768, description="Maximum tasks (processes + threads).")
     timeout: float = Field(default=10.0, gt=0, le=86400, description="Wall-clock seconds before the run is killed.")
@@ -69,8 +74,9 @@ class Limits(BaseModel):
     @field_validator("memory")
     @classmethod
     def _memory_floor(cls, v: int) -> int:
-        if v < 6 * 1024**2:
-            raise ValueError("memory must be at least 6m (the engine refuses less)")
+        # The engine refuses under 6m; the supervisor (PID 1, Python) is OOM-killed under 8m.
+        if v < 8 * 1024**2:
+            raise ValueError("memory must be at least 8m (the sandbox's supervisor needs that; Python programs 10m)")
         return v
 
     @field_validator("tmpfs", mode="before")
@@ -94,6 +100,19 @@ class Limits(BaseModel):
         if int(uid) == 0 or (gid and int(gid) == 0):
             raise ValueError("containers never run as root (uid or gid 0)")
         return v
+
+    @model_validator(mode="after")
+    def _output_fits_in_memory(self) -> "Limits":
+        # The kept output waits in the container's own memory until the run ends: the supervisor
+        # holds it raw and then as base64 (~2.3x at the peak). Caps it cannot hold would end in an
+        # OOM kill that looks like the program's fault, so they are refused here.
+        need = (self.max_stdout + self.max_stderr) * 5 // 2
+        if need > self.memory:
+            raise ValueError(
+                f"output caps {format_size(self.max_stdout)} + {format_size(self.max_stderr)} need about "
+                f"{_round_up_m(need)} of the run's memory to come back, and memory is {format_size(self.memory)}: "
+                "raise memory or lower the output caps")
+        return self
 
     def loosen(self, **changes: object) -> "Limits":
         """A copy with some fields changed, validated like the original."""

@@ -33,8 +33,14 @@ if ! command -v dockerd >/dev/null 2>&1; then
   fi
   echo "docker: installing docker.io with apt-get (about 30 s)..."
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq docker.io >/dev/null
+  apt-get update -qq >/dev/null || {
+    echo "docker: 'apt-get update' failed (see apt's message above): check the package mirror and network, then retry." >&2
+    exit 1
+  }
+  apt-get install -y -qq docker.io >/dev/null || {
+    echo "docker: installing docker.io failed (see apt's message above): install Docker Engine yourself, start it, then retry." >&2
+    exit 1
+  }
 fi
 
 if pgrep -x dockerd >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def py(code: str) -> list[str]:
 
 
 def managed_ids(docker_client) -> set[str]:
-    return {c.id for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})}
+    # One list call: containers.list() then inspects each container, and one removed in between
+    # (a background removal finishing) raised NotFound out of the listing itself.
+    return {c["Id"] for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})}
 
 
 def assert_container_gone(docker_client, cid: str | None) -> None:
@@ -554,7 +557,7 @@ def test_missing_image_raises_and_leaves_nothing(sandbox, docker_client):
     owner = f"missing-{uuid.uuid4().hex[:12]}"
     with pytest.raises(SandboxError, match="skillyard images build"):
         sandbox.run(["true"], image=f"skillyard/no-such-image:{uuid.uuid4().hex[:8]}", owner=owner)
-    assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}) == []
+    assert docker_client.api.containers(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}) == []
 
 
 @pytest.mark.parametrize("files,collect,problem", [
@@ -590,7 +593,7 @@ def test_run_refuses_bad_paths_before_creating_a_container(sandbox, docker_clien
     owner = f"badpath-{uuid.uuid4().hex[:12]}"
     with pytest.raises(ValueError):
         sandbox.run(["true"], files={"/etc/evil": b"x"}, owner=owner)
-    assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}) == []
+    assert docker_client.api.containers(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}) == []
 
 
 # -- the Limits model ------------------------------------------------------------------------------
@@ -625,6 +628,8 @@ def test_parse_size_refuses_garbage(bad):
     ("memory", "lots"), ("memory", "1m"), ("max_stdout", "-5"), ("tmpfs", {"tmp": "1m"}), ("tmpfs", {"/": "1m"}),
     ("tmpfs", {"/tmp/../etc": "1m"}), ("tmpfs", {}), ("tmpfs", {"/tmp": "big"}), ("cpus", 0), ("pids", 2),
     ("timeout", 0), ("network", "host"), ("max_file_size", "1k0"), ("nofile", 3),
+    ("cpus", 0.001),  # under the CFS floor: the engine would refuse the run later, as if it were down
+    ("memory", "7m"),  # the supervisor is OOM-killed below 8m
 ])
 def test_limits_refuse_bad_values(field, value):
     with pytest.raises(ValidationError):
@@ -670,7 +675,7 @@ def test_cli_exec_json(docker_client):
     assert data["exit_code"] == 0 and data["stdout"] == "1\n" and data["stderr"] == ""
     assert data["timed_out"] is False and data["error"] is None
     # The CLI's container (labelled with its pid) is gone.
-    assert docker_client.containers.list(all=True, filters={"label": f"skillyard.pid={p.pid}"}) == []
+    assert docker_client.api.containers(all=True, filters={"label": f"skillyard.pid={p.pid}"}) == []
 
 
 def test_cli_exit_code_mirrors_program():
@@ -687,3 +692,78 @@ def test_cli_timeout_exits_124():
     data = json.loads(p.stdout)
     assert data["timed_out"] is True
     assert time.monotonic() - started < 30
+
+
+def test_limits_refuse_output_caps_memory_cannot_hold():
+    # Kept output waits in the container's memory: 40m + 40m could never come back from 64m.
+    with pytest.raises(ValidationError, match="raise memory or lower the output caps"):
+        Limits(memory="64m", max_stdout="40m", max_stderr="40m")
+    Limits(memory="256m", max_stdout="40m", max_stderr="40m")  # 200m needed: fits
+
+
+def test_large_output_comes_back_within_the_memory_limit(sandbox):
+    # 30 MB kept in a 96m container: the supervisor used to hold it ~5x over (OOM-killed, no
+    # output, blamed on the program); raw + base64 at ~2.3x leaves room.
+    r = sandbox.run(["head", "-c", str(30 * MB), "/dev/zero"],
+                    limits=sandbox.limits.loosen(memory="96m", max_stdout="30m", timeout=30))
+    assert r.error is None and not r.oom_killed, (r.exit_code, r.stderr[-300:])
+    assert r.exit_code == 0 and r.stdout == bytes(30 * MB) and not r.stdout_truncated
+
+
+def test_cli_refuses_unknown_options_and_keeps_the_commands_own():
+    p = cli("--bogus", "1", "--", "true")
+    assert p.returncode == 2 and b"No such option" in p.stderr
+    p = cli("python3", "-c", "import sys; print(sys.argv[1:])", "--x")  # no `--`: the command's options stay its own
+    assert p.returncode == 0 and p.stdout == b"['--x']\n", p.stderr.decode()
+
+
+def test_cli_validation_errors_name_the_flag():
+    p = cli("--cpus", "0.001", "--", "true")
+    err = p.stderr.decode()
+    assert p.returncode == 1 and "--cpus" in err and "errors.pydantic.dev" not in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _wait_for_container(docker_client, pid: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = docker_client.api.containers(filters={"label": f"skillyard.pid={pid}", "status": "running"})
+        if found:
+            return found[0]["Id"]
+        time.sleep(0.2)
+    raise AssertionError(f"no running container of pid {pid}")
+
+
+def test_cli_sigterm_removes_its_container(docker_client):
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "skillyard"), "exec", "--timeout", "60", "--",
+                             "python3", "-c", "while True: pass"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        cid = _wait_for_container(docker_client, proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    # Removed by the dying CLI itself, not left spinning until its 60 s deadline.
+    assert_container_gone(docker_client, cid)
+
+
+def test_cli_gc_reports_the_orphans_it_removes(docker_client):
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "skillyard"), "exec", "--timeout", "60", "--",
+                             "sleep", "60"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cid = _wait_for_container(docker_client, proc.pid)
+    finally:
+        proc.kill()  # SIGKILL: nothing of the CLI runs, its container is an orphan
+        proc.wait()
+    doctor = subprocess.run([str(ROOT / ".venv" / "bin" / "skillyard"), "doctor", "--json"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    leftover = next(c for c in json.loads(doctor.stdout) if c["check"] == "leftover containers")
+    assert not leftover["ok"] and "orphaned" in leftover["detail"], leftover
+    docker_client.api.inspect_container(cid)  # reported, not removed: doctor changes nothing
+    gc = subprocess.run([str(ROOT / ".venv" / "bin" / "skillyard"), "gc", "--json"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+    assert gc.returncode == 0, gc.stderr
+    assert cid in json.loads(gc.stdout)["removed"]
+    assert_container_gone(docker_client, cid)
