@@ -104,7 +104,9 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
 
 
 def run_gate(sandbox: Sandbox, pkg: SkillPackage, image: str, *, limits: Limits, threshold: float) -> GateReport:
-    threshold = pkg.config.gate.coverage if pkg.config.gate.coverage is not None else threshold
+    # An untrusted package may ask for more coverage than the operator's threshold, never less:
+    # `gate: {coverage: 0}` registered a skill at 36.6% before.
+    threshold = max(threshold, pkg.config.gate.coverage or 0.0)
     started = time.monotonic()
     violations = [str(v) for v in check_package(pkg.files)]
     if violations:
@@ -232,8 +234,14 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
     if report.skipped:
         reasons.append(f"{report.skipped} tests were skipped or xfailed: every test must run and pass")
 
-    # Cross-check against the independent record the gate plugin kept.
+    # Cross-check against the independent record the gate plugin sent the runner down a pipe.
     records = result.files.get(f"{OUT}/records.jsonl")
+    channel = runner.get("records_channel")
+    if runner and channel != "ok":
+        reasons.append({"closed early": "the gate plugin's record channel was closed while the tests ran: "
+                                        "reporting was tampered with",
+                        "overflow": "the gate plugin's record channel was flooded past 16 MB: reporting was "
+                                    "tampered with"}.get(channel, "the gate runner kept no record channel"))
     if runner and junit is not None and cases:
         collected, outcome, finish = _parse_records(records or b"")
         if finish is None:

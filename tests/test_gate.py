@@ -71,6 +71,15 @@ def test_low_coverage_blocks(yard, tmp_path):
     assert any("below the 80% threshold" in r for r in outcome.reasons), outcome.reasons
 
 
+def test_a_skill_cannot_lower_the_coverage_threshold(yard, tmp_path):
+    script = GOOD_SCRIPT + "\n\ndef unused(x):\n" + "".join(f"    x += {i}\n" for i in range(30)) + "    return x\n"
+    d = write_skill(tmp_path, "square", script=script, tests={"test_main.py": GOOD_TEST},
+                    sidecar="entrypoint: scripts/main.py:run\ngate: {coverage: 0}\n")
+    outcome = gate(yard, d)
+    assert outcome.status == "blocked"
+    assert any("below the 80% threshold" in r for r in outcome.reasons), outcome.reasons
+
+
 def test_no_tests_blocks(yard, tmp_path):
     d = write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests={"helpers.py": "X = 1\n"})
     outcome = gate(yard, d)
@@ -176,6 +185,67 @@ SPOOFS = {
                 outcome.get_result().outcome = "passed"
         '''),
     },
+    # The audit's forge-all (2026-12-02), past the static policy: pytest's failure count zeroed at
+    # session teardown (exit 0), failures cut from the JUnit file and every raw record rewritten to
+    # "passed" at exit. The records now go down the runner's pipe, so the rewrite finds no file and
+    # the sent failure sticks.
+    "forge_all_reports_atexit": {
+        "conftest.py": textwrap.dedent('''
+            import atexit, glob, json, re
+            import pytest
+
+            @pytest.fixture(scope="session", autouse=True)
+            def _zero(request):
+                yield
+                setattr(request.session, "tests" + "failed", 0)
+
+            def forge():
+                for path in glob.glob("/tmp/*/junit.xml"):
+                    xml = re.sub(r"<failure[^>]*>.*?</failure>", "", open(path).read(), flags=re.S)
+                    open(path, "w").write(re.sub(r'failures="[0-9]+"', 'failures="0"', xml))
+                for path in glob.glob("/tmp/*/records.jsonl"):
+                    recs = [json.loads(line) for line in open(path)]
+                    for rec in recs:
+                        rec.update({"raw": "passed"} if rec.get("kind") == "phase" else {})
+                        rec.update({"exitstatus": 0, "testsfailed": 0} if rec.get("kind") == "finish" else {})
+                    open(path, "w").write("".join(json.dumps(r) + "\\n" for r in recs))
+            atexit.register(forge)
+        '''),
+    },
+    # Smarter: forge passing records for every collected test down the plugin's pipe, then put
+    # /dev/null over its fd so the real failures go nowhere, zero the count, cut the JUnit file.
+    "forge_then_silence_record_channel": {
+        "conftest.py": textwrap.dedent('''
+            import atexit, glob, json, os, re, time
+            import pytest
+
+            @pytest.fixture(scope="session", autouse=True)
+            def _silence(request):
+                null = os.open("/dev/null", os.O_WRONLY)
+                for name in os.listdir("/proc/self/fd"):
+                    try:
+                        if int(name) > 2 and os.readlink("/proc/self/fd/" + name).startswith("pipe:"):
+                            fd = int(name)
+                            items = request.session.items
+                            lines = [{"kind": "phase", "id": i.nodeid, "when": w, "raw": "passed"}
+                                     for i in items for w in ("setup", "call", "teardown")]
+                            lines.append({"kind": "finish", "exitstatus": 0, "testsfailed": 0,
+                                          "testscollected": len(items)})
+                            os.write(fd, "".join(json.dumps(r) + "\\n" for r in lines).encode())
+                            os.dup2(null, fd)
+                    except (OSError, ValueError):
+                        pass
+                yield
+                time.sleep(1)  # the tests go on for a while after the channel was cut
+                setattr(request.session, "tests" + "failed", 0)
+
+            def cut():
+                for path in glob.glob("/tmp/*/junit.xml"):
+                    xml = re.sub(r"<failure[^>]*>.*?</failure>", "", open(path).read(), flags=re.S)
+                    open(path, "w").write(re.sub(r'failures="[0-9]+"', 'failures="0"', xml))
+            atexit.register(cut)
+        '''),
+    },
     # Imports pytest internals: refused by the policy.
     "import_internals": {
         "conftest.py": "import _pytest.reports\n_pytest.reports.TestReport.outcome = 'passed'\n",
@@ -224,3 +294,10 @@ def test_bundled_skills_register_and_broken_is_blocked(yard, skill_copy):
         assert outcome.report.coverage >= 80, name
         pkg = load_package(outcome.source)
         assert pkg.config.entrypoint
+
+
+def test_silenced_record_channel_is_named(yard, tmp_path):
+    tests = {"test_main.py": FAILING_TEST, **SPOOFS["forge_then_silence_record_channel"]}
+    outcome = gate(yard, write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests=tests))
+    assert outcome.status == "blocked"
+    assert any("record channel was closed" in r for r in outcome.reasons), outcome.reasons

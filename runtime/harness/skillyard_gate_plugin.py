@@ -3,18 +3,31 @@
 For every test it records the outcome computed from the raw call information (the
 exception, if any, that the test phase raised), not from the report object that other
 hooks could rewrite. The host cross-checks these records against the JUnit XML; any
-disagreement blocks the skill. The records file is opened before any test code loads.
+disagreement blocks the skill.
+
+The records go down a pipe to the gate runner (a separate, non-dumpable process), which
+keeps them in its own memory and writes them out only after every other process is dead.
+A file here could be reopened and rewritten by the tests (an atexit hook did exactly
+that); a line sent down the pipe cannot be taken back, and a failure, once sent, sticks.
+The fd and os.write are bound in a closure before any test code loads, so rebinding
+module attributes does not silence the record.
 """
 import json
 import os
 
-_path = os.environ.get("SKILLYARD_GATE_RECORDS")
-_fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600) if _path else None
+
+def _make_emit():
+    fd = int(os.environ.pop("SKILLYARD_GATE_RECORDS_FD", "-1"))
+    write, dumps = os.write, json.dumps
+
+    def emit(record):
+        if fd >= 0:
+            write(fd, (dumps(record) + "\n").encode())
+
+    return emit
 
 
-def _emit(record):
-    if _fd is not None:
-        os.write(_fd, (json.dumps(record) + "\n").encode())
+_emit = _make_emit()
 
 
 def pytest_collection_finish(session):
