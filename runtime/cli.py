@@ -21,8 +21,17 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))  # ensure_ascii: always valid UTF-8 JSON
 
 
+def _json_requested(argv: list[str]) -> bool:
+    """`--json` among the command's own options (before any `--`, after which args are a program's)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
 def _fail(message: str, code: int = 1) -> None:
+    """One clear line on stderr; with --json also one JSON object on stdout, so a machine reading
+    stdout gets an answer on every path, not an empty stream."""
     err.print(f"[bold red]error:[/] {esc(message)}", highlight=False)
+    if _json_requested(sys.argv[1:]):
+        _emit_json({"ok": False, "error": {"message": message, "exit_code": code}})
     sys.exit(code)
 
 

@@ -275,3 +275,15 @@ def test_cli_prints_skill_text_literally(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "Echoes [values0-2.5] and [bold]x" in shown.stdout
     assert "bad [/bold] input [values0-2.5]" in shown.stdout  # the .memory.md entry
+
+
+def test_cli_json_errors_are_json(tmp_path):
+    """With --json, a failing command still answers on stdout with one JSON object."""
+    home = tmp_path / "home"
+    for args in (["show", "nope", "--json"], ["versions", "nope", "--json"], ["run", "nope", "--json", "--input", "{bad"],
+                 ["rollback", "nope", "9", "--json"]):
+        p = _cli(*args, home=home)
+        assert p.returncode == 1, (args, p.stderr)
+        data = json.loads(p.stdout)
+        assert data["ok"] is False and data["error"]["message"], (args, data)
+        assert "error:" in p.stderr  # the human line stays on stderr
