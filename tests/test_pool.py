@@ -125,7 +125,7 @@ def test_prestart_serves_the_next_call_from_a_process_started_ahead(pool, runner
     assert [r.exit_code for r in (first, second, third)] == [0, 0, 0], (first.stderr, second.stderr)
     assert len({r.container_id for r in (first, second, third)}) == 1
     assert (first.prestarted, second.prestarted, third.prestarted) == (False, True, True)
-    pids, waited, listings = [], [], []
+    pids, waited = [], []
     for i, r in enumerate((first, second, third)):
         pid, wait_s, rest = r.stdout.decode().split(" ", 2)
         pids.append(int(pid))

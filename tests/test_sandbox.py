@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -22,7 +21,7 @@ import docker.errors
 import pytest
 from pydantic import ValidationError
 
-from sandbox import WORKDIR, Limits, RunSpec, SandboxError, parse_size
+from sandbox import Limits, RunSpec, SandboxError, parse_size
 from sandbox.docker_backend import LABEL_MANAGED, LABEL_OWNER
 from tests.conftest import ROOT
 
