@@ -20,6 +20,9 @@ import json
 import os
 import re
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -159,6 +162,44 @@ class AuditLog:
         if limit is not None:
             out = out[-limit:] if limit > 0 else []
         return out
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, stable name for why an action failed (never its message: that may quote inputs)."""
+    from sandbox import SandboxError
+
+    from .fixer import FixError
+    from .llm import LLMError, LLMUnavailable
+    from .package import PackageError
+    from .registry import RegistryError
+    from .tenants import Forbidden, NotFound
+    from .yard import SkillError
+
+    for cls, kind in ((PackageError, "package"), (SandboxError, "sandbox"), (LLMUnavailable, "llm_unavailable"),
+                      (LLMError, "llm"), (FixError, "fix"), (NotFound, "not_found"), (Forbidden, "forbidden"),
+                      (RegistryError, "registry"), (SkillError, "skill")):
+        if isinstance(exc, cls):
+            return kind
+    import docker.errors
+
+    return "engine" if isinstance(exc, docker.errors.DockerException) else "internal"
+
+
+@contextmanager
+def audited(log: AuditLog, event: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """One audit entry for a piece of work, written however the work ends: the body sets ``outcome``
+    (and what else it learns) on the yielded dict; an exception records ``outcome=error`` and
+    ``error=<kind>`` (package, sandbox, engine, llm, internal, ...) and propagates."""
+    entry: dict[str, Any] = {**fields, "outcome": "error"}
+    started = time.monotonic()
+    try:
+        yield entry
+    except BaseException as exc:
+        entry["outcome"], entry["error"] = "error", error_kind(exc)
+        raise
+    finally:
+        entry.setdefault("duration_ms", round((time.monotonic() - started) * 1000, 1))
+        log.record(event, **entry)
 
 
 def query(tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,

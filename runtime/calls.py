@@ -87,7 +87,10 @@ def _check_depth(value: Any) -> None:
 def encode_input(value: Any) -> bytes:
     """Check a call's input (from any caller) and serialise it once, for the container's stdin."""
     _check_depth(value)
-    data = json.dumps(value).encode()
+    try:  # NaN and Infinity are not JSON: a skill's strict parser, and failures.jsonl, would break on them
+        data = json.dumps(value, allow_nan=False).encode()
+    except ValueError as exc:
+        raise ValueError("input holds a non-finite number (NaN, Infinity, or one like 1e999 that overflows): JSON has none") from exc
     if len(data) > MAX_INPUT_BYTES:
         raise ValueError(f"input is over {MAX_INPUT_BYTES} bytes")
     return data

@@ -147,9 +147,11 @@ class SkillyardClient:
         return self._json("POST", f"/v1/skills/{name}/fix", params={"scope": scope},
                           json={"max_attempts": max_attempts, "allow_test_edits": allow_test_edits})
 
-    def create(self, task: str, *, name: str | None = None, shared: bool = False, max_attempts: int = 3) -> dict[str, Any]:
+    def create(self, task: str, *, name: str | None = None, shared: bool = False, max_attempts: int = 3,
+               allow_test_edits: bool = False) -> dict[str, Any]:
         return self._json("POST", "/v1/create", json={"task": task, "name": name, "shared": shared,
-                                                      "max_attempts": max_attempts})
+                                                      "max_attempts": max_attempts,
+                                                      "allow_test_edits": allow_test_edits})
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}")
@@ -189,12 +191,15 @@ class SkillyardClient:
                     data.append(line[5:].lstrip())
 
     # -- accounting ----------------------------------------------------------------------------------------
-    def cost(self, name: str | None = None, *, scope: str = "all") -> Any:
+    def cost(self, name: str | None = None, *, scope: str | None = None) -> Any:
+        """Every skill's token account (scope: all, private, shared; default all), or one skill's
+        (scope: auto, private, shared; default auto)."""
         if name is None:
-            return self._json("GET", "/v1/cost", params={"scope": scope})
-        return self._json("GET", f"/v1/cost/{name}")
+            return self._json("GET", "/v1/cost", params={"scope": scope or "all"})
+        return self._json("GET", f"/v1/cost/{name}", params={"scope": scope or "auto"})
 
     def audit(self, *, tenant: str | None = None, skill: str | None = None, since: str | None = None,
-              until: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+              until: str | None = None, event: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Audit entries, oldest first. since/until: ISO 8601 or relative (30m, 2h, 7d)."""
         return self._json("GET", "/v1/audit", params={"tenant": tenant, "skill": skill, "since": since,
-                                                      "until": until, "limit": limit})
+                                                      "until": until, "event": event, "limit": limit})

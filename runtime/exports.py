@@ -4,7 +4,7 @@ Skills folders (https://agentskills.io/specification).
 ``openai_tools`` gives the Responses API shape by default (``{"type": "function", "name",
 "description", "parameters", "strict": false}``) and the Chat Completions shape (the same
 inside ``"function"``) with ``style="chat"``. ``parameters`` is the skill's input_schema
-exactly; ``strict`` is false because strict mode demands schema features (every property
+without its top-level ``$schema`` (some providers reject the keyword); ``strict`` is false because strict mode demands schema features (every property
 required, no additional properties) that skill schemas need not have.
 """
 from __future__ import annotations
@@ -52,8 +52,10 @@ def _callable_packages(yard: "Yard", names: list[str] | None) -> list["SkillPack
 def openai_tool(pkg: "SkillPackage", style: Literal["responses", "chat"] = "responses") -> dict[str, Any]:
     if not OPENAI_NAME_RE.fullmatch(pkg.name):  # skill names always fit; a guard against future name rules
         raise ValueError(f"{pkg.name!r} is not a valid OpenAI function name")
+    # "$schema" names the dialect for validators; function-calling APIs do not want it (some reject it).
+    params = {k: v for k, v in pkg.config.input_schema.items() if k != "$schema"}
     fn = {"name": pkg.name, "description": pkg.description[:OPENAI_DESCRIPTION_MAX],
-          "parameters": pkg.config.input_schema, "strict": False}
+          "parameters": params, "strict": False}
     return {"type": "function", **fn} if style == "responses" else {"type": "function", "function": fn}
 
 

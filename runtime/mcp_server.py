@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -28,15 +27,16 @@ import anyio
 import click
 import structlog
 
-from .audit import AuditLog
+from .audit import AuditLog, audited
 from .config import Settings, get_settings
 from .package import NAME_RE
-from .tenants import Forbidden, NotFound, RunLimiter, Tenant, Tenants, TenantView, Yards
+from .tenants import Forbidden, NotFound, RunLimiter, Tenant, Tenants, TenantView, Yards, configured_max_runs
 
 log = structlog.get_logger(__name__)
 
 BUILTIN_TOOLS = ("search_skills", "test_skill", "fix_skill")  # underscores: no skill can be named so
 WRAP_KEY = "input"
+FIND_HINT = "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
 
 
 def tool_schema(input_schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -62,7 +62,9 @@ class SkillTools:
             if self.fixed is None:
                 raise click.ClickException(f"no tenant {tenant!r}: `skillyard tenant list` shows them")
         self.yards = Yards(self.settings, yard_factory)
-        self.runs = RunLimiter(max_concurrent_runs or 4)
+        # Per process: this server's runs only (an HTTP server beside it counts its own).
+        self.runs = RunLimiter(max_concurrent_runs if max_concurrent_runs is not None
+                               else configured_max_runs(self.settings))
         self.audit = AuditLog(self.settings.home)
 
     # -- who ---------------------------------------------------------------------------------------
@@ -140,7 +142,9 @@ class SkillTools:
             if name == "fix_skill":
                 return self._fix(view, args)
             return self._run(view, name, args)
-        except (NotFound, Forbidden) as exc:
+        except NotFound as exc:
+            return error_result(f"{exc}: {FIND_HINT}")
+        except Forbidden as exc:
             return error_result(str(exc))
 
     def _search(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
@@ -157,11 +161,10 @@ class SkillTools:
         if not isinstance(name, str) or (version is not None and (not isinstance(version, int) or version < 1)):
             return error_result("test_skill needs a skill 'name' and optionally an integer 'version' >= 1")
         t = view.resolve(name, "auto", version)
-        started = time.monotonic()
-        report = t.yard.test(name, t.record.version)
-        self.audit.record("gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope, via="mcp",
-                          outcome="passed" if report.passed else "blocked", tests=report.tests,
-                          coverage=report.coverage, duration_ms=round((time.monotonic() - started) * 1000, 1))
+        with audited(self.audit, "gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                     via="mcp") as entry:
+            report = t.yard.test(name, t.record.version)
+            entry.update(outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage)
         failing = [{"test": c.name, "status": c.status, "message": c.message[:300]}
                    for c in report.cases if c.status != "passed"]
         return ok_result({**report.summary, "version": t.record.version, "failing": failing[:20]})
@@ -179,19 +182,18 @@ class SkillTools:
             fixer = Fixer(t.yard)
         except LLMUnavailable as exc:
             return error_result(str(exc))
-        started = time.monotonic()
         try:
-            outcome = fixer.fix(name, max_attempts=attempts)
+            with audited(self.audit, "fix", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                         via="mcp") as entry:
+                outcome = fixer.fix(name, max_attempts=attempts)
+                entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens)
         except FixError as exc:
             return error_result(str(exc))
-        self.audit.record("fix", tenant=view.name, skill=name, version=outcome.version, scope=t.scope, via="mcp",
-                          outcome=outcome.status, tokens=outcome.tokens,
-                          duration_ms=round((time.monotonic() - started) * 1000, 1))
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > 64:
-            return error_result(f"no tool {name!r}")
+            return error_result(f"no tool {name!r}: {FIND_HINT}")
         t = view.resolve(name)
         if t.record.status != "registered":
             return error_result(f"{name} v{t.record.version} is {t.record.status}; only registered versions run")
@@ -202,16 +204,24 @@ class SkillTools:
             if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
                 return error_result(f"invalid_input: {name} takes its input as {{\"{WRAP_KEY}\": ...}}")
             params = args[WRAP_KEY]
+        from .server import non_finite_path
+
+        bad = non_finite_path(params)
+        if bad is not None:
+            return error_result(f"invalid_input: {bad} is not a finite number (JSON has no NaN or Infinity)")
         if not self.runs.try_acquire(view.tenant):
+            self.audit.record("call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope, via="mcp",
+                              outcome="refused", error="too_many_runs")
             return error_result(f"too many concurrent runs (limit {self.runs.limit_for(view.tenant)}); retry shortly")
         try:
-            result = view.run(t, params)
+            with audited(self.audit, "call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                         via="mcp") as entry:
+                result = view.run(t, params)
+                entry.update(version=result.version, limits=result.limits, peak_memory_bytes=result.peak_memory_bytes,
+                             outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                             duration_ms=round(result.duration_s * 1000, 1))
         finally:
             self.runs.release(view.tenant)
-        self.audit.record("call", tenant=view.name, skill=name, version=result.version, scope=t.scope, via="mcp",
-                          outcome="ok" if result.ok else result.error.kind if result.error else "error",
-                          duration_ms=round(result.duration_s * 1000, 1), limits=result.limits,
-                          peak_memory_bytes=result.peak_memory_bytes)
         if result.ok:
             return ok_result(result.output)
         err = result.error
@@ -318,14 +328,16 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP only.")
 @click.option("--port", type=int, default=8701, show_default=True, help="HTTP only.")
 @click.option("--tenant", default=None, help="Serve this tenant's view (stdio), or admit only its keys (http).")
-def mcp_command(transport: str, host: str, port: int, tenant: str | None) -> None:
+@click.option("--max-runs", type=int, default=None,
+              help="Concurrent runs per tenant in this process (default SKILLYARD_MAX_CONCURRENT_RUNS, else 4).")
+def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_runs: int | None) -> None:
     """Serve the registered skills as MCP tools (stdio for a local agent, http for remote ones)."""
     from . import logs
 
     logs.configure("WARNING")  # stderr: stdout is the MCP wire over stdio
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` removes our warm containers
     settings = get_settings()
-    tools = SkillTools(settings, tenant=tenant, http=transport == "http")
+    tools = SkillTools(settings, tenant=tenant, http=transport == "http", max_concurrent_runs=max_runs)
     try:
         if transport == "stdio":
             anyio.run(serve_stdio, tools)

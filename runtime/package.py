@@ -315,10 +315,17 @@ def _read_tree(root: Path, settings: Settings) -> tuple[dict[str, bytes], set[st
     return files, executable, memory
 
 
+MAX_PART_BYTES = 255  # NAME_MAX: a longer file or folder name cannot exist on Linux (the image build fails)
+MAX_PATH_BYTES = 1024
+
+
 def _check_rel_path(rel: str) -> None:
     p = PurePosixPath(rel)
     if p.is_absolute() or ".." in p.parts or rel.startswith("/"):
         raise PackageError(rel, "path escapes the package")
+    if not rel or p.as_posix() != rel or "." in rel.split("/"):
+        # "a//b", "a/./b", "./a" and "a/" name the same file as "a/b" / "a": one spelling per file.
+        raise PackageError(rel, f"path is not in plain form (write it as {p.as_posix()!r})")
     for part in p.parts:
         if not part or any(ord(c) < 32 for c in part) or "\\" in part:
             raise PackageError(rel, "path has control characters or backslashes")
@@ -326,9 +333,28 @@ def _check_rel_path(rel: str) -> None:
         if any(unicodedata.category(c) in ("Cf", "Cc", "Cs", "Co", "Zl", "Zp") for c in part):
             raise PackageError(rel, "path has invisible or direction-changing Unicode characters")
     try:
-        rel.encode("utf-8")
+        encoded = rel.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise PackageError(rel, "path is not valid UTF-8") from exc
+    if len(encoded) > MAX_PATH_BYTES:
+        raise PackageError(rel[:80] + "...", f"path is {len(encoded)} bytes; the limit is {MAX_PATH_BYTES}")
+    for part in p.parts:
+        size = len(part.encode("utf-8"))
+        if size > MAX_PART_BYTES:
+            raise PackageError(rel if len(rel) <= 120 else rel[:80] + "...",
+                               f"a file or folder name is {size} bytes; the limit is {MAX_PART_BYTES}")
+
+
+def _check_tree(paths: Any) -> None:
+    """No path may be both a file and a folder (``a`` and ``a/b``): such a package cannot be written
+    to disk or into an image."""
+    files = set(paths)
+    for rel in sorted(files):
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                raise PackageError(parent, f"is a file and also a folder holding {rel}: keep one of them")
 
 
 def load_package(path: str | Path, settings: Settings | None = None) -> SkillPackage:
@@ -350,6 +376,7 @@ def package_from_files(folder: str, files: dict[str, bytes], executable: set[str
     """Validate an in-memory package (from a folder, an archive or an LLM's answer)."""
     for rel in files:
         _check_rel_path(rel)
+    _check_tree(files)
     if "SKILL.md" not in files:
         raise PackageError("SKILL.md", "missing: every skill needs a SKILL.md at its root")
     try:
@@ -411,12 +438,17 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
             for member in tar:
-                name = member.name.removeprefix("./")
+                name = member.name
+                while name.startswith("./"):
+                    name = name.removeprefix("./")
                 if member.isdir():
                     continue
                 if not member.isreg():
                     raise PackageError(member.name, "archives may hold only regular files (no links or devices)")
                 _check_rel_path(name)
+                if name in files:
+                    # tar would silently keep the last one: which file is the package?
+                    raise PackageError(name, "is in the archive twice: keep one entry per file")
                 if member.size > settings.max_file_bytes:
                     raise PackageError(name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}")
                 total += member.size
@@ -428,6 +460,7 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
                     executable.add(name)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip/tar
         raise PackageError("", f"not a valid package archive: {exc}") from exc
+    _check_tree(files)
     return files, executable
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import math
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ import threading
 import time
 import traceback
 import zlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -40,12 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from .audit import AuditLog
+from .audit import AuditLog, audited, parse_when
 from .calls import CallResult, encode_input
 from .config import Settings, get_settings
 from .package import PackageError, SkillPackage, pack_files, package_from_files, parse_skill_md, unpack_files
 from .tenants import (DEFAULT_MAX_RUNS, TENANT_PATTERN, Forbidden, NotFound, RunLimiter, Tenant, Tenants,
-                      TenantView, Yards)
+                      TenantView, Yards, configured_max_runs)
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +63,21 @@ _current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar("skill
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def non_finite_path(value: Any) -> str | None:
+    """Where in a JSON value a NaN or an infinity sits ('input.a[2]'), or None. Python's JSON reader
+    accepts NaN, Infinity and 1e999, but they are not JSON: nothing strict could read them back."""
+    stack: list[tuple[str, Any]] = [("input", value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return where
+        if isinstance(v, dict):
+            stack.extend((f"{where}.{k}", x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+    return None
 
 
 # -- models ------------------------------------------------------------------------------------------
@@ -225,7 +242,31 @@ class TooBusy(Exception):
     """Over a per-tenant limit: 429."""
 
 
+def _crash_message(job: Job, exc: BaseException) -> str:
+    """What a client is told about an unexpected failure: what broke and what to do, never a traceback."""
+    where = f"{job.kind} of {job.skill}" if job.skill else job.kind
+    import docker.errors
+
+    tail = f"quote job {job.id} when reporting it; the server log has the details"
+    if isinstance(exc, docker.errors.APIError):
+        why = str(getattr(exc, "explanation", None) or "").splitlines()[0:1]
+        status = getattr(exc, "status_code", None)
+        detail = f" ({status}: {why[0][:200]})" if why else (f" ({status})" if status else "")
+        return (f"the container engine refused an operation during the {where}{detail}. If it names a file, "
+                f"the package has a path the engine cannot write; otherwise retry later. {tail}")
+    if isinstance(exc, MemoryError):
+        return f"the server ran out of memory during the {where}; retry later or send a smaller package. {tail}"
+    if isinstance(exc, (OSError, TimeoutError)):
+        return (f"a system error ({type(exc).__name__}) stopped the {where}; retry later. {tail}")
+    return f"internal error ({type(exc).__name__}) during the {where}; this is a bug in skillyard: {tail}"
+
+
 class JobStore:
+    """Jobs run on `workers` threads. Waiting jobs are kept in one queue per tenant, and a free worker
+    takes the next job of the tenant with the fewest jobs running (ties: the one served longest ago),
+    so one tenant's backlog never holds another tenant's job behind it. Async runs have a pool of
+    their own."""
+
     def __init__(self, *, workers: int, max_per_tenant: int, keep_s: float = 3600.0, max_kept: int = 2000) -> None:
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sy-job")
         self.run_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sy-run")
@@ -234,6 +275,10 @@ class JobStore:
         self.max_kept = max_kept
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._queues: dict[str, deque[tuple[Job, Callable[[Job], dict[str, Any]], Callable[[Job], None] | None]]] = {}
+        self._running: dict[str, int] = {}
+        self._served: dict[str, int] = {}  # tenant -> dispatch tick of its last started job
+        self._tick = 0
 
     def _prune(self) -> None:
         now = _utcnow()
@@ -258,10 +303,45 @@ class JobStore:
                                   "wait for one to finish (GET /v1/jobs/{id})")
             job = Job(id=secrets.token_hex(16), tenant=tenant, kind=kind, skill=skill, scope=scope)
             self._jobs[job.id] = job
-        job.emit("status", {"state": "queued"})
-        pool = self.run_pool if kind == "run" else self.pool
-        pool.submit(self._execute, job, fn, on_done)
+            job.emit("status", {"state": "queued"})
+            if kind != "run":
+                self._queues.setdefault(tenant, deque()).append((job, fn, on_done))
+        if kind == "run":
+            self.run_pool.submit(self._execute, job, fn, on_done)
+        else:
+            # One ticket per job: whichever worker takes it runs the fairest waiting job at that moment.
+            self.pool.submit(self._next)
         return job
+
+    def _pick(self) -> tuple[Job, Callable[[Job], dict[str, Any]], Callable[[Job], None] | None] | None:
+        with self._lock:
+            waiting = [t for t, q in self._queues.items() if q]
+            if not waiting:
+                return None
+            tenant = min(waiting, key=lambda t: (self._running.get(t, 0), self._served.get(t, -1),
+                                                 self._queues[t][0][0].created_at))
+            item = self._queues[tenant].popleft()
+            if not self._queues[tenant]:
+                del self._queues[tenant]
+            self._tick += 1
+            self._served[tenant] = self._tick
+            self._running[tenant] = self._running.get(tenant, 0) + 1
+            return item
+
+    def _next(self) -> None:
+        item = self._pick()
+        if item is None:
+            return
+        job = item[0]
+        try:
+            self._execute(*item)
+        finally:
+            with self._lock:
+                n = self._running.get(job.tenant, 0) - 1
+                if n <= 0:
+                    self._running.pop(job.tenant, None)
+                else:
+                    self._running[job.tenant] = n
 
     def _execute(self, job: Job, fn: Callable[[Job], dict[str, Any]], on_done: Callable[[Job], None] | None) -> None:
         from sandbox import SandboxError
@@ -283,11 +363,11 @@ class JobStore:
                 Forbidden) as exc:
             with job._lock:
                 job.error, job.state = str(exc), "failed"
-        except Exception:  # noqa: BLE001 - the client gets a job id to quote, the log gets the traceback
+        except Exception as exc:  # noqa: BLE001 - the client gets a job id to quote, the log gets the traceback
             log.error("job_crashed", job=job.id, kind=job.kind, skill=job.skill, tenant=job.tenant,
                       traceback=traceback.format_exc())
             with job._lock:
-                job.error, job.state = f"internal error in job {job.id}; the server log has the details", "failed"
+                job.error, job.state = _crash_message(job, exc), "failed"
         finally:
             with job._lock:
                 job.finished_at = _utcnow()
@@ -490,6 +570,7 @@ SkillName = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTER
 ScopeQ = Annotated[Literal["auto", "private", "shared"], Query(
     description="auto: your private skill of that name if any, else the shared one.")]
 VersionQ = Annotated[int | None, Query(ge=1, le=2**31, description="Default: the current version.")]
+WhenQ = Annotated[str | None, Query(max_length=64, description="ISO 8601 (naive = UTC) or relative: 30m, 2h, 7d, 1w.")]
 JobId = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
 View = Annotated[TenantView, Depends(_view)]
 
@@ -511,7 +592,14 @@ def _submit(request: Request, view: TenantView, kind: str, skill: str | None, sc
     try:
         return _state(request).jobs.submit(view.name, kind, skill, scope, fn, **kw)
     except TooBusy as exc:
+        _state(request).audit.record(kind, tenant=view.name, skill=skill, scope=scope, outcome="refused",
+                                     error="too_many_jobs", request_id=_rid(request))
         raise HTTPException(429, str(exc), headers={"Retry-After": "5"}) from exc
+
+
+# Which audited action a refused (403) request was: method and path -> event.
+_REFUSED_EVENTS = ((re.compile(r"/v1/skills/?"), "import"), (re.compile(r"/v1/skills/[^/]+/rollback/?"), "rollback"),
+                   (re.compile(r"/v1/skills/[^/]+/fix/?"), "fix"), (re.compile(r"/v1/create/?"), "create"))
 
 
 def _llm_fixer(yard: Any) -> Any:
@@ -628,7 +716,7 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
     own max_concurrent_runs wins); env SKILLYARD_MAX_CONCURRENT_RUNS sets it too."""
     settings = settings or get_settings()
     if max_concurrent_runs is None:
-        max_concurrent_runs = int(os.environ.get("SKILLYARD_MAX_CONCURRENT_RUNS", DEFAULT_MAX_RUNS))
+        max_concurrent_runs = configured_max_runs(settings)
     if job_workers is None:
         job_workers = int(os.environ.get("SKILLYARD_JOB_WORKERS", max(1, min(4, os.cpu_count() or 1))))
     upload_limit = upload_limit or max(UPLOAD_LIMIT, settings.max_package_bytes)
@@ -682,15 +770,29 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
                 why = (e.get("ctx") or {}).get("error", "invalid JSON")
                 return err(request, 422, f"malformed JSON in the request body: {why} (at byte {loc[-1] if loc else '?'})")
             problems.append({"loc": loc, "msg": str(e.get("msg", ""))[:300], "type": e.get("type")})
+        ctype = request.headers.get("content-type", "")
+        if ctype and "json" not in ctype.lower() and any(p["loc"] == ["body"] for p in problems):
+            # FastAPI reads a body as JSON only when Content-Type says so; otherwise it is bytes, "not a dict".
+            return err(request, 422, f"the request body was not read as JSON because its Content-Type is "
+                                     f"{ctype[:100]!r}: send JSON with the "
+                                     "header 'Content-Type: application/json'", detail=problems)
         summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
         return err(request, 422, f"invalid request: {summary}", detail=problems)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return err(request, 404, str(exc))
+        return err(request, 404, f"{exc}: list skills with GET /v1/skills")
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        tenant = getattr(request.state, "tenant", None)
+        if request.method == "POST" and isinstance(tenant, Tenant):
+            event = next((ev for rx, ev in _REFUSED_EVENTS if rx.fullmatch(request.url.path)), None)
+            if event is not None:
+                name = request.path_params.get("name")
+                await anyio.to_thread.run_sync(lambda: state.audit.record(
+                    event, tenant=tenant.name, skill=name if isinstance(name, str) else None, outcome="refused",
+                    error="forbidden", request_id=_rid(request)))
         return err(request, 403, str(exc))
 
     @app.exception_handler(PackageError)
@@ -779,12 +881,11 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
         rid = _rid(request)
 
         def work(job: Job) -> dict[str, Any]:
-            started = time.monotonic()
-            outcome = yard.add_package(pkg, force=force)
-            state.audit.record("import", tenant=view.name, skill=pkg.name, version=outcome.version, scope=scope,
-                               outcome=outcome.status, duration_ms=round((time.monotonic() - started) * 1000, 1),
-                               job_id=job.id, request_id=rid)
-            return {**outcome.to_dict(), "scope": scope}
+            with audited(state.audit, "import", tenant=view.name, skill=pkg.name, scope=scope, job_id=job.id,
+                         request_id=rid) as entry:
+                outcome = yard.add_package(pkg, force=force)
+                entry.update(version=outcome.version, outcome=outcome.status)
+                return {**outcome.to_dict(), "scope": scope}
 
         return _job_response(_submit(request, view, "import", pkg.name, scope, work))
 
@@ -832,22 +933,28 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
             encode_input(body.input)
         except ValueError as exc:
             raise HTTPException(422, f"input: {exc}") from exc
+        bad = non_finite_path(body.input)
+        if bad is not None:
+            raise HTTPException(422, f"{bad} is not a finite number: JSON has no NaN or Infinity (1e999 is one)")
         t = view.resolve(name, scope, body.version)
         limiter = state.runs
         if not limiter.try_acquire(view.tenant):
+            state.audit.record("call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                               outcome="refused", error="too_many_runs", request_id=_rid(request))
             raise HTTPException(429, f"{limiter.active(view.tenant)} runs of yours are in progress (the limit is "
                                      f"{limiter.limit_for(view.tenant)}); retry when one finishes",
                                 headers={"Retry-After": "1"})
         rid = _rid(request)
 
         def do_run() -> CallResultOut:
-            result = view.run(t, body.input, body.version)
-            out = call_out(result, t.scope)
-            state.audit.record("call", tenant=view.name, skill=name, version=result.version, scope=t.scope,
-                               outcome="ok" if result.ok else result.error.kind if result.error else "error",
-                               duration_ms=out.duration_ms, limits=result.limits,
-                               peak_memory_bytes=result.peak_memory_bytes, request_id=rid)
-            return out
+            with audited(state.audit, "call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                         request_id=rid) as entry:
+                result = view.run(t, body.input, body.version)
+                out = call_out(result, t.scope)
+                entry.update(version=result.version, limits=result.limits, peak_memory_bytes=result.peak_memory_bytes,
+                             outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                             duration_ms=out.duration_ms)
+                return out
 
         if body.async_:
             def work(job: Job) -> dict[str, Any]:
@@ -878,16 +985,15 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
         rid = _rid(request)
 
         def work(job: Job) -> dict[str, Any]:
-            started = time.monotonic()
-            job.emit("progress", {"message": f"{name} v{t.record.version}: building image and running the gate"})
-            report = t.yard.test(name, t.record.version)
-            job.emit("progress", {"message": f"{name}: {'passed' if report.passed else 'blocked'}, "
-                                             f"{report.tests} tests, coverage {report.coverage}"})
-            state.audit.record("gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                               outcome="passed" if report.passed else "blocked", tests=report.tests,
-                               coverage=report.coverage, limits=report.limits,
-                               duration_ms=round((time.monotonic() - started) * 1000, 1), job_id=job.id, request_id=rid)
-            return report.to_dict()
+            with audited(state.audit, "gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                         job_id=job.id, request_id=rid) as entry:
+                job.emit("progress", {"message": f"{name} v{t.record.version}: building image and running the gate"})
+                report = t.yard.test(name, t.record.version)
+                job.emit("progress", {"message": f"{name}: {'passed' if report.passed else 'blocked'}, "
+                                                 f"{report.tests} tests, coverage {report.coverage}"})
+                entry.update(outcome="passed" if report.passed else "blocked", tests=report.tests,
+                             coverage=report.coverage, limits=report.limits)
+                return report.to_dict()
 
         return _job_response(_submit(request, view, "gate", name, t.scope, work))
 
@@ -905,12 +1011,12 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
         rid = _rid(request)
 
         def work(job: Job) -> dict[str, Any]:
-            started = time.monotonic()
-            outcome = fixer.fix(name, max_attempts=body.max_attempts, allow_test_edits=body.allow_test_edits)
-            state.audit.record("fix", tenant=view.name, skill=name, version=outcome.version, scope=t.scope,
-                               outcome=outcome.status, tokens=outcome.tokens, attempts=len(outcome.attempts),
-                               duration_ms=round((time.monotonic() - started) * 1000, 1), job_id=job.id, request_id=rid)
-            return {**outcome.to_dict(), "scope": t.scope}
+            with audited(state.audit, "fix", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
+                         job_id=job.id, request_id=rid) as entry:
+                outcome = fixer.fix(name, max_attempts=body.max_attempts, allow_test_edits=body.allow_test_edits)
+                entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens,
+                             attempts=len(outcome.attempts))
+                return {**outcome.to_dict(), "scope": t.scope}
 
         return _job_response(_submit(request, view, "fix", name, t.scope, work))
 
@@ -926,15 +1032,15 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
         rid = _rid(request)
 
         def work(job: Job) -> dict[str, Any]:
-            started = time.monotonic()
-            added, fixed = fixer.create(body.task, name=body.name, max_attempts=body.max_attempts,
-                                        allow_test_edits=body.allow_test_edits)
-            final = "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
-            state.audit.record("create", tenant=view.name, skill=added.name, version=added.version, scope=scope,
-                               outcome=final, tokens=fixed.tokens if fixed else None,
-                               duration_ms=round((time.monotonic() - started) * 1000, 1), job_id=job.id, request_id=rid)
-            return {"name": added.name, "status": final, "scope": scope, "created": added.to_dict(),
-                    "fix": fixed.to_dict() if fixed else None}
+            with audited(state.audit, "create", tenant=view.name, skill=body.name, scope=scope, job_id=job.id,
+                         request_id=rid) as entry:
+                added, fixed = fixer.create(body.task, name=body.name, max_attempts=body.max_attempts,
+                                            allow_test_edits=body.allow_test_edits)
+                final = "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
+                entry.update(skill=added.name, version=added.version, outcome=final,
+                             tokens=fixed.tokens if fixed else None)
+                return {"name": added.name, "status": final, "scope": scope, "created": added.to_dict(),
+                        "fix": fixed.to_dict() if fixed else None}
 
         return _job_response(_submit(request, view, "create", body.name, scope, work))
 
@@ -1023,11 +1129,17 @@ def create_app(settings: Settings | None = None, *, yard_factory: Callable[[Sett
             responses={**COMMON, 403: {**ERR, "description": "Another tenant's entries without an admin key"}})
     def audit(view: View, tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
               skill: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
-              since: datetime | None = None, until: datetime | None = None,
+              since: WhenQ = None, until: WhenQ = None,
               event: Literal["call", "gate", "import", "rollback", "fix", "create"] | None = None,
               limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[dict[str, Any]]:
         """The audit trail, oldest first (the newest `limit` entries). Admin keys see every tenant's;
-        other keys see their own."""
+        other keys see their own. `since`/`until`: ISO 8601 or relative (30m, 2h, 7d), as in the CLI."""
+        try:
+            lo = parse_when(since) if since else None
+            hi = parse_when(until) if until else None
+        except ValueError as exc:
+            raise HTTPException(422, f"invalid request: {exc}") from exc
+        since, until = lo, hi  # type: ignore[assignment]
         if not view.admin:
             if tenant is not None and tenant != view.name:
                 raise HTTPException(403, "a tenant key sees only its own audit entries")

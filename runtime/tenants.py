@@ -332,7 +332,7 @@ class TenantView:
                 run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
                 return Target(name, "shared", self.shared, run_yard, rec)
         what = f"{name} v{version}" if version is not None else name
-        raise NotFound(f"no skill {what}: list skills with GET /v1/skills")
+        raise NotFound(f"no skill {what}")  # each surface adds how to list skills there
 
     def check_change(self, target: Target) -> None:
         if target.scope == "shared" and not self.admin:
@@ -444,6 +444,22 @@ class Yards:
         with self._lock:
             for kind in ("private", "shared"):
                 self._yards.pop((kind, tenant), None)
+
+
+def configured_max_runs(settings: Settings | None = None) -> int:
+    """The per-tenant default of concurrent runs for a server process: the settings' max_concurrent_runs
+    if they have one, else SKILLYARD_MAX_CONCURRENT_RUNS, else DEFAULT_MAX_RUNS. Each server process
+    (HTTP, MCP) counts its own runs: the limit is per process, not across processes."""
+    value = getattr(settings, "max_concurrent_runs", None) if settings is not None else None
+    if value is None:
+        value = os.environ.get("SKILLYARD_MAX_CONCURRENT_RUNS", "").strip() or DEFAULT_MAX_RUNS
+    try:
+        n = int(value)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={value!r} is not a whole number") from exc
+    if n < 1:
+        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={n} must be at least 1")
+    return n
 
 
 class RunLimiter:

@@ -106,3 +106,25 @@ def test_tools_command_prints_the_definitions(yard, runner_image):
     out = subprocess.run([sys.executable, "-m", "runtime.exports", "num-broken"], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=120)
     assert out.returncode != 0 and "blocked" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_openai_parameters_drop_the_schema_keyword():
+    """Some providers reject "$schema" in a function's parameters: the export leaves it out (and
+    leaves the skill's own schema untouched)."""
+    from openai.types.responses import FunctionToolParam
+    from pydantic import TypeAdapter
+
+    from runtime.exports import openai_tool
+    from runtime.package import package_from_files
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **INPUT_SCHEMA}
+    pkg = package_from_files("num-schema", {
+        "SKILL.md": b"---\nname: num-schema\ndescription: Sum numbers.\n---\n# num-schema\n",
+        "scripts/main.py": SCRIPT.encode(),
+        "skillyard.yaml": ("entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(schema) + "\n").encode()})
+    for style in ("responses", "chat"):
+        tool = openai_tool(pkg, style)  # type: ignore[arg-type]
+        params = tool["parameters"] if style == "responses" else tool["function"]["parameters"]
+        assert "$schema" not in params and params == INPUT_SCHEMA
+    TypeAdapter(FunctionToolParam).validate_python(openai_tool(pkg))
+    assert pkg.config.input_schema == schema

@@ -147,3 +147,55 @@ def test_streamable_http_server_needs_a_key_and_serves_the_tenant(home, backend,
         tools.close()
     calls = [e for e in tools.audit.query(tenant="agent") if e["event"] == "call"]
     assert [e["outcome"] for e in calls] == ["ok", "invalid_input"] and all(e["via"] == "mcp" for e in calls)
+
+
+def _factory(backend, runner_image):
+    def factory(s: Settings):
+        from runtime.yard import Yard
+
+        y = Yard(s, sandbox=Sandbox(backend))
+        y.runner = runner_image
+        return y
+
+    return factory
+
+
+def test_max_concurrent_runs_comes_from_the_environment(home, backend, runner_image, monkeypatch):
+    """SKILLYARD_MAX_CONCURRENT_RUNS applies to the MCP server as to the HTTP one (per process); a
+    refused call is audited."""
+    from runtime.mcp_server import SkillTools
+
+    monkeypatch.setenv("SKILLYARD_MAX_CONCURRENT_RUNS", "1")
+    tools = SkillTools(home["settings"], yard_factory=_factory(backend, runner_image))
+    try:
+        assert tools.runs.limit_for(None) == 1
+        view = tools.yards.view(None)
+        assert tools.runs.try_acquire(view.tenant)  # one run in flight: the limit is reached
+        try:
+            busy = tools.call(view, NAME, {"text": "x"})
+        finally:
+            tools.runs.release(view.tenant)
+        assert busy["is_error"] and "limit 1" in busy["content"][0]["text"]
+        assert tools.call(view, NAME, {"text": "x"})["is_error"] is False
+    finally:
+        tools.close()
+    calls = [e for e in tools.audit.query(tenant="local", skill=NAME) if e["event"] == "call"]
+    assert [e["outcome"] for e in calls[-2:]] == ["refused", "ok"] and calls[-2]["error"] == "too_many_runs"
+    assert SkillTools(home["settings"], max_concurrent_runs=3).runs.limit_for(None) == 3
+    monkeypatch.delenv("SKILLYARD_MAX_CONCURRENT_RUNS")
+    assert SkillTools(home["settings"]).runs.limit_for(None) == 4
+
+
+def test_error_texts_point_to_mcp_ways_and_reject_non_finite_input(home, backend, runner_image):
+    from runtime.mcp_server import SkillTools
+
+    tools = SkillTools(home["settings"], yard_factory=_factory(backend, runner_image))
+    try:
+        view = tools.yards.view(None)
+        for name, args in (("no-such-skill", {}), ("Bad Name", {}), ("test_skill", {"name": "no-such-skill"})):
+            text = tools.call(view, name, args)["content"][0]["text"]
+            assert "/v1/" not in text and "search_skills" in text and "tools/list" in text, text
+        nan = tools.call(view, NAME, {"text": "x", "times": float("inf")})
+        assert nan["is_error"] and "finite" in nan["content"][0]["text"]
+    finally:
+        tools.close()

@@ -572,3 +572,43 @@ def test_package_from_files_validates_paths():
     for bad in ("../x", "/abs", "a/../../x"):
         with pytest.raises(PackageError, match="escapes"):
             package_from_files("demo", {**base, bad: b""})
+
+
+# -- paths that cannot exist on disk or in an image -------------------------------------------------
+@pytest.mark.parametrize("paths,file,fragment", [
+    pytest.param({"resources/stopwords.txt": b"a", "resources/stopwords.txt/x": b"b"}, "resources/stopwords.txt",
+                 "file and also a folder", id="file-and-folder"),
+    pytest.param({"scripts": b"a", "scripts/deep/x.py": b"b"}, "scripts", "file and also a folder", id="file-and-deep-folder"),
+    pytest.param({"resources/" + "a" * 300: b"a"}, "resources/" + "a" * 70, "limit is 255", id="part-over-255-bytes"),
+    pytest.param({"resources/" + "é" * 128: b"a"}, "resources/", "256 bytes", id="part-over-255-utf8-bytes"),
+    pytest.param({"/".join(["d" * 200] * 6): b"a"}, "d" * 80, "limit is 1024", id="path-over-1024-bytes"),
+    pytest.param({"a//b": b"a"}, "a//b", "plain form", id="double-slash"),
+    pytest.param({"a/./b": b"a"}, "a/./b", "plain form", id="dot-part"),
+])
+def test_paths_that_cannot_be_built_are_rejected(paths, file, fragment):
+    base = {"SKILL.md": SKILL_MD.format(name="demo").encode()}
+    with pytest.raises(PackageError) as info:
+        package_from_files("demo", {**base, **paths})
+    assert info.value.file.startswith(file) and fragment in str(info.value), str(info.value)
+
+
+def test_a_255_byte_name_is_fine():
+    base = {"SKILL.md": SKILL_MD.format(name="demo").encode()}
+    assert package_from_files("demo", {**base, "resources/" + "a" * 255: b"a"}).name == "demo"
+
+
+@pytest.mark.parametrize("members,file", [
+    pytest.param([GOOD, member("SKILL.md", b"---\nname: demo\ndescription: other\n---\n")], "SKILL.md", id="skill-md-twice"),
+    pytest.param([GOOD, member("x", b"1"), member("./x", b"2")], "x", id="x-and-dot-slash-x"),
+    pytest.param([GOOD, member("./././x", b"1"), member("x", b"2")], "x", id="dot-slashes"),
+])
+def test_unpack_refuses_duplicate_entries(settings, members, file):
+    with pytest.raises(PackageError) as info:
+        unpack_files(tar_of(*members), settings)
+    assert info.value.file == file and "twice" in str(info.value)
+
+
+def test_unpack_refuses_file_and_folder_at_one_path(settings):
+    blob = tar_of(GOOD, member("resources/stopwords.txt", b"a"), member("resources/stopwords.txt/x", b"b"))
+    with pytest.raises(PackageError, match="file and also a folder"):
+        unpack_files(blob, settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -146,6 +147,20 @@ def wait_job(c: httpx.Client, job_id: str, timeout: float = 180) -> dict:
 
 def tree(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): (p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+
+
+def _settled_tree(root: Path, quiet_s: float = 1.0, timeout: float = 30) -> dict[str, int]:
+    """The tree once earlier requests' background accounting writes (the yards' writer threads) are done:
+    unchanged for `quiet_s`."""
+    deadline = time.monotonic() + timeout
+    last = tree(root)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = tree(root)
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +356,7 @@ def test_shared_skills_are_read_only_for_tenants(env, tmp_path):
 def test_path_traversal_in_names_and_ids_touches_nothing(env):
     home = env["home"]
     env["c"]["bob"].get("/v1/skills")  # bob's stores exist before the snapshot
-    before = tree(home)
+    before = _settled_tree(home)
     bad = ["..", "%2e%2e", "%2E%2E", "..%2f..%2fetc", "a%2fb", "a/b", "..%5c..%5cwin", "%00", "a" * 300,
            "sy-shared%2f..%2f..", "sy-shared%0a", "sy-shared%0d%0a", "Sy-Shared", "-x", ".", "%2e", "~root", "x..y", "..;", "a%20b"]
     conn = http.client.HTTPConnection("127.0.0.1", int(env["url"].rsplit(":", 1)[1]), timeout=30)
@@ -541,3 +556,211 @@ def test_zz_no_response_body_carries_a_traceback(env):
     assert len(_BODIES) > 10
     leaking = [b[:300] for b in _BODIES if "Traceback" in b or 'File "/' in b]
     assert not leaking, leaking
+
+
+# -- packages that cannot be built, refused attempts, audit of failures ------------------------------------------
+def _tar(*entries: tuple[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_unbuildable_packages_are_422_not_a_failed_job(env):
+    """Each of these once got 202 and a job failing with a bare 'internal error' (the engine's 500)."""
+    bob = env["c"]["bob"]
+    md = b"---\nname: bob-bad\ndescription: A package the engine cannot write.\n---\n# bob-bad\n"
+    cases = {
+        "file and also a folder": [("SKILL.md", md), ("resources/stopwords.txt", b"a"),
+                                   ("resources/stopwords.txt/x", b"b")],
+        "limit is 255": [("SKILL.md", md), ("resources/" + "a" * 300, b"a")],
+        "limit is 1024": [("SKILL.md", md), ("/".join(["d" * 200] * 6), b"a")],
+        "SKILL.md: is in the archive twice": [("SKILL.md", md), ("SKILL.md", md.replace(b"A package", b"Other"))],
+        "x: is in the archive twice": [("SKILL.md", md), ("x", b"1"), ("./x", b"2")],
+    }
+    before = len(bob.get("/v1/jobs").json())
+    for fragment, entries in cases.items():
+        for prefix in ("", "bob-bad/"):  # files at the root, or in one top folder
+            blob = _tar(*((n.replace("./", "./" + prefix) if n.startswith("./") else prefix + n, d)
+                          for n, d in entries))
+            r = bob.post("/v1/skills", content=blob, headers={"Content-Type": "application/gzip"})
+            assert r.status_code == 422, (fragment, prefix, r.status_code, r.text)
+            assert r.json()["error"].startswith("package rejected: ") and fragment.split(": ")[-1] in r.json()["error"]
+    assert len(bob.get("/v1/jobs").json()) == before  # no job was started for any of them
+
+
+def test_refused_attempts_are_audited(env):
+    bob, carol, root = env["c"]["bob"], env["c"]["carol"], env["c"]["root"]
+    assert bob.post(f"/v1/skills/{SHARED}/rollback", json={"version": 1}).status_code == 403
+    assert bob.post("/v1/skills", params={"shared": "true"}, content=archive(env["src"] / SHARED),
+                    headers={"Content-Type": "application/gzip"}).status_code == 403
+    r = carol.post(f"/v1/skills/{SHARED}/run", json={"input": {"mode": "sleep", "seconds": 1}, "async": True})
+    assert r.status_code == 202
+    assert carol.post(f"/v1/skills/{SHARED}/run", json={"input": {"text": "2"}}).status_code == 429
+    wait_job(carol, r.json()["id"], timeout=60)
+    refused = [e for e in root.get("/v1/audit", params={"limit": 10000}).json() if e["outcome"] == "refused"]
+    seen = {(e["tenant"], e["event"], e.get("skill"), e["error"]) for e in refused}
+    assert {("bob", "rollback", SHARED, "forbidden"), ("bob", "import", None, "forbidden"),
+            ("carol", "call", SHARED, "too_many_runs")} <= seen, seen
+    assert all(e["request_id"] for e in refused)
+
+
+def test_audit_since_accepts_relative_times(env):
+    bob = env["c"]["bob"]
+    bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"text": "recent"}})
+    for since in ("2h", "30m", "1d", "90s", "2000-01-01T00:00:00Z"):
+        r = bob.get("/v1/audit", params={"since": since})
+        assert r.status_code == 200 and r.json(), (since, r.text)
+    assert bob.get("/v1/audit", params={"until": "2000-01-01T00:00:00Z"}).json() == []
+    r = bob.get("/v1/audit", params={"since": "yesterday-ish"})
+    assert r.status_code == 422 and "30m, 2h, 7d" in r.json()["error"]
+
+
+def test_json_body_without_json_content_type_says_to_set_it(env):
+    bob = env["c"]["bob"]
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        r = bob.post(f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}', headers={"Content-Type": ctype})
+        assert r.status_code == 422 and "Content-Type: application/json" in r.json()["error"], r.text
+    # with the header the same body runs; a JSON body of the wrong shape still says what is wrong
+    r = bob.post(f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}',
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    r = bob.post(f"/v1/skills/{SHARED}/run", content=b"[1]", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "Content-Type" not in r.json()["error"]
+
+
+def test_non_finite_numbers_in_input_are_422(env):
+    bob = env["c"]["bob"]
+    failures = env["home"] / "tenants" / "bob" / "shared" / "skills" / SHARED / "failures.jsonl"
+    before = failures.read_text() if failures.exists() else ""
+    for raw in (b'{"input": {"seconds": NaN}}', b'{"input": {"seconds": 1e999}}',
+                b'{"input": {"text": "x", "n": [1, {"d": -Infinity}]}}', b'{"input": Infinity}'):
+        r = bob.post(f"/v1/skills/{SHARED}/run", content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and "finite" in r.json()["error"], (raw, r.text)
+    assert (failures.read_text() if failures.exists() else "") == before
+    assert bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"seconds": 1e300, "text": "x"}}).status_code == 422
+
+
+def test_python_client_audit_event_cost_scope_and_create_flags(env):
+    with SkillyardClient(env["url"], env["keys"]["root"]) as sy:
+        sy.run(SHARED, {"text": "for the audit"})
+        calls = sy.audit(event="call", since="1h")
+        assert calls and {e["event"] for e in calls} == {"call"}
+        assert sy.cost(SHARED)["skill"] == SHARED
+        assert sy.cost(SHARED, scope="shared")["scope"] == "shared"
+        with pytest.raises(SkillyardError) as info:
+            sy.cost(SHARED, scope="private")  # root has no private skill of that name
+        assert info.value.status == 404
+        with pytest.raises(SkillyardError) as info:
+            sy.create("count words", allow_test_edits=True)  # sent; no LLM configured here
+        assert info.value.status == 503
+
+
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory, backend, runner_image):
+    """A server with ONE job worker and an LLM endpoint that is configured but down; tenants root
+    (admin), ann and ben; one shared skill."""
+    root = tmp_path_factory.mktemp("lone")
+    home = root / "home"
+    settings = Settings(home=home, wheelhouse=WHEELHOUSE, openai_base_url="http://127.0.0.1:9/v1",
+                        openai_api_key="none", llm_max_retries=0)
+    tenants = Tenants(home)
+    keys = {n: tenants.add_tenant(n, admin=n == "root") for n in ("root", "ann", "ben")}
+    app = create_app(settings, yard_factory=make_factory(backend, runner_image), job_workers=1)
+    with ServerThread(app) as srv:
+        clients = {name: api_client(srv.url, key) for name, key in keys.items()}
+        src = write_skill(root / "src", SHARED, script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR,
+                          description="Echo text back for everyone.")
+        r = clients["root"].post("/v1/skills", params={"shared": "true"}, content=archive(src),
+                                 headers={"Content-Type": "application/gzip"})
+        assert r.status_code == 202, r.text
+        assert wait_job(clients["root"], r.json()["id"])["result"]["status"] == "registered"
+        yield {"c": clients, "app": app, "home": home}
+        for c in clients.values():
+            c.close()
+
+
+def test_one_tenants_backlog_does_not_hold_up_another(lone):
+    """ann queues 4 gate jobs on the single worker; ben then queues one. ben's job must start as soon as
+    the worker frees, before ann's remaining queued jobs (order from the jobs' start times and events)."""
+    ann, ben = lone["c"]["ann"], lone["c"]["ben"]
+    ann_ids = []
+    for _ in range(4):
+        r = ann.post(f"/v1/skills/{SHARED}/test", json={})
+        assert r.status_code == 202, r.text
+        ann_ids.append(r.json()["id"])
+    deadline = time.monotonic() + 60
+    while ann.get(f"/v1/jobs/{ann_ids[0]}").json()["state"] == "queued":  # the worker has taken ann's first
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    r = ben.post(f"/v1/skills/{SHARED}/test", json={})
+    assert r.status_code == 202
+    ben_job = wait_job(ben, r.json()["id"], timeout=300)
+    ann_jobs = [wait_job(ann, i, timeout=300) for i in ann_ids]
+    assert ben_job["state"] == "succeeded" and all(j["state"] == "succeeded" for j in ann_jobs)
+    started = {j["id"]: j["started_at"] for j in [*ann_jobs, ben_job]}
+    order = sorted(started, key=lambda i: started[i])
+    assert order[0] == ann_ids[0] and order[1] == ben_job["id"], (order, ann_ids, ben_job["id"])
+    # one worker: each job started after the previous one finished
+    jobs = sorted([*ann_jobs, ben_job], key=lambda j: j["started_at"])
+    assert all(a["finished_at"] <= b["started_at"] for a, b in itertools.pairwise(jobs))
+    # the events say the same: ben's 'running' event precedes ann's second job's
+    def running_ts(c: httpx.Client, job_id: str) -> str:
+        return next(e["ts"] for e in _events(c, job_id) if e.get("state") == "running")
+
+    assert running_ts(ben, ben_job["id"]) < running_ts(ann, ann_ids[1])
+
+
+def _events(c: httpx.Client, job_id: str) -> list[dict]:
+    out = []
+    with c.stream("GET", f"/v1/jobs/{job_id}/events") as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                out.append(json.loads(line[5:]))
+    return out
+
+
+def test_failed_jobs_are_audited_with_the_error_kind(lone):
+    root = lone["c"]["root"]
+    r = root.post("/v1/create", json={"task": "count the words in a text", "name": "word-count"})
+    assert r.status_code == 202, r.text
+    job = wait_job(root, r.json()["id"], timeout=120)
+    assert job["state"] == "failed" and job["error"]
+    entries = [e for e in root.get("/v1/audit", params={"event": "create"}).json() if e.get("job_id") == job["id"]]
+    assert len(entries) == 1, entries
+    assert entries[0]["outcome"] == "error" and entries[0]["error"] in ("fix", "llm") and entries[0]["tenant"] == "root"
+    assert "duration_ms" in entries[0] and "Traceback" not in json.dumps(entries[0])
+
+
+def test_unexpected_job_failures_say_what_to_do(backend):
+    """A job that dies of something unforeseen: the engine refusing an operation, or a plain bug. The
+    job's error names what broke and the job id to quote; no traceback."""
+    import docker
+
+    from runtime.server import JobStore
+
+    store = JobStore(workers=1, max_per_tenant=8)
+    client = docker.from_env()
+    try:
+        engine = store.submit("t", "import", "sy-x", "private",
+                              lambda job: client.images.get("skillyard/no-such-image:nope").attrs)
+        bug = store.submit("t", "gate", None, None, lambda job: {}["missing"])
+        deadline = time.monotonic() + 30
+        while not (engine.done and bug.done):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        store.shutdown()
+        client.close()
+    assert engine.state == bug.state == "failed"
+    assert "container engine" in engine.error and "404" in engine.error and "no-such-image" in engine.error
+    assert "import of sy-x" in engine.error and engine.id in engine.error
+    assert "KeyError" in bug.error and bug.id in bug.error and "bug" in bug.error
+    for text in (engine.error, bug.error):
+        assert "Traceback" not in text and 'File "' not in text
