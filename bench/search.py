@@ -50,7 +50,7 @@ EXTRA = ["quickly", "robustly", "with statistics", "for reports", "from user inp
 def _rows(start: int, count: int, rng: np.random.Generator):
     import pyarrow as pa
 
-    from runtime.registry import DIM, SKILLS_SCHEMA, USAGE_SCHEMA, _search_text
+    from runtime.registry import _LISTED, DIM, SKILLS_SCHEMA, USAGE_SCHEMA, _listing, _search_text
 
     now = datetime.now(timezone.utc)
     names, descs, tags, instr, search = [], [], [], [], []
@@ -69,16 +69,24 @@ def _rows(start: int, count: int, rng: np.random.Generator):
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1), type=pa.float32()), DIM)
     n = count
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    hashes = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]
+    common = {"version": 1, "status": "registered", "current": True, "gate_passed": True, "gate_tests": 2,
+              "gate_failures": 0, "gate_errors": 0, "gate_skipped": 0, "gate_coverage": 95.0, "gate_duration_s": 1.5,
+              "gate_reasons": [], "created_at": now, "updated_at": now}  # fmt: skip
+    listings = [_listing({**common, "name": names[i], "content_hash": hashes[i], "description": descs[i],
+                          "tags": tags[i]}) for i in range(n)]  # fmt: skip
+    assert set(common) | {"name", "content_hash", "description", "tags"} == set(_LISTED)
     skills = pa.Table.from_arrays(
         [
-            pa.array([uuid.uuid4().hex for _ in range(n)]), pa.array(names), pa.array([1] * n, pa.int64()),
-            pa.array([uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]), pa.array(["registered"] * n),
+            pa.array(ids), pa.array(names), pa.array([1] * n, pa.int64()),
+            pa.array(hashes), pa.array(["registered"] * n),
             pa.array([True] * n), pa.array(descs), pa.array(tags, pa.list_(pa.string())), pa.array(instr),
             pa.array(search), vectors, pa.array([True] * n), pa.array([2] * n, pa.int64()),
             pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()),
             pa.array([95.0] * n), pa.array([1.5] * n), pa.array([[]] * n, pa.list_(pa.string())),
             pa.array(["{}"] * n), pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-            pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            pa.array([now] * n, pa.timestamp("us", tz="UTC")), pa.array(listings),
         ],
         schema=SKILLS_SCHEMA,
     )

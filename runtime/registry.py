@@ -111,6 +111,9 @@ SKILLS_SCHEMA = pa.schema(
         pa.field("gate_report", pa.string()),
         pa.field("created_at", _TS),
         pa.field("updated_at", _TS),
+        # The listing columns but `id` (_LISTED), packed as one JSON text (_listing): the
+        # search legs return it with their hits, so no second read of the hits' rows.
+        pa.field("listing", pa.string()),
     ]
 )
 PACKAGES_SCHEMA = pa.schema(
@@ -147,6 +150,10 @@ _LIGHT = [
     "gate_passed", "gate_tests", "gate_failures", "gate_errors", "gate_skipped", "gate_coverage",
     "gate_duration_s", "gate_reasons", "created_at", "updated_at",
 ]  # fmt: skip
+# Packed into `listing`: each column a query returns costs ~0.4 ms at 100k rows (more
+# for lists), a take of the hits' rows ~4 ms; one JSON column ~0.1-0.5 ms.
+_LISTED = _LIGHT[1:]
+_LISTED_TS = ("created_at", "updated_at")
 _SEARCHABLE = "current = true AND status = 'registered'"
 # Scalar indexes, made with the tables (and added to older stores on open). Without
 # them the searchable prefilter reads `current` and `status` of every row, and the
@@ -323,6 +330,26 @@ def _search_text(name: str, description: str, tags: list[str], instructions: str
     return "\n".join([name, name.replace("-", " "), description, " ".join(tags), instructions])
 
 
+def _listing(row: dict[str, Any]) -> str:
+    """The `listing` column of a skills row: its _LISTED columns as JSON (ASCII only, so
+    it is a safe SQL literal once quoted; timestamps as ISO 8601)."""
+    out = {k: row.get(k) for k in _LISTED}
+    for k in _LISTED_TS:
+        ts = out[k]
+        out[k] = None if ts is None else _utc(ts).isoformat()
+    return json.dumps(out, separators=(",", ":"))
+
+
+def _unpack(row_id: str, listing: str) -> dict[str, Any]:
+    """A row of the _LIGHT columns from its id and `listing` (see _listing)."""
+    row = json.loads(listing)
+    for k in _LISTED_TS:
+        if row[k] is not None:
+            row[k] = datetime.fromisoformat(row[k])
+    row["id"] = row_id
+    return row
+
+
 def _first_line(exc: BaseException) -> str:
     """An error's first line, for a log (LanceDB errors carry long backtraces)."""
     return (str(exc).splitlines() or [""])[0][:200]
@@ -362,10 +389,10 @@ class _Searcher:
 
     Why not the sync API: each sync query costs ~2.5 ms of Python around the query
     itself (two schema round trips, a thread hop each), and search makes three or four
-    queries. Here a search is one coroutine (``search``): the two legs run at once,
-    then the hits' rows and their counters are read at once.
-    The legs return only ids, names and scores (every extra column costs ~0.4 ms to
-    read back at 100k rows); the listing columns are read for the fused hits alone.
+    queries. Here a search is one coroutine (``search``): the two legs run at once and
+    return their hits' listing columns packed in one column (``listing``: every column
+    a query returns costs ~0.4 ms at 100k rows, and a second read of the hits' rows
+    ~4 ms); the counters of the text leg's hits are read while the vector leg runs.
     """
 
     def __init__(self, uri: str) -> None:
@@ -410,57 +437,96 @@ class _Searcher:
     async def search(
         self, query: str, qv: np.ndarray | None, limit: int, min_similarity: float
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
-        """One search on the loop: the legs at once (the vector leg only with a query
-        vector), fused, then the hits' rows and counters: (row, score, usage) each."""
+        """One search on the loop: (row, score, usage) per hit, best first.
+
+        Full text only (no query vector): the text leg, then the counters of its hits.
+        Hybrid: the legs at once; the counters of the text leg's hits are read as soon
+        as it is done (while the vector leg is still running), and after fusion only
+        those of vector-only hits are read, if any are kept. The legs return the hits'
+        listing columns themselves (`listing`), so no row is read twice.
+        """
         if qv is None:
-            hits = [(h, float(h["_score"])) for h in await self.text_leg(query, limit)]
+            text_hits = await self.text_leg(query, limit)
+            hits = [(h, float(h["_score"])) for h in text_hits]
+            usage = await self.usage_of({h["name"] for h in text_hits})
         else:
-            text_hits, vector_hits = await asyncio.gather(self.text_leg(query, limit), self.vector_leg(qv, limit))
+            text_task = asyncio.ensure_future(self._text_leg_and_usage(query, limit))
+            try:
+                vector_hits = await self.vector_leg(qv, limit)
+            except BaseException:
+                text_task.cancel()
+                raise
+            text_hits, usage = await text_task
             hits = _fuse(text_hits, vector_hits, limit, min_similarity)
+            missing = {h["name"] for h, _ in hits} - {h["name"] for h in text_hits}
+            if missing:
+                usage.update(await self.usage_of(missing))
         if not hits:
             return []
-        rows, usage = await self.details([h for h, _ in hits])
+        rows = await self._rows_of([h for h, _ in hits])
         return [(row, score, usage) for row, (_, score) in zip(rows, hits)]
 
+    async def _text_leg_and_usage(
+        self, query: str, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
+        hits = await self.text_leg(query, limit)
+        return hits, await self.usage_of({h["name"] for h in hits})
+
+    @staticmethod
+    def _hits(table: pa.Table) -> list[dict[str, Any]]:
+        """A leg's result as dicts: its columns, and `name` and `row` (the _LIGHT
+        columns, None when the row has no `listing`) from the packed listing."""
+        hits = table.to_pylist()
+        for h in hits:
+            listing = h.pop("listing")
+            h["row"] = None if listing is None else _unpack(h["id"], listing)
+            h["name"] = h["row"]["name"] if listing is not None else h.pop("name")
+        return hits
+
     async def text_leg(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 top `limit` of the searchable rows: id, name, `_score`, `_rowid`."""
+        """BM25 top `limit` of the searchable rows: id, name, row, `_score`, `_rowid`."""
         q = self._skills.query().nearest_to_text(query).where(_SEARCHABLE)
-        table = await q.select(["id", "name", "_score"]).with_row_id().limit(limit).to_arrow()
-        return table.to_pylist()
+        return self._hits(await q.select(self._columns("_score")).with_row_id().limit(limit).to_arrow())
 
     async def vector_leg(self, qv: np.ndarray, limit: int) -> list[dict[str, Any]]:
-        """Cosine top `limit` of the searchable rows, nearest first: id, name,
+        """Cosine top `limit` of the searchable rows, nearest first: id, name, row,
         `_distance`, `_rowid`. nprobes/refine_factor matter once there is an index: the
         refine step re-ranks `limit * refine_factor` candidates by exact distance."""
         q = (self._skills.query().nearest_to(qv).distance_type("cosine").nprobes(VECTOR_NPROBES)
              .refine_factor(VECTOR_REFINE_FACTOR).where(_SEARCHABLE))  # fmt: skip
-        table = await q.select(["id", "name", "_distance"]).with_row_id().limit(limit).to_arrow()
-        return table.to_pylist()
+        return self._hits(await q.select(self._columns("_distance")).with_row_id().limit(limit).to_arrow())
 
-    async def details(
-        self, hits: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
-        """The listing columns of `hits` (in order) and the usage rows of their names."""
-        names = sorted({h["name"] for h in hits})
-        where = "name IN (" + ", ".join(_sql_str(validate_name(n)) for n in names) + ")"
-        rows, usage = await asyncio.gather(self._rows_of(hits), self._usage.query().where(where).to_arrow())
-        return rows, {(r["name"], r["version"]): r for r in usage.to_pylist()}
+    @staticmethod
+    def _columns(score: str) -> list[str]:
+        # `name` besides `listing` only for a row without one (written before the column
+        # existed, by an older process); reading it costs ~0.3 ms, so only then.
+        return ["id", "listing", "name", score]
+
+    async def usage_of(self, names: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
+        """The usage rows of `names`, by (name, version)."""
+        if not names:
+            return {}
+        where = "name IN (" + ", ".join(_sql_str(validate_name(n)) for n in sorted(names)) + ")"
+        return {(r["name"], r["version"]): r for r in (await self._usage.query().where(where).to_arrow()).to_pylist()}
 
     async def _rows_of(self, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Rows by the row ids the legs returned, checked against their ids: a compaction
+        """The _LIGHT columns of `hits`, in order: from their listing, else (rows written
+        without one) read by row id and checked against their ids -- a compaction
         committed in between can move rows, and then they are looked up by id."""
-        taken = await self._skills.take_row_ids([h["_rowid"] for h in hits]).select(_LIGHT).with_row_id().to_arrow()
+        todo = [h for h in hits if h["row"] is None]
+        if not todo:
+            return [h["row"] for h in hits]
+        taken = await self._skills.take_row_ids([h["_rowid"] for h in todo]).select(_LIGHT).with_row_id().to_arrow()
         by_rowid = {r["_rowid"]: r for r in taken.to_pylist()}
-        rows = [by_rowid.get(h["_rowid"]) for h in hits]
-        if all(r is not None and r["id"] == h["id"] for r, h in zip(rows, hits)):
-            return rows
-        log.debug("search: rows moved under the query; reading them by id", hits=len(hits))
-        where = "id IN (" + ", ".join(_sql_str(h["id"]) for h in hits) + ")"
-        by_id = {r["id"]: r for r in (await self._skills.query().where(where).select(_LIGHT).to_arrow()).to_pylist()}
-        missing = [h["id"] for h in hits if h["id"] not in by_id]
-        if missing:  # deleted in between: the registry never deletes skill rows
-            raise RegistryError(f"search: {len(missing)} hit(s) vanished from the store")
-        return [by_id[h["id"]] for h in hits]
+        found = {h["id"]: r for h in todo if (r := by_rowid.get(h["_rowid"])) is not None and r["id"] == h["id"]}
+        if len(found) < len(todo):
+            log.debug("search: rows moved under the query; reading them by id", hits=len(todo))
+            where = "id IN (" + ", ".join(_sql_str(h["id"]) for h in todo) + ")"
+            found = {r["id"]: r for r in (await self._skills.query().where(where).select(_LIGHT).to_arrow()).to_pylist()}
+            missing = [h["id"] for h in todo if h["id"] not in found]
+            if missing:  # deleted in between: the registry never deletes skill rows
+                raise RegistryError(f"search: {len(missing)} hit(s) vanished from the store")
+        return [h["row"] if h["row"] is not None else found[h["id"]] for h in hits]
 
 
 # --------------------------------------------------------------------------- registry
@@ -566,16 +632,53 @@ class Registry:
             raise RegistryError("registry is closed")
         try:  # fast path: everything exists already
             opened = {n: self._db.open_table(n) for n in _SCHEMAS}
-            if not self._missing_indexes(opened):
+            if not self._missing_indexes(opened) and not self._missing_columns(opened[SKILLS]):
                 self._tables.update(opened)
                 return
         except ValueError:  # "Table '...' was not found"
             pass
         with self._locked():
+            self._migrate()  # before create_table: exist_ok=True refuses a different schema
             for n, schema in _SCHEMAS.items():
                 self._tables[n] = self._db.create_table(n, schema=schema, exist_ok=True)
             for table_name, column, kind in self._missing_indexes(self._tables):
                 self._create_index(table_name, column, kind)
+
+    @staticmethod
+    def _missing_columns(table: Any) -> list[str]:
+        """Columns of SKILLS_SCHEMA that a skills table made by older code lacks."""
+        have = set(table.schema.names)
+        return [n for n in SKILLS_SCHEMA.names if n not in have]
+
+    def _migrate(self) -> None:
+        """Bring a skills table made by older code up to SKILLS_SCHEMA (under the lock).
+
+        The only column added so far is `listing`: added empty, then filled in for every
+        row (one merge_insert per 5k rows; the rewritten rows are folded back into the
+        indexes by the compaction that follows). Search reads a row without a listing by
+        a second query, so a row an older process writes later is still found.
+        """
+        try:
+            table = self._db.open_table(SKILLS)
+        except ValueError:  # a new store
+            return
+        missing = self._missing_columns(table)
+        if not missing:
+            return
+        if missing != ["listing"]:
+            raise RegistryError(f"skills table lacks columns {missing}: not a store this code can migrate")
+        started = time.perf_counter()
+        table.add_columns(pa.field("listing", pa.string()))
+        rows = table.search().where("listing IS NULL").select(_LIGHT).limit(None).to_arrow().to_pylist()
+        for i in range(0, len(rows), 5_000):
+            chunk = rows[i : i + 5_000]
+            batch = pa.table({"id": [r["id"] for r in chunk], "listing": [_listing(r) for r in chunk]})
+            table.merge_insert("id").when_matched_update_all().execute(batch)
+        log.info("migrated the skills table: added `listing`", rows=len(rows),
+                 seconds=round(time.perf_counter() - started, 2))  # fmt: skip
+        if rows:
+            self._tables[SKILLS] = table
+            self._compact_table(SKILLS)
 
     @staticmethod
     def _missing_indexes(tables: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -856,6 +959,7 @@ class Registry:
                 "created_at": now,
                 "updated_at": now,
             }
+            row["listing"] = _listing(row)
             rows = [row]
             previous = None
             if status == "registered":
@@ -864,6 +968,7 @@ class Registry:
                 for o in old:
                     previous = o["version"]
                     o.update(current=False, updated_at=now)
+                    o["listing"] = _listing(o)
                 rows += old
             data = bytes(package)
             # Package and counters first; the skills row is the commit point. A crash
@@ -918,8 +1023,10 @@ class Registry:
             else:
                 now = _now()
                 target.update(current=True, updated_at=now)
+                target["listing"] = _listing(target)
                 for r in previous:
                     r.update(current=False, updated_at=now)
+                    r["listing"] = _listing(r)
                 batch = pa.Table.from_pylist([target, *previous], schema=SKILLS_SCHEMA)
                 self._write(SKILLS, lambda t: t.merge_insert("id").when_matched_update_all()
                             .execute(batch, on_bad_vectors="null"))  # fmt: skip
@@ -962,6 +1069,8 @@ class Registry:
                 if status == "blocked":
                     values["current"] = False
                 where = f"id = {_sql_str(target.id)}"
+                row = self._rows(SKILLS, where, _LIGHT)[0]
+                values["listing"] = _listing({**row, **values})  # ASCII JSON: value_to_sql quotes it
                 self._write(SKILLS, lambda t: t.update(where=where, values=values))
                 self._event(status, name, target.version, previous_status=target.status, reason=reason,
                             via="set_status")  # fmt: skip

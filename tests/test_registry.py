@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -445,7 +446,7 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
     add_version() at ~30 ms a row would make a test past the index threshold slow."""
     import pyarrow as pa
 
-    from runtime.registry import SKILLS_SCHEMA, USAGE_SCHEMA, _embed_text, _search_text
+    from runtime.registry import SKILLS_SCHEMA, USAGE_SCHEMA, _embed_text, _listing, _search_text
 
     rows, usage = [], []
     now = datetime.now(UTC)
@@ -461,6 +462,7 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
     vectors = reg.embedder.embed([r.pop("_embed") for r in rows])
     for r, v in zip(rows, vectors):
         r["vector"] = v.tolist()
+        r["listing"] = _listing(r)
     reg._table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
     reg._table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
 
@@ -612,21 +614,88 @@ def test_no_vector_index_without_vectors(tmp_path: Path):
     reg.close()
 
 
-def test_search_reads_rows_that_moved_after_the_legs(treg: Registry):
-    """The legs return row ids; a compaction committed before the rows are read moves
-    them. The rows must then be found by id, not mixed up."""
+def test_search_returns_the_listing_columns_from_the_legs(treg: Registry):
+    """The legs return the hits' listing columns packed in `listing`: a search record
+    equals get()'s, also after set_status / rollback / a new version rewrote the row,
+    and for text that needs quoting in SQL and JSON."""
+    awkward = "Diff 'quoted' and \\back\\slashed \"texts\" -- naïve; ünïcödé 漢字 ; DROP TABLE skills; --"
     for name in SKILLS:
         add(treg, name)
+    add(treg, "text-diff", description=awkward, tags=["it's", 'say "hi"'])
+    add(treg, "text-diff", description=awkward + " v2", tags=["diff"])
+    treg.rollback("text-diff", 1)
+    treg.set_status("text-diff", "retired")
+    treg.set_status("text-diff", "registered")
+    treg.record_call("text-diff", 1, ok=False)
+    for query in ("diff quoted texts", "unicode naïve diff"):
+        hits = treg.search(query)
+        assert names(hits)[0] == "text-diff"
+        rec, want = hits[0][0], treg.get("text-diff")
+        assert dataclasses.asdict(rec) == dataclasses.asdict(want)
+        assert (rec.version, rec.description, rec.tags) == (1, awkward, ["it's", 'say "hi"'])
+        assert (rec.calls, rec.failures, rec.status, rec.current) == (1, 1, "registered", True)
+        assert rec.updated_at.tzinfo is not None and rec.updated_at > rec.created_at
+
+
+def _drop_listing(reg: Registry, where: str) -> None:
+    """Rows as an older process writes them: no `listing`."""
+    reg._table("skills").update(where=where, values={"listing": None})
+
+
+def test_search_reads_rows_without_a_listing(treg: Registry):
+    """A row without a listing (written by older code) is read by row id after the legs;
+    a compaction committed before that moves the rows, and then they are found by id."""
+    for name in SKILLS:
+        add(treg, name)
+    _drop_listing(treg, "name = 'csv-profile'")
+    want = treg.get("csv-profile")
+    hits = treg.search("csv columns")
+    assert names(hits) == ["csv-profile"] and dataclasses.asdict(hits[0][0]) == dataclasses.asdict(want)
     searcher = treg._searcher()
-    hits = searcher.run(searcher.text_leg("csv columns", 5))
-    assert [h["name"] for h in hits] == ["csv-profile"]
+    legs = searcher.run(searcher.text_leg("csv columns", 5))
+    assert [(h["name"], h["row"]) for h in legs] == [("csv-profile", None)]
     treg.set_status("image-resize", "retired")
     treg.compact()  # rewrites the fragments: row addresses change
     with all_logs() as logs:
-        rows, usage = searcher.run(searcher.details(hits))
+        rows = searcher.run(searcher._rows_of(legs))
     assert any("moved" in e["event"] for e in logs)
-    assert [(r["name"], r["id"]) for r in rows] == [("csv-profile", hits[0]["id"])]
-    assert ("csv-profile", 1) in usage
+    assert [(r["name"], r["id"]) for r in rows] == [("csv-profile", legs[0]["id"])]
+    # a hybrid search mixing rows with and without a listing
+    hits = treg.search("pdf text or csv columns", limit=5)
+    assert {"csv-profile", "pdf-text"} <= set(names(hits))
+    assert all(dataclasses.asdict(r) == dataclasses.asdict(treg.get(r.name)) for r, _ in hits)
+
+
+def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
+    """A store made before the `listing` column: opening it adds the column and fills it
+    in; searches, lists and new versions work as before."""
+    uri = str(tmp_path / "store")
+    old = Registry(uri, embedder=TrigramEmbedder())
+    for name in SKILLS:
+        add(old, name)
+    add(old, "csv-profile", status="blocked", gate=FAIL)
+    before = {r.name: dataclasses.asdict(r) for r in old.list()}
+    old._table("skills").drop_columns(["listing"])
+    assert "listing" not in old._table("skills").schema.names
+    old.close()
+    with all_logs() as logs:
+        reg = Registry(uri, embedder=TrigramEmbedder())
+        assert {r.name: dataclasses.asdict(r) for r in reg.list()} == before
+    assert any(e["event"].startswith("migrated the skills table") and e["rows"] == 5 for e in logs)
+    table = reg._table("skills")
+    assert table.schema.field("listing").type == pa.string()
+    assert table.count_rows("listing IS NULL") == 0
+    hits = reg.search("csv column types")
+    assert names(hits)[0] == "csv-profile"
+    assert dataclasses.asdict(hits[0][0]) == before["csv-profile"]
+    add(reg, "json-diff", description="Compare two JSON documents.")
+    assert names(reg.search("compare json documents"))[0] == "json-diff"
+    reg.close()
+    again = Registry(uri, embedder=None)  # already migrated: nothing to do
+    with all_logs() as logs:
+        assert names(again.search("json"))[0] == "json-diff"
+    assert not any(e["event"].startswith("migrated") for e in logs)
+    again.close()
 
 
 def _register_json_diff(uri: str) -> None:
