@@ -1067,7 +1067,9 @@ def attack_env(tmp_path_factory, backend, runner_image, docker_client, canary, h
     root = tmp_path_factory.mktemp("attacks")
     home = root / "home"
     home.mkdir()
-    settings = Settings(home=home, wheelhouse=WHEELHOUSE, pool_size=1, pool_idle_s=900)
+    # Threshold 0: the payload scripts are mostly not covered, and a package may only raise the
+    # operator's threshold (the coverage case asks for 80 in its own skillyard.yaml).
+    settings = Settings(home=home, wheelhouse=WHEELHOUSE, pool_size=1, pool_idle_s=900, coverage_threshold=0)
     # The runtime really holds the secrets: its settings carry the API key (read from the environment).
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == host_secrets["OPENAI_API_KEY"]
@@ -1544,7 +1546,7 @@ SPOOFS = [
           "SIGKILLs the gate runner so nothing overwrites them. Must: blocked.", r"."),
     Spoof("spoof_coveragerc", "A passing test writes /tmp/work/.coveragerc (exclude every line, load a plugin from "
           "/tmp/work) before `coverage json` runs in that directory. Must: coverage is measured honestly: "
-          "blocked below 80%.", r"below the 80% threshold", real='{"ok": True}', coverage=None),
+          "blocked below 80%.", r"below the 80% threshold", real='{"ok": True}', coverage=80),
 ]
 SPOOFS_BY_NAME = {s.name: s for s in SPOOFS}
 
