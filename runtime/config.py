@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     price_output_per_mtok: float = 0.0
     default_baseline_tokens: int = Field(default=4000, ge=0, description="Tokens a task costs without a skill, "
                                          "when the skill states no baseline_tokens.")
+    llm_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for one LLM request (each attempt).")
+    llm_max_retries: int = Field(default=2, ge=0, le=20, description="Retries after a failed LLM request "
+                                 "(timeouts, 429, 5xx, connection errors); attempts = 1 + retries.")
 
     @property
     def store(self) -> str:

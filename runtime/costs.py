@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from .console import err, esc, out
-from .ledger import Ledger, SkillCost, cost_report
+from .ledger import Ledger, SkillCost, cost_report, unattributed
 
 # Used when Settings has no default_baseline_tokens (it does since the auto-fix issue).
 FALLBACK_BASELINE_TOKENS = 4000
@@ -73,11 +73,16 @@ def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> Non
 
     A use saves (baseline - context) tokens: the tokens an agent spends on the task
     without the skill, minus the skill's SKILL.md in its context. N* is the number of
-    uses after which the savings cover the creation and fix tokens."""
+    uses after which the savings cover the creation and fix tokens. Only successful
+    uses save tokens; failed creations are shown as cost not attributed to a skill.
+
+    --json prints {"skills": [...], "not_attributed": {...}} (not_attributed is null
+    with NAME)."""
     yard = _yard()
     report = build_report(yard, name)
     if as_json:
-        _emit_json([c.to_dict() for c in report])
+        _emit_json({"skills": [c.to_dict() for c in report],
+                    "not_attributed": unattributed(_ledger(yard)) if name is None else None})
     else:
         _print_report(report, _ledger(yard) if name is None else None)
     if plot_file is not None:
@@ -85,9 +90,25 @@ def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> Non
         err.print(f"plot written to {esc(path)}", highlight=False)
 
 
+def _print_not_attributed(ledger: Ledger) -> None:
+    loose = unattributed(ledger)
+    if not loose["llm_calls"]:
+        return
+    parts = []
+    if loose["no_skill"]["llm_calls"]:
+        n = loose["no_skill"]
+        parts.append(f"{n['llm_calls']} LLM call(s) with no skill, {n['total_tokens']:,} tokens")
+    if loose["failed_creations"]["llm_calls"]:
+        f = loose["failed_creations"]
+        parts.append(f"{f['count']} failed creation(s): {f['llm_calls']} LLM call(s), {f['total_tokens']:,} tokens")
+    out.print(f"[dim]not attributed to a skill: {'; '.join(parts)}; ${loose['cost_usd']:.4f}[/]")
+
+
 def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
     if not report:
         out.print("no skills yet: `skillyard add PATH` or `skillyard create TASK`")
+        if ledger is not None:
+            _print_not_attributed(ledger)
         return
     t = Table(title="token ledger: cost and break-even per skill")
     for col in ("skill", "created tok", "fix tok", "$", "uses", "context tok", "baseline tok", "saved/use",
@@ -97,7 +118,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         label = esc(c.skill) + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
         src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
         n_star = "never" if c.break_even_uses is None else f"{c.break_even_uses:,}"
-        paid = "[green]yes[/]" if c.paid_off else "[red]no[/]"
+        paid = "[green]yes[/]" if c.paid_off else ("[dim]no (unused)[/]" if not c.successful_uses else "[red]no[/]")
         net = f"[green]{c.net_tokens:+,}[/]" if c.net_tokens >= 0 else f"[red]{c.net_tokens:+,}[/]"
         t.add_row(label, _n(c.creation_tokens), _n(c.fix_tokens), f"{c.cost_usd:.4f}", _n(c.uses),
                   _n(c.context_tokens), _n(c.baseline_tokens) + src, f"{c.savings_per_use:,}", n_star, paid,
@@ -110,12 +131,10 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
               f"{sum(c.net_tokens for c in report):+,}")  # fmt: skip
     out.print(t)
     if ledger is not None:
-        loose = ledger.totals(None)
-        if loose["llm_calls"]:
-            out.print(f"[dim]not attributed to a skill: {loose['llm_calls']} LLM call(s), "
-                      f"{loose['total_tokens']:,} tokens, ${loose['cost_usd']:.4f}[/]")  # fmt: skip
+        _print_not_attributed(ledger)
     out.print("[dim]baseline: est = the model's estimate at creation, default = default_baseline_tokens; "
-              "N* = ceil(invested / saved per use)[/]")  # fmt: skip
+              "N* = ceil(invested / saved per use); only successful uses save tokens, and a skill with "
+              "no successful use has not paid off[/]")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- plot
@@ -195,7 +214,7 @@ def _time(ts: Any) -> str:
 
 @ledger_group.command("calls")
 @click.option("--skill", default=None, help="Only this skill's calls.")
-@click.option("--purpose", type=click.Choice(["create", "fix", "retry", "baseline"]), default=None)
+@click.option("--purpose", type=click.Choice(["create", "fix", "retry"]), default=None)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="The newest N calls (0: all).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import memory
 from .gate import GateReport
-from .llm import LLM, LLMError, LLMReply
+from .ledger import TIKTOKEN_USAGE_NOTE
+from .llm import LLM, LLMError, LLMReply, count_prompt_tokens
 from .package import MEMORY_FILE, NAME_RE, PackageError, SkillPackage, package_from_files
 from .tokens import encoding_for_model
 
@@ -241,6 +242,26 @@ class FixOutcome:
                 "stop_reason": self.stop_reason, "attempts": [a.to_dict() for a in self.attempts]}
 
 
+@dataclass
+class _Pending:
+    """A usable answer whose ledger row waits for its final outcome (ok, refused, invalid, unchanged)."""
+
+    fixer: Fixer
+    reply: LLMReply
+    skill: str | None
+    version: int | None
+    purpose: str
+    ids: list[str | None]
+    done: bool = False
+
+    def finish(self, outcome: str, detail: str = "") -> None:
+        if self.done:
+            return
+        self.done = True
+        self.ids.append(self.fixer._record(self.reply, skill=self.skill, version=self.version, purpose=self.purpose,
+                                           outcome=outcome, detail=detail))
+
+
 def _score(report: GateReport | None) -> tuple[int, float, int]:
     """Lower is better: failing tests, missing coverage, other reasons."""
     if report is None:
@@ -250,36 +271,52 @@ def _score(report: GateReport | None) -> tuple[int, float, int]:
 
 
 class Fixer:
-    def __init__(self, yard: "Yard", llm: LLM | None = None, *, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, yard: Yard, llm: LLM | None = None, *, budget: int = DEFAULT_BUDGET) -> None:
         self.yard = yard
         self.llm = llm or LLM(yard.settings)
         self.budget = budget
 
     # ledger ---------------------------------------------------------------------------------------
     def _record(self, reply: LLMReply | None, *, skill: str | None, version: int | None, purpose: str, outcome: str,
-                detail: str = "") -> None:
+                detail: str = "", messages: list[dict[str, str]] | None = None,
+                error: LLMError | None = None) -> str | None:
+        """One ledger row for one HTTP request (reply None: the request failed)."""
         ledger = self.yard.ledger
-        if reply is None:
-            ledger.record_llm_call(skill=skill, version=version, purpose=purpose, model=self.llm.model, prompt_tokens=0,
-                                   completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=0, cost_usd=0.0,
-                                   latency_ms=0.0, outcome=outcome, detail=detail[:500])
-            return
-        ledger.record_llm_call(skill=skill, version=version, purpose=purpose, model=reply.model,
-                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                               cached_tokens=reply.cached_tokens, tiktoken_prompt_tokens=reply.tiktoken_prompt_tokens,
-                               cost_usd=reply.cost_usd, latency_ms=reply.latency_ms, outcome=outcome,
-                               detail=detail[:500], request_id=reply.request_id)
+        try:
+            if reply is None:
+                # No usage came back, but we know what we sent: tiktoken's count of it.
+                sent = count_prompt_tokens(messages, self.llm.model) if messages else 0
+                if error is not None and error.attempts:
+                    detail = f"{error.attempts} attempt(s), {error.elapsed_s:.1f} s: {detail}"
+                return ledger.record_llm_call(
+                    skill=skill, version=version, purpose=purpose, model=self.llm.model, prompt_tokens=0,
+                    completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=sent, cost_usd=0.0,
+                    latency_ms=round(error.elapsed_s * 1000, 1) if error is not None else 0.0, outcome=outcome,
+                    detail=detail[:500])
+            if reply.usage_source == "tiktoken":  # the endpoint reported no usage: say the counts are ours
+                detail = TIKTOKEN_USAGE_NOTE + (f"; {detail}" if detail else "")
+            return ledger.record_llm_call(
+                skill=skill, version=version, purpose=purpose, model=reply.model, prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens, cached_tokens=reply.cached_tokens,
+                tiktoken_prompt_tokens=reply.tiktoken_prompt_tokens, cost_usd=reply.cost_usd,
+                latency_ms=reply.latency_ms, outcome=outcome, detail=detail[:500], request_id=reply.request_id)
+        except Exception as exc:  # noqa: BLE001 -- accounting never breaks the fix
+            log.warning("ledger_call_not_recorded", skill=skill, error=str(exc)[:200])
+            return None
 
     def _ask(self, messages: list[dict[str, str]], schema: type[BaseModel], *, skill: str | None, version: int | None,
-             purpose: str, validate: Any = None) -> tuple[Any, int]:
-        """One request plus at most one corrective retry. Returns (answer, tokens spent)."""
+             purpose: str, validate: Any = None, ids: list[str] | None = None) -> tuple[Any, int, _Pending]:
+        """One request plus at most one corrective retry. Returns (answer, tokens spent, pending): the
+        usable answer's request is recorded once, with its final outcome, by `pending.finish(...)`."""
         spent = 0
+        ids = ids if ids is not None else []
         for round_ in range(2):
             this_purpose = purpose if round_ == 0 else "retry"
             try:
                 reply = self.llm.chat(messages)
             except LLMError as exc:
-                self._record(None, skill=skill, version=version, purpose=this_purpose, outcome="error", detail=str(exc))
+                ids.append(self._record(None, skill=skill, version=version, purpose=this_purpose, outcome="error",
+                                        detail=str(exc), messages=messages, error=exc))
                 raise FixError(str(exc)) from exc
             spent += reply.total_tokens
             try:
@@ -287,7 +324,8 @@ class Fixer:
                 if validate is not None:
                     validate(answer)
             except ValueError as exc:
-                self._record(reply, skill=skill, version=version, purpose=this_purpose, outcome="malformed", detail=str(exc))
+                ids.append(self._record(reply, skill=skill, version=version, purpose=this_purpose,
+                                        outcome="malformed", detail=str(exc)))
                 if round_ == 1:
                     raise FixError(f"the model's answer was malformed twice (last: {exc}); nothing was changed. "
                                    "Try again, or use a stronger model (SKILLYARD_MODEL).") from exc
@@ -295,13 +333,17 @@ class Fixer:
                             {"role": "user", "content": f"Your answer was not usable: {exc}. Answer again with only "
                                                         "the JSON object in the required shape."}]
                 continue
-            self._record(reply, skill=skill, version=version, purpose=this_purpose, outcome="ok")
-            return answer, spent
+            return answer, spent, _Pending(self, reply, skill, version, this_purpose, ids)
         raise AssertionError("unreachable")
 
-    def _runtime_errors(self, name: str) -> list[str]:
-        return [line for line in self.yard.memory_text(name).splitlines()
-                if line.startswith("- ") and "[gate]" not in line and "[fix" not in line][-8:]
+    def _runtime_errors(self, name: str, version: int) -> list[str]:
+        """The runtime failures recorded for `version` (older versions' failures were fixed or are
+        not this version's; gate, fix and create notes are not runtime errors)."""
+        found = []
+        for e in memory.entries(self.yard.memory_text(name)):
+            if e.kind in memory.RUNTIME_KINDS and e.text.startswith(f"v{version} "):
+                found.append(f"{e.day}{f' (x{e.count})' if e.count > 1 else ''}: {e.text}")
+        return found[-8:]
 
     # fix ------------------------------------------------------------------------------------------
     def fix(self, name: str, *, max_attempts: int = 3, allow_test_edits: bool = False,
@@ -311,57 +353,38 @@ class Fixer:
         if pkg is None:
             pkg = self.yard.package(name, latest.version)
             report = GateReport.from_dict(latest.gate_report) if latest.gate_report else None
-        runtime_errors = self._runtime_errors(name)
+        runtime_errors = self._runtime_errors(name, latest.version)
         if report is not None and report.passed and not runtime_errors:
             return FixOutcome(name=name, status="fixed", version=latest.version,
-                              stop_reason="nothing to fix: the latest version passed its gate and has no runtime errors")
+                              stop_reason=f"nothing to fix: v{latest.version} passed its gate and has no recorded "
+                                          "runtime errors (no LLM call was made)")
         outcome = FixOutcome(name=name, status="blocked")
         feedback: list[str] = []
         best = _score(report)
         mem_path = self.yard.workspace(name) / MEMORY_FILE
+        repairing = latest.version  # the version each call tries to repair (ledger tag)
         for number in range(1, max_attempts + 1):
             self.yard.progress(f"{name}: fix attempt {number}/{max_attempts}")
             messages, dropped = fix_prompt(pkg, report, runtime_errors, self.yard.memory_text(name), self.budget,
                                            self.llm.model, feedback)
-            answer, spent = self._ask(messages, FixAnswer, skill=name, version=latest.version, purpose="fix")
+            answer, spent, pending = self._ask(messages, FixAnswer, skill=name, version=repairing, purpose="fix")
             outcome.tokens += spent
             attempt = Attempt(number=number, outcome="invalid", explanation=answer.explanation[:500], tokens=spent)
             outcome.attempts.append(attempt)
             try:
-                files, refused = apply_edits(pkg, answer.files, allow_test_edits=allow_test_edits)
-            except ValueError as exc:
-                attempt.reasons = [str(exc)]
-                feedback.append(f"attempt {number} was rejected: {exc}")
-                memory.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
+                step = self._try_answer(name, number, pkg, answer, attempt, pending, feedback, mem_path,
+                                        allow_test_edits)
+            finally:
+                pending.finish("ok")  # a path that recorded nothing else (e.g. an exception while gating)
+            if step is None:
                 continue
-            if refused:
-                attempt.outcome = "refused"
-                attempt.reasons = [f"changes protected tests: {', '.join(refused)}"]
-                self._record(None, skill=name, version=latest.version, purpose="fix", outcome="refused",
-                             detail=f"answer changed tests: {', '.join(refused)}")
-                feedback.append(f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
-                                "fix the code, not the tests")
-                memory.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")
-                log.warning("fix_refused_test_edit", skill=name, files=refused)
-                continue
-            try:
-                candidate = package_from_files(name, files, pkg.executable)
-            except PackageError as exc:
-                attempt.reasons = [str(exc)]
-                feedback.append(f"attempt {number} made an invalid package: {exc}")
-                continue
-            if candidate.content_hash == pkg.content_hash:
-                attempt.outcome = "unchanged"
-                attempt.reasons = ["the answer changed nothing"]
+            if step == "unchanged":
                 outcome.stop_reason = f"attempt {number} made no change"
                 break
-            added = self.yard.add_package(candidate)
-            attempt.version = added.version
-            attempt.outcome = added.status
-            attempt.reasons = added.reasons
+            candidate, added = step
             latest_version = added.version
             if added.status == "registered":
-                replay = self.replay_failures(name)
+                replay = self.replay_failures(name, latest_version)
                 memory.add_entry(mem_path, "fix", f"v{latest_version} fixed it: {answer.explanation[:200]}"
                                  + (f" ({replay})" if replay else ""))
                 outcome.status = "fixed"
@@ -372,6 +395,8 @@ class Fixer:
                              f"{'; '.join(added.reasons)[:200]}")
             score = _score(added.report)
             pkg, report = candidate, added.report
+            if added.version is not None:
+                repairing = added.version
             if score >= best:
                 outcome.stop_reason = f"attempt {number} made no progress ({'; '.join(added.reasons)[:200]})"
                 break
@@ -382,17 +407,78 @@ class Fixer:
         outcome.version = self.yard.versions(name)[-1].version
         return outcome
 
-    def replay_failures(self, name: str) -> str:
-        """Re-run recorded failing inputs on the new version; report how many now succeed."""
+    def _try_answer(self, name: str, number: int, pkg: SkillPackage, answer: FixAnswer, attempt: Attempt,
+                    pending: _Pending, feedback: list[str], mem_path: Any, allow_test_edits: bool) -> Any:
+        """Apply one answer. Returns None (refused or invalid: try again), "unchanged", or
+        (candidate, AddOutcome). The answer's ledger row gets its final outcome here."""
+        try:
+            files, refused = apply_edits(pkg, answer.files, allow_test_edits=allow_test_edits)
+        except ValueError as exc:
+            attempt.reasons = [str(exc)]
+            pending.finish("invalid", f"answer rejected: {exc}")
+            feedback.append(f"attempt {number} was rejected: {exc}")
+            memory.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
+            return None
+        if refused:
+            attempt.outcome = "refused"
+            attempt.reasons = [f"changes protected tests: {', '.join(refused)}"]
+            pending.finish("refused", f"answer changed tests: {', '.join(refused)}")
+            feedback.append(f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
+                            "fix the code, not the tests")
+            memory.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")
+            log.warning("fix_refused_test_edit", skill=name, files=refused)
+            return None
+        try:
+            candidate = package_from_files(name, files, pkg.executable)
+        except PackageError as exc:
+            attempt.reasons = [str(exc)]
+            pending.finish("invalid", f"invalid package: {exc}")
+            feedback.append(f"attempt {number} made an invalid package: {exc}")
+            return None
+        if candidate.content_hash == pkg.content_hash:
+            attempt.outcome = "unchanged"
+            attempt.reasons = ["the answer changed nothing"]
+            pending.finish("unchanged", "the answer changed nothing")
+            return "unchanged"
+        added = self.yard.add_package(candidate)
+        attempt.version = added.version
+        attempt.outcome = added.status
+        attempt.reasons = added.reasons
+        pending.finish("ok", f"v{added.version} {added.status}" if added.version else added.status)
+        return candidate, added
+
+    def replay_failures(self, name: str, version: int | None = None) -> str:
+        """Re-run recorded failing inputs on the new version; report how many now succeed.
+
+        This is the fixer's own verification, not a use of the skill: the calls go straight to
+        the sandbox, so they add no ledger use, no registry call counter and no memory entry."""
         inputs = self.yard.failed_inputs(name)
         if not inputs:
             return ""
-        fixed = sum(self.yard.run(name, params).ok for params in inputs)
+        from sandbox import ImageMissing, SandboxError
+
+        from .calls import call_limits, call_skill
+
+        rec = self.yard.record(name, version)
+        pkg = self.yard.package(rec.name, rec.version)
+        limits = call_limits(pkg.config, self.yard.base_limits)
+        fixed = 0
+        for params in inputs:
+            def call(image: str, params: Any = params) -> bool:
+                return call_skill(self.yard.call_sandbox, name=name, version=rec.version, image=image,
+                                  config=pkg.config, params=params, limits=limits, tenant=self.yard.tenant).ok
+            try:
+                try:
+                    fixed += call(self.yard.image_for(pkg))
+                except ImageMissing:
+                    fixed += call(self.yard.image_for(pkg, fresh=True))
+            except SandboxError as exc:
+                log.warning("replay_failed", skill=name, error=str(exc)[:200])
         return f"{fixed}/{len(inputs)} recorded failing inputs now succeed"
 
     # create ---------------------------------------------------------------------------------------
     def create(self, task: str, *, name: str | None = None, max_attempts: int = 3,
-               allow_test_edits: bool = False) -> tuple["AddOutcome", FixOutcome | None]:
+               allow_test_edits: bool = False) -> tuple[AddOutcome, FixOutcome | None]:
         if name is not None and not NAME_RE.match(name):
             raise FixError(f"--name {name!r}: use a-z, 0-9 and single hyphens")
         user = f"Task: {task.strip()}\n"
@@ -418,19 +504,26 @@ class Fixer:
 
         # Creations running at once must not share a placeholder: reassign moves exactly ours.
         ledger_name = name or f"(creating-{uuid.uuid4().hex[:8]})"
-        answer, spent = self._ask(messages, CreateAnswer, skill=ledger_name, version=None, purpose="create",
-                                  validate=validate)
+        ids: list[str | None] = []
+        answer, spent, pending = self._ask(messages, CreateAnswer, skill=ledger_name, version=None, purpose="create",
+                                           validate=validate, ids=ids)
+        pending.finish("ok")
         pkg = holder["pkg"]
         if ledger_name != pkg.name:
             self.yard.ledger.reassign(ledger_name, pkg.name)
         added = self.yard.add_package(pkg)
+        if added.version is not None:  # the creation's calls belong to the version they created
+            try:
+                self.yard.ledger.tag_version([i for i in ids if i], added.version)
+            except Exception as exc:  # noqa: BLE001 -- accounting never breaks the creation
+                log.warning("ledger_version_not_tagged", skill=pkg.name, error=str(exc)[:200])
         memory.add_entry(self.yard.workspace(pkg.name) / MEMORY_FILE, "create",
                          f"v{added.version} created from task: {task[:150]} ({added.status})")
         if answer.baseline_tokens and not pkg.config.baseline_tokens:
-            self.yard.ledger.record_llm_call(
-                skill=pkg.name, version=added.version, purpose="baseline", model=self.llm.model,
-                prompt_tokens=answer.baseline_tokens, completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=0,
-                cost_usd=0.0, latency_ms=0.0, outcome="estimate", detail="baseline estimated by the model at creation")
+            # An estimate of the tokens the task costs without the skill: a baseline, not tokens spent.
+            self.yard.ledger.record_baseline(skill=pkg.name, version=added.version,
+                                             baseline_tokens=answer.baseline_tokens, source="creation",
+                                             detail="baseline estimated by the model at creation")
         if added.status == "registered":
             return added, None
         fixed = self.fix(pkg.name, max_attempts=max_attempts, allow_test_edits=allow_test_edits, pkg=pkg,

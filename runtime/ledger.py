@@ -2,28 +2,42 @@
 break-even report built from them.
 
 Like ``llm logs`` (simonw/llm), every call is one row in a local database that the
-CLI can query; here the database is the registry's own LanceDB store, in two extra
+CLI can query; here the database is the registry's own LanceDB store, in three extra
 append-only tables (created on first write):
 
 ``llm_calls``
-    one row per LLM call: ts (UTC), skill (None while the name is unknown), version,
-    purpose (create | fix | retry | baseline), model, prompt/completion/cached tokens
-    as the API reported them, tiktoken's own count of the prompt, cost in USD,
-    latency, outcome (ok, malformed, refused, error, no_progress, estimate, ...),
-    a short detail and the provider's request id.
+    one row per HTTP request to the LLM (each request once, with its final outcome):
+    ts (UTC), skill (None while the name is unknown), version (the version the call
+    was repairing; for a creation, the version it created), purpose (create | fix |
+    retry), model, prompt/completion/cached tokens as the API reported them,
+    tiktoken's own count of the prompt, cost in USD, latency, outcome (ok, malformed,
+    refused, invalid, unchanged, error), a short detail and the provider's request id.
+    When the endpoint reported no usage the tokens are tiktoken's count and the
+    detail starts with :data:`TIKTOKEN_USAGE_NOTE`; reads derive ``usage_source``
+    ("api", "tiktoken" or "none" for a failed request) from that.
 ``uses``
-    one row per run of a skill: ts, skill, version, the context tokens the skill
-    cost the agent (its SKILL.md as loaded), outcome and duration.
+    one row per run of a skill by a caller: ts, skill, version, the context tokens the
+    skill cost the agent (its SKILL.md as loaded), outcome and duration. The fixer's
+    own replays of failing inputs are not uses and are not recorded.
+``baselines``
+    estimates or measurements of the tokens an agent spends on a skill's task
+    *without* the skill (source "creation": the model's estimate when it wrote the
+    skill). Not tokens spent: they never count in call totals or investment.
 
 Token arithmetic. A call's tokens are ``prompt_tokens + completion_tokens`` (cached
 prompt tokens are a subset of the prompt tokens, as in the OpenAI usage object, and
 are reported but not added again). Tokens *invested* in a skill are those of its
-``create``, ``fix`` and ``retry`` calls. ``baseline`` rows are not investment: each
-one is a measurement (or the model's estimate) of the tokens an agent spends on the
-task *without* the skill; several rows are averaged.
+``create``, ``fix`` and ``retry`` calls. Several baseline rows are averaged. (Stores
+written before the ``baselines`` table kept estimates as ``purpose = baseline`` rows
+of ``llm_calls``; those are still read as baselines, never as tokens.)
 
 Break-even. With ``s = baseline - context`` tokens saved per use, the skill has paid
-for itself after ``N* = ceil(invested / s)`` uses (see :func:`break_even`).
+for itself after ``N* = ceil(invested / s)`` uses (see :func:`break_even`). Only
+successful uses save anything (see :class:`SkillCost`).
+
+Failed creations. A creation that never produced a package leaves its calls under
+its placeholder label ``(creating-XXXXXXXX)``; the cost report lists those as
+unattributed failed-creation cost (:func:`unattributed`), not as a skill.
 
 Concurrency. Rows are only ever appended (plus the rare ``reassign`` update), and
 LanceDB commits concurrent appends from several processes without losing any; a
@@ -63,9 +77,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = structlog.get_logger(__name__)
 
-LLM_CALLS, USES = "llm_calls", "uses"
+LLM_CALLS, USES, BASELINES = "llm_calls", "uses", "baselines"
 LOCK_NAME = ".ledger.lock"
-PURPOSES = ("create", "fix", "retry", "baseline")
+PURPOSES = ("create", "fix", "retry")
+LEGACY_BASELINE = "baseline"  # old stores: estimates kept as llm_calls rows of this purpose (read only)
+TIKTOKEN_USAGE_NOTE = "usage: tiktoken count (the endpoint reported none)"
+PLACEHOLDER_PREFIX = "(creating"
 INVESTED_PURPOSES = ("create", "fix", "retry")
 FIX_PURPOSES = ("fix", "retry")
 # A skill label in the ledger: a registry name, or a placeholder such as "(creating)".
@@ -104,7 +121,33 @@ USES_SCHEMA = pa.schema(
         pa.field("duration_ms", pa.float64(), nullable=False),
     ]
 )
-_SCHEMAS = {LLM_CALLS: LLM_CALLS_SCHEMA, USES: USES_SCHEMA}
+BASELINES_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("skill", pa.string(), nullable=False),
+        pa.field("version", pa.int64()),
+        pa.field("baseline_tokens", pa.int64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+_SCHEMAS = {LLM_CALLS: LLM_CALLS_SCHEMA, USES: USES_SCHEMA, BASELINES: BASELINES_SCHEMA}
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_placeholder(label: str | None) -> bool:
+    """A creation's placeholder label (the skill had no name yet), not a skill."""
+    return bool(label) and str(label).startswith(PLACEHOLDER_PREFIX)
+
+
+def usage_source(row: dict[str, Any]) -> str:
+    """Where a call row's token counts come from: "api", "tiktoken" (our count) or "none"."""
+    if str(row.get("detail") or "").startswith(TIKTOKEN_USAGE_NOTE):
+        return "tiktoken"
+    if row.get("outcome") == "error" and not (row.get("prompt_tokens") or row.get("completion_tokens")):
+        return "none"
+    return "api"
 
 
 class LedgerError(RuntimeError):
@@ -151,7 +194,11 @@ def _outcome(value: object) -> str:
     return value
 
 
-def _purpose(value: object) -> str:
+def _purpose(value: object, *, reading: bool = False) -> str:
+    if value == LEGACY_BASELINE and reading:
+        return value
+    if value == LEGACY_BASELINE:
+        raise ValueError("a baseline is not an LLM call: record it with Ledger.record_baseline")
     if value not in PURPOSES:
         raise ValueError(f"invalid purpose {value!r}: want one of {PURPOSES}")
     return str(value)
@@ -410,6 +457,33 @@ class Ledger:
         batch = pa.Table.from_pylist([row], schema=USES_SCHEMA)
         self._write(USES, lambda t: t.add(batch), what="record_use")
 
+    def record_baseline(self, *, skill: str, version: int | None, baseline_tokens: int, source: str = "creation",
+                        detail: str = "", ts: datetime | None = None) -> str:  # fmt: skip
+        """Append a baseline: tokens an agent spends on the skill's task without it (not tokens spent)."""
+        row = {
+            "id": uuid.uuid4().hex,
+            "ts": _utc(ts),
+            "skill": _skill(skill),
+            "version": _version(version),
+            "baseline_tokens": _count("baseline_tokens", baseline_tokens),
+            "source": _outcome(source),
+            "detail": str(detail or "")[:2000],
+        }
+        batch = pa.Table.from_pylist([row], schema=BASELINES_SCHEMA)
+        self._write(BASELINES, lambda t: t.add(batch), what="record_baseline")
+        return row["id"]
+
+    def tag_version(self, call_ids: list[str], version: int) -> int:
+        """Set the version of LLM-call rows recorded before it was known (a creation's calls)."""
+        ids = [i for i in call_ids if isinstance(i, str) and _ID_RE.fullmatch(i)]
+        version = _version(version)
+        if not ids or version is None or self._table(LLM_CALLS, create=False) is None:
+            return 0
+        where = f"id IN ({', '.join(_sql_str(i) for i in ids)}) AND version IS NULL"
+        result = self._write(LLM_CALLS, lambda t: t.update(where=where, values={"version": version}),
+                             what="tag_version")  # fmt: skip
+        return int(getattr(result, "rows_updated", 0) or 0)
+
     def reassign(self, old_skill: str, new_skill: str) -> int:
         """Move every row of `old_skill` to `new_skill` (a creation learns its name late).
 
@@ -441,13 +515,20 @@ class Ledger:
         if since is not None:
             where.append(f"ts >= {_sql_ts(since)}")
         if purpose is not None:
-            where.append(f"purpose = {_sql_str(_purpose(purpose))}")
+            where.append(f"purpose = {_sql_str(_purpose(purpose, reading=True))}")
         rows = self._rows(LLM_CALLS, " AND ".join(where) or None)
         if limit is not None and limit >= 0:
             rows = rows[len(rows) - limit :] if limit else []
         for r in rows:
-            r["total_tokens"] = r["prompt_tokens"] + r["completion_tokens"]
+            # a legacy baseline row is an estimate, not tokens spent
+            r["total_tokens"] = 0 if r["purpose"] == LEGACY_BASELINE else r["prompt_tokens"] + r["completion_tokens"]
+            r["usage_source"] = "estimate" if r["purpose"] == LEGACY_BASELINE else usage_source(r)
         return rows
+
+    def baselines(self, skill: str | None = None) -> list[dict[str, Any]]:
+        """Baseline rows, oldest first."""
+        where = f"skill = {_sql_str(_skill(skill))}" if skill is not None else None
+        return self._rows(BASELINES, where)
 
     def uses(self, skill: str | None = None, since: datetime | None = None, *,
              limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
@@ -477,18 +558,18 @@ class Ledger:
         if skill is None:
             calls = self._rows(LLM_CALLS, "skill IS NULL")
             uses: list[dict[str, Any]] = []
+            baselines: list[dict[str, Any]] = []
         else:
-            calls, uses = self.llm_calls(skill), self.uses(skill)
-        return aggregate(skill, calls, uses)
+            calls, uses, baselines = self.llm_calls(skill), self.uses(skill), self.baselines(skill)
+        return aggregate(skill, calls, uses, baselines)
 
     def all_totals(self) -> dict[str | None, dict[str, Any]]:
         """`totals` for every skill label in one scan of each table (key None: unattributed calls)."""
-        by: dict[str | None, tuple[list, list]] = {}
-        for r in self._rows(LLM_CALLS, None):
-            by.setdefault(r["skill"], ([], []))[0].append(r)
-        for r in self._rows(USES, None):
-            by.setdefault(r["skill"], ([], []))[1].append(r)
-        return {k: aggregate(k, c, u) for k, (c, u) in by.items()}
+        by: dict[str | None, tuple[list, list, list]] = {}
+        for i, table in enumerate((LLM_CALLS, USES, BASELINES)):
+            for r in self._rows(table, None):
+                by.setdefault(r["skill"], ([], [], []))[i].append(r)
+        return {k: aggregate(k, c, u, b) for k, (c, u, b) in by.items()}
 
     def close(self) -> None:
         self._tables.clear()
@@ -506,18 +587,24 @@ class Ledger:
         self.close()
 
 
-def aggregate(skill: str | None, calls: list[dict[str, Any]], uses: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate(skill: str | None, calls: list[dict[str, Any]], uses: list[dict[str, Any]],
+              baseline_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Totals over ledger rows of one skill (see the module docstring for the arithmetic)."""
     by_purpose = {p: 0 for p in PURPOSES}
     by_outcome: dict[str, int] = {}
-    baselines: list[int] = []
+    baselines: list[int] = [int(b["baseline_tokens"]) for b in baseline_rows or []]
+    spent = []
     for c in calls:
+        if c["purpose"] == LEGACY_BASELINE:  # an old store's estimate: a baseline, not a call
+            baselines.append(c["prompt_tokens"] + c["completion_tokens"])
+            continue
+        spent.append(c)
         tokens = c["prompt_tokens"] + c["completion_tokens"]
         by_purpose[c["purpose"]] = by_purpose.get(c["purpose"], 0) + tokens
         by_outcome[c["outcome"]] = by_outcome.get(c["outcome"], 0) + 1
-        if c["purpose"] == "baseline":
-            baselines.append(tokens)
-    failures = sum(1 for u in uses if u["outcome"] != "ok")
+    calls = spent
+    ok_uses = [u for u in uses if u["outcome"] == "ok"]
+    failures = len(uses) - len(ok_uses)
     return {
         "skill": skill,
         "llm_calls": len(calls),
@@ -539,6 +626,8 @@ def aggregate(skill: str | None, calls: list[dict[str, Any]], uses: list[dict[st
         "uses": len(uses),
         "failures": failures,
         "use_context_tokens": sum(u["context_tokens"] for u in uses),
+        "ok_uses": len(ok_uses),
+        "ok_use_context_tokens": sum(u["context_tokens"] for u in ok_uses),
         "first_call": calls[0]["ts"] if calls else None,
         "last_call": calls[-1]["ts"] if calls else None,
         "last_use": uses[-1]["ts"] if uses else None,
@@ -555,17 +644,21 @@ class SkillCost:
     - creation_tokens / fix_tokens: tokens of its create / fix+retry LLM calls;
       their sum is the investment to pay back.
     - llm_calls, cost_usd: over all its calls (baseline measurements included).
-    - uses / failures: runs of the skill (ledger ``uses`` rows; when the registry's
-      call counters know of more runs -- runs from before the ledger existed --
-      those count too, at the current context size).
+    - uses / failures / successful_uses: runs of the skill by callers (ledger ``uses``
+      rows; when the registry's call counters know of more runs -- runs from before
+      the ledger existed -- those count too, at the current context size). The
+      fixer's replays of failing inputs are not uses.
     - context_tokens: tokens of the current version's SKILL.md (cl100k_base);
       for a skill only in the ledger, the context of its latest recorded use.
     - baseline_tokens / baseline_source: "skill" (skillyard.yaml baseline_tokens),
       "creation" (the ledger's baseline rows) or "config" (the default).
     - savings_per_use = baseline - context; break_even_uses = :func:`break_even`.
-    - net_tokens: savings so far (each recorded use at its own context size) minus
-      the investment; paid_off = net_tokens >= 0 for a skill that saves tokens
-      (savings_per_use > 0); one that does not is never paid off.
+    - net_tokens: savings so far minus the investment. A successful use saves
+      baseline - its own context size; a failed use saves nothing and costs its
+      context (the agent loaded the skill, then did the task anyway).
+    - paid_off: savings_per_use > 0, at least one successful use, and net_tokens >= 0.
+      A skill never used successfully has not paid off, even with nothing invested
+      (N* = 0): a blocked or unused skill makes no claim.
     """
 
     skill: str
@@ -584,6 +677,7 @@ class SkillCost:
     baseline_source: str
     version: int | None = None
     status: str = ""  # registry status of the head version; "" for ledger-only skills
+    successful_uses: int = 0
 
     @property
     def invested_tokens(self) -> int:
@@ -609,6 +703,8 @@ def cost_report(ledger: Ledger, registry: Registry, packages: Callable[[str], Sk
     default_baseline = _count("default_baseline", default_baseline)
     totals = ledger.all_totals()
     totals.pop(None, None)
+    for label in [k for k in totals if is_placeholder(k)]:  # failed creations: see unattributed()
+        totals.pop(label)
     heads = {rec.name: rec for rec in registry.list()}
     report = []
     for name in sorted(set(heads) | set(totals)):
@@ -637,15 +733,38 @@ def cost_report(ledger: Ledger, registry: Registry, packages: Callable[[str], Sk
             baseline, source = default_baseline, "config"
         invested = t["invested_tokens"]
         saved = baseline - context
+        # runs the registry counted but the ledger never saw (from before it existed)
         extra_uses = max(0, reg_calls - t["uses"])
+        extra_failed = min(extra_uses, max(0, reg_failures - t["failures"]))
+        extra_ok = extra_uses - extra_failed
         uses = t["uses"] + extra_uses
-        realised = (t["uses"] * baseline - t["use_context_tokens"]) + extra_uses * saved
+        ok_uses = t["ok_uses"] + extra_ok
+        failed_context = t["use_context_tokens"] - t["ok_use_context_tokens"]
+        realised = (t["ok_uses"] * baseline - t["ok_use_context_tokens"]) - failed_context \
+            + extra_ok * saved - extra_failed * context
         net = realised - invested
         report.append(SkillCost(
             skill=name, creation_tokens=t["creation_tokens"], fix_tokens=t["fix_tokens"], llm_calls=t["llm_calls"],
             cost_usd=t["cost_usd"], uses=uses, failures=max(t["failures"], reg_failures), context_tokens=context,
             baseline_tokens=baseline, savings_per_use=saved, break_even_uses=break_even(invested, baseline, context),
-            paid_off=saved > 0 and net >= 0, net_tokens=net, baseline_source=source,
-            version=head.version if head else None, status=head.status if head else "",
+            paid_off=saved > 0 and ok_uses > 0 and net >= 0, net_tokens=net, baseline_source=source,
+            version=head.version if head else None, status=head.status if head else "", successful_uses=ok_uses,
         ))  # fmt: skip
     return report
+
+
+def unattributed(ledger: Ledger) -> dict[str, Any]:
+    """LLM spending that belongs to no skill: calls recorded with no skill, and failed
+    creations (calls under a ``(creating-...)`` placeholder that never became a skill)."""
+    totals = ledger.all_totals()
+
+    def part(ts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"llm_calls": sum(t["llm_calls"] for t in ts), "total_tokens": sum(t["total_tokens"] for t in ts),
+                "cost_usd": round(sum(t["cost_usd"] for t in ts), 10)}  # fmt: skip
+
+    loose = [totals[None]] if None in totals else []
+    failed = [t for k, t in totals.items() if is_placeholder(k) and t["llm_calls"]]
+    out = part(loose + failed)
+    out["no_skill"] = part(loose)
+    out["failed_creations"] = {"count": len(failed), **part(failed)}
+    return out

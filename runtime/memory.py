@@ -1,11 +1,13 @@
 """A skill's `.memory.md`: concise, dated, deduplicated notes about failures and fixes.
 
 The file is read by the fixer (so it learns what broke before) and shown by `show`.
-Entries with the same gist are merged (count and last date), and the file is capped.
+Entries with the same gist (digits ignored) are merged: the newest text and date are kept,
+with the count of merged entries. The file is capped.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,27 @@ def describe_value(value: Any, depth: int = 0) -> str:
     return type(value).__name__
 
 
+RUNTIME_KINDS = ("exception", "timeout", "oom", "bad_output", "crashed")  # runtime failures of a call
+
+
+@dataclass
+class Entry:
+    day: str
+    kind: str
+    count: int
+    text: str
+
+
+def entries(content: str) -> list[Entry]:
+    """The parsed entries of a memory file's content, oldest first."""
+    out = []
+    for line in content.splitlines():
+        m = ENTRY_RE.match(line)
+        if m:
+            out.append(Entry(m.group(1), m.group(2), int(m.group(3) or 1), m.group(4)))
+    return out
+
+
 def _gist(text: str) -> str:
     text = re.sub(r"\d+", "N", text.lower())
     return re.sub(r"\s+", " ", text).strip()[:160]
@@ -62,7 +85,8 @@ def add_entry(path: Path, kind: str, text: str, *, now: datetime | None = None) 
     for i, (d, k, count, body) in enumerate(entries):
         if (k, _gist(body)) == key:
             entries.pop(i)
-            entries.append((day, kind, count + 1, body))
+            # The newest text and date, with the count: "v2 blocked" must not read as "v0 blocked".
+            entries.append((day, kind, count + 1, text))
             break
     else:
         entries.append((day, kind, 1, text))

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
+from datetime import datetime, timezone
 
 import pytest
 
+from runtime import memory
 from runtime.config import Settings
 from runtime.fixer import Fixer, FixError
 from runtime.llm import LLM, LLMUnavailable
@@ -83,6 +86,16 @@ def test_fix_succeeds_at_attempt_two_and_ledger_matches_usage(llm_yard, llm_serv
     assert outcome.tokens == 1200 + 300 + 1500 + 400
 
 
+def test_each_fix_call_is_tagged_with_the_version_it_repaired(llm_yard, llm_server, blocked_skill):
+    """Audit #8: every call of a loop was tagged v1, even the one that repaired v2."""
+    llm_server.reply(answer({"scripts/main.py": HALF}), prompt_tokens=1200)
+    llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1500)
+    assert fixer_for(llm_yard).fix("adder", max_attempts=3).status == "fixed"
+    rows = llm_yard.ledger.llm_calls(skill="adder")
+    assert [(r["prompt_tokens"], r["version"], r["outcome"]) for r in rows] == [(1200, 1, "ok"), (1500, 2, "ok")]
+    assert all(r["usage_source"] == "api" for r in rows)
+
+
 def test_reply_that_edits_a_test_is_refused(llm_yard, llm_server, blocked_skill):
     weakened = TESTS.replace("== 6", "== 7")
     llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_main.py": weakened}))
@@ -93,9 +106,23 @@ def test_reply_that_edits_a_test_is_refused(llm_yard, llm_server, blocked_skill)
     final = llm_yard.package("adder", outcome.version)
     assert final.files["tests/test_main.py"].decode() == TESTS  # the tests were never weakened
     assert "refused" in llm_yard.memory_text("adder")
-    assert any(r["outcome"] == "refused" for r in llm_yard.ledger.llm_calls(skill="adder"))
     second = llm_server.requests[1]["body"]["messages"][1]["content"]
     assert "changed tests" in second  # the model is told why
+
+
+def test_a_refused_answer_is_one_ledger_row_with_its_tokens(llm_yard, llm_server, blocked_skill):
+    """Audit #4: a refused answer was recorded twice (ok with tokens + refused with 0 tokens)."""
+    weakened = TESTS.replace("== 6", "== 7")
+    llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_main.py": weakened}), prompt_tokens=1111,
+                     completion_tokens=222)
+    llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1333, completion_tokens=444)
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert [a.outcome for a in outcome.attempts] == ["refused", "registered"]
+    rows = llm_yard.ledger.llm_calls(skill="adder")
+    assert len(llm_server.requests) == 2 == len(rows)  # one row per HTTP request
+    assert [(r["outcome"], r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
+        ("refused", 1111, 222), ("ok", 1333, 444)]
+    assert "tests/test_main.py" in rows[0]["detail"]
 
 
 def test_attempts_exhausted_leaves_skill_blocked(llm_yard, llm_server, blocked_skill):
@@ -160,7 +187,47 @@ def test_endpoint_faults_give_clear_errors_and_lose_nothing(llm_yard, llm_server
     with pytest.raises(FixError, match=expect):
         fixer_for(llm_yard, **kwargs).fix("adder")
     assert [(v.version, v.status) for v in llm_yard.versions("adder")] == before
-    assert llm_yard.ledger.llm_calls(skill="adder")[0]["outcome"] == "error"
+    rows = llm_yard.ledger.llm_calls(skill="adder")
+    assert [r["outcome"] for r in rows] == ["error"]
+    # Audit #8: the prompt we sent is known, so tiktoken counts it; no usage came back
+    assert rows[0]["tiktoken_prompt_tokens"] > 100 and rows[0]["prompt_tokens"] == 0
+    assert rows[0]["usage_source"] == "none" and rows[0]["version"] == 1
+
+
+def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocked_skill, monkeypatch):
+    """Audit #3: timeout and retries were fixed at 120 s / 2; the message named neither attempts nor total time."""
+    monkeypatch.setenv("SKILLYARD_LLM_TIMEOUT", "7.5")
+    monkeypatch.setenv("SKILLYARD_LLM_MAX_RETRIES", "4")
+    assert (Settings().llm_timeout, Settings().llm_max_retries) == (7.5, 4)
+    llm_yard.settings.llm_timeout = 0.5
+    llm_yard.settings.llm_max_retries = 1
+    llm_server.delay(3).delay(3).delay(3)
+    started = time.monotonic()
+    with pytest.raises(FixError, match=r"did not answer in time: 2 attempts in \d+\.\d s") as info:
+        Fixer(llm_yard, LLM(llm_yard.settings)).fix("adder")
+    assert time.monotonic() - started < 6
+    assert len(llm_server.requests) == 2 and "SKILLYARD_LLM_TIMEOUT" in str(info.value)
+    row = llm_yard.ledger.llm_calls(skill="adder")[0]
+    assert row["outcome"] == "error" and row["latency_ms"] >= 1000 and row["detail"].startswith("2 attempt(s)")
+
+
+def test_usage_missing_from_the_answer_is_marked_as_our_count(llm_yard, llm_server, blocked_skill):
+    """Audit #8: the tiktoken fallback looked like API-reported usage."""
+    llm_server.reply(answer({"scripts/main.py": FIXED}), usage=False)
+    assert fixer_for(llm_yard).fix("adder").status == "fixed"
+    (row,) = llm_yard.ledger.llm_calls(skill="adder")
+    assert row["usage_source"] == "tiktoken" and row["detail"].startswith("usage: tiktoken count")
+    assert row["prompt_tokens"] == row["tiktoken_prompt_tokens"] > 100
+
+
+def test_memory_merge_keeps_the_newest_text_and_date(tmp_path):
+    """Audit #2: three merged entries "v0/v1/v2 blocked" read "(x3) v0 blocked"."""
+    path = tmp_path / ".memory.md"
+    for i in range(3):
+        memory.add_entry(path, "gate", f"v{i} blocked: 1 test failed", now=datetime(2025, 1, 1 + i, tzinfo=timezone.utc))
+    assert "- 2025-01-03 [gate] (x3) v2 blocked: 1 test failed" in path.read_text()
+    (entry,) = memory.entries(path.read_text())
+    assert (entry.day, entry.kind, entry.count, entry.text) == ("2025-01-03", "gate", 3, "v2 blocked: 1 test failed")
 
 
 def test_without_an_endpoint_fix_says_so(tmp_path):
@@ -190,9 +257,51 @@ def test_creation_end_to_end(llm_yard, llm_server):
     assert added.status == "registered" and fixed is None
     assert llm_yard.run("reverse-words", {"text": "one two"}).output == {"reversed": "two one"}
     rows = llm_yard.ledger.llm_calls(skill="reverse-words")
-    create_rows = [r for r in rows if r["purpose"] == "create"]
-    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in create_rows] == [(2000, 900)]
+    # Audit #6/#8: one row per request, tagged with the version it created; the estimate is no call
+    assert [(r["purpose"], r["prompt_tokens"], r["completion_tokens"], r["version"]) for r in rows] == [
+        ("create", 2000, 900, 1)]
+    assert [(b["baseline_tokens"], b["version"]) for b in llm_yard.ledger.baselines("reverse-words")] == [(2500, 1)]
+    assert llm_yard.ledger.totals("reverse-words")["baseline_tokens"] == 2500
     assert "created from task" in llm_yard.memory_text("reverse-words")
+
+
+def test_nothing_to_fix_after_a_creation_that_registered(llm_yard, llm_server):
+    """Audit #1: the `[create]` memory note was sent to the LLM as a "runtime error"."""
+    reply = json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()]})
+    llm_server.reply(reply)
+    added, _ = fixer_for(llm_yard).create("reverse the words of a sentence")
+    assert added.status == "registered" and "[create]" in llm_yard.memory_text("reverse-words")
+    llm_server.reply(answer({"scripts/rev.py": "never asked for"}))
+    outcome = fixer_for(llm_yard).fix("reverse-words")
+    assert len(llm_server.requests) == 1  # the creation's only
+    assert outcome.status == "fixed" and outcome.attempts == [] and outcome.stop_reason.startswith("nothing to fix")
+
+
+DIVIDER = "def run(params):\n    return {'r': 10 // params['x']}\n"
+DIVIDER_FIXED = "def run(params):\n    x = params['x']\n    return {'r': 10 // x if x else 0}\n"
+DIVIDER_TESTS = "from scripts.main import run\n\ndef test_div():\n    assert run({'x': 2}) == {'r': 5}\n"
+
+
+def test_a_repaired_runtime_error_is_not_sent_again_and_replays_are_not_uses(llm_yard, llm_server, tmp_path):
+    """Audit #1/#7: after a fix repaired v1's runtime error, the next `fix` sent v1's error again;
+    the fixer's replays of the failing inputs were recorded as uses."""
+    d = write_skill(tmp_path / "src", "divider", script=DIVIDER, tests={"test_main.py": DIVIDER_TESTS})
+    assert llm_yard.add(d).status == "registered"
+    assert fixer_for(llm_yard).fix("divider").stop_reason.startswith("nothing to fix")  # no error yet
+    assert llm_yard.run("divider", {"x": 0}).error.kind == "exception"
+    assert llm_yard.run("divider", {"x": 5}).ok
+    llm_server.reply(answer({"scripts/main.py": DIVIDER_FIXED}, "guard zero"))
+    outcome = fixer_for(llm_yard).fix("divider")
+    assert outcome.status == "fixed" and outcome.version == 2
+    sent = llm_server.requests[0]["body"]["messages"][1]["content"]
+    section = sent.split("## Recent runtime errors\n", 1)[1].split("\n## ", 1)[0]
+    assert "v1 exception" in section and "- - " not in section and "[" not in section.splitlines()[0]
+    assert "1/1 recorded failing inputs now succeed" in llm_yard.memory_text("divider")
+    # the replay was the fixer's own check: no use, no registry call
+    assert [(u["version"], u["outcome"]) for u in llm_yard.ledger.uses("divider")] == [(1, "exception"), (1, "ok")]
+    assert sum(v.calls for v in llm_yard.versions("divider")) == 2
+    again = fixer_for(llm_yard).fix("divider")
+    assert len(llm_server.requests) == 1 and again.stop_reason.startswith("nothing to fix")
 
 
 def test_creation_with_broken_code_goes_through_the_fix_loop(llm_yard, llm_server):

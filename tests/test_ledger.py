@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from runtime import logs
 from runtime.config import Settings, get_settings
 from runtime.costs import cost_command, ledger_group
-from runtime.ledger import Ledger, SkillCost, break_even, cost_report
+from runtime.ledger import Ledger, SkillCost, break_even, cost_report, unattributed
 from runtime.package import pack_files, package_from_files, unpack_files
 from runtime.registry import GateSummary, Registry
 from runtime.tokens import count_tokens
@@ -166,11 +166,46 @@ def test_since_filter_and_explicit_timestamps(led: Ledger):
 
 def test_baseline_rows_average_and_are_not_investment(led: Ledger):
     call(led, "b", "create", 1_000, 500)
-    call(led, "b", "baseline", 10_000, outcome="estimate")
-    call(led, "b", "baseline", 10_001, outcome="estimate")
+    led.record_baseline(skill="b", version=1, baseline_tokens=10_000)
+    led.record_baseline(skill="b", version=1, baseline_tokens=10_001)
     t = led.totals("b")
     assert t["invested_tokens"] == 1_500 and t["baseline_tokens"] == 10_001  # mean 10,000.5 rounds half up
-    assert t["baseline_rows"] == 2 and t["llm_calls"] == 3
+    assert t["baseline_rows"] == 2 and t["llm_calls"] == 1
+
+
+def test_baseline_estimates_are_not_tokens_spent(home: Settings):
+    """Audit #6: an estimate stored as an LLM-call row made `ledger calls` overcount spent tokens."""
+    led = Ledger(home.store)
+    call(led, "b", "create", 1_000, 500)
+    led.record_baseline(skill="b", version=1, baseline_tokens=2_500, detail="model's estimate")
+    with pytest.raises(ValueError, match="record_baseline"):
+        call(led, "b", "baseline", 2_500, outcome="estimate")
+    rows = led.llm_calls("b")
+    assert [r["purpose"] for r in rows] == ["create"] and sum(r["total_tokens"] for r in rows) == 1_500
+    assert [(b["baseline_tokens"], b["source"]) for b in led.baselines("b")] == [(2_500, "creation")]
+    t = led.totals("b")
+    assert (t["total_tokens"], t["prompt_tokens"], t["baseline_tokens"]) == (1_500, 1_000, 2_500)
+    # a store written before the baselines table: its estimate rows are baselines, never tokens
+    import lancedb
+
+    legacy = {"id": "f" * 32, "ts": datetime.now(timezone.utc), "skill": "b", "version": 1, "purpose": "baseline",
+              "model": "m", "prompt_tokens": 3_500, "completion_tokens": 0, "cached_tokens": 0,
+              "tiktoken_prompt_tokens": 0, "cost_usd": 0.0, "latency_ms": 0.0, "outcome": "estimate",
+              "detail": "", "request_id": ""}
+    lancedb.connect(home.store).open_table("llm_calls").add([legacy])
+    t = led.totals("b")
+    assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (1_500, 1, 3_000, 2)
+    calls = CliRunner().invoke(ledger_group, ["calls", "--skill", "b"], catch_exceptions=False)
+    assert "2 call(s), 1,500 tokens" in calls.stdout  # the legacy estimate is listed, not summed
+    led.close()
+
+
+def test_tag_version_sets_only_untagged_rows(led: Ledger):
+    a = call(led, "s", "create", 10)
+    b = call(led, "s", "retry", 20)
+    c = call(led, "s", "fix", 30, version=1)
+    assert led.tag_version([a, b, c, "not-an-id' OR 1=1"], 2) == 2
+    assert [r["version"] for r in led.llm_calls("s")] == [2, 2, 1]
 
 
 def test_reassign_moves_placeholder_rows(led: Ledger):
@@ -299,13 +334,13 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     call(led, "alpha", "create", 300_000, 60_000, cost=0.25)
     call(led, "alpha", "fix", 15_000, 5_000, cost=0.02)
     call(led, "alpha", "retry", 2_500, 500, outcome="malformed", cost=0.01)
-    call(led, "alpha", "baseline", 1, outcome="estimate")  # ignored: the skill states its own baseline
+    led.record_baseline(skill="alpha", version=1, baseline_tokens=1)  # ignored: the skill states its own baseline
     for i in range(3):
         led.record_use(skill="alpha", version=1, context_tokens=ctx["alpha"], outcome="ok" if i else "timeout",
                        duration_ms=5.0)  # fmt: skip
     # beta: baseline estimated at creation (the ledger's baseline row)
     call(led, "beta", "create", 40_000, 10_000)
-    call(led, "beta", "baseline", 10_000, outcome="estimate")
+    led.record_baseline(skill="beta", version=1, baseline_tokens=10_000)
     # gamma: no baseline anywhere -> the default (smaller than its context: never breaks even)
     reg.record_call("gamma", 1, ok=True)  # a run the ledger never saw (before it existed)
     reg.record_call("gamma", 1, ok=False)
@@ -313,17 +348,19 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     call(led, "(creating)", "create", 5_000, 0, outcome="error")
 
     report = {c.skill: c for c in cost_report(led, reg, packages_of(reg), default_baseline=300)}
-    assert sorted(report) == ["(creating)", "alpha", "beta", "gamma"]
+    assert sorted(report) == ["alpha", "beta", "gamma"]  # the failed creation is not a skill
 
     a = report["alpha"]
     assert isinstance(a, SkillCost)
-    assert (a.creation_tokens, a.fix_tokens, a.invested_tokens, a.llm_calls) == (360_000, 23_000, 383_000, 4)
+    assert (a.creation_tokens, a.fix_tokens, a.invested_tokens, a.llm_calls) == (360_000, 23_000, 383_000, 3)
     assert a.cost_usd == pytest.approx(0.28)
     assert (a.baseline_tokens, a.baseline_source, a.context_tokens) == (150_000, "skill", ctx["alpha"])
     assert a.savings_per_use == 150_000 - ctx["alpha"]
     assert a.break_even_uses == 3 == break_even(383_000, 150_000, ctx["alpha"])
     assert (a.uses, a.failures) == (3, 1)
-    assert a.net_tokens == 3 * (150_000 - ctx["alpha"]) - 383_000 and a.paid_off
+    # the timed-out use saved nothing and cost its context: 2 savings do not cover 383,000
+    assert a.net_tokens == 2 * (150_000 - ctx["alpha"]) - ctx["alpha"] - 383_000 and not a.paid_off
+    assert a.successful_uses == 2
     assert (a.version, a.status) == (1, "registered")
 
     b = report["beta"]
@@ -335,11 +372,10 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     assert (g.baseline_tokens, g.baseline_source) == (300, "config")
     assert g.savings_per_use == 300 - ctx["gamma"] < 0 and g.break_even_uses is None
     assert (g.uses, g.failures, g.invested_tokens) == (2, 1, 0)  # from the registry's counters
-    assert g.net_tokens == 2 * (300 - ctx["gamma"]) and not g.paid_off
+    assert g.net_tokens == (300 - ctx["gamma"]) - ctx["gamma"] and not g.paid_off  # the failed run saved nothing
 
-    c = report["(creating)"]
-    assert (c.invested_tokens, c.status, c.version, c.context_tokens) == (5_000, "", None, 0)
-    assert c.baseline_source == "config" and c.break_even_uses == 17  # ceil(5000 / 300)
+    loose = unattributed(led)
+    assert loose["failed_creations"] == {"count": 1, "llm_calls": 1, "total_tokens": 5_000, "cost_usd": 0.0}
 
     # a new version with a larger SKILL.md changes the context (and so N*) of the current version
     _, alpha2 = register(reg, "alpha", "Alpha does the first thing.", baseline=150_000, body="more " * 2000)
@@ -347,6 +383,56 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     assert a2.version == 2 and a2.context_tokens == count_tokens(alpha2.skill_md) > 2000
     assert a2.break_even_uses == break_even(383_000, 150_000, a2.context_tokens)
     assert a2.net_tokens == a.net_tokens  # past uses keep the context they had
+
+
+def test_failed_uses_save_nothing(reg: Registry, led: Ledger):
+    """Audit #7: a failed run saved nothing; it costs the context the agent loaded."""
+    _, pkg = register(reg, "delta", "Delta does a thing.", baseline=10_000)
+    ctx = count_tokens(pkg.skill_md)
+    call(led, "delta", "create", 9_000)
+    for outcome in ("exception", "timeout", "bad_output"):
+        led.record_use(skill="delta", version=1, context_tokens=ctx, outcome=outcome, duration_ms=1.0)
+    d = cost_report(led, reg, packages_of(reg), 300)[0]
+    assert d.net_tokens == -9_000 - 3 * ctx and not d.paid_off  # before: 3 * (10,000 - ctx) - 9,000 > 0, "paid off"
+    assert (d.uses, d.failures, d.successful_uses) == (3, 3, 0)
+    led.record_use(skill="delta", version=1, context_tokens=ctx, outcome="ok", duration_ms=1.0)
+    d = cost_report(led, reg, packages_of(reg), 300)[0]
+    assert d.net_tokens == (10_000 - ctx) - 9_000 - 3 * ctx and d.paid_off
+
+
+def test_unused_skill_with_nothing_invested_has_not_paid_off(reg: Registry, led: Ledger):
+    """Audit #9: a blocked (or never used) skill with 0 tokens invested has N* = 0 but did not pay off."""
+    register(reg, "blocked-one", "Blocked one does nothing.", status="blocked")
+    register(reg, "idle", "Idle is registered but never used.", baseline=10_000)
+    report = {c.skill: c for c in cost_report(led, reg, packages_of(reg), 4_000)}
+    for name in ("blocked-one", "idle"):
+        c = report[name]
+        assert (c.invested_tokens, c.break_even_uses, c.net_tokens, c.uses) == (0, 0, 0, 0)
+        assert c.paid_off is False, name
+    assert report["blocked-one"].status == "blocked"
+
+
+def test_failed_creations_are_not_attributed_to_a_skill(home: Settings):
+    """Audit #5: a failed creation showed up as a skill `(creating-...)` with N* = 1, its retry in "fix tok"."""
+    reg = Registry(home.store, embedder=None)
+    register(reg, "alpha", "Alpha does the first thing.", baseline=150_000)
+    led = Ledger(home.store)
+    call(led, "(creating-cbbf46ec)", "create", 2_000, 100, outcome="malformed")
+    call(led, "(creating-cbbf46ec)", "retry", 2_200, 100, outcome="malformed")
+    call(led, None, "create", 50, outcome="error")
+    report = cost_report(led, reg, packages_of(reg), 4_000)
+    assert [c.skill for c in report] == ["alpha"]
+    assert report[0].fix_tokens == 0
+    runner = CliRunner()
+    data = json.loads(runner.invoke(cost_command, ["--json"], catch_exceptions=False).stdout)
+    assert [d["skill"] for d in data["skills"]] == ["alpha"]
+    na = data["not_attributed"]
+    assert na["failed_creations"] == {"count": 1, "llm_calls": 2, "total_tokens": 4_400, "cost_usd": 0.0}
+    assert na["no_skill"]["total_tokens"] == 50 and na["total_tokens"] == 4_450
+    table = runner.invoke(cost_command, [], catch_exceptions=False).stdout
+    assert "creating" not in table and "1 failed creation(s): 2 LLM call(s), 4,400 tokens" in table
+    reg.close()
+    led.close()
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -378,7 +464,7 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     png = tmp_path / "out" / "cost.png"
     result = runner.invoke(cost_command, ["--json", "--plot", str(png)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["skills"]
     by = {d["skill"]: d for d in data}
     assert sorted(by) == ["alpha", "beta"]
     assert by["alpha"]["break_even_uses"] == 3 and by["alpha"]["invested_tokens"] == 383_000
@@ -387,7 +473,7 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
 
     one = runner.invoke(cost_command, ["alpha", "--json"], catch_exceptions=False)
-    assert [d["skill"] for d in json.loads(one.stdout)] == ["alpha"]
+    assert [d["skill"] for d in json.loads(one.stdout)["skills"]] == ["alpha"]
     table = runner.invoke(cost_command, [], catch_exceptions=False)
     assert table.exit_code == 0 and "alpha" in table.stdout and "beta" in table.stdout and "total" in table.stdout
     missing = runner.invoke(cost_command, ["nope"])
@@ -407,7 +493,7 @@ def test_cost_command_on_an_empty_store(home: Settings, tmp_path: Path):
     runner = CliRunner()
     png = tmp_path / "empty.png"
     result = runner.invoke(cost_command, ["--json", "--plot", str(png)], catch_exceptions=False)
-    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert result.exit_code == 0 and json.loads(result.stdout)["skills"] == []
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "no skills" in runner.invoke(cost_command, [], catch_exceptions=False).stdout
     assert "no LLM calls" in runner.invoke(ledger_group, ["calls"], catch_exceptions=False).stdout
