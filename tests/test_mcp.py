@@ -16,9 +16,8 @@ from runtime.registry import Registry
 from runtime.tenants import Tenants
 from sandbox import Sandbox
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
-from tests.test_server import ServerThread
+from tests.test_server import ServerThread, make_factory
 
-import mcp  # noqa: E402 - installed by the server extra; no skipping
 from mcp import Client, StdioServerParameters  # noqa: E402
 
 NAME = "mcp-echo"
@@ -149,24 +148,13 @@ def test_streamable_http_server_needs_a_key_and_serves_the_tenant(home, backend,
     assert [e["outcome"] for e in calls] == ["ok", "invalid_input"] and all(e["via"] == "mcp" for e in calls)
 
 
-def _factory(backend, runner_image):
-    def factory(s: Settings):
-        from runtime.yard import Yard
-
-        y = Yard(s, sandbox=Sandbox(backend))
-        y.runner = runner_image
-        return y
-
-    return factory
-
-
 def test_max_concurrent_runs_comes_from_the_environment(home, backend, runner_image, monkeypatch):
     """SKILLYARD_MAX_CONCURRENT_RUNS applies to the MCP server as to the HTTP one (per process); a
     refused call is audited."""
     from runtime.mcp_server import SkillTools
 
     monkeypatch.setenv("SKILLYARD_MAX_CONCURRENT_RUNS", "1")
-    tools = SkillTools(home["settings"], yard_factory=_factory(backend, runner_image))
+    tools = SkillTools(home["settings"], yard_factory=make_factory(backend, runner_image))
     try:
         assert tools.runs.limit_for(None) == 1
         view = tools.yards.view(None)
@@ -189,7 +177,7 @@ def test_max_concurrent_runs_comes_from_the_environment(home, backend, runner_im
 def test_error_texts_point_to_mcp_ways_and_reject_non_finite_input(home, backend, runner_image):
     from runtime.mcp_server import SkillTools
 
-    tools = SkillTools(home["settings"], yard_factory=_factory(backend, runner_image))
+    tools = SkillTools(home["settings"], yard_factory=make_factory(backend, runner_image))
     try:
         view = tools.yards.view(None)
         for name, args in (("no-such-skill", {}), ("Bad Name", {}), ("test_skill", {"name": "no-such-skill"})):
