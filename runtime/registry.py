@@ -434,39 +434,44 @@ class _Searcher:
         if not self._thread.is_alive():
             self._loop.close()
 
-    async def search(
-        self, query: str, qv: np.ndarray | None, limit: int, min_similarity: float
+    async def search_text(
+        self, query: str, limit: int
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
-        """One search on the loop: (row, score, usage) per hit, best first.
+        """Full text only (no query vector): the text leg, then the counters of its hits.
+        (row, score, usage) per hit, best first."""
+        text_hits = await self.text_leg(query, limit)
+        hits = [(h, float(h["_score"])) for h in text_hits]
+        usage = await self.usage_of({h["name"] for h in text_hits})
+        return await self._result(hits, usage)
 
-        Full text only (no query vector): the text leg, then the counters of its hits.
-        Hybrid: the legs at once; the counters of the text leg's hits are read as soon
-        as it is done (while the vector leg is still running), and after fusion only
-        those of vector-only hits are read, if any are kept. The legs return the hits'
-        listing columns themselves (`listing`), so no row is read twice.
-        """
-        if qv is None:
-            text_hits = await self.text_leg(query, limit)
-            hits = [(h, float(h["_score"])) for h in text_hits]
-            usage = await self.usage_of({h["name"] for h in text_hits})
-        else:
-            text_task = asyncio.ensure_future(self._text_leg_and_usage(query, limit))
-            try:
-                vector_hits = await self.vector_leg(qv, limit)
-            except BaseException:
-                text_task.cancel()
-                raise
-            text_hits, usage = await text_task
-            hits = _fuse(text_hits, vector_hits, limit, min_similarity)
-            missing = {h["name"] for h, _ in hits} - {h["name"] for h in text_hits}
-            if missing:
-                usage.update(await self.usage_of(missing))
+    async def search_hybrid(
+        self, text: concurrent.futures.Future[Any], qv: np.ndarray, limit: int, min_similarity: float
+    ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
+        """The vector leg, fused with `text` (``text_leg_and_usage``, started before the
+        query was embedded, so it ran beside the embedding). After fusion only the
+        counters of vector-only hits are read, if any are kept. The legs return the
+        hits' listing columns themselves (`listing`), so no row is read twice."""
+        try:
+            vector_hits = await self.vector_leg(qv, limit)
+        except BaseException:
+            text.cancel()
+            raise
+        text_hits, usage = await asyncio.wrap_future(text)
+        hits = _fuse(text_hits, vector_hits, limit, min_similarity)
+        missing = {h["name"] for h, _ in hits} - {h["name"] for h in text_hits}
+        if missing:
+            usage.update(await self.usage_of(missing))
+        return await self._result(hits, usage)
+
+    async def _result(
+        self, hits: list[tuple[dict[str, Any], float]], usage: dict[tuple[str, int], dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
         if not hits:
             return []
         rows = await self._rows_of([h for h, _ in hits])
         return [(row, score, usage) for row, (_, score) in zip(rows, hits)]
 
-    async def _text_leg_and_usage(
+    async def text_leg_and_usage(
         self, query: str, limit: int
     ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
         hits = await self.text_leg(query, limit)
@@ -1169,9 +1174,9 @@ class Registry:
         Without an embedder: full-text only, score = BM25, and a warning is logged.
         Scores are comparable within one result list only.
 
-        Cost (see ``_Searcher``): this thread embeds the query (~8 ms), then one round
-        trip to the search loop runs both legs at once, fuses them and reads the hits'
-        listing columns and counters. Past `vector_index_min_rows` vectors the vector
+        Cost (see ``_Searcher``): the full-text leg starts on the search loop while this
+        thread embeds the query (~5-8 ms), then the vector leg runs, the legs are fused
+        and the hits' counters read. Past `vector_index_min_rows` vectors the vector
         leg uses the IVF_SQ index (rows added since the last compaction are still
         scanned, so nothing is missed).
         """
@@ -1183,16 +1188,22 @@ class Registry:
         self._table(SKILLS)  # tables and indexes exist (made under the lock if not)
         searcher = self._searcher()
         emb = self.embedder
-        qv = None
         if emb is None:
             if not self._warned_no_embedder:
                 log.warning("no embedder: search is full-text only", uri=self.uri)
                 self._warned_no_embedder = True
+            found = searcher.run(searcher.search_text(query, limit))
         else:
-            # Embedded before any query starts: on two cores, a leg running beside the
-            # embedding's matrix products slowed it from ~8 to ~15 ms.
-            qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
-        found = searcher.run(searcher.search(query, qv, limit, min_similarity))
+            # The text leg runs on the loop thread while this one embeds the query on
+            # one BLAS thread (see embeddings.SINGLE_THREAD_MAX_TOKENS): on two cores
+            # that overlaps them instead of making them fight over both cores.
+            text = searcher.submit(searcher.text_leg_and_usage(query, limit))
+            try:
+                qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
+            except BaseException:
+                text.cancel()
+                raise
+            found = searcher.run(searcher.search_hybrid(text, qv, limit, min_similarity))
         return [(self._record(row, usage), score) for row, score, usage in found]
 
     def _searcher(self) -> _Searcher:

@@ -177,3 +177,43 @@ def test_concurrent_first_load_builds_one_instance() -> None:
     assert len(results) == 4
     assert results[0] is not None
     assert all(r is results[0] for r in results)
+
+
+def _current_blas_threads() -> int:
+    """OpenBLAS's thread count now (the setter returns the previous value)."""
+    setter = embeddings._set_blas_threads
+    previous = setter(1)
+    setter(previous)
+    return previous
+
+
+def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> None:
+    # numpy's wheels bundle OpenBLAS; without the setter, one-query embeddings would
+    # fight LanceDB for both cores (see embeddings.SINGLE_THREAD_MAX_TOKENS).
+    assert embeddings._set_blas_threads is not None
+    before = _current_blas_threads()
+    assert before > 1, "this machine has one core? the test needs two"
+    inside, release = threading.Event(), threading.Event()
+
+    def other_block() -> None:
+        with embeddings.single_blas_thread():
+            inside.set()
+            release.wait(5)
+
+    other = threading.Thread(target=other_block)
+    with embeddings.single_blas_thread():
+        other.start()
+        assert inside.wait(5)
+        assert _current_blas_threads() == 1
+    # This thread left first: the other block still needs one thread.
+    assert _current_blas_threads() == 1
+    release.set()
+    other.join(5)
+    assert _current_blas_threads() == before
+
+
+def test_one_thread_and_all_threads_embed_alike(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ["find the next run time of a cron expression"]
+    single = embedder.embed(text)
+    monkeypatch.setattr(embeddings, "SINGLE_THREAD_MAX_TOKENS", 0)
+    np.testing.assert_allclose(embedder.embed(text), single, atol=1e-5)
