@@ -766,3 +766,17 @@ def test_cli_gc_reports_the_orphans_it_removes(docker_client):
     assert gc.returncode == 0, gc.stderr
     assert cid in json.loads(gc.stdout)["removed"]
     assert_container_gone(docker_client, cid)
+
+
+def test_frame_watch_sees_a_frame_complete_exactly_when_it_is():
+    from sandbox.docker_backend import _FrameWatch, frame_marker
+
+    marker = frame_marker("ab" * 16)
+    body = b'{"exit_code": 0}'
+    stream = (b"noise " + marker + b"x\n" + b"more" + marker + str(len(body)).encode() + b"\n" + body + b"tail")
+    end = stream.index(body) + len(body)
+    for step in (1, 3, 7, 64):
+        watch, out = _FrameWatch(marker), bytearray()
+        for i in range(0, len(stream), step):
+            out += stream[i : i + step]
+            assert watch.complete(out) == (len(out) >= end), (step, len(out))
