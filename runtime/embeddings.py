@@ -331,10 +331,7 @@ class Embedder:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             ids, type_ids, mask = self._pad([encodings[i] for i in idx])
-            if ids.size <= SINGLE_THREAD_MAX_TOKENS:
-                with single_blas_thread():
-                    out[idx] = self._encode_batch(ids, type_ids, mask)
-            else:
+            with single_blas_thread() if ids.size <= SINGLE_THREAD_MAX_TOKENS else contextlib.nullcontext():
                 out[idx] = self._encode_batch(ids, type_ids, mask)
         return out
 

@@ -389,10 +389,11 @@ class _Searcher:
 
     Why not the sync API: each sync query costs ~2.5 ms of Python around the query
     itself (two schema round trips, a thread hop each), and search makes three or four
-    queries. Here a search is one coroutine (``search``): the two legs run at once and
-    return their hits' listing columns packed in one column (``listing``: every column
-    a query returns costs ~0.4 ms at 100k rows, and a second read of the hits' rows
-    ~4 ms); the counters of the text leg's hits are read while the vector leg runs.
+    queries. Here a search is two coroutines: the text leg with its hits' counters
+    (``text_leg_and_usage``, started before the query is embedded), then
+    ``search_hybrid`` (or ``search_text`` alone). The legs return their hits' listing
+    columns packed in one column (``listing``: every column a query returns costs
+    ~0.4 ms at 100k rows, and a second read of the hits' rows ~4 ms).
     """
 
     def __init__(self, uri: str) -> None:

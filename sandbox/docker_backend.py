@@ -388,9 +388,9 @@ class DockerBackend(Backend):
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
 
 
-def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, until: bytes | None = None) -> tuple[bytes, bytes, bool, bool]:
-    """Read docker's multiplexed attach stream until EOF (or, with `until`, until a complete
-    response frame carrying that marker has arrived) or the deadline.
+def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, until: bytes) -> tuple[bytes, bytes, bool, bool]:
+    """Read docker's multiplexed attach stream until a complete response frame carrying
+    the marker `until` has arrived, EOF (the container died without one) or the deadline.
 
     Returns (stdout, stderr tail, timed_out, flooded). stdout beyond `budget` is dropped
     and flagged: the supervisor never writes that much, so only a hostile program could.
@@ -399,7 +399,7 @@ def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, unti
     out = bytearray()
     err = bytearray()
     flooded = False
-    frame = _FrameWatch(until) if until is not None else None
+    frame = _FrameWatch(until)
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -425,12 +425,11 @@ def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, unti
                     flooded = True
                     # Keep the tail: the response frame is the last thing the supervisor writes.
                     out = out[-budget // 2 :]
-                    if frame is not None:
-                        frame = _FrameWatch(until)  # offsets moved
+                    frame = _FrameWatch(until)  # offsets moved
                 out += payload
             elif stream == 2:
                 err = (err + payload)[-65536:]
-        if frame is not None and frame.complete(out):
+        if frame.complete(out):
             break
     return bytes(out), bytes(err), False, flooded
 

@@ -47,7 +47,6 @@ def test_the_accelerator_is_used_and_decodes_like_json() -> None:
 def test_the_accelerator_encodes_like_json_without_nan() -> None:
     _, dumps = _runner_namespace()["json_codec"]()
     for value in VALUES:
-        assert json.loads(dumps(value)) == json.loads(json.dumps(value)), value
         assert dumps(value) == json.dumps(value, separators=(",", ":"), allow_nan=False)
     for value in UNENCODABLE:
         with pytest.raises((TypeError, ValueError)):
