@@ -388,12 +388,15 @@ class _Searcher:
     handles of the skills and usage tables.
 
     Why not the sync API: each sync query costs ~2.5 ms of Python around the query
-    itself (two schema round trips, a thread hop each), and search makes three or four
-    queries. Here a search is two coroutines: the text leg with its hits' counters
-    (``text_leg_and_usage``, started before the query is embedded), then
-    ``search_hybrid`` (or ``search_text`` alone). The legs return their hits' listing
-    columns packed in one column (``listing``: every column a query returns costs
-    ~0.4 ms at 100k rows, and a second read of the hits' rows ~4 ms).
+    itself (two schema round trips, a thread hop each), and search makes three
+    queries. Here a search is two coroutines: the text leg (``text_leg``, started
+    before the query is embedded), then ``search_hybrid``: the vector leg, fusion, and
+    one read of the counters of the hits kept (or ``search_text`` alone). The legs
+    return their hits' listing columns packed in one column (``listing``: every
+    column a query returns costs ~0.4 ms at 100k rows, and a second read of the hits'
+    rows ~4 ms). Every LanceDB query has a fixed cost of ~2.5-3 ms here, so the count
+    matters more than overlap: on two cores, queries beside the embedding slow it down
+    about as much as they save.
     """
 
     def __init__(self, uri: str) -> None:
@@ -448,20 +451,18 @@ class _Searcher:
     async def search_hybrid(
         self, text: concurrent.futures.Future[Any], qv: np.ndarray, limit: int, min_similarity: float
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
-        """The vector leg, fused with `text` (``text_leg_and_usage``, started before the
-        query was embedded, so it ran beside the embedding). After fusion only the
-        counters of vector-only hits are read, if any are kept. The legs return the
-        hits' listing columns themselves (`listing`), so no row is read twice."""
+        """The vector leg, fused with `text` (``text_leg``, started before the query was
+        embedded, so it ran beside the embedding), then the counters of the hits kept,
+        in one query. The legs return the hits' listing columns themselves
+        (`listing`), so no row is read twice."""
         try:
             vector_hits = await self.vector_leg(qv, limit)
         except BaseException:
             text.cancel()
             raise
-        text_hits, usage = await asyncio.wrap_future(text)
+        text_hits = await asyncio.wrap_future(text)
         hits = _fuse(text_hits, vector_hits, limit, min_similarity)
-        missing = {h["name"] for h, _ in hits} - {h["name"] for h in text_hits}
-        if missing:
-            usage.update(await self.usage_of(missing))
+        usage = await self.usage_of({h["name"] for h, _ in hits})
         return await self._result(hits, usage)
 
     async def _result(
@@ -471,12 +472,6 @@ class _Searcher:
             return []
         rows = await self._rows_of([h for h, _ in hits])
         return [(row, score, usage) for row, (_, score) in zip(rows, hits)]
-
-    async def text_leg_and_usage(
-        self, query: str, limit: int
-    ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
-        hits = await self.text_leg(query, limit)
-        return hits, await self.usage_of({h["name"] for h in hits})
 
     @staticmethod
     def _hits(table: pa.Table) -> list[dict[str, Any]]:
@@ -1176,7 +1171,7 @@ class Registry:
         Scores are comparable within one result list only.
 
         Cost (see ``_Searcher``): the full-text leg starts on the search loop while this
-        thread embeds the query (~5-8 ms), then the vector leg runs, the legs are fused
+        thread embeds the query (~8-16 ms), then the vector leg runs, the legs are fused
         and the hits' counters read. Past `vector_index_min_rows` vectors the vector
         leg uses the IVF_SQ index (rows added since the last compaction are still
         scanned, so nothing is missed).
@@ -1197,8 +1192,10 @@ class Registry:
         else:
             # The text leg runs on the loop thread while this one embeds the query on
             # one BLAS thread (see embeddings.SINGLE_THREAD_MAX_TOKENS): on two cores
-            # that overlaps them instead of making them fight over both cores.
-            text = searcher.submit(searcher.text_leg_and_usage(query, limit))
+            # that overlaps them instead of making them fight over both cores. The
+            # counters are read once, for the fused hits: reading them for the text
+            # hits beside the embedding too measured 7-15% slower (one more query).
+            text = searcher.submit(searcher.text_leg(query, limit))
             try:
                 qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
             except BaseException:

@@ -402,9 +402,13 @@ def test_search_hybrid_uses_vectors(treg: Registry, tmp_path: Path):
     query = "imagse resizng thumbnals"
     fts_only = Registry(str(tmp_path / "store"), embedder=None)
     assert "image-resize" not in names(fts_only.search(query))
+    for ok in (True, True, False):
+        treg.record_call("image-resize", 1, ok=ok)
     hits = treg.search(query)
     assert names(hits)[0] == "image-resize"
     assert all(rec.status == "registered" and rec.current for rec, _ in hits)
+    # a hit only the vector leg found carries its counters too (read after fusion)
+    assert (hits[0][0].calls, hits[0][0].failures) == (3, 1)
     # words that match both legs rank first
     assert names(treg.search("csv column types"))[0] == "csv-profile"
     scores = [s for _, s in treg.search("pdf text pages")]
