@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make the `bench` package
     __package__ = "bench"
 
 from .common import (ROOT, Ledger, _loadavg, docker_client, machine_info, my_containers, ratio,  # noqa: E402
-                     remove_images, runner_image, say, verdict, wait_no_containers)
+                     remove_images, runner_image, say, settle, verdict, wait_no_containers)
 
 SECTIONS = ("latency", "throughput", "gate", "search", "humaneval", "load")
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     res = report["sections"]
     try:
         for name in [*args.sections, *(["profile"] if args.profile else [])]:
-            say(f"== {name}")
+            calm = settle(client, ledger.run_id)
+            say(f"== {name} (machine {'idle' if calm['quiet'] else 'NOT idle'} after {calm['waited_s']} s: "
+                f"CPU idle {calm['idle']})")
             t0 = time.monotonic()
             try:
                 res[name] = {"result": plan[name]()}
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{name} FAILED: {type(exc).__name__}: {exc}")
                 res[name] = {"error": traceback.format_exc()}
             res[name]["section_wall_s"] = round(time.monotonic() - t0, 1)
+            res[name]["settled"] = calm
             say(f"== {name} done in {res[name]['section_wall_s']} s")
     finally:
         say("cleanup: waiting for containers, removing images this run built")
