@@ -172,7 +172,9 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
             rows.append(["search", f"{int(n):,} records (load {sc['load_s']} s, optimize {sc['optimize_s']} s)",
                          f"hybrid p50 {sc['hybrid']['p50_ms']} ms p95 {sc['hybrid']['p95_ms']} ms; full-text p50 "
                          f"{sc['fulltext']['p50_ms']} ms p95 {sc['fulltext']['p95_ms']} ms"
-                         + (f"; query embedding alone p50 {emb['p50_ms']} ms" if emb else ""), tgt, v])
+                         + (f"; query embedding alone p50 {emb['p50_ms']} ms" if emb else "")
+                         + (f" ({sc['encoder']}; numpy p50 {sc['query_embedding_numpy']['p50_ms']} ms)"
+                            if sc.get("query_embedding_numpy") else ""), tgt, v])
         if "100000" not in s["scales"]:
             target("search over 100k records p50 <= 25 ms", None, "p50 <= 25 ms", None, "100k not run (--quick)")
 

@@ -7,7 +7,10 @@ tables in batches, with random unit vectors (the embedder is never called per ro
 case for an IVF index's recall (not measured here) but not for its speed.
 Timed: `Registry.search(query)` over ~30 real-text queries -- hybrid (query embedding
 included) -- and full-text only (a Registry with embedder=None on the same store), plus the
-query embedding alone, so the hybrid figure can be split.
+query embedding alone, so the hybrid figure can be split. The search is timed in its steady
+state for a long-running process: after the warm-up the bench waits for the embedder's ONNX
+Runtime encoder (runtime/onnx_encoder.py) as the servers do at start-up, and it times the
+numpy encoder alone too, for the comparison.
 """
 from __future__ import annotations
 
@@ -130,6 +133,12 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
         fts = Registry(uri, embedder=None)
         skills_t, usage_t = reg._table(SKILLS), reg._table(USAGE)  # creates tables + FTS index
         emb = reg.embedder
+        encoder = emb.wait_for_encoder(60) if hasattr(emb, "wait_for_encoder") else None
+        numpy_emb = None
+        if encoder == "onnxruntime":
+            from runtime.embeddings import Embedder
+
+            numpy_emb = Embedder(emb.model_dir, encoder="numpy")
         loaded = 0
         for scale in sorted(scales):
             t0 = time.perf_counter()
@@ -162,6 +171,10 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
             if emb is not None:
                 embed_times, _ = _time_queries(lambda q: emb.embed([q]), QUERIES, f"{scale} embed only")
                 row["query_embedding"] = summary_ms(embed_times)
+                row["encoder"] = getattr(emb, "encoder", None)
+            if numpy_emb is not None:
+                numpy_times, _ = _time_queries(lambda q: numpy_emb.embed([q]), QUERIES, f"{scale} embed only, numpy")
+                row["query_embedding_numpy"] = summary_ms(numpy_times)
             out["scales"][str(scale)] = row
         out["embedder"] = getattr(emb, "name", None) if emb is not None else None
         fts.close()

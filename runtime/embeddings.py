@@ -10,6 +10,14 @@ The forward pass mirrors `transformers.BertModel` (post-LayerNorm encoder, exact
 erf GELU) followed by sentence-transformers' mean pooling and L2 normalisation.
 Parity with the torch reference is checked by tests/test_embeddings.py against
 tests/data/minilm_reference.json.
+
+Where onnxruntime is installed, the encoder layers move to ONNX Runtime
+(runtime/onnx_encoder.py: the same weights, vectors equal to ~1e-7, ~2x faster per
+query) in processes that embed enough to pay for it: its set-up costs ~0.6 s of CPU
+and ~130 MB of memory, so it is built in the background once numpy has spent as
+long embedding (the ski-rental rule: rent until the rent paid equals the price).
+One-shot CLI commands never build it; the HTTP and MCP servers build it at start-up
+(``wait_for_encoder``). SKILLYARD_EMBEDDING_ENCODER=numpy|onnx pins one (default auto).
 """
 from __future__ import annotations
 
@@ -17,7 +25,9 @@ import contextlib
 import ctypes
 import importlib.util
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +62,15 @@ _ELEMENTWISE_BLOCK = 64 * 1024
 # full-text leg: idle machine p50 24.4 vs 28.8 ms; one core kept busy p50 44 vs 40
 # ms and p95 107 vs 49 ms. Search runs beside skill calls, so 1 thread.
 SINGLE_THREAD_MAX_TOKENS = 256
+
+# Which forward pass runs the encoder layers: "numpy"; "onnx" (ONNX Runtime, built when
+# the Embedder is made; an error if onnxruntime is missing); "auto": numpy, then ONNX
+# Runtime from the second embed() call on, if it is installed (see the module docstring).
+ENCODERS = ("auto", "numpy", "onnx")
+ENCODER_ENV = "SKILLYARD_EMBEDDING_ENCODER"
+# "auto" starts building the ONNX Runtime encoder once numpy has spent this long
+# embedding in the process: about what the build costs (0.57 s measured, 2 cores).
+ONNX_AFTER_NUMPY_SECONDS = 0.5
 
 
 # --------------------------------------------------------------------------- BLAS threads
@@ -261,7 +280,7 @@ class Embedder:
     dim: int = 384
     name: str = MODEL_NAME
 
-    def __init__(self, model_dir: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, model_dir: Path, batch_size: int = DEFAULT_BATCH_SIZE, encoder: str = "auto") -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -294,6 +313,45 @@ class Embedder:
         self._layers = [_build_layer(weights, i) for i in range(int(config["num_hidden_layers"]))]
         if self._word_emb.shape[1] != self.dim:
             raise ValueError(f"{model_dir}: embedding width {self._word_emb.shape[1]} != hidden_size {self.dim}")
+        self._numpy_seconds = 0.0  # spent in the numpy encoder (approximate under threads)
+        self._onnx = self._onnx_encoder(encoder)
+
+    def _onnx_encoder(self, encoder: str) -> Any | None:
+        """The LazyEncoder for ONNX Runtime per `encoder` (see ENCODERS), or None."""
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+        if encoder == "numpy":
+            return None
+        from runtime import onnx_encoder
+
+        if not onnx_encoder.available():
+            if encoder == "onnx":
+                raise RuntimeError("encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')")
+            return None
+        lazy = onnx_encoder.LazyEncoder(
+            lambda: onnx_encoder.OnnxEncoder(
+                onnx_encoder.build_model((self._emb_ln_g, self._emb_ln_b), self._layers, self._heads, self._eps)
+            )
+        )
+        if encoder == "onnx":
+            lazy.start(background=False)
+            if lazy.error is not None:
+                raise RuntimeError(f"encoder 'onnx' failed to build: {lazy.error}")
+        return lazy
+
+    @property
+    def encoder(self) -> str:
+        """The forward pass the next call will use: "onnxruntime" or "numpy"."""
+        return "onnxruntime" if self._onnx is not None and self._onnx.get() is not None else "numpy"
+
+    def wait_for_encoder(self, timeout: float | None = None) -> str:
+        """Start the ONNX Runtime encoder now if it is pending and wait for it to be built
+        (for long-running processes and benchmarks that want the steady state at once).
+        Returns `encoder`."""
+        if self._onnx is not None:
+            self._onnx.start()
+            self._onnx.ready.wait(timeout)
+        return self.encoder
 
     @staticmethod
     def _check_supported(config: dict[str, Any], model_dir: Path) -> None:
@@ -325,14 +383,23 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        onnx = self._onnx.get() if self._onnx is not None else None
+        started = time.perf_counter()
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
         # Longest first, so batches hold similar lengths and padding is minimal.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             ids, type_ids, mask = self._pad([encodings[i] for i in idx])
+            if onnx is not None:
+                out[idx] = self._encode_batch(ids, type_ids, mask, onnx)
+                continue
             with single_blas_thread() if ids.size <= SINGLE_THREAD_MAX_TOKENS else contextlib.nullcontext():
                 out[idx] = self._encode_batch(ids, type_ids, mask)
+        if onnx is None and self._onnx is not None:
+            self._numpy_seconds += time.perf_counter() - started
+            if self._numpy_seconds >= ONNX_AFTER_NUMPY_SECONDS:
+                self._onnx.start()  # idempotent
         return out
 
     # ----------------------------------------------------------------------- internals
@@ -351,15 +418,21 @@ class Embedder:
             mask[row, :n] = 1.0
         return ids, type_ids, mask
 
-    def _encode_batch(self, ids: np.ndarray, type_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """BERT encoder + mean pooling + L2 normalisation for one padded batch."""
+    def _encode_batch(
+        self, ids: np.ndarray, type_ids: np.ndarray, mask: np.ndarray, onnx: Any | None = None
+    ) -> np.ndarray:
+        """BERT encoder + mean pooling + L2 normalisation for one padded batch; the
+        encoder layers on `onnx` (an OnnxEncoder) if given, else in numpy."""
         batch, seq = ids.shape
         x = self._word_emb[ids] + self._pos_emb[:seq][None, :, :] + self._type_emb[type_ids]
-        x = _layer_norm(x.reshape(batch * seq, self.dim), self._emb_ln_g, self._emb_ln_b, self._eps)
         # (batch, 1, 1, seq): broadcast over heads and query positions.
         bias = ((1.0 - mask) * _MASK_BIAS)[:, None, None, :].astype(np.float32)
-        for layer in self._layers:
-            x = self._layer_forward(x, bias, layer, batch)
+        if onnx is not None:
+            x = onnx.run(x.astype(np.float32, copy=False), bias)
+        else:
+            x = _layer_norm(x.reshape(batch * seq, self.dim), self._emb_ln_g, self._emb_ln_b, self._eps)
+            for layer in self._layers:
+                x = self._layer_forward(x, bias, layer, batch)
         summed = np.einsum("bsh,bs->bh", x.reshape(batch, seq, self.dim), mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)  # ST clamps at 1e-9 too
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -415,10 +488,30 @@ def load_embedder() -> Embedder | None:
                 )
                 _cached = None
             else:
-                _cached = Embedder(model_dir)
-                log.info("embedding model loaded", model=_cached.name, path=str(model_dir), dim=_cached.dim)
+                encoder = os.environ.get(ENCODER_ENV, "auto").strip().lower() or "auto"
+                if encoder not in ENCODERS:
+                    raise ValueError(f"{ENCODER_ENV}={encoder!r}: use one of {', '.join(ENCODERS)}")
+                _cached = Embedder(model_dir, encoder=encoder)
+                log.info("embedding model loaded", model=_cached.name, path=str(model_dir), dim=_cached.dim,
+                         encoder=encoder)
             _attempted = True
     return _cached
+
+
+def warm_up_in_background() -> None:
+    """For long-running processes (the HTTP and MCP servers): load the model and build
+    the fastest encoder on a daemon thread at start-up, so that early searches need not
+    wait for either (and need not run on numpy until the ski-rental rule fires)."""
+
+    def warm_up() -> None:
+        try:
+            emb = load_embedder()
+            if emb is not None:
+                log.info("embedding encoder ready", encoder=emb.wait_for_encoder())
+        except Exception as exc:  # noqa: BLE001 - the first search reports a real problem itself
+            log.warning("embedding warm-up failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    threading.Thread(target=warm_up, name="embedder-warm-up", daemon=True).start()
 
 
 def clear_cache() -> None:

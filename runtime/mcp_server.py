@@ -338,6 +338,9 @@ def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_ru
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` removes our warm containers
     settings = get_settings()
     tools = SkillTools(settings, tenant=tenant, http=transport == "http", max_concurrent_runs=max_runs)
+    from .embeddings import warm_up_in_background
+
+    warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
     try:
         if transport == "stdio":
             anyio.run(serve_stdio, tools)

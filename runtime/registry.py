@@ -389,9 +389,9 @@ class _Searcher:
 
     Why not the sync API: each sync query costs ~2.5 ms of Python around the query
     itself (two schema round trips, a thread hop each), and search makes three
-    queries. Here a search is two coroutines: the text leg (``text_leg``, started
-    before the query is embedded), then ``search_hybrid``: the vector leg, fusion, and
-    one read of the counters of the hits kept (or ``search_text`` alone). The legs
+    queries. Here a search is ``search_hybrid``: the two legs, fusion, and one read of
+    the counters of the hits kept (or ``search_text`` alone); with a slow query
+    embedder the text leg (``text_leg``) is started before the query is embedded. The legs
     return their hits' listing columns packed in one column (``listing``: every
     column a query returns costs ~0.4 ms at 100k rows, and a second read of the hits'
     rows ~4 ms). Every LanceDB query has a fixed cost of ~2.5-3 ms here, so the count
@@ -449,18 +449,22 @@ class _Searcher:
         return await self._result(hits, usage)
 
     async def search_hybrid(
-        self, text: concurrent.futures.Future[Any], qv: np.ndarray, limit: int, min_similarity: float
+        self, query: str, text: concurrent.futures.Future[Any] | None, qv: np.ndarray, limit: int,
+        min_similarity: float,
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
-        """The vector leg, fused with `text` (``text_leg``, started before the query was
-        embedded, so it ran beside the embedding), then the counters of the hits kept,
-        in one query. The legs return the hits' listing columns themselves
-        (`listing`), so no row is read twice."""
-        try:
-            vector_hits = await self.vector_leg(qv, limit)
-        except BaseException:
-            text.cancel()
-            raise
-        text_hits = await asyncio.wrap_future(text)
+        """Both legs, fused, then the counters of the hits kept, in one query. `text` is
+        the text leg if it was started before the query was embedded (``text_leg``, see
+        Registry.search), else it runs here beside the vector leg. The legs return the
+        hits' listing columns themselves (`listing`), so no row is read twice."""
+        if text is None:
+            text_hits, vector_hits = await asyncio.gather(self.text_leg(query, limit), self.vector_leg(qv, limit))
+        else:
+            try:
+                vector_hits = await self.vector_leg(qv, limit)
+            except BaseException:
+                text.cancel()
+                raise
+            text_hits = await asyncio.wrap_future(text)
         hits = _fuse(text_hits, vector_hits, limit, min_similarity)
         usage = await self.usage_of({h["name"] for h, _ in hits})
         return await self._result(hits, usage)
@@ -1170,8 +1174,8 @@ class Registry:
         Without an embedder: full-text only, score = BM25, and a warning is logged.
         Scores are comparable within one result list only.
 
-        Cost (see ``_Searcher``): the full-text leg starts on the search loop while this
-        thread embeds the query (~8-16 ms), then the vector leg runs, the legs are fused
+        Cost (see ``_Searcher``): the query is embedded (~7 ms on ONNX Runtime; on numpy,
+        ~12-18 ms, with the full-text leg running beside it), the legs run, are fused
         and the hits' counters read. Past `vector_index_min_rows` vectors the vector
         leg uses the IVF_SQ index (rows added since the last compaction are still
         scanned, so nothing is missed).
@@ -1190,18 +1194,20 @@ class Registry:
                 self._warned_no_embedder = True
             found = searcher.run(searcher.search_text(query, limit))
         else:
-            # The text leg runs on the loop thread while this one embeds the query on
-            # one BLAS thread (see embeddings.SINGLE_THREAD_MAX_TOKENS): on two cores
-            # that overlaps them instead of making them fight over both cores. The
-            # counters are read once, for the fused hits: reading them for the text
-            # hits beside the embedding too measured 7-15% slower (one more query).
-            text = searcher.submit(searcher.text_leg(query, limit))
+            # With the numpy encoder (~12-18 ms a query, one BLAS thread: see
+            # embeddings.SINGLE_THREAD_MAX_TOKENS) the text leg runs on the loop thread
+            # while this one embeds. A fast encoder (ONNX Runtime, ~7 ms on two threads)
+            # goes first and the legs run together after it: overlapping it with the text
+            # leg measured ~6% slower, idle or with a core busy (they share two cores).
+            overlap = getattr(emb, "encoder", None) == "numpy"
+            text = searcher.submit(searcher.text_leg(query, limit)) if overlap else None
             try:
                 qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
             except BaseException:
-                text.cancel()
+                if text is not None:
+                    text.cancel()
                 raise
-            found = searcher.run(searcher.search_hybrid(text, qv, limit, min_similarity))
+            found = searcher.run(searcher.search_hybrid(query, text, qv, limit, min_similarity))
         return [(self._record(row, usage), score) for row, score, usage in found]
 
     def _searcher(self) -> _Searcher:

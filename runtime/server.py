@@ -1168,6 +1168,9 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
         click.echo("skillyard: no tenants yet, so every /v1 request will get 401; add one with "
                    "`skillyard tenant add NAME --admin`", err=True)
     app = create_app(settings, max_concurrent_runs=max_runs)
+    from .embeddings import warm_up_in_background
+
+    warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
 
 

