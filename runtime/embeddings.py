@@ -65,7 +65,7 @@ SINGLE_THREAD_MAX_TOKENS = 256
 
 # Which forward pass runs the encoder layers: "numpy"; "onnx" (ONNX Runtime, built when
 # the Embedder is made; an error if onnxruntime is missing); "auto": numpy, then ONNX
-# Runtime from the second embed() call on, if it is installed (see the module docstring).
+# Runtime once it is built, if it is installed (see the module docstring).
 ENCODERS = ("auto", "numpy", "onnx")
 ENCODER_ENV = "SKILLYARD_EMBEDDING_ENCODER"
 # "auto" starts building the ONNX Runtime encoder once numpy has spent this long

