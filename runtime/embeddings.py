@@ -13,7 +13,7 @@ tests/data/minilm_reference.json.
 
 Where onnxruntime is installed, the encoder layers move to ONNX Runtime
 (runtime/onnx_encoder.py: the same weights, vectors equal to ~1e-7, ~2x faster per
-query) in processes that embed enough to pay for it: its set-up costs ~0.6 s of CPU
+query) in processes that embed enough to pay for it: its set-up costs ~0.25 s of CPU
 and ~130 MB of memory, so it is built in the background once numpy has spent as
 long embedding (the ski-rental rule: rent until the rent paid equals the price).
 One-shot CLI commands never build it; the HTTP and MCP servers build it at start-up
@@ -69,8 +69,9 @@ SINGLE_THREAD_MAX_TOKENS = 256
 ENCODERS = ("auto", "numpy", "onnx")
 ENCODER_ENV = "SKILLYARD_EMBEDDING_ENCODER"
 # "auto" starts building the ONNX Runtime encoder once numpy has spent this long
-# embedding in the process: about what the build costs (0.57 s measured, 2 cores).
-ONNX_AFTER_NUMPY_SECONDS = 0.5
+# embedding in the process: about what the build costs (0.22-0.28 s measured on 2 cores:
+# import, graph, session).
+ONNX_AFTER_NUMPY_SECONDS = 0.25
 
 
 # --------------------------------------------------------------------------- BLAS threads
@@ -324,7 +325,8 @@ class Embedder:
             return None
         from runtime import onnx_encoder
 
-        if not onnx_encoder.available():
+        # "auto" only looks: the import happens on the build thread, if it ever runs.
+        if not (onnx_encoder.available() if encoder == "onnx" else onnx_encoder.installed()):
             if encoder == "onnx":
                 raise RuntimeError("encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')")
             return None
