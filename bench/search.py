@@ -8,8 +8,8 @@ case for an IVF index's recall (not measured here) but not for its speed.
 Timed: `Registry.search(query)` over ~30 real-text queries -- hybrid (query embedding
 included) -- and full-text only (a Registry with embedder=None on the same store), plus the
 query embedding alone, so the hybrid figure can be split. The search is timed in its steady
-state for a long-running process: after the warm-up the bench waits for the embedder's ONNX
-Runtime encoder (runtime/onnx_encoder.py) as the servers do at start-up, and it times the
+state for a long-running process: before loading rows the bench waits for the embedder's ONNX
+Runtime encoder (runtime/onnx_encoder.py), as the servers build it at start-up, and it times the
 numpy encoder alone too, for the comparison.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
         emb = reg.embedder
         encoder = emb.wait_for_encoder(60) if hasattr(emb, "wait_for_encoder") else None
         numpy_emb = None
-        if encoder == "onnxruntime":
+        if encoder == "onnx":
             from runtime.embeddings import Embedder
 
             numpy_emb = Embedder(emb.model_dir, encoder="numpy")

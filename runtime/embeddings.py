@@ -343,8 +343,8 @@ class Embedder:
 
     @property
     def encoder(self) -> str:
-        """The forward pass the next call will use: "onnxruntime" or "numpy"."""
-        return "onnxruntime" if self._onnx is not None and self._onnx.get() is not None else "numpy"
+        """The forward pass the next call will use, in ENCODERS' words: "onnx" or "numpy"."""
+        return "onnx" if self._onnx is not None and self._onnx.get() is not None else "numpy"
 
     def wait_for_encoder(self, timeout: float | None = None) -> str:
         """Start the ONNX Runtime encoder now if it is pending and wait for it to be built

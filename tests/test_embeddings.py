@@ -35,7 +35,7 @@ def embedder(request: pytest.FixtureRequest) -> Embedder:
     """Each encoder pinned, so every parity test runs on both (onnxruntime is a dependency:
     a missing one fails here rather than skipping)."""
     model = Embedder(_model_dir(), encoder=request.param)
-    assert model.encoder == {"numpy": "numpy", "onnx": "onnxruntime"}[request.param]
+    assert model.encoder == request.param
     return model
 
 
@@ -138,8 +138,7 @@ def test_batch_matches_single_and_keeps_order(embedder: Embedder) -> None:
     np.testing.assert_allclose(batched[0], batched[5], rtol=0, atol=1e-6)
     assert np.abs(batched[0] - batched[3]).max() > 1e-2
 
-    pinned = "onnx" if embedder.encoder == "onnxruntime" else "numpy"
-    small_batches = Embedder(embedder.model_dir, batch_size=2, encoder=pinned).embed(texts)
+    small_batches = Embedder(embedder.model_dir, batch_size=2, encoder=embedder.encoder).embed(texts)
     np.testing.assert_allclose(small_batches, singles, atol=1e-5)
 
 
@@ -255,7 +254,7 @@ def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(numpy_embedder: 
     while not auto._onnx.ready.wait(0) and auto._numpy_seconds < 0.05:
         auto.embed(text)
     assert auto._onnx.ready.wait(30) and auto._onnx.error is None
-    assert auto.encoder == "onnxruntime"
+    assert auto.encoder == "onnx"
     np.testing.assert_allclose(auto.embed(text), want, rtol=0, atol=2e-6)
     np.testing.assert_array_equal(first, want)  # the first call ran on numpy
 
@@ -301,7 +300,7 @@ def test_a_forked_child_embeds_on_numpy(numpy_embedder: Embedder) -> None:
     import time
 
     onnx = Embedder(numpy_embedder.model_dir, encoder="onnx")
-    assert onnx.encoder == "onnxruntime"
+    assert onnx.encoder == "onnx"
     onnx.embed(["warm the session's threads up"])
     want = numpy_embedder.embed(["hello from a child"])
     read_fd, write_fd = os.pipe()
