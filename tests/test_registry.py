@@ -725,6 +725,74 @@ def test_search_sees_another_process_register(treg: Registry):
     assert names(treg.search("jsno diferences"))[0] == "json-diff"
 
 
+def _record_calls(uri: str, name: str, oks: list[bool]) -> None:
+    reg = Registry(uri, embedder=None)
+    for ok in oks:
+        reg.record_call(name, 1, ok=ok)
+    reg.close()
+
+
+def _counters(hits: list[tuple[SkillRecord, float]], name: str) -> tuple[int, int]:
+    rec = next(rec for rec, _ in hits if rec.name == name)
+    return rec.calls, rec.failures
+
+
+def test_search_counters_follow_every_writer(treg: Registry, tmp_path: Path):
+    """Search keeps the counters it read while the usage table stays at the same version:
+    a call recorded by this registry, by another connection in this process or by another
+    process, and a compaction, must each show in the very next search."""
+    for name in SKILLS:
+        add(treg, name)
+    query = "resize images thumbnails"
+    assert _counters(treg.search(query), "image-resize") == (0, 0)
+    assert _counters(treg.search(query), "image-resize") == (0, 0)  # served from the cache
+    treg.record_call("image-resize", 1, ok=True)
+    assert _counters(treg.search(query), "image-resize") == (1, 0)
+    other = Registry(treg.uri, embedder=None)  # its own connection
+    other.record_call("image-resize", 1, ok=False)
+    assert _counters(treg.search(query), "image-resize") == (2, 1)
+    proc = mp.get_context("spawn").Process(target=_record_calls, args=(treg.uri, "image-resize", [True, False, True]))
+    proc.start()
+    proc.join(timeout=180)
+    assert proc.exitcode == 0
+    assert _counters(treg.search(query), "image-resize") == (5, 2)
+    assert _counters(other.search(query), "image-resize") == (5, 2)  # full text only
+    treg.record_call("image-resize", 1, ok=True)
+    assert _counters(other.search(query), "image-resize") == (6, 2)
+    other.compact()
+    assert _counters(treg.search(query), "image-resize") == (6, 2)
+    other.record_call("image-resize", 1, ok=False)
+    assert _counters(treg.search(query), "image-resize") == (7, 3)
+    other.close()
+
+
+def test_concurrent_searches_and_calls_end_on_the_last_counters(treg: Registry):
+    """Searches from many threads share one loop and one counter cache while calls are
+    recorded: none fails, and once the writes stop every search shows the final counts."""
+    import concurrent.futures as cf
+
+    for name in SKILLS:
+        add(treg, name)
+    queries = ["resize images thumbnails", "csv column types", "pdf text pages", "fetch web page"]
+
+    def searches(i: int) -> int:
+        return sum(len(treg.search(queries[(i + j) % len(queries)])) for j in range(15))
+
+    def calls() -> None:
+        for i in range(20):
+            treg.record_call(list(SKILLS)[i % len(SKILLS)], 1, ok=i % 4 != 0)
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        found = [pool.submit(searches, i) for i in range(5)]
+        writer = pool.submit(calls)
+        writer.result(timeout=300)
+        assert all(f.result(timeout=300) > 0 for f in found)
+    want = {name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
+            for k, name in enumerate(SKILLS)}  # fmt: skip
+    for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"]):
+        assert _counters(treg.search(query), name) == want[name]
+
+
 def test_embedder_dim_is_checked(tmp_path: Path):
     class Small:
         dim = 8
