@@ -399,7 +399,9 @@ class _Searcher:
     column a query returns costs ~0.4 ms at 100k rows, and a second read of the hits'
     rows ~4 ms). Every LanceDB query has a fixed cost of ~2.5-3 ms here, so the count
     matters more than overlap: on two cores, queries beside the embedding slow it down
-    about as much as they save. The counters read is skipped for hits whose counters were
+    about as much as they save. The handles do not check for new versions per query
+    (~1.2 ms each here); every search starts with one ``refresh`` of both (~0.3 ms), and
+    its queries read the versions it found. The counters read is skipped for hits whose counters were
     read since the usage table last changed (``usage_of``): ~4 ms off a search that finds
     skills an earlier search found, ~0.4 ms (the version check) on one that does not.
     """
@@ -423,8 +425,11 @@ class _Searcher:
     async def _open(uri: str) -> tuple[Any, Any, Any]:
         import lancedb
 
-        # read_consistency_interval=0, as the sync connection: see other processes' commits.
-        db = await lancedb.connect_async(uri, read_consistency_interval=timedelta(0))
+        # No automatic consistency check (read_consistency_interval=None): each query would
+        # look for a newer version itself (~1.2 ms a query here, three queries a search);
+        # a search calls `refresh` once instead, so it still sees every commit, of any
+        # process, that landed before it started.
+        db = await lancedb.connect_async(uri, read_consistency_interval=None)
         return db, await db.open_table(SKILLS), await db.open_table(USAGE)
 
     def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
@@ -447,24 +452,32 @@ class _Searcher:
         if not self._thread.is_alive():
             self._loop.close()
 
+    async def refresh(self) -> None:
+        """Move both table handles to their latest versions (~0.3 ms for both when nothing
+        changed): the first step of every search."""
+        await asyncio.gather(self._skills.checkout_latest(), self._usage.checkout_latest())
+
     async def search_text(
         self, query: str, limit: int
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
         """Full text only (no query vector): the text leg, then the counters of its hits.
         (row, score, usage) per hit, best first."""
+        await self.refresh()
         text_hits = await self.text_leg(query, limit)
         hits = [(h, float(h["_score"])) for h in text_hits]
         usage = await self.usage_of({h["name"] for h in text_hits})
         return await self._result(hits, usage)
 
     async def search_hybrid(
-        self, query: str, text: concurrent.futures.Future[Any] | None, qv: np.ndarray, limit: int,
-        min_similarity: float,
+        self, query: str, refreshed: concurrent.futures.Future[Any], text: concurrent.futures.Future[Any] | None,
+        qv: np.ndarray, limit: int, min_similarity: float,
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
-        """Both legs, fused, then the counters of the hits kept, in one query. `text` is
-        the text leg if it was started before the query was embedded (``text_leg``, see
-        Registry.search), else it runs here beside the vector leg. The legs return the
-        hits' listing columns themselves (`listing`), so no row is read twice."""
+        """Both legs, fused, then the counters of the hits kept, in one query.
+        `refreshed` is this search's ``refresh``, submitted before the query was embedded;
+        `text` the text leg if it was started then too (``text_leg``, see Registry.search),
+        else it runs here beside the vector leg. The legs return the hits' listing columns
+        themselves (`listing`), so no row is read twice."""
+        await asyncio.wrap_future(refreshed)
         if text is None:
             text_hits, vector_hits = await asyncio.gather(self.text_leg(query, limit), self.vector_leg(qv, limit))
         else:
@@ -497,8 +510,13 @@ class _Searcher:
             h["name"] = h["row"]["name"] if listing is not None else h.pop("name")
         return hits
 
-    async def text_leg(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 top `limit` of the searchable rows: id, name, row, `_score`, `_rowid`."""
+    async def text_leg(
+        self, query: str, limit: int, refreshed: concurrent.futures.Future[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """BM25 top `limit` of the searchable rows: id, name, row, `_score`, `_rowid`;
+        after `refreshed` (the search's ``refresh``) when given."""
+        if refreshed is not None:
+            await asyncio.wrap_future(refreshed)
         q = self._skills.query().nearest_to_text(query).where(_SEARCHABLE)
         return self._hits(await q.select(self._columns("_score")).with_row_id().limit(limit).to_arrow())
 
@@ -1237,14 +1255,15 @@ class Registry:
             # goes first and the legs run together after it: overlapping it with the text
             # leg measured ~6% slower, idle or with a core busy (they share two cores).
             overlap = getattr(emb, "encoder", None) == "numpy"
-            text = searcher.submit(searcher.text_leg(query, limit)) if overlap else None
+            refreshed = searcher.submit(searcher.refresh())  # runs on the loop while this thread embeds
+            text = searcher.submit(searcher.text_leg(query, limit, refreshed)) if overlap else None
             try:
                 qv = np.asarray(emb.embed([query])[0], dtype=np.float32)
             except BaseException:
                 if text is not None:
                     text.cancel()
                 raise
-            found = searcher.run(searcher.search_hybrid(query, text, qv, limit, min_similarity))
+            found = searcher.run(searcher.search_hybrid(query, refreshed, text, qv, limit, min_similarity))
         return [(self._record(row, usage), score) for row, score, usage in found]
 
     def _searcher(self) -> _Searcher:
