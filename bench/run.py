@@ -102,7 +102,7 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
         labels = {
             "host_python": "host python3 -c (subprocess)", "docker_cli": "docker run --rm (CLI)",
             "docker_sdk": "docker SDK containers.run", "skillyard_cold": "skillyard cold Sandbox.run",
-            "skillyard_warm": "skillyard warm WarmPool(size=1)", "skill_call_cold": "skill call cold Yard(pool=False)",
+            "skillyard_warm": "skillyard warm WarmPool(size=1)", "skill_call_cold": "skill call cold Yard(pool=False, long_lived=True)",
             "skill_call_warm": "skill call warm Yard(pool=True), back to back",
             "skill_call_warm_paced": "skill call warm, 50 ms after the previous (prestarted)",
         }

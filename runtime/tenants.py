@@ -404,7 +404,9 @@ class Yards:
             from .yard import Yard
 
             shared = getattr(self, "shared", None)
-            yard = Yard(settings, sandbox=shared.sandbox if shared is not None else None)
+            # long-lived whatever the pool: a server with pool_size 0 (cold calls only) still
+            # keeps accounting off the call path
+            yard = Yard(settings, sandbox=shared.sandbox if shared is not None else None, long_lived=True)
         if self._progress is not None:
             yard.progress = self._progress
         return yard

@@ -71,7 +71,7 @@ def discover(path: Path) -> list[Path]:
 class Yard:
     def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
                  registry: Registry | None = None, progress: Progress | None = None, pool: bool | None = None,
-                 tenant: str = "", collect_orphans: bool = True) -> None:
+                 tenant: str = "", collect_orphans: bool = True, long_lived: bool | None = None) -> None:
         self.settings = settings or get_settings()
         # `skillyard gc` and `doctor` turn this off: they report what is left behind themselves.
         self._collect_on_start = collect_orphans
@@ -79,6 +79,11 @@ class Yard:
         # Warm pools pay off in long-lived processes (server, MCP, scripts making many calls);
         # a one-shot CLI process uses cold containers.
         self.use_pool = self.settings.pool_size > 0 if pool is None else pool
+        # A long-lived process (the servers, a script making many calls) records counters and
+        # ledger rows on a writer thread and keeps records for RECORD_TTL_S; a one-shot one
+        # writes inline. Pooled yards are long-lived; a strict-isolation server (cold calls
+        # only) says so itself.
+        self.long_lived = self.use_pool if long_lived is None else long_lived
         self._pool = None
         self._image_tags: dict[str, str] = {}  # content hash -> skill image tag
         self._context_tokens: dict[str, int] = {}  # content hash -> tokens of SKILL.md
@@ -302,7 +307,7 @@ class Yard:
     RECORD_TTL_S = 1.0  # how stale a cached record may be in a long-lived process (rollback elsewhere)
 
     def _cached_record(self, name: str, version: int | None) -> SkillRecord:
-        if not self.use_pool or version is not None:
+        if not self.long_lived or version is not None:
             return self.record(name, version)
         hit = self._record_cache.get(name)
         now = time.monotonic()
@@ -318,7 +323,7 @@ class Yard:
     def _account(self, fn: Callable[[], None]) -> None:
         """Counters and ledger rows: inline in one-shot processes, on a writer thread in long-lived
         ones (they cost ~15 ms of LanceDB writes per call). `flush()`/`close()` wait for them."""
-        if not self.use_pool:
+        if not self.long_lived:
             fn()
             return
         with self._lock:

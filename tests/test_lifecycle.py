@@ -87,6 +87,31 @@ def test_call_returns_output_and_counts(yard, doubler):
     assert rec.calls == 1 and rec.failures == 0 and rec.last_used is not None
 
 
+def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings, backend, runner_image):
+    """A strict-isolation server (cold calls, no pool) is long-lived: counters and ledger rows
+    go to the writer thread and land by flush(); the record is read once per RECORD_TTL_S."""
+    from runtime.tenants import Yards
+    from runtime.yard import Yard
+    from sandbox.sandbox import Sandbox
+
+    yards = Yards(settings.model_copy(update={"pool_size": 0}))  # what the servers make
+    assert yards.shared.long_lived and not yards.shared.use_pool
+    yards.close()
+    strict = Yard(settings, sandbox=Sandbox(backend), pool=False, long_lived=True)
+    strict.runner = runner_image
+    try:
+        results = [strict.run("doubler", {"x": i}) for i in range(3)]
+        assert [r.output for r in results] == [{"value": 0}, {"value": 2}, {"value": 4}]
+        assert strict._writer is not None and strict._writer.is_alive()
+        strict.flush()
+        rec = strict.registry.get("doubler")
+        assert (rec.calls, rec.failures) == (3, 0)
+        assert [(u["skill"], u["outcome"]) for u in strict.ledger.uses("doubler")] == [("doubler", "ok")] * 3
+    finally:
+        strict.close()
+    assert not yard.long_lived  # the one-shot CLI's yard writes inline (the test above reads at once)
+
+
 def test_call_rebuilds_an_image_removed_behind_its_back(yard, doubler, docker_client):
     """The tag is cached per content hash; `docker image prune` may remove the image since."""
     assert yard.run("doubler", {"x": 1}).ok
