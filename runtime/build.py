@@ -1,12 +1,25 @@
-"""Build a skill into an image layered on the runner image.
+"""Build a skill into images layered on the runner image.
 
-The tag is a hash of the runner image and the package's content: an unchanged skill on
-an unchanged runner is never rebuilt. Requirements come from the host wheelhouse and
-the build runs with the network off.
+Two images per skill, both content-addressed (an unchanged input is never rebuilt):
+
+- the **dependencies image**: the runner plus the skill's requirements, installed from
+  the host wheelhouse with the network off (the runner itself when there are none). The
+  test gate's judge runs the tests there: it has what the tests import, and none of the
+  skill's code;
+- the **skill image**: the dependencies image plus one layer holding the package under
+  /skill, *without* `tests/`. Every call of the skill's code runs there, in production and
+  in the gate alike, so the code can neither read its tests nor tell the two apart.
 """
 from __future__ import annotations
 
+import importlib.util
+import io
+import marshal
+import os
 import shutil
+import socket
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -14,41 +27,65 @@ import docker
 import docker.errors
 import structlog
 
-from sandbox.images import Progress, build_image, digest, ensure_wheels, image_exists
+from sandbox.images import PY_VERSION, Progress, build_image, digest, ensure_wheels, image_exists
 
 from .package import SkillPackage
 
 log = structlog.get_logger(__name__)
+IMAGE_LAYOUT = "2"  # bump when what the skill layer holds changes (2: no tests/, with bytecode)
 
-DOCKERFILE = """\
+DEPS_DOCKERFILE = """\
 ARG RUNNER
 FROM ${RUNNER}
 USER 0:0
-COPY skill /skill
-%(wheels)s
-USER 65534:65534
-WORKDIR /tmp
-"""
-WHEELS_STEP = """\
 COPY wheels /tmp/wheels
 RUN /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check -q \\
       --find-links /tmp/wheels -r /tmp/wheels/requirements.txt && rm -rf /tmp/wheels
+USER 65534:65534
+WORKDIR /tmp
 """
 
 
-def skill_image_tag(client: docker.DockerClient, pkg: SkillPackage, runner: str) -> str:
+def deps_image_tag(client: docker.DockerClient, pkg: SkillPackage, runner: str) -> str:
+    """The dependencies image's tag: the runner itself when the skill needs nothing more."""
+    if not pkg.config.requirements:
+        return runner
     runner_id = client.images.get(runner).id
-    return f"skillyard/skill-{pkg.name}:{digest(runner_id, pkg.content_hash, length=16)}"
+    return f"skillyard/deps:{digest(runner_id, *sorted(pkg.config.requirements), length=16)}"
 
 
-def _skill_tar(pkg: SkillPackage) -> bytes:
-    """The package under skill/, root-owned, world-readable, with explicit directory entries."""
-    import io
-    import tarfile
+def skill_image_tag(client: docker.DockerClient, pkg: SkillPackage, deps: str) -> str:
+    deps_id = client.images.get(deps).id
+    return f"skillyard/skill-{pkg.name}:{digest(deps_id, pkg.content_hash, IMAGE_LAYOUT, length=16)}"
 
+
+def with_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files plus a checked-hash .pyc for each Python file (PEP 552), when this host's Python
+    writes the image's bytecode format. Why: /skill is read-only and every call is a fresh
+    process, so without them every call compiles the skill's modules again (~5 ms for a
+    200-line module). Checked-hash files are used only while they match their source."""
+    if sys.version_info[:2] != tuple(int(p) for p in PY_VERSION.split(".")):
+        return files
+    out = dict(files)
+    for rel, data in files.items():
+        if not rel.endswith(".py") or rel.startswith("tests/"):
+            continue
+        try:
+            code = compile(data, f"/skill/{rel}", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue  # the call reports the syntax error itself
+        folder, _, name = rel.rpartition("/")
+        pyc = f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc"
+        out[pyc] = (importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little")
+                    + importlib.util.source_hash(data) + marshal.dumps(code))
+    return out
+
+
+def _skill_tar(files: dict[str, bytes], executable: set[str]) -> bytes:
+    """The files under skill/, root-owned, world-readable, with explicit directory entries."""
     buf = io.BytesIO()
     dirs = {"skill"}
-    for rel in pkg.files:
+    for rel in files:
         parts = ("skill/" + rel).split("/")[:-1]
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -56,28 +93,26 @@ def _skill_tar(pkg: SkillPackage) -> bytes:
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
-        for rel in sorted(pkg.files):
+        for rel in sorted(files):
             info = tarfile.TarInfo("skill/" + rel)
-            info.size = len(pkg.files[rel])
-            info.mode = 0o755 if rel in pkg.executable else 0o644
-            tar.addfile(info, io.BytesIO(pkg.files[rel]))
+            info.size = len(files[rel])
+            info.mode = 0o755 if rel in executable else 0o644
+            tar.addfile(info, io.BytesIO(files[rel]))
     return buf.getvalue()
 
 
-def _commit_image(client: docker.DockerClient, pkg: SkillPackage, runner: str, tag: str, labels: dict[str, str]) -> None:
-    """Runner + one layer holding /skill, without the classic builder: create a container (never
-    started), copy the files in, commit it. About 3x faster than a one-COPY build here."""
+def _commit_image(client: docker.DockerClient, base: str, files: dict[str, bytes], executable: set[str], tag: str,
+                  labels: dict[str, str]) -> None:
+    """`base` + one layer holding /skill, without the classic builder: create a container
+    (never started), copy the files in, commit it. About 3x faster than a one-COPY build here."""
     api = client.api
     repo, _, version = tag.rpartition(":")
-    import os
-    import socket
-
     # Labelled like any sandbox container so `gc` collects it if we crash mid-build.
-    container = api.create_container(runner, command=["true"], user="0:0", network_disabled=True,
+    container = api.create_container(base, command=["true"], user="0:0", network_disabled=True,
                                      labels={"skillyard.managed": "1", "skillyard.owner": "build",
                                              "skillyard.pid": str(os.getpid()), "skillyard.host": socket.gethostname()})
     try:
-        api.put_archive(container["Id"], "/", _skill_tar(pkg))
+        api.put_archive(container["Id"], "/", _skill_tar(files, executable))
         changes = ["USER 65534:65534", "WORKDIR /tmp", 'CMD ["python3"]']
         # Commit copies the container's labels into the image: overwrite the build-only ones.
         changes += [f"LABEL {k}={v}" for k, v in {**labels, "skillyard.owner": "image", "skillyard.pid": "0",
@@ -90,6 +125,23 @@ def _commit_image(client: docker.DockerClient, pkg: SkillPackage, runner: str, t
             pass
 
 
+def build_deps_image(client: docker.DockerClient, pkg: SkillPackage, runner: str, wheelhouse: Path,
+                     progress: Progress = lambda _: None) -> str:
+    """The runner plus the skill's requirements (wheels from the host wheelhouse, network off)."""
+    tag = deps_image_tag(client, pkg, runner)
+    if tag == runner or image_exists(client, tag):
+        return tag
+    folder = ensure_wheels(pkg.config.requirements, wheelhouse, progress)
+    with tempfile.TemporaryDirectory(prefix=f"skillyard-deps-{pkg.name}-") as tmp:
+        ctx = Path(tmp)
+        shutil.copytree(folder, ctx / "wheels")
+        (ctx / "Dockerfile").write_text(DEPS_DOCKERFILE)
+        progress(f"{pkg.name}: installing requirements {', '.join(pkg.config.requirements)}")
+        build_image(client, ctx, tag, buildargs={"RUNNER": runner}, labels={"skillyard.kind": "deps"}, progress=progress)
+    log.info("deps_image_built", skill=pkg.name, tag=tag)
+    return tag
+
+
 def build_skill_image(
     client: docker.DockerClient,
     pkg: SkillPackage,
@@ -98,36 +150,13 @@ def build_skill_image(
     progress: Progress = lambda _: None,
 ) -> tuple[str, bool]:
     """Return (tag, built): built is False when the image already existed."""
-    tag = skill_image_tag(client, pkg, runner)
+    deps = build_deps_image(client, pkg, runner, wheelhouse, progress)
+    tag = skill_image_tag(client, pkg, deps)
     if image_exists(client, tag):
         return tag, False
     labels = {"skillyard.managed": "1", "skillyard.kind": "skill", "skillyard.skill": pkg.name,
-              "skillyard.content_hash": pkg.content_hash}
-    if not pkg.config.requirements:
-        progress(f"{pkg.name}: committing image")
-        _commit_image(client, pkg, runner, tag, labels)
-        log.info("skill_image_built", skill=pkg.name, tag=tag, method="commit")
-        return tag, True
-    with tempfile.TemporaryDirectory(prefix=f"skillyard-build-{pkg.name}-") as tmp:
-        ctx = Path(tmp)
-        for rel, data in pkg.files.items():
-            target = ctx / "skill" / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            target.chmod(0o755 if rel in pkg.executable else 0o644)
-        for d in (ctx / "skill").rglob("*"):
-            if d.is_dir():
-                d.chmod(0o755)
-        wheels = ""
-        if pkg.config.requirements:
-            folder = ensure_wheels(pkg.config.requirements, wheelhouse, progress)
-            shutil.copytree(folder, ctx / "wheels")
-            wheels = WHEELS_STEP
-        (ctx / "Dockerfile").write_text(DOCKERFILE % {"wheels": wheels})
-        build_image(
-            client, ctx, tag, buildargs={"RUNNER": runner},
-            labels={"skillyard.kind": "skill", "skillyard.skill": pkg.name, "skillyard.content_hash": pkg.content_hash},
-            progress=progress,
-        )
+              "skillyard.content_hash": pkg.content_hash, "skillyard.deps": deps}
+    progress(f"{pkg.name}: committing image")
+    _commit_image(client, deps, with_bytecode(pkg.image_files), pkg.executable, tag, labels)
     log.info("skill_image_built", skill=pkg.name, tag=tag)
     return tag, True

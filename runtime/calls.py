@@ -1,4 +1,11 @@
-"""Runtime calls: JSON in, JSON out, in a fresh container under the skill's limits."""
+"""Calls of a skill's Python code: one request envelope, one fresh process, under the skill's limits.
+
+`run_callee` is the one way any caller runs the skill's code: a production call of the
+entrypoint (`call_skill`: JSON in, JSON out, validated against the schemas) and every
+call a test makes through the gate's judge use the same runner program, image,
+environment, limits and warm pool. The envelope and the result carry plain data only
+(runtime/harness/datacodec.py).
+"""
 from __future__ import annotations
 
 import functools
@@ -9,9 +16,10 @@ from typing import Any
 
 import jsonschema
 
-from sandbox import Limits, Sandbox
+from sandbox import Limits, RunResult, RunSpec, Sandbox
 
-from .gate import harness_source
+from .harness import call_runner_source
+from .harness.datacodec import Uncarriable, decode, encode
 from .package import SkillConfig
 
 OUT_FILE = "/tmp/sy-out/result.json"
@@ -119,16 +127,108 @@ def call_limits(config: SkillConfig, base: Limits) -> Limits:
                        runtime=over.runtime)
 
 
+def callee_argv() -> list[str]:
+    """The runner program every call of a skill's code runs (production and gate alike)."""
+    return ["python3", "-c", call_runner_source(), OUT_FILE]
+
+
+def call_request(module: str, function: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The envelope of one call: wire-encoded arguments (raises Uncarriable, ValueError)."""
+    return {"module": module, "function": function, "args": encode(list(args)), "kwargs": encode(dict(kwargs or {}))}
+
+
+RUNNER_PACKAGES = "yaml,jsonschema"  # the runner image's own packages (images/runner/requirements.txt)
+
+
+def callee_env(config: SkillConfig) -> dict[str, str]:
+    """The environment of every call of the skill's code (the same for production and the gate).
+    Without requirements of its own, the image's packages are the runner's: the fork server may
+    import them once, for every call."""
+    return {} if config.requirements else {"SKILLYARD_PREIMPORT": RUNNER_PACKAGES}
+
+
+def callee_spec(image: str, limits: Limits, config: SkillConfig, tenant: str = "") -> RunSpec:
+    """The run every call of the skill's code makes (to pre-warm a pool for it)."""
+    return RunSpec(image=image, argv=callee_argv(), limits=limits, env=callee_env(config), prestart=True,
+                   fork_server=True, collect=[OUT_FILE], owner="call", tenant=tenant)
+
+
+def run_callee(sandbox: Sandbox, *, image: str, limits: Limits, config: SkillConfig, request: bytes,
+               tenant: str = "", labels: dict[str, str] | None = None) -> RunResult:
+    """Run one request in a fresh process of the skill's image (warm container when pooled)."""
+    return sandbox.run(callee_argv(), image=image, limits=limits, env=callee_env(config), stdin=request,
+                       prestart=True, fork_server=True, collect=[OUT_FILE], owner="call", labels=labels or {},
+                       tenant=tenant)
+
+
+@dataclass
+class CalleeOutcome:
+    """What one run of the callee answered: a wire value, or an error with its kind."""
+
+    ok: bool
+    value: Any = None  # the wire form (still encoded)
+    error: CallError | None = None
+    raw_error: dict[str, Any] = field(default_factory=dict)  # the runner's error object, as data
+
+
+def read_callee(run: RunResult, limits: Limits) -> CalleeOutcome:
+    """Classify a callee run: sandbox failure, timeout, OOM, crash, the runner's answer."""
+    if run.error:
+        return CalleeOutcome(False, error=CallError("sandbox", run.error))
+    if run.timed_out:
+        return CalleeOutcome(False, error=CallError("timeout", f"the call exceeded its {limits.timeout:g} s limit and was killed"))
+    if run.oom_killed:
+        return CalleeOutcome(False, error=CallError(
+            "oom", f"the call ran out of memory (limit {limits.describe()['memory']}) and was killed"))
+    raw = run.files.get(OUT_FILE)
+    stderr = run.stderr[-300:].decode("utf-8", "replace").strip()
+    if raw is None:
+        return CalleeOutcome(False, error=CallError(
+            "crashed", f"the skill's process ended (exit {run.exit_code}) without a result; stderr: {stderr!r}"))
+    try:
+        envelope = json.loads(raw)
+        ok = envelope["ok"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return CalleeOutcome(False, error=CallError("bad_output", "the result file is not valid (the skill wrote over it?)"))
+    if ok is True:
+        return CalleeOutcome(True, value=envelope.get("value"))
+    err = envelope.get("error") if isinstance(envelope.get("error"), dict) else {}
+    kind = {"InvalidInput": "invalid_input", "OutputNotCarried": "bad_output"}.get(str(err.get("type")), "exception")
+    return CalleeOutcome(False, error=CallError(kind, str(err.get("message", ""))[:2000], type=_str_or_none(err.get("type")),
+                                                traceback=_str_or_none(err.get("traceback"))), raw_error=err)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def json_value(value: Any) -> Any:
+    """A decoded value as JSON (tuples become lists); raises Uncarriable for anything JSON lacks."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise Uncarriable("a non-finite number, which JSON has not")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_value(item) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise Uncarriable("an object with keys that are not strings")
+        return {key: json_value(item) for key, item in value.items()}
+    raise Uncarriable(f"a value of type {type(value).__name__}, which JSON has not")
+
+
 def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, config: SkillConfig,
                params: Any, limits: Limits, tenant: str = "") -> CallResult:
-    """Validate input, run the entrypoint in a fresh container, validate output."""
+    """Validate input, run the entrypoint in a fresh process, validate output."""
     started = time.monotonic()
     result = CallResult(skill=name, version=version, ok=False, limits=limits.describe())
     if not config.entrypoint:
         result.error = CallError("invalid_input", f"skill {name} has no entrypoint in skillyard.yaml: it cannot be called")
         return result
     try:
-        stdin = encode_input(params)
+        encode_input(params)  # size, depth and non-finite numbers, before anything runs
     except ValueError as exc:
         result.error = CallError("invalid_input", str(exc))
         return result
@@ -137,44 +237,23 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
         result.error = CallError("invalid_input", "input does not match the skill's input schema: " + "; ".join(problems))
         return result
     entry_file, func = config.entrypoint.split(":")
-    run = sandbox.run(
-        ["python3", "-c", harness_source("call_runner.py"), entry_file, func, OUT_FILE],
-        image=image, limits=limits, stdin=stdin, prestart=True,
-        collect=[OUT_FILE], owner="call", labels={"skill": name}, tenant=tenant,
-    )
+    request = json.dumps(call_request(entry_file[:-3].replace("/", "."), func, [params])).encode()
+    run = run_callee(sandbox, image=image, limits=limits, config=config, request=request, tenant=tenant,
+                     labels={"skill": name})
     result.duration_s = time.monotonic() - started
     result.exit_code = run.exit_code
     result.stdout = run.stdout[-4000:].decode("utf-8", "replace")
     result.stderr = run.stderr[-4000:].decode("utf-8", "replace")
     result.peak_memory_bytes = run.peak_memory_bytes
-    if run.error:
-        result.error = CallError("sandbox", run.error)
-        return result
-    if run.timed_out:
-        result.error = CallError("timeout", f"the call exceeded its {limits.timeout:g} s limit and was killed")
-        return result
-    if run.oom_killed:
-        result.error = CallError("oom", f"the call ran out of memory (limit {limits.describe()['memory']}) and was killed")
-        return result
-    raw = run.files.get(OUT_FILE)
-    if raw is None:
-        result.error = CallError("crashed", f"the skill's process ended (exit {run.exit_code}) without a result; "
-                                            f"stderr: {result.stderr[-300:].strip()!r}")
+    outcome = read_callee(run, limits)
+    if not outcome.ok:
+        result.error = outcome.error
         return result
     try:
-        envelope = json.loads(raw)
-        ok = envelope["ok"]
-    except (ValueError, KeyError, TypeError):
-        result.error = CallError("bad_output", "the result file is not valid JSON (the skill wrote over it?)")
+        output = json_value(decode(outcome.value))
+    except (ValueError, Uncarriable, RecursionError) as exc:
+        result.error = CallError("bad_output", f"the entrypoint returned {exc}: a skill's output must be JSON")
         return result
-    if not ok:
-        err = envelope.get("error") or {}
-        kind = "invalid_input" if err.get("type") == "InvalidInput" else (
-            "bad_output" if err.get("type") == "OutputNotJSON" else "exception")
-        result.error = CallError(kind, str(err.get("message", ""))[:2000], type=err.get("type"),
-                                 traceback=err.get("traceback"))
-        return result
-    output = envelope.get("output")
     problems = _schema_errors(config.output_schema, output) if config.output_schema else []
     if problems:
         result.error = CallError("bad_output", "output does not match the skill's output schema: " + "; ".join(problems))

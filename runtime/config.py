@@ -18,7 +18,11 @@ class Settings(BaseSettings):
     wheelhouse: Path | None = Field(default=None, description="Host wheelhouse; default: HOME/wheelhouse.")
     base: str = Field(default="auto", description="Base image source: auto, offline (debootstrap) or registry.")
     runner_image: str | None = Field(default=None, description="Use this runner image instead of building one.")
-    coverage_threshold: float = Field(default=80.0, ge=0, le=100)
+    coverage_threshold: float = Field(default=80.0, ge=0, le=100, description="Obsolete: line coverage is now "
+                                      "reported as information, never enforced (the mutation check replaced it).")
+    mutation_threshold: float = Field(default=60.0, ge=0, le=100, description="Share of sampled mutants (%) the "
+                                      "tests must kill; a package may raise it, never lower it.")
+    mutants: int = Field(default=10, ge=0, le=500, description="Mutants sampled per gate; 0 turns the mutation check off.")
     gate_timeout: float = Field(default=180.0, gt=0)
     max_file_bytes: int = 5 * 1024 * 1024
     max_package_bytes: int = 20 * 1024 * 1024

@@ -1,30 +1,65 @@
-"""The test gate: run a skill's tests in its container and decide from facts the tests
-cannot forge (see harness/gate_runner.py for the in-container half).
+"""The test gate: a skill is registered only when its tests pass against its code, with the
+code unable to touch the verdict, and only when those tests can fail.
 
-A skill passes only if: no policy violation; the run stayed within its limits; the
-runner recorded pytest's exit status 0; the JUnit report exists and shows >= 1 test,
-all passed, none skipped; the independent per-test record agrees with the JUnit report
-and shows the session finished; and line coverage of scripts/ meets the threshold.
+Design (docs/SECURITY.md states the threat model):
+
+- **Judge and callee apart.** The tests run in the *judge* container (the skill's
+  dependencies image: no code of the skill's in it), under pytest, in a pass process the
+  judge runner forks (runtime/harness/judge_runner.py). The skill's code runs only in
+  the *callee*: warm containers of the skill's production image, a fresh process per call,
+  started by the same runner program, environment and limits as a production call
+  (runtime/calls.py). A test reaches the code through proxy modules; each call crosses
+  judge -> host -> callee and back as plain data (runtime/harness/datacodec.py).
+- **The verdict is computed where no untrusted code runs.** The judge runner (which never
+  runs test code) collects pytest's per-test reports of each pass and sends them to this
+  module over the sandbox channel, which no process of the tests holds. Nothing the code
+  does can reach the judge except the values its functions return.
+- **Tests must be able to fail (mutation check).** Once the tests pass, the code is
+  traced once more to see which lines they ran (coverage: information), mutants are
+  sampled over those lines (runtime/mutation.py), and each mutant gets its own pass, in
+  random order, beside one more pass against the unchanged code (the control). Which code
+  answers a pass only this module knows. A skill whose tests kill fewer mutants than the
+  floor is blocked, and the survivors are listed as `file:line before -> after`.
+
+Invariants: a pass starts from a clean judge (no process, file or shared memory of an
+earlier pass survives), so no pass can compare its answers with another's; a verdict
+needs the unchanged code to pass twice (the verdict pass and the control); every message
+from the judge is validated here as untrusted input, and every call it asks for names a
+module of the package.
 """
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
+import math
+import random
+import re
+import threading
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from typing import Any
+
+import structlog
 
 from sandbox import Limits, RunResult, Sandbox, SandboxError
 
+from .calls import CallError, read_callee, run_callee
+from .harness import harness_source
+from .mutation import Mutant, MutantSampler, executable_lines
 from .package import SkillPackage
 from .policy import check_package
 
-OUT = "/tmp/sy-out"
+log = structlog.get_logger(__name__)
+
+JUDGE_ROOT = "/tmp/skill"
 HARNESS = "/tmp/sy"
+JUDGE_FILES = ("judge_runner.py", "skillyard_judge.py", "datacodec.py", "pytest.ini")
 PYTEST_EXIT = {0: "all tests passed", 1: "tests failed", 2: "the run was interrupted", 3: "pytest hit an internal error",
                4: "pytest was called wrongly (usage error)", 5: "no tests were collected"}
+MAX_CALLS = 50_000  # per gate: a test suite cannot make the host run more callee processes than this
+MAX_REPLAY_BYTES = 8 << 20  # recorded calls kept for the coverage replay
+MAX_REPLY_TEXT = 64 * 1024  # of the callee's stdout and stderr, per call, sent back to the test
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass
@@ -43,8 +78,7 @@ class GateReport:
     failures: int = 0
     errors: int = 0
     skipped: int = 0
-    coverage: float | None = None
-    coverage_threshold: float = 80.0
+    coverage: float | None = None  # % of the code's function lines the tests ran (information only)
     duration_s: float = 0.0
     cases: list[TestCase] = field(default_factory=list)
     uncovered: dict[str, list[int]] = field(default_factory=dict)
@@ -55,8 +89,11 @@ class GateReport:
     peak_memory_bytes: int | None = None
     output_tail: str = ""
     image: str = ""
+    judge_image: str = ""
     limits: dict[str, Any] = field(default_factory=dict)
     content_hash: str = ""
+    calls: int = 0  # calls the tests made to the skill's code
+    mutation: dict[str, Any] = field(default_factory=dict)
     infrastructure_error: bool = False  # the engine failed: the run says nothing about the skill
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,118 +103,408 @@ class GateReport:
     def summary(self) -> dict[str, Any]:
         return {"passed": self.passed, "tests": self.tests, "failures": self.failures, "errors": self.errors,
                 "skipped": self.skipped, "coverage": self.coverage, "duration_s": round(self.duration_s, 3),
-                "reasons": self.reasons}
+                "mutation_score": self.mutation.get("score"), "reasons": self.reasons}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GateReport":
+    def from_dict(cls, data: dict[str, Any]) -> GateReport:
         data = dict(data)
         data["cases"] = [TestCase(**c) for c in data.get("cases", [])]
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-GATE_FILES = ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini", "coveragerc")
+@dataclass
+class GatePolicy:
+    """What the operator decided (settings) merged with what the package asks (stricter only)."""
 
-
-@functools.lru_cache(maxsize=8)
-def _harness(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
-    pkg = resources.files("runtime.harness")
-    return tuple((f"{HARNESS}/{name}", pkg.joinpath(name).read_bytes()) for name in names)
-
-
-def harness_files(names: tuple[str, ...] = GATE_FILES) -> dict[str, bytes]:
-    """The in-container harness, read once per process."""
-    return dict(_harness(names))
-
-
-@functools.lru_cache(maxsize=4)
-def harness_source(name: str) -> str:
-    """One harness script's text, to pass with `python3 -c`."""
-    return resources.files("runtime.harness").joinpath(name).read_text(encoding="utf-8")
+    mutants: int = 10
+    mutation_threshold: float = 60.0
+    timeout: float = 180.0
+    seed: str = ""
 
 
 def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limits:
+    """The judge container's limits: pytest needs more than one call does."""
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout
-    memory = over.memory or max(base.memory, 512 * 1024**2)  # pytest + coverage need more than one call
-    return base.loosen(memory=memory, cpus=over.cpus, pids=max(base.pids, over.pids or 0, 128), timeout=timeout,
-                       tmpfs={"/tmp": over.tmpfs or "128m"}, max_collect="16m", runtime=over.runtime)
+    memory = max(base.memory, 512 * 1024**2)
+    return base.loosen(memory=memory, pids=max(base.pids, 128), timeout=timeout, tmpfs={"/tmp": "128m"},
+                               max_collect="16m", runtime=over.runtime)
 
 
-def run_gate(sandbox: Sandbox, pkg: SkillPackage, image: str, *, limits: Limits, threshold: float) -> GateReport:
-    # An untrusted package may ask for more coverage than the operator's threshold, never less:
-    # `gate: {coverage: 0}` registered a skill at 36.6% before.
-    threshold = max(threshold, pkg.config.gate.coverage or 0.0)
+def gate_policy(pkg: SkillPackage, *, mutants: int, threshold: float, timeout: float) -> GatePolicy:
+    return GatePolicy(mutants=mutants, mutation_threshold=max(threshold, pkg.config.gate.mutation or 0.0),
+                      timeout=pkg.config.gate.timeout or timeout, seed=pkg.content_hash)
+
+
+# -- the package as the judge sees it ---------------------------------------------------------
+def module_names(code_files: list[str]) -> tuple[list[str], list[str]]:
+    """(modules, packages) the package's code defines: `scripts/a.py` -> scripts.a in package scripts."""
+    modules: set[str] = set()
+    packages: set[str] = set()
+    for rel in code_files:
+        parts = rel[:-3].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            if not parts:
+                continue
+            packages.add(".".join(parts))
+        if not all(IDENT.match(p) for p in parts):
+            continue
+        modules.add(".".join(parts))
+        for i in range(1, len(parts)):
+            packages.add(".".join(parts[:i]))
+    return sorted(modules | packages), sorted(packages)
+
+
+def judge_files(pkg: SkillPackage, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The tests and the package's data files (never its code), the harness and the manifest."""
+    files = {f"{JUDGE_ROOT}/{rel}": data for rel, data in pkg.files.items()
+             if rel.startswith("tests/") or not rel.endswith(".py")}
+    for name in JUDGE_FILES:
+        files[f"{HARNESS}/{name}"] = harness_source(name).encode()
+    files[f"{HARNESS}/manifest.json"] = json.dumps(manifest).encode()
+    return files
+
+
+# -- the conductor: the host's half of the conversation with the judge -----------------------
+@dataclass
+class PassPlan:
+    id: int
+    target: str  # "original", "control" or "mutant"
+    mutant: Mutant | None = None
+    maxfail: int = 0
+    timeout: float = 60.0
+    select: list[str] | None = None  # the tests the pass runs, in order (None: all)
+    result: dict[str, Any] | None = None
+
+
+class Conductor:
+    """Answers the judge runner: which pass next, and every call a pass makes.
+
+    Runs on the thread reading the judge's channel. Every message is untrusted input."""
+
+    def __init__(self, pkg: SkillPackage, *, callee: Sandbox, image: str, call_limits: Limits, policy: GatePolicy,
+                 modules: list[str], deadline: float) -> None:
+        self.pkg = pkg
+        self.callee = callee
+        self.image = image
+        self.call_limits = call_limits
+        self.policy = policy
+        self.modules = set(modules)
+        self.deadline = deadline
+        self.rng = random.Random(policy.seed + ":passes")
+        self.verdict = PassPlan(id=self.rng.randrange(1, 2**31), target="original", timeout=self._remaining(0.6))
+        self.plans: dict[int, PassPlan] = {self.verdict.id: self.verdict}
+        self.queue: list[PassPlan] = [self.verdict]
+        self.mutants: list[Mutant] = []
+        self.mutation_done = False
+        self.calls = 0
+        self.replay: list[dict[str, Any]] = []
+        self.replay_tests: list[str | None] = []  # the test that made each recorded call
+        self.test_lines: dict[str | None, set[tuple[str, int]]] = {}  # (file, line) each test ran
+        self.test_calls: dict[str | None, int] = {}
+        self.replay_bytes = 0
+        self.slowest_call = 0.0
+        self.coverage: dict[str, set[int]] | None = None
+        self.executable: dict[str, set[int]] = {}
+        self.sources = {rel: pkg.files[rel].decode("utf-8", "replace") for rel in pkg.code_files}
+        self.notes: list[str] = []
+        self.protocol_errors: list[str] = []
+        self._lock = threading.Lock()
+        # Mutants are made while the tests run: sampling waits only for what is still missing.
+        self.sampler: MutantSampler | None = None
+        self._warming: threading.Thread | None = None
+        if policy.mutants > 0 and self.sources:
+            self._warming = threading.Thread(target=self._warm, daemon=True, name="skillyard-mutants")
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            self.sampler = MutantSampler(self.sources, self.policy.seed)
+            self.sampler.warm(2 * self.policy.mutants)
+        except Exception as exc:  # noqa: BLE001 - sampling happens again, inline, when needed
+            log.warning("mutant_warmup_failed", error=str(exc)[:200])
+
+    def _remaining(self, share: float = 1.0) -> float:
+        return max(1.0, (self.deadline - time.monotonic()) * share)
+
+    # -- the channel handler ------------------------------------------------------------------
+    def handle(self, data: bytes) -> bytes:
+        try:
+            message = json.loads(data)
+            if not isinstance(message, dict):
+                raise ValueError("a message must be a JSON object")
+            op = message.get("op")
+            if op == "next":
+                answer = self._next()
+            elif op == "pass_done":
+                answer = self._pass_done(message)
+            elif op in ("call", "describe"):
+                answer = self._call(message)
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            self.protocol_errors.append(str(exc)[:300])
+            answer = {"ok": False, "error": {"kind": "refused", "message": f"the gate refused the request: {exc}"}}
+        return json.dumps(answer).encode()
+
+    def _next(self) -> dict[str, Any]:
+        if not self.queue and not self.mutation_done and self.verdict.result is not None:
+            self._plan_mutation()
+        while self.queue:
+            plan = self.queue[0]
+            if plan.result is None:
+                return {"op": "pass", "pass": plan.id, "maxfail": plan.maxfail, "timeout": round(plan.timeout, 1),
+                        "select": plan.select}
+            self.queue.pop(0)
+        return {"op": "done"}
+
+    def _pass_done(self, message: dict[str, Any]) -> dict[str, Any]:
+        plan = self.plans.get(int(message.get("pass", -1)))
+        if plan is None or plan.result is not None:
+            raise ValueError("a result for a pass that is not running")
+        plan.result = message
+        if self.queue and self.queue[0] is plan:
+            self.queue.pop(0)
+        if plan is not self.verdict and self._mutation_decided():
+            self.queue.clear()  # the rest cannot change the outcome
+        return {"ok": True}
+
+    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        plan = self.plans.get(int(message.get("pass", -1)))
+        if plan is None or plan.result is not None:
+            raise ValueError("a call from a pass that is not running")
+        module = message.get("module")
+        if not isinstance(module, str) or module not in self.modules:
+            raise ValueError(f"{str(module)[:100]!r} is not a module of this skill")
+        with self._lock:
+            self.calls += 1
+            if self.calls > MAX_CALLS:
+                return {"ok": False, "error": {"kind": "refused", "message": f"the tests made over {MAX_CALLS} calls"}}
+        request: dict[str, Any] = {"module": module}
+        if message["op"] == "describe":
+            request["describe"] = True
+        else:
+            function = message.get("function")
+            if not isinstance(function, str) or not IDENT.match(function):
+                raise ValueError("a call names a function by its identifier")
+            args, kwargs = message.get("args", []), message.get("kwargs", {})
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise ValueError("args must be a list and kwargs an object")
+            request.update(function=function, args=args, kwargs=kwargs)
+        limits = self.call_limits
+        if plan.mutant is not None:
+            request["sources"] = {plan.mutant.file: plan.mutant.source}
+            limits = limits.loosen(timeout=self._mutant_call_timeout())
+        body = json.dumps(request).encode()
+        started = time.monotonic()
+        run = run_callee(self.callee, image=self.image, limits=limits, config=self.pkg.config, request=body,
+                         labels={"skill": self.pkg.name})
+        took = time.monotonic() - started
+        if plan is self.verdict and message["op"] == "call":
+            self.slowest_call = max(self.slowest_call, took)
+            if self.replay_bytes + len(body) <= MAX_REPLAY_BYTES:
+                self.replay.append({k: request[k] for k in ("module", "function", "args", "kwargs")})
+                test = message.get("test")
+                self.replay_tests.append(test[:500] if isinstance(test, str) else None)
+                self.replay_bytes += len(body)
+        return self._answer(run, limits, describe=message["op"] == "describe")
+
+    def _answer(self, run: RunResult, limits: Limits, *, describe: bool) -> dict[str, Any]:
+        outcome = read_callee(run, limits)
+        text = {"stdout": run.stdout[-MAX_REPLY_TEXT:].decode("utf-8", "replace"),
+                "stderr": run.stderr[-MAX_REPLY_TEXT:].decode("utf-8", "replace")}
+        if describe:
+            text = {}  # importing a module prints nothing the test asked to see
+        if outcome.ok:
+            return {"ok": True, ("describe" if describe else "value"): outcome.value, **text}
+        error: dict[str, Any] = {"kind": outcome.error.kind if outcome.error else "crashed",
+                                 "message": outcome.error.message if outcome.error else ""}
+        if outcome.error and outcome.error.kind == "exception":
+            raw = outcome.raw_error
+            error.update({k: raw.get(k) for k in ("type", "qualname", "module", "bases", "args", "traceback")})
+        return {"ok": False, "error": error, **text}
+
+    def _mutant_call_timeout(self) -> float:
+        # A mutant that loops forever is killed; it must not cost the call's full limit.
+        return min(self.call_limits.timeout, max(2.0, 5 * self.slowest_call + 1.0))
+
+    # -- coverage and mutants ------------------------------------------------------------------
+    def _plan_mutation(self) -> None:
+        self.mutation_done = True
+        self._measure_coverage()
+        if not verdict_passed(self.verdict.result) or self.policy.mutants <= 0:
+            return
+        covered = self.coverage if self.coverage is not None else self.executable
+        if self._warming is not None:
+            self._warming.join()
+        sampler = self.sampler or MutantSampler(self.sources, self.policy.seed)
+        self.mutants = sampler.sample(covered, self.policy.mutants)
+        if not self.mutants:
+            return
+        duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
+        per_pass = max(5.0, 3 * duration + 5 * self.slowest_call + 2.0)
+        plans = [PassPlan(id=0, target="mutant", mutant=m, maxfail=1, timeout=per_pass, select=self._selection(m))
+                 for m in self.mutants]
+        # The control runs what one of the mutant passes runs, so nothing in its command sets it apart.
+        twin = self.rng.choice(plans)
+        plans.append(PassPlan(id=0, target="control", maxfail=1, timeout=per_pass, select=twin.select))
+        self.rng.shuffle(plans)
+        used = set(self.plans)
+        for plan in plans:
+            plan.id = self.rng.randrange(1, 2**31)
+            while plan.id in used:
+                plan.id = self.rng.randrange(1, 2**31)
+            used.add(plan.id)
+            self.plans[plan.id] = plan
+        self.queue = plans
+
+    def _selection(self, mutant: Mutant) -> list[str] | None:
+        """The tests that ran the mutated line, fewest calls first; None (all) if none is known to."""
+        point = (mutant.file, mutant.line)
+        tests = [t for t, lines in self.test_lines.items() if t is not None and point in lines]
+        if not tests or None in self.test_lines and point in self.test_lines[None]:
+            return None  # a call made outside any test (at collection) ran it: every test may depend on it
+        return sorted(tests, key=lambda t: (self.test_calls.get(t, 0), t))
+
+    def _measure_coverage(self) -> None:
+        self.executable = {rel: executable_lines(src, f"/skill/{rel}") for rel, src in self.sources.items()}
+        if not self.replay:
+            self.coverage = {rel: set() for rel in self.sources}
+            return
+        request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
+        limits = self.call_limits.loosen(timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay)))
+        try:
+            run = run_callee(self.callee, image=self.image, limits=limits, config=self.pkg.config,
+                             request=json.dumps(request).encode(), labels={"skill": self.pkg.name})
+        except SandboxError as exc:
+            self.notes.append(f"coverage could not be measured: {exc}")
+            return
+        outcome = read_callee(run, limits)
+        if not outcome.ok or not isinstance(outcome.value, dict):
+            why = outcome.error.message if outcome.error else "no answer"
+            self.notes.append(f"coverage could not be measured: the traced replay failed ({why[:200]})")
+            return
+        per_call = outcome.value.get("per_call") if isinstance(outcome.value.get("per_call"), list) else []
+        self.coverage = {rel: set() for rel in self.sources}
+        for test, lines in zip(self.replay_tests, per_call):
+            if not isinstance(lines, dict):
+                continue
+            ran = self.test_lines.setdefault(test, set())
+            self.test_calls[test] = self.test_calls.get(test, 0) + 1
+            for rel, numbers in lines.items():
+                if rel in self.coverage and isinstance(numbers, list):
+                    found = {n for n in numbers if isinstance(n, int)} & self.executable[rel]
+                    self.coverage[rel] |= found
+                    ran.update((rel, n) for n in found)
+
+    def _mutation_decided(self) -> bool:
+        control = [p for p in self.plans.values() if p.target == "control"]
+        if any(p.result is not None and not verdict_passed(p.result) for p in control):
+            return True  # blocked: the tests failed against the unchanged code
+        total = len(self.mutants)
+        needed = math.ceil(total * self.policy.mutation_threshold / 100)
+        done = [p for p in self.plans.values() if p.mutant is not None and p.result is not None]
+        killed = sum(mutant_killed(p.result) for p in done)
+        survived = len(done) - killed
+        control_done = all(p.result is not None for p in control)
+        return (killed >= needed and control_done) or survived > total - needed
+
+    # -- the report ----------------------------------------------------------------------------
+    def mutation_report(self) -> dict[str, Any]:
+        if not self.mutants:
+            return {}
+        plans = [p for p in self.plans.values() if p.mutant is not None]
+        ran = [p for p in plans if p.result is not None]
+        killed = [p for p in ran if mutant_killed(p.result)]
+        control = next((p for p in self.plans.values() if p.target == "control"), None)
+        score = round(100 * len(killed) / len(ran), 1) if ran else None
+        return {
+            "threshold": self.policy.mutation_threshold, "sampled": len(self.mutants), "ran": len(ran),
+            "killed": len(killed), "score": score,
+            "control": None if control is None or control.result is None else
+            ("passed" if verdict_passed(control.result) else "failed"),
+            "survivors": [p.mutant.label for p in ran if not mutant_killed(p.result)],
+            "mutants": [dict(p.mutant.to_dict(), killed=None if p.result is None else mutant_killed(p.result),
+                             by=_killed_by(p.result)) for p in plans],
+        }
+
+    def coverage_report(self) -> tuple[float | None, dict[str, list[int]]]:
+        if self.coverage is None:
+            return None, {}
+        total = sum(len(lines) for lines in self.executable.values())
+        ran = sum(len(self.coverage.get(rel, set())) for rel in self.executable)
+        missing = {rel: sorted(lines - self.coverage.get(rel, set()))[:50] for rel, lines in self.executable.items()
+                   if lines - self.coverage.get(rel, set())}
+        return (round(100 * ran / total, 2) if total else 100.0), missing
+
+
+def verdict_passed(result: dict[str, Any] | None) -> bool:
+    """A pass that counts as passing: it finished, ran at least one test, and every test passed."""
+    if not result or result.get("how") != "ended" or not result.get("finished"):
+        return False
+    tests = int(result.get("tests") or 0)
+    return (tests > 0 and result.get("passed") == tests and not result.get("collect_errors")
+            and result.get("exitstatus") == 0)
+
+
+def mutant_killed(result: dict[str, Any] | None) -> bool:
+    return result is not None and not verdict_passed(result)
+
+
+def _killed_by(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return ""
+    if result.get("how") != "ended":
+        return str(result.get("how"))
+    failing = [c for c in result.get("cases", []) if c.get("outcome") != "passed"]
+    if failing:
+        return str(failing[0].get("name", ""))[:200]
+    return "" if verdict_passed(result) else "the pass did not finish"
+
+
+# -- the gate ----------------------------------------------------------------------------------
+def run_gate(sandbox: Sandbox, callee: Sandbox, pkg: SkillPackage, *, judge_image: str, image: str,
+             judge_limits: Limits, call_limits: Limits, policy: GatePolicy) -> GateReport:
+    """Gate one package: static checks, the verdict pass, coverage, the mutation check."""
     started = time.monotonic()
+    report = GateReport(passed=False, reasons=[], image=image, judge_image=judge_image, limits=judge_limits.describe(),
+                        content_hash=pkg.content_hash)
     violations = [str(v) for v in check_package(pkg.files)]
     if violations:
-        return GateReport(passed=False, reasons=[f"test policy: {v}" for v in violations], policy=violations,
-                          coverage_threshold=threshold, image=image, limits=limits.describe(),
-                          content_hash=pkg.content_hash, duration_s=time.monotonic() - started)
+        report.reasons = [f"test policy: {v}" for v in violations]
+        report.policy = violations
+        report.duration_s = time.monotonic() - started
+        return report
     if not pkg.test_files:
-        return GateReport(passed=False, reasons=["no test files: add tests/test_*.py"], coverage_threshold=threshold,
-                          image=image, limits=limits.describe(), content_hash=pkg.content_hash)
-    collect = [f"{OUT}/{n}" for n in ("runner.json", "junit.xml", "records.jsonl", "coverage.json")]
-    result = sandbox.run(
-        ["python3", f"{HARNESS}/gate_runner.py", OUT, "/skill/scripts", "/skill/tests"],
-        image=image, limits=limits, files=harness_files(), collect=collect, owner="gate",
-        labels={"skill": pkg.name},
-    )
-    report = judge(result, threshold=threshold, scripts=pkg.script_files)
-    report.image = image
-    report.limits = limits.describe()
-    report.content_hash = pkg.content_hash
+        report.reasons = ["no test files: add tests/test_*.py (skillyard create --tests-for NAME can write them)"]
+        report.duration_s = time.monotonic() - started
+        return report
+    modules, packages = module_names(pkg.code_files)
+    manifest = {"root": JUDGE_ROOT, "tests": "tests", "modules": modules, "packages": packages,
+                # Trusted modules the zygote may import before any test runs: the runner image's own
+                # packages, unless the skill's requirements could have replaced them.
+                "preimport": [] if pkg.config.requirements else ["yaml", "jsonschema"]}
+    conductor = Conductor(pkg, callee=callee, image=image, call_limits=call_limits, policy=policy, modules=modules,
+                          deadline=started + judge_limits.timeout)
+    result = sandbox.run(["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
+                         image=judge_image, limits=judge_limits, files=judge_files(pkg, manifest),
+                         channel=conductor.handle, owner="gate", labels={"skill": pkg.name})
+    judge(report, result, conductor)
     report.duration_s = time.monotonic() - started
     return report
 
 
-# -- the verdict ----------------------------------------------------------------------------------
-def _parse_junit(data: bytes) -> list[TestCase]:
-    root = ET.fromstring(data)
-    cases = []
-    for tc in root.iter("testcase"):
-        name = f"{tc.get('classname', '')}::{tc.get('name', '')}".strip(":")
-        status, message, detail = "passed", "", ""
-        for child in tc:
-            if child.tag in ("failure", "error", "skipped"):
-                status = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = (child.get("message") or "")[:500]
-                detail = (child.text or "")[-2500:]
-                if status != "skipped":
-                    break
-        cases.append(TestCase(name=name, status=status, message=message, detail=detail))
-    return cases
-
-
-def _parse_records(data: bytes) -> tuple[int | None, dict[str, str], dict[str, Any] | None]:
-    collected, finish = None, None
-    outcome: dict[str, str] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        kind = rec.get("kind")
-        if kind == "collected":
-            collected = int(rec.get("count", 0))
-        elif kind == "phase":
-            raw, node = rec.get("raw"), str(rec.get("id"))
-            prev = outcome.get(node, "passed")
-            if raw == "failed" or prev == "failed":
-                outcome[node] = "failed"
-            elif raw in ("skipped", "xfailed") or prev == "skipped":
-                outcome[node] = "skipped"
-            else:
-                outcome[node] = "passed"
-        elif kind == "finish":
-            finish = rec
-    return collected, outcome, finish
-
-
-def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateReport:
-    reasons: list[str] = []
-    report = GateReport(passed=False, reasons=reasons, coverage_threshold=threshold, timed_out=result.timed_out,
-                        oom_killed=result.oom_killed, peak_memory_bytes=result.peak_memory_bytes)
+def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
+    """Fill the report from the passes the judge runner reported, and decide."""
+    reasons = report.reasons
+    report.timed_out, report.oom_killed = result.timed_out, result.oom_killed
+    report.peak_memory_bytes = result.peak_memory_bytes
     report.output_tail = (result.stdout[-3000:] + b"\n" + result.stderr[-2000:]).decode("utf-8", "replace").strip()
+    report.calls = conductor.calls
+    report.coverage, report.uncovered = conductor.coverage_report()
+    report.mutation = conductor.mutation_report()
+    verdict = conductor.verdict.result
     if result.error:
         reasons.append(f"sandbox error: {result.error}")
         report.infrastructure_error = True  # not the skill's fault: not a verdict
@@ -185,102 +512,79 @@ def judge(result: RunResult, *, threshold: float, scripts: list[str]) -> GateRep
         reasons.append("the test run exceeded its time limit and was killed")
     if result.oom_killed:
         reasons.append("the test run ran out of memory and was killed")
-    # The gate runner itself must end normally (exit 0). A test that forges every report and then
-    # kills its parent, the runner, is caught here: the supervisor saw the runner die.
-    if result.error is None and not result.timed_out and not result.oom_killed and (
-            result.exit_code != 0 or result.signal is not None):
-        reasons.append(f"the gate runner did not finish normally (exit {result.exit_code}"
-                       f"{f', signal {result.signal}' if result.signal else ''}): the test run killed or broke it")
-    runner_raw = result.files.get(f"{OUT}/runner.json")
-    runner: dict[str, Any] = {}
-    if runner_raw is None:
+    if verdict is None:
         if not reasons:
-            reasons.append("the gate runner's report is missing: the run was killed or tampered with")
-    else:
-        try:
-            runner = json.loads(runner_raw)
-        except ValueError:
-            reasons.append("the gate runner's report is unreadable")
-    pytest_exit = runner.get("pytest_exit")
-    report.pytest_exit = pytest_exit
-    if runner and pytest_exit != 0:
-        if isinstance(pytest_exit, int) and pytest_exit < 0:
-            reasons.append(f"pytest was killed by signal {-pytest_exit}")
-        else:
-            reasons.append(f"pytest exited with status {pytest_exit} ({PYTEST_EXIT.get(pytest_exit, 'unknown status')})")
-
-    junit = result.files.get(f"{OUT}/junit.xml")
-    cases: list[TestCase] = []
-    junit_readable = False
-    if runner and junit is None:
-        reasons.append("pytest wrote no JUnit report: the test process ended before pytest finished")
-    elif junit is not None:
-        try:
-            cases = _parse_junit(junit)
-            junit_readable = True
-        except ET.ParseError as exc:
-            reasons.append(f"the JUnit report is not valid XML ({exc}): truncated or tampered with")
-    report.cases = cases
-    report.tests = len(cases)
-    report.failures = sum(c.status == "failed" for c in cases)
-    report.errors = sum(c.status == "error" for c in cases)
-    report.skipped = sum(c.status == "skipped" for c in cases)
-    if junit_readable and not cases:
+            reasons.append("the judge ended before the tests ran (exit "
+                           f"{result.exit_code}): see the output tail")
+        return
+    report.cases = [TestCase(name=str(c.get("name", "")), status={"passed": "passed", "failed": "failed",
+                                                                  "error": "error"}.get(c.get("outcome"), "skipped"),
+                             message=str(c.get("message", ""))[:500], detail=str(c.get("detail", ""))[-2500:])
+                    for c in verdict.get("cases", [])]
+    report.tests = len(report.cases)
+    report.failures = sum(c.status == "failed" for c in report.cases)
+    report.errors = sum(c.status == "error" for c in report.cases)
+    report.skipped = sum(c.status == "skipped" for c in report.cases)
+    report.pytest_exit = verdict.get("exitstatus") if isinstance(verdict.get("exitstatus"), int) else None
+    how = str(verdict.get("how", ""))
+    if how != "ended":
+        reasons.append({"timeout": "the tests ran past their time limit and were killed"}.get(
+            how, f"the test run did not end normally ({how[:200]})"))
+    elif not verdict.get("finished"):
+        reasons.append("pytest's session did not finish: a test or conftest ended the test process")
+    for error in verdict.get("collect_errors", [])[:5]:
+        reasons.append(f"collecting {error.get('nodeid') or 'the tests'} failed: "
+                       f"{str(error.get('detail', '')).strip().splitlines()[-1:] or ['']}")
+    if how == "ended" and verdict.get("finished") and not report.cases and not verdict.get("collect_errors"):
         reasons.append("no tests were collected: add tests/test_*.py with test_* functions")
     if report.failures or report.errors:
-        bad = list(dict.fromkeys(c.name for c in cases if c.status in ("failed", "error")))
-        n_bad = report.failures + report.errors
-        reasons.append(f"{n_bad} of {len(cases)} test{'s' if len(cases) != 1 else ''} failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+        bad = [c.name for c in report.cases if c.status in ("failed", "error")]
+        reasons.append(f"{len(bad)} of {report.tests} test{'s' if report.tests != 1 else ''} failed: "
+                       f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
     if report.skipped:
         reasons.append(f"{report.skipped} tests were skipped or xfailed: every test must run and pass")
-
-    # Cross-check against the independent record the gate plugin sent the runner down a pipe.
-    records = result.files.get(f"{OUT}/records.jsonl")
-    channel = runner.get("records_channel")
-    if runner and channel != "ok":
-        reasons.append({"closed early": "the gate plugin's record channel was closed while the tests ran: "
-                                        "reporting was tampered with",
-                        "overflow": "the gate plugin's record channel was flooded past 16 MB: reporting was "
-                                    "tampered with"}.get(channel, "the gate runner kept no record channel"))
-    if runner and junit is not None and cases:
-        collected, outcome, finish = _parse_records(records or b"")
-        if finish is None:
-            reasons.append("pytest's session did not finish normally (no finish record): a test or conftest ended the process")
-        ran = [c for c in cases if not c.message.startswith("collection")]  # collection skips/errors never become items
-        if collected is not None and collected != len(ran):
-            reasons.append(f"the JUnit report lists {len(ran)} tests but {collected} were collected: reporting was tampered with")
-        raw_failed = sum(v == "failed" for v in outcome.values())
-        raw_passed = sum(v == "passed" for v in outcome.values())
-        if raw_failed and not (report.failures or report.errors):
-            reasons.append(f"{raw_failed} tests raised errors but were reported as passed: reporting was tampered with")
-        if cases and raw_passed < len(cases) - report.skipped - report.failures - report.errors:
-            reasons.append("fewer tests actually passed than the JUnit report claims: reporting was tampered with")
-
-    cov_raw = result.files.get(f"{OUT}/coverage.json")
-    if scripts:
-        if cov_raw is None:
-            if runner:
-                reasons.append("coverage wrote no report: " + str(runner.get("coverage_output", ""))[-300:].strip())
-        else:
-            try:
-                cov = json.loads(cov_raw)
-                totals = cov.get("totals", {})
-                report.coverage = round(float(totals.get("percent_covered", 0.0)), 2)
-                report.uncovered = {
-                    path.replace("/skill/", ""): info.get("missing_lines", [])[:50]
-                    for path, info in (cov.get("files") or {}).items() if info.get("missing_lines")
-                }
-                measured = {p.replace("/skill/", "") for p in (cov.get("files") or {})}
-                never = [s for s in scripts if s not in measured and s.count("/") == 1]
-                if never:
-                    reasons.append(f"scripts never imported by any test: {', '.join(never)}")
-                if report.coverage < threshold:
-                    reasons.append(f"line coverage of scripts/ is {report.coverage:.1f}%, below the {threshold:.0f}% threshold")
-            except (ValueError, TypeError, AttributeError):
-                reasons.append("the coverage report is unreadable")
+    if not reasons and report.pytest_exit not in (0, None):
+        reasons.append(f"pytest exited with status {report.pytest_exit} "
+                       f"({PYTEST_EXIT.get(report.pytest_exit, 'unknown status')})")
+    if reasons:
+        return
+    if conductor.calls == 0 or (conductor.coverage is not None and not any(conductor.coverage.values())
+                                and any(conductor.executable.values())):
+        reasons.append("the tests never ran the skill's code: import its modules in the tests and check what "
+                       "their functions return")
+        return
+    unclean = [p.result.get("how") for p in conductor.plans.values()
+               if p.result and str(p.result.get("how", "")).startswith("unclean")]
+    if unclean:
+        reasons.append(f"the judge could not reset between passes ({str(unclean[0])[9:200]}): the mutation check "
+                       "cannot be trusted")
+        return
+    mutation = report.mutation
+    if mutation:
+        if mutation.get("control") == "failed":
+            reasons.append("the tests failed against the unchanged code in a later pass: a flaky test, or tests "
+                           "that behave differently from one run to the next")
+        elif mutation.get("control") is None:
+            reasons.append("the mutation check did not finish (time limit): raise the gate timeout or make the "
+                           "tests faster")
+        elif mutation.get("score") is not None and mutation["score"] < mutation["threshold"]:
+            shown = "; ".join(mutation["survivors"][:8])
+            reasons.append(f"the tests killed {mutation['killed']} of {mutation['ran']} mutants "
+                           f"({mutation['score']:g}%), below the {mutation['threshold']:g}% floor: tests that pass "
+                           f"whatever the code does. Surviving mutants: {shown}"
+                           f"{' ...' if len(mutation['survivors']) > 8 else ''}")
     report.passed = not reasons
-    return report
+    if report.passed and conductor.notes:
+        log.info("gate_notes", notes=conductor.notes)
 
 
 def gate_error_report(exc: SandboxError, pkg: SkillPackage) -> GateReport:
-    return GateReport(passed=False, reasons=[f"sandbox error: {exc}"], content_hash=pkg.content_hash)
+    return GateReport(passed=False, reasons=[f"sandbox error: {exc}"], content_hash=pkg.content_hash,
+                      infrastructure_error=True)
+
+
+def package_seed(pkg: SkillPackage) -> str:
+    return hashlib.sha256(pkg.content_hash.encode()).hexdigest()[:16]
+
+
+__all__ = ["CallError", "GatePolicy", "GateReport", "TestCase", "gate_limits", "gate_policy", "run_gate"]

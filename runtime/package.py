@@ -89,8 +89,12 @@ class LimitsOverride(BaseModel):
 
 
 class GateSettings(BaseModel):
+    """A package's own gate settings. It may only make the gate stricter, never looser."""
+
     model_config = ConfigDict(extra="forbid")
+    # Line coverage is reported as information only; a package's floor is no longer enforced.
     coverage: float | None = Field(default=None, ge=0, le=100)
+    mutation: float | None = Field(default=None, ge=0, le=100, description="a higher mutation-score floor (%)")
     timeout: float | None = Field(default=None, gt=0, le=3600)
 
 
@@ -195,6 +199,17 @@ class SkillPackage:
     @property
     def script_files(self) -> list[str]:
         return sorted(p for p in self.files if p.startswith("scripts/") and p.endswith(".py"))
+
+    @property
+    def code_files(self) -> list[str]:
+        """Every Python file of the package outside tests/: what runs in the callee, what coverage
+        and the mutation check measure."""
+        return sorted(p for p in self.files if p.endswith(".py") and not p.startswith("tests/"))
+
+    @property
+    def image_files(self) -> dict[str, bytes]:
+        """What the skill's image holds: everything but tests/ (the code cannot read its tests)."""
+        return {rel: data for rel, data in self.files.items() if not rel.startswith("tests/")}
 
     def to_archive(self) -> bytes:
         return pack_files(self.files, self.executable)

@@ -1,10 +1,20 @@
-"""Static checks on a skill's test code, before it runs.
+"""Static checks on a package's files, before anything is built or run.
 
-The gate's verdict comes from pytest's exit status, its JUnit report, an independent
-record of each test's raw outcome and coverage's report. Test code runs in the same
-process as pytest, so it could in principle rewrite pytest's reporting; this policy
-refuses the ways to do that which need no obfuscation, and the runtime cross-checks
-catch the rest we know of (see docs/SECURITY.md).
+The gate does not rely on them for its verdict: the skill's code runs only in the callee,
+which can answer a test with plain data and nothing else (see runtime/gate.py). They
+refuse, early and with a clear message, what no honest package needs:
+
+- **shadowing**: a package file whose import name is also a module of the standard
+  library, of the judge's or the runner's harness, or of the test tools and packages the
+  runner image ships (a top-level `pytest.py` once made a whole test run vanish). Both
+  containers also put the package last on sys.path, so a name that slipped through would
+  still lose to the real module;
+- **pytest machinery in tests**: hooks other than the few a suite legitimately defines,
+  `pytest_plugins`, imports of pytest's or the harness's internals, process exits and
+  signals. Test code runs in the judge's pass process; what it could do there is bounded by
+  the judge's design (passes isolated from each other, the verdict held by the runner), and
+  these checks keep the common forms out of the suite altogether;
+- `conftest.py` outside `tests/`, and sitecustomize/usercustomize anywhere.
 """
 from __future__ import annotations
 
@@ -18,7 +28,14 @@ from dataclasses import dataclass
 ALLOWED_HOOKS = {"pytest_configure", "pytest_addoption", "pytest_generate_tests"}
 EXIT_CALLS = {("os", "_exit"), ("sys", "exit"), ("os", "abort"), ("os", "kill"), ("os", "killpg"),
               ("signal", "signal"), ("os", "fork"), ("os", "setsid")}
-FORBIDDEN_MODULES = {"_pytest", "coverage", "skillyard_gate_plugin", "pytest_cov"}
+HARNESS_MODULES = {"skillyard_judge", "datacodec", "judge_runner", "call_runner", "supervisor"}
+FORBIDDEN_MODULES = {"_pytest", "coverage", "pytest_cov", "pluggy"} | HARNESS_MODULES
+# Top-level import names of what the runner image installs (images/runner/requirements.txt) and
+# of the tools every Python environment has.
+RUNNER_MODULES = {"pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments", "coverage", "yaml",
+                  "_yaml", "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
+                  "typing_extensions", "pip", "setuptools", "pkg_resources", "_distutils_hack", "site",
+                  "sitecustomize", "usercustomize"}
 # CPython before 3.11.8/3.12.1 keeps the AST constructor's recursion depth per interpreter,
 # not per thread (gh-106905): when a garbage collection inside one ast.parse hands the GIL to
 # another thread that parses too (add_many gates on worker threads; 3.11's traceback module
@@ -88,16 +105,48 @@ def check_file(rel: str, source: bytes, *, is_test: bool) -> list[Violation]:
     return found
 
 
-def check_package(files: dict[str, bytes]) -> list[Violation]:
-    """Policy violations in a package's Python files (tests strictly, scripts for hooks/imports)."""
-    found: list[Violation] = []
+def reserved_names() -> set[str]:
+    """Import names no package file may take."""
+    import sys
+
+    return set(sys.stdlib_module_names) | HARNESS_MODULES | RUNNER_MODULES
+
+
+def import_names(rel: str) -> list[str]:
+    """The top-level import names a package file defines: `lib/x.py` -> `lib`; `tests/helper.py` is
+    imported by pytest as `helper` (or as `tests` when tests/ is a package)."""
+    parts = rel.split("/")
+    if not rel.endswith(".py"):
+        return []
+    names = [parts[0] if len(parts) > 1 else parts[0][:-3]]
+    if parts[0] == "tests" and len(parts) >= 2:
+        names.append(parts[-1][:-3] if parts[-1] != "__init__.py" else parts[-2])
+    return names
+
+
+def check_shadowing(files: dict[str, bytes]) -> list[Violation]:
+    reserved = reserved_names()
+    found = []
     for rel in sorted(files):
+        for name in import_names(rel):
+            if name in reserved:
+                found.append(Violation(rel, 1, f"its import name {name!r} is also a module of the standard library, "
+                                               "the test tools or skillyard's harness: rename it"))
+    return found
+
+
+def check_package(files: dict[str, bytes]) -> list[Violation]:
+    """Policy violations in a package's files (tests strictly, code for imports and hooks)."""
+    found: list[Violation] = check_shadowing(files)
+    for rel in sorted(files):
+        base = rel.split("/")[-1]
+        if base in ("sitecustomize.py", "usercustomize.py"):
+            found.append(Violation(rel, 1, "sitecustomize/usercustomize run at interpreter start-up; not allowed"))
+        if base == "conftest.py" and not rel.startswith("tests/"):
+            found.append(Violation(rel, 1, "conftest.py belongs in tests/: outside it, pytest would not load it the "
+                                           "same way, and the gate does not"))
         if not rel.endswith(".py"):
             continue
-        is_test = rel.startswith("tests/") or rel.endswith("conftest.py")
+        is_test = rel.startswith("tests/")
         found += check_file(rel, files[rel], is_test=is_test)
-    for rel in files:
-        if rel.split("/")[-1] in ("pytest.ini", "conftest.pyc", "sitecustomize.py", "usercustomize.py"):
-            if rel.endswith("customize.py"):
-                found.append(Violation(rel, 1, "sitecustomize/usercustomize run at interpreter start-up; not allowed"))
     return found

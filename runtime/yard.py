@@ -21,10 +21,10 @@ from sandbox import ImageMissing, Limits, Sandbox, SandboxError
 from sandbox.images import Images
 
 from . import memory
-from .build import build_skill_image
-from .calls import CallError, CallResult, call_limits, call_skill
+from .build import build_skill_image, deps_image_tag
+from .calls import CallError, CallResult, call_limits, call_skill, callee_spec
 from .config import Settings, get_settings
-from .gate import GateReport, gate_limits, run_gate
+from .gate import GateReport, gate_limits, gate_policy, run_gate
 from .package import (MEMORY_FILE, PackageError, SkillPackage, load_package, package_from_files, unpack_files,
                       validate_name, write_files)
 from .registry import GateSummary, Registry, SkillNotFound, SkillRecord
@@ -206,10 +206,34 @@ class Yard:
 
     # -- add / gate --------------------------------------------------------------------------
     def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
+        """Build the skill's images and run its gate (runtime/gate.py). Records nothing."""
         tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
-        limits = gate_limits(pkg, self.base_limits, self.settings.gate_timeout)
-        report = run_gate(self.sandbox, pkg, tag, limits=limits, threshold=self.settings.coverage_threshold)
+        judge_image = deps_image_tag(self.client, pkg, self.runner)
+        limits = call_limits(pkg.config, self.base_limits)
+        policy = gate_policy(pkg, mutants=self.settings.mutants, threshold=self.settings.mutation_threshold,
+                             timeout=self.settings.gate_timeout)
+        from sandbox.pool import WarmPool
+
+        # The callee: warm containers of the production image, private to this gate.
+        pool = WarmPool(self.sandbox.backend, size=1, max_calls=100_000)  # type: ignore[arg-type]
+        warming = threading.Thread(target=self._prewarm, args=(pool, callee_spec(tag, limits, pkg.config)), daemon=True)
+        warming.start()
+        try:
+            self.progress(f"{pkg.name}: running the tests")
+            report = run_gate(self.sandbox, Sandbox(pool), pkg, judge_image=judge_image, image=tag,
+                              judge_limits=gate_limits(pkg, self.base_limits, self.settings.gate_timeout),
+                              call_limits=limits, policy=policy)
+        finally:
+            warming.join(timeout=30)
+            pool.close()
         return report, built
+
+    @staticmethod
+    def _prewarm(pool: Any, spec: Any) -> None:
+        try:
+            pool.prewarm(spec, 1)
+        except Exception as exc:  # noqa: BLE001 - pre-warming is an optimisation: the first call starts one
+            log.info("gate_prewarm_failed", error=str(exc)[:200])
 
     def add(self, path: str | Path, *, force: bool = False) -> AddOutcome:
         """Load, build, gate and record one skill folder."""

@@ -6,12 +6,14 @@ one; others (gVisor through Docker's runtime option, a distributed engine) plug 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .limits import Limits
 from .result import RunResult
 
 WORKDIR = "/tmp/work"
+CHANNEL_MAX_MESSAGE = 32 * 1024 * 1024
 
 
 @dataclass
@@ -35,6 +37,16 @@ class RunSpec:
     # writable dirs wiped, and leave it blocked on stdin: start-up cost leaves the call's path.
     # Each call still runs in its own, fresh process.
     prestart: bool = False
+    # The program is a fork server (sandbox/forkserver.py): a warm container starts it once and
+    # it forks a fresh child per call; every call still runs in its own new process, a copy of
+    # a parent that never ran a call. Implies what `prestart` promises. Ignored by one-shot runs.
+    fork_server: bool = False
+    # A live duplex channel while the program runs (one-shot runs only): the program gets a
+    # socket (fd 3, SANDBOX_CHANNEL_FD) and writes messages framed as b"<length>\n<bytes>";
+    # each one is passed to this handler on the host, whose answer goes back framed the same
+    # way. Messages come from untrusted code: the handler must validate them. The host
+    # refuses messages over CHANNEL_MAX_MESSAGE bytes by ending the run.
+    channel: Callable[[bytes], bytes] | None = None
 
     def validate(self) -> None:
         if not self.argv:

@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from importlib import resources
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -28,7 +29,7 @@ import structlog
 from docker.types import LogConfig, Ulimit
 
 from . import seccomp
-from .backend import Backend, ImageMissing, RunSpec, SandboxError
+from .backend import CHANNEL_MAX_MESSAGE, Backend, ImageMissing, RunSpec, SandboxError
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ LABEL_PID = "skillyard.pid"
 LABEL_HOST = "skillyard.host"
 LABEL_CREATED = "skillyard.created"
 MAGIC = b"@@SKILLYARD-RESULT"
+CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"
 # Extra seconds the host waits past the program's own timeout for the container to start,
 # the supervisor to collect files and the response to arrive, before it kills the container.
 START_GRACE_S = 20.0
@@ -188,6 +190,8 @@ class DockerBackend(Backend):
                 "rlimits": rlimits,
                 "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
                 "prestart": spec.prestart,
+                "fork_server": spec.fork_server,
+                "channel": spec.channel is not None,
             }
         ).encode()
         return str(len(body)).encode() + b"\n" + body
@@ -290,7 +294,10 @@ class DockerBackend(Backend):
             # Read up to the response frame, not to EOF: the supervisor writes the frame
             # last (after killing every process it ran), and the container's exit reaches
             # this stream ~40 ms later; removal (forced) runs in the background.
-            out, diag, host_timeout, flooded = read_attach_stream(raw, deadline, budget, until=frame_marker(nonce))
+            if spec.channel is not None:
+                out, diag, host_timeout, flooded = converse(raw, deadline, budget, nonce, spec.channel)
+            else:
+                out, diag, host_timeout, flooded = read_attach_stream(raw, deadline, budget, until=frame_marker(nonce))
         finally:
             try:
                 sock.close()
@@ -303,6 +310,8 @@ class DockerBackend(Backend):
             return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=cid,
                              error=None if not flooded else "response channel flooded")
         response = parse_response(out, nonce)
+        if flooded and spec.channel is not None:
+            self.kill_quietly(cid)  # a channel broken by the program: it is still running
         # The container's final state (wait + inspect, ~35 ms) only matters when the supervisor
         # could not say what happened: no response, or a SIGKILL it cannot attribute to OOM.
         needs_state = response is None or (response.get("signal") == 9 and not response.get("oom_kills")
@@ -434,6 +443,91 @@ def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, unti
     return bytes(out), bytes(err), False, flooded
 
 
+def converse(raw: socket.socket, deadline: float, budget: int, nonce: str,
+             handler: Callable[[bytes], bytes]) -> tuple[bytes, bytes, bool, bool]:
+    """Like read_attach_stream, for a run with a channel: answer each message the program
+    sends (through the supervisor's CHANNEL frames) with `handler`, until the result frame.
+
+    The program's messages are `<length>\n<bytes>`; a malformed header or a message over
+    CHANNEL_MAX_MESSAGE ends the conversation (returned as flooded: the caller kills the
+    run). The handler runs on this thread: the program waits for its answer anyway."""
+    demux = bytearray()  # docker's multiplexed frames
+    stdout = bytearray()  # the supervisor's byte stream
+    err = bytearray()
+    pos = 0  # where the next supervisor frame starts in `stdout`
+    program = bytearray()  # the program's channel bytes, not yet a whole message
+    head = b"\n@@SKILLYARD-"
+    chan_marker, result_marker = frame_marker(nonce, CHANNEL_MAGIC), frame_marker(nonce)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(stdout[pos:]), bytes(err), True, False
+        raw.settimeout(remaining)
+        try:
+            chunk = raw.recv(1 << 16)
+        except socket.timeout:
+            return bytes(stdout[pos:]), bytes(err), True, False
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            return bytes(stdout[pos:]), bytes(err), False, False
+        demux += chunk
+        while len(demux) >= 8:
+            stream, size = demux[0], struct.unpack(">I", demux[4:8])[0]
+            if len(demux) < 8 + size:
+                break
+            if stream == 1:
+                stdout += demux[8 : 8 + size]
+            elif stream == 2:
+                err = (err + demux[8 : 8 + size])[-65536:]
+            del demux[: 8 + size]
+        while True:
+            start = stdout.find(head, pos)
+            if start < 0:
+                break
+            if stdout.startswith(result_marker, start):
+                if parse_response(bytes(stdout[start:]), nonce) is not None:
+                    return bytes(stdout[start:]), bytes(err), False, False
+                break  # the result frame has not fully arrived
+            if not stdout.startswith(chan_marker, start):
+                if len(stdout) - start < len(chan_marker):
+                    break
+                pos = start + 1  # not ours (cannot happen: only the supervisor writes here)
+                continue
+            newline = stdout.find(b"\n", start + len(chan_marker))
+            if newline < 0:
+                break
+            header = bytes(stdout[start + len(chan_marker) : newline])
+            if not header.isdigit() or len(stdout) < newline + 1 + int(header):
+                if not header.isdigit():
+                    return b"", bytes(err), False, True
+                break
+            program += stdout[newline + 1 : newline + 1 + int(header)]
+            pos = newline + 1 + int(header)
+            if len(program) > CHANNEL_MAX_MESSAGE + 32:
+                return b"", bytes(err), False, True
+            while True:
+                newline = program.find(b"\n", 0, 21)
+                if newline < 0:
+                    if len(program) >= 21:
+                        return b"", bytes(err), False, True
+                    break
+                length = bytes(program[:newline])
+                if not length.isdigit() or int(length) > CHANNEL_MAX_MESSAGE:
+                    return b"", bytes(err), False, True
+                if len(program) < newline + 1 + int(length):
+                    break
+                message = bytes(program[newline + 1 : newline + 1 + int(length)])
+                del program[: newline + 1 + int(length)]
+                answer = handler(message)
+                raw.sendall(str(len(answer)).encode() + b"\n" + answer)
+        if pos > (1 << 20):  # keep the buffer small on long conversations
+            del stdout[:pos]
+            pos = 0
+        if len(stdout) - pos > budget:
+            return b"", bytes(err), False, True
+
+
 class _FrameWatch:
     """Tells when a response frame with `marker` has fully arrived in a growing buffer.
 
@@ -471,8 +565,8 @@ class _FrameWatch:
         return len(out) >= self.end
 
 
-def frame_marker(nonce: str) -> bytes:
-    return b"\n" + MAGIC + b" " + nonce.encode() + b" "
+def frame_marker(nonce: str, magic: bytes = MAGIC) -> bytes:
+    return b"\n" + magic + b" " + nonce.encode() + b" "
 
 
 def parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:

@@ -166,6 +166,8 @@ class WarmPool(Backend):
 
     # -- a call --------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
+        if spec.channel is not None:  # a conversation needs its own container from start to end
+            return self.backend.run(spec)
         spec.validate()
         if self.backend._pending_removal:  # rare (engine was away): retry off the call's path
             threading.Thread(target=self.backend.retry_pending_removals, daemon=True).start()

@@ -1,7 +1,7 @@
 """The high-level entry point: `Sandbox(backend).run(argv, image=..., limits=...)`."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .backend import WORKDIR, Backend, RunSpec
 from .limits import Limits
@@ -35,6 +35,8 @@ class Sandbox:
         labels: Mapping[str, str] | None = None,
         tenant: str = "",
         prestart: bool = False,
+        fork_server: bool = False,
+        channel: Callable[[bytes], bytes] | None = None,
     ) -> RunResult:
         image = image or self.image
         if not image:
@@ -52,6 +54,8 @@ class Sandbox:
             labels=dict(labels or {}),
             tenant=tenant,
             prestart=prestart,
+            fork_server=fork_server,
+            channel=channel,
         )
         return self.backend.run(spec)
 

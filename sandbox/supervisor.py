@@ -16,6 +16,14 @@ nothing from the image's site-packages runs before it. It:
 
 The nonce comes from the host and is never shown to the program, so the program cannot
 forge a response. As PID 1 it also cannot be killed from inside the container.
+
+With `"channel": true` (one-shot runs only) the program also gets a duplex byte stream to
+the host while it runs: fd 3 (named in SANDBOX_CHANNEL_FD) is a socket whose bytes the
+supervisor forwards to the host as `\n@@SKILLYARD-CHANNEL <nonce> <length>\n<bytes>`
+frames, and whatever the host writes to our stdin after the request goes back to it
+unchanged. The supervisor does not interpret these bytes; the host parses them as
+untrusted input. The frames carry the nonce too, so the program can no more forge a
+channel frame than a result frame.
 This file must stay standard-library only and compatible with Python 3.8+.
 """
 import base64
@@ -29,6 +37,8 @@ import sys
 import time
 
 MAGIC = b"@@SKILLYARD-RESULT"
+CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"
+CHANNEL_FD = 3
 PR_SET_DUMPABLE = 4
 
 
@@ -207,8 +217,9 @@ def _collect(paths, cap):
     return files, missing
 
 
-def _spawn(req):
-    """Fork and exec the program on fresh pipes. Returns (pid, stdin_w, stdout_r, stderr_r)."""
+def _spawn(req, channel=None):
+    """Fork and exec the program on fresh pipes. Returns (pid, stdin_w, stdout_r, stderr_r).
+    `channel`: the program's end of the host channel, given to it as fd CHANNEL_FD."""
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     r_in, w_in = os.pipe()
@@ -220,10 +231,16 @@ def _spawn(req):
             os.dup2(w_err, 2)
             for fd in (r_in, w_in, r_out, w_out, r_err, w_err):
                 os.close(fd)
+            if channel is not None:
+                os.dup2(channel, CHANNEL_FD)  # dup2 leaves the copy inheritable across exec
+                if channel != CHANNEL_FD:
+                    os.close(channel)
             _child_setup(req.get("rlimits", {}), req.get("seccomp"))()
             os.chdir(req.get("cwd") or "/")
             env = dict(os.environ)  # only the image's ENV: the host passes nothing else
             env.update(req.get("env") or {})
+            if channel is not None:
+                env["SANDBOX_CHANNEL_FD"] = str(CHANNEL_FD)
             os.execvpe(req["argv"][0], req["argv"], env)
         except BaseException as exc:  # exec failed: report like a shell would
             try:
@@ -236,8 +253,9 @@ def _spawn(req):
     return pid, w_in, r_out, r_err
 
 
-def _run(req, proc=None):
-    """Run the request's program (or `proc`, the same program started ahead of time) to its end."""
+def _run(req, proc=None, nonce="", fs=None):
+    """Run the request's program (or `proc`, the same program started ahead of time, or a child
+    of the fork server `fs`) to its end."""
     started = time.monotonic()
     deadline = started + float(req["timeout"])
     caps = {1: int(req["max_stdout"]), 2: int(req["max_stderr"])}
@@ -245,7 +263,15 @@ def _run(req, proc=None):
     total = {1: 0, 2: 0}
     stdin_data = base64.b64decode(req.get("stdin", ""))
 
-    pid, w_in, r_out, r_err = proc or _spawn(req)
+    channel = _Channel(nonce) if req.get("channel") and proc is None and fs is None else None
+    if fs is not None:
+        pid, w_in, r_out, r_err = fs.spawn(req)
+        kill = fs.kill_others
+    else:
+        pid, w_in, r_out, r_err = proc or _spawn(req, channel.program_end if channel else None)
+        kill = _kill_everything
+    if channel is not None:
+        channel.started()
     os.set_blocking(w_in, False)
     readers = {r_out: 1, r_err: 2}
     writer = w_in if stdin_data else None
@@ -260,26 +286,35 @@ def _run(req, proc=None):
 
     while readers or status is None:
         if status is None:
-            try:
-                wpid, wstatus, wusage = os.wait4(pid, os.WNOHANG)
-            except ChildProcessError:  # already reaped below; its status was kept there
-                wpid, wstatus, wusage = 0, 0, None
-            if wpid == pid:
-                status, usage = wstatus, wusage
-            elif pid in reaped:
-                status, usage = reaped.pop(pid)
-            if status is not None and not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
-                # A stop (the program made us its tracer with PTRACE_TRACEME): not an end. Kill it.
-                os.kill(pid, signal.SIGKILL)
-                status, usage = None, None
+            if fs is not None:
+                status, usage = fs.exit_of(pid)
+            else:
+                try:
+                    wpid, wstatus, wusage = os.wait4(pid, os.WNOHANG)
+                except ChildProcessError:  # already reaped below; its status was kept there
+                    wpid, wstatus, wusage = 0, 0, None
+                if wpid == pid:
+                    status, usage = wstatus, wusage
+                elif pid in reaped:
+                    status, usage = reaped.pop(pid)
+                if status is not None and not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                    # A stop (the program made us its tracer with PTRACE_TRACEME): not an end. Kill it.
+                    os.kill(pid, signal.SIGKILL)
+                    status, usage = None, None
             if status is not None:
                 # The program is done: nothing it left behind may keep running or keep the pipes open.
-                _kill_everything()
+                kill()
         now = time.monotonic()
         if now >= deadline and status is None:
             timed_out = True
-            _kill_everything()
-            while True:
+            kill()
+            while fs is not None:
+                status, usage = fs.exit_of(pid, wait=5.0)
+                if status is None:
+                    status = signal.SIGKILL  # the fork server did not answer: it is unfit for reuse
+                    fs.stop()
+                break
+            while fs is None:
                 try:
                     _, status, usage = os.wait4(pid, 0)
                 except ChildProcessError:
@@ -288,17 +323,27 @@ def _run(req, proc=None):
                 if os.WIFEXITED(status) or os.WIFSIGNALED(status):
                     break
                 os.kill(pid, signal.SIGKILL)
-        if not readers:
+        if not readers and (channel is None or status is not None):
             reaped.update(_reap())
             if status is None:
                 time.sleep(0.002)
             continue
         wlist = [writer] if writer is not None else []
+        rlist = list(readers)
+        if fs is not None and status is None and fs.sock is not None:
+            rlist.append(fs.sock.fileno())  # wake up when the fork server reports the exit
+        if channel is not None and status is None:
+            rlist += channel.readable()
+            wlist += channel.writable()
         timeout = max(0.0, min(deadline - now, 0.05))
         try:
-            rready, wready, _ = select.select(list(readers), wlist, [], timeout)
+            rready, wready, _ = select.select(rlist, wlist, [], timeout)
         except InterruptedError:
             continue
+        if channel is not None:
+            channel.pump(rready, wready)
+        rready = [fd for fd in rready if fd in readers]
+        wready = [fd for fd in wready if fd == writer]
         for fd in wready:
             try:
                 n = os.write(fd, stdin_view[:65536])
@@ -327,9 +372,12 @@ def _run(req, proc=None):
         reaped.update(_reap())
     if writer is not None:
         os.close(writer)
+    if channel is not None:
+        channel.close()
     duration = time.monotonic() - started
-    _kill_everything()
-    _reap(block_until=time.monotonic() + 0.2)
+    kill()
+    # With a fork server alive there is always a child left: reap what is there, never wait for it.
+    _reap(block_until=None if fs is not None else time.monotonic() + 0.2)
 
     exit_code, sig = None, None
     if os.WIFEXITED(status):
@@ -357,6 +405,226 @@ def _run(req, proc=None):
         "files": files,
         "missing": missing,
     }
+
+
+class _Channel:
+    """Two byte pumps between the program's channel socket and the host (our stdin/stdout).
+
+    Program -> host: every chunk read from the socket becomes one CHANNEL frame on stdout.
+    Host -> program: bytes read from stdin (after the request) are written to the socket.
+    Neither direction is parsed here; the host treats the stream as untrusted input."""
+
+    def __init__(self, nonce):
+        import socket
+
+        self.nonce = nonce.encode()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sockets = (ours, theirs)
+        self.fd = ours.fileno()
+        self.program_end = theirs.fileno()
+        self.to_program = bytearray()
+        self.host_open = True
+        self.program_open = True
+
+    def started(self):
+        """The program holds its end now: close ours of it, and stop blocking on our own."""
+        self._sockets[1].close()
+        self._sockets[0].setblocking(False)
+        os.set_blocking(0, False)
+
+    def readable(self):
+        fds = []
+        if self.program_open:
+            fds.append(self.fd)
+        if self.host_open and len(self.to_program) < (1 << 22):
+            fds.append(0)
+        return fds
+
+    def writable(self):
+        return [self.fd] if self.to_program and self.program_open else []
+
+    def pump(self, rready, wready):
+        if self.fd in rready:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except (BlockingIOError, InterruptedError):
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk:
+                _write_all(b"\n" + CHANNEL_MAGIC + b" " + self.nonce + b" " + str(len(chunk)).encode() + b"\n" + chunk)
+            elif chunk is not None:
+                self.program_open = False
+        if 0 in rready:
+            try:
+                chunk = os.read(0, 1 << 16)
+            except (BlockingIOError, InterruptedError):
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk:
+                self.to_program += chunk
+            elif chunk is not None:
+                self.host_open = False
+        if self.fd in wready and self.to_program:
+            try:
+                sent = os.write(self.fd, self.to_program[: 1 << 16])
+                del self.to_program[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.program_open = False
+                self.to_program.clear()
+
+    def close(self):
+        try:
+            self._sockets[0].close()
+        except OSError:
+            pass
+
+
+def _kill_all_but(keep):
+    """SIGKILL every process in the namespace except PID 1 and `keep`, until none is left."""
+    for _ in range(100):
+        found = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                pid = int(entry)
+                if pid != 1 and pid not in keep:
+                    found = True
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+        if not found:
+            return
+        _reap()
+        time.sleep(0.001)
+
+
+class _Usage:
+    def __init__(self, maxrss):
+        self.ru_maxrss = maxrss or 0
+
+
+class _ForkServer:
+    """A long-lived copy of the program that forks one child per call (RunSpec.fork_server).
+
+    Started with the request's argv, env, limits and seccomp filter, which its children
+    inherit; it never runs a call's code itself (see sandbox/forkserver.py). If it dies or
+    stops answering, the container is reported unfit for reuse."""
+
+    def __init__(self):
+        self.pid = None
+        self.sock = None
+        self.key = None
+        self.buf = b""
+        self.exits = {}
+
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
+    def ensure(self, req):
+        key = _prestart_key(req)
+        if self.key == key and self.alive():
+            return
+        self.stop()
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        null = os.open("/dev/null", os.O_RDWR)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for target in (0, 1, 2):
+                    os.dup2(null, target)
+                os.dup2(theirs.fileno(), 3)
+                os.closerange(4, 1024)
+                _child_setup(req.get("rlimits", {}), req.get("seccomp"))()
+                os.makedirs(req.get("cwd") or "/", exist_ok=True)
+                os.chdir(req.get("cwd") or "/")
+                env = dict(os.environ)
+                env.update(req.get("env") or {})
+                env["SANDBOX_FORK_SERVER_FD"] = "3"
+                os.execvpe(req["argv"][0], req["argv"], env)
+            finally:
+                os._exit(127)
+        os.close(null)
+        theirs.close()
+        self.pid, self.sock, self.key, self.buf, self.exits = pid, ours, key, b"", {}
+        ready = self._line(time.monotonic() + 30)
+        if not ready or not ready.get("ready"):
+            self.stop()
+            raise RuntimeError("the fork server did not start (it exited or did not say it was ready)")
+
+    def _line(self, deadline):
+        """The next JSON line from the fork server, or None at EOF or the deadline."""
+        while b"\n" not in self.buf:
+            remaining = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if not ready:
+                return None
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+    def spawn(self, req):
+        import socket
+
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        r_in, w_in = os.pipe()
+        try:
+            socket.send_fds(self.sock, [json.dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err])
+            answer = self._line(time.monotonic() + 10)
+        finally:
+            for fd in (r_in, w_out, w_err):
+                os.close(fd)
+        if not answer or "pid" not in answer:
+            for fd in (w_in, r_out, r_err):
+                os.close(fd)
+            self.stop()
+            raise RuntimeError("the fork server did not start the call")
+        return int(answer["pid"]), w_in, r_out, r_err
+
+    def exit_of(self, pid, wait=0.0):
+        """(status, usage) once the call's child has exited, else (None, None)."""
+        deadline = time.monotonic() + wait
+        while pid not in self.exits:
+            try:
+                line = self._line(deadline)
+            except (OSError, ValueError):
+                line = None
+            if line is None:
+                if not self.alive():
+                    return signal.SIGKILL, None  # the fork server is gone; so is its child
+                return None, None
+            if "status" in line:
+                self.exits[int(line["pid"])] = (int(line["status"]), _Usage(line.get("maxrss")))
+        return self.exits.pop(pid)
+
+    def kill_others(self):
+        _kill_all_but({self.pid} if self.pid else set())
+
+    def stop(self):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (OSError, ChildProcessError):
+                pass
+        if self.sock is not None:
+            self.sock.close()
+        self.pid = self.sock = self.key = None
 
 
 def _wipe(paths):
@@ -479,6 +747,7 @@ def serve():
     the call's path. The caller promises the program reads its stdin before it does anything
     that belongs to the call. The next request uses it only if it asks for the same program."""
     pending = None
+    fork_server = _ForkServer()
     while True:
         try:
             req = _read_request()
@@ -498,13 +767,21 @@ def serve():
         try:
             req["serve"] = True
             _write_files(req.get("files", []))
-            resp = _run(req, proc)
-            resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty()
-            resp["prestarted"] = proc is not None
+            if req.get("fork_server"):
+                fresh = fork_server.pid is None or fork_server.key != _prestart_key(req) or not fork_server.alive()
+                fork_server.ensure(req)
+                resp = _run(req, nonce=nonce, fs=fork_server)
+                resp["prestarted"] = not fresh
+                healthy = fork_server.alive()
+            else:
+                resp = _run(req, proc)
+                resp["prestarted"] = proc is not None
+                healthy = True
+            resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty() and healthy
         except Exception as exc:
             resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
         _respond(nonce, resp)
-        if req.get("prestart") and resp.get("wiped"):
+        if req.get("prestart") and not req.get("fork_server") and resp.get("wiped"):
             try:
                 os.makedirs(req.get("cwd") or "/", exist_ok=True)
                 pending = (_prestart_key(req), _spawn(req))
@@ -527,7 +804,7 @@ def main():
         req = _read_request()
         nonce = str(req["nonce"])
         _write_files(req.get("files", []))
-        resp = _run(req)
+        resp = _run(req, nonce=nonce)
     except Exception as exc:  # report supervisor trouble as such, never as a program result
         resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
     _respond(nonce, resp)

@@ -80,7 +80,9 @@ def _no_leftovers(docker_client):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "home", wheelhouse=WHEELHOUSE)
+    # Six mutants per gate (the default is 10): tests of other things gate many small skills, and the
+    # mutation check's own tests (test_gate.py) show what a smaller sample still catches.
+    return Settings(home=tmp_path / "home", wheelhouse=WHEELHOUSE, mutants=6)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The in-container call runner's JSON codec (CPython's _json, without the json module)
-and a real call that carries awkward values through it."""
+"""The in-container call runner: its JSON codec (CPython's _json, without the json module),
+and real calls that carry awkward values through it, in production and from the gate."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from runtime.gate import harness_source
+from runtime.harness import call_runner_source
 from tests.conftest import write_skill
 
 
 def _runner_namespace() -> dict[str, Any]:
-    source = harness_source("call_runner.py").replace('if __name__ == "__main__":', "if False:")
+    source = call_runner_source().replace('if __name__ == "__main__":', "if False:")
     namespace: dict[str, Any] = {"__name__": "call_runner_under_test"}
     exec(compile(source, "call_runner.py", "exec"), namespace)  # noqa: S102 - our own file
     return namespace
@@ -86,13 +86,17 @@ ECHO = textwrap.dedent('''
 ''')
 ECHO_TESTS = textwrap.dedent('''
     import math
+    import pytest
     from scripts.main import run
 
     def test_modes():
         assert run({"x": 1}) == {"echo": {"x": 1}}
-        assert math.isnan(run({"mode": "nan"})["value"])
-        assert run({"mode": "loop"})["value"][0] is not None
-        assert isinstance(run({"mode": "deep"})["value"], list)
+        assert run({"x": 2}) != {"echo": {"x": 1}}
+        assert math.isnan(run({"mode": "nan"})["value"])  # a NaN crosses to the judge as a NaN
+        with pytest.raises(Exception, match="cannot be carried|nested deeper"):
+            run({"mode": "loop"})
+        with pytest.raises(Exception, match="nested deeper"):
+            run({"mode": "deep"})
 ''')
 
 
@@ -119,4 +123,4 @@ def test_unencodable_output_is_a_bad_output_error(yard, echo, mode) -> None:
     result = yard.run(echo, {"mode": mode})
     assert not result.ok
     assert result.error.kind == "bad_output", result.error
-    assert "not JSON" in result.error.message
+    assert "JSON" in result.error.message or "carried" in result.error.message or "nested" in result.error.message

@@ -1,4 +1,3 @@
-import signal
 import time
 
 import pytest
@@ -56,37 +55,17 @@ def test_zero_width_matches_and_no_matches():
     assert none["matches"] == [] and none["values"] == [] and none["truncated"] is False
 
 
-def test_catastrophic_backtracking_is_stopped(monkeypatch):
-    monkeypatch.setattr(extract, "TIME_BUDGET_SECONDS", 0.3)
-    handler_before = signal.getsignal(signal.SIGALRM)
-    timer_before = signal.getitimer(signal.ITIMER_REAL)[0]
+def test_catastrophic_backtracking_is_stopped():
+    # The skill runs in its own process: its time budget (2 s) stops the runaway match there.
     started = time.monotonic()
     with pytest.raises(ValueError, match="catastrophic backtracking"):
         run({"pattern": r"(a+)+$", "text": "a" * 40 + "b"})
-    assert time.monotonic() - started < 5
-    # the previous SIGALRM handler is restored, and so is the previous timer (none, or e.g. a test timeout)
-    assert signal.getsignal(signal.SIGALRM) is handler_before
-    timer_after = signal.getitimer(signal.ITIMER_REAL)[0]
-    assert (timer_after == 0) == (timer_before == 0) and timer_after <= timer_before
+    assert time.monotonic() - started < 8
 
 
-def test_no_timer_or_handler_is_left_behind():
-    handler_before = signal.getsignal(signal.SIGALRM)
-    timer_before = signal.getitimer(signal.ITIMER_REAL)[0]
-    run({"pattern": "a", "text": "aaa"})
-    assert signal.getsignal(signal.SIGALRM) is handler_before
-    timer_after = signal.getitimer(signal.ITIMER_REAL)[0]
-    if timer_before == 0:
-        assert timer_after == 0
-    else:  # an outer timer (e.g. a test-timeout plugin) keeps running
-        assert 0 < timer_after <= timer_before
-
-
-def test_an_outer_timer_is_preserved():
-    with extract.time_budget(30):  # stands in for somebody else's timer
-        run({"pattern": "a", "text": "aaa"})
-        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 25 < remaining <= 30
+def test_the_budget_leaves_normal_matches_alone():
+    assert extract.TIME_BUDGET_SECONDS == 2.0
+    assert run({"pattern": "a", "text": "aaa"})["match_count"] == 3
 
 
 @pytest.mark.parametrize(
