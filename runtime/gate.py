@@ -166,6 +166,13 @@ def judge_files(pkg: SkillPackage, manifest: dict[str, Any]) -> dict[str, bytes]
     return files
 
 
+def tests_import(pkg: SkillPackage, candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` the test files name in an import (a cheap text scan, never a parse)."""
+    text = b"\n".join(data for rel, data in pkg.files.items() if rel.startswith("tests/") and rel.endswith(".py"))
+    return [name for name in candidates if re.search(rb"\b(import|from)\s+" + name.encode() + rb"\b", text)
+            or re.search(rb"importorskip\(\s*[\"']" + name.encode(), text)]
+
+
 # -- the conductor: the host's half of the conversation with the judge -----------------------
 @dataclass
 class PassPlan:
@@ -255,7 +262,7 @@ class Conductor:
             plan = self.queue[0]
             if plan.result is None:
                 return {"op": "pass", "pass": plan.id, "maxfail": plan.maxfail, "timeout": round(plan.timeout, 1),
-                        "select": plan.select}
+                        "select": plan.select, "quiet": plan is not self.verdict}
             self.queue.pop(0)
         return {"op": "done"}
 
@@ -339,7 +346,9 @@ class Conductor:
         if self._warming is not None:
             self._warming.join()
         sampler = self.sampler or MutantSampler(self.sources, self.policy.seed)
-        self.mutants = sampler.sample(covered, self.policy.mutants)
+        # One mutant per covered line at most: a five-line function gets five, not ten on the same lines.
+        mutable = sum(1 for (file, line) in sampler.points if line in covered.get(file, set()))
+        self.mutants = sampler.sample(covered, min(self.policy.mutants, max(1, mutable)))
         if not self.mutants:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
@@ -483,8 +492,8 @@ def run_gate(sandbox: Sandbox, callee: Sandbox, pkg: SkillPackage, *, judge_imag
     modules, packages = module_names(pkg.code_files)
     manifest = {"root": JUDGE_ROOT, "tests": "tests", "modules": modules, "packages": packages,
                 # Trusted modules the zygote may import before any test runs: the runner image's own
-                # packages, unless the skill's requirements could have replaced them.
-                "preimport": [] if pkg.config.requirements else ["yaml", "jsonschema"]}
+                # packages the tests import, unless the skill's requirements could have replaced them.
+                "preimport": [] if pkg.config.requirements else tests_import(pkg, ("yaml", "jsonschema"))}
     conductor = Conductor(pkg, callee=callee, image=image, call_limits=call_limits, policy=policy, modules=modules,
                           deadline=started + judge_limits.timeout)
     result = sandbox.run(["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],

@@ -223,6 +223,7 @@ def zygote(control, manifest):
 
     gc.freeze()  # what is imported now is never collected: the passes' collections skip it, and pages stay shared
     link = Link(control.fileno())
+    link.send({"ready": True})  # the runner empties /tmp only after this: our imports read files there
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
@@ -405,6 +406,13 @@ def main():
     zygote_end.close()
     zygote_link = Link(parent_end.fileno())
     keep = {os.getpid(), zpid}
+    try:
+        ready = json.loads(zygote_link.receive()).get("ready")
+    except (EOFError, OSError, ValueError):
+        ready = False
+    if not ready:
+        sys.stderr.write("the judge's zygote did not start (it could not import pytest or the judge plugin)\n")
+        sys.exit(1)
     while True:
         command = host.request({"op": "next"})
         if command.get("op") != "pass":

@@ -355,8 +355,11 @@ def run_pass(fd, manifest, command):
             "--rootdir", manifest.get("root", "/tmp/skill"), "-p", "no:cacheprovider", "-p", "no:pastebin",
             "-p", "no:junitxml", "-p", "no:pytester", "-p", "no:unraisableexception", "-p", "no:threadexception",
             "-p", "no:faulthandler", "-p", "no:stepwise", "-p", "no:doctest", "-p", "no:legacypath",
-            "--import-mode=append", "--capture=sys", "-q", "--tb=short", "--color=no",
-            "-o", "console_output_style=classic"]
+            "--import-mode=append", "--capture=sys"]
+    if command.get("quiet"):
+        args += ["-p", "no:terminal"]  # mutation passes: nobody reads their console output
+    else:
+        args += ["-q", "--tb=short", "--color=no", "-o", "console_output_style=classic"]
     if command.get("maxfail"):
         args += ["--maxfail", str(int(command["maxfail"]))]
     args.append(manifest.get("tests", "tests"))
