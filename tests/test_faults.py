@@ -54,6 +54,8 @@ SLEEPER = textwrap.dedent('''
         return {"slept": params.get("sleep", 0)}
 ''')
 SLEEPER_TESTS = textwrap.dedent('''
+    import time
+
     from scripts.main import run
 
 
@@ -62,7 +64,9 @@ SLEEPER_TESTS = textwrap.dedent('''
 
 
     def test_short_sleep():
-        assert run({"sleep": 0.01, "marker": "sytest"}) == {"slept": 0.01}
+        started = time.monotonic()
+        assert run({"sleep": 0.2, "marker": "sytest"}) == {"slept": 0.2}
+        assert time.monotonic() - started >= 0.2
 ''')
 SLEEPER_SIDECAR = "entrypoint: scripts/main.py:run\nlimits:\n  timeout: 20\n"
 
