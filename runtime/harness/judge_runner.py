@@ -309,7 +309,10 @@ def run_pass(host, zygote_control, zygote_link, command):
     state = Pass(command["pass"])
     started = time.monotonic()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    socket.send_fds(zygote_control, [json.dumps(command).encode()], [theirs.fileno()])
+    # The pass child learns only what it needs to run: not its id, not its time limit (the host's
+    # limits differ between the control and the mutants, and the child runs test code).
+    needs = {k: command.get(k) for k in ("maxfail", "select", "quiet")}
+    socket.send_fds(zygote_control, [json.dumps(needs).encode()], [theirs.fileno()])
     theirs.close()
     child = Link(ours.fileno())
     pid = json.loads(zygote_link.receive())["pid"]
