@@ -226,16 +226,15 @@ def zygote(control, manifest):
     link.send({"ready": True})  # the runner empties /tmp only after this: our imports read files there
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
+            msg, fds, _, _ = socket.recv_fds(control, 16, 1)
         except OSError:
             os._exit(0)
-        if not msg:
+        if not msg or len(fds) != 1:
             os._exit(0)
-        command = json.loads(msg.decode())
         pid = os.fork()
         if pid == 0:
             control.close()
-            code = skillyard_judge.run_pass(fds[0], manifest, command)
+            code = skillyard_judge.run_pass(fds[0], manifest)
             os._exit(code)
         for fd in fds:
             os.close(fd)
@@ -312,9 +311,10 @@ def run_pass(host, zygote_control, zygote_link, command):
     # The pass child learns only what it needs to run: not its id, not its time limit (the host's
     # limits differ between the control and the mutants, and the child runs test code).
     needs = {k: command.get(k) for k in ("maxfail", "select", "quiet")}
-    socket.send_fds(zygote_control, [json.dumps(needs).encode()], [theirs.fileno()])
-    theirs.close()
     child = Link(ours.fileno())
+    child.send(needs)  # the child's first message: sent down its own socket (any size), before it starts
+    socket.send_fds(zygote_control, [b"pass"], [theirs.fileno()])
+    theirs.close()
     pid = json.loads(zygote_link.receive())["pid"]
     deadline = time.monotonic() + float(command.get("timeout", 60))
     how = "ended"

@@ -69,17 +69,24 @@ class Link:
     def request(self, obj):
         with self.lock:
             self._write(json.dumps(obj).encode())
-            while True:
-                newline = self.buf.find(b"\n")
-                if newline >= 0 and len(self.buf) >= newline + 1 + int(self.buf[:newline]):
-                    end = newline + 1 + int(self.buf[:newline])
-                    data = bytes(self.buf[newline + 1:end])
-                    del self.buf[:end]
-                    return json.loads(data)
-                chunk = os.read(self.fd, 1 << 16)
-                if not chunk:
-                    raise CalleeFailed("the judge's link to the runner closed")
-                self.buf += chunk
+            return self._receive()
+
+    def receive(self):
+        with self.lock:
+            return self._receive()
+
+    def _receive(self):
+        while True:
+            newline = self.buf.find(b"\n")
+            if newline >= 0 and len(self.buf) >= newline + 1 + int(self.buf[:newline]):
+                end = newline + 1 + int(self.buf[:newline])
+                data = bytes(self.buf[newline + 1:end])
+                del self.buf[:end]
+                return json.loads(data)
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise CalleeFailed("the judge's link to the runner closed")
+            self.buf += chunk
 
 
 LINK = None
@@ -340,11 +347,12 @@ class Reporter:
             outcome.get_result().sy_callee = True
 
 
-def run_pass(fd, manifest, command):
-    """In the pass child: set up the proxies and run pytest once. Returns the exit code."""
+def run_pass(fd, manifest):
+    """In the pass child: read the pass's command, set up the proxies, run pytest once. Returns the exit code."""
     global LINK, SELECT
     TIMES["start"] = time.monotonic()
     LINK = Link(fd)
+    command = LINK.receive()
     if isinstance(command.get("select"), list):
         SELECT = [str(n) for n in command["select"]]
     _MODULES.update(manifest.get("modules", []))
