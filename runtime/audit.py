@@ -14,6 +14,7 @@ reads the rotated files too, oldest first.
 
 Never logged: call inputs and outputs, tracebacks, API keys.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _utc(value: datetime | str | None) -> datetime | None:
         return None
     if isinstance(value, str):
         value = parse_when(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -53,12 +54,14 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     text = text.strip()
     m = _RELATIVE.fullmatch(text)
     if m:
-        return (now or datetime.now(timezone.utc)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2025-01-31T12:00:00Z) or 30m, 2h, 7d") from exc
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        raise ValueError(
+            f"{text!r} is not a time: use ISO 8601 (2025-01-31T12:00:00Z) or 30m, 2h, 7d"
+        ) from exc
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 class _RotatingFile:
@@ -106,8 +109,10 @@ class AuditLog:
         self._file = _RotatingFile(self.path, max_bytes, backups)
         self._log = structlog.wrap_logger(
             self._file,
-            processors=[structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-                        structlog.processors.JSONRenderer(default=str)],
+            processors=[
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                structlog.processors.JSONRenderer(default=str),
+            ],
             wrapper_class=structlog.BoundLogger,
             cache_logger_on_first_use=False,
         )
@@ -122,14 +127,24 @@ class AuditLog:
 
     def files(self) -> list[Path]:
         """The audit files, oldest first."""
-        rotated = sorted(self.path.parent.glob(f"{self.path.name}.*"),
-                         key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0, reverse=True)
+        rotated = sorted(
+            self.path.parent.glob(f"{self.path.name}.*"),
+            key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+            reverse=True,
+        )
         rotated = [p for p in rotated if p.suffix[1:].isdigit()]
         return rotated + ([self.path] if self.path.exists() else [])
 
-    def query(self, tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
-              until: datetime | str | None = None, *, event: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        tenant: str | None = None,
+        skill: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        *,
+        event: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Entries matching every given filter, oldest first (with `limit`: the newest `limit`)."""
         lo, hi = _utc(since), _utc(until)
         out: list[dict[str, Any]] = []
@@ -175,9 +190,17 @@ def error_kind(exc: BaseException) -> str:
     from .tenants import Forbidden, NotFound
     from .yard import SkillError
 
-    for cls, kind in ((PackageError, "package"), (SandboxError, "sandbox"), (LLMUnavailable, "llm_unavailable"),
-                      (LLMError, "llm"), (FixError, "fix"), (NotFound, "not_found"), (Forbidden, "forbidden"),
-                      (RegistryError, "registry"), (SkillError, "skill")):
+    for cls, kind in (
+        (PackageError, "package"),
+        (SandboxError, "sandbox"),
+        (LLMUnavailable, "llm_unavailable"),
+        (LLMError, "llm"),
+        (FixError, "fix"),
+        (NotFound, "not_found"),
+        (Forbidden, "forbidden"),
+        (RegistryError, "registry"),
+        (SkillError, "skill"),
+    ):
         if isinstance(exc, cls):
             return kind
     import docker.errors
@@ -202,9 +225,16 @@ def audited(log: AuditLog, event: str, **fields: Any) -> Iterator[dict[str, Any]
         log.record(event, **entry)
 
 
-def query(tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
-          until: datetime | str | None = None, *, home: str | Path | None = None, event: str | None = None,
-          limit: int | None = None) -> list[dict[str, Any]]:
+def query(
+    tenant: str | None = None,
+    skill: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    *,
+    home: str | Path | None = None,
+    event: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Query the audit trail of `home` (default: the configured SKILLYARD_HOME)."""
     if home is None:
         from .config import get_settings
@@ -229,8 +259,14 @@ def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
 
         logs.configure("WARNING")
     try:
-        entries = query(tenant, skill, parse_when(since) if since else None, parse_when(until) if until else None,
-                        event=event, limit=limit)
+        entries = query(
+            tenant,
+            skill,
+            parse_when(since) if since else None,
+            parse_when(until) if until else None,
+            event=event,
+            limit=limit,
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     if as_json:
@@ -245,9 +281,21 @@ def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
     for col in ("time", "event", "tenant", "skill", "v", "outcome", "ms", "tokens"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(*(esc(v) for v in (str(e.get("ts", ""))[:19], e.get("event", ""), e.get("tenant", ""),
-                      e.get("skill", ""), e.get("version", "") or "", e.get("outcome", ""),
-                      e.get("duration_ms", "") or "", e.get("tokens", "") or "")))
+        table.add_row(
+            *(
+                esc(v)
+                for v in (
+                    str(e.get("ts", ""))[:19],
+                    e.get("event", ""),
+                    e.get("tenant", ""),
+                    e.get("skill", ""),
+                    e.get("version", "") or "",
+                    e.get("outcome", ""),
+                    e.get("duration_ms", "") or "",
+                    e.get("tokens", "") or "",
+                )
+            )
+        )
     out.print(table)
 
 

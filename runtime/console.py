@@ -5,6 +5,7 @@ Rich parses `[...]` in printed strings as markup. Skill names, gate reasons, tes
 users: unescaped, `[values0-2.5]` silently vanishes and `[/bold]` raises MarkupError and kills
 the command. So every such string goes through `esc` before it meets the CLI's own markup.
 """
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@
 Wire into the main group with ``cli.add_command(cost_command)`` and
 ``cli.add_command(ledger_group)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,12 @@ def _n(value: int | None) -> str:
 
 def build_report(yard: Any, name: str | None = None) -> list[SkillCost]:
     baseline = getattr(yard.settings, "default_baseline_tokens", None)
-    report = cost_report(_ledger(yard), yard.registry, _current_package(yard),
-                         FALLBACK_BASELINE_TOKENS if baseline is None else int(baseline))  # fmt: skip
+    report = cost_report(
+        _ledger(yard),
+        yard.registry,
+        _current_package(yard),
+        FALLBACK_BASELINE_TOKENS if baseline is None else int(baseline),
+    )
     if name is not None:
         report = [c for c in report if c.skill == name]
         if not report:
@@ -66,8 +71,14 @@ def build_report(yard: Any, name: str | None = None) -> list[SkillCost]:
 @click.command("cost")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="FILE.png", help="Also draw cumulative cost vs savings per skill to this PNG.")  # fmt: skip
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.png",
+    help="Also draw cumulative cost vs savings per skill to this PNG.",
+)
 def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> None:
     """Tokens invested in each skill, what each use saves, and its break-even point N*.
 
@@ -81,8 +92,12 @@ def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> Non
     yard = _yard()
     report = build_report(yard, name)
     if as_json:
-        _emit_json({"skills": [c.to_dict() for c in report],
-                    "not_attributed": unattributed(_ledger(yard)) if name is None else None})
+        _emit_json(
+            {
+                "skills": [c.to_dict() for c in report],
+                "not_attributed": unattributed(_ledger(yard)) if name is None else None,
+            }
+        )
     else:
         _print_report(report, _ledger(yard) if name is None else None)
     if plot_file is not None:
@@ -100,7 +115,9 @@ def _print_not_attributed(ledger: Ledger) -> None:
         parts.append(f"{n['llm_calls']} LLM call(s) with no skill, {n['total_tokens']:,} tokens")
     if loose["failed_creations"]["llm_calls"]:
         f = loose["failed_creations"]
-        parts.append(f"{f['count']} failed creation(s): {f['llm_calls']} LLM call(s), {f['total_tokens']:,} tokens")
+        parts.append(
+            f"{f['count']} failed creation(s): {f['llm_calls']} LLM call(s), {f['total_tokens']:,} tokens"
+        )
     out.print(f"[dim]not attributed to a skill: {'; '.join(parts)}; ${loose['cost_usd']:.4f}[/]")
 
 
@@ -111,30 +128,65 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
             _print_not_attributed(ledger)
         return
     t = Table(title="token ledger: cost and break-even per skill")
-    for col in ("skill", "created tok", "fix tok", "$", "uses", "context tok", "baseline tok", "saved/use",
-                "break-even N*", "paid off?", "net"):  # fmt: skip
+    for col in (
+        "skill",
+        "created tok",
+        "fix tok",
+        "$",
+        "uses",
+        "context tok",
+        "baseline tok",
+        "saved/use",
+        "break-even N*",
+        "paid off?",
+        "net",
+    ):
         t.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
     for c in report:
         label = esc(c.skill) + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
         src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
         n_star = "never" if c.break_even_uses is None else f"{c.break_even_uses:,}"
-        paid = "[green]yes[/]" if c.paid_off else ("[dim]no (unused)[/]" if not c.successful_uses else "[red]no[/]")
+        paid = (
+            "[green]yes[/]"
+            if c.paid_off
+            else ("[dim]no (unused)[/]" if not c.successful_uses else "[red]no[/]")
+        )
         net = f"[green]{c.net_tokens:+,}[/]" if c.net_tokens >= 0 else f"[red]{c.net_tokens:+,}[/]"
-        t.add_row(label, _n(c.creation_tokens), _n(c.fix_tokens), f"{c.cost_usd:.4f}", _n(c.uses),
-                  _n(c.context_tokens), _n(c.baseline_tokens) + src, f"{c.savings_per_use:,}", n_star, paid,
-                  net)  # fmt: skip
+        t.add_row(
+            label,
+            _n(c.creation_tokens),
+            _n(c.fix_tokens),
+            f"{c.cost_usd:.4f}",
+            _n(c.uses),
+            _n(c.context_tokens),
+            _n(c.baseline_tokens) + src,
+            f"{c.savings_per_use:,}",
+            n_star,
+            paid,
+            net,
+        )
     t.add_section()
-    t.add_row(f"[bold]total[/] ({len(report)})", _n(sum(c.creation_tokens for c in report)),
-              _n(sum(c.fix_tokens for c in report)), f"{sum(c.cost_usd for c in report):.4f}",
-              _n(sum(c.uses for c in report)), "", "", "", "",
-              f"{sum(c.paid_off for c in report)}/{len(report)}",
-              f"{sum(c.net_tokens for c in report):+,}")  # fmt: skip
+    t.add_row(
+        f"[bold]total[/] ({len(report)})",
+        _n(sum(c.creation_tokens for c in report)),
+        _n(sum(c.fix_tokens for c in report)),
+        f"{sum(c.cost_usd for c in report):.4f}",
+        _n(sum(c.uses for c in report)),
+        "",
+        "",
+        "",
+        "",
+        f"{sum(c.paid_off for c in report)}/{len(report)}",
+        f"{sum(c.net_tokens for c in report):+,}",
+    )
     out.print(t)
     if ledger is not None:
         _print_not_attributed(ledger)
-    out.print("[dim]baseline: est = the model's estimate at creation, default = default_baseline_tokens; "
-              "N* = ceil(invested / saved per use); only successful uses save tokens, and a skill with "
-              "no successful use has not paid off[/]")  # fmt: skip
+    out.print(
+        "[dim]baseline: est = the model's estimate at creation, default = default_baseline_tokens; "
+        "N* = ceil(invested / saved per use); only successful uses save tokens, and a skill with "
+        "no successful use has not paid off[/]"
+    )
 
 
 # --------------------------------------------------------------------------- plot
@@ -166,25 +218,41 @@ def plot(report: list[SkillCost], path: str | Path, *, max_skills: int = DEFAULT
     fig = Figure(figsize=(5.2 * cols, 3.6 * rows), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg canvas, with no pyplot and no global backend switch
     axes = fig.subplots(rows, cols, squeeze=False)
-    tokens_fmt = FuncFormatter(lambda v, _: f"{v / 1e6:.1f}M" if abs(v) >= 1e6 else
-                               f"{v / 1e3:.0f}k" if abs(v) >= 1e3 else f"{v:.0f}")  # fmt: skip
-    for ax in axes.flat[len(chosen):]:
+    tokens_fmt = FuncFormatter(
+        lambda v, _: (
+            f"{v / 1e6:.1f}M" if abs(v) >= 1e6 else f"{v / 1e3:.0f}k" if abs(v) >= 1e3 else f"{v:.0f}"
+        )
+    )
+    for ax in axes.flat[len(chosen) :]:
         ax.set_axis_off()
     if not chosen:
         axes[0][0].text(0.5, 0.5, "no skills in the ledger or registry", ha="center", va="center")
     for ax, c in zip(axes.flat, chosen):
         end = _curve_end(c)
         xs = list(range(end + 1))
-        ax.plot(xs, [c.invested_tokens + n * c.context_tokens for n in xs], color="tab:red",
-                label="cost: invested + context/use")  # fmt: skip
+        ax.plot(
+            xs,
+            [c.invested_tokens + n * c.context_tokens for n in xs],
+            color="tab:red",
+            label="cost: invested + context/use",
+        )
         ax.plot(xs, [n * c.baseline_tokens for n in xs], color="tab:green", label="savings: baseline/use")
         if c.break_even_uses is not None:
             ax.axvline(c.break_even_uses, color="tab:blue", linestyle="--", linewidth=1)
-            ax.plot([c.break_even_uses], [c.break_even_uses * c.baseline_tokens], "o", color="tab:blue",
-                    label=f"N* = {c.break_even_uses:,}")  # fmt: skip
+            ax.plot(
+                [c.break_even_uses],
+                [c.break_even_uses * c.baseline_tokens],
+                "o",
+                color="tab:blue",
+                label=f"N* = {c.break_even_uses:,}",
+            )
         if c.uses:
-            ax.axvline(min(c.uses, end), color="grey", linestyle=":", linewidth=1, label=f"uses so far: {c.uses:,}")
-        verdict = "never breaks even" if c.break_even_uses is None else ("paid off" if c.paid_off else "not yet")
+            ax.axvline(
+                min(c.uses, end), color="grey", linestyle=":", linewidth=1, label=f"uses so far: {c.uses:,}"
+            )
+        verdict = (
+            "never breaks even" if c.break_even_uses is None else ("paid off" if c.paid_off else "not yet")
+        )
         ax.set_title(f"{c.skill} ({verdict})", fontsize=10)
         ax.set_xlabel("uses")
         ax.set_ylabel("tokens")
@@ -215,8 +283,14 @@ def _time(ts: Any) -> str:
 @ledger_group.command("calls")
 @click.option("--skill", default=None, help="Only this skill's calls.")
 @click.option("--purpose", type=click.Choice(["create", "fix", "retry"]), default=None)
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
-              help="The newest N calls (0: all).")  # fmt: skip
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="The newest N calls (0: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
 def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bool) -> None:
     """LLM calls with their token usage, oldest first."""
@@ -228,25 +302,61 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
         out.print("no LLM calls recorded" + (f" for {esc(skill)}" if skill else ""))
         return
     t = Table(title="LLM calls")
-    for col in ("time (UTC)", "skill", "v", "purpose", "model", "prompt", "compl.", "cached", "tiktoken", "$",
-                "ms", "outcome", "detail"):  # fmt: skip
+    for col in (
+        "time (UTC)",
+        "skill",
+        "v",
+        "purpose",
+        "model",
+        "prompt",
+        "compl.",
+        "cached",
+        "tiktoken",
+        "$",
+        "ms",
+        "outcome",
+        "detail",
+    ):
         numeric = col in ("v", "prompt", "compl.", "cached", "tiktoken", "$", "ms")
-        t.add_column(col, justify="right" if numeric else "left", overflow="fold",
-                     max_width=40 if col == "detail" else None)
+        t.add_column(
+            col,
+            justify="right" if numeric else "left",
+            overflow="fold",
+            max_width=40 if col == "detail" else None,
+        )
     for r in rows:
-        t.add_row(_time(r["ts"]), esc(r["skill"] or "-"), str(r["version"] or ""), esc(r["purpose"]), esc(r["model"] or ""),
-                  f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", f"{r['cached_tokens']:,}",
-                  f"{r['tiktoken_prompt_tokens']:,}", f"{r['cost_usd']:.4f}", f"{r['latency_ms']:.0f}",
-                  esc(r["outcome"]), esc((r["detail"] or "")[:120]))  # fmt: skip
+        t.add_row(
+            _time(r["ts"]),
+            esc(r["skill"] or "-"),
+            str(r["version"] or ""),
+            esc(r["purpose"]),
+            esc(r["model"] or ""),
+            f"{r['prompt_tokens']:,}",
+            f"{r['completion_tokens']:,}",
+            f"{r['cached_tokens']:,}",
+            f"{r['tiktoken_prompt_tokens']:,}",
+            f"{r['cost_usd']:.4f}",
+            f"{r['latency_ms']:.0f}",
+            esc(r["outcome"]),
+            esc((r["detail"] or "")[:120]),
+        )
     out.print(t)
-    out.print(f"[dim]{len(rows)} call(s), {sum(r['total_tokens'] for r in rows):,} tokens, "
-              f"${sum(r['cost_usd'] for r in rows):.4f}[/]")  # fmt: skip
+    out.print(
+        f"[dim]{len(rows)} call(s), {sum(r['total_tokens'] for r in rows):,} tokens, "
+        f"${sum(r['cost_usd'] for r in rows):.4f}[/]"
+    )
 
 
 @ledger_group.command("uses")
 @click.option("--skill", default=None, help="Only this skill's uses.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The newest N uses (0: all).")  # fmt: skip
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The newest N uses (0: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
 def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
     """Skill uses with the context tokens each cost, oldest first."""
@@ -261,8 +371,14 @@ def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
     for col in ("time (UTC)", "skill", "v", "context tok", "outcome", "ms"):
         t.add_column(col, justify="right" if col in ("v", "context tok", "ms") else "left")
     for r in rows:
-        t.add_row(_time(r["ts"]), esc(r["skill"]), str(r["version"] or ""), f"{r['context_tokens']:,}", esc(r["outcome"]),
-                  f"{r['duration_ms']:.0f}")  # fmt: skip
+        t.add_row(
+            _time(r["ts"]),
+            esc(r["skill"]),
+            str(r["version"] or ""),
+            f"{r['context_tokens']:,}",
+            esc(r["outcome"]),
+            f"{r['duration_ms']:.0f}",
+        )
     out.print(t)
     fails = sum(r["outcome"] != "ok" for r in rows)
     context = sum(r["context_tokens"] for r in rows)

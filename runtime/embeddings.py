@@ -19,6 +19,7 @@ long embedding (the ski-rental rule: rent until the rent paid equals the price).
 One-shot CLI commands never build it; the HTTP and MCP servers build it at start-up
 (``wait_for_encoder``). SKILLYARD_EMBEDDING_ENCODER=numpy|onnx pins one (default auto).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -313,7 +314,9 @@ class Embedder:
         self._emb_ln_b = weights["embeddings.LayerNorm.bias"]
         self._layers = [_build_layer(weights, i) for i in range(int(config["num_hidden_layers"]))]
         if self._word_emb.shape[1] != self.dim:
-            raise ValueError(f"{model_dir}: embedding width {self._word_emb.shape[1]} != hidden_size {self.dim}")
+            raise ValueError(
+                f"{model_dir}: embedding width {self._word_emb.shape[1]} != hidden_size {self.dim}"
+            )
         self._numpy_seconds = 0.0  # spent in the numpy encoder (approximate under threads)
         self._onnx = self._onnx_encoder(encoder)
 
@@ -328,11 +331,15 @@ class Embedder:
         # "auto" only looks: the import happens on the build thread, if it ever runs.
         if not (onnx_encoder.available() if encoder == "onnx" else onnx_encoder.installed()):
             if encoder == "onnx":
-                raise RuntimeError("encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')")
+                raise RuntimeError(
+                    "encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')"
+                )
             return None
         lazy = onnx_encoder.LazyEncoder(
             lambda: onnx_encoder.OnnxEncoder(
-                onnx_encoder.build_model((self._emb_ln_g, self._emb_ln_b), self._layers, self._heads, self._eps)
+                onnx_encoder.build_model(
+                    (self._emb_ln_g, self._emb_ln_b), self._layers, self._heads, self._eps
+                )
             )
         )
         if encoder == "onnx":
@@ -369,8 +376,12 @@ class Embedder:
         if pooling_path.is_file():
             pooling = _read_json(pooling_path)
             if not pooling.get("pooling_mode_mean_tokens", False) or any(
-                pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                         "pooling_mode_mean_sqrt_len_tokens")
+                pooling.get(k)
+                for k in (
+                    "pooling_mode_cls_token",
+                    "pooling_mode_max_tokens",
+                    "pooling_mode_mean_sqrt_len_tokens",
+                )
             ):
                 problems.append(f"pooling={pooling}")
         if problems:
@@ -494,8 +505,13 @@ def load_embedder() -> Embedder | None:
                 if encoder not in ENCODERS:
                     raise ValueError(f"{ENCODER_ENV}={encoder!r}: use one of {', '.join(ENCODERS)}")
                 _cached = Embedder(model_dir, encoder=encoder)
-                log.info("embedding model loaded", model=_cached.name, path=str(model_dir), dim=_cached.dim,
-                         encoder=encoder)
+                log.info(
+                    "embedding model loaded",
+                    model=_cached.name,
+                    path=str(model_dir),
+                    dim=_cached.dim,
+                    encoder=encoder,
+                )
             _attempted = True
     return _cached
 

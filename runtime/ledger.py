@@ -53,6 +53,7 @@ named), so names are checked against a printable alphabet with no quotes,
 backslashes or control characters, and are quoted besides. Purposes come from a
 fixed set, timestamps are formatted by us, versions are ints.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,7 +162,9 @@ def _skill(value: object, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str) or not SKILL_RE.fullmatch(value):
-        raise ValueError(f"invalid ledger skill label {value!r}: 1-128 printable chars, no quotes or backslashes")
+        raise ValueError(
+            f"invalid ledger skill label {value!r}: 1-128 printable chars, no quotes or backslashes"
+        )
     return value
 
 
@@ -190,7 +193,9 @@ def _version(value: object) -> int | None:
 
 def _outcome(value: object) -> str:
     if not isinstance(value, str) or not OUTCOME_RE.fullmatch(value):
-        raise ValueError(f"invalid outcome {value!r}: want a short lower-case word such as 'ok' or 'malformed'")
+        raise ValueError(
+            f"invalid outcome {value!r}: want a short lower-case word such as 'ok' or 'malformed'"
+        )
     return value
 
 
@@ -206,10 +211,10 @@ def _purpose(value: object, *, reading: bool = False) -> str:
 
 def _utc(ts: datetime | None) -> datetime:
     if ts is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if not isinstance(ts, datetime):
         raise ValueError(f"timestamp must be a datetime, not {ts!r}")
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _sql_str(value: str) -> str:
@@ -271,9 +276,15 @@ def break_even(invested_tokens: int, baseline_tokens: int, context_tokens: int) 
 class Ledger:
     """The two ledger tables in the LanceDB store at `uri` (the registry's store)."""
 
-    def __init__(self, uri: str | Path, *, compact_every: int = 100,
-                 cleanup_older_than: timedelta = timedelta(hours=1), attempts: int = 10,
-                 lock_timeout: float = 60.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        uri: str | Path,
+        *,
+        compact_every: int = 100,
+        cleanup_older_than: timedelta = timedelta(hours=1),
+        attempts: int = 10,
+        lock_timeout: float = 60.0,
+    ) -> None:
         import lancedb
 
         self.uri = str(uri)
@@ -336,10 +347,17 @@ class Ledger:
                 break
             except Exception as exc:  # noqa: BLE001 -- filtered below
                 if not _is_retryable(exc):
-                    raise LedgerError(f"ledger {what} failed: {(str(exc).splitlines() or [''])[0][:300]}") from exc
+                    raise LedgerError(
+                        f"ledger {what} failed: {(str(exc).splitlines() or [''])[0][:300]}"
+                    ) from exc
                 if i == self.attempts - 1:
-                    log.error("ledger_write_lost", table=table_name, what=what, attempts=self.attempts,
-                              error=(str(exc).splitlines() or [""])[0][:200])  # fmt: skip
+                    log.error(
+                        "ledger_write_lost",
+                        table=table_name,
+                        what=what,
+                        attempts=self.attempts,
+                        error=(str(exc).splitlines() or [""])[0][:200],
+                    )
                     return None
                 delay = min(0.5, 0.01 * 2**i) * (0.5 + random.random())
                 log.debug("ledger commit conflict, retrying", table=table_name, attempt=i + 1)
@@ -369,7 +387,10 @@ class Ledger:
                 table.optimize(cleanup_older_than=self.cleanup_older_than)
             except Exception as exc:  # noqa: BLE001 -- a concurrent writer won; next time then
                 (log.debug if _is_retryable(exc) else log.warning)(
-                    "ledger compaction skipped", table=table_name, error=(str(exc).splitlines() or [""])[0][:200])
+                    "ledger compaction skipped",
+                    table=table_name,
+                    error=(str(exc).splitlines() or [""])[0][:200],
+                )
                 return False
             finally:
                 if self._file_lock is not None:
@@ -438,12 +459,25 @@ class Ledger:
         }
         batch = pa.Table.from_pylist([row], schema=LLM_CALLS_SCHEMA)
         self._write(LLM_CALLS, lambda t: t.add(batch), what="record_llm_call")
-        log.debug("ledger llm call", skill=skill, purpose=purpose, outcome=outcome,
-                  tokens=row["prompt_tokens"] + row["completion_tokens"])  # fmt: skip
+        log.debug(
+            "ledger llm call",
+            skill=skill,
+            purpose=purpose,
+            outcome=outcome,
+            tokens=row["prompt_tokens"] + row["completion_tokens"],
+        )
         return row["id"]
 
-    def record_use(self, *, skill: str, version: int | None, context_tokens: int, outcome: str,
-                   duration_ms: float, ts: datetime | None = None) -> None:  # fmt: skip
+    def record_use(
+        self,
+        *,
+        skill: str,
+        version: int | None,
+        context_tokens: int,
+        outcome: str,
+        duration_ms: float,
+        ts: datetime | None = None,
+    ) -> None:
         """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
         row = {
             "id": uuid.uuid4().hex,
@@ -457,8 +491,16 @@ class Ledger:
         batch = pa.Table.from_pylist([row], schema=USES_SCHEMA)
         self._write(USES, lambda t: t.add(batch), what="record_use")
 
-    def record_baseline(self, *, skill: str, version: int | None, baseline_tokens: int, source: str = "creation",
-                        detail: str = "", ts: datetime | None = None) -> str:  # fmt: skip
+    def record_baseline(
+        self,
+        *,
+        skill: str,
+        version: int | None,
+        baseline_tokens: int,
+        source: str = "creation",
+        detail: str = "",
+        ts: datetime | None = None,
+    ) -> str:
         """Append a baseline: tokens an agent spends on the skill's task without it (not tokens spent)."""
         row = {
             "id": uuid.uuid4().hex,
@@ -480,8 +522,9 @@ class Ledger:
         if not ids or version is None or self._table(LLM_CALLS, create=False) is None:
             return 0
         where = f"id IN ({', '.join(_sql_str(i) for i in ids)}) AND version IS NULL"
-        result = self._write(LLM_CALLS, lambda t: t.update(where=where, values={"version": version}),
-                             what="tag_version")  # fmt: skip
+        result = self._write(
+            LLM_CALLS, lambda t: t.update(where=where, values={"version": version}), what="tag_version"
+        )
         return int(getattr(result, "rows_updated", 0) or 0)
 
     def reassign(self, old_skill: str, new_skill: str) -> int:
@@ -498,15 +541,23 @@ class Ledger:
         for name in _SCHEMAS:
             if self._table(name, create=False) is None:
                 continue
-            result = self._write(name, lambda t: t.update(where=where, values={"skill": new}), what="reassign")
+            result = self._write(
+                name, lambda t: t.update(where=where, values={"skill": new}), what="reassign"
+            )
             moved += int(getattr(result, "rows_updated", 0) or 0)
         log.info("ledger rows reassigned", old=old, new=new, rows=moved)
         return moved
 
     # ----------------------------------------------------------------- reads
 
-    def llm_calls(self, skill: str | None = None, since: datetime | None = None, purpose: str | None = None,
-                  *, limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def llm_calls(
+        self,
+        skill: str | None = None,
+        since: datetime | None = None,
+        purpose: str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """LLM calls, oldest first (with `limit`: the newest `limit` of them). Each dict
         has the stored columns plus ``total_tokens`` (prompt + completion)."""
         where = []
@@ -521,7 +572,9 @@ class Ledger:
             rows = rows[len(rows) - limit :] if limit else []
         for r in rows:
             # a legacy baseline row is an estimate, not tokens spent
-            r["total_tokens"] = 0 if r["purpose"] == LEGACY_BASELINE else r["prompt_tokens"] + r["completion_tokens"]
+            r["total_tokens"] = (
+                0 if r["purpose"] == LEGACY_BASELINE else r["prompt_tokens"] + r["completion_tokens"]
+            )
             r["usage_source"] = "estimate" if r["purpose"] == LEGACY_BASELINE else usage_source(r)
         return rows
 
@@ -530,8 +583,9 @@ class Ledger:
         where = f"skill = {_sql_str(_skill(skill))}" if skill is not None else None
         return self._rows(BASELINES, where)
 
-    def uses(self, skill: str | None = None, since: datetime | None = None, *,
-             limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def uses(
+        self, skill: str | None = None, since: datetime | None = None, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Skill uses, oldest first (with `limit`: the newest `limit` of them)."""
         where = []
         if skill is not None:
@@ -587,8 +641,12 @@ class Ledger:
         self.close()
 
 
-def aggregate(skill: str | None, calls: list[dict[str, Any]], uses: list[dict[str, Any]],
-              baseline_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def aggregate(
+    skill: str | None,
+    calls: list[dict[str, Any]],
+    uses: list[dict[str, Any]],
+    baseline_rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Totals over ledger rows of one skill (see the module docstring for the arithmetic)."""
     by_purpose = {p: 0 for p in PURPOSES}
     by_outcome: dict[str, int] = {}
@@ -619,7 +677,9 @@ def aggregate(skill: str | None, calls: list[dict[str, Any]], uses: list[dict[st
         "tokens_by_purpose": by_purpose,
         "calls_by_outcome": by_outcome,
         # mean of the baseline measurements, rounded half up; None without any
-        "baseline_tokens": (2 * sum(baselines) + len(baselines)) // (2 * len(baselines)) if baselines else None,
+        "baseline_tokens": (2 * sum(baselines) + len(baselines)) // (2 * len(baselines))
+        if baselines
+        else None,
         "baseline_rows": len(baselines),
         "cost_usd": round(sum(c["cost_usd"] for c in calls), 10),
         "latency_ms": round(sum(c["latency_ms"] for c in calls), 3),
@@ -695,8 +755,9 @@ def _context_of(pkg: SkillPackage) -> int:
     return count_tokens(pkg.skill_md)
 
 
-def cost_report(ledger: Ledger, registry: Registry, packages: Callable[[str], SkillPackage | None],
-                default_baseline: int) -> list[SkillCost]:  # fmt: skip
+def cost_report(
+    ledger: Ledger, registry: Registry, packages: Callable[[str], SkillPackage | None], default_baseline: int
+) -> list[SkillCost]:
     """A SkillCost for every skill in the registry and every skill only in the ledger,
     sorted by name. `packages(name)` returns the current package of a registered
     name (or None); it is not called for ledger-only labels."""
@@ -740,16 +801,34 @@ def cost_report(ledger: Ledger, registry: Registry, packages: Callable[[str], Sk
         uses = t["uses"] + extra_uses
         ok_uses = t["ok_uses"] + extra_ok
         failed_context = t["use_context_tokens"] - t["ok_use_context_tokens"]
-        realised = (t["ok_uses"] * baseline - t["ok_use_context_tokens"]) - failed_context \
-            + extra_ok * saved - extra_failed * context
+        realised = (
+            (t["ok_uses"] * baseline - t["ok_use_context_tokens"])
+            - failed_context
+            + extra_ok * saved
+            - extra_failed * context
+        )
         net = realised - invested
-        report.append(SkillCost(
-            skill=name, creation_tokens=t["creation_tokens"], fix_tokens=t["fix_tokens"], llm_calls=t["llm_calls"],
-            cost_usd=t["cost_usd"], uses=uses, failures=max(t["failures"], reg_failures), context_tokens=context,
-            baseline_tokens=baseline, savings_per_use=saved, break_even_uses=break_even(invested, baseline, context),
-            paid_off=saved > 0 and ok_uses > 0 and net >= 0, net_tokens=net, baseline_source=source,
-            version=head.version if head else None, status=head.status if head else "", successful_uses=ok_uses,
-        ))  # fmt: skip
+        report.append(
+            SkillCost(
+                skill=name,
+                creation_tokens=t["creation_tokens"],
+                fix_tokens=t["fix_tokens"],
+                llm_calls=t["llm_calls"],
+                cost_usd=t["cost_usd"],
+                uses=uses,
+                failures=max(t["failures"], reg_failures),
+                context_tokens=context,
+                baseline_tokens=baseline,
+                savings_per_use=saved,
+                break_even_uses=break_even(invested, baseline, context),
+                paid_off=saved > 0 and ok_uses > 0 and net >= 0,
+                net_tokens=net,
+                baseline_source=source,
+                version=head.version if head else None,
+                status=head.status if head else "",
+                successful_uses=ok_uses,
+            )
+        )
     return report
 
 
@@ -759,8 +838,11 @@ def unattributed(ledger: Ledger) -> dict[str, Any]:
     totals = ledger.all_totals()
 
     def part(ts: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"llm_calls": sum(t["llm_calls"] for t in ts), "total_tokens": sum(t["total_tokens"] for t in ts),
-                "cost_usd": round(sum(t["cost_usd"] for t in ts), 10)}  # fmt: skip
+        return {
+            "llm_calls": sum(t["llm_calls"] for t in ts),
+            "total_tokens": sum(t["total_tokens"] for t in ts),
+            "cost_usd": round(sum(t["cost_usd"] for t in ts), 10),
+        }
 
     loose = [totals[None]] if None in totals else []
     failed = [t for k, t in totals.items() if is_placeholder(k) and t["llm_calls"]]

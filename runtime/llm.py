@@ -3,6 +3,7 @@
 Every call's usage (as the API reports it) is measured together with tiktoken's own
 count of the prompt, and the caller records it in the ledger with the outcome.
 """
+
 from __future__ import annotations
 
 import threading
@@ -59,7 +60,11 @@ def count_prompt_tokens(messages: list[dict[str, str]], model: str) -> int:
     enc = encoding_for_model(model)
     total = 3
     for m in messages:
-        total += 3 + len(enc.encode(m.get("content") or "", disallowed_special=())) + len(enc.encode(m.get("role", "")))
+        total += (
+            3
+            + len(enc.encode(m.get("content") or "", disallowed_special=()))
+            + len(enc.encode(m.get("role", "")))
+        )
     return total
 
 
@@ -67,7 +72,9 @@ class LLM:
     """timeout (seconds per request) and max_retries default to the settings'
     SKILLYARD_LLM_TIMEOUT and SKILLYARD_LLM_MAX_RETRIES."""
 
-    def __init__(self, settings: Settings, *, timeout: float | None = None, max_retries: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> None:
         self.settings = settings
         if not settings.openai_base_url and not settings.openai_api_key:
             raise LLMUnavailable(
@@ -94,7 +101,9 @@ class LLM:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         s = self.settings
-        return prompt_tokens * s.price_input_per_mtok / 1e6 + completion_tokens * s.price_output_per_mtok / 1e6
+        return (
+            prompt_tokens * s.price_input_per_mtok / 1e6 + completion_tokens * s.price_output_per_mtok / 1e6
+        )
 
     def chat(self, messages: list[dict[str, str]], *, json_mode: bool = True) -> LLMReply:
         import openai
@@ -115,29 +124,45 @@ class LLM:
         try:
             resp = self.client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:
-            raise fail(f"the LLM endpoint is rate-limiting us (429) after {{spent}}: {exc.message}. "
-                       "Wait and retry, or raise your rate limit.", exc) from exc
+            raise fail(
+                f"the LLM endpoint is rate-limiting us (429) after {{spent}}: {exc.message}. "
+                "Wait and retry, or raise your rate limit.",
+                exc,
+            ) from exc
         except openai.APITimeoutError as exc:
-            raise fail(f"the LLM endpoint did not answer in time: {{spent}} (timeout {self.timeout:g} s per attempt, "
-                       "SKILLYARD_LLM_TIMEOUT; retries: SKILLYARD_LLM_MAX_RETRIES); retry later", exc) from exc
+            raise fail(
+                f"the LLM endpoint did not answer in time: {{spent}} (timeout {self.timeout:g} s per attempt, "
+                "SKILLYARD_LLM_TIMEOUT; retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
+                exc,
+            ) from exc
         except openai.APIConnectionError as exc:
-            raise fail(f"cannot reach the LLM endpoint at {self.settings.openai_base_url} ({{spent}}): {exc}. "
-                       "Check OPENAI_BASE_URL and that the server is up.", exc) from exc
+            raise fail(
+                f"cannot reach the LLM endpoint at {self.settings.openai_base_url} ({{spent}}): {exc}. "
+                "Check OPENAI_BASE_URL and that the server is up.",
+                exc,
+            ) from exc
         except openai.AuthenticationError as exc:
             raise fail("the LLM endpoint refused our key (401): check OPENAI_API_KEY", exc) from exc
         except openai.APIStatusError as exc:
-            raise fail(f"the LLM endpoint answered HTTP {exc.status_code} after {{spent}}: {exc.message}", exc) from exc
+            raise fail(
+                f"the LLM endpoint answered HTTP {exc.status_code} after {{spent}}: {exc.message}", exc
+            ) from exc
         latency = (time.monotonic() - started) * 1000
         if not resp.choices:
-            raise LLMError("the LLM endpoint returned no choices", attempts=max(1, getattr(self._local, "sent", 0)),
-                           elapsed_s=latency / 1000)
+            raise LLMError(
+                "the LLM endpoint returned no choices",
+                attempts=max(1, getattr(self._local, "sent", 0)),
+                elapsed_s=latency / 1000,
+            )
         usage = resp.usage
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         completion = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
         details = getattr(usage, "prompt_tokens_details", None) if usage else None
         cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
         if usage is None:
-            log.warning("llm_no_usage", hint="the endpoint reported no usage; the ledger uses tiktoken's count")
+            log.warning(
+                "llm_no_usage", hint="the endpoint reported no usage; the ledger uses tiktoken's count"
+            )
             prompt = expected
             enc = encoding_for_model(self.model)
             completion = len(enc.encode(resp.choices[0].message.content or "", disallowed_special=()))
@@ -154,6 +179,13 @@ class LLM:
             usage_source="api" if usage is not None else "tiktoken",
             attempts=max(1, getattr(self._local, "sent", 0)),
         )
-        log.info("llm_call", model=reply.model, prompt_tokens=prompt, completion_tokens=completion, cached=cached,
-                 tiktoken_prompt_tokens=expected, latency_ms=round(latency, 1))
+        log.info(
+            "llm_call",
+            model=reply.model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached=cached,
+            tiktoken_prompt_tokens=expected,
+            latency_ms=round(latency, 1),
+        )
         return reply

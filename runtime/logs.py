@@ -1,4 +1,5 @@
 """structlog set-up: human-readable to stderr for the CLI, JSON lines when asked."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,9 @@ def configure(level: str = "WARNING", json_logs: bool = False) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

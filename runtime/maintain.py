@@ -23,13 +23,14 @@ Unused policy (``UnusedPolicy``): a registered skill is retired when it has no
 calls at all and its current version is older than ``unused_days``, or when its
 last call (any version) is older than ``idle_days``.
 """
+
 from __future__ import annotations
 
 import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
@@ -116,7 +117,7 @@ class MaintenanceReport:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _text(rec: SkillRecord) -> str:
@@ -153,8 +154,11 @@ def name_similarity(a: str, b: str) -> float:
 # --------------------------------------------------------------------------- overlaps
 
 
-def find_overlaps(registry: Registry, embedder: EmbedderLike | Literal["auto"] | None = "auto",
-                  threshold: float = DEFAULT_THRESHOLD) -> list[Overlap]:  # fmt: skip
+def find_overlaps(
+    registry: Registry,
+    embedder: EmbedderLike | Literal["auto"] | None = "auto",
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[Overlap]:
     """Pairs of current registered skills that look like the same skill, best first.
 
     `embedder`: "auto" (the registry's, else load_embedder()), an embedder, or None
@@ -197,14 +201,29 @@ def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list
                 if r.name not in usage:
                     usage[r.name] = _usage(registry, r.name)
             # keep: more calls, then the newer current version, then the smaller name
-            keep, merge = sorted((a, b), key=lambda r: (-usage[r.name][0], -_utc(r.created_at).timestamp(), r.name))
-            why = "more calls" if usage[keep.name][0] != usage[merge.name][0] else (
-                "newer" if keep.created_at != merge.created_at else "name order")  # fmt: skip
-            reason = (f"{method} similarity {text:.2f}, name similarity {name:.2f}; keep {keep.name} ({why}: "
-                      f"{usage[keep.name][0]} vs {usage[merge.name][0]} calls)")  # fmt: skip
-            found.append(Overlap(keep=keep.name, merge=merge.name, score=round(score, 4),
-                                 text_similarity=round(text, 4), name_similarity=round(name, 4), method=method,
-                                 reason=reason))  # fmt: skip
+            keep, merge = sorted(
+                (a, b), key=lambda r: (-usage[r.name][0], -_utc(r.created_at).timestamp(), r.name)
+            )
+            why = (
+                "more calls"
+                if usage[keep.name][0] != usage[merge.name][0]
+                else ("newer" if keep.created_at != merge.created_at else "name order")
+            )
+            reason = (
+                f"{method} similarity {text:.2f}, name similarity {name:.2f}; keep {keep.name} ({why}: "
+                f"{usage[keep.name][0]} vs {usage[merge.name][0]} calls)"
+            )
+            found.append(
+                Overlap(
+                    keep=keep.name,
+                    merge=merge.name,
+                    score=round(score, 4),
+                    text_similarity=round(text, 4),
+                    name_similarity=round(name, 4),
+                    method=method,
+                    reason=reason,
+                )
+            )
     found.sort(key=lambda o: (-o.score, o.keep, o.merge))
     return found, method
 
@@ -212,9 +231,11 @@ def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list
 # --------------------------------------------------------------------------- unused
 
 
-def find_unused(registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None) -> list[Unused]:
+def find_unused(
+    registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None
+) -> list[Unused]:
     """Registered skills the policy would retire (see UnusedPolicy), by name."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = _utc(now or datetime.now(UTC))
     policy = policy or UnusedPolicy()
     out = []
     for rec in registry.list("registered"):
@@ -234,20 +255,33 @@ def find_unused(registry: Registry, now: datetime | None = None, policy: UnusedP
 # --------------------------------------------------------------------------- maintain
 
 
-def maintain(registry: Registry, *, apply: bool = False, now: datetime | None = None,
-             policy: UnusedPolicy | None = None, threshold: float = DEFAULT_THRESHOLD,
-             embedder: EmbedderLike | Literal["auto"] | None = "auto",
-             ledger: Ledger | None = None) -> MaintenanceReport:  # fmt: skip
+def maintain(
+    registry: Registry,
+    *,
+    apply: bool = False,
+    now: datetime | None = None,
+    policy: UnusedPolicy | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    embedder: EmbedderLike | Literal["auto"] | None = "auto",
+    ledger: Ledger | None = None,
+) -> MaintenanceReport:
     """Find overlaps and unused skills. Dry run unless `apply`: then the unused are
     retired (each exactly at the version judged; a skill that changed meanwhile is
     skipped) and the registry (and `ledger`, if given) tables are compacted.
     Merges are proposals only; nothing is deleted."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = _utc(now or datetime.now(UTC))
     policy = policy or UnusedPolicy()
     overlaps, method = _overlaps(registry, embedder, threshold)
     unused = find_unused(registry, now, policy)
-    report = MaintenanceReport(now=now, applied=apply, threshold=threshold, policy=policy, method=method,
-                               overlaps=overlaps, unused=unused)  # fmt: skip
+    report = MaintenanceReport(
+        now=now,
+        applied=apply,
+        threshold=threshold,
+        policy=policy,
+        method=method,
+        overlaps=overlaps,
+        unused=unused,
+    )
     if not apply:
         return report
     for u in unused:
@@ -277,15 +311,34 @@ def maintain(registry: Registry, *, apply: bool = False, now: datetime | None = 
 
 
 @click.command("maintain")
-@click.option("--apply", is_flag=True, help="Retire the unused skills (default: a dry run that changes nothing).")
+@click.option(
+    "--apply", is_flag=True, help="Retire the unused skills (default: a dry run that changes nothing)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--unused-days", type=click.FloatRange(min=0), default=30, show_default=True,
-              help="Retire a never-called skill whose current version is older than this.")  # fmt: skip
-@click.option("--idle-days", type=click.FloatRange(min=0), default=90, show_default=True,
-              help="Retire a skill last called longer ago than this.")  # fmt: skip
-@click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=DEFAULT_THRESHOLD,
-              show_default=True, help="Overlap score from which a merge is proposed.")  # fmt: skip
-def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: float, threshold: float) -> None:
+@click.option(
+    "--unused-days",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Retire a never-called skill whose current version is older than this.",
+)
+@click.option(
+    "--idle-days",
+    type=click.FloatRange(min=0),
+    default=90,
+    show_default=True,
+    help="Retire a skill last called longer ago than this.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Overlap score from which a merge is proposed.",
+)
+def maintain_command(
+    apply: bool, as_json: bool, unused_days: float, idle_days: float, threshold: float
+) -> None:
     """Propose merges of overlapping skills and retire unused ones (dry run unless --apply).
 
     Nothing is deleted: retired skills keep every version and can be reinstated."""
@@ -296,8 +349,13 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
 
     yard = Yard()
     ledger = getattr(yard, "ledger", None) if apply else None
-    report = maintain(yard.registry, apply=apply, policy=UnusedPolicy(unused_days, idle_days), threshold=threshold,
-                      ledger=ledger)  # fmt: skip
+    report = maintain(
+        yard.registry,
+        apply=apply,
+        policy=UnusedPolicy(unused_days, idle_days),
+        threshold=threshold,
+        ledger=ledger,
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return
@@ -306,8 +364,14 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
         for col in ("keep", "merge into it", "score", "text", "name", "why"):
             t.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
         for o in report.overlaps:
-            t.add_row(esc(o.keep), esc(o.merge), f"{o.score:.2f}", f"{o.text_similarity:.2f}",
-                      f"{o.name_similarity:.2f}", esc(o.reason.split("; ", 1)[-1]))  # fmt: skip
+            t.add_row(
+                esc(o.keep),
+                esc(o.merge),
+                f"{o.score:.2f}",
+                f"{o.text_similarity:.2f}",
+                f"{o.name_similarity:.2f}",
+                esc(o.reason.split("; ", 1)[-1]),
+            )
         out.print(t)
     else:
         out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
@@ -316,15 +380,28 @@ def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: 
         for col in ("skill", "v", "calls", "last used", "reason", "action"):
             t.add_column(col, justify="right" if col in ("v", "calls") else "left")
         for u in report.unused:
-            action = ("[green]retired[/]" if u.name in report.retired else
-                      f"[yellow]skipped: {esc(report.skipped.get(u.name, ''))}[/]" if apply else "retire")  # fmt: skip
-            t.add_row(esc(u.name), str(u.version), str(u.calls),
-                      u.last_used.strftime("%Y-%m-%d") if u.last_used else "never", esc(u.reason), action)  # fmt: skip
+            action = (
+                "[green]retired[/]"
+                if u.name in report.retired
+                else f"[yellow]skipped: {esc(report.skipped.get(u.name, ''))}[/]"
+                if apply
+                else "retire"
+            )
+            t.add_row(
+                esc(u.name),
+                str(u.version),
+                str(u.calls),
+                u.last_used.strftime("%Y-%m-%d") if u.last_used else "never",
+                esc(u.reason),
+                action,
+            )
         out.print(t)
     else:
         out.print("no unused skills")
     if not apply and report.unused:
-        out.print(f"[dim]dry run: nothing changed; --apply retires {len(report.unused)} skill(s) "
-                  "(every version is kept)[/]")  # fmt: skip
+        out.print(
+            f"[dim]dry run: nothing changed; --apply retires {len(report.unused)} skill(s) "
+            "(every version is kept)[/]"
+        )
     elif not apply:
         out.print("[dim]dry run: nothing changed[/]")

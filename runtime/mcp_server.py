@@ -15,6 +15,7 @@ Who is asking: over stdio, the local user (the shared store, full control), or w
 every request needs ``Authorization: Bearer <key>`` and is served as that key's tenant
 (``--tenant NAME`` then admits only that tenant's keys).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,22 +37,35 @@ log = structlog.get_logger(__name__)
 
 BUILTIN_TOOLS = ("search_skills", "test_skill", "fix_skill")  # underscores: no skill can be named so
 WRAP_KEY = "input"
-FIND_HINT = "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
+FIND_HINT = (
+    "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
+)
 
 
 def tool_schema(input_schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """(the tool's inputSchema, whether arguments are wrapped as {"input": ...})."""
     if input_schema.get("type") == "object":
         return input_schema, False
-    return {"type": "object", "properties": {WRAP_KEY: input_schema}, "required": [WRAP_KEY],
-            "additionalProperties": False}, True
+    return {
+        "type": "object",
+        "properties": {WRAP_KEY: input_schema},
+        "required": [WRAP_KEY],
+        "additionalProperties": False,
+    }, True
 
 
 class SkillTools:
     """The tools one MCP server offers, independent of the transport."""
 
-    def __init__(self, settings: Settings | None = None, *, tenant: str | None = None, http: bool = False,
-                 yard_factory: Callable[[Settings], Any] | None = None, max_concurrent_runs: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tenant: str | None = None,
+        http: bool = False,
+        yard_factory: Callable[[Settings], Any] | None = None,
+        max_concurrent_runs: int | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         self.tenants = Tenants(self.settings.home)
         self.http = http
@@ -63,8 +77,9 @@ class SkillTools:
                 raise click.ClickException(f"no tenant {tenant!r}: `skillyard tenant list` shows them")
         self.yards = Yards(self.settings, yard_factory)
         # Per process: this server's runs only (an HTTP server beside it counts its own).
-        self.runs = RunLimiter(max_concurrent_runs if max_concurrent_runs is not None
-                               else configured_max_runs(self.settings))
+        self.runs = RunLimiter(
+            max_concurrent_runs if max_concurrent_runs is not None else configured_max_runs(self.settings)
+        )
         self.audit = AuditLog(self.settings.home)
 
     # -- who ---------------------------------------------------------------------------------------
@@ -108,24 +123,52 @@ class SkillTools:
 
     @staticmethod
     def builtin_tools() -> list[dict[str, Any]]:
-        name = {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 64, "description": "A skill name."}
+        name = {
+            "type": "string",
+            "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$",
+            "maxLength": 64,
+            "description": "A skill name.",
+        }
         return [
-            {"name": "search_skills", "description": "Find skills by what they do (words and meaning). Returns "
-             "names, descriptions and scores; call a skill by its name.",
-             "input_schema": {"type": "object", "properties": {
-                 "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                 "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}},
-                 "required": ["query"], "additionalProperties": False}},
-            {"name": "test_skill", "description": "Re-run a skill's test gate in its container (records nothing) "
-             "and report the verdict: tests, failures, coverage and reasons.",
-             "input_schema": {"type": "object", "properties": {
-                 "name": name, "version": {"type": "integer", "minimum": 1}},
-                 "required": ["name"], "additionalProperties": False}},
-            {"name": "fix_skill", "description": "Ask the LLM to repair a blocked or failing skill; each attempt is "
-             "regated as a new version. Needs an LLM endpoint (OPENAI_BASE_URL).",
-             "input_schema": {"type": "object", "properties": {
-                 "name": name, "max_attempts": {"type": "integer", "minimum": 1, "maximum": 5, "default": 3}},
-                 "required": ["name"], "additionalProperties": False}},
+            {
+                "name": "search_skills",
+                "description": "Find skills by what they do (words and meaning). Returns "
+                "names, descriptions and scores; call a skill by its name.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "query": {"type": "string", "minLength": 1, "maxLength": 500},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                    },
+                    "required": ["query"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "test_skill",
+                "description": "Re-run a skill's test gate in its container (records nothing) "
+                "and report the verdict: tests, failures, coverage and reasons.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"name": name, "version": {"type": "integer", "minimum": 1}},
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "fix_skill",
+                "description": "Ask the LLM to repair a blocked or failing skill; each attempt is "
+                "regated as a new version. Needs an LLM endpoint (OPENAI_BASE_URL).",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": name,
+                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 5, "default": 3},
+                    },
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
         ]
 
     def list_tools(self, view: TenantView) -> list[dict[str, Any]]:
@@ -150,23 +193,52 @@ class SkillTools:
     def _search(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         query = args.get("query")
         limit = args.get("limit", 5)
-        if not isinstance(query, str) or not query.strip() or not isinstance(limit, int) or not 1 <= limit <= 20:
-            return error_result("search_skills needs a non-empty string 'query' and an integer 'limit' of 1-20")
-        hits = [{"name": r.name, "description": r.description, "scope": sc, "version": r.version,
-                 "score": round(float(s), 6)} for r, s, sc in view.search(query[:500], limit)]
+        if (
+            not isinstance(query, str)
+            or not query.strip()
+            or not isinstance(limit, int)
+            or not 1 <= limit <= 20
+        ):
+            return error_result(
+                "search_skills needs a non-empty string 'query' and an integer 'limit' of 1-20"
+            )
+        hits = [
+            {
+                "name": r.name,
+                "description": r.description,
+                "scope": sc,
+                "version": r.version,
+                "score": round(float(s), 6),
+            }
+            for r, s, sc in view.search(query[:500], limit)
+        ]
         return ok_result({"results": hits})
 
     def _test(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         name, version = args.get("name"), args.get("version")
-        if not isinstance(name, str) or (version is not None and (not isinstance(version, int) or version < 1)):
+        if not isinstance(name, str) or (
+            version is not None and (not isinstance(version, int) or version < 1)
+        ):
             return error_result("test_skill needs a skill 'name' and optionally an integer 'version' >= 1")
         t = view.resolve(name, "auto", version)
-        with audited(self.audit, "gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                     via="mcp") as entry:
+        with audited(
+            self.audit,
+            "gate",
+            tenant=view.name,
+            skill=name,
+            version=t.record.version,
+            scope=t.scope,
+            via="mcp",
+        ) as entry:
             report = t.yard.test(name, t.record.version)
-            entry.update(outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage)
-        failing = [{"test": c.name, "status": c.status, "message": c.message[:300]}
-                   for c in report.cases if c.status != "passed"]
+            entry.update(
+                outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage
+            )
+        failing = [
+            {"test": c.name, "status": c.status, "message": c.message[:300]}
+            for c in report.cases
+            if c.status != "passed"
+        ]
         return ok_result({**report.summary, "version": t.record.version, "failing": failing[:20]})
 
     def _fix(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
@@ -183,8 +255,15 @@ class SkillTools:
         except LLMUnavailable as exc:
             return error_result(str(exc))
         try:
-            with audited(self.audit, "fix", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                         via="mcp") as entry:
+            with audited(
+                self.audit,
+                "fix",
+                tenant=view.name,
+                skill=name,
+                version=t.record.version,
+                scope=t.scope,
+                via="mcp",
+            ) as entry:
                 outcome = fixer.fix(name, max_attempts=attempts)
                 entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens)
         except FixError as exc:
@@ -196,13 +275,15 @@ class SkillTools:
             return error_result(f"no tool {name!r}: {FIND_HINT}")
         t = view.resolve(name)
         if t.record.status != "registered":
-            return error_result(f"{name} v{t.record.version} is {t.record.status}; only registered versions run")
+            return error_result(
+                f"{name} v{t.record.version} is {t.record.status}; only registered versions run"
+            )
         pkg = t.yard.package(name, t.record.version)
         _, wrapped = tool_schema(pkg.config.input_schema)
         params: Any = args
         if wrapped:
             if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
-                return error_result(f"invalid_input: {name} takes its input as {{\"{WRAP_KEY}\": ...}}")
+                return error_result(f'invalid_input: {name} takes its input as {{"{WRAP_KEY}": ...}}')
             params = args[WRAP_KEY]
         from .server import non_finite_path
 
@@ -210,34 +291,66 @@ class SkillTools:
         if bad is not None:
             return error_result(f"invalid_input: {bad} is not a finite number (JSON has no NaN or Infinity)")
         if not self.runs.try_acquire(view.tenant):
-            self.audit.record("call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope, via="mcp",
-                              outcome="refused", error="too_many_runs")
-            return error_result(f"too many concurrent runs (limit {self.runs.limit_for(view.tenant)}); retry shortly")
+            self.audit.record(
+                "call",
+                tenant=view.name,
+                skill=name,
+                version=t.record.version,
+                scope=t.scope,
+                via="mcp",
+                outcome="refused",
+                error="too_many_runs",
+            )
+            return error_result(
+                f"too many concurrent runs (limit {self.runs.limit_for(view.tenant)}); retry shortly"
+            )
         try:
-            with audited(self.audit, "call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                         via="mcp") as entry:
+            with audited(
+                self.audit,
+                "call",
+                tenant=view.name,
+                skill=name,
+                version=t.record.version,
+                scope=t.scope,
+                via="mcp",
+            ) as entry:
                 result = view.run(t, params)
-                entry.update(version=result.version, limits=result.limits, peak_memory_bytes=result.peak_memory_bytes,
-                             outcome="ok" if result.ok else result.error.kind if result.error else "error",
-                             duration_ms=round(result.duration_s * 1000, 1))
+                entry.update(
+                    version=result.version,
+                    limits=result.limits,
+                    peak_memory_bytes=result.peak_memory_bytes,
+                    outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                    duration_ms=round(result.duration_s * 1000, 1),
+                )
         finally:
             self.runs.release(view.tenant)
         if result.ok:
             return ok_result(result.output)
         err = result.error
         text = f"{err.kind}: {err.message}" if err else "the call failed"
-        return {"content": [{"type": "text", "text": text}], "is_error": True,
-                "structured_content": {"ok": False, "error": {"kind": err.kind if err else "error",
-                                                              "message": err.message if err else "",
-                                                              "type": err.type if err else None}}}
+        return {
+            "content": [{"type": "text", "text": text}],
+            "is_error": True,
+            "structured_content": {
+                "ok": False,
+                "error": {
+                    "kind": err.kind if err else "error",
+                    "message": err.message if err else "",
+                    "type": err.type if err else None,
+                },
+            },
+        }
 
     def close(self) -> None:
         self.yards.close()
 
 
 def ok_result(output: Any, *, is_error: bool = False) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": json.dumps(output, ensure_ascii=False)}],
-            "structured_content": output if isinstance(output, dict) else {"result": output}, "is_error": is_error}
+    return {
+        "content": [{"type": "text", "text": json.dumps(output, ensure_ascii=False)}],
+        "structured_content": output if isinstance(output, dict) else {"result": output},
+        "is_error": is_error,
+    }
 
 
 def error_result(message: str) -> dict[str, Any]:
@@ -265,13 +378,20 @@ def build_server(tools: SkillTools) -> Any:
         except Exception:  # noqa: BLE001 - the client gets a plain error result, the log the traceback
             log.error("mcp_tool_crashed", tool=params.name, traceback=traceback.format_exc())
             result = error_result("internal error; the server log has the details")
-        return types.CallToolResult(content=[types.TextContent(**c) for c in result["content"]],
-                                    structured_content=result.get("structured_content"),
-                                    is_error=result.get("is_error", False))
+        return types.CallToolResult(
+            content=[types.TextContent(**c) for c in result["content"]],
+            structured_content=result.get("structured_content"),
+            is_error=result.get("is_error", False),
+        )
 
-    return Server("skillyard", version=_version(), on_list_tools=on_list_tools, on_call_tool=on_call_tool,
-                  instructions="Each skill is a tool that runs in a hardened sandbox and returns JSON. Use "
-                               "search_skills to find one by what it does.")
+    return Server(
+        "skillyard",
+        version=_version(),
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+        instructions="Each skill is a tool that runs in a hardened sandbox and returns JSON. Use "
+        "search_skills to find one by what it does.",
+    )
 
 
 def _version() -> str:
@@ -292,13 +412,26 @@ class _RequireKey:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            auth = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == b"authorization"), None)
+            auth = next(
+                (v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == b"authorization"),
+                None,
+            )
             tenant = await anyio.to_thread.run_sync(self.tools.authenticate, auth)
             if tenant is None:
-                body = json.dumps({"error": "missing or invalid API key: send 'Authorization: Bearer <key>'"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                        (b"www-authenticate", b'Bearer realm="skillyard"')]})
+                body = json.dumps(
+                    {"error": "missing or invalid API key: send 'Authorization: Bearer <key>'"}
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b'Bearer realm="skillyard"'),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -327,9 +460,15 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP only.")
 @click.option("--port", type=int, default=8701, show_default=True, help="HTTP only.")
-@click.option("--tenant", default=None, help="Serve this tenant's view (stdio), or admit only its keys (http).")
-@click.option("--max-runs", type=int, default=None,
-              help="Concurrent runs per tenant in this process (default SKILLYARD_MAX_CONCURRENT_RUNS, else 4).")
+@click.option(
+    "--tenant", default=None, help="Serve this tenant's view (stdio), or admit only its keys (http)."
+)
+@click.option(
+    "--max-runs",
+    type=int,
+    default=None,
+    help="Concurrent runs per tenant in this process (default SKILLYARD_MAX_CONCURRENT_RUNS, else 4).",
+)
 def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_runs: int | None) -> None:
     """Serve the registered skills as MCP tools (stdio for a local agent, http for remote ones)."""
     from . import logs
@@ -348,9 +487,12 @@ def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_ru
             import uvicorn
 
             if not tools.tenants:
-                raise click.ClickException("the HTTP transport needs API keys: add a tenant with "
-                                           "`skillyard tenant add NAME`")
-            uvicorn.run(http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False)
+                raise click.ClickException(
+                    "the HTTP transport needs API keys: add a tenant with `skillyard tenant add NAME`"
+                )
+            uvicorn.run(
+                http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False
+            )
     finally:
         tools.close()
 

@@ -4,11 +4,12 @@ The file is read by the fixer (so it learns what broke before) and shown by `sho
 Entries with the same gist (digits ignored) are merged: the newest text and date are kept,
 with the count of merged entries. The file is capped.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def add_entry(path: Path, kind: str, text: str, *, now: datetime | None = None) -> str:
     """Append (or merge) an entry; returns the file's new content."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     day = now.strftime("%Y-%m-%d")
     text = _one_line(text)
     entries: list[tuple[str, str, int, str]] = []

@@ -3,6 +3,7 @@
 Loading reads everything into memory and validates it before anything is written
 anywhere: a rejected package leaves no trace. Errors name the file and the problem.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,7 +101,9 @@ class Example(BaseModel):
     output: Any = None
 
 
-ENTRY_RE = re.compile(r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z")
+ENTRY_RE = re.compile(
+    r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z"
+)
 
 
 class SkillConfig(BaseModel):
@@ -143,7 +146,10 @@ class SkillConfig(BaseModel):
     def _reqs(cls, v: list[str]) -> list[str]:
         for req in v:
             # Plain requirement specifiers only: no URLs, paths or pip options.
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*", req):
+            if not re.fullmatch(
+                r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*",
+                req,
+            ):
                 raise ValueError(f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'")
         return v
 
@@ -201,8 +207,12 @@ class SkillPackage:
 
 
 MAX_YAML_DEPTH = 32
-_OPEN_TOKENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
-                yaml.BlockMappingStartToken)
+_OPEN_TOKENS = (
+    yaml.FlowSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.BlockMappingStartToken,
+)
 _CLOSE_TOKENS = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
 
 
@@ -341,8 +351,10 @@ def _check_rel_path(rel: str) -> None:
     for part in p.parts:
         size = len(part.encode("utf-8"))
         if size > MAX_PART_BYTES:
-            raise PackageError(rel if len(rel) <= 120 else rel[:80] + "...",
-                               f"a file or folder name is {size} bytes; the limit is {MAX_PART_BYTES}")
+            raise PackageError(
+                rel if len(rel) <= 120 else rel[:80] + "...",
+                f"a file or folder name is {size} bytes; the limit is {MAX_PART_BYTES}",
+            )
 
 
 def _check_tree(paths: Any) -> None:
@@ -371,8 +383,14 @@ def load_package(path: str | Path, settings: Settings | None = None) -> SkillPac
     return package_from_files(root.name, files, executable, memory=memory, source=root)
 
 
-def package_from_files(folder: str, files: dict[str, bytes], executable: set[str] | None = None, *,
-                       memory: str = "", source: Path | None = None) -> SkillPackage:
+def package_from_files(
+    folder: str,
+    files: dict[str, bytes],
+    executable: set[str] | None = None,
+    *,
+    memory: str = "",
+    source: Path | None = None,
+) -> SkillPackage:
     """Validate an in-memory package (from a folder, an archive or an LLM's answer)."""
     for rel in files:
         _check_rel_path(rel)
@@ -408,8 +426,16 @@ def package_from_files(folder: str, files: dict[str, bytes], executable: set[str
         entry_file = config.entrypoint.split(":")[0]
         if entry_file not in files:
             raise PackageError(SIDECAR, f"entrypoint file {entry_file} is not in the package")
-    return SkillPackage(name=meta.name, meta=meta, config=config, instructions=body, files=dict(files),
-                        executable=set(executable or ()), memory=memory, source=source)
+    return SkillPackage(
+        name=meta.name,
+        meta=meta,
+        config=config,
+        instructions=body,
+        files=dict(files),
+        executable=set(executable or ()),
+        memory=memory,
+        source=source,
+    )
 
 
 # -- archives ---------------------------------------------------------------------------------
@@ -444,13 +470,17 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
                 if member.isdir():
                     continue
                 if not member.isreg():
-                    raise PackageError(member.name, "archives may hold only regular files (no links or devices)")
+                    raise PackageError(
+                        member.name, "archives may hold only regular files (no links or devices)"
+                    )
                 _check_rel_path(name)
                 if name in files:
                     # tar would silently keep the last one: which file is the package?
                     raise PackageError(name, "is in the archive twice: keep one entry per file")
                 if member.size > settings.max_file_bytes:
-                    raise PackageError(name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}")
+                    raise PackageError(
+                        name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}"
+                    )
                 total += member.size
                 if total > settings.max_package_bytes or len(files) >= settings.max_files:
                     raise PackageError("", "archive is over the package size or file-count limit")
@@ -464,7 +494,9 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
     return files, executable
 
 
-def write_files(files: dict[str, bytes], dest: Path, executable: set[str] | None = None, memory: str | None = None) -> None:
+def write_files(
+    files: dict[str, bytes], dest: Path, executable: set[str] | None = None, memory: str | None = None
+) -> None:
     """Write a package to a folder (export, rollback). Paths were validated on the way in."""
     dest.mkdir(parents=True, exist_ok=True)
     dest_real = dest.resolve()

@@ -51,6 +51,7 @@ SQL safety: LanceDB filters are SQL strings. Names are validated against
 alphabet, versions are ints, statuses come from a fixed set -- and string
 literals are quoted with ``_sql_str`` besides. Nothing else reaches a filter.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,7 +66,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -146,10 +147,25 @@ EVENTS_SCHEMA = pa.schema(
 _SCHEMAS = {SKILLS: SKILLS_SCHEMA, PACKAGES: PACKAGES_SCHEMA, USAGE: USAGE_SCHEMA, EVENTS: EVENTS_SCHEMA}
 # What listing reads: no vector, instructions, search text or report.
 _LIGHT = [
-    "id", "name", "version", "content_hash", "status", "current", "description", "tags",
-    "gate_passed", "gate_tests", "gate_failures", "gate_errors", "gate_skipped", "gate_coverage",
-    "gate_duration_s", "gate_reasons", "created_at", "updated_at",
-]  # fmt: skip
+    "id",
+    "name",
+    "version",
+    "content_hash",
+    "status",
+    "current",
+    "description",
+    "tags",
+    "gate_passed",
+    "gate_tests",
+    "gate_failures",
+    "gate_errors",
+    "gate_skipped",
+    "gate_coverage",
+    "gate_duration_s",
+    "gate_reasons",
+    "created_at",
+    "updated_at",
+]
 # Packed into `listing`: each column a query returns costs ~0.4 ms at 100k rows (more
 # for lists), a take of the hits' rows ~4 ms; one JSON column ~0.1-0.5 ms.
 _LISTED = _LIGHT[1:]
@@ -300,12 +316,12 @@ def _sql_str(value: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(ts: datetime | None) -> datetime | None:
     """Arrow gives zoneinfo('UTC'); hand out the same tzinfo as _now() everywhere."""
-    return None if ts is None else ts.astimezone(timezone.utc)
+    return None if ts is None else ts.astimezone(UTC)
 
 
 def _is_local(uri: str) -> bool:
@@ -470,8 +486,13 @@ class _Searcher:
         return await self._result(hits, usage)
 
     async def search_hybrid(
-        self, query: str, refreshed: concurrent.futures.Future[Any], text: concurrent.futures.Future[Any] | None,
-        qv: np.ndarray, limit: int, min_similarity: float,
+        self,
+        query: str,
+        refreshed: concurrent.futures.Future[Any],
+        text: concurrent.futures.Future[Any] | None,
+        qv: np.ndarray,
+        limit: int,
+        min_similarity: float,
     ) -> list[tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]]:
         """Both legs, fused, then the counters of the hits kept, in one query.
         `refreshed` is this search's ``refresh``, submitted before the query was embedded;
@@ -480,7 +501,9 @@ class _Searcher:
         themselves (`listing`), so no row is read twice."""
         await asyncio.wrap_future(refreshed)
         if text is None:
-            text_hits, vector_hits = await asyncio.gather(self.text_leg(query, limit), self.vector_leg(qv, limit))
+            text_hits, vector_hits = await asyncio.gather(
+                self.text_leg(query, limit), self.vector_leg(qv, limit)
+            )
         else:
             try:
                 vector_hits = await self.vector_leg(qv, limit)
@@ -525,8 +548,14 @@ class _Searcher:
         """Cosine top `limit` of the searchable rows, nearest first: id, name, row,
         `_distance`, `_rowid`. nprobes/refine_factor matter once there is an index: the
         refine step re-ranks `limit * refine_factor` candidates by exact distance."""
-        q = (self._skills.query().nearest_to(qv).distance_type("cosine").nprobes(VECTOR_NPROBES)
-             .refine_factor(VECTOR_REFINE_FACTOR).where(_SEARCHABLE))  # fmt: skip
+        q = (
+            self._skills.query()
+            .nearest_to(qv)
+            .distance_type("cosine")
+            .nprobes(VECTOR_NPROBES)
+            .refine_factor(VECTOR_REFINE_FACTOR)
+            .where(_SEARCHABLE)
+        )
         return self._hits(await q.select(self._columns("_distance")).with_row_id().limit(limit).to_arrow())
 
     @staticmethod
@@ -577,13 +606,23 @@ class _Searcher:
         todo = [h for h in hits if h["row"] is None]
         if not todo:
             return [h["row"] for h in hits]
-        taken = await self._skills.take_row_ids([h["_rowid"] for h in todo]).select(_LIGHT).with_row_id().to_arrow()
+        taken = (
+            await self._skills.take_row_ids([h["_rowid"] for h in todo])
+            .select(_LIGHT)
+            .with_row_id()
+            .to_arrow()
+        )
         by_rowid = {r["_rowid"]: r for r in taken.to_pylist()}
-        found = {h["id"]: r for h in todo if (r := by_rowid.get(h["_rowid"])) is not None and r["id"] == h["id"]}
+        found = {
+            h["id"]: r for h in todo if (r := by_rowid.get(h["_rowid"])) is not None and r["id"] == h["id"]
+        }
         if len(found) < len(todo):
             log.debug("search: rows moved under the query; reading them by id", hits=len(todo))
             where = "id IN (" + ", ".join(_sql_str(h["id"]) for h in todo) + ")"
-            found = {r["id"]: r for r in (await self._skills.query().where(where).select(_LIGHT).to_arrow()).to_pylist()}
+            found = {
+                r["id"]: r
+                for r in (await self._skills.query().where(where).select(_LIGHT).to_arrow()).to_pylist()
+            }
             missing = [h["id"] for h in todo if h["id"] not in found]
             if missing:  # deleted in between: the registry never deletes skill rows
                 raise RegistryError(f"search: {len(missing)} hit(s) vanished from the store")
@@ -611,7 +650,9 @@ class Registry:
         self.uri = str(uri)
         self.compact_every = max(1, int(compact_every))
         # None: never build a vector index (every search scans all vectors).
-        self.vector_index_min_rows = None if vector_index_min_rows is None else max(1, int(vector_index_min_rows))
+        self.vector_index_min_rows = (
+            None if vector_index_min_rows is None else max(1, int(vector_index_min_rows))
+        )
         self.cleanup_older_than = cleanup_older_than
         self._local = _is_local(self.uri)
         if self._local:
@@ -735,8 +776,11 @@ class Registry:
             chunk = rows[i : i + 5_000]
             batch = pa.table({"id": [r["id"] for r in chunk], "listing": [_listing(r) for r in chunk]})
             table.merge_insert("id").when_matched_update_all().execute(batch)
-        log.info("migrated the skills table: added `listing`", rows=len(rows),
-                 seconds=round(time.perf_counter() - started, 2))  # fmt: skip
+        log.info(
+            "migrated the skills table: added `listing`",
+            rows=len(rows),
+            seconds=round(time.perf_counter() - started, 2),
+        )
         if rows:
             self._tables[SKILLS] = table
             self._compact_table(SKILLS)
@@ -746,8 +790,10 @@ class Registry:
         """(table, column, kind) of the FTS and scalar indexes a table lacks."""
         wanted = [(SKILLS, "search_text", "FTS")]
         wanted += [(t, col, kind) for t, specs in _SCALAR_INDEXES.items() for col, kind in specs]
-        have = {n: {(tuple(ix.columns), str(ix.index_type).lower()) for ix in tables[n].list_indices()}
-                for n in {t for t, _, _ in wanted}}  # fmt: skip
+        have = {
+            n: {(tuple(ix.columns), str(ix.index_type).lower()) for ix in tables[n].list_indices()}
+            for n in {t for t, _, _ in wanted}
+        }
         return [(t, col, kind) for t, col, kind in wanted if ((col,), kind.lower()) not in have[t]]
 
     def _create_index(self, table_name: str, column: str, kind: str) -> None:
@@ -802,8 +848,13 @@ class Registry:
         for old in indexes:  # only after the new one exists: search never lacks an index
             if old.name != name:
                 table.drop_index(old.name)
-        log.info(f"vector index {action}", table=SKILLS, rows=rows, partitions=partitions,
-                 seconds=round(time.perf_counter() - started, 2))  # fmt: skip
+        log.info(
+            f"vector index {action}",
+            table=SKILLS,
+            rows=rows,
+            partitions=partitions,
+            seconds=round(time.perf_counter() - started, 2),
+        )
         return action
 
     @staticmethod
@@ -817,7 +868,10 @@ class Registry:
         is not ours (trained rows unknown; perhaps another distance type).
         """
         trained = _trained_rows(indexes[0].name) if len(indexes) == 1 else None
-        if trained is None or (table.index_stats(indexes[0].name).num_indices or 1) > VECTOR_INDEX_MAX_SEGMENTS:
+        if (
+            trained is None
+            or (table.index_stats(indexes[0].name).num_indices or 1) > VECTOR_INDEX_MAX_SEGMENTS
+        ):
             return table.count_rows("vector IS NOT NULL")
         if table.count_rows() <= VECTOR_INDEX_REBUILD_GROWTH * trained:  # cheap check first
             return None
@@ -942,8 +996,13 @@ class Registry:
         return [self._record(r, counters) for r in rows]
 
     def _event(self, kind: str, name: str | None, version: int | None, **detail: Any) -> None:
-        row = {"ts": _now(), "name": name, "version": version, "kind": kind,
-               "detail": json.dumps(detail, sort_keys=True, default=str)}  # fmt: skip
+        row = {
+            "ts": _now(),
+            "name": name,
+            "version": version,
+            "kind": kind,
+            "detail": json.dumps(detail, sort_keys=True, default=str),
+        }
         self._write(EVENTS, lambda t: t.add(pa.Table.from_pylist([row], schema=EVENTS_SCHEMA)))
 
     @staticmethod
@@ -1037,8 +1096,15 @@ class Registry:
             # harmless, as package() selects by (name, version, content_hash) -- equal
             # hashes mean equal bytes -- and the usage row is upserted.
             pkg = pa.Table.from_pylist(
-                [{"name": name, "version": version, "content_hash": content_hash,
-                  "size": len(data), "data": data}],  # fmt: skip
+                [
+                    {
+                        "name": name,
+                        "version": version,
+                        "content_hash": content_hash,
+                        "size": len(data),
+                        "data": data,
+                    }
+                ],
                 schema=PACKAGES_SCHEMA,
             )
             self._write(PACKAGES, lambda t: t.add(pkg))
@@ -1046,22 +1112,49 @@ class Registry:
                 [{"name": name, "version": version, "calls": 0, "failures": 0, "last_used": None}],
                 schema=USAGE_SCHEMA,
             )
-            self._write(USAGE, lambda t: t.merge_insert(["name", "version"])
-                        .when_matched_update_all().when_not_matched_insert_all().execute(use))  # fmt: skip
+            self._write(
+                USAGE,
+                lambda t: (
+                    t.merge_insert(["name", "version"])
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(use)
+                ),
+            )
             batch = pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA)
             # on_bad_vectors="null": lancedb counts a null vector (no embedder) as "bad";
             # real vectors were shape- and NaN-checked above.
-            self._write(SKILLS, lambda t: t.merge_insert("id").when_matched_update_all()
-                        .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))  # fmt: skip
-            detail: dict[str, Any] = {"content_hash": content_hash, "gate": {"tests": gate.tests,
-                "failures": gate.failures, "errors": gate.errors, "coverage": gate.coverage}}  # fmt: skip
+            self._write(
+                SKILLS,
+                lambda t: (
+                    t.merge_insert("id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(batch, on_bad_vectors="null")
+                ),
+            )
+            detail: dict[str, Any] = {
+                "content_hash": content_hash,
+                "gate": {
+                    "tests": gate.tests,
+                    "failures": gate.failures,
+                    "errors": gate.errors,
+                    "coverage": gate.coverage,
+                },
+            }
             if status == "blocked":
                 detail["reasons"] = list(gate.reasons)
             elif previous is not None:
                 detail["previous"] = previous
             self._event(status, name, version, **detail)
-        log.info("skill version added", skill=name, version=version, status=status,
-                 current=row["current"], vectors=vector is not None)  # fmt: skip
+        log.info(
+            "skill version added",
+            skill=name,
+            version=version,
+            status=status,
+            current=row["current"],
+            vectors=vector is not None,
+        )
         rec = self._record(row, {})
         rec._report = json.loads(report_json)
         return rec
@@ -1089,11 +1182,19 @@ class Registry:
                     r.update(current=False, updated_at=now)
                     r["listing"] = _listing(r)
                 batch = pa.Table.from_pylist([target, *previous], schema=SKILLS_SCHEMA)
-                self._write(SKILLS, lambda t: t.merge_insert("id").when_matched_update_all()
-                            .execute(batch, on_bad_vectors="null"))  # fmt: skip
+                self._write(
+                    SKILLS,
+                    lambda t: (
+                        t.merge_insert("id").when_matched_update_all().execute(batch, on_bad_vectors="null")
+                    ),
+                )
                 self._event("rollback", name, version, previous=[r["version"] for r in previous] or None)
-                log.info("skill rolled back", skill=name, version=version,
-                         previous=[r["version"] for r in previous])  # fmt: skip
+                log.info(
+                    "skill rolled back",
+                    skill=name,
+                    version=version,
+                    previous=[r["version"] for r in previous],
+                )
         rec = self.get(name, version)
         if rec is None:  # only if the store changed under us
             raise SkillNotFound(f"{name} v{version} does not exist")
@@ -1133,10 +1234,21 @@ class Registry:
                 row = self._rows(SKILLS, where, _LIGHT)[0]
                 values["listing"] = _listing({**row, **values})  # ASCII JSON: value_to_sql quotes it
                 self._write(SKILLS, lambda t: t.update(where=where, values=values))
-                self._event(status, name, target.version, previous_status=target.status, reason=reason,
-                            via="set_status")  # fmt: skip
-                log.info("skill status changed", skill=name, version=target.version,
-                         status=status, previous=target.status)  # fmt: skip
+                self._event(
+                    status,
+                    name,
+                    target.version,
+                    previous_status=target.status,
+                    reason=reason,
+                    via="set_status",
+                )
+                log.info(
+                    "skill status changed",
+                    skill=name,
+                    version=target.version,
+                    status=status,
+                    previous=target.status,
+                )
         rec = self.get(name, target.version)
         if rec is None:  # only if the store changed under us
             raise SkillNotFound(f"{name} v{target.version} does not exist")
@@ -1160,8 +1272,10 @@ class Registry:
         """The latest version of `name` with this content hash, if any."""
         validate_name(name)
         _validate_hash(content_hash)
-        recs = self._records(f"name = {_sql_str(name)} AND content_hash = {_sql_str(content_hash)}",
-                             usage_where=f"name = {_sql_str(name)}")  # fmt: skip
+        recs = self._records(
+            f"name = {_sql_str(name)} AND content_hash = {_sql_str(content_hash)}",
+            usage_where=f"name = {_sql_str(name)}",
+        )
         return max(recs, key=lambda r: r.version) if recs else None
 
     def get(self, name: str, version: int | None = None) -> SkillRecord | None:

@@ -16,6 +16,7 @@ Only an admin key may change shared skills. A non-admin's calls of a shared skil
 a per-tenant view of the shared store (``<home>/tenants/<tenant>/shared/``), so the
 notes and failing inputs those calls leave stay with that tenant.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,17 +73,21 @@ class Forbidden(PermissionError):
 
 def validate_tenant(name: str) -> str:
     if not isinstance(name, str) or not TENANT_RE.fullmatch(name):
-        raise TenantError(f"invalid tenant name {name!r}: use 1-32 characters of a-z, 0-9 and '-', "
-                          "starting with a letter or digit")
+        raise TenantError(
+            f"invalid tenant name {name!r}: use 1-32 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _hash_secret(secret: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
-    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * r * n * 2 + 1024 * 1024, dklen=32)
+    return hashlib.scrypt(
+        secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * r * n * 2 + 1024 * 1024, dklen=32
+    )
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,12 @@ class Tenant:
         return Path(base) / "tenants" / validate_tenant(self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "admin": self.admin, "created_at": self.created_at,
-                "max_concurrent_runs": self.max_concurrent_runs}
+        return {
+            "name": self.name,
+            "admin": self.admin,
+            "created_at": self.created_at,
+            "max_concurrent_runs": self.max_concurrent_runs,
+        }
 
 
 class Tenants:
@@ -131,7 +140,9 @@ class Tenants:
                     try:
                         data = json.loads(self.path.read_text(encoding="utf-8"))
                     except (OSError, ValueError) as exc:
-                        raise TenantError(f"{self.path} is unreadable ({exc}); restore it or remove it") from exc
+                        raise TenantError(
+                            f"{self.path} is unreadable ({exc}); restore it or remove it"
+                        ) from exc
                     if not isinstance(data, dict) or not isinstance(data.get("tenants"), dict):
                         raise TenantError(f"{self.path} is not a tenants file")
                 self._data, self._sig = data, sig
@@ -176,8 +187,12 @@ class Tenants:
 
     @staticmethod
     def _tenant(name: str, raw: dict[str, Any]) -> Tenant:
-        return Tenant(name=name, admin=bool(raw.get("admin")), created_at=str(raw.get("created_at", "")),
-                      max_concurrent_runs=raw.get("max_concurrent_runs"))
+        return Tenant(
+            name=name,
+            admin=bool(raw.get("admin")),
+            created_at=str(raw.get("created_at", "")),
+            max_concurrent_runs=raw.get("max_concurrent_runs"),
+        )
 
     # -- operations ------------------------------------------------------------------------------
     def add_tenant(self, name: str, admin: bool = False, *, max_concurrent_runs: int | None = None) -> str:
@@ -194,9 +209,18 @@ class Tenants:
             if name in data["tenants"]:
                 raise TenantError(f"tenant {name!r} exists; remove it first or pick another name")
             data["tenants"][name] = {
-                "admin": bool(admin), "created_at": _now(), "max_concurrent_runs": max_concurrent_runs,
-                "keys": [{"id": key_id, "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}", "salt": salt.hex(),
-                          "hash": digest.hex(), "created_at": _now()}],
+                "admin": bool(admin),
+                "created_at": _now(),
+                "max_concurrent_runs": max_concurrent_runs,
+                "keys": [
+                    {
+                        "id": key_id,
+                        "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}",
+                        "salt": salt.hex(),
+                        "hash": digest.hex(),
+                        "created_at": _now(),
+                    }
+                ],
             }
 
         self._modify(change)
@@ -286,9 +310,9 @@ class Target:
 
     name: str
     scope: Literal["private", "shared"]
-    yard: "Yard"  # the yard that holds it (and records changes to it)
-    run_yard: "Yard"  # the yard whose workspace the tenant's calls write to
-    record: "SkillRecord"
+    yard: Yard  # the yard that holds it (and records changes to it)
+    run_yard: Yard  # the yard whose workspace the tenant's calls write to
+    record: SkillRecord
 
 
 @dataclass
@@ -300,9 +324,9 @@ class TenantView:
     """
 
     tenant: Tenant | None
-    shared: "Yard"
-    private: "Yard | None" = None
-    shared_view: "Yard | None" = None
+    shared: Yard
+    private: Yard | None = None
+    shared_view: Yard | None = None
 
     @property
     def name(self) -> str:
@@ -336,10 +360,12 @@ class TenantView:
 
     def check_change(self, target: Target) -> None:
         if target.scope == "shared" and not self.admin:
-            raise Forbidden(f"{target.name} is a shared skill: only an admin key may change it "
-                            "(import your own version to shadow it)")
+            raise Forbidden(
+                f"{target.name} is a shared skill: only an admin key may change it "
+                "(import your own version to shadow it)"
+            )
 
-    def yard_for_new(self, shared: bool) -> "Yard":
+    def yard_for_new(self, shared: bool) -> Yard:
         """Where an import or create goes."""
         if shared or self.private is None:
             if not self.admin:
@@ -347,8 +373,9 @@ class TenantView:
             return self.shared
         return self.private
 
-    def records(self, scope: Literal["private", "shared", "all"] = "all",
-                status: str | None = None) -> list[tuple["SkillRecord", str]]:
+    def records(
+        self, scope: Literal["private", "shared", "all"] = "all", status: str | None = None
+    ) -> list[tuple[SkillRecord, str]]:
         """(record, scope) per visible skill; a private skill hides the shared one of its name."""
         out: list[tuple[SkillRecord, str]] = []
         names: set[str] = set()
@@ -362,15 +389,20 @@ class TenantView:
                     out.append((rec, "shared"))
         return sorted(out, key=lambda t: t[0].name)
 
-    def search(self, query: str, limit: int = 5) -> list[tuple["SkillRecord", float, str]]:
+    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float, str]]:
         """Hybrid search over the private and shared stores, merged rank by rank."""
         lists: list[list[tuple[SkillRecord, float, str]]] = []
         private_names: set[str] = set()
         if self.private is not None:
             lists.append([(r, s, "private") for r, s in self.private.search(query, limit=limit)])
             private_names = {r.name for r in self.private.list()}
-        lists.append([(r, s, "shared") for r, s in self.shared.search(query, limit=limit)
-                      if r.name not in private_names])
+        lists.append(
+            [
+                (r, s, "shared")
+                for r, s in self.shared.search(query, limit=limit)
+                if r.name not in private_names
+            ]
+        )
         merged: list[tuple[SkillRecord, float, str]] = []
         seen: set[str] = set()
         for rank in range(max((len(x) for x in lists), default=0)):
@@ -380,7 +412,7 @@ class TenantView:
                     seen.add(hits[rank][0].name)
         return merged[:limit]
 
-    def run(self, target: Target, params: Any, version: int | None = None) -> "CallResult":
+    def run(self, target: Target, params: Any, version: int | None = None) -> CallResult:
         return target.run_yard.run(target.name, params, version=version)
 
 
@@ -388,8 +420,12 @@ class Yards:
     """The yards one server process serves: the shared one, and per tenant a private one and a
     view of the shared one. Yards are made by `yard_factory(settings)` and kept for the process."""
 
-    def __init__(self, settings: Settings, yard_factory: Callable[[Settings], "Yard"] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        yard_factory: Callable[[Settings], Yard] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self._factory = yard_factory
         self._progress = progress
@@ -397,7 +433,7 @@ class Yards:
         self._yards: dict[tuple[str, str], Yard] = {}
         self.shared = self._make(settings)
 
-    def _make(self, settings: Settings) -> "Yard":
+    def _make(self, settings: Settings) -> Yard:
         if self._factory is not None:
             yard = self._factory(settings)
         else:
@@ -411,7 +447,7 @@ class Yards:
             yard.progress = self._progress
         return yard
 
-    def _get(self, kind: str, tenant: str, make_settings: Callable[[Settings, str], Settings]) -> "Yard":
+    def _get(self, kind: str, tenant: str, make_settings: Callable[[Settings, str], Settings]) -> Yard:
         key = (kind, tenant)
         with self._lock:
             yard = self._yards.get(key)
@@ -421,7 +457,7 @@ class Yards:
                 yard.tenant = tenant
             return yard
 
-    def all(self) -> list["Yard"]:
+    def all(self) -> list[Yard]:
         with self._lock:
             return [self.shared, *self._yards.values()]
 
@@ -505,8 +541,9 @@ def _store(home: str | Path | None = None) -> Tenants:
     return Tenants(home if home is not None else get_settings().home)
 
 
-def add_tenant(name: str, admin: bool = False, *, home: str | Path | None = None,
-               max_concurrent_runs: int | None = None) -> str:
+def add_tenant(
+    name: str, admin: bool = False, *, home: str | Path | None = None, max_concurrent_runs: int | None = None
+) -> str:
     return _store(home).add_tenant(name, admin, max_concurrent_runs=max_concurrent_runs)
 
 
@@ -540,7 +577,9 @@ def tenant_group() -> None:
 @tenant_group.command("add")
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="The key may change shared skills.")
-@click.option("--max-runs", type=int, default=None, help=f"Concurrent runs allowed (default {DEFAULT_MAX_RUNS}).")
+@click.option(
+    "--max-runs", type=int, default=None, help=f"Concurrent runs allowed (default {DEFAULT_MAX_RUNS})."
+)
 @click.option("--json", "as_json", is_flag=True)
 def tenant_add(name: str, admin: bool, max_runs: int | None, as_json: bool) -> None:
     """Add tenant NAME and print its API key (once: only a hash of it is stored)."""
@@ -552,8 +591,11 @@ def tenant_add(name: str, admin: bool, max_runs: int | None, as_json: bool) -> N
         click.echo(json.dumps({"tenant": name, "admin": admin, "key": key}))
     else:
         click.echo(key)
-        click.echo(f"tenant {name}{' (admin)' if admin else ''} added; the key above is shown only now: "
-                   "store it safely (Authorization: Bearer KEY)", err=True)
+        click.echo(
+            f"tenant {name}{' (admin)' if admin else ''} added; the key above is shown only now: "
+            "store it safely (Authorization: Bearer KEY)",
+            err=True,
+        )
 
 
 @tenant_group.command("list")
@@ -570,8 +612,10 @@ def tenant_list(as_json: bool) -> None:
     if not tenants:
         click.echo("no tenants: add one with `skillyard tenant add NAME [--admin]`")
     for t in tenants:
-        click.echo(f"{t.name:<34}{'admin' if t.admin else 'tenant':<8}{t.created_at}"
-                   f"{'  max-runs ' + str(t.max_concurrent_runs) if t.max_concurrent_runs else ''}")
+        click.echo(
+            f"{t.name:<34}{'admin' if t.admin else 'tenant':<8}{t.created_at}"
+            f"{'  max-runs ' + str(t.max_concurrent_runs) if t.max_concurrent_runs else ''}"
+        )
 
 
 @tenant_group.command("remove")
@@ -585,7 +629,10 @@ def tenant_remove(name: str, purge: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     if not removed:
         raise click.ClickException(f"no tenant {name!r}")
-    click.echo(f"tenant {name} removed" + (" with its skills" if purge else " (its skills are kept; --purge deletes them)"))
+    click.echo(
+        f"tenant {name} removed"
+        + (" with its skills" if purge else " (its skills are kept; --purge deletes them)")
+    )
 
 
 if __name__ == "__main__":  # python -m runtime.tenants add NAME [--admin]

@@ -12,6 +12,7 @@ files and are checked on every load, so a corrupted or substituted data file is
 an error rather than silently wrong token counts. tests/test_tokens.py compares
 these constants with the installed tiktoken's, so drift is caught.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,9 +52,7 @@ class EncodingSpec:
     special_tokens: dict[str, int]
 
 
-_CL100K_PAT = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
+_CL100K_PAT = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 _O200K_PAT = "|".join(
     [
         r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
@@ -95,7 +94,16 @@ SPECS: dict[str, EncodingSpec] = {
 # gpt-oss uses o200k_harmony, which only adds special tokens on top of
 # o200k_base, so plain-text counts are identical.
 _O200K_PREFIXES: tuple[str, ...] = (
-    "gpt-4o", "chatgpt-4o", "ft:gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss", "o1", "o3", "o4",
+    "gpt-4o",
+    "chatgpt-4o",
+    "ft:gpt-4o",
+    "gpt-4.1",
+    "gpt-4.5",
+    "gpt-5",
+    "gpt-oss",
+    "o1",
+    "o3",
+    "o4",
 )
 
 _lock = threading.Lock()

@@ -2,6 +2,7 @@
 list, show, search, versions, rollback, export. The CLI, the HTTP server and the MCP
 server are thin layers over this class.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,8 +26,16 @@ from .build import build_skill_image
 from .calls import CallError, CallResult, call_limits, call_skill
 from .config import Settings, get_settings
 from .gate import GateReport, gate_limits, run_gate
-from .package import (MEMORY_FILE, PackageError, SkillPackage, load_package, package_from_files, unpack_files,
-                      validate_name, write_files)
+from .package import (
+    MEMORY_FILE,
+    PackageError,
+    SkillPackage,
+    load_package,
+    package_from_files,
+    unpack_files,
+    validate_name,
+    write_files,
+)
 from .registry import GateSummary, Registry, SkillNotFound, SkillRecord
 
 log = structlog.get_logger(__name__)
@@ -49,8 +58,15 @@ class AddOutcome:
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "status": self.status, "version": self.version, "reasons": self.reasons,
-               "built": self.built, "duration_s": round(self.duration_s, 3), "source": self.source}
+        out = {
+            "name": self.name,
+            "status": self.status,
+            "version": self.version,
+            "reasons": self.reasons,
+            "built": self.built,
+            "duration_s": round(self.duration_s, 3),
+            "source": self.source,
+        }
         if self.report is not None:
             out["gate"] = self.report.summary
         return out
@@ -69,9 +85,18 @@ def discover(path: Path) -> list[Path]:
 
 
 class Yard:
-    def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
-                 registry: Registry | None = None, progress: Progress | None = None, pool: bool | None = None,
-                 tenant: str = "", collect_orphans: bool = True, long_lived: bool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sandbox: Sandbox | None = None,
+        registry: Registry | None = None,
+        progress: Progress | None = None,
+        pool: bool | None = None,
+        tenant: str = "",
+        collect_orphans: bool = True,
+        long_lived: bool | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         # `skillyard gc` and `doctor` turn this off: they report what is left behind themselves.
         self._collect_on_start = collect_orphans
@@ -125,9 +150,14 @@ class Yard:
             if self._pool is None:
                 from sandbox.pool import WarmPool
 
-                self._pool = Sandbox(WarmPool(self.sandbox.backend, size=self.settings.pool_size,  # type: ignore[arg-type]
-                                              max_calls=self.settings.pool_max_calls,
-                                              idle_expiry=self.settings.pool_idle_s))
+                self._pool = Sandbox(
+                    WarmPool(
+                        self.sandbox.backend,
+                        size=self.settings.pool_size,  # type: ignore[arg-type]
+                        max_calls=self.settings.pool_max_calls,
+                        idle_expiry=self.settings.pool_idle_s,
+                    )
+                )
             return self._pool
 
     def close(self) -> None:
@@ -159,7 +189,12 @@ class Yard:
 
     @cached_property
     def images(self) -> Images:
-        return Images(self.client, self.settings.wheel_dir.resolve(), base_mode=self.settings.base, progress=self.progress)
+        return Images(
+            self.client,
+            self.settings.wheel_dir.resolve(),
+            base_mode=self.settings.base,
+            progress=self.progress,
+        )
 
     @cached_property
     def runner(self) -> str:
@@ -194,19 +229,25 @@ class Yard:
         rec = self.registry.get(name, version)
         if rec is None:
             what = f"{name} v{version}" if version else name
-            raise SkillError(f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one")
+            raise SkillError(
+                f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one"
+            )
         return rec
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
         """The skill's image tag, built if missing. Cached per content hash: a call costs no image look-ups."""
         if fresh or pkg.content_hash not in self._image_tags:
-            tag, _ = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
+            tag, _ = build_skill_image(
+                self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress
+            )
             self._image_tags[pkg.content_hash] = tag
         return self._image_tags[pkg.content_hash]
 
     # -- add / gate --------------------------------------------------------------------------
     def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
-        tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
+        tag, built = build_skill_image(
+            self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress
+        )
         limits = gate_limits(pkg, self.base_limits, self.settings.gate_timeout)
         report = run_gate(self.sandbox, pkg, tag, limits=limits, threshold=self.settings.coverage_threshold)
         return report, built
@@ -217,11 +258,18 @@ class Yard:
         try:
             pkg = load_package(path, self.settings)
         except PackageError as exc:
-            return AddOutcome(name=Path(path).name, status="rejected", reasons=[str(exc)], source=str(path),
-                              duration_s=time.monotonic() - started)
+            return AddOutcome(
+                name=Path(path).name,
+                status="rejected",
+                reasons=[str(exc)],
+                source=str(path),
+                duration_s=time.monotonic() - started,
+            )
         return self.add_package(pkg, force=force, started=started)
 
-    def add_package(self, pkg: SkillPackage, *, force: bool = False, started: float | None = None) -> AddOutcome:
+    def add_package(
+        self, pkg: SkillPackage, *, force: bool = False, started: float | None = None
+    ) -> AddOutcome:
         started = started or time.monotonic()
         existing = self.registry.find(pkg.name, pkg.content_hash)
         if existing is not None and not force:
@@ -230,8 +278,15 @@ class Yard:
             if existing.status == "registered" and not existing.current:
                 pass  # an older version re-added: leave the current pointer alone (use rollback)
             self._sync_workspace(pkg)
-            return AddOutcome(name=pkg.name, status="unchanged", version=existing.version, reasons=existing.gate.reasons,
-                              report=report, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+            return AddOutcome(
+                name=pkg.name,
+                status="unchanged",
+                version=existing.version,
+                reasons=existing.gate.reasons,
+                report=report,
+                source=str(pkg.source or ""),
+                duration_s=time.monotonic() - started,
+            )
         self.progress(f"{pkg.name}: building image")
         try:
             report, built = self.gate(pkg)
@@ -241,30 +296,72 @@ class Yard:
             # The engine failed mid-gate: that says nothing about the skill. Record nothing, so the
             # next add gates it again instead of finding a "blocked" verdict for this content.
             log.warning("gate_not_recorded", skill=pkg.name, reasons=report.reasons)
-            return AddOutcome(name=pkg.name, status="error", reasons=report.reasons + ["nothing was recorded; retry"],
-                              report=report, built=built, source=str(pkg.source or ""),
-                              duration_s=time.monotonic() - started)
+            return AddOutcome(
+                name=pkg.name,
+                status="error",
+                reasons=report.reasons + ["nothing was recorded; retry"],
+                report=report,
+                built=built,
+                source=str(pkg.source or ""),
+                duration_s=time.monotonic() - started,
+            )
         status = "registered" if report.passed else "blocked"
         record = self.registry.add_version(
-            name=pkg.name, content_hash=pkg.content_hash, status=status, description=pkg.description,
-            tags=pkg.config.tags, instructions=pkg.instructions,
-            gate=GateSummary(passed=report.passed, tests=report.tests, failures=report.failures, errors=report.errors,
-                             skipped=report.skipped, coverage=report.coverage, duration_s=report.duration_s,
-                             reasons=report.reasons),
-            gate_report=report.to_dict(), package=pkg.to_archive(),
+            name=pkg.name,
+            content_hash=pkg.content_hash,
+            status=status,
+            description=pkg.description,
+            tags=pkg.config.tags,
+            instructions=pkg.instructions,
+            gate=GateSummary(
+                passed=report.passed,
+                tests=report.tests,
+                failures=report.failures,
+                errors=report.errors,
+                skipped=report.skipped,
+                coverage=report.coverage,
+                duration_s=report.duration_s,
+                reasons=report.reasons,
+            ),
+            gate_report=report.to_dict(),
+            package=pkg.to_archive(),
         )
         self._sync_workspace(pkg, memory_text=pkg.memory)
         self._forget_record(pkg.name)
         if not report.passed:
-            memory.add_entry(self.workspace(pkg.name) / MEMORY_FILE, "gate",
-                             f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
-        log.info("skill_gated", skill=pkg.name, version=record.version, status=status, tests=report.tests,
-                 coverage=report.coverage, duration_s=round(report.duration_s, 3))
-        return AddOutcome(name=pkg.name, status=status, version=record.version, reasons=report.reasons, report=report,
-                          built=built, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+            memory.add_entry(
+                self.workspace(pkg.name) / MEMORY_FILE,
+                "gate",
+                f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}",
+            )
+        log.info(
+            "skill_gated",
+            skill=pkg.name,
+            version=record.version,
+            status=status,
+            tests=report.tests,
+            coverage=report.coverage,
+            duration_s=round(report.duration_s, 3),
+        )
+        return AddOutcome(
+            name=pkg.name,
+            status=status,
+            version=record.version,
+            reasons=report.reasons,
+            report=report,
+            built=built,
+            source=str(pkg.source or ""),
+            duration_s=time.monotonic() - started,
+        )
 
-    def add_many(self, path: str | Path | list[Path], *, force: bool = False, workers: int = 1,
-                 on_result: Callable[[AddOutcome], None] | None = None) -> list[AddOutcome]:
+    def add_many(
+        self,
+        path: str | Path | list[Path],
+        *,
+        force: bool = False,
+        workers: int = 1,
+        on_result: Callable[[AddOutcome], None] | None = None,
+    ) -> list[AddOutcome]:
         """Add every skill under `path` (or in a list of folders); `workers` > 1 builds and gates
         that many at once (registry writes are serialised by its lock). Results keep input order."""
         folders = path if isinstance(path, list) else discover(Path(path))
@@ -328,7 +425,9 @@ class Yard:
             return
         with self._lock:
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, daemon=True, name="skillyard-accounting")
+                self._writer = threading.Thread(
+                    target=self._write_loop, daemon=True, name="skillyard-accounting"
+                )
                 self._writer.start()
                 atexit.register(self.flush)
         self._writes.put(fn)
@@ -353,13 +452,28 @@ class Yard:
         except (SkillError, ValueError) as exc:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         if rec.status != "registered":
-            return CallResult(skill=name, version=rec.version, ok=False,
-                              error=CallError("not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"))
+            return CallResult(
+                skill=name,
+                version=rec.version,
+                ok=False,
+                error=CallError(
+                    "not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"
+                ),
+            )
         pkg = self.package(rec.name, rec.version)
         limits = call_limits(pkg.config, self.base_limits)
+
         def call(image: str) -> CallResult:
-            return call_skill(self.call_sandbox, name=name, version=rec.version, image=image, config=pkg.config,
-                              params=params, limits=limits, tenant=self.tenant)
+            return call_skill(
+                self.call_sandbox,
+                name=name,
+                version=rec.version,
+                image=image,
+                config=pkg.config,
+                params=params,
+                limits=limits,
+                tenant=self.tenant,
+            )
 
         try:
             try:
@@ -367,22 +481,39 @@ class Yard:
             except ImageMissing:  # removed since we cached its tag (docker image prune): rebuild once
                 result = call(self.image_for(pkg, fresh=True))
         except SandboxError as exc:
-            result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
+            result = CallResult(
+                skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc))
+            )
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
             ok = result.ok
             self._account(lambda: self.registry.record_call(rec.name, rec.version, ok))
         self._account(lambda: self._record_use(rec, pkg, result))
         # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
-        if not result.ok and result.error is not None and result.error.kind not in ("sandbox", "invalid_input"):
+        if (
+            not result.ok
+            and result.error is not None
+            and result.error.kind not in ("sandbox", "invalid_input")
+        ):
             memory.add_entry(
-                self.workspace(name) / MEMORY_FILE, result.error.kind,
+                self.workspace(name) / MEMORY_FILE,
+                result.error.kind,
                 f"v{rec.version} {result.error.kind}: {result.error.type + ': ' if result.error.type else ''}"
                 f"{result.error.message[:200]} (input: {memory.describe_value(params)})",
             )
-        if not result.ok and result.error is not None and result.error.kind in ("exception", "bad_output", "crashed"):
+        if (
+            not result.ok
+            and result.error is not None
+            and result.error.kind in ("exception", "bad_output", "crashed")
+        ):
             self._remember_failed_input(name, params, result.error)
-        log.info("skill_call", skill=name, version=rec.version, ok=result.ok,
-                 error=result.error.kind if result.error else None, duration_s=round(result.duration_s, 3))
+        log.info(
+            "skill_call",
+            skill=name,
+            version=rec.version,
+            ok=result.ok,
+            error=result.error.kind if result.error else None,
+            duration_s=round(result.duration_s, 3),
+        )
         return result
 
     def context_tokens(self, pkg: SkillPackage) -> int:
@@ -397,9 +528,13 @@ class Yard:
         if result.error is not None and result.error.kind in ("invalid_input", "sandbox"):
             return  # not a use of the skill
         try:
-            self.ledger.record_use(skill=rec.name, version=rec.version, context_tokens=self.context_tokens(pkg),
-                                   outcome="ok" if result.ok else result.error.kind,
-                                   duration_ms=round(result.duration_s * 1000, 1))
+            self.ledger.record_use(
+                skill=rec.name,
+                version=rec.version,
+                context_tokens=self.context_tokens(pkg),
+                outcome="ok" if result.ok else result.error.kind,
+                duration_ms=round(result.duration_s * 1000, 1),
+            )
         except Exception as exc:  # noqa: BLE001 - accounting must never fail a call that worked
             log.warning("ledger_use_not_recorded", skill=rec.name, error=str(exc))
 

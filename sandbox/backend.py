@@ -3,6 +3,7 @@
 A backend takes a `RunSpec` and returns a `RunResult`. The Docker backend is the real
 one; others (gVisor through Docker's runtime option, a distributed engine) plug in here.
 """
+
 from __future__ import annotations
 
 import abc
@@ -23,7 +24,9 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     files: dict[str, bytes] = field(default_factory=dict)  # absolute path (inside a tmpfs dir) -> content
     stdin: bytes = b""
-    env: dict[str, str] = field(default_factory=dict)  # exactly what the program sees; the host's env never leaks
+    env: dict[str, str] = field(
+        default_factory=dict
+    )  # exactly what the program sees; the host's env never leaks
     cwd: str = WORKDIR
     collect: list[str] = field(default_factory=list)  # files to read back after the program ends
     owner: str = "sandbox"  # label naming who made the container (gc uses it)
@@ -44,10 +47,14 @@ class RunSpec:
             if not path.startswith("/") or ".." in path.split("/"):
                 raise ValueError(f"{path!r}: paths must be absolute with no '..'")
         if not (self.cwd.rstrip("/") + "/").startswith(writable):
-            raise ValueError(f"cwd {self.cwd!r} must be inside a writable tmpfs dir {sorted(self.limits.tmpfs)}")
+            raise ValueError(
+                f"cwd {self.cwd!r} must be inside a writable tmpfs dir {sorted(self.limits.tmpfs)}"
+            )
         for path in self.files:
             if not path.startswith(writable):
-                raise ValueError(f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}")
+                raise ValueError(
+                    f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}"
+                )
         for key in self.env:
             if not key or "=" in key or "\0" in key:
                 raise ValueError(f"bad environment variable name {key!r}")

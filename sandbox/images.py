@@ -4,6 +4,7 @@ Every image we build is tagged by a hash of its recipe and inputs, so an unchang
 image is never rebuilt. Builds run with the network off; packages come from a host
 wheelhouse filled by `pip download` (the host reaches the package index, containers never do).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,14 +90,36 @@ def ensure_wheels(requirements: Iterable[str], wheelhouse: Path, progress: Progr
         (tmp / "requirements.txt").write_text("\n".join(reqs) + "\n")
         if reqs:
             progress(f"downloading wheels: {', '.join(reqs)}")
-            cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
-                   "--only-binary=:all:", "--python-version", PY_VERSION, "--implementation", "cp",
-                   "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(tmp), "-r", str(tmp / "requirements.txt")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                PY_VERSION,
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                "-d",
+                str(tmp),
+                "-r",
+                str(tmp / "requirements.txt"),
+            ]
             for tag in _platform_tags():
                 cmd += ["--platform", tag]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
-                err = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location"))
+                err = "\n".join(
+                    line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location")
+                )
                 raise SandboxError(
                     f"pip could not download wheels for {reqs}: {err.strip()[-800:]}\n"
                     "Check the requirement names and that this machine reaches the package index; "
@@ -149,7 +172,9 @@ def build_image(
             pull=False,
         ):
             if "error" in chunk:
-                raise SandboxError(f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(last_lines[-15:]))
+                raise SandboxError(
+                    f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(last_lines[-15:])
+                )
             line = chunk.get("stream") or ""
             if line.strip():
                 last_lines.append(line)
@@ -169,8 +194,14 @@ class ImageSet:
 class Images:
     """Finds or builds the base and runner images, tagged by the hash of their inputs."""
 
-    def __init__(self, client: docker.DockerClient, wheelhouse: Path, *, base_mode: str = "auto",
-                 progress: Progress = _noop) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        wheelhouse: Path,
+        *,
+        base_mode: str = "auto",
+        progress: Progress = _noop,
+    ) -> None:
         self.client = client
         self.wheelhouse = wheelhouse
         self.base_mode = base_mode
@@ -197,7 +228,9 @@ class Images:
         if self.base_mode in ("auto", "registry") and self._try_registry_base():
             return self.base_tag("registry")
         if self.base_mode == "registry":
-            raise SandboxError("could not pull python:3.11-slim; set SKILLYARD_BASE=offline to build the base with debootstrap")
+            raise SandboxError(
+                "could not pull python:3.11-slim; set SKILLYARD_BASE=offline to build the base with debootstrap"
+            )
         return self._build_offline_base()
 
     def _try_registry_base(self) -> bool:
@@ -209,8 +242,14 @@ class Images:
             self.progress("base: no registry reachable; building the offline base with debootstrap")
             return False
         ctx = self.recipes / "base"
-        build_image(self.client, ctx, self.base_tag("registry"), dockerfile="registry.Dockerfile",
-                    labels={LABEL_KIND: "base"}, progress=self.progress)
+        build_image(
+            self.client,
+            ctx,
+            self.base_tag("registry"),
+            dockerfile="registry.Dockerfile",
+            labels={LABEL_KIND: "base"},
+            progress=self.progress,
+        )
         return True
 
     def _build_offline_base(self) -> str:
@@ -242,8 +281,14 @@ class Images:
             shutil.copy(self.recipes / "runner" / "Dockerfile", ctx / "Dockerfile")
             shutil.copytree(wheels, ctx / "wheels")
             self.progress(f"runner: building {tag}")
-            build_image(self.client, ctx, tag, buildargs={"BASE": base}, labels={LABEL_KIND: "runner"},
-                        progress=self.progress)
+            build_image(
+                self.client,
+                ctx,
+                tag,
+                buildargs={"BASE": base},
+                labels={LABEL_KIND: "runner"},
+                progress=self.progress,
+            )
         return tag
 
     def ensure(self) -> ImageSet:

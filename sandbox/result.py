@@ -1,4 +1,5 @@
 """What a sandboxed run produced. Plain dataclasses: these live inside the program."""
+
 from __future__ import annotations
 
 import base64
@@ -21,9 +22,13 @@ class RunResult:
     peak_memory_bytes: int | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # collected files that existed
     missing_files: list[str] = field(default_factory=list)
-    error: str | None = None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
+    error: str | None = (
+        None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
+    )
     container_id: str | None = None
-    prestarted: bool = False  # served by a process a warm container started before the call (RunSpec.prestart)
+    prestarted: bool = (
+        False  # served by a process a warm container started before the call (RunSpec.prestart)
+    )
 
     @property
     def truncated(self) -> bool:

@@ -1,4 +1,5 @@
 """The high-level entry point: `Sandbox(backend).run(argv, image=..., limits=...)`."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,9 @@ from .result import RunResult
 class Sandbox:
     """Runs programs in isolation through one backend (Docker unless told otherwise)."""
 
-    def __init__(self, backend: Backend | None = None, *, image: str | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self, backend: Backend | None = None, *, image: str | None = None, limits: Limits | None = None
+    ) -> None:
         if backend is None:
             from .docker_backend import DockerBackend
 
@@ -61,7 +64,7 @@ class Sandbox:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,6 +3,7 @@
 The session fixture checks that the suite leaves no skillyard container behind, and
 removes every skill image the tests built.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -64,7 +65,11 @@ def _no_leftovers(docker_client):
 
     deadline = time.monotonic() + 10  # background removals (pool discards) may still be in flight
     while True:
-        left = [c for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}) if ours(c)]
+        left = [
+            c
+            for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+            if ours(c)
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -99,14 +104,23 @@ def skill_copy(tmp_path):
 
     def make(name: str) -> Path:
         dest = tmp_path / "src" / name
-        shutil.copytree(SKILLS / name, dest, ignore=shutil.ignore_patterns("__pycache__", ".coverage", ".memory.md"))
+        shutil.copytree(
+            SKILLS / name, dest, ignore=shutil.ignore_patterns("__pycache__", ".coverage", ".memory.md")
+        )
         return dest
 
     return make
 
 
-def write_skill(root: Path, name: str, *, script: str, tests: dict[str, str], sidecar: str | None = None,
-                description: str = "A test skill.") -> Path:
+def write_skill(
+    root: Path,
+    name: str,
+    *,
+    script: str,
+    tests: dict[str, str],
+    sidecar: str | None = None,
+    description: str = "A test skill.",
+) -> Path:
     """Write a small skill package for a test."""
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
@@ -120,7 +134,9 @@ def write_skill(root: Path, name: str, *, script: str, tests: dict[str, str], si
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "faults: fault injection (engine restarts, SIGKILLed runtimes, killed containers)")
+    config.addinivalue_line(
+        "markers", "faults: fault injection (engine restarts, SIGKILLed runtimes, killed containers)"
+    )
     config.addinivalue_line("markers", "engine_restart: restarts dockerd; always run last in the session")
 
 

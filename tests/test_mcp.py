@@ -1,5 +1,6 @@
 """The MCP server, through the SDK's own clients: stdio (a real `skillyard mcp` subprocess)
 and streamable HTTP (uvicorn on 127.0.0.1). Real Docker, real LanceDB in tmp dirs."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import textwrap
 import anyio
 import httpx
 import pytest
+from mcp import Client, StdioServerParameters  # noqa: E402
 
 from runtime.config import Settings
 from runtime.registry import Registry
@@ -18,23 +20,28 @@ from sandbox import Sandbox
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 from tests.test_server import ServerThread, make_factory
 
-from mcp import Client, StdioServerParameters  # noqa: E402
-
 NAME = "mcp-echo"
-INPUT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}, "times": {"type": "integer", "minimum": 1}},
-                "required": ["text"], "additionalProperties": False}
-SCRIPT = textwrap.dedent('''
+INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}, "times": {"type": "integer", "minimum": 1}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+SCRIPT = textwrap.dedent("""
     def run(params):
         return {"echo": params["text"] * params.get("times", 1), "length": len(params["text"])}
-''')
-TESTS = textwrap.dedent('''
+""")
+TESTS = textwrap.dedent("""
     from scripts.main import run
 
     def test_run():
         assert run({"text": "ab", "times": 2}) == {"echo": "abab", "length": 2}
-''')
-SIDECAR = "entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(INPUT_SCHEMA) + \
-    "\noutput_schema: {type: object, required: [echo, length]}\n"
+""")
+SIDECAR = (
+    "entrypoint: scripts/main.py:run\ninput_schema: "
+    + json.dumps(INPUT_SCHEMA)
+    + "\noutput_schema: {type: object, required: [echo, length]}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +53,14 @@ def home(tmp_path_factory, backend, runner_image):
     settings = Settings(home=root / "home", wheelhouse=WHEELHOUSE)
     yard = Yard(settings, sandbox=Sandbox(backend), pool=False)
     yard.runner = runner_image
-    src = write_skill(root / "src", NAME, script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR,
-                      description="Repeat a text a number of times.")
+    src = write_skill(
+        root / "src",
+        NAME,
+        script=SCRIPT,
+        tests={"test_main.py": TESTS},
+        sidecar=SIDECAR,
+        description="Repeat a text a number of times.",
+    )
     outcome = yard.add(src)
     assert outcome.status == "registered", outcome.reasons
     key = Tenants(settings.home).add_tenant("agent")
@@ -65,8 +78,14 @@ def _command() -> list[str]:
 
 def test_stdio_server_lists_and_runs_skills(home, runner_image):
     settings = home["settings"]
-    env = {**os.environ, "SKILLYARD_HOME": str(settings.home), "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE),
-           "SKILLYARD_RUNNER_IMAGE": runner_image, "OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
+    env = {
+        **os.environ,
+        "SKILLYARD_HOME": str(settings.home),
+        "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE),
+        "SKILLYARD_RUNNER_IMAGE": runner_image,
+        "OPENAI_BASE_URL": "",
+        "OPENAI_API_KEY": "",
+    }
     params = StdioServerParameters(command=sys.executable, args=_command(), env=env, cwd=str(ROOT))
 
     async def session() -> None:
@@ -87,7 +106,9 @@ def test_stdio_server_lists_and_runs_skills(home, runner_image):
             assert unknown.is_error is True and "no skill" in unknown.content[0].text
 
             found = await client.call_tool("search_skills", {"query": "repeat text"})
-            assert found.is_error is False and NAME in {h["name"] for h in found.structured_content["results"]}
+            assert found.is_error is False and NAME in {
+                h["name"] for h in found.structured_content["results"]
+            }
             fix = await client.call_tool("fix_skill", {"name": NAME})
             assert fix.is_error is True and "OPENAI_BASE_URL" in fix.content[0].text
 
@@ -120,26 +141,36 @@ def test_streamable_http_server_needs_a_key_and_serves_the_tenant(home, backend,
     try:
         with ServerThread(http_app(tools)) as srv:
             url = f"{srv.url}/mcp"
-            r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                           headers={"Accept": "application/json, text/event-stream"})
+            r = httpx.post(
+                url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"Accept": "application/json, text/event-stream"},
+            )
             assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
             r = httpx.post(url, json={}, headers={"Authorization": "Bearer sy_aaaaaaaaaaaa_" + "b" * 43})
             assert r.status_code == 401
 
             async def session() -> None:
-                async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {home['key']}"},
-                                              timeout=120) as http_client:
+                async with httpx2.AsyncClient(
+                    headers={"Authorization": f"Bearer {home['key']}"}, timeout=120
+                ) as http_client:
                     transport = streamable_http_client(url, http_client=http_client)
                     async with Client(transport, cache=None, read_timeout_seconds=120) as client:
                         listed = {t.name: t for t in (await client.list_tools()).tools}
                         assert listed[NAME].input_schema == INPUT_SCHEMA
                         result = await client.call_tool(NAME, {"text": "hi"})
-                        assert result.is_error is False and result.structured_content == {"echo": "hi", "length": 2}
+                        assert result.is_error is False and result.structured_content == {
+                            "echo": "hi",
+                            "length": 2,
+                        }
                         bad = await client.call_tool(NAME, {"text": "hi", "extra": 1})
                         assert bad.is_error is True and "invalid_input" in bad.content[0].text
                         gate = await client.call_tool("test_skill", {"name": NAME})
                         assert gate.is_error is False
-                        assert gate.structured_content["passed"] is True and gate.structured_content["tests"] == 1
+                        assert (
+                            gate.structured_content["passed"] is True
+                            and gate.structured_content["tests"] == 1
+                        )
 
             anyio.run(session)
     finally:
@@ -180,7 +211,11 @@ def test_error_texts_point_to_mcp_ways_and_reject_non_finite_input(home, backend
     tools = SkillTools(home["settings"], yard_factory=make_factory(backend, runner_image))
     try:
         view = tools.yards.view(None)
-        for name, args in (("no-such-skill", {}), ("Bad Name", {}), ("test_skill", {"name": "no-such-skill"})):
+        for name, args in (
+            ("no-such-skill", {}),
+            ("Bad Name", {}),
+            ("test_skill", {"name": "no-such-skill"}),
+        ):
             text = tools.call(view, name, args)["content"][0]["text"]
             assert "/v1/" not in text and "search_skills" in text and "tools/list" in text, text
         nan = tools.call(view, NAME, {"text": "x", "times": float("inf")})

@@ -5,6 +5,7 @@ all-MiniLM-L6-v2 embedder (runtime.embeddings; fails if its model package is
 missing) or `TrigramEmbedder` below: a real, deterministic function (hashed
 character trigrams -> 384 dims, L2-normalised) that honours the Embedder API.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,25 +65,49 @@ PASS = GateSummary(
     passed=True, tests=4, failures=0, errors=0, skipped=0, coverage=92.5, duration_s=1.25, reasons=[]
 )
 FAIL = GateSummary(
-    passed=False, tests=4, failures=1, errors=0, skipped=0, coverage=61.0, duration_s=2.0,
+    passed=False,
+    tests=4,
+    failures=1,
+    errors=0,
+    skipped=0,
+    coverage=61.0,
+    duration_s=2.0,
     reasons=["1 test failed", "coverage 61.0% < 80%"],
-)  # fmt: skip
+)
 
 SKILLS = {
-    "csv-profile": ("Profile a CSV table: column types, missing values, distinct counts and numeric ranges.",
-                    ["csv", "data"], "Call with the CSV text; returns one entry per column."),
-    "image-resize": ("Resize PNG and JPEG images to a given width and height, keeping the aspect ratio. "
-                     "Makes thumbnails.", ["image"], "Pass base64 image bytes and the target size."),
-    "pdf-text": ("Extract the text of a PDF document page by page.", ["pdf", "text"],
-                 "Returns a list of pages."),
+    "csv-profile": (
+        "Profile a CSV table: column types, missing values, distinct counts and numeric ranges.",
+        ["csv", "data"],
+        "Call with the CSV text; returns one entry per column.",
+    ),
+    "image-resize": (
+        "Resize PNG and JPEG images to a given width and height, keeping the aspect ratio. Makes thumbnails.",
+        ["image"],
+        "Pass base64 image bytes and the target size.",
+    ),
+    "pdf-text": (
+        "Extract the text of a PDF document page by page.",
+        ["pdf", "text"],
+        "Returns a list of pages.",
+    ),
     "http-fetch": ("Fetch a web page over HTTP and return its status and body.", ["web"], "Needs a URL."),
-}  # fmt: skip
+}
 
 
-def add(reg: Registry, name: str, *, status: str = "registered", gate: GateSummary = PASS,
-        package: bytes | None = None, content_hash: str | None = None, description: str | None = None,
-        tags: list[str] | None = None, instructions: str | None = None,
-        report: dict | None = None) -> SkillRecord:  # fmt: skip
+def add(
+    reg: Registry,
+    name: str,
+    *,
+    status: str = "registered",
+    gate: GateSummary = PASS,
+    package: bytes | None = None,
+    content_hash: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    instructions: str | None = None,
+    report: dict | None = None,
+) -> SkillRecord:
     desc, default_tags, instr = SKILLS.get(name, (f"The {name} skill.", [], ""))
     package = package if package is not None else os.urandom(64)
     return reg.add_version(
@@ -93,8 +118,9 @@ def add(reg: Registry, name: str, *, status: str = "registered", gate: GateSumma
         tags=tags if tags is not None else default_tags,
         instructions=instructions if instructions is not None else instr,
         gate=gate,
-        gate_report=report if report is not None else {"gate": "pytest", "passed": gate.passed,
-                                                       "pkg": len(package)},  # fmt: skip
+        gate_report=report
+        if report is not None
+        else {"gate": "pytest", "passed": gate.passed, "pkg": len(package)},
         package=package,
     )
 
@@ -185,7 +211,7 @@ def test_name_limits_and_hash_validation(reg: Registry, tmp_path: Path):
     with pytest.raises(ValueError):
         reg.list(status="nope")
     # quotes in free text are data, not SQL
-    rec = add(reg, "quoted", description="It's a \"quoted\" description; DROP TABLE skills; --")
+    rec = add(reg, "quoted", description='It\'s a "quoted" description; DROP TABLE skills; --')
     assert reg.get("quoted").description == rec.description
 
 
@@ -230,7 +256,10 @@ def test_blocked_versions_are_kept_but_never_current(reg: Registry):
     assert b3.version == 3
     assert reg.get("csv-profile").version == 2
     assert [(r.version, r.status, r.current) for r in reg.versions("csv-profile")] == [
-        (1, "blocked", False), (2, "registered", True), (3, "blocked", False)]  # fmt: skip
+        (1, "blocked", False),
+        (2, "registered", True),
+        (3, "blocked", False),
+    ]
     assert sum(r.current for r in reg.versions("csv-profile")) == 1
 
     with pytest.raises(RegistryError):
@@ -262,8 +291,15 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
 
     (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {'v': 2}\n")
     loaded2 = load_package(skill)
-    v2 = add(reg, "csv-profile", package=loaded2.to_archive(), content_hash=loaded2.content_hash,
-             description="Profile CSV, second take.", tags=["csv"], report={"tests": 5})  # fmt: skip
+    v2 = add(
+        reg,
+        "csv-profile",
+        package=loaded2.to_archive(),
+        content_hash=loaded2.content_hash,
+        description="Profile CSV, second take.",
+        tags=["csv"],
+        report={"tests": 5},
+    )
     assert v2.content_hash != v1.content_hash
     add(reg, "csv-profile", status="blocked", gate=FAIL)
 
@@ -440,7 +476,16 @@ def test_search_by_meaning_with_real_embedder(tmp_path: Path, real_embedder):
 
 
 VERBS = ["parse", "convert", "validate", "compute", "extract", "render", "format", "merge", "split", "sort"]
-OBJECTS = ["dates", "invoices", "log lines", "phone numbers", "currencies", "XML feeds", "matrices", "timestamps"]
+OBJECTS = [
+    "dates",
+    "invoices",
+    "log lines",
+    "phone numbers",
+    "currencies",
+    "XML feeds",
+    "matrices",
+    "timestamps",
+]
 
 
 def _synthetic(i: int) -> tuple[str, str]:
@@ -461,11 +506,25 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         name, desc = _synthetic(i)
         tags = [name.split("-")[1]]
-        rows.append({"id": uuid.uuid4().hex, "name": name, "version": 1, "content_hash": f"h{i}",
-                     "status": "registered", "current": True, "description": desc, "tags": tags,
-                     "instructions": "", "search_text": _search_text(name, desc, tags, ""),
-                     "gate_passed": True, "gate_report": "{}", "created_at": now, "updated_at": now,
-                     "_embed": _embed_text(name, desc, tags)})  # fmt: skip
+        rows.append(
+            {
+                "id": uuid.uuid4().hex,
+                "name": name,
+                "version": 1,
+                "content_hash": f"h{i}",
+                "status": "registered",
+                "current": True,
+                "description": desc,
+                "tags": tags,
+                "instructions": "",
+                "search_text": _search_text(name, desc, tags, ""),
+                "gate_passed": True,
+                "gate_report": "{}",
+                "created_at": now,
+                "updated_at": now,
+                "_embed": _embed_text(name, desc, tags),
+            }
+        )
         usage.append({"name": name, "version": 1, "calls": 0, "failures": 0, "last_used": None})
     vectors = reg.embedder.embed([r.pop("_embed") for r in rows])
     for r, v in zip(rows, vectors):
@@ -516,9 +575,16 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
     queries = [f"{v} {o}" for v in VERBS[:5] for o in OBJECTS[:4]]
     for q in queries:
         qv = reg.embedder.embed([q])[0]
-        exact = (table.search(qv, vector_column_name="vector").distance_type("cosine").bypass_vector_index()
-                 .where("current = true AND status = 'registered'").select(["id", "_distance"]).limit(5)
-                 .to_arrow()["id"].to_pylist())  # fmt: skip
+        exact = (
+            table.search(qv, vector_column_name="vector")
+            .distance_type("cosine")
+            .bypass_vector_index()
+            .where("current = true AND status = 'registered'")
+            .select(["id", "_distance"])
+            .limit(5)
+            .to_arrow()["id"]
+            .to_pylist()
+        )
         found += len(set(exact) & {h["id"] for h in searcher.run(searcher.vector_leg(qv, 5))})
     assert found / (5 * len(queries)) >= 0.9
 
@@ -757,7 +823,9 @@ def test_search_counters_follow_every_writer(treg: Registry, tmp_path: Path):
     other = Registry(treg.uri, embedder=None)  # its own connection
     other.record_call("image-resize", 1, ok=False)
     assert _counters(treg.search(query), "image-resize") == (2, 1)
-    proc = mp.get_context("spawn").Process(target=_record_calls, args=(treg.uri, "image-resize", [True, False, True]))
+    proc = mp.get_context("spawn").Process(
+        target=_record_calls, args=(treg.uri, "image-resize", [True, False, True])
+    )
     proc.start()
     proc.join(timeout=180)
     assert proc.exitcode == 0
@@ -793,8 +861,10 @@ def test_concurrent_searches_and_calls_end_on_the_last_counters(treg: Registry):
         writer = pool.submit(calls)
         writer.result(timeout=300)
         assert all(f.result(timeout=300) > 0 for f in found)
-    want = {name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
-            for k, name in enumerate(SKILLS)}  # fmt: skip
+    want = {
+        name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
+        for k, name in enumerate(SKILLS)
+    }
     for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"]):
         assert _counters(treg.search(query), name) == want[name]
 
@@ -822,7 +892,12 @@ def test_events_audit_trail(reg: Registry):
     add(reg, "pdf-text")
     evs = reg.events("csv-profile")
     assert [(e["kind"], e["version"]) for e in evs] == [
-        ("registered", 1), ("blocked", 2), ("registered", 3), ("rollback", 1), ("retired", 1)]  # fmt: skip
+        ("registered", 1),
+        ("blocked", 2),
+        ("registered", 3),
+        ("rollback", 1),
+        ("retired", 1),
+    ]
     assert evs[1]["detail"]["reasons"] == FAIL.reasons
     assert evs[2]["detail"]["previous"] == 1
     assert len(reg.events()) == 6
@@ -869,11 +944,29 @@ def _add_worker(uri: str, wid: int, n: int, barrier) -> None:
     barrier.wait(timeout=120)
     for k in range(n):
         pkg = f"shared from {wid}/{k}".encode()
-        reg.add_version("shared", hashlib.sha256(pkg).hexdigest(), "registered", f"shared skill {wid} {k}",
-                        ["w"], "", PASS, {"w": wid, "k": k}, pkg)  # fmt: skip
+        reg.add_version(
+            "shared",
+            hashlib.sha256(pkg).hexdigest(),
+            "registered",
+            f"shared skill {wid} {k}",
+            ["w"],
+            "",
+            PASS,
+            {"w": wid, "k": k},
+            pkg,
+        )
         own = f"own from {wid}/{k}".encode()
-        reg.add_version(f"w{wid}-s{k}", hashlib.sha256(own).hexdigest(), "registered", f"own skill {wid} {k}",
-                        [], "", PASS, {"w": wid, "k": k}, own)  # fmt: skip
+        reg.add_version(
+            f"w{wid}-s{k}",
+            hashlib.sha256(own).hexdigest(),
+            "registered",
+            f"own skill {wid} {k}",
+            [],
+            "",
+            PASS,
+            {"w": wid, "k": k},
+            own,
+        )
     reg.close()
 
 
@@ -908,7 +1001,8 @@ def test_two_processes_add_versions_concurrently(tmp_path: Path):
     assert reg._table("skills").count_rows() == 40
     listed = reg.list()
     assert len(listed) == 21 and sorted(r.name for r in listed if r.name != "shared") == sorted(
-        f"w{w}-s{k}" for w in range(2) for k in range(10))  # fmt: skip
+        f"w{w}-s{k}" for w in range(2) for k in range(10)
+    )
     # nothing mixed up: each version's package is the one its record describes
     seen = set()
     for r in shared:
@@ -920,8 +1014,11 @@ def test_two_processes_add_versions_concurrently(tmp_path: Path):
     assert len(seen) == 20
     # per-writer order is preserved in the version numbers
     for w in range(2):
-        ks = [int(reg.package("shared", r.version).decode().split("/")[1]) for r in shared
-              if reg.package("shared", r.version).decode().startswith(f"shared from {w}/")]  # fmt: skip
+        ks = [
+            int(reg.package("shared", r.version).decode().split("/")[1])
+            for r in shared
+            if reg.package("shared", r.version).decode().startswith(f"shared from {w}/")
+        ]
         assert ks == list(range(10))
     assert len(reg.events()) == 40
     assert names(reg.search("shared skill"))[0] == "shared"
