@@ -173,7 +173,7 @@ def exec_cmd(
 
     from sandbox import Sandbox
 
-    limits = Limits().loosen(
+    limits = Limits().replace(
         memory=memory,
         cpus=cpus,
         pids=pids,

@@ -76,15 +76,14 @@ class Backend(abc.ABC):
     def info(self) -> dict[str, object]:
         """Facts for `skillyard doctor`: engine version, runtimes, and so on."""
 
+    @abc.abstractmethod
+    def managed_containers(self) -> list[dict[str, object]]:
+        """Every container this backend's kind made that still exists, of any process
+        (`skillyard doctor` counts them; `gc(everything=True)` removes them)."""
+
+    @abc.abstractmethod
+    def orphans(self) -> list[dict[str, object]]:
+        """The managed containers whose process is gone: what `gc()` removes."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (engine unreachable, image missing): not the program's fault.
-
-    The message says what to do next."""
-
-
-class ImageMissing(SandboxError):
-    """The image to run is not on the engine (never built, or removed since)."""

@@ -8,13 +8,10 @@ killed and removed, so nothing keeps running after a timeout.
 """
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import secrets
 import socket
-import struct
 import threading
 import time
 from datetime import datetime, timezone
@@ -27,8 +24,20 @@ import requests
 import structlog
 from docker.types import LogConfig, Ulimit
 
-from . import seccomp
-from .backend import Backend, ImageMissing, RunSpec, SandboxError
+from .backend import Backend, RunSpec
+from .errors import ImageMissing, SandboxError
+# The frame protocol lives in protocol.py; its names stay importable from here.
+from .protocol import (
+    MAGIC,
+    START_GRACE_S,
+    _FrameWatch,
+    frame_marker,
+    parse_response,
+    read_attach_stream,
+    result_from_response,
+)
+from .protocol import is_gvisor as _is_gvisor
+from .protocol import request_frame as _request_frame
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -38,11 +47,6 @@ LABEL_OWNER = "skillyard.owner"
 LABEL_PID = "skillyard.pid"
 LABEL_HOST = "skillyard.host"
 LABEL_CREATED = "skillyard.created"
-MAGIC = b"@@SKILLYARD-RESULT"
-# Extra seconds the host waits past the program's own timeout for the container to start,
-# the supervisor to collect files and the response to arrive, before it kills the container.
-START_GRACE_S = 20.0
-DEFAULT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _supervisor_source() -> str:
@@ -50,15 +54,10 @@ def _supervisor_source() -> str:
 
 
 _SUPERVISOR = _supervisor_source()
-_SECCOMP_B64 = base64.b64encode(seccomp.filter_bytes()).decode()
 
 
 def _safe_label(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text)[:40] or "x"
-
-
-def _is_gvisor(runtime: str | None) -> bool:
-    return bool(runtime) and "runsc" in str(runtime)
 
 
 def pid_alive(pid: int) -> bool:
@@ -164,33 +163,7 @@ class DockerBackend(Backend):
         return spec.limits.runtime or self.runtime
 
     def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
-        lim = spec.limits
-        rlimits = {"RLIMIT_NPROC": lim.pids} if _is_gvisor(self.runtime_for(spec)) else {}
-        env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update(spec.env)
-        body = json.dumps(
-            {
-                "nonce": nonce,
-                "argv": spec.argv,
-                "cwd": spec.cwd,
-                "env": env,
-                "stdin": base64.b64encode(spec.stdin).decode(),
-                "files": [
-                    {"path": p, "data": base64.b64encode(d).decode(), "mode": 0o644} for p, d in spec.files.items()
-                ]
-                + [{"path": spec.cwd.rstrip("/") + "/.keep", "data": "", "mode": 0o644}],
-                "collect": spec.collect,
-                "max_collect": lim.max_collect,
-                "max_stdout": lim.max_stdout,
-                "max_stderr": lim.max_stderr,
-                "timeout": lim.timeout,
-                "wipe": wipe or [],
-                "rlimits": rlimits,
-                "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
-                "prestart": spec.prestart,
-            }
-        ).encode()
-        return str(len(body)).encode() + b"\n" + body
+        return _request_frame(spec, nonce, runtime=self.runtime_for(spec), wipe=wipe)
 
     def create(self, spec: RunSpec, *, serve: bool = False) -> str:
         """Create (not start) a hardened container running the supervisor. Returns its id."""
@@ -222,6 +195,12 @@ class DockerBackend(Backend):
             self.remove_quietly(name)  # a create that failed half-way may still have left a container
             raise SandboxError(f"could not create a container: {exc}") from exc
         return container["Id"]
+
+    @property
+    def pending_removals(self) -> int:
+        """Containers whose removal failed and waits to be retried (normally none)."""
+        with self._lock:
+            return len(self._pending_removal)
 
     def retry_pending_removals(self) -> None:
         """Remove containers whose removal failed earlier (engine away). Cheap when there are none."""
@@ -386,132 +365,3 @@ class DockerBackend(Backend):
 
     def managed_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
-
-
-def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, until: bytes) -> tuple[bytes, bytes, bool, bool]:
-    """Read docker's multiplexed attach stream until a complete response frame carrying
-    the marker `until` has arrived, EOF (the container died without one) or the deadline.
-
-    Returns (stdout, stderr tail, timed_out, flooded). stdout beyond `budget` is dropped
-    and flagged: the supervisor never writes that much, so only a hostile program could.
-    """
-    buf = bytearray()
-    out = bytearray()
-    err = bytearray()
-    flooded = False
-    frame = _FrameWatch(until)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(out), bytes(err), True, flooded
-        raw.settimeout(remaining)
-        try:
-            chunk = raw.recv(1 << 16)
-        except socket.timeout:
-            return bytes(out), bytes(err), True, flooded
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 8:
-            stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
-            if len(buf) < 8 + size:
-                break
-            payload = bytes(buf[8 : 8 + size])
-            del buf[: 8 + size]
-            if stream == 1:
-                if len(out) + len(payload) > budget:
-                    flooded = True
-                    # Keep the tail: the response frame is the last thing the supervisor writes.
-                    out = out[-budget // 2 :]
-                    frame = _FrameWatch(until)  # offsets moved
-                out += payload
-            elif stream == 2:
-                err = (err + payload)[-65536:]
-        if frame.complete(out):
-            break
-    return bytes(out), bytes(err), False, flooded
-
-
-class _FrameWatch:
-    """Tells when a response frame with `marker` has fully arrived in a growing buffer.
-
-    Incremental: each check looks only at bytes it has not seen, and once the header is
-    read only compares lengths. (Searching and copying the whole buffer per 64 KB chunk
-    made a 40 MB response quadratic: 30 MB of output ran past its timeout.) Only the
-    supervisor knows the nonce in the marker, so its first occurrence is the frame."""
-
-    _HEADER_MAX = 21  # digits of the length, then the newline
-
-    def __init__(self, marker: bytes) -> None:
-        self.marker = marker
-        self.scanned = 0  # bytes of `out` searched for the marker
-        self.body_at: int | None = None  # where the length header starts
-        self.end: int | None = None  # where the frame ends
-
-    def complete(self, out: bytearray) -> bool:
-        if self.end is None:
-            if self.body_at is None:
-                idx = out.find(self.marker, max(0, self.scanned - len(self.marker) + 1))
-                self.scanned = len(out)
-                if idx < 0:
-                    return False
-                self.body_at = idx + len(self.marker)
-            newline = out.find(b"\n", self.body_at, self.body_at + self._HEADER_MAX)
-            if newline < 0:
-                if len(out) - self.body_at >= self._HEADER_MAX:  # not a frame header after all
-                    self.scanned, self.body_at = self.body_at, None
-                return False
-            header = bytes(out[self.body_at : newline])
-            if not header.isdigit():
-                self.scanned, self.body_at = self.body_at, None
-                return False
-            self.end = newline + 1 + int(header)
-        return len(out) >= self.end
-
-
-def frame_marker(nonce: str) -> bytes:
-    return b"\n" + MAGIC + b" " + nonce.encode() + b" "
-
-
-def parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
-    marker = frame_marker(nonce)
-    idx = out.rfind(marker)
-    if idx < 0:
-        return None
-    rest = out[idx + len(marker) :]
-    header, _, body = rest.partition(b"\n")
-    if not header.isdigit() or len(body) < int(header):
-        return None
-    try:
-        return json.loads(body[: int(header)])
-    except ValueError:
-        return None
-
-
-def result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, cid: str, state: dict[str, Any]) -> RunResult:
-    lim = spec.limits
-    stdout = base64.b64decode(resp["stdout"])
-    stderr = base64.b64decode(resp["stderr"])
-    sig = resp.get("signal")
-    oom = bool(resp.get("oom_kills")) or (sig == 9 and not resp.get("timed_out") and bool(state.get("OOMKilled")))
-    files = {p: base64.b64decode(f["data"]) for p, f in (resp.get("files") or {}).items()}
-    return RunResult(
-        exit_code=resp.get("exit_code"),
-        stdout=stdout,
-        stderr=stderr,
-        stdout_truncated=resp.get("stdout_bytes", 0) > lim.max_stdout,
-        stderr_truncated=resp.get("stderr_bytes", 0) > lim.max_stderr,
-        stdout_bytes=int(resp.get("stdout_bytes", len(stdout))),
-        stderr_bytes=int(resp.get("stderr_bytes", len(stderr))),
-        timed_out=bool(resp.get("timed_out")),
-        oom_killed=oom,
-        signal=sig,
-        duration_s=duration,
-        peak_memory_bytes=resp.get("peak_memory_bytes"),
-        files=files,
-        missing_files=list(resp.get("missing") or []),
-        container_id=cid,
-        prestarted=bool(resp.get("prestarted")),
-    )

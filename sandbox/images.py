@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import structlog
 
-from .backend import SandboxError
+from .errors import SandboxError
 
 log = structlog.get_logger(__name__)
 
@@ -229,7 +229,8 @@ class Images:
             return self.base_tag("registry")
         if self.base_mode == "registry":
             raise SandboxError(
-                "could not pull python:3.11-slim; set SKILLYARD_BASE=offline to build the base with debootstrap"
+                "could not pull python:3.11-slim; "
+                "set SKILLYARD_BASE=offline to build the base with debootstrap"
             )
         return self._build_offline_base()
 

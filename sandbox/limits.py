@@ -1,6 +1,6 @@
 """Resource and isolation limits for one sandboxed run.
 
-Defaults are strict: callers loosen them explicitly. Sizes accept ints (bytes) or
+Defaults are strict: callers change them explicitly (`Limits.replace`). Sizes accept ints (bytes) or
 strings such as "64m", "1g", "512k".
 """
 
@@ -132,19 +132,25 @@ class Limits(BaseModel):
         need = (self.max_stdout + self.max_stderr) * 5 // 2
         if need > self.memory:
             raise ValueError(
-                f"output caps {format_size(self.max_stdout)} + {format_size(self.max_stderr)} need about "
-                f"{_round_up_m(need)} of the run's memory to come back, and memory is {format_size(self.memory)}: "
-                "raise memory or lower the output caps"
+                f"output caps {format_size(self.max_stdout)} + {format_size(self.max_stderr)} need "
+                f"about {_round_up_m(need)} of the run's memory to come back, and memory is "
+                f"{format_size(self.memory)}: raise memory or lower the output caps"
             )
         return self
 
-    def loosen(self, **changes: object) -> Limits:
-        """A copy with some fields changed, validated like the original."""
+    def replace(self, **changes: object) -> Limits:
+        """A copy with the given fields changed (None leaves a field as it is), validated
+        like the original. It may loosen or tighten: a skill's own limits do either."""
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Limits.model_validate(data)
 
+    # The old name, kept only while runtime/gate.py (being reworked on another branch)
+    # and runtime/calls.py still call it; remove it once that lands.
+    loosen = replace
+
     def describe(self) -> dict[str, object]:
+        """The limits as people read them (sizes as "64m"): for results, reports and logs."""
         return {
             "cpus": self.cpus,
             "memory": format_size(self.memory),

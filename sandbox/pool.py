@@ -26,13 +26,14 @@ import requests
 import structlog
 
 from .backend import Backend, RunSpec
-from .docker_backend import (
+from .docker_backend import DockerBackend
+from .protocol import (
     START_GRACE_S,
-    DockerBackend,
-    _is_gvisor,
     frame_marker,
+    is_gvisor,
     parse_response,
     read_attach_stream,
+    response_budget,
     result_from_response,
 )
 from .result import RunResult
@@ -203,7 +204,7 @@ class WarmPool(Backend):
     # -- a call --------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
         spec.validate()
-        if self.backend._pending_removal:  # rare (engine was away): retry off the call's path
+        if self.backend.pending_removals:  # rare (engine was away): retry off the call's path
             threading.Thread(target=self.backend.retry_pending_removals, daemon=True).start()
         result, stale = self._run_once(spec)
         if stale:
@@ -224,14 +225,10 @@ class WarmPool(Backend):
             warm.raw.sendall(
                 self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"])
             )
-            lim = spec.limits
-            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (
-                1 << 20
-            )
-            deadline = time.monotonic() + lim.timeout + START_GRACE_S
+            deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
             sent = time.monotonic()
             out, diag, host_timeout, flooded = read_attach_stream(
-                warm.raw, deadline, budget, until=frame_marker(nonce)
+                warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
             )
             silent_eof = not out and not diag and time.monotonic() - sent < 0.1
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
@@ -276,7 +273,7 @@ class WarmPool(Backend):
             ), False
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
-        if _is_gvisor(self.backend.runtime_for(spec)):
+        if is_gvisor(self.backend.runtime_for(spec)):
             # gVisor has no /proc/sysvipc (leftover IPC objects cannot be seen) and does not honour
             # PR_SET_DUMPABLE for /proc: never reuse a container there (pre-warming still saves the start).
             breach = True
@@ -308,6 +305,12 @@ class WarmPool(Backend):
 
     def info(self) -> dict[str, object]:
         return {**self.backend.info(), "pool": self.stats()}
+
+    def managed_containers(self) -> list[dict[str, object]]:
+        return self.backend.managed_containers()
+
+    def orphans(self) -> list[dict[str, object]]:
+        return self.backend.orphans()
 
     def close(self) -> None:
         if self._closed:

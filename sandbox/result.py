@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class RunResult:
+    """What one sandboxed run produced: the program's outcome, or `error` when the
+    sandbox itself failed (then the program's fields say nothing)."""
+
     exit_code: int | None
     stdout: bytes = b""
     stderr: bytes = b""
@@ -32,10 +35,12 @@ class RunResult:
 
     @property
     def truncated(self) -> bool:
+        """Whether any output was dropped at the source (stdout or stderr over its cap)."""
         return self.stdout_truncated or self.stderr_truncated
 
     @property
     def ok(self) -> bool:
+        """The program ran and exited 0, within its limits."""
         return self.error is None and not self.timed_out and not self.oom_killed and self.exit_code == 0
 
     def to_json(self, *, binary: bool = False) -> dict[str, object]:

@@ -207,7 +207,7 @@ def _program() -> list[tuple[int, int, int, int]]:
     out = []
     for i, (code, jt, jf, k) in enumerate(prog):
 
-        def rel(target: str | int) -> int:
+        def rel(target: str | int, i: int = i) -> int:
             if isinstance(target, int):
                 return target
             off = labels[target] - i - 1

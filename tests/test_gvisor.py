@@ -30,12 +30,12 @@ def test_runs_under_the_gvisor_kernel(sandbox):
 
 def test_limits_hold_under_gvisor(sandbox):
     fork = sandbox.run(
-        ["python3", "-c", "import os\nwhile True: os.fork()"], limits=GV.loosen(pids=32, timeout=10)
+        ["python3", "-c", "import os\nwhile True: os.fork()"], limits=GV.replace(pids=32, timeout=10)
     )
     assert not fork.timed_out and fork.exit_code != 0  # stopped by RLIMIT_NPROC (runsc refuses pids_limit)
-    oom = sandbox.run(["python3", "-c", "a = bytearray(400 * 1024 * 1024)"], limits=GV.loosen(memory="128m"))
+    oom = sandbox.run(["python3", "-c", "a = bytearray(400 * 1024 * 1024)"], limits=GV.replace(memory="128m"))
     assert oom.oom_killed
-    spin = sandbox.run(["python3", "-c", "while True: pass"], limits=GV.loosen(timeout=2))
+    spin = sandbox.run(["python3", "-c", "while True: pass"], limits=GV.replace(timeout=2))
     assert spin.timed_out
 
 

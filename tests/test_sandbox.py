@@ -108,7 +108,7 @@ def test_stdin_delivered(sandbox):
     assert r.exit_code == 0, r.stderr
     assert r.stdout == data[::-1]
     # No stdin: the program sees EOF at once instead of hanging until the timeout.
-    r = sandbox.run(["cat"], limits=sandbox.limits.loosen(timeout=5))
+    r = sandbox.run(["cat"], limits=sandbox.limits.replace(timeout=5))
     assert (r.exit_code, r.stdout, r.timed_out) == (0, b"", False)
 
 
@@ -162,7 +162,7 @@ def test_collecting_a_fifo_does_not_hang(sandbox, monkeypatch):
     r = sandbox.run(
         py("import os; os.mkfifo('/tmp/work/out.txt'); print('done')"),
         collect=["/tmp/work/out.txt"],
-        limits=sandbox.limits.loosen(timeout=2),
+        limits=sandbox.limits.replace(timeout=2),
     )
     assert not r.timed_out
     assert (r.exit_code, r.stdout) == (0, b"done\n")
@@ -293,7 +293,7 @@ def test_network_probe_can_fail_on_bridge(sandbox, runner_image):
     """Guard for test_no_network: the same probe does see an interface on the bridge network."""
     r = sandbox.run(
         py("print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"),
-        limits=sandbox.limits.loosen(network="bridge"),
+        limits=sandbox.limits.replace(network="bridge"),
     )
     assert r.exit_code == 0, r.stderr
     # Under gVisor the engine registers runsc with --network=none (scripts/ensure-gvisor.sh): lo only, always.
@@ -308,7 +308,7 @@ def test_memory_bomb_is_oom_killed(sandbox):
             while True:
                 blocks.append(b"x" * (1024 * 1024))  # touched pages, not lazily zeroed
         """),
-        limits=sandbox.limits.loosen(memory="64m", timeout=20),
+        limits=sandbox.limits.replace(memory="64m", timeout=20),
     )
     assert r.error is None
     assert r.oom_killed is True
@@ -337,7 +337,7 @@ def test_pids_limit_stops_forks(sandbox):
                 sys.exit(0)
             print(n, 0)
         """),
-        limits=sandbox.limits.loosen(pids=32, timeout=20),
+        limits=sandbox.limits.replace(pids=32, timeout=20),
     )
     assert r.exit_code == 0, r.stderr
     forked, err = map(int, r.stdout.split())
@@ -354,7 +354,7 @@ def test_fork_bomb_is_contained(sandbox, docker_client):
             while True:
                 os.fork()
         """),
-        limits=sandbox.limits.loosen(pids=32, timeout=15),
+        limits=sandbox.limits.replace(pids=32, timeout=15),
     )
     assert time.monotonic() - started < 40
     assert r.error is None
@@ -368,7 +368,7 @@ def test_fork_bomb_is_contained(sandbox, docker_client):
 
 def test_cpu_spin_times_out_and_container_is_gone(sandbox, docker_client):
     started = time.monotonic()
-    r = sandbox.run(py("while True: pass"), limits=sandbox.limits.loosen(timeout=2))
+    r = sandbox.run(py("while True: pass"), limits=sandbox.limits.replace(timeout=2))
     wall = time.monotonic() - started
     assert r.timed_out is True
     assert not r.ok and not r.oom_killed
@@ -387,7 +387,7 @@ def test_sigterm_ignoring_program_killed_at_timeout(sandbox):
             time.sleep(60)
             print("survived")
         """),
-        limits=sandbox.limits.loosen(timeout=1.5),
+        limits=sandbox.limits.replace(timeout=1.5),
     )
     wall = time.monotonic() - started
     assert r.timed_out is True
@@ -407,7 +407,7 @@ def test_large_stdout_is_capped_and_counted(sandbox):
         sys.stdout.flush()
         sys.stderr.write("done")
     """),
-        limits=sandbox.limits.loosen(timeout=30),
+        limits=sandbox.limits.replace(timeout=30),
     )
     assert r.error is None and r.exit_code == 0
     assert r.stdout_truncated is True and r.truncated
@@ -430,7 +430,7 @@ def test_file_size_limit_gives_efbig(sandbox):
                 print("error", exc.errno)
             print("size", os.path.getsize("/tmp/work/big"))
         """),
-        limits=sandbox.limits.loosen(max_file_size="1m"),
+        limits=sandbox.limits.replace(max_file_size="1m"),
     )
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.decode().split()
@@ -451,7 +451,7 @@ def test_tmpfs_size_limit_gives_enospc(sandbox):
             except OSError as exc:
                 print(exc.errno, written)
         """),
-        limits=sandbox.limits.loosen(tmpfs={"/tmp": "8m"}),
+        limits=sandbox.limits.replace(tmpfs={"/tmp": "8m"}),
     )
     assert r.exit_code == 0, r.stderr
     outcome, written = r.stdout.decode().split()
@@ -478,7 +478,9 @@ def test_daemonized_child_does_not_outlive_the_call(sandbox, docker_client):
     """)
     started = time.monotonic()
     r = sandbox.run(
-        ["python3", "-c", code, token], collect=["/tmp/work/marker"], limits=sandbox.limits.loosen(timeout=10)
+        ["python3", "-c", code, token],
+        collect=["/tmp/work/marker"],
+        limits=sandbox.limits.replace(timeout=10),
     )
     wall = time.monotonic() - started
     assert r.exit_code == 0 and not r.timed_out, (r.stdout, r.stderr)
@@ -528,7 +530,7 @@ def test_cpus_quota_slows_a_cpu_loop(sandbox):
     """)
 
     def share(cpus: float) -> float:
-        r = sandbox.run(loop, limits=sandbox.limits.loosen(cpus=cpus))
+        r = sandbox.run(loop, limits=sandbox.limits.replace(cpus=cpus))
         assert r.exit_code == 0, r.stderr
         return float(r.stdout)
 
@@ -711,9 +713,9 @@ def test_limits_are_frozen_and_reject_unknown_fields():
         lim.memory = 1  # type: ignore[misc]
 
 
-def test_loosen_validates_and_copies():
+def test_replace_validates_and_copies():
     base = Limits()
-    looser = base.loosen(memory="1g", timeout=30, tmpfs={"/tmp": "128m"}, pids=None)
+    looser = base.replace(memory="1g", timeout=30, tmpfs={"/tmp": "128m"}, pids=None)
     assert looser.memory == 1024**3 and looser.timeout == 30 and looser.tmpfs == {"/tmp": 128 * MB}
     assert looser.pids == base.pids  # None keeps the value
     assert base.memory == 256 * MB  # the original is unchanged
@@ -727,7 +729,7 @@ def test_loosen_validates_and_copies():
         {"bogus": 1},
     ):
         with pytest.raises(ValidationError):
-            base.loosen(**bad)
+            base.replace(**bad)
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
@@ -784,7 +786,7 @@ def test_large_output_comes_back_within_the_memory_limit(sandbox):
     # output, blamed on the program); raw + base64 at ~2.3x leaves room.
     r = sandbox.run(
         ["head", "-c", str(30 * MB), "/dev/zero"],
-        limits=sandbox.limits.loosen(memory="96m", max_stdout="30m", timeout=30),
+        limits=sandbox.limits.replace(memory="96m", max_stdout="30m", timeout=30),
     )
     assert r.error is None and not r.oom_killed, (r.exit_code, r.stderr[-300:])
     assert r.exit_code == 0 and r.stdout == bytes(30 * MB) and not r.stdout_truncated
