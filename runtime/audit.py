@@ -31,6 +31,8 @@ from typing import Any
 import click
 import structlog
 
+from .errors import error_kind
+
 AUDIT_FILE = "audit.jsonl"
 LOCK_FILE = ".audit.lock"
 MAX_BYTES = 20 * 1024 * 1024
@@ -177,35 +179,6 @@ class AuditLog:
         if limit is not None:
             out = out[-limit:] if limit > 0 else []
         return out
-
-
-def error_kind(exc: BaseException) -> str:
-    """A short, stable name for why an action failed (never its message: that may quote inputs)."""
-    from sandbox import SandboxError
-
-    from .fixer import FixError
-    from .llm import LLMError, LLMUnavailable
-    from .package import PackageError
-    from .registry import RegistryError
-    from .tenants import Forbidden, NotFound
-    from .yard import SkillError
-
-    for cls, kind in (
-        (PackageError, "package"),
-        (SandboxError, "sandbox"),
-        (LLMUnavailable, "llm_unavailable"),
-        (LLMError, "llm"),
-        (FixError, "fix"),
-        (NotFound, "not_found"),
-        (Forbidden, "forbidden"),
-        (RegistryError, "registry"),
-        (SkillError, "skill"),
-    ):
-        if isinstance(exc, cls):
-            return kind
-    import docker.errors
-
-    return "engine" if isinstance(exc, docker.errors.DockerException) else "internal"
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sandbox import Limits, SandboxError, parse_size
+from sandbox import Limits, SandboxError, SkillyardError, parse_size
 
 from . import logs
 from .config import get_settings
@@ -81,15 +81,11 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from pydantic import ValidationError
 
-        from .package import PackageError
-        from .registry import RegistryError
-        from .yard import SkillError
-
         try:
             return super().invoke(ctx)
         except ValidationError as exc:
             _fail(_validation_text(exc))
-        except (SandboxError, SkillError, PackageError, RegistryError, ValueError) as exc:
+        except (SkillyardError, ValueError) as exc:
             _fail(str(exc))
 
 
@@ -660,8 +656,8 @@ def export(name: str, dest: Path, version: int | None) -> None:
 
 
 def _fixer(yard):
+    from .errors import LLMUnavailable
     from .fixer import Fixer
-    from .llm import LLMUnavailable
 
     try:
         return Fixer(yard)
@@ -695,7 +691,7 @@ def _print_fix(outcome) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
     """Ask the LLM to repair a blocked skill (or one with runtime errors); regate each attempt."""
-    from .fixer import FixError
+    from .errors import FixError
 
     yard = _yard()
     fixer = _fixer(yard)
@@ -722,7 +718,7 @@ def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True)
 def create(task: str, name: str | None, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
     """Have the LLM write a new skill for TASK, then gate it (and fix it if it fails)."""
-    from .fixer import FixError
+    from .errors import FixError
 
     yard = _yard()
     fixer = _fixer(yard)

@@ -8,7 +8,7 @@
         result = sy.run("word-stats", {"text": "Hello there."})
         print(result["output"])
 
-Errors come back as :class:`SkillyardError` with the HTTP status, the server's message and
+Errors come back as :class:`ApiError` (a :class:`SkillyardError`) with the HTTP status, the server's message and
 its request id. ``run`` returns the call result (a dict with ``ok``) for every answer that
 carries one -- also 422 invalid_input -- and raises only when there is no result.
 """
@@ -23,14 +23,8 @@ from typing import Any
 
 import httpx
 
-
-class SkillyardError(RuntimeError):
-    def __init__(self, status: int, message: str, request_id: str | None = None, body: Any = None) -> None:
-        self.status = status
-        self.message = message
-        self.request_id = request_id
-        self.body = body
-        super().__init__(f"HTTP {status}: {message}" + (f" (request {request_id})" if request_id else ""))
+from .errors import ApiError
+from .errors import SkillyardError as SkillyardError  # what callers catch: ApiError is one
 
 
 class SkillyardClient:
@@ -71,7 +65,7 @@ class SkillyardClient:
             else resp.text[:300] or resp.reason_phrase
         )
         rid = (body.get("request_id") if isinstance(body, dict) else None) or resp.headers.get("x-request-id")
-        raise SkillyardError(resp.status_code, str(message), rid, body)
+        raise ApiError(resp.status_code, str(message), rid, body)
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         kw["params"] = {k: v for k, v in (kw.get("params") or {}).items() if v is not None}

@@ -28,7 +28,7 @@ OPENAI_DESCRIPTION_MAX = 1024
 
 
 def _callable_packages(yard: Yard, names: list[str] | None) -> list[SkillPackage]:
-    from .yard import SkillError
+    from .errors import SkillError
 
     if names is None:
         recs = [r for r in yard.list("registered") if r.current]
@@ -94,15 +94,16 @@ def export_agent_skill(yard: Yard, name: str, dest: str | Path, version: int | N
 )
 def tools_command(names: tuple[str, ...], fmt: str) -> None:
     """Print registered skills (all, or NAMES) as function-calling tool definitions (JSON)."""
+    from .errors import SkillyardError
     from .tenants import _quiet_logs
-    from .yard import SkillError, Yard
+    from .yard import Yard
 
     _quiet_logs()  # stdout is the JSON
     try:
         tools = openai_tools(
             Yard(pool=False), list(names) or None, "chat" if fmt == "openai-chat" else "responses"
         )
-    except (SkillError, ValueError) as exc:
+    except (SkillyardError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(tools, indent=2, ensure_ascii=False))
 

@@ -23,6 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import memory
+from .errors import FixError
 from .gate import GateReport
 from .ledger import TIKTOKEN_USAGE_NOTE
 from .llm import LLM, LLMError, LLMReply, count_prompt_tokens
@@ -36,10 +37,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_BUDGET = 24_000  # prompt tokens for a fix request
 MAX_DETAIL_CHARS = 1_800
-
-
-class FixError(RuntimeError):
-    """The fix or create run could not go on; the message says why and what to do."""
 
 
 # -- the structured answer --------------------------------------------------------------------------

@@ -72,6 +72,8 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
+from .errors import StoreError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .package import SkillPackage
     from .registry import Registry
@@ -149,10 +151,6 @@ def usage_source(row: dict[str, Any]) -> str:
     if row.get("outcome") == "error" and not (row.get("prompt_tokens") or row.get("completion_tokens")):
         return "none"
     return "api"
-
-
-class LedgerError(RuntimeError):
-    """A ledger write failed for a reason other than a transient commit conflict."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -321,7 +319,7 @@ class Ledger:
         if tbl is not None:
             return tbl
         if self._db is None:
-            raise LedgerError("ledger is closed")
+            raise StoreError("ledger is closed")
         try:
             tbl = self._db.open_table(name)
         except ValueError:  # "Table '...' was not found"
@@ -347,7 +345,7 @@ class Ledger:
                 break
             except Exception as exc:  # noqa: BLE001 -- filtered below
                 if not _is_retryable(exc):
-                    raise LedgerError(
+                    raise StoreError(
                         f"ledger {what} failed: {(str(exc).splitlines() or [''])[0][:300]}"
                     ) from exc
                 if i == self.attempts - 1:

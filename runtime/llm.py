@@ -14,25 +14,10 @@ from typing import Any
 import structlog
 
 from .config import Settings
+from .errors import LLMError, LLMUnavailable
 from .tokens import encoding_for_model
 
 log = structlog.get_logger(__name__)
-
-
-class LLMUnavailable(RuntimeError):
-    """No endpoint is configured."""
-
-
-class LLMError(RuntimeError):
-    """The endpoint failed (down, rate-limited, timed out, bad answer). The message says what to do.
-
-    `attempts` is the number of HTTP requests sent (1 + the SDK's retries) and `elapsed_s`
-    the wall time they took, so the ledger and the message can say what was spent waiting."""
-
-    def __init__(self, message: str, *, attempts: int = 0, elapsed_s: float = 0.0) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.elapsed_s = elapsed_s
 
 
 @dataclass

@@ -30,8 +30,9 @@ import structlog
 
 from .audit import AuditLog, audited
 from .config import Settings, get_settings
+from .errors import Forbidden, UnknownSkill
 from .package import NAME_RE
-from .tenants import Forbidden, NotFound, RunLimiter, Tenant, Tenants, TenantView, Yards, configured_max_runs
+from .tenants import RunLimiter, Tenant, Tenants, TenantView, Yards, configured_max_runs
 
 log = structlog.get_logger(__name__)
 
@@ -185,7 +186,7 @@ class SkillTools:
             if name == "fix_skill":
                 return self._fix(view, args)
             return self._run(view, name, args)
-        except NotFound as exc:
+        except UnknownSkill as exc:
             return error_result(f"{exc}: {FIND_HINT}")
         except Forbidden as exc:
             return error_result(str(exc))
@@ -242,8 +243,8 @@ class SkillTools:
         return ok_result({**report.summary, "version": t.record.version, "failing": failing[:20]})
 
     def _fix(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
-        from .fixer import Fixer, FixError
-        from .llm import LLMUnavailable
+        from .errors import FixError, LLMUnavailable
+        from .fixer import Fixer
 
         name, attempts = args.get("name"), args.get("max_attempts", 3)
         if not isinstance(name, str) or not isinstance(attempts, int) or not 1 <= attempts <= 5:

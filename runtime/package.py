@@ -24,32 +24,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import Settings, get_settings
+from .errors import PackageError
+from .names import NAME_RE as NAME_RE  # re-exported: runtime/fixer.py imports it from here
+from .names import validate_name
 
-NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")  # \Z: "$" would accept a trailing newline
 MEMORY_FILE = ".memory.md"
 SIDECAR = "skillyard.yaml"
 # Generated files that are never part of a package (not hashed, not shipped).
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
 IGNORED_FILES = {".coverage", ".DS_Store"}  # .memory.md is read, but kept out of the hashed files
 MAX_YAML_BYTES = 64 * 1024
-
-
-class PackageError(ValueError):
-    """A package was rejected. `file` is the offending path relative to the package (or '')."""
-
-    def __init__(self, file: str, problem: str) -> None:
-        self.file = file
-        self.problem = problem
-        super().__init__(f"{file}: {problem}" if file else problem)
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAME_RE.match(name):
-        raise ValueError(
-            f"invalid skill name {name!r}: use 1-64 characters of a-z, 0-9 and single hyphens, "
-            "not starting or ending with a hyphen"
-        )
-    return name
 
 
 # -- models at the boundary ----------------------------------------------------------------

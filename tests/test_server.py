@@ -27,9 +27,10 @@ import uvicorn
 
 from runtime.client import SkillyardClient, SkillyardError
 from runtime.config import Settings
+from runtime.errors import TenantError
 from runtime.package import load_package, pack_files
 from runtime.server import create_app
-from runtime.tenants import TenantError, Tenants
+from runtime.tenants import Tenants
 from sandbox import Sandbox
 from tests.conftest import WHEELHOUSE, write_skill
 
