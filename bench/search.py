@@ -148,7 +148,7 @@ EXTRA = [
 def _rows(start: int, count: int, rng: np.random.Generator):
     import pyarrow as pa
 
-    from runtime.registry import _LISTED, DIM, SKILLS_SCHEMA, USAGE_SCHEMA, _listing, _search_text
+    from runtime.records import DIM, LISTED, SKILLS_SCHEMA, USAGE_SCHEMA, pack_listing, search_text
 
     now = datetime.now(UTC)
     names, descs, tags, instr, search = [], [], [], [], []
@@ -162,7 +162,7 @@ def _rows(start: int, count: int, rng: np.random.Generator):
         descs.append(desc)
         tags.append(tg)
         instr.append(ins)
-        search.append(_search_text(name, desc, tg, ins))
+        search.append(search_text(name, desc, tg, ins))
     vec = rng.standard_normal((count, DIM), dtype=np.float32)
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1), type=pa.float32()), DIM)
@@ -185,12 +185,12 @@ def _rows(start: int, count: int, rng: np.random.Generator):
         "updated_at": now,
     }
     listings = [
-        _listing(
+        pack_listing(
             {**common, "name": names[i], "content_hash": hashes[i], "description": descs[i], "tags": tags[i]}
         )
         for i in range(n)
     ]
-    assert set(common) | {"name", "content_hash", "description", "tags"} == set(_LISTED)
+    assert set(common) | {"name", "content_hash", "description", "tags"} == set(LISTED)
     skills = pa.Table.from_arrays(
         [
             pa.array(ids),
@@ -259,14 +259,13 @@ def _time_after_calls(reg: Any, name: str, queries: list[str], label: str) -> li
 
 
 def _vector_index_type(reg: Any) -> str | None:
-    from runtime.registry import SKILLS
-
-    index = reg._vector_index(reg._table(SKILLS))
+    index = next(iter(reg.vector_indexes()), None)
     return None if index is None else str(index.index_type)
 
 
 def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[str, Any]:
-    from runtime.registry import SKILLS, USAGE, Registry
+    from runtime.records import SKILLS, USAGE
+    from runtime.registry import Registry
 
     quiet_logs()
     rng = np.random.default_rng(seed)
@@ -275,7 +274,7 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
         uri = str(Path(tmp) / "store")
         reg = Registry(uri)  # embedder "auto": the real all-MiniLM-L6-v2 for queries
         fts = Registry(uri, embedder=None)
-        skills_t, usage_t = reg._table(SKILLS), reg._table(USAGE)  # creates tables + FTS index
+        skills_t, usage_t = reg.store.table(SKILLS), reg.store.table(USAGE)  # creates tables + FTS index
         emb = reg.embedder
         encoder = emb.wait_for_encoder(60) if hasattr(emb, "wait_for_encoder") else None
         numpy_emb = None

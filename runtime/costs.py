@@ -15,11 +15,12 @@ from typing import Any
 import click
 from rich.table import Table
 
+from . import accounting
+from .accounting import SkillCost, unattributed
 from .console import err, esc, out
-from .ledger import Ledger, SkillCost, cost_report, unattributed
+from .errors import UnknownSkill
+from .ledger import Ledger
 
-# Used when Settings has no default_baseline_tokens (it does since the auto-fix issue).
-FALLBACK_BASELINE_TOKENS = 4000
 DEFAULT_PLOT_SKILLS = 12
 
 
@@ -34,14 +35,6 @@ def _ledger(yard: Any) -> Ledger:
     return led if isinstance(led, Ledger) else Ledger(yard.settings.store)
 
 
-def _current_package(yard: Any):
-    def get(name: str):
-        rec = yard.registry.get(name)
-        return None if rec is None else yard.package(rec.name, rec.version)
-
-    return get
-
-
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -51,18 +44,10 @@ def _n(value: int | None) -> str:
 
 
 def build_report(yard: Any, name: str | None = None) -> list[SkillCost]:
-    baseline = getattr(yard.settings, "default_baseline_tokens", None)
-    report = cost_report(
-        _ledger(yard),
-        yard.registry,
-        _current_package(yard),
-        FALLBACK_BASELINE_TOKENS if baseline is None else int(baseline),
-    )
-    if name is not None:
-        report = [c for c in report if c.skill == name]
-        if not report:
-            raise click.ClickException(f"no skill {name!r} in the registry or the ledger")
-    return report
+    try:
+        return accounting.report(yard, name)
+    except UnknownSkill as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- cost

@@ -23,6 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import memory
+from .accounting import best_effort
 from .errors import FixError
 from .gate import GateReport
 from .ledger import TIKTOKEN_USAGE_NOTE
@@ -277,9 +278,12 @@ class Fixer:
     def _record(self, reply: LLMReply | None, *, skill: str | None, version: int | None, purpose: str, outcome: str,
                 detail: str = "", messages: list[dict[str, str]] | None = None,
                 error: LLMError | None = None) -> str | None:
-        """One ledger row for one HTTP request (reply None: the request failed)."""
-        ledger = self.yard.ledger
-        try:
+        """One ledger row for one HTTP request (reply None: the request failed). Never raises:
+        accounting.best_effort logs and counts a row it could not store."""
+
+        def write() -> str:
+            nonlocal detail
+            ledger = self.yard.ledger
             if reply is None:
                 # No usage came back, but we know what we sent: tiktoken's count of it.
                 sent = count_prompt_tokens(messages, self.llm.model) if messages else 0
@@ -297,9 +301,8 @@ class Fixer:
                 completion_tokens=reply.completion_tokens, cached_tokens=reply.cached_tokens,
                 tiktoken_prompt_tokens=reply.tiktoken_prompt_tokens, cost_usd=reply.cost_usd,
                 latency_ms=reply.latency_ms, outcome=outcome, detail=detail[:500], request_id=reply.request_id)
-        except Exception as exc:  # noqa: BLE001 -- accounting never breaks the fix
-            log.warning("ledger_call_not_recorded", skill=skill, error=str(exc)[:200])
-            return None
+
+        return best_effort("record an LLM call", write, skill=skill)
 
     def _ask(self, messages: list[dict[str, str]], schema: type[BaseModel], *, skill: str | None, version: int | None,
              purpose: str, validate: Any = None, ids: list[str] | None = None) -> tuple[Any, int, _Pending]:
@@ -507,20 +510,18 @@ class Fixer:
         pending.finish("ok")
         pkg = holder["pkg"]
         if ledger_name != pkg.name:
-            self.yard.ledger.reassign(ledger_name, pkg.name)
+            best_effort("reassign", lambda: self.yard.ledger.reassign(ledger_name, pkg.name), skill=pkg.name)
         added = self.yard.add_package(pkg)
         if added.version is not None:  # the creation's calls belong to the version they created
-            try:
-                self.yard.ledger.tag_version([i for i in ids if i], added.version)
-            except Exception as exc:  # noqa: BLE001 -- accounting never breaks the creation
-                log.warning("ledger_version_not_tagged", skill=pkg.name, error=str(exc)[:200])
+            best_effort("tag version", lambda: self.yard.ledger.tag_version([i for i in ids if i], added.version),
+                        skill=pkg.name)
         memory.add_entry(self.yard.workspace(pkg.name) / MEMORY_FILE, "create",
                          f"v{added.version} created from task: {task[:150]} ({added.status})")
         if answer.baseline_tokens and not pkg.config.baseline_tokens:
             # An estimate of the tokens the task costs without the skill: a baseline, not tokens spent.
-            self.yard.ledger.record_baseline(skill=pkg.name, version=added.version,
-                                             baseline_tokens=answer.baseline_tokens, source="creation",
-                                             detail="baseline estimated by the model at creation")
+            best_effort("record a baseline", lambda: self.yard.ledger.record_baseline(
+                skill=pkg.name, version=added.version, baseline_tokens=answer.baseline_tokens, source="creation",
+                detail="baseline estimated by the model at creation"), skill=pkg.name)
         if added.status == "registered":
             return added, None
         fixed = self.fix(pkg.name, max_attempts=max_attempts, allow_test_edits=allow_test_edits, pkg=pkg,

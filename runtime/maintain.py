@@ -39,7 +39,8 @@ import structlog
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
-    from .registry import EmbedderLike, Registry, SkillRecord
+    from .records import EmbedderLike, SkillRecord
+    from .registry import Registry
 
 log = structlog.get_logger(__name__)
 

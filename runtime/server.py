@@ -781,18 +781,9 @@ def _llm_fixer(yard: Any) -> Any:
 
 
 def _cost_rows(yard: Any, scope: str, name: str | None = None) -> list[dict[str, Any]]:
-    try:
-        from .ledger import cost_report
-    except ImportError as exc:
-        raise HTTPException(501, "cost accounting (runtime.ledger) is not installed on this server") from exc
+    from . import accounting
 
-    def current(n: str) -> SkillPackage | None:
-        rec = yard.registry.get(n)
-        return None if rec is None else yard.package(rec.name, rec.version)
-
-    baseline = int(getattr(yard.settings, "default_baseline_tokens", 4000) or 0)
-    rows = cost_report(yard.ledger, yard.registry, current, baseline)
-    return [{**c.to_dict(), "scope": scope} for c in rows if name is None or c.skill == name]
+    return [{**c.to_dict(), "scope": scope} for c in accounting.report(yard, name)]
 
 
 def _check_archive(blob: bytes, settings: Settings) -> None:
@@ -1572,10 +1563,7 @@ def create_app(
             raise HTTPException(
                 403, "the cost of shared skills (all tenants' use) is visible to admin keys only"
             )
-        rows = _cost_rows(t.yard, t.scope, name)
-        if not rows:
-            raise HTTPException(404, f"no cost record for {name}")
-        return rows[0]
+        return _cost_rows(t.yard, t.scope, name)[0]
 
     @v1.get(
         "/audit",

@@ -42,7 +42,7 @@ from .names import validate_name
 
 if TYPE_CHECKING:
     from .calls import CallResult
-    from .registry import SkillRecord
+    from .records import SkillRecord
     from .yard import Yard
 
 log = structlog.get_logger(__name__)

@@ -166,10 +166,7 @@ def build_encoding(spec: EncodingSpec, directory: Path | None = None) -> tiktoke
         raise TokenizerDataError(f"BPE rank file for {spec.name} not found at {path}")
     ranks = parse_ranks(_read_verified(path, spec.sha256))
     return tiktoken.Encoding(
-        spec.name,
-        pat_str=spec.pat_str,
-        mergeable_ranks=ranks,
-        special_tokens=dict(spec.special_tokens),
+        spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens)
     )
 
 

@@ -22,6 +22,7 @@ from sandbox import ImageMissing, Limits, Sandbox, SandboxError
 from sandbox.images import Images
 
 from . import memory
+from .accounting import best_effort
 from .build import build_skill_image
 from .calls import CallError, CallResult, call_limits, call_skill
 from .config import Settings, get_settings
@@ -37,7 +38,8 @@ from .package import (
     validate_name,
     write_files,
 )
-from .registry import GateSummary, Registry, SkillRecord
+from .records import GateSummary, SkillRecord
+from .registry import Registry
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
@@ -412,11 +414,16 @@ class Yard:
     def _forget_record(self, name: str) -> None:
         self._record_cache.pop(name, None)
 
-    def _account(self, fn: Callable[[], None]) -> None:
+    def _account(self, what: str, fn: Callable[[], object], **context: Any) -> None:
         """Counters and ledger rows: inline in one-shot processes, on a writer thread in long-lived
-        ones (they cost ~15 ms of LanceDB writes per call). `flush()`/`close()` wait for them."""
+        ones (they cost ~15 ms of LanceDB writes per call). `flush()`/`close()` wait for them.
+        Either way a failed write is logged and counted (accounting.best_effort), never raised."""
+
+        def write() -> None:
+            best_effort(what, fn, **context)
+
         if not self.long_lived:
-            fn()
+            write()
             return
         with self._lock:
             if self._writer is None:
@@ -425,15 +432,13 @@ class Yard:
                 )
                 self._writer.start()
                 atexit.register(self.flush)
-        self._writes.put(fn)
+        self._writes.put(write)
 
     def _write_loop(self) -> None:
         while True:
-            fn = self._writes.get()
+            write = self._writes.get()
             try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - accounting never breaks serving
-                log.warning("accounting_write_failed", error=str(exc))
+                write()  # best_effort: it logs what fails, and never raises
             finally:
                 self._writes.task_done()
 
@@ -481,8 +486,11 @@ class Yard:
             )
         if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
             ok = result.ok
-            self._account(lambda: self.registry.record_call(rec.name, rec.version, ok))
-        self._account(lambda: self._record_use(rec, pkg, result))
+            self._account(
+                "count a call", lambda: self.registry.record_call(rec.name, rec.version, ok), skill=name
+            )
+        if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):  # else not a use
+            self._account("record a use", lambda: self._record_use(rec, pkg, result), skill=name)
         # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
         if (
             not result.ok
@@ -520,18 +528,13 @@ class Yard:
         return self._context_tokens[pkg.content_hash]
 
     def _record_use(self, rec: SkillRecord, pkg: SkillPackage, result: CallResult) -> None:
-        if result.error is not None and result.error.kind in ("invalid_input", "sandbox"):
-            return  # not a use of the skill
-        try:
-            self.ledger.record_use(
-                skill=rec.name,
-                version=rec.version,
-                context_tokens=self.context_tokens(pkg),
-                outcome="ok" if result.ok else result.error.kind,
-                duration_ms=round(result.duration_s * 1000, 1),
-            )
-        except Exception as exc:  # noqa: BLE001 - accounting must never fail a call that worked
-            log.warning("ledger_use_not_recorded", skill=rec.name, error=str(exc))
+        self.ledger.record_use(
+            skill=rec.name,
+            version=rec.version,
+            context_tokens=self.context_tokens(pkg),
+            outcome="ok" if result.ok else result.error.kind,
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
 
     def _remember_failed_input(self, name: str, params: Any, error: CallError) -> None:
         """Keep the last few failing inputs (small ones) so a fix can be checked against them."""

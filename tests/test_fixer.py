@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runtime import memory
+from runtime.accounting import totals
 from runtime.config import Settings
 from runtime.fixer import Fixer, FixError
 from runtime.llm import LLM, LLMUnavailable
@@ -306,7 +307,7 @@ def test_creation_end_to_end(llm_yard, llm_server):
     assert [(b["baseline_tokens"], b["version"]) for b in llm_yard.ledger.baselines("reverse-words")] == [
         (2500, 1)
     ]
-    assert llm_yard.ledger.totals("reverse-words")["baseline_tokens"] == 2500
+    assert totals(llm_yard.ledger, "reverse-words")["baseline_tokens"] == 2500
     assert "created from task" in llm_yard.memory_text("reverse-words")
 
 

@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from runtime import logs
+from runtime.accounting import SkillCost, break_even, cost_report, totals, unattributed
 from runtime.config import Settings, get_settings
 from runtime.costs import cost_command, ledger_group
-from runtime.ledger import Ledger, SkillCost, break_even, cost_report, unattributed
+from runtime.ledger import LLM_CALLS_SCHEMA, Ledger
 from runtime.package import pack_files, package_from_files, unpack_files
-from runtime.registry import GateSummary, Registry
+from runtime.records import GateSummary
+from runtime.registry import Registry
 from runtime.tokens import count_tokens
 
 PASS = GateSummary(
@@ -184,12 +186,12 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     assert [u["context_tokens"] for u in led.uses("alpha")] == [2_001, 2_003]
     assert led.uses("nobody") == [] and led.skills() == ["alpha"]
 
-    t = led.totals("alpha")
+    t = totals(led, "alpha")
     assert t["llm_calls"] == 2 and t["creation_tokens"] == 383_017 and t["fix_tokens"] == big + 123_457
     assert t["invested_tokens"] == 383_017 + big + 123_457 and t["baseline_tokens"] is None
     assert (t["uses"], t["failures"], t["use_context_tokens"]) == (2, 1, 4_004)
     assert t["calls_by_outcome"] == {"malformed": 1, "ok": 1}
-    loose = led.totals(None)
+    loose = totals(led, None)
     assert (loose["llm_calls"], loose["total_tokens"]) == (1, 1_000)
 
     # another handle (a second process would be the same) sees everything at once
@@ -204,14 +206,14 @@ def test_since_filter_and_explicit_timestamps(led: Ledger):
     call(led, "s", "retry", 30, ts=now)
     assert [r["prompt_tokens"] for r in led.llm_calls("s", since=now - timedelta(days=2))] == [20, 30]
     assert [r["prompt_tokens"] for r in led.llm_calls(since=now - timedelta(hours=1))] == [30]
-    assert led.totals("s")["fix_tokens"] == 50 and led.totals("s")["creation_tokens"] == 10
+    assert totals(led, "s")["fix_tokens"] == 50 and totals(led, "s")["creation_tokens"] == 10
 
 
 def test_baseline_rows_average_and_are_not_investment(led: Ledger):
     call(led, "b", "create", 1_000, 500)
     led.record_baseline(skill="b", version=1, baseline_tokens=10_000)
     led.record_baseline(skill="b", version=1, baseline_tokens=10_001)
-    t = led.totals("b")
+    t = totals(led, "b")
     assert t["invested_tokens"] == 1_500 and t["baseline_tokens"] == 10_001  # mean 10,000.5 rounds half up
     assert t["baseline_rows"] == 2 and t["llm_calls"] == 1
 
@@ -226,9 +228,16 @@ def test_baseline_estimates_are_not_tokens_spent(home: Settings):
     rows = led.llm_calls("b")
     assert [r["purpose"] for r in rows] == ["create"] and sum(r["total_tokens"] for r in rows) == 1_500
     assert [(b["baseline_tokens"], b["source"]) for b in led.baselines("b")] == [(2_500, "creation")]
-    t = led.totals("b")
+    t = totals(led, "b")
     assert (t["total_tokens"], t["prompt_tokens"], t["baseline_tokens"]) == (1_500, 1_000, 2_500)
-    # a store written before the baselines table: its estimate rows are baselines, never tokens
+    led.close()
+
+
+def test_baseline_estimates_of_an_old_store_are_moved_by_a_migration(home: Settings):
+    """A store written before the baselines table kept estimates as llm_calls rows of
+    purpose "baseline". Opening it runs the named migration once: the rows move to
+    baselines (never tokens spent), the migration is recorded, and reads know nothing of
+    the old form."""
     import lancedb
 
     legacy = {
@@ -248,17 +257,34 @@ def test_baseline_estimates_are_not_tokens_spent(home: Settings):
         "detail": "",
         "request_id": "",
     }
-    lancedb.connect(home.store).open_table("llm_calls").add([legacy])
-    t = led.totals("b")
+    real = {
+        **legacy,
+        "id": "e" * 32,
+        "purpose": "create",
+        "prompt_tokens": 1_000,
+        "completion_tokens": 500,
+        "outcome": "ok",
+    }
+    lancedb.connect(home.store).create_table("llm_calls", [legacy, real], schema=LLM_CALLS_SCHEMA)
+    led = Ledger(home.store)
+    rows = led.llm_calls("b")
+    assert [r["purpose"] for r in rows] == ["create"] and sum(r["total_tokens"] for r in rows) == 1_500
+    assert [(b["id"], b["baseline_tokens"], b["source"]) for b in led.baselines("b")] == [
+        ("f" * 32, 3_500, "creation")
+    ]
+    t = totals(led, "b")
     assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (
         1_500,
         1,
-        3_000,
-        2,
+        3_500,
+        1,
     )
+    assert "ledger-0001-baselines-out-of-llm-calls" in led.store.applied_migrations()
     calls = CliRunner().invoke(ledger_group, ["calls", "--skill", "b"], catch_exceptions=False)
-    assert "2 call(s), 1,500 tokens" in calls.stdout  # the legacy estimate is listed, not summed
+    assert "1 call(s), 1,500 tokens" in calls.stdout
     led.close()
+    with Ledger(home.store) as again:  # recorded: nothing runs twice
+        assert len(again.baselines("b")) == 1 and len(again.llm_calls("b")) == 1
 
 
 def test_tag_version_sets_only_untagged_rows(led: Ledger):
@@ -276,7 +302,7 @@ def test_reassign_moves_placeholder_rows(led: Ledger):
     assert led.reassign("(creating)", "new-skill") == 2
     assert led.llm_calls("(creating)") == []
     assert [r["prompt_tokens"] for r in led.llm_calls("new-skill")] == [100, 50]
-    assert led.totals("new-skill")["invested_tokens"] == 165
+    assert totals(led, "new-skill")["invested_tokens"] == 165
     assert led.reassign("nothing-here", "x") == 0 and led.reassign("same", "same") == 0
     assert len(led.llm_calls()) == 3
 
@@ -364,7 +390,7 @@ def test_two_processes_record_concurrently_and_lose_nothing(tmp_path: Path):
         mine = led.llm_calls(f"w{w}")
         assert [r["detail"] for r in mine] == [f"{w}/{k}" for k in range(50)]  # each writer's order kept
         assert [r["prompt_tokens"] for r in mine] == [1_000 * w + k for k in range(50)]
-        assert led.totals(f"w{w}")["creation_tokens"] == sum(1_000 * w + 2 * k for k in range(50))
+        assert totals(led, f"w{w}")["creation_tokens"] == sum(1_000 * w + 2 * k for k in range(50))
     assert sorted(u["context_tokens"] for u in led.uses("shared")) == sorted(list(range(0, 50, 5)) * 2)
     led.close()
 

@@ -16,7 +16,8 @@ from runtime import logs
 from runtime.config import Settings, get_settings
 from runtime.ledger import Ledger
 from runtime.maintain import UnusedPolicy, find_overlaps, find_unused, maintain, maintain_command
-from runtime.registry import GateSummary, Registry
+from runtime.records import GateSummary
+from runtime.registry import Registry
 
 PASS = GateSummary(
     passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[]

@@ -27,7 +27,8 @@ from structlog.testing import capture_logs
 
 from runtime.errors import InvalidName, NotFound, RegistryError, StoreError
 from runtime.package import load_package, unpack_files
-from runtime.registry import GateSummary, Registry, SkillRecord
+from runtime.records import GateSummary, SkillRecord
+from runtime.registry import Registry
 
 # --------------------------------------------------------------------------- helpers
 
@@ -422,7 +423,7 @@ def test_search_full_text_fallback(reg: Registry, tmp_path: Path):
     reg.rollback("json-diff", 1)
     assert names(reg.search("differences"))[0] == "json-diff"
     assert all(reg.compact().values())
-    stats = reg._table("skills").index_stats("search_text_idx")
+    stats = reg.store.table("skills").index_stats("search_text_idx")
     assert stats.num_unindexed_rows == 0
     assert names(reg.search("differences"))[0] == "json-diff"
     other.close()
@@ -493,7 +494,7 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
     add_version() at ~30 ms a row would make a test past the index threshold slow."""
     import pyarrow as pa
 
-    from runtime.registry import SKILLS_SCHEMA, USAGE_SCHEMA, _embed_text, _listing, _search_text
+    from runtime.records import SKILLS_SCHEMA, USAGE_SCHEMA, embed_text, pack_listing, search_text
 
     rows, usage = [], []
     now = datetime.now(UTC)
@@ -511,33 +512,33 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
                 "description": desc,
                 "tags": tags,
                 "instructions": "",
-                "search_text": _search_text(name, desc, tags, ""),
+                "search_text": search_text(name, desc, tags, ""),
                 "gate_passed": True,
                 "gate_report": "{}",
                 "created_at": now,
                 "updated_at": now,
-                "_embed": _embed_text(name, desc, tags),
+                "_embed": embed_text(name, desc, tags),
             }
         )
         usage.append({"name": name, "version": 1, "calls": 0, "failures": 0, "last_used": None})
     vectors = reg.embedder.embed([r.pop("_embed") for r in rows])
-    for r, v in zip(rows, vectors):
+    for r, v in zip(rows, vectors, strict=True):
         r["vector"] = v.tolist()
-        r["listing"] = _listing(r)
-    reg._table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
-    reg._table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
+        r["listing"] = pack_listing(r)
+    reg.store.table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
+    reg.store.table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
 
 
 def _vector_index_type(reg: Registry) -> str | None:
-    index = reg._vector_index(reg._table("skills"))
+    index = next(iter(reg.vector_indexes()), None)
     return None if index is None else str(index.index_type)
 
 
 def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
-    from runtime import registry
+    from runtime import search
 
     # ~47 partitions for 3k rows, so probing 20 of them is a real approximation.
-    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 64)
+    monkeypatch.setattr(search, "VECTOR_ROWS_PER_PARTITION", 64)
     uri = str(tmp_path / "store")
     reg = Registry(uri, embedder=TrigramEmbedder(), compact_every=10_000, vector_index_min_rows=2_000)
     _bulk_load(reg, 3_000)
@@ -547,9 +548,9 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
     assert _vector_index_type(reg) is None  # only compaction builds it
     assert all(reg.compact().values())
     assert _vector_index_type(reg) == "IvfSq"
-    index_name = reg._vector_index(reg._table("skills")).name
+    index_name = next(iter(reg.vector_indexes()), None).name
     assert index_name == "vector_ivfsq_3005"  # the rows it was trained on
-    stats = reg._table("skills").index_stats(index_name)
+    stats = reg.store.table("skills").index_stats(index_name)
     assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (3_005, 0)
 
     fts_only = Registry(uri, embedder=None)
@@ -564,7 +565,7 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
     assert names(reg.search(desc))[0] == name
 
     # the index finds what an exact scan finds (top-5 recall over a few queries)
-    table, searcher = reg._table("skills"), reg._searcher()
+    table, searcher = reg.store.table("skills"), reg.searcher
     found = 0
     queries = [f"{v} {o}" for v in VERBS[:5] for o in OBJECTS[:4]]
     for q in queries:
@@ -584,7 +585,7 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
 
     # a skill added after the index was built is searched too (un-indexed rows are scanned)
     add(reg, "json-diff", description="Compare two JSON documents and list the differences.")
-    assert reg._table("skills").index_stats(index_name).num_unindexed_rows > 0
+    assert reg.store.table("skills").index_stats(index_name).num_unindexed_rows > 0
     assert names(reg.search("jsno diferences"))[0] == "json-diff"
     # status changes still filter (the retired row is rewritten, not yet re-indexed)
     reg.set_status("image-resize", "retired")
@@ -597,10 +598,10 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
 
 
 def test_search_by_meaning_through_the_vector_index(tmp_path: Path, monkeypatch, real_embedder):
-    from runtime import registry
+    from runtime import search
 
     # ~34 partitions for 540 rows, 20 probed: the index is really an approximation here.
-    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 16)
+    monkeypatch.setattr(search, "VECTOR_ROWS_PER_PARTITION", 16)
     reg = Registry(str(tmp_path / "store"), embedder=real_embedder, vector_index_min_rows=500)
     _bulk_load(reg, 540)  # real all-MiniLM-L6-v2 vectors (~5 s)
     for name in SKILLS:
@@ -618,9 +619,9 @@ def test_search_by_meaning_through_the_vector_index(tmp_path: Path, monkeypatch,
 
 
 def test_vector_index_is_rebuilt_when_deltas_pile_up(tmp_path: Path, monkeypatch):
-    from runtime import registry
+    from runtime import search
 
-    monkeypatch.setattr(registry, "VECTOR_INDEX_MAX_SEGMENTS", 1)
+    monkeypatch.setattr(search, "VECTOR_INDEX_MAX_SEGMENTS", 1)
     reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
     _bulk_load(reg, 400)
     reg.compact()
@@ -633,8 +634,8 @@ def test_vector_index_is_rebuilt_when_deltas_pile_up(tmp_path: Path, monkeypatch
     with all_logs() as logs:
         reg.compact()
     assert [e["rows"] for e in logs if e["event"] == "vector index rebuilt"] == [700]
-    table = reg._table("skills")
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_700"]  # the old one is gone
+    table = reg.store.table("skills")
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_700"]  # the old one is gone
     stats = table.index_stats("vector_ivfsq_700")
     assert (stats.num_indices, stats.num_indexed_rows, stats.num_unindexed_rows) == (1, 700, 0)
     name, desc = _synthetic(650)  # in the rebuilt index now
@@ -648,12 +649,12 @@ def test_vector_index_is_retrained_as_the_table_grows(tmp_path: Path):
     reg.compact()
     _bulk_load(reg, 500, start=600)  # 1100 <= 2 x 600: a delta segment is enough
     reg.compact()
-    table = reg._table("skills")
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    table = reg.store.table("skills")
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_600"]
     assert table.index_stats("vector_ivfsq_600").num_indices == 2
     _bulk_load(reg, 200, start=1100)  # 1300 > 2 x 600: partitions trained on 600 rows are too few
     reg.compact()
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_1300"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_1300"]
     reg.close()
 
 
@@ -664,11 +665,11 @@ def test_a_foreign_vector_index_is_replaced(tmp_path: Path):
 
     reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
     _bulk_load(reg, 600)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     table.create_index("vector", config=IvfSq(distance_type="l2", num_partitions=2))
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_idx"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_idx"]
     reg.compact()
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_600"]
     reg.close()
 
 
@@ -707,7 +708,7 @@ def test_search_returns_the_listing_columns_from_the_legs(treg: Registry):
 
 def _drop_listing(reg: Registry, where: str) -> None:
     """Rows as an older process writes them: no `listing`."""
-    reg._table("skills").update(where=where, values={"listing": None})
+    reg.store.table("skills").update(where=where, values={"listing": None})
 
 
 def test_search_reads_rows_without_a_listing(treg: Registry):
@@ -720,7 +721,7 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
     want = treg.get("csv-profile")
     hits = treg.search("csv columns")
     assert names(hits) == ["csv-profile"] and dataclasses.asdict(hits[0][0]) == dataclasses.asdict(want)
-    searcher = treg._searcher()
+    searcher = treg.searcher
     legs = searcher.run(searcher.text_leg("csv columns", 5))
     assert [(h["name"], h["row"]) for h in legs] == [("csv-profile", None)]
     treg.set_status("image-resize", "retired")
@@ -729,7 +730,7 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
     # handles between this one's legs and its row reads moves it on.
     searcher.run(searcher.refresh())
     with all_logs() as logs:
-        rows = searcher.run(searcher._rows_of(legs))
+        rows = searcher.run(searcher.rows_of(legs))
     assert any("moved" in e["event"] for e in logs)
     assert [(r["name"], r["id"]) for r in rows] == [("csv-profile", legs[0]["id"])]
     # a hybrid search mixing rows with and without a listing
@@ -739,22 +740,26 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
 
 
 def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
-    """A store made before the `listing` column: opening it adds the column and fills it
-    in; searches, lists and new versions work as before."""
+    """A store made before the `listing` column (and before migrations were recorded):
+    opening it runs the named migration once, which adds the column and fills it in;
+    searches, lists and new versions work as before, and the migration is recorded."""
     uri = str(tmp_path / "store")
     old = Registry(uri, embedder=TrigramEmbedder())
     for name in SKILLS:
         add(old, name)
     add(old, "csv-profile", status="blocked", gate=FAIL)
     before = {r.name: dataclasses.asdict(r) for r in old.list()}
-    old._table("skills").drop_columns(["listing"])
-    assert "listing" not in old._table("skills").schema.names
+    assert old.store.applied_migrations() == ["registry-0001-skills-listing"]  # a new store records it too
+    # Make it the store older code left: no `listing`, no record of the migration.
+    old.store.table("skills").drop_columns(["listing"])
+    old.store.table("_migrations").delete("name = 'registry-0001-skills-listing'")
+    assert "listing" not in old.store.table("skills").schema.names
     old.close()
     with all_logs() as logs:
         reg = Registry(uri, embedder=TrigramEmbedder())
         assert {r.name: dataclasses.asdict(r) for r in reg.list()} == before
     assert any(e["event"].startswith("migrated the skills table") and e["rows"] == 5 for e in logs)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     assert table.schema.field("listing").type == pa.string()
     assert table.count_rows("listing IS NULL") == 0
     hits = reg.search("csv column types")
@@ -767,6 +772,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     with all_logs() as logs:
         assert names(again.search("json"))[0] == "json-diff"
     assert not any(e["event"].startswith("migrated") for e in logs)
+    assert again.store.applied_migrations() == ["registry-0001-skills-listing"]
     again.close()
 
 
@@ -810,7 +816,7 @@ def test_search_counters_follow_every_writer(treg: Registry, tmp_path: Path):
     query = "resize images thumbnails"
     assert _counters(treg.search(query), "image-resize") == (0, 0)
     # filed in the cache, so the searches below are served from it unless a write drops it
-    assert "image-resize" in treg._searcher()._usage_cache
+    assert "image-resize" in treg.searcher.cached_names()
     assert _counters(treg.search(query), "image-resize") == (0, 0)
     treg.record_call("image-resize", 1, ok=True)
     assert _counters(treg.search(query), "image-resize") == (1, 0)
@@ -859,7 +865,7 @@ def test_concurrent_searches_and_calls_end_on_the_last_counters(treg: Registry):
         name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
         for k, name in enumerate(SKILLS)
     }
-    for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"]):
+    for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"], strict=True):
         assert _counters(treg.search(query), name) == want[name]
 
 
@@ -903,7 +909,7 @@ def test_automatic_compaction_keeps_data(tmp_path: Path):
     for i in range(12):
         add(reg, "csv-profile", package=bytes([i]) * 10)
         reg.record_call("csv-profile", i + 1, ok=True)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     assert table.index_stats("search_text_idx").num_indexed_rows > 0  # optimize folded rows into the index
     assert [reg.package("csv-profile", i + 1) for i in range(12)] == [bytes([i]) * 10 for i in range(12)]
     assert [r.calls for r in reg.versions("csv-profile")] == [1] * 12
@@ -992,7 +998,7 @@ def test_two_processes_add_versions_concurrently(tmp_path: Path):
     assert [r.version for r in shared] == list(range(1, 21))
     assert len({r.id for r in shared}) == 20
     assert [r.version for r in shared if r.current] == [20]  # allocation and the current flip are atomic
-    assert reg._table("skills").count_rows() == 40
+    assert reg.store.table("skills").count_rows() == 40
     listed = reg.list()
     assert len(listed) == 21 and sorted(r.name for r in listed if r.name != "shared") == sorted(
         f"w{w}-s{k}" for w in range(2) for k in range(10)
