@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import click
 import structlog
 
 from .errors import error_kind
+from .times import as_utc, parse_when
 
 AUDIT_FILE = "audit.jsonl"
 LOCK_FILE = ".audit.lock"
@@ -42,28 +41,7 @@ BACKUPS = 5
 def _utc(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = parse_when(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_when(text: str, *, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (naive = UTC) or a relative one such as ``30m``, ``2h``, ``7d`` (that long ago)."""
-    text = text.strip()
-    m = _RELATIVE.fullmatch(text)
-    if m:
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(
-            f"{text!r} is not a time: use ISO 8601 (2025-01-31T12:00:00Z) or 30m, 2h, 7d"
-        ) from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return parse_when(value) if isinstance(value, str) else as_utc(value)
 
 
 class _RotatingFile:
@@ -214,63 +192,3 @@ def query(
 
         home = get_settings().home
     return AuditLog(home).query(tenant, skill, since, until, event=event, limit=limit)
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-@click.command("audit")
-@click.option("--tenant", default=None, help="Only this tenant's entries.")
-@click.option("--skill", default=None, help="Only this skill's entries.")
-@click.option("--since", default=None, help="ISO time or relative (30m, 2h, 7d).")
-@click.option("--until", default=None, help="ISO time or relative (30m, 2h, 7d).")
-@click.option("--event", default=None, help="call, gate, import, rollback, fix or create.")
-@click.option("--limit", type=int, default=200, show_default=True, help="The newest N entries.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
-    """Who called, gated or fixed which skill, when, and how it went."""
-    if not structlog.is_configured():
-        from . import logs
-
-        logs.configure("WARNING")
-    try:
-        entries = query(
-            tenant,
-            skill,
-            parse_when(since) if since else None,
-            parse_when(until) if until else None,
-            event=event,
-            limit=limit,
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    if as_json:
-        for e in entries:
-            click.echo(json.dumps(e, default=str))
-        return
-    from rich.table import Table
-
-    from .console import esc, out
-
-    table = Table(title=f"audit: {len(entries)} entries")
-    for col in ("time", "event", "tenant", "skill", "v", "outcome", "ms", "tokens"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        table.add_row(
-            *(
-                esc(v)
-                for v in (
-                    str(e.get("ts", ""))[:19],
-                    e.get("event", ""),
-                    e.get("tenant", ""),
-                    e.get("skill", ""),
-                    e.get("version", "") or "",
-                    e.get("outcome", ""),
-                    e.get("duration_ms", "") or "",
-                    e.get("tokens", "") or "",
-                )
-            )
-        )
-    out.print(table)
-
-
-if __name__ == "__main__":  # python -m runtime.audit
-    audit_command()

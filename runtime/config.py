@@ -78,3 +78,14 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def version() -> str:
+    """skillyard's installed version ("0" in a source tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+
+    try:
+        return distribution_version("skillyard")
+    except PackageNotFoundError:
+        return "0"

@@ -10,12 +10,9 @@ required, no additional properties) that skill schemas need not have.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import click
 
 from .package import load_package, validate_name
 
@@ -80,33 +77,3 @@ def export_agent_skill(yard: Yard, name: str, dest: str | Path, version: int | N
     target = yard.export(name, dest, version)
     load_package(target, yard.settings)  # raises PackageError if what we wrote is not a valid package
     return target
-
-
-@click.command("tools")
-@click.argument("names", nargs=-1)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["openai", "openai-chat"]),
-    default="openai",
-    show_default=True,
-    help="openai: Responses API tools; openai-chat: Chat Completions tools.",
-)
-def tools_command(names: tuple[str, ...], fmt: str) -> None:
-    """Print registered skills (all, or NAMES) as function-calling tool definitions (JSON)."""
-    from .errors import SkillyardError
-    from .tenants import _quiet_logs
-    from .yard import Yard
-
-    _quiet_logs()  # stdout is the JSON
-    try:
-        tools = openai_tools(
-            Yard(pool=False), list(names) or None, "chat" if fmt == "openai-chat" else "responses"
-        )
-    except (SkillyardError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(tools, indent=2, ensure_ascii=False))
-
-
-if __name__ == "__main__":  # python -m runtime.exports
-    tools_command()

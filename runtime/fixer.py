@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import memory
+from . import notes
 from .accounting import best_effort
 from .errors import FixError
 from .gate import GateReport
@@ -240,6 +240,11 @@ class FixOutcome:
                 "stop_reason": self.stop_reason, "attempts": [a.to_dict() for a in self.attempts]}
 
 
+def creation_status(added: AddOutcome, fixed: FixOutcome | None) -> str:
+    """Where a creation ended: "registered" if its first version passed or a fix made one pass."""
+    return "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
+
+
 @dataclass
 class _Pending:
     """A usable answer whose ledger row waits for its final outcome (ok, refused, invalid, unchanged)."""
@@ -340,8 +345,8 @@ class Fixer:
         """The runtime failures recorded for `version` (older versions' failures were fixed or are
         not this version's; gate, fix and create notes are not runtime errors)."""
         found = []
-        for e in memory.entries(self.yard.memory_text(name)):
-            if e.kind in memory.RUNTIME_KINDS and e.text.startswith(f"v{version} "):
+        for e in notes.entries(self.yard.memory_text(name)):
+            if e.kind in notes.RUNTIME_KINDS and e.text.startswith(f"v{version} "):
                 found.append(f"{e.day}{f' (x{e.count})' if e.count > 1 else ''}: {e.text}")
         return found[-8:]
 
@@ -385,13 +390,13 @@ class Fixer:
             latest_version = added.version
             if added.status == "registered":
                 replay = self.replay_failures(name, latest_version)
-                memory.add_entry(mem_path, "fix", f"v{latest_version} fixed it: {answer.explanation[:200]}"
+                notes.add_entry(mem_path, "fix", f"v{latest_version} fixed it: {answer.explanation[:200]}"
                                  + (f" ({replay})" if replay else ""))
                 outcome.status = "fixed"
                 outcome.version = latest_version
                 outcome.stop_reason = f"attempt {number} passed the gate"
                 return outcome
-            memory.add_entry(mem_path, "fix", f"attempt {number} (v{latest_version}) still blocked: "
+            notes.add_entry(mem_path, "fix", f"attempt {number} (v{latest_version}) still blocked: "
                              f"{'; '.join(added.reasons)[:200]}")
             score = _score(added.report)
             pkg, report = candidate, added.report
@@ -417,7 +422,7 @@ class Fixer:
             attempt.reasons = [str(exc)]
             pending.finish("invalid", f"answer rejected: {exc}")
             feedback.append(f"attempt {number} was rejected: {exc}")
-            memory.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
+            notes.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
             return None
         if refused:
             attempt.outcome = "refused"
@@ -425,7 +430,7 @@ class Fixer:
             pending.finish("refused", f"answer changed tests: {', '.join(refused)}")
             feedback.append(f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
                             "fix the code, not the tests")
-            memory.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")
+            notes.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")
             log.warning("fix_refused_test_edit", skill=name, files=refused)
             return None
         try:
@@ -455,25 +460,13 @@ class Fixer:
         inputs = self.yard.failed_inputs(name)
         if not inputs:
             return ""
-        from sandbox import ImageMissing, SandboxError
-
-        from .calls import call_limits, call_skill
-
         rec = self.yard.record(name, version)
-        pkg = self.yard.package(rec.name, rec.version)
-        limits = call_limits(pkg.config, self.yard.base_limits)
         fixed = 0
         for params in inputs:
-            def call(image: str, params: Any = params) -> bool:
-                return call_skill(self.yard.call_sandbox, name=name, version=rec.version, image=image,
-                                  config=pkg.config, params=params, limits=limits, tenant=self.yard.tenant).ok
-            try:
-                try:
-                    fixed += call(self.yard.image_for(pkg))
-                except ImageMissing:
-                    fixed += call(self.yard.image_for(pkg, fresh=True))
-            except SandboxError as exc:
-                log.warning("replay_failed", skill=name, error=str(exc)[:200])
+            result = self.yard.trial_call(rec, params)  # an engine failure is a sandbox error, not a raise
+            if result.error is not None and result.error.kind == "sandbox":
+                log.warning("replay_failed", skill=name, error=result.error.message[:200])
+            fixed += result.ok
         return f"{fixed}/{len(inputs)} recorded failing inputs now succeed"
 
     # create ---------------------------------------------------------------------------------------
@@ -515,7 +508,7 @@ class Fixer:
         if added.version is not None:  # the creation's calls belong to the version they created
             best_effort("tag version", lambda: self.yard.ledger.tag_version([i for i in ids if i], added.version),
                         skill=pkg.name)
-        memory.add_entry(self.yard.workspace(pkg.name) / MEMORY_FILE, "create",
+        notes.add_entry(self.yard.workspace(pkg.name) / MEMORY_FILE, "create",
                          f"v{added.version} created from task: {task[:150]} ({added.status})")
         if answer.baseline_tokens and not pkg.config.baseline_tokens:
             # An estimate of the tokens the task costs without the skill: a baseline, not tokens spent.

@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -140,6 +140,11 @@ class GateSummary:
     coverage: float | None
     duration_s: float
     reasons: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, report: Any) -> GateSummary:
+        """The summary of a full gate report (anything with these fields' names)."""
+        return cls(**{f.name: getattr(report, f.name) for f in fields(cls)})
 
 
 @dataclass

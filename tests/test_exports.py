@@ -123,7 +123,7 @@ def test_tools_command_prints_the_definitions(yard, runner_image):
         "SKILLYARD_RUNNER_IMAGE": runner_image,
     }
     out = subprocess.run(
-        [sys.executable, "-m", "runtime.exports", "--format", "openai"],
+        [sys.executable, "-m", "runtime", "tools", "--format", "openai"],
         capture_output=True,
         text=True,
         env=env,
@@ -133,7 +133,7 @@ def test_tools_command_prints_the_definitions(yard, runner_image):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == openai_tools(yard)
     out = subprocess.run(
-        [sys.executable, "-m", "runtime.exports", "num-broken"],
+        [sys.executable, "-m", "runtime", "tools", "num-broken"],
         capture_output=True,
         text=True,
         env=env,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtime import memory
+from runtime import notes
 from runtime.accounting import totals
 from runtime.config import Settings
 from runtime.fixer import Fixer, FixError
@@ -254,11 +254,11 @@ def test_memory_merge_keeps_the_newest_text_and_date(tmp_path):
     """Audit #2: three merged entries "v0/v1/v2 blocked" read "(x3) v0 blocked"."""
     path = tmp_path / ".memory.md"
     for i in range(3):
-        memory.add_entry(
+        notes.add_entry(
             path, "gate", f"v{i} blocked: 1 test failed", now=datetime(2025, 1, 1 + i, tzinfo=UTC)
         )
     assert "- 2025-01-03 [gate] (x3) v2 blocked: 1 test failed" in path.read_text()
-    (entry,) = memory.entries(path.read_text())
+    (entry,) = notes.entries(path.read_text())
     assert (entry.day, entry.kind, entry.count, entry.text) == (
         "2025-01-03",
         "gate",

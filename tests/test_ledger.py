@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from runtime import logs
 from runtime.accounting import SkillCost, break_even, cost_report, totals, unattributed
+from runtime.cli.cost import cost_command, ledger_group
 from runtime.config import Settings, get_settings
-from runtime.costs import cost_command, ledger_group
 from runtime.ledger import LLM_CALLS_SCHEMA, Ledger
 from runtime.package import pack_files, package_from_files, unpack_files
 from runtime.records import GateSummary

@@ -91,11 +91,11 @@ def test_call_returns_output_and_counts(yard, doubler):
 def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings, backend, runner_image):
     """A strict-isolation server (cold calls, no pool) is long-lived: counters and ledger rows
     go to the writer thread and land by flush(); the record is read once per RECORD_TTL_S."""
-    from runtime.tenants import Yards
+    from runtime.views import TenantYards
     from runtime.yard import Yard
     from sandbox.sandbox import Sandbox
 
-    yards = Yards(settings.model_copy(update={"pool_size": 0}))  # what the servers make
+    yards = TenantYards(settings.model_copy(update={"pool_size": 0}))  # what the servers make
     assert yards.shared.long_lived and not yards.shared.use_pool
     yards.close()
     strict = Yard(settings, sandbox=Sandbox(backend), pool=False, long_lived=True)
@@ -103,7 +103,7 @@ def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings
     try:
         results = [strict.run("doubler", {"x": i}) for i in range(3)]
         assert [r.output for r in results] == [{"value": 0}, {"value": 2}, {"value": 4}]
-        assert strict._writer is not None and strict._writer.is_alive()
+        assert strict.accounting_thread_running
         strict.flush()
         rec = strict.registry.get("doubler")
         assert (rec.calls, rec.failures) == (3, 0)

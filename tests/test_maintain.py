@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from runtime import logs
+from runtime.cli.maintain import maintain_command
 from runtime.config import Settings, get_settings
 from runtime.ledger import Ledger
-from runtime.maintain import UnusedPolicy, find_overlaps, find_unused, maintain, maintain_command
+from runtime.maintain import UnusedPolicy, find_overlaps, find_unused, maintain
 from runtime.records import GateSummary
 from runtime.registry import Registry
 

@@ -18,7 +18,7 @@ from runtime.registry import Registry
 from runtime.tenants import Tenants
 from sandbox import Sandbox
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
-from tests.test_server import ServerThread, make_factory
+from tests.helpers import ServerThread, make_factory
 
 NAME = "mcp-echo"
 INPUT_SCHEMA = {
@@ -68,12 +68,8 @@ def home(tmp_path_factory, backend, runner_image):
 
 
 def _command() -> list[str]:
-    """`python -m runtime mcp` once the CLI has the command wired in; the module entry point until then."""
-    from runtime.cli import cli
-
-    if "mcp" in cli.commands:
-        return ["-m", "runtime", "mcp", "--transport", "stdio"]
-    return ["-m", "runtime.mcp_server", "--transport", "stdio"]
+    """`python -m runtime mcp`: the one entry point, as an agent's configuration starts it."""
+    return ["-m", "runtime", "mcp", "--transport", "stdio"]
 
 
 def test_stdio_server_lists_and_runs_skills(home, runner_image):
@@ -175,7 +171,7 @@ def test_streamable_http_server_needs_a_key_and_serves_the_tenant(home, backend,
             anyio.run(session)
     finally:
         tools.close()
-    calls = [e for e in tools.audit.query(tenant="agent") if e["event"] == "call"]
+    calls = [e for e in tools.service.audit.query(tenant="agent") if e["event"] == "call"]
     assert [e["outcome"] for e in calls] == ["ok", "invalid_input"] and all(e["via"] == "mcp" for e in calls)
 
 
@@ -187,22 +183,22 @@ def test_max_concurrent_runs_comes_from_the_environment(home, backend, runner_im
     monkeypatch.setenv("SKILLYARD_MAX_CONCURRENT_RUNS", "1")
     tools = SkillTools(home["settings"], yard_factory=make_factory(backend, runner_image))
     try:
-        assert tools.runs.limit_for(None) == 1
-        view = tools.yards.view(None)
-        assert tools.runs.try_acquire(view.tenant)  # one run in flight: the limit is reached
+        assert tools.service.runs.limit_for(None) == 1
+        view = tools.service.yards.view(None)
+        assert tools.service.runs.try_acquire(view.tenant)  # one run in flight: the limit is reached
         try:
             busy = tools.call(view, NAME, {"text": "x"})
         finally:
-            tools.runs.release(view.tenant)
-        assert busy["is_error"] and "limit 1" in busy["content"][0]["text"]
+            tools.service.runs.release(view.tenant)
+        assert busy["is_error"] and "the limit is 1" in busy["content"][0]["text"]
         assert tools.call(view, NAME, {"text": "x"})["is_error"] is False
     finally:
         tools.close()
-    calls = [e for e in tools.audit.query(tenant="local", skill=NAME) if e["event"] == "call"]
+    calls = [e for e in tools.service.audit.query(tenant="local", skill=NAME) if e["event"] == "call"]
     assert [e["outcome"] for e in calls[-2:]] == ["refused", "ok"] and calls[-2]["error"] == "too_many_runs"
-    assert SkillTools(home["settings"], max_concurrent_runs=3).runs.limit_for(None) == 3
+    assert SkillTools(home["settings"], max_concurrent_runs=3).service.runs.limit_for(None) == 3
     monkeypatch.delenv("SKILLYARD_MAX_CONCURRENT_RUNS")
-    assert SkillTools(home["settings"]).runs.limit_for(None) == 4
+    assert SkillTools(home["settings"]).service.runs.limit_for(None) == 4
 
 
 def test_error_texts_point_to_mcp_ways_and_reject_non_finite_input(home, backend, runner_image):
@@ -210,7 +206,7 @@ def test_error_texts_point_to_mcp_ways_and_reject_non_finite_input(home, backend
 
     tools = SkillTools(home["settings"], yard_factory=make_factory(backend, runner_image))
     try:
-        view = tools.yards.view(None)
+        view = tools.service.yards.view(None)
         for name, args in (
             ("no-such-skill", {}),
             ("Bad Name", {}),

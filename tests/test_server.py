@@ -13,26 +13,23 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from runtime.client import SkillyardClient, SkillyardError
 from runtime.config import Settings
 from runtime.errors import TenantError
+from runtime.http import create_app
 from runtime.package import load_package, pack_files
-from runtime.server import create_app
 from runtime.tenants import Tenants
-from sandbox import Sandbox
 from tests.conftest import WHEELHOUSE, write_skill
+from tests.helpers import ServerThread, make_factory
 
 SCRIPT = textwrap.dedent("""
     import time
@@ -84,51 +81,9 @@ def _record(resp: httpx.Response) -> None:
         _BODIES.append(resp.text)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    def __init__(self, app) -> None:
-        self.port = _free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 def api_client(base: str, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.Client(base_url=base, headers=headers, timeout=120, event_hooks={"response": [_record]})
-
-
-def make_factory(backend, runner_image):
-    def factory(s: Settings):
-        from runtime.yard import Yard
-
-        y = Yard(s, sandbox=Sandbox(backend))
-        y.runner = runner_image
-        return y
-
-    return factory
 
 
 def archive(folder: Path, prefix: bool = True) -> bytes:
@@ -594,7 +549,7 @@ def test_audit_log_records_calls_and_is_queryable(env):
     mode = (env["home"] / "audit.jsonl").stat().st_mode & 0o777
     assert mode == 0o600
     out = subprocess.run(
-        [sys.executable, "-m", "runtime.audit", "--tenant", "bob", "--json"],
+        [sys.executable, "-m", "runtime", "audit", "--tenant", "bob", "--json"],
         capture_output=True,
         text=True,
         env={**os.environ, "SKILLYARD_HOME": str(env["home"])},
@@ -933,7 +888,7 @@ def test_unexpected_job_failures_say_what_to_do(backend):
     job's error names what broke and the job id to quote; no traceback."""
     import docker
 
-    from runtime.server import JobStore
+    from runtime.http.jobs import JobStore
 
     store = JobStore(workers=1, max_per_tenant=8)
     client = docker.from_env()

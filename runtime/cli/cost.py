@@ -1,59 +1,28 @@
-"""CLI for the token ledger: `cost` (the break-even report, optionally plotted) and
-`ledger calls` / `ledger uses` (the raw rows, like `llm logs`).
-
-Wire into the main group with ``cli.add_command(cost_command)`` and
-``cli.add_command(ledger_group)``.
-"""
+"""The token ledger's commands: `cost` (the break-even report, optionally plotted) and
+`ledger calls` / `ledger uses` (the raw rows, like `llm logs`)."""
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
-from . import accounting
-from .accounting import SkillCost, unattributed
-from .console import err, esc, out
-from .errors import UnknownSkill
-from .ledger import Ledger
-
-DEFAULT_PLOT_SKILLS = 12
-
-
-def _yard() -> Any:
-    from .yard import Yard
-
-    return Yard()
+from .. import accounting
+from ..accounting import SkillCost, unattributed
+from ..ledger import Ledger
+from .errors import Command, Group
+from .output import emit_json, err, esc, out
+from .plot import plot_costs
+from .yard import one_shot_yard
 
 
-def _ledger(yard: Any) -> Ledger:
-    led = getattr(yard, "ledger", None)
-    return led if isinstance(led, Ledger) else Ledger(yard.settings.store)
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def _n(value: int | None) -> str:
+def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def build_report(yard: Any, name: str | None = None) -> list[SkillCost]:
-    try:
-        return accounting.report(yard, name)
-    except UnknownSkill as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-# --------------------------------------------------------------------------- cost
-
-
-@click.command("cost")
+@click.command("cost", cls=Command)
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.option(
@@ -74,19 +43,19 @@ def cost_command(name: str | None, as_json: bool, plot_file: Path | None) -> Non
 
     --json prints {"skills": [...], "not_attributed": {...}} (not_attributed is null
     with NAME)."""
-    yard = _yard()
-    report = build_report(yard, name)
+    yard = one_shot_yard()
+    report = accounting.report(yard, name)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "skills": [c.to_dict() for c in report],
-                "not_attributed": unattributed(_ledger(yard)) if name is None else None,
+                "not_attributed": unattributed(yard.ledger) if name is None else None,
             }
         )
     else:
-        _print_report(report, _ledger(yard) if name is None else None)
+        _print_report(report, yard.ledger if name is None else None)
     if plot_file is not None:
-        path = plot(report, plot_file)
+        path = plot_costs(report, plot_file)
         err.print(f"plot written to {esc(path)}", highlight=False)
 
 
@@ -139,12 +108,12 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         net = f"[green]{c.net_tokens:+,}[/]" if c.net_tokens >= 0 else f"[red]{c.net_tokens:+,}[/]"
         t.add_row(
             label,
-            _n(c.creation_tokens),
-            _n(c.fix_tokens),
+            _count(c.creation_tokens),
+            _count(c.fix_tokens),
             f"{c.cost_usd:.4f}",
-            _n(c.uses),
-            _n(c.context_tokens),
-            _n(c.baseline_tokens) + src,
+            _count(c.uses),
+            _count(c.context_tokens),
+            _count(c.baseline_tokens) + src,
             f"{c.savings_per_use:,}",
             n_star,
             paid,
@@ -153,10 +122,10 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
     t.add_section()
     t.add_row(
         f"[bold]total[/] ({len(report)})",
-        _n(sum(c.creation_tokens for c in report)),
-        _n(sum(c.fix_tokens for c in report)),
+        _count(sum(c.creation_tokens for c in report)),
+        _count(sum(c.fix_tokens for c in report)),
         f"{sum(c.cost_usd for c in report):.4f}",
-        _n(sum(c.uses for c in report)),
+        _count(sum(c.uses for c in report)),
         "",
         "",
         "",
@@ -174,89 +143,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
     )
 
 
-# --------------------------------------------------------------------------- plot
-
-
-def _curve_end(c: SkillCost) -> int:
-    n = max(c.uses, 5)
-    if c.break_even_uses is not None:
-        n = max(n, math.ceil(c.break_even_uses * 1.5), c.break_even_uses + 2)
-    return min(max(n, 5), 100_000)
-
-
-def plot(report: list[SkillCost], path: str | Path, *, max_skills: int = DEFAULT_PLOT_SKILLS) -> Path:
-    """Cumulative cost (invested + context per use) and cumulative savings (baseline
-    per use) against the number of uses, one panel per skill (the `max_skills` with
-    the most invested), with N* and the uses so far marked. Writes a PNG."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter, MaxNLocator
-    except ImportError as exc:  # optional extra
-        raise click.ClickException("plotting needs matplotlib: pip install 'skillyard[plot]'") from exc
-
-    path = Path(path)
-    chosen = sorted(report, key=lambda c: (-c.invested_tokens, -c.uses, c.skill))[:max_skills]
-    chosen.sort(key=lambda c: c.skill)
-    cols = max(1, min(3, len(chosen)))
-    rows = max(1, math.ceil(len(chosen) / cols))
-    fig = Figure(figsize=(5.2 * cols, 3.6 * rows), layout="constrained")
-    FigureCanvasAgg(fig)  # the Agg canvas, with no pyplot and no global backend switch
-    axes = fig.subplots(rows, cols, squeeze=False)
-    tokens_fmt = FuncFormatter(
-        lambda v, _: (
-            f"{v / 1e6:.1f}M" if abs(v) >= 1e6 else f"{v / 1e3:.0f}k" if abs(v) >= 1e3 else f"{v:.0f}"
-        )
-    )
-    for ax in axes.flat[len(chosen) :]:
-        ax.set_axis_off()
-    if not chosen:
-        axes[0][0].text(0.5, 0.5, "no skills in the ledger or registry", ha="center", va="center")
-    for ax, c in zip(axes.flat, chosen):
-        end = _curve_end(c)
-        xs = list(range(end + 1))
-        ax.plot(
-            xs,
-            [c.invested_tokens + n * c.context_tokens for n in xs],
-            color="tab:red",
-            label="cost: invested + context/use",
-        )
-        ax.plot(xs, [n * c.baseline_tokens for n in xs], color="tab:green", label="savings: baseline/use")
-        if c.break_even_uses is not None:
-            ax.axvline(c.break_even_uses, color="tab:blue", linestyle="--", linewidth=1)
-            ax.plot(
-                [c.break_even_uses],
-                [c.break_even_uses * c.baseline_tokens],
-                "o",
-                color="tab:blue",
-                label=f"N* = {c.break_even_uses:,}",
-            )
-        if c.uses:
-            ax.axvline(
-                min(c.uses, end), color="grey", linestyle=":", linewidth=1, label=f"uses so far: {c.uses:,}"
-            )
-        verdict = (
-            "never breaks even" if c.break_even_uses is None else ("paid off" if c.paid_off else "not yet")
-        )
-        ax.set_title(f"{c.skill} ({verdict})", fontsize=10)
-        ax.set_xlabel("uses")
-        ax.set_ylabel("tokens")
-        ax.set_xlim(0, end)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(tokens_fmt)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
-    if len(report) > len(chosen):
-        fig.suptitle(f"{len(chosen)} of {len(report)} skills (most tokens invested)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    return path
-
-
-# --------------------------------------------------------------------------- ledger
-
-
-@click.group("ledger")
+@click.group("ledger", cls=Group)
 def ledger_group() -> None:
     """The token ledger: every LLM call spent on skills, and every skill use."""
 
@@ -279,9 +166,9 @@ def _time(ts: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
 def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bool) -> None:
     """LLM calls with their token usage, oldest first."""
-    rows = _ledger(_yard()).llm_calls(skill, purpose=purpose, limit=limit or None)
+    rows = one_shot_yard().ledger.llm_calls(skill, purpose=purpose, limit=limit or None)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         out.print("no LLM calls recorded" + (f" for {esc(skill)}" if skill else ""))
@@ -345,9 +232,9 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, oldest first.")
 def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
     """Skill uses with the context tokens each cost, oldest first."""
-    rows = _ledger(_yard()).uses(skill, limit=limit or None)
+    rows = one_shot_yard().ledger.uses(skill, limit=limit or None)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         out.print("no uses recorded" + (f" for {esc(skill)}" if skill else ""))
