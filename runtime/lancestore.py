@@ -337,6 +337,27 @@ class LanceStore:
             log.debug("compaction check failed", table=table_name, error=first_line(exc))
         return result
 
+    def append(self, table_name: str, rows: list[dict[str, Any]], *, what: str) -> Any:
+        """Append `rows` to the table in one write (see `write`)."""
+        batch = pa.Table.from_pylist(rows, schema=self.schemas[table_name])
+        return self.write(table_name, lambda t: t.add(batch), what=what)
+
+    def upsert(
+        self, table_name: str, rows: list[dict[str, Any]], *, on: list[str], insert: bool = True, what: str
+    ) -> Any:
+        """One merge_insert of `rows` keyed on the columns `on`: matched rows updated, the
+        others inserted (unless `insert` is False). One write, one table version, however
+        many rows. A null vector is stored as null (lancedb counts it as "bad")."""
+        batch = pa.Table.from_pylist(rows, schema=self.schemas[table_name])
+
+        def op(table: Any) -> Any:
+            merge = table.merge_insert(on).when_matched_update_all()
+            if insert:
+                merge = merge.when_not_matched_insert_all()
+            return merge.execute(batch, on_bad_vectors="null")
+
+        return self.write(table_name, op, what=what)
+
     def write_to(self, table: Any, op: Callable[[Any], Any], *, what: str = "write") -> Any:
         """`op(table)` under the retry policy; StoreError when it does not commit."""
         for attempt in range(WRITE_ATTEMPTS):

@@ -1,10 +1,25 @@
 """What the registry stores about a skill version, and the rules for its fields.
 
 A :class:`SkillRecord` is one version of one skill as the registry knows it: identity,
-status, description, the flattened gate summary, and the call counters (which live in
-their own table). The table schemas are here too, with the columns listing reads
-(``LIGHT_COLUMNS``) and ``listing``, those columns packed as one JSON text so that a
-search leg returns its hits whole.
+status, description, the flattened gate summary, and the call counters. The tables:
+
+``skills``
+    one row per (name, version): status, ``current`` flag, description, tags,
+    instructions, the flattened gate summary, the full gate report (JSON text),
+    ``search_text`` (name + description + tags + instructions, FTS-indexed),
+    ``vector`` (fixed_size_list<float32>[384], null when no embedder was available)
+    and ``listing`` (the LIGHT_COLUMNS a listing reads, packed as one JSON text, so a
+    search leg returns its hits whole).
+``packages``
+    (name, version, content_hash, size, data) -- the tar.gz blob, kept apart so
+    listing and searching never read package bytes.
+``usage``
+    (name, version, calls, failures, last_used) -- the call counters. They live in
+    their own small table so that ``record_call`` (the hot path) neither rewrites
+    the wide ``skills`` rows nor turns them into un-indexed FTS rows, and never
+    conflicts with a registration committing to ``skills``.
+``events``
+    append-only audit trail: (ts, name, version, kind, detail JSON).
 
 Field rules, checked before any value reaches a SQL filter: skill names follow
 runtime.names; content hashes a strict alphabet (HASH_RE); versions are ints >= 1;

@@ -1,24 +1,6 @@
-"""The version store: every version of every skill, in LanceDB.
-
-Tables (created on first use; plumbing, locks, retries, compaction and migrations are
-runtime/lancestore.py's, the field rules runtime/records.py's, search runtime/search.py's):
-
-``skills``
-    one row per (name, version): status, ``current`` flag, description, tags,
-    instructions, the flattened gate summary, the full gate report (JSON text),
-    ``search_text`` (name + description + tags + instructions, FTS-indexed),
-    ``vector`` (fixed_size_list<float32>[384], null when no embedder was available)
-    and ``listing`` (the listing columns packed as JSON, for search).
-``packages``
-    (name, version, content_hash, size, data) -- the tar.gz blob, kept apart so
-    listing and searching never read package bytes.
-``usage``
-    (name, version, calls, failures, last_used) -- the call counters. They live in
-    their own small table so that ``record_call`` (the hot path) neither rewrites
-    the wide ``skills`` rows nor turns them into un-indexed FTS rows, and never
-    conflicts with a registration committing to ``skills``.
-``events``
-    append-only audit trail: (ts, name, version, kind, detail JSON).
+"""The version store: every version of every skill, in LanceDB (the tables are described
+in runtime/records.py; plumbing, locks, retries, compaction and migrations are
+runtime/lancestore.py's; search is runtime/search.py's).
 
 Invariants: at most one row per name has ``current = true``; it is always a
 version whose gate passed (status ``registered``, or ``retired`` after the skill
@@ -32,10 +14,8 @@ across processes. Every write makes a table version, so writes are kept few: mov
 the ``current`` flag and inserting the new row is one ``merge_insert``. Rows not yet in
 an index are still searched, so a skill is findable the moment ``add_version`` returns.
 
-Indexes: FTS on ``skills.search_text``; bitmaps on ``skills.status`` and
-``skills.current`` (the search prefilter); BTREE on ``packages.name`` and
-``usage.name``. Compaction also builds the IVF_SQ vector index once ``skills`` holds
-``vector_index_min_rows`` vectors (runtime/search.py).
+Indexes: see INDEXES. Compaction also builds the IVF_SQ vector index once ``skills``
+holds ``vector_index_min_rows`` vectors (runtime/search.py).
 
 Write failures raise StoreError (the store's one rule); a refused change raises
 RegistryError; a version that does not exist, NotFound.
@@ -54,7 +34,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 import structlog
 
 from . import search as searching
@@ -65,15 +44,11 @@ from .names import validate_name
 from .records import (
     DIM,
     EVENTS,
-    EVENTS_SCHEMA,
     LIGHT_COLUMNS,
     PACKAGES,
-    PACKAGES_SCHEMA,
     SCHEMAS,
     SKILLS,
-    SKILLS_SCHEMA,
     USAGE,
-    USAGE_SCHEMA,
     EmbedderLike,
     GateSummary,
     SkillRecord,
@@ -207,37 +182,17 @@ class Registry:
         counters = self._usage(usage_where if usage_where is not None else where) if usage else {}
         return [self._record(r, counters) for r in rows]
 
-    def _upsert(
-        self,
-        table_name: str,
-        rows: list[dict[str, Any]],
-        schema: pa.Schema,
-        *,
-        on: list[str],
-        insert: bool = True,
-        what: str,
-    ) -> Any:
-        """One merge_insert of `rows` keyed on `on`: matched rows updated, others inserted
-        (unless `insert` is False). One write, so one table version, however many rows."""
-        batch = pa.Table.from_pylist(rows, schema=schema)
-
-        def op(table: Any) -> Any:
-            merge = table.merge_insert(on).when_matched_update_all()
-            if insert:
-                merge = merge.when_not_matched_insert_all()
-            return merge.execute(batch, on_bad_vectors="null")
-
-        return self._write(table_name, op, what=what)
-
     def _event(self, kind: str, name: str | None, version: int | None, **detail: Any) -> None:
-        row = {
-            "ts": utc_now(),
-            "name": name,
-            "version": version,
-            "kind": kind,
-            "detail": json.dumps(detail, sort_keys=True, default=str),
-        }
-        self._write(EVENTS, lambda t: t.add(pa.Table.from_pylist([row], schema=EVENTS_SCHEMA)), what="event")
+        event = {"ts": utc_now(), "name": name, "version": version, "kind": kind}
+        self._write_rows(EVENTS, [{**event, "detail": json.dumps(detail, sort_keys=True, default=str)}])
+
+    def _write_rows(self, table_name: str, rows: list[dict[str, Any]], **upsert: Any) -> Any:
+        """Append `rows`, or with `on=` (and `insert=`) upsert them (LanceStore.upsert)."""
+        self.store.ensure()
+        what = f"write {table_name}"
+        if upsert:
+            return self.store.upsert(table_name, rows, what=what, **upsert)
+        return self.store.append(table_name, rows, what=what)
 
     # -- writes ----------------------------------------------------------------------------
     def add_version(
@@ -303,23 +258,12 @@ class Registry:
             # in between leaves rows for a version number that will be allocated again:
             # harmless, as package() selects by (name, version, content_hash) -- equal
             # hashes mean equal bytes -- and the usage row is upserted.
-            blob = {
-                "name": name,
-                "version": version,
-                "content_hash": content_hash,
-                "size": len(data),
-                "data": data,
-            }
-            self._write(
-                PACKAGES,
-                lambda t: t.add(pa.Table.from_pylist([blob], schema=PACKAGES_SCHEMA)),
-                what="add package",
-            )
+            blob = {"name": name, "version": version, "content_hash": content_hash, "data": data}
+            self._write_rows(PACKAGES, [{**blob, "size": len(data)}])
             counters = {"name": name, "version": version, "calls": 0, "failures": 0, "last_used": None}
-            self._upsert(USAGE, [counters], USAGE_SCHEMA, on=["name", "version"], what="add counters")
-            # on_bad_vectors="null": lancedb counts a null vector (no embedder) as "bad";
-            # real vectors were shape- and NaN-checked above.
-            self._upsert(SKILLS, rows, SKILLS_SCHEMA, on=["id"], what="add version")
+            self._write_rows(USAGE, [counters], on=["name", "version"])
+            # A null vector (no embedder) is stored as null; real ones were shape- and NaN-checked above.
+            self._write_rows(SKILLS, rows, on=["id"])
             detail: dict[str, Any] = {
                 "content_hash": content_hash,
                 "gate": {
@@ -364,7 +308,7 @@ class Registry:
                 rows = [restamp(target, now, current=True)] + [
                     restamp(r, now, current=False) for r in previous
                 ]
-                self._upsert(SKILLS, rows, SKILLS_SCHEMA, on=["id"], insert=False, what="rollback")
+                self._write_rows(SKILLS, rows, on=["id"], insert=False)
                 self._event("rollback", name, version, previous=[r["version"] for r in previous] or None)
                 log.info(
                     "skill rolled back",
