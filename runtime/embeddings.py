@@ -124,6 +124,16 @@ def single_blas_thread() -> Iterator[None]:
                 _set_blas_threads(_blas_saved)
 
 
+def blas_threads() -> int | None:
+    """OpenBLAS's thread count now (None without numpy's OpenBLAS)."""
+    if _set_blas_threads is None:
+        return None
+    with _blas_lock:
+        previous = _set_blas_threads(1)
+        _set_blas_threads(previous)
+    return previous
+
+
 # --------------------------------------------------------------------------- locating files
 
 
@@ -347,6 +357,17 @@ class Embedder:
             if lazy.error is not None:
                 raise RuntimeError(f"encoder 'onnx' failed to build: {lazy.error}")
         return lazy
+
+    @property
+    def onnx_build(self) -> Any | None:
+        """The ONNX Runtime encoder's LazyEncoder (its `ready` event and `error`), or None
+        when this embedder will stay on numpy."""
+        return self._onnx
+
+    @property
+    def numpy_seconds(self) -> float:
+        """Seconds spent in the numpy encoder so far (what "auto" weighs against the build)."""
+        return self._numpy_seconds
 
     @property
     def encoder(self) -> str:

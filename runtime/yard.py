@@ -32,6 +32,8 @@ from .skill_images import DockerImages, SkillImages
 from .workspace import Workspace
 
 if TYPE_CHECKING:
+    from sandbox.pool import WarmPool
+
     from .ledger import Ledger
 
 log = structlog.get_logger(__name__)
@@ -122,7 +124,8 @@ class Yard:
         self.use_pool = self.settings.pool_size > 0 if pool is None else pool
         # Pooled yards are long-lived; a strict-isolation server (cold calls only) says so itself.
         self.long_lived = self.use_pool if long_lived is None else long_lived
-        self._pool: Sandbox | None = None
+        self._pool: Sandbox | None = None  # Sandbox(self._warm)
+        self._warm: WarmPool | None = None
         self._sandbox = sandbox
         self._images = images
         self._registry = registry
@@ -166,14 +169,19 @@ class Yard:
             if self._pool is None:
                 from sandbox.pool import WarmPool
 
-                pool = WarmPool(
+                self._warm = WarmPool(
                     backend,
                     size=self.settings.pool_size,
                     max_calls=self.settings.pool_max_calls,
                     idle_expiry=self.settings.pool_idle_s,
                 )
-                self._pool = Sandbox(pool)
+                self._pool = Sandbox(self._warm)
             return self._pool
+
+    @property
+    def warm_pool(self) -> WarmPool | None:
+        """The warm pool, if calls have started one (see `call_sandbox`)."""
+        return self._warm
 
     @property
     def images(self) -> SkillImages:

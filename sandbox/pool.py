@@ -296,7 +296,19 @@ class WarmPool(Backend):
             for warm in expired:
                 self._discard(warm, "idle expiry")
 
+    def idle_containers(self) -> set[str]:
+        """Ids of the warm containers waiting for a call."""
+        with self._lock:
+            return {w.cid for q in self._idle.values() for w in q}
+
+    @property
+    def busy(self) -> bool:
+        """Whether containers are being started or removed in the background right now."""
+        with self._lock:
+            return any(t.is_alive() for t in self._fillers)
+
     def stats(self) -> dict[str, Any]:
+        """How many containers live, and how many wait idle per kind of run."""
         with self._lock:
             return {"live": self._live, "idle": {k: len(v) for k, v in self._idle.items()}}
 

@@ -21,7 +21,7 @@ class ScriptedLLM:
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
-        self._n = 0
+        self._received = 0
 
     # -- script -----------------------------------------------------------------------------
     def reply(
@@ -53,6 +53,14 @@ class ScriptedLLM:
         self.steps.append({"kind": "delay", "seconds": seconds})
         return self
 
+    def take(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+        """Record `request`; the next scripted step (None when the script is exhausted) and
+        the request's number, from 1."""
+        with self._lock:
+            self.requests.append(request)
+            self._received += 1
+            return (self.steps.popleft() if self.steps else None), self._received
+
     # -- server -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
@@ -79,13 +87,8 @@ class ScriptedLLM:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                with scripted._lock:
-                    scripted.requests.append(
-                        {"path": self.path, "body": body, "auth": self.headers.get("Authorization", "")}
-                    )
-                    step = scripted.steps.popleft() if scripted.steps else None
-                    scripted._n += 1
-                    n = scripted._n
+                request = {"path": self.path, "body": body, "auth": self.headers.get("Authorization", "")}
+                step, n = scripted.take(request)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
                 if step is None:

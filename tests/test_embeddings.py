@@ -195,17 +195,15 @@ def test_concurrent_first_load_builds_one_instance() -> None:
 
 
 def _current_blas_threads() -> int:
-    """OpenBLAS's thread count now (the setter returns the previous value)."""
-    setter = embeddings._set_blas_threads
-    previous = setter(1)
-    setter(previous)
-    return previous
+    threads = embeddings.blas_threads()
+    assert threads is not None
+    return threads
 
 
 def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> None:
     # numpy's wheels bundle OpenBLAS; without the setter, one-query embeddings would
     # fight LanceDB for both cores (see embeddings.SINGLE_THREAD_MAX_TOKENS).
-    assert embeddings._set_blas_threads is not None
+    assert embeddings.blas_threads() is not None
     before = _current_blas_threads()
     assert before > 1, "this machine has one core? the test needs two"
     inside, release = threading.Event(), threading.Event()
@@ -254,10 +252,10 @@ def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(
     text = ["turn a title into a URL slug"]
     want = numpy_embedder.embed(text)
     first = auto.embed(text)
-    assert auto._onnx is not None and not auto._onnx.ready.is_set()  # one short query: not yet
-    while not auto._onnx.ready.wait(0) and auto._numpy_seconds < 0.05:
+    assert auto.onnx_build is not None and not auto.onnx_build.ready.is_set()  # one short query: not yet
+    while not auto.onnx_build.ready.wait(0) and auto.numpy_seconds < 0.05:
         auto.embed(text)
-    assert auto._onnx.ready.wait(30) and auto._onnx.error is None
+    assert auto.onnx_build.ready.wait(30) and auto.onnx_build.error is None
     assert auto.encoder == "onnx"
     np.testing.assert_allclose(auto.embed(text), want, rtol=0, atol=2e-6)
     np.testing.assert_array_equal(first, want)  # the first call ran on numpy
@@ -266,7 +264,7 @@ def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(
 def test_numpy_pinned_never_builds_onnx(numpy_embedder: Embedder) -> None:
     for _ in range(3):
         numpy_embedder.embed(["x " * 200])
-    assert numpy_embedder._onnx is None and numpy_embedder.wait_for_encoder(0) == "numpy"
+    assert numpy_embedder.onnx_build is None and numpy_embedder.wait_for_encoder(0) == "numpy"
 
 
 def test_unknown_encoder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,7 +339,7 @@ def test_auto_does_not_import_onnxruntime_until_it_builds() -> None:
     code = (
         "import sys; from runtime.embeddings import Embedder, find_model_dir; "
         "e = Embedder(find_model_dir()); e.embed(['one query']); "
-        "print(e._onnx is not None, 'onnxruntime' in sys.modules)"
+        "print(e.onnx_build is not None, 'onnxruntime' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True

@@ -1,4 +1,5 @@
-"""Skills as OpenAI function-calling tools and as Agent Skills folders. Real Docker, real LanceDB."""
+"""Skills as OpenAI function-calling tools and as Agent Skills folders. Real LanceDB; no
+engine: exports read the store, and the skills are registered as their gates would decide."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from runtime.config import Settings
 from runtime.errors import SkillError, UnknownSkill
 from runtime.exports import export_agent_skill, openai_tools
 from runtime.package import Frontmatter, load_package, parse_skill_md
+from runtime.records import GateSummary
+from runtime.testing import PrebuiltImages, register
+from runtime.yard import Yard
 from sandbox import Sandbox
+from sandbox.testing import ScriptedBackend
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 
 INPUT_SCHEMA = {
@@ -37,32 +42,44 @@ TESTS = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def yard(tmp_path_factory, backend, runner_image):
-    from runtime.yard import Yard
-
-    root = tmp_path_factory.mktemp("exports")
-    y = Yard(Settings(home=root / "home", wheelhouse=WHEELHOUSE), sandbox=Sandbox(backend), pool=False)
-    y.runner = runner_image
-    src = root / "src"
-    good = write_skill(
-        src,
+def src(tmp_path_factory):
+    """num-sum (its test passes) and num-broken (its test is wrong)."""
+    root = tmp_path_factory.mktemp("exports-src")
+    write_skill(
+        root,
         "num-sum",
         script=SCRIPT,
         tests={"test_main.py": TESTS},
         sidecar="entrypoint: scripts/main.py:run\ninput_schema: " + json.dumps(INPUT_SCHEMA) + "\n",
         description="Sum and mean of a list of numbers. Use for quick arithmetic on lists.",
     )
-    assert y.add(good).status == "registered"
-    blocked = write_skill(
-        src,
+    write_skill(
+        root,
         "num-broken",
         script=SCRIPT,
         tests={"test_main.py": TESTS.replace("6", "7")},
         description="Always blocked because its test is wrong.",
     )
-    assert y.add(blocked).status == "blocked"
-    y.src = src  # type: ignore[attr-defined]
-    return y
+    return root
+
+
+@pytest.fixture(scope="module")
+def yard(tmp_path_factory, src):
+    """The two skills in a store, as their gates decided (exports read the store; nothing runs)."""
+    home = tmp_path_factory.mktemp("exports") / "home"
+    y = Yard(
+        Settings(home=home, wheelhouse=WHEELHOUSE),
+        sandbox=Sandbox(ScriptedBackend()),
+        images=PrebuiltImages(),
+    )
+    register(y, load_package(src / "num-sum").files)
+    register(
+        y,
+        load_package(src / "num-broken").files,
+        gate=GateSummary(False, 1, 1, 0, 0, 100.0, 0.1, ["1 failed"]),
+    )
+    yield y
+    y.close()
 
 
 def test_openai_tool_definitions_validate(yard):
@@ -101,11 +118,11 @@ def test_openai_tools_refuse_what_cannot_be_called(yard):
         openai_tools(yard, ["../num-sum"])
 
 
-def test_exported_folder_is_a_valid_agent_skill(yard, tmp_path):
+def test_exported_folder_is_a_valid_agent_skill(yard, src, tmp_path):
     target = export_agent_skill(yard, "num-sum", tmp_path / "out")
     assert target == tmp_path / "out" / "num-sum" and (target / "SKILL.md").is_file()
     exported = load_package(target)
-    original = load_package(yard.src / "num-sum")
+    original = load_package(src / "num-sum")
     assert exported.content_hash == original.content_hash and exported.files == original.files
     front, body = parse_skill_md((target / "SKILL.md").read_text())
     Frontmatter.model_validate(front)  # only the spec's keys (extra keys are an error)
@@ -115,12 +132,11 @@ def test_exported_folder_is_a_valid_agent_skill(yard, tmp_path):
         export_agent_skill(yard, "num-sum", tmp_path / "out")
 
 
-def test_tools_command_prints_the_definitions(yard, runner_image):
+def test_tools_command_prints_the_definitions(yard):
     env = {
         **os.environ,
         "SKILLYARD_HOME": str(yard.settings.home),
         "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE),
-        "SKILLYARD_RUNNER_IMAGE": runner_image,
     }
     out = subprocess.run(
         [sys.executable, "-m", "runtime", "tools", "--format", "openai"],

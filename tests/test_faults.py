@@ -113,13 +113,9 @@ def unexpected_containers(yard: Yard, client: docker.DockerClient, timeout: floa
     """Containers of this process other than idle, running warm-pool members (waits for background work)."""
     deadline = time.monotonic() + timeout
     while True:
-        idle: set[str] = set()
-        busy = False
-        pool = yard._pool.backend if yard._pool is not None else None
-        if pool is not None:
-            with pool._lock:
-                idle = {w.cid for q in pool._idle.values() for w in q}
-                busy = any(t.is_alive() for t in pool._fillers)
+        pool = yard.warm_pool
+        idle = pool.idle_containers() if pool is not None else set()
+        busy = pool is not None and pool.busy
         extra = [
             f"{c['Names'][0]} ({c['State']})"
             for c in containers_of_pid(client, os.getpid())
