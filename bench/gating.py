@@ -41,7 +41,8 @@ def _phase(yard, folders: list[Path], label: str) -> dict[str, Any]:
             "reasons": o.reasons[:3] if o.status not in ("registered", "unchanged") else [],
         }
         say(
-            f"  gate {label}: {i}/{len(folders)} {o.name} {o.status} {o.duration_s:.2f}s{' (built)' if o.built else ''}"
+            f"  gate {label}: {i}/{len(folders)} {o.name} {o.status} {o.duration_s:.2f}s"
+            + (" (built)" if o.built else "")
         )
     return {"total_s": round(time.perf_counter() - t0, 2), "skills": per}
 
@@ -71,8 +72,8 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
         ledger.add_folders(folders)
 
         say(
-            f"gate: cold, {len(folders)} skills, fresh store, {len(tags) - len(removed)} of {len(tags)} images "
-            f"absent before removal"
+            f"gate: cold, {len(folders)} skills, fresh store, "
+            f"{len(tags) - len(removed)} of {len(tags)} images absent before removal"
         )
         cold_yard = Yard(settings(tmp_p / "home1", runner_image=runner), pool=False)
         try:

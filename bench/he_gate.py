@@ -3,13 +3,24 @@ with Yard.add_many(folders, workers=W)."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import humaneval
 from .common import Ledger, quiet_logs, remove_images, say, settings
+
+
+def _progress(workers: int, total: int, counter: Iterator[int], outcome: Any) -> None:
+    """One gated skill of a run with `workers`: say so now and then, and for every failure."""
+    done = next(counter)
+    if outcome.status != "registered" or done % 10 == 0 or done == total:
+        what = f"{outcome.name} {outcome.status} {outcome.duration_s:.1f}s"
+        say(f"  humaneval W={workers}: {done}/{total} ({what})")
 
 
 def run(
@@ -35,14 +46,8 @@ def run(
             folders = humaneval.write_all(tmp_p / "src", limit, nonce=f"he-{ledger.run_id}-w{w}")
             ledger.add_folders(folders)
             yard = Yard(settings(tmp_p / "home", runner_image=runner), pool=False)
-            done = [0]
 
-            def progress(o) -> None:
-                done[0] += 1
-                if o.status != "registered" or done[0] % 10 == 0 or done[0] == len(folders):
-                    say(
-                        f"  humaneval W={w}: {done[0]}/{len(folders)} ({o.name} {o.status} {o.duration_s:.1f}s)"
-                    )
+            progress = functools.partial(_progress, w, len(folders), itertools.count(1))
 
             say(f"humaneval: gating {len(folders)} skills with workers={w}")
             t0 = time.perf_counter()

@@ -105,7 +105,7 @@ def run(
         {
             "leftover_containers": len(left),
             "rss_start_mib": mib(rss_start),
-            "rss_after_first_%d_mib" % baseline_after: mib(baseline),
+            f"rss_after_first_{baseline_after}_mib": mib(baseline),
             "rss_peak_mib": mib(max(rss) if rss else 0),
             "rss_end_mib": mib(end),
             "rss_flat": flat,

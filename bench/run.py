@@ -105,7 +105,8 @@ def ensure_requirements(sections: list[str], profile: bool) -> list[str]:
     if not missing:
         return []
     say(
-        f"setup: installing bench requirements ({', '.join(missing)} missing): pip install -r {REQUIREMENTS.name}"
+        f"setup: installing bench requirements ({', '.join(missing)} missing): "
+        f"pip install -r {REQUIREMENTS.name}"
     )
     proc = subprocess.run(
         [
@@ -220,7 +221,8 @@ def build_rows(
             [
                 "gate",
                 f"cold: {g['skills']} skills, fresh store, images built",
-                f"{g['cold_total_s']} s total ({g['cold_mean_per_skill_s']} s/skill) {json.dumps(g['cold_statuses'])}",
+                f"{g['cold_total_s']} s total ({g['cold_mean_per_skill_s']} s/skill) "
+                f"{json.dumps(g['cold_statuses'])}",
                 "",
                 "",
             ]
@@ -262,7 +264,8 @@ def build_rows(
                     "gate",
                     f"  {name} ({ps['status']})",
                     f"cold {ps['cold_s']} s; unchanged {ps['unchanged_s']} s ({ps['unchanged_x_cold']}x); "
-                    f"re-gate {ps['regate_s']} s ({ps['regate_x_cold']}x){' rebuilt' if ps['regate_built'] else ''}",
+                    f"re-gate {ps['regate_s']} s ({ps['regate_x_cold']}x)"
+                    + (" rebuilt" if ps["regate_built"] else ""),
                     "",
                     "",
                 ]
@@ -371,7 +374,8 @@ def build_rows(
             [
                 "load",
                 f"{ld['calls']} calls, concurrency {ld['concurrency']}, pool_size {ld['concurrency']}",
-                f"{ld['calls_per_s']} calls/s, p50 {ld['p50_ms']} ms, p95 {ld['p95_ms']} ms, errors {ld['errors']}"
+                f"{ld['calls_per_s']} calls/s, p50 {ld['p50_ms']} ms, p95 {ld['p95_ms']} ms, "
+                f"errors {ld['errors']}"
                 f"{' ' + json.dumps(ld['errors_by_kind']) if ld['errors'] else ''}, leftover containers "
                 f"{ld['leftover_containers']}",
                 "errors 0, leftovers 0",
@@ -404,9 +408,9 @@ def render_table(rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
     widths[2] = min(widths[2], 110)
     line = "+".join("-" * (w + 2) for w in widths)
-    out = [" | ".join(h.ljust(w) for h, w in zip(head, widths)), line]
+    out = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), line]
     for r in rows:
-        out.append(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        out.append(" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)))
     return "\n".join(out)
 
 

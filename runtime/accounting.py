@@ -288,7 +288,7 @@ def cost_report(
     heads = {rec.name: rec for rec in registry.list()}
     report = []
     for name in sorted(set(heads) | set(totals)):
-        t = totals.get(name) or aggregate(name, [], [])
+        sums = totals.get(name) or aggregate(name, [], [])
         head = heads.get(name)
         pkg = None
         reg_calls = reg_failures = 0
@@ -303,25 +303,25 @@ def cost_report(
         if pkg is not None:
             context = _context_of(pkg)
         else:
-            last = ledger.uses(name, limit=1) if t["uses"] else []
+            last = ledger.uses(name, limit=1) if sums["uses"] else []
             context = last[-1]["context_tokens"] if last else 0
         if pkg is not None and pkg.config.baseline_tokens is not None:
             baseline, source = int(pkg.config.baseline_tokens), "skill"
-        elif t["baseline_tokens"] is not None:
-            baseline, source = int(t["baseline_tokens"]), "creation"
+        elif sums["baseline_tokens"] is not None:
+            baseline, source = int(sums["baseline_tokens"]), "creation"
         else:
             baseline, source = default_baseline, "config"
-        invested = t["invested_tokens"]
+        invested = sums["invested_tokens"]
         saved = baseline - context
         # runs the registry counted but the ledger never saw (from before it existed)
-        extra_uses = max(0, reg_calls - t["uses"])
-        extra_failed = min(extra_uses, max(0, reg_failures - t["failures"]))
+        extra_uses = max(0, reg_calls - sums["uses"])
+        extra_failed = min(extra_uses, max(0, reg_failures - sums["failures"]))
         extra_ok = extra_uses - extra_failed
-        uses = t["uses"] + extra_uses
-        ok_uses = t["ok_uses"] + extra_ok
-        failed_context = t["use_context_tokens"] - t["ok_use_context_tokens"]
+        uses = sums["uses"] + extra_uses
+        ok_uses = sums["ok_uses"] + extra_ok
+        failed_context = sums["use_context_tokens"] - sums["ok_use_context_tokens"]
         realised = (
-            (t["ok_uses"] * baseline - t["ok_use_context_tokens"])
+            (sums["ok_uses"] * baseline - sums["ok_use_context_tokens"])
             - failed_context
             + extra_ok * saved
             - extra_failed * context
@@ -330,12 +330,12 @@ def cost_report(
         report.append(
             SkillCost(
                 skill=name,
-                creation_tokens=t["creation_tokens"],
-                fix_tokens=t["fix_tokens"],
-                llm_calls=t["llm_calls"],
-                cost_usd=t["cost_usd"],
+                creation_tokens=sums["creation_tokens"],
+                fix_tokens=sums["fix_tokens"],
+                llm_calls=sums["llm_calls"],
+                cost_usd=sums["cost_usd"],
                 uses=uses,
-                failures=max(t["failures"], reg_failures),
+                failures=max(sums["failures"], reg_failures),
                 context_tokens=context,
                 baseline_tokens=baseline,
                 savings_per_use=saved,
@@ -356,18 +356,18 @@ def unattributed(ledger: Ledger) -> dict[str, Any]:
     creations (calls under a ``(creating-...)`` placeholder that never became a skill)."""
     totals = all_totals(ledger)
 
-    def part(ts: list[dict[str, Any]]) -> dict[str, Any]:
+    def summed(sums: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "llm_calls": sum(t["llm_calls"] for t in ts),
-            "total_tokens": sum(t["total_tokens"] for t in ts),
-            "cost_usd": round(sum(t["cost_usd"] for t in ts), 10),
+            "llm_calls": sum(s["llm_calls"] for s in sums),
+            "total_tokens": sum(s["total_tokens"] for s in sums),
+            "cost_usd": round(sum(s["cost_usd"] for s in sums), 10),
         }
 
     loose = [totals[None]] if None in totals else []
-    failed = [t for k, t in totals.items() if is_placeholder(k) and t["llm_calls"]]
-    out = part(loose + failed)
-    out["no_skill"] = part(loose)
-    out["failed_creations"] = {"count": len(failed), **part(failed)}
+    failed = [sums for label, sums in totals.items() if is_placeholder(label) and sums["llm_calls"]]
+    out = summed(loose + failed)
+    out["no_skill"] = summed(loose)
+    out["failed_creations"] = {"count": len(failed), **summed(failed)}
     return out
 
 

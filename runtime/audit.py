@@ -38,7 +38,8 @@ MAX_BYTES = 20 * 1024 * 1024
 BACKUPS = 5
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
+def _when(value: datetime | str | None) -> datetime | None:
+    """A filter's time: a datetime in UTC, or a text parse_when reads (None: no filter)."""
     if value is None:
         return None
     return parse_when(value) if isinstance(value, str) else as_utc(value)
@@ -126,7 +127,7 @@ class AuditLog:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Entries matching every given filter, oldest first (with `limit`: the newest `limit`)."""
-        lo, hi = _utc(since), _utc(until)
+        lo, hi = _when(since), _when(until)
         out: list[dict[str, Any]] = []
         for path in self.files():
             try:
@@ -148,7 +149,7 @@ class AuditLog:
                     continue
                 if lo is not None or hi is not None:
                     try:
-                        ts = _utc(datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")))
+                        ts = _when(datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")))
                     except ValueError:
                         continue
                     if (lo is not None and ts < lo) or (hi is not None and ts > hi):

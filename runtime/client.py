@@ -8,9 +8,10 @@
         result = sy.run("word-stats", {"text": "Hello there."})
         print(result["output"])
 
-Errors come back as :class:`ApiError` (a :class:`SkillyardError`) with the HTTP status, the server's message and
-its request id. ``run`` returns the call result (a dict with ``ok``) for every answer that
-carries one -- also 422 invalid_input -- and raises only when there is no result.
+Errors come back as :class:`ApiError` (a :class:`SkillyardError`) with the HTTP status,
+the server's message and its request id. ``run`` returns the call result (a dict with
+``ok``) for every answer that carries one -- also 422 invalid_input -- and raises only when
+there is no result.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from .errors import SkillyardError as SkillyardError  # what callers catch: ApiE
 
 
 class SkillyardClient:
+    """The HTTP API of one skillyard server, as one tenant (the key's). `transport` lets a
+    test answer requests in process (httpx.MockTransport, or an ASGI transport).
+    Every method raises ApiError for an error answer (see the module docstring)."""
+
     def __init__(
         self,
         base_url: str,
@@ -45,12 +50,15 @@ class SkillyardClient:
 
     # -- plumbing ------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     def __enter__(self) -> SkillyardClient:
+        """The client itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the client."""
         self.close()
 
     @staticmethod
@@ -79,17 +87,21 @@ class SkillyardClient:
 
     # -- skills -----------------------------------------------------------------------------------------
     def list(self, scope: str = "all", status: str | None = None) -> list[dict[str, Any]]:
+        """Skills this key sees (`scope`: all, private, shared; `status` filters)."""
         return self._json("GET", "/v1/skills", params={"scope": scope, "status": status})
 
     def get(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
+        """A skill's record, config, files, gate report and notes."""
         return self._json("GET", f"/v1/skills/{name}", params={"version": version, "scope": scope})
 
     def skill_md(self, name: str, *, version: int | None = None, scope: str = "auto") -> str:
+        """The skill's SKILL.md, as an agent loads it."""
         return self._request(
             "GET", f"/v1/skills/{name}/skill.md", params={"version": version, "scope": scope}
         ).text
 
     def search(self, query: str, limit: int = 5) -> list[dict[str, Any]]:
+        """Skills matching `query` by words and meaning, best first, with scores."""
         return self._json("GET", "/v1/search", params={"q": query, "limit": limit})
 
     def import_package(
@@ -124,9 +136,11 @@ class SkillyardClient:
         return self.wait(job["id"], timeout=timeout) if wait else job
 
     def versions(self, name: str, *, scope: str = "auto") -> list[dict[str, Any]]:
+        """Every version of a skill, oldest first, with its verdict."""
         return self._json("GET", f"/v1/skills/{name}/versions", params={"scope": scope})
 
     def rollback(self, name: str, version: int, *, scope: str = "auto") -> dict[str, Any]:
+        """Make an earlier registered version current again; the record."""
         return self._json(
             "POST", f"/v1/skills/{name}/rollback", params={"scope": scope}, json={"version": version}
         )
@@ -180,6 +194,7 @@ class SkillyardClient:
         raise AssertionError("unreachable")
 
     def test(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
+        """Re-run a version's gate (records nothing); the job."""
         return self._json(
             "POST", f"/v1/skills/{name}/test", params={"scope": scope}, json={"version": version}
         )
@@ -187,6 +202,7 @@ class SkillyardClient:
     def fix(
         self, name: str, *, max_attempts: int = 3, allow_test_edits: bool = False, scope: str = "auto"
     ) -> dict[str, Any]:
+        """Ask the LLM to repair a skill; the job."""
         return self._json(
             "POST",
             f"/v1/skills/{name}/fix",
@@ -203,6 +219,7 @@ class SkillyardClient:
         max_attempts: int = 3,
         allow_test_edits: bool = False,
     ) -> dict[str, Any]:
+        """Have the LLM write a new skill for `task`; the job."""
         return self._json(
             "POST",
             "/v1/create",
@@ -216,9 +233,11 @@ class SkillyardClient:
         )
 
     def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state, and its result once it has finished."""
         return self._json("GET", f"/v1/jobs/{job_id}")
 
     def jobs(self) -> list[dict[str, Any]]:
+        """This key's jobs of the last hour, oldest first."""
         return self._json("GET", "/v1/jobs")
 
     def wait(self, job_id: str, *, timeout: float = 600.0, poll: float = 0.25) -> dict[str, Any]:

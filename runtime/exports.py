@@ -4,8 +4,9 @@ Skills folders (https://agentskills.io/specification).
 ``openai_tools`` gives the Responses API shape by default (``{"type": "function", "name",
 "description", "parameters", "strict": false}``) and the Chat Completions shape (the same
 inside ``"function"``) with ``style="chat"``. ``parameters`` is the skill's input_schema
-without its top-level ``$schema`` (some providers reject the keyword); ``strict`` is false because strict mode demands schema features (every property
-required, no additional properties) that skill schemas need not have.
+without its top-level ``$schema`` (some providers reject the keyword); ``strict`` is false
+because strict mode demands schema features (every property required, no additional
+properties) that skill schemas need not have.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def _purpose(value: object) -> str:
     return str(value)
 
 
-def _utc(ts: datetime | None) -> datetime:
+def _row_time(ts: datetime | None) -> datetime:
     """A row's time: `ts` in UTC (naive = UTC), or now."""
     if ts is None:
         return utc_now()
@@ -194,7 +194,7 @@ def _utc(ts: datetime | None) -> datetime:
 
 def _sql_ts(ts: datetime) -> str:
     # isoformat of a UTC datetime: digits, '-', ':', '.', 'T' and '+00:00' only.
-    return f"arrow_cast({sql_str(_utc(ts).isoformat())}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    return f"arrow_cast({sql_str(_row_time(ts).isoformat())}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -251,7 +251,7 @@ class Ledger:
         """Append one LLM call; returns its row id. Raises ValueError on bad arguments."""
         row = {
             "id": uuid.uuid4().hex,
-            "ts": _utc(ts),
+            "ts": _row_time(ts),
             "skill": _skill(skill, optional=True),
             "version": _version(version),
             "purpose": _purpose(purpose),
@@ -290,7 +290,7 @@ class Ledger:
         """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
         row = {
             "id": uuid.uuid4().hex,
-            "ts": _utc(ts),
+            "ts": _row_time(ts),
             "skill": _skill(skill),
             "version": _version(version),
             "context_tokens": non_negative_int("context_tokens", context_tokens),
@@ -313,7 +313,7 @@ class Ledger:
         """Append a baseline: tokens an agent spends on the skill's task without it (not tokens spent)."""
         row = {
             "id": uuid.uuid4().hex,
-            "ts": _utc(ts),
+            "ts": _row_time(ts),
             "skill": _skill(skill),
             "version": _version(version),
             "baseline_tokens": non_negative_int("baseline_tokens", baseline_tokens),

@@ -41,7 +41,8 @@ class LLMReply:
 
 
 def count_prompt_tokens(messages: list[dict[str, str]], model: str) -> int:
-    """tiktoken's count of a chat prompt (OpenAI's accounting: ~3 tokens per message + 3 to prime the reply)."""
+    """tiktoken's count of a chat prompt (OpenAI's accounting: ~3 tokens per message, and 3
+    to prime the reply)."""
     enc = encoding_for_model(model)
     total = 3
     for m in messages:
@@ -64,7 +65,8 @@ class LLM:
         if not settings.openai_base_url and not settings.openai_api_key:
             raise LLMUnavailable(
                 "no LLM endpoint is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and "
-                "OPENAI_API_KEY, and SKILLYARD_MODEL for the model name. Everything except fix and create works without one."
+                "OPENAI_API_KEY, and SKILLYARD_MODEL for the model name. "
+                "Everything except fix and create works without one."
             )
         from openai import DefaultHttpxClient, OpenAI
 
@@ -116,8 +118,9 @@ class LLM:
             ) from exc
         except openai.APITimeoutError as exc:
             raise fail(
-                f"the LLM endpoint did not answer in time: {{spent}} (timeout {self.timeout:g} s per attempt, "
-                "SKILLYARD_LLM_TIMEOUT; retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
+                f"the LLM endpoint did not answer in time: {{spent}} "
+                f"(timeout {self.timeout:g} s per attempt, SKILLYARD_LLM_TIMEOUT; "
+                "retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
                 exc,
             ) from exc
         except openai.APIConnectionError as exc:

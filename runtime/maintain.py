@@ -29,11 +29,13 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import structlog
+
+from .times import as_utc, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
@@ -115,10 +117,6 @@ class MaintenanceReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def _text(rec: SkillRecord) -> str:
     return f"{rec.name.replace('-', ' ')}: {rec.description}"
 
@@ -126,7 +124,7 @@ def _text(rec: SkillRecord) -> str:
 def _usage(registry: Registry, name: str) -> tuple[int, datetime | None]:
     """Calls over all versions of a skill, and its last call."""
     versions = registry.versions(name)
-    last = [_utc(v.last_used) for v in versions if v.last_used is not None]
+    last = [as_utc(v.last_used) for v in versions if v.last_used is not None]
     return sum(v.calls for v in versions), max(last, default=None)
 
 
@@ -201,7 +199,7 @@ def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list
                     usage[r.name] = _usage(registry, r.name)
             # keep: more calls, then the newer current version, then the smaller name
             keep, merge = sorted(
-                (a, b), key=lambda r: (-usage[r.name][0], -_utc(r.created_at).timestamp(), r.name)
+                (a, b), key=lambda r: (-usage[r.name][0], -as_utc(r.created_at).timestamp(), r.name)
             )
             why = (
                 "more calls"
@@ -234,15 +232,18 @@ def find_unused(
     registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None
 ) -> list[Unused]:
     """Registered skills the policy would retire (see UnusedPolicy), by name."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or utc_now())
     policy = policy or UnusedPolicy()
     out = []
     for rec in registry.list("registered"):
         calls, last = _usage(registry, rec.name)
-        created = _utc(rec.created_at)
+        created = as_utc(rec.created_at)
         if calls == 0 and now - created > timedelta(days=policy.unused_days):
             days = (now - created).days
-            why = f"no calls since v{rec.version} was added {days} days ago (policy: {policy.unused_days:g} days)"
+            why = (
+                f"no calls since v{rec.version} was added {days} days ago "
+                f"(policy: {policy.unused_days:g} days)"
+            )
             out.append(Unused(rec.name, rec.version, "unused", why, calls, last, created))
         elif last is not None and now - last > timedelta(days=policy.idle_days):
             days = (now - last).days
@@ -268,7 +269,7 @@ def maintain(
     retired (each exactly at the version judged; a skill that changed meanwhile is
     skipped) and the registry (and `ledger`, if given) tables are compacted.
     Merges are proposals only; nothing is deleted."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or utc_now())
     policy = policy or UnusedPolicy()
     overlaps, method = _overlaps(registry, embedder, threshold)
     unused = find_unused(registry, now, policy)

@@ -242,17 +242,17 @@ class SkillTools:
             version is not None and (not isinstance(version, int) or version < 1)
         ):
             return error_result("test_skill needs a skill 'name' and optionally an integer 'version' >= 1")
-        t = view.resolve(name, "auto", version)
+        target = view.resolve(name, "auto", version)
         with audited(
             self.service.audit,
             "gate",
             tenant=view.name,
             skill=name,
-            version=t.record.version,
-            scope=t.scope,
+            version=target.record.version,
+            scope=target.scope,
             via="mcp",
         ) as entry:
-            report = t.yard.test(name, t.record.version)
+            report = target.yard.test(name, target.record.version)
             entry.update(
                 outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage
             )
@@ -261,7 +261,7 @@ class SkillTools:
             for c in report.cases
             if c.status != "passed"
         ]
-        return ok_result({**report.summary, "version": t.record.version, "failing": failing[:20]})
+        return ok_result({**report.summary, "version": target.record.version, "failing": failing[:20]})
 
     def _fix(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         name, attempts = args.get("name"), args.get("max_attempts", 3)
@@ -325,7 +325,7 @@ def build_server(tools: SkillTools) -> Any:
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         # Off the event loop: the key check may hash (once per key) and the registry reads block.
         listed = await anyio.to_thread.run_sync(lambda: tools.list_tools(tools.view_for(ctx)))
-        return types.ListToolsResult(tools=[types.Tool(**t) for t in listed])
+        return types.ListToolsResult(tools=[types.Tool(**tool) for tool in listed])
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         def call() -> dict[str, Any]:

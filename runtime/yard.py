@@ -202,7 +202,8 @@ class Yard:
 
     @runner.setter
     def runner(self, tag: str) -> None:
-        self.images.runner = tag  # an image already built: skip the look-up
+        """Use `tag`, a runner image already built (skips the look-up)."""
+        self.images.runner = tag
 
     @property
     def registry(self) -> Registry:

@@ -40,6 +40,8 @@ class RunSpec:
     prestart: bool = False
 
     def validate(self) -> None:
+        """ValueError unless the spec is runnable as asked: absolute paths, files and cwd
+        inside a writable tmpfs dir, argv not empty, sane environment names."""
         if not self.argv:
             raise ValueError("argv must not be empty")
         writable = tuple(p.rstrip("/") + "/" for p in self.limits.tmpfs)
@@ -66,7 +68,9 @@ class Backend(abc.ABC):
     name: str = "abstract"
 
     @abc.abstractmethod
-    def run(self, spec: RunSpec) -> RunResult: ...
+    def run(self, spec: RunSpec) -> RunResult:
+        """Run `spec` in isolation and return what it did (a sandbox failure is in
+        `RunResult.error`, or a SandboxError when the engine cannot be reached)."""
 
     @abc.abstractmethod
     def gc(self, *, everything: bool = False) -> list[str]:
@@ -85,5 +89,5 @@ class Backend(abc.ABC):
     def orphans(self) -> list[dict[str, object]]:
         """The managed containers whose process is gone: what `gc()` removes."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
+    def close(self) -> None:  # noqa: B027 - an optional hook: most backends hold nothing
+        """Release what the backend holds (background removals, warm containers)."""

@@ -30,6 +30,7 @@ def parse_size(value: int | str) -> int:
 
 
 def format_size(n: int) -> str:
+    """Bytes as the largest exact unit: 67108864 -> "64m", 1000 -> "1000"."""
     for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
         if n >= factor and n % factor == 0:
             return f"{n // factor}{unit}"

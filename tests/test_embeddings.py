@@ -61,7 +61,7 @@ def test_parity_with_sentence_transformers_reference(embedder: Embedder, referen
     texts = [item["text"] for item in reference["sentences"]]
     assert len(texts) == 3
     ours = embedder.embed(texts)
-    for text, row, item in zip(texts, ours, reference["sentences"]):
+    for text, row, item in zip(texts, ours, reference["sentences"], strict=True):
         ref = np.asarray(item["embedding"], dtype=np.float32)
         assert ref.shape == (384,)
         assert _cos(row, ref) > PARITY_COS, text

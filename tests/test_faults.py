@@ -362,8 +362,9 @@ def fix_answer(script: str) -> str:
 
 @pytest.mark.parametrize("point", ["build", "gate", "after_gate"])
 def test_runtime_sigkilled_during_fix(point, tmp_path, backend, runner_image, docker_client):
-    """`skillyard fix` (answers from a scripted LLM on 127.0.0.1) SIGKILLed while the fixed version is built, while
-    it is gated and right after. Must: consistent store, gc cleans up, and a re-run of the fix completes (fixed)."""
+    """`skillyard fix` (answers from a scripted LLM on 127.0.0.1) SIGKILLed while the fixed
+    version is built, while it is gated and right after. Must: consistent store, gc cleans
+    up, and a re-run of the fix completes (fixed)."""
     home = tmp_path / "home"
     llm = ScriptedLLM().start()
     try:
@@ -604,6 +605,6 @@ def test_first_call_after_engine_restart_is_served(engine_restart):
 
 @pytest.mark.engine_restart
 def test_pool_leaves_no_dead_containers_after_engine_restart(engine_restart):
-    """Containers that died with the engine are removed once it is back, by the calls themselves (a server that
-    only makes warm calls never runs gc)."""
+    """Containers that died with the engine are removed once it is back, by the calls
+    themselves (a server that only makes warm calls never runs gc)."""
     assert engine_restart.exited_after_first == []

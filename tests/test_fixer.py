@@ -18,7 +18,10 @@ from sandbox import Sandbox
 from tests.conftest import WHEELHOUSE, write_skill
 from tests.llm_server import ScriptedLLM
 
-BUGGY = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b + 1, 'product': a * b + 1}\n"
+BUGGY = (
+    "def run(params):\n    a, b = params['a'], params['b']\n"
+    "    return {'sum': a + b + 1, 'product': a * b + 1}\n"
+)
 HALF = (
     "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b + 1}\n"
 )
@@ -223,7 +226,8 @@ def test_endpoint_faults_give_clear_errors_and_lose_nothing(llm_yard, llm_server
 
 
 def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocked_skill, monkeypatch):
-    """Audit #3: timeout and retries were fixed at 120 s / 2; the message named neither attempts nor total time."""
+    """Audit #3: timeout and retries were fixed at 120 s / 2; the message named neither
+    attempts nor total time."""
     monkeypatch.setenv("SKILLYARD_LLM_TIMEOUT", "7.5")
     monkeypatch.setenv("SKILLYARD_LLM_MAX_RETRIES", "4")
     assert (Settings().llm_timeout, Settings().llm_max_retries) == (7.5, 4)
@@ -274,12 +278,15 @@ def test_without_an_endpoint_fix_says_so(tmp_path):
 
 
 CREATED = {
-    "SKILL.md": "---\nname: reverse-words\ndescription: Reverse the order of words in a sentence. Use to flip word order.\n"
+    "SKILL.md": "---\nname: reverse-words\n"
+    "description: Reverse the order of words in a sentence. Use to flip word order.\n"
     'license: MIT\n---\n# reverse-words\nPass {"text": "..."}; get {"reversed": "..."}.\n',
-    "skillyard.yaml": "entrypoint: scripts/rev.py:run\ninput_schema:\n  type: object\n  properties:\n    text: {type: string}\n"
+    "skillyard.yaml": "entrypoint: scripts/rev.py:run\n"
+    "input_schema:\n  type: object\n  properties:\n    text: {type: string}\n"
     "  required: [text]\noutput_schema:\n  type: object\ntags: [text]\nexamples:\n  - input: {text: a b c}\n",
     "scripts/rev.py": "def run(params):\n    text = params['text']\n    if not isinstance(text, str):\n"
-    "        raise ValueError('text must be a string')\n    return {'reversed': ' '.join(reversed(text.split()))}\n",
+    "        raise ValueError('text must be a string')\n"
+    "    return {'reversed': ' '.join(reversed(text.split()))}\n",
     "tests/test_rev.py": "import pytest\nfrom scripts.rev import run\n\ndef test_rev():\n"
     "    assert run({'text': 'a b c'}) == {'reversed': 'c b a'}\n\ndef test_bad():\n"
     "    with pytest.raises(ValueError):\n        run({'text': 3})\n",

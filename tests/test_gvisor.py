@@ -60,7 +60,8 @@ def test_a_skill_gates_and_runs_under_gvisor(yard, tmp_path):
         "gv-echo",
         script="def run(p):\n    return {'y': p['x'] + 1}\n",
         tests={
-            "test_m.py": "from scripts.main import run\n\ndef test_y():\n    assert run({'x': 1}) == {'y': 2}\n"
+            "test_m.py": "from scripts.main import run\n\n"
+            "def test_y():\n    assert run({'x': 1}) == {'y': 2}\n"
         },
         sidecar="entrypoint: scripts/main.py:run\n",
     )

@@ -544,7 +544,8 @@ def test_unused_skill_with_nothing_invested_has_not_paid_off(reg: Registry, led:
 
 
 def test_failed_creations_are_not_attributed_to_a_skill(home: Settings):
-    """Audit #5: a failed creation showed up as a skill `(creating-...)` with N* = 1, its retry in "fix tok"."""
+    """Audit #5: a failed creation showed up as a skill `(creating-...)` with N* = 1, its
+    retry in "fix tok"."""
     reg = Registry(home.store, embedder=None)
     register(reg, "alpha", "Alpha does the first thing.", baseline=150_000)
     led = Ledger(home.store)

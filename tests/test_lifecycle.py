@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.errors import RegistryError
 from runtime.package import load_package, unpack_files
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 
@@ -212,7 +213,7 @@ def test_rollback_to_blocked_version_is_refused(yard, doubler, tmp_path):
     shutil.copytree(doubler, v2)
     (v2 / "tests" / "test_main.py").write_text("def test_x():\n    assert False\n")
     assert yard.add(v2).status == "blocked"
-    with pytest.raises(Exception):
+    with pytest.raises(RegistryError, match="it is blocked"):
         yard.rollback("doubler", 2)
     assert yard.registry.get("doubler").version == 1
 
@@ -255,8 +256,8 @@ def test_two_processes_registering_at_once_lose_nothing(tmp_path):
         for s in srcs
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e
+    for p, (_, stderr) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, stderr
     listed = json.loads(_cli("list", "--json", home=home, check=True).stdout)
     assert sorted(r["name"] for r in listed) == [f"conc-{i}" for i in range(4)]
     assert all(r["status"] == "registered" and r["version"] == 1 for r in listed)

@@ -108,7 +108,8 @@ def test_stdio_server_lists_and_runs_skills(home, runner_image):
             fix = await client.call_tool("fix_skill", {"name": NAME})
             assert fix.is_error is True and "OPENAI_BASE_URL" in fix.content[0].text
 
-            # the list is the registry's state at request time: retire the skill, it is gone; reinstate it, it is back
+            # the list is the registry's state at request time: retire the skill, it is gone;
+            # reinstate it, it is back
             reg = Registry(settings.store, embedder=None)
             reg.set_status(NAME, "retired")
             assert NAME not in {t.name for t in (await client.list_tools()).tools}

@@ -114,7 +114,9 @@ def rejected(tmp_path, monkeypatch):
 BILLION_LAUGHS = (
     "name: demo\ndescription: bomb\nmetadata:\n"
     '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f"  {c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    + "".join(
+        f"  {c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
 )
 
 

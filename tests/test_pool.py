@@ -115,7 +115,8 @@ def test_yard_calls_use_the_pool(yard, tmp_path):
         "echo-x",
         script="def run(p):\n    return {'x': p['x']}\n",
         tests={
-            "test_m.py": "from scripts.main import run\n\ndef test_x():\n    assert run({'x': 1}) == {'x': 1}\n"
+            "test_m.py": "from scripts.main import run\n\n"
+            "def test_x():\n    assert run({'x': 1}) == {'x': 1}\n"
         },
     )
     assert yard.add(d).status == "registered"
@@ -134,7 +135,8 @@ PRESTART_PROGRAM = (
     "t0 = time.time()\n"
     "data = sys.stdin.read()\n"
     "waited = time.time() - t0\n"
-    "print(os.getpid(), round(waited, 3), sorted(os.listdir('/tmp/work')), open('/tmp/work/in.txt').read(), data)\n"
+    "placed = open('/tmp/work/in.txt').read()\n"
+    "print(os.getpid(), round(waited, 3), sorted(os.listdir('/tmp/work')), placed, data)\n"
     "open('/tmp/work/left-by-' + data, 'w').write('x')\n"
 )
 

@@ -214,16 +214,16 @@ for path in ["/x", "/etc/x", "/usr/x", "/tmp/x", "/tmp/work/x"]:
 facts["writes"] = writes
 facts["root_mount"] = [l.split()[5] for l in open("/proc/self/mountinfo") if l.split()[4] == "/"]
 connects = {}
-for host, port in [("1.1.1.1", 53), ("%(gateway)s", 2375), ("8.8.8.8", 443)]:
+for host, port in [("1.1.1.1", 53), ("GATEWAY", 2375), ("8.8.8.8", 443)]:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(3)
     try:
         s.connect((host, port))
-        connects["%%s:%%d" %% (host, port)] = "connected"
+        connects[f"{host}:{port}"] = "connected"
     except socket.timeout:
-        connects["%%s:%%d" %% (host, port)] = "timeout"
+        connects[f"{host}:{port}"] = "timeout"
     except OSError as exc:
-        connects["%%s:%%d" %% (host, port)] = exc.errno
+        connects[f"{host}:{port}"] = exc.errno
     finally:
         s.close()
 facts["connects"] = connects
@@ -243,7 +243,7 @@ try:
 except OSError as exc:
     facts["pid1_fds"] = exc.errno
 print(json.dumps(facts))
-""" % {"gateway": GATEWAY}
+""".replace("GATEWAY", GATEWAY)
 
 
 @pytest.fixture(scope="module")
@@ -513,9 +513,10 @@ def test_cpus_quota_is_given_to_the_engine(backend, runner_image, docker_client)
 
 def test_cpus_quota_slows_a_cpu_loop(sandbox):
     if GVISOR:
-        # runsc --platform=ptrace: docker stats shows the sandbox held to ~25% for cpus=0.25, yet a loop inside
-        # counts 0.75-1.0x as fast as at cpus=1 from run to run (its clock is the Sentry's): a loop count is no
-        # measure there. test_cpus_quota_is_given_to_the_engine checks the limit reaches the engine.
+        # runsc --platform=ptrace: docker stats shows the sandbox held to ~25% for cpus=0.25, yet a
+        # loop inside counts 0.75-1.0x as fast as at cpus=1 from run to run (its clock is the
+        # Sentry's): a loop count is no measure there. test_cpus_quota_is_given_to_the_engine
+        # checks the limit reaches the engine.
         pytest.skip("a loop count inside gVisor does not reflect the engine's CPU quota (docs/SECURITY.md)")
     # CPU seconds the loop got per wall second. Other work on this 2-core host can only lower it,
     # never lift it over the quota, so a ceiling holds under any load (a floor for an unthrottled

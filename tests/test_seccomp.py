@@ -11,7 +11,8 @@ import ctypes, errno, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)
 nr, args = int(sys.argv[1]), [int(a, 0) for a in sys.argv[2:]]
 r = libc.syscall(nr, *args)
-print("denied" if r == -1 and ctypes.get_errno() == errno.EPERM else "allowed:%d:%d" % (r, ctypes.get_errno()))
+err = ctypes.get_errno()
+print("denied" if r == -1 and err == errno.EPERM else f"allowed:{r}:{err}")
 """
 
 
@@ -49,7 +50,8 @@ def test_tighter_than_the_engine_default(sandbox, name, args):
 def test_socket_families(sandbox):
     code = (
         "import socket\n"
-        "for fam, typ, proto in ((17, 3, 0), (38, 5, 0), (40, 1, 0), (16, 3, 9), (16, 3, 0), (1, 1, 0), (2, 1, 0), (10, 2, 0)):\n"
+        "for fam, typ, proto in ((17, 3, 0), (38, 5, 0), (40, 1, 0), (16, 3, 9), (16, 3, 0),\n"
+        "                        (1, 1, 0), (2, 1, 0), (10, 2, 0)):\n"
         "    try:\n        socket.socket(fam, typ, proto).close(); print(fam, proto, 'ok')\n"
         "    except OSError as e:\n        print(fam, proto, e.errno)\n"
     )
@@ -76,7 +78,10 @@ def test_ordinary_programs_still_work(sandbox):
 
 
 def test_ptrace_traceme_does_not_confuse_the_supervisor(sandbox):
-    code = "import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0); import os; os.kill(os.getpid(), 19); print('after')"
+    code = (
+        "import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0); "
+        "import os; os.kill(os.getpid(), 19); print('after')"
+    )
     r = sandbox.run(["python3", "-c", code], limits=Limits(seccomp="engine-default", timeout=5))
     assert r.exit_code is not None and not r.timed_out
 

@@ -364,7 +364,7 @@ def test_shared_skills_are_read_only_for_tenants(env, tmp_path):
     assert not (env["home"] / "skills" / SHARED / "failures.jsonl").exists()
 
 
-# -- hostile input ----------------------------------------------------------------------------------------------
+# -- hostile input ------------------------------------------------------------------------------------------
 def test_path_traversal_in_names_and_ids_touches_nothing(env):
     home = env["home"]
     env["c"]["bob"].get("/v1/skills")  # bob's stores exist before the snapshot
@@ -477,7 +477,7 @@ def test_internal_errors_are_opaque(env):
     assert r.json() == {"error": "internal error", "request_id": r.headers["x-request-id"]}
 
 
-# -- jobs --------------------------------------------------------------------------------------------------------
+# -- jobs ---------------------------------------------------------------------------------------------------
 def test_gate_job_streams_progress_over_sse(env):
     alice = env["c"]["alice"]
     r = alice.post(f"/v1/skills/{SECRET}/test", json={})
@@ -646,7 +646,7 @@ def test_zz_no_response_body_carries_a_traceback(env):
     assert not leaking, leaking
 
 
-# -- packages that cannot be built, refused attempts, audit of failures ------------------------------------------
+# -- packages that cannot be built, refused attempts, audit of failures -------------------------------------
 def _tar(*entries: tuple[str, bytes]) -> bytes:
     import io
     import tarfile

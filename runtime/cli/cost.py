@@ -81,7 +81,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         if ledger is not None:
             _print_not_attributed(ledger)
         return
-    t = Table(title="token ledger: cost and break-even per skill")
+    table = Table(title="token ledger: cost and break-even per skill")
     for col in (
         "skill",
         "created tok",
@@ -95,7 +95,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         "paid off?",
         "net",
     ):
-        t.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
+        table.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
     for c in report:
         label = esc(c.skill) + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
         src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
@@ -106,7 +106,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
             else ("[dim]no (unused)[/]" if not c.successful_uses else "[red]no[/]")
         )
         net = f"[green]{c.net_tokens:+,}[/]" if c.net_tokens >= 0 else f"[red]{c.net_tokens:+,}[/]"
-        t.add_row(
+        table.add_row(
             label,
             _count(c.creation_tokens),
             _count(c.fix_tokens),
@@ -119,8 +119,8 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
             paid,
             net,
         )
-    t.add_section()
-    t.add_row(
+    table.add_section()
+    table.add_row(
         f"[bold]total[/] ({len(report)})",
         _count(sum(c.creation_tokens for c in report)),
         _count(sum(c.fix_tokens for c in report)),
@@ -133,7 +133,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         f"{sum(c.paid_off for c in report)}/{len(report)}",
         f"{sum(c.net_tokens for c in report):+,}",
     )
-    out.print(t)
+    out.print(table)
     if ledger is not None:
         _print_not_attributed(ledger)
     out.print(
@@ -173,7 +173,7 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
     if not rows:
         out.print("no LLM calls recorded" + (f" for {esc(skill)}" if skill else ""))
         return
-    t = Table(title="LLM calls")
+    table = Table(title="LLM calls")
     for col in (
         "time (UTC)",
         "skill",
@@ -190,14 +190,14 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
         "detail",
     ):
         numeric = col in ("v", "prompt", "compl.", "cached", "tiktoken", "$", "ms")
-        t.add_column(
+        table.add_column(
             col,
             justify="right" if numeric else "left",
             overflow="fold",
             max_width=40 if col == "detail" else None,
         )
     for r in rows:
-        t.add_row(
+        table.add_row(
             _time(r["ts"]),
             esc(r["skill"] or "-"),
             str(r["version"] or ""),
@@ -212,7 +212,7 @@ def ledger_calls(skill: str | None, purpose: str | None, limit: int, as_json: bo
             esc(r["outcome"]),
             esc((r["detail"] or "")[:120]),
         )
-    out.print(t)
+    out.print(table)
     out.print(
         f"[dim]{len(rows)} call(s), {sum(r['total_tokens'] for r in rows):,} tokens, "
         f"${sum(r['cost_usd'] for r in rows):.4f}[/]"
@@ -239,11 +239,11 @@ def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
     if not rows:
         out.print("no uses recorded" + (f" for {esc(skill)}" if skill else ""))
         return
-    t = Table(title="skill uses")
+    table = Table(title="skill uses")
     for col in ("time (UTC)", "skill", "v", "context tok", "outcome", "ms"):
-        t.add_column(col, justify="right" if col in ("v", "context tok", "ms") else "left")
+        table.add_column(col, justify="right" if col in ("v", "context tok", "ms") else "left")
     for r in rows:
-        t.add_row(
+        table.add_row(
             _time(r["ts"]),
             esc(r["skill"]),
             str(r["version"] or ""),
@@ -251,7 +251,7 @@ def ledger_uses(skill: str | None, limit: int, as_json: bool) -> None:
             esc(r["outcome"]),
             f"{r['duration_ms']:.0f}",
         )
-    out.print(t)
+    out.print(table)
     fails = sum(r["outcome"] != "ok" for r in rows)
     context = sum(r["context_tokens"] for r in rows)
     out.print(f"[dim]{len(rows)} use(s), {fails} failed, {context:,} context tokens[/]")

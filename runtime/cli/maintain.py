@@ -58,11 +58,11 @@ def maintain_command(
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return
     if report.overlaps:
-        t = Table(title=f"overlapping skills: merge proposals ({report.method} similarity)")
+        table = Table(title=f"overlapping skills: merge proposals ({report.method} similarity)")
         for col in ("keep", "merge into it", "score", "text", "name", "why"):
-            t.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
+            table.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
         for o in report.overlaps:
-            t.add_row(
+            table.add_row(
                 esc(o.keep),
                 esc(o.merge),
                 f"{o.score:.2f}",
@@ -70,13 +70,13 @@ def maintain_command(
                 f"{o.name_similarity:.2f}",
                 esc(o.reason.split("; ", 1)[-1]),
             )
-        out.print(t)
+        out.print(table)
     else:
         out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
     if report.unused:
-        t = Table(title="unused skills")
+        table = Table(title="unused skills")
         for col in ("skill", "v", "calls", "last used", "reason", "action"):
-            t.add_column(col, justify="right" if col in ("v", "calls") else "left")
+            table.add_column(col, justify="right" if col in ("v", "calls") else "left")
         for u in report.unused:
             action = (
                 "[green]retired[/]"
@@ -85,7 +85,7 @@ def maintain_command(
                 if apply
                 else "retire"
             )
-            t.add_row(
+            table.add_row(
                 esc(u.name),
                 str(u.version),
                 str(u.calls),
@@ -93,7 +93,7 @@ def maintain_command(
                 esc(u.reason),
                 action,
             )
-        out.print(t)
+        out.print(table)
     else:
         out.print("no unused skills")
     if not apply and report.unused:

@@ -46,14 +46,14 @@ def tenant_list(as_json: bool) -> None:
     """Tenants (never their keys)."""
     tenants = list_tenants()
     if as_json:
-        click.echo(json.dumps([t.to_dict() for t in tenants], indent=2))
+        click.echo(json.dumps([tenant.to_dict() for tenant in tenants], indent=2))
         return
     if not tenants:
         click.echo("no tenants: add one with `skillyard tenant add NAME [--admin]`")
-    for t in tenants:
+    for tenant in tenants:
         click.echo(
-            f"{t.name:<34}{'admin' if t.admin else 'tenant':<8}{t.created_at}"
-            f"{'  max-runs ' + str(t.max_concurrent_runs) if t.max_concurrent_runs else ''}"
+            f"{tenant.name:<34}{'admin' if tenant.admin else 'tenant':<8}{tenant.created_at}"
+            f"{'  max-runs ' + str(tenant.max_concurrent_runs) if tenant.max_concurrent_runs else ''}"
         )
 
 
