@@ -19,8 +19,8 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from .common import Ledger, quiet_logs, say, settings, wait_no_containers  # noqa: E402
-from .throughput import hammer, register_trivial, warm_up  # noqa: E402
+from .common import Ledger, quiet_logs, say, settings, wait_no_containers
+from .throughput import hammer, register_trivial, warm_up
 
 
 def rss_bytes() -> int:
@@ -100,7 +100,6 @@ def run(
     baseline = after_base[0] if after_base else (rss[0] if rss else 0)
     end = rss[-1] if rss else 0
     flat = bool(baseline) and abs(end - baseline) <= flat_tolerance * baseline
-    mib = lambda b: round(b / 1024**2, 1)  # noqa: E731
     res.update(
         {
             "leftover_containers": len(left),
@@ -118,12 +117,14 @@ def run(
 
 
 def _has_psutil() -> bool:
-    try:
-        import psutil  # noqa: F401
+    import importlib.util
 
-        return True
-    except ImportError:
-        return False
+    return importlib.util.find_spec("psutil") is not None
+
+
+def mib(n: int) -> float:
+    """Bytes as MiB, one decimal."""
+    return round(n / 1024**2, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from .common import (
     docker_client,
     machine_info,
     my_containers,
-    ratio,  # noqa: E402
+    ratio,
     remove_images,
     runner_image,
     say,
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             try:
                 res[name] = {"result": plan[name]()}
-            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
+            except Exception as exc:  # noqa: BLE001 - one section's failure must not end the run
                 say(f"{name} FAILED: {type(exc).__name__}: {exc}")
                 res[name] = {"error": traceback.format_exc()}
             res[name]["section_wall_s"] = round(time.monotonic() - t0, 1)
@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in left:
             try:
                 client.api.remove_container(c["Id"], force=True, v=True)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - best effort: what is left is reported below
                 pass
         ours = ledger.images(client)
         removed, failed = ([], []) if args.keep_images else remove_images(client, ours)

@@ -363,7 +363,7 @@ class LanceStore:
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 return op(table)
-            except Exception as exc:  # noqa: BLE001 - filtered: only conflicts are retried
+            except Exception as exc:  # filtered: only conflicts are retried, the rest re-raised
                 if not is_retryable(exc):
                     raise StoreError(f"{self.owner} {what} failed: {first_line(exc)}") from exc
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -391,7 +391,7 @@ class LanceStore:
                 query = query.select(list(columns))
             try:
                 return query.limit(None).to_arrow().to_pylist()
-            except Exception as exc:  # noqa: BLE001 - only a version pruned mid-read is retried
+            except Exception as exc:  # only a version pruned mid-read is retried, the rest re-raised
                 if attempt == READ_ATTEMPTS - 1 or not is_pruned(exc):
                     raise
         raise AssertionError("unreachable")

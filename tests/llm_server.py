@@ -84,7 +84,7 @@ class ScriptedLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 request = {"path": self.path, "body": body, "auth": self.headers.get("Authorization", "")}

@@ -11,7 +11,7 @@ import textwrap
 import anyio
 import httpx
 import pytest
-from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp import Client, StdioServerParameters
 
 from runtime.config import Settings
 from runtime.registry import Registry

@@ -119,13 +119,13 @@ print(out)
 
 def test_signals_to_the_supervisor_are_denied(sandbox):
     r = sandbox.run(["python3", "-c", SIGNALS_TO_PID1])
-    out = eval(r.stdout)  # noqa: S307 - our own probe's dict literal
+    out = eval(r.stdout)  # our own probe's dict literal
     assert out.pop("kill_child") == "ok" and out.pop("kill_self") == "ok", out
     assert set(out.values()) == {1}, out  # EPERM for every way of signalling PID 1
     # Without the stacked filter, Docker's profile allows them (Linux then drops unhandled signals to init).
     loose = eval(
         sandbox.run(["python3", "-c", SIGNALS_TO_PID1], limits=Limits(seccomp="engine-default")).stdout
-    )  # noqa: S307
+    )
     assert loose["kill"] == "ok", loose
 
 
@@ -154,7 +154,7 @@ print({
 
 
 def test_device_nodes_and_negative_nice_are_denied(sandbox):
-    out = eval(sandbox.run(["python3", "-c", NODES_AND_NICE]).stdout)  # noqa: S307 - our own probe's dict
+    out = eval(sandbox.run(["python3", "-c", NODES_AND_NICE]).stdout)  # our own probe's dict
     assert (out["chr"], out["blk"], out["chr_at"], out["nice_up"]) == (1, 1, 1, 1), out
     assert (out["fifo"], out["file"], out["nice_down"]) == ("ok", "ok", "ok"), out
 
