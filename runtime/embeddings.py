@@ -23,19 +23,19 @@ One-shot CLI commands never build it; the HTTP and MCP servers build it at start
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
+
+from .blas import single_blas_thread
 
 log = structlog.get_logger(__name__)
 
@@ -73,65 +73,6 @@ ENCODER_ENV = "SKILLYARD_EMBEDDING_ENCODER"
 # embedding in the process: about what the build costs (0.22-0.28 s measured on 2 cores:
 # import, graph, session).
 ONNX_AFTER_NUMPY_SECONDS = 0.25
-
-
-# --------------------------------------------------------------------------- BLAS threads
-
-
-def _openblas_thread_setter() -> Any | None:
-    """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (0.3.27+), which sets
-    the thread count and returns the previous one. Despite its name it is process-wide
-    (a thread started while it is lowered sees the lowered count), hence the counting
-    in single_blas_thread. None when numpy uses another BLAS."""
-    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-    for path in sorted(libs.glob("libscipy_openblas*.so*")) if libs.is_dir() else []:
-        try:
-            fn = ctypes.CDLL(str(path)).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
-        return fn
-    return None
-
-
-_set_blas_threads = _openblas_thread_setter()
-_blas_lock = threading.Lock()
-_blas_limited = 0  # blocks inside single_blas_thread, in all threads
-_blas_saved = 0  # the thread count to put back when the last one leaves
-
-
-@contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (a no-op without numpy's OpenBLAS).
-
-    The count is process-wide, so overlapping blocks in several threads are counted:
-    the first lowers it, the last puts the saved count back (a bulk embedding that
-    runs meanwhile is single-threaded too, which costs time, never correctness)."""
-    global _blas_limited, _blas_saved
-    if _set_blas_threads is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_limited == 0:
-            _blas_saved = _set_blas_threads(1)
-        _blas_limited += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_limited -= 1
-            if _blas_limited == 0:
-                _set_blas_threads(_blas_saved)
-
-
-def blas_threads() -> int | None:
-    """OpenBLAS's thread count now (None without numpy's OpenBLAS)."""
-    if _set_blas_threads is None:
-        return None
-    with _blas_lock:
-        previous = _set_blas_threads(1)
-        _set_blas_threads(previous)
-    return previous
 
 
 # --------------------------------------------------------------------------- locating files

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from runtime import embeddings
+from runtime import blas, embeddings
 from runtime.embeddings import Embedder, clear_cache, find_model_dir, load_embedder
 
 FIXTURE = Path(__file__).parent / "data" / "minilm_reference.json"
@@ -195,7 +195,7 @@ def test_concurrent_first_load_builds_one_instance() -> None:
 
 
 def _current_blas_threads() -> int:
-    threads = embeddings.blas_threads()
+    threads = blas.blas_threads()
     assert threads is not None
     return threads
 
@@ -203,18 +203,18 @@ def _current_blas_threads() -> int:
 def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> None:
     # numpy's wheels bundle OpenBLAS; without the setter, one-query embeddings would
     # fight LanceDB for both cores (see embeddings.SINGLE_THREAD_MAX_TOKENS).
-    assert embeddings.blas_threads() is not None
+    assert blas.blas_threads() is not None
     before = _current_blas_threads()
     assert before > 1, "this machine has one core? the test needs two"
     inside, release = threading.Event(), threading.Event()
 
     def other_block() -> None:
-        with embeddings.single_blas_thread():
+        with blas.single_blas_thread():
             inside.set()
             release.wait(5)
 
     other = threading.Thread(target=other_block)
-    with embeddings.single_blas_thread():
+    with blas.single_blas_thread():
         other.start()
         assert inside.wait(5)
         assert _current_blas_threads() == 1
