@@ -84,6 +84,8 @@ class _RotatingFile:
 
 
 class AuditLog:
+    """The audit trail of one SKILLYARD_HOME (see the module docstring)."""
+
     def __init__(self, home: str | Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
         self.home = Path(home)
         self.path = self.home / AUDIT_FILE

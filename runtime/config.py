@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
+    """Every setting, from SKILLYARD_* variables (and OPENAI_* for the LLM) or skillyard.env."""
+
     model_config = SettingsConfigDict(
         env_prefix="SKILLYARD_", env_file="skillyard.env", extra="ignore", populate_by_name=True
     )
@@ -68,15 +70,18 @@ class Settings(BaseSettings):
 
     @property
     def store(self) -> str:
+        """The LanceDB URI: store_uri, else HOME/store."""
         return self.store_uri or str(self.home / "store")
 
     @property
     def wheel_dir(self) -> Path:
+        """The host wheelhouse: wheelhouse, else HOME/wheelhouse."""
         return self.wheelhouse or (self.home / "wheelhouse")
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings, read once (tests clear the cache)."""
     return Settings()
 
 

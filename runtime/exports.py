@@ -51,6 +51,7 @@ def _callable_packages(yard: Yard, names: list[str] | None) -> list[SkillPackage
 
 
 def openai_tool(pkg: SkillPackage, style: Literal["responses", "chat"] = "responses") -> dict[str, Any]:
+    """One package as an OpenAI function-calling tool (`style`: responses or chat)."""
     if not OPENAI_NAME_RE.fullmatch(pkg.name):  # skill names always fit; a guard against future name rules
         raise ValueError(f"{pkg.name!r} is not a valid OpenAI function name")
     # "$schema" names the dialect for validators; function-calling APIs do not want it (some reject it).

@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class LLMReply:
+    """One answer of the LLM, with its usage (the API's, or tiktoken's count when it gave none)."""
+
     text: str
     model: str
     prompt_tokens: int
@@ -37,6 +39,7 @@ class LLMReply:
 
     @property
     def total_tokens(self) -> int:
+        """Prompt + completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
 
@@ -87,12 +90,14 @@ class LLM:
         )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The USD cost of a request at the configured prices."""
         s = self.settings
         return (
             prompt_tokens * s.price_input_per_mtok / 1e6 + completion_tokens * s.price_output_per_mtok / 1e6
         )
 
     def chat(self, messages: list[dict[str, str]], *, json_mode: bool = True) -> LLMReply:
+        """One chat request (JSON mode by default); LLMError says what failed and what was spent."""
         import openai
 
         expected = count_prompt_tokens(messages, self.model)

@@ -9,6 +9,7 @@ import structlog
 
 
 def configure(level: str = "WARNING", json_logs: bool = False) -> None:
+    """Log at `level` to stderr: readable lines, or JSON lines with `json_logs`."""
     lvl = getattr(logging, level.upper(), logging.WARNING)
     processors: list = [
         structlog.contextvars.merge_contextvars,

@@ -50,6 +50,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 @dataclass
 class Overlap:
+    """Two current skills that look like one: which to keep, which to merge into it, and why."""
+
     keep: str
     merge: str  # the skill proposed to be folded into `keep`
     score: float
@@ -59,11 +61,14 @@ class Overlap:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
         return asdict(self)
 
 
 @dataclass
 class UnusedPolicy:
+    """When a registered skill counts as unused: never called for `unused_days`, or not for `idle_days`."""
+
     unused_days: float = 30
     idle_days: float = 90
 
@@ -74,6 +79,8 @@ class UnusedPolicy:
 
 @dataclass
 class Unused:
+    """A skill the policy would retire, and by which rule."""
+
     name: str
     version: int
     rule: str  # "unused" (never called) or "idle" (not called lately)
@@ -83,11 +90,14 @@ class Unused:
     created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
         return asdict(self)
 
 
 @dataclass
 class MaintenanceReport:
+    """What one maintenance run found and (with apply) did."""
+
     now: datetime
     applied: bool
     threshold: float
@@ -100,6 +110,7 @@ class MaintenanceReport:
     compacted: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data (the CLI's --json)."""
         return {
             "now": self.now.isoformat(),
             "applied": self.applied,
@@ -140,11 +151,13 @@ def _resolve_embedder(registry: Registry, embedder: Any) -> EmbedderLike | None:
 
 
 def jaccard(a: str, b: str) -> float:
+    """Word-set Jaccard similarity of two texts (the fallback without an embedder)."""
     wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
     return len(wa & wb) / len(wa | wb) if wa or wb else 0.0
 
 
 def name_similarity(a: str, b: str) -> float:
+    """How alike two skill names are (difflib's ratio)."""
     return difflib.SequenceMatcher(None, a, b).ratio()
 
 

@@ -246,9 +246,11 @@ class OnnxEncoder:
 
     @property
     def usable(self) -> bool:
+        """Whether this process made the session (a forked child cannot use it)."""
         return os.getpid() == self.pid
 
     def run(self, x: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """The encoder layers' output for embeddings `x` and attention `bias`."""
         return self._session.run([self.output], {"x": x, "bias": bias})[0]
 
 
@@ -265,6 +267,7 @@ class LazyEncoder:
         self.error: str | None = None
 
     def start(self, background: bool = True) -> None:
+        """Start building (in the background unless told otherwise); once."""
         with self._lock:
             if self._started:
                 return
@@ -284,5 +287,6 @@ class LazyEncoder:
             self.ready.set()
 
     def get(self) -> OnnxEncoder | None:
+        """The built encoder, if it is ready and usable here, else None."""
         enc = self._encoder
         return enc if enc is not None and enc.usable else None

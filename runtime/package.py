@@ -63,6 +63,8 @@ class Frontmatter(BaseModel):
 
 
 class LimitsOverride(BaseModel):
+    """A skill's own call limits (skillyard.yaml `limits`), tightening or loosening the defaults."""
+
     model_config = ConfigDict(extra="forbid")
     memory: int | str | None = None
     cpus: float | None = Field(default=None, gt=0, le=8)
@@ -74,12 +76,16 @@ class LimitsOverride(BaseModel):
 
 
 class GateSettings(BaseModel):
+    """A skill's own gate settings (skillyard.yaml `gate`)."""
+
     model_config = ConfigDict(extra="forbid")
     coverage: float | None = Field(default=None, ge=0, le=100)
     timeout: float | None = Field(default=None, gt=0, le=3600)
 
 
 class Example(BaseModel):
+    """An example input (skillyard.yaml `examples`)."""
+
     model_config = ConfigDict(extra="forbid")
     input: Any
     output: Any = None
@@ -149,6 +155,8 @@ class SkillConfig(BaseModel):
 # -- the package ------------------------------------------------------------------------------
 @dataclass
 class SkillPackage:
+    """A loaded, validated skill package, all in memory."""
+
     name: str
     meta: Frontmatter
     config: SkillConfig
@@ -160,6 +168,7 @@ class SkillPackage:
 
     @property
     def content_hash(self) -> str:
+        """sha256 over the sorted paths and bytes: equal hashes mean equal packages."""
         h = hashlib.sha256()
         for rel in sorted(self.files):
             h.update(rel.encode() + b"\0" + (b"x" if rel in self.executable else b"-") + b"\0")
@@ -168,14 +177,18 @@ class SkillPackage:
 
     @property
     def skill_md(self) -> str:
+        """The SKILL.md text."""
         return self.files["SKILL.md"].decode("utf-8")
 
     @property
     def description(self) -> str:
+        """The frontmatter's description."""
         return self.meta.description
 
     @property
     def test_files(self) -> list[str]:
+        """The test files the gate runs."""
+
         def is_test(rel: str) -> bool:
             base = rel.rsplit("/", 1)[-1]
             return base.endswith(".py") and (base.startswith("test_") or base.endswith("_test.py"))
@@ -184,9 +197,11 @@ class SkillPackage:
 
     @property
     def script_files(self) -> list[str]:
+        """The Python files under scripts/."""
         return sorted(p for p in self.files if p.startswith("scripts/") and p.endswith(".py"))
 
     def to_archive(self) -> bytes:
+        """The package as a deterministic tar.gz (what the store keeps)."""
         return pack_files(self.files, self.executable)
 
 

@@ -45,6 +45,7 @@ _KEYID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def validate_tenant(name: str) -> str:
+    """`name` if it is a tenant name (1-32 of a-z, 0-9 and '-'), else TenantError."""
     if not isinstance(name, str) or not TENANT_RE.fullmatch(name):
         raise TenantError(
             f"invalid tenant name {name!r}: use 1-32 characters of a-z, 0-9 and '-', "
@@ -65,15 +66,19 @@ def _hash_secret(secret: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R,
 
 @dataclass(frozen=True)
 class Tenant:
+    """A tenant as stored: its name, whether it is an admin, its own run limit."""
+
     name: str
     admin: bool = False
     created_at: str = ""
     max_concurrent_runs: int | None = None
 
     def home(self, base: Path) -> Path:
+        """The tenant's own state folder under `base`."""
         return Path(base) / "tenants" / validate_tenant(self.name)
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data (never with keys)."""
         return {
             "name": self.name,
             "admin": self.admin,
@@ -215,10 +220,12 @@ class Tenants:
         return bool(removed)
 
     def list(self) -> list[Tenant]:
+        """Every tenant, by name."""
         data = self._load()
         return [self._tenant(n, raw) for n, raw in sorted(data["tenants"].items())]
 
     def get(self, name: str) -> Tenant | None:
+        """The tenant `name`, or None."""
         raw = self._load()["tenants"].get(name)
         return None if raw is None else self._tenant(name, raw)
 

@@ -204,6 +204,7 @@ class TenantYards:
             return yard
 
     def all(self) -> list[Yard]:
+        """Every yard made so far, the shared one first."""
         with self._lock:
             return [self.shared, *self._yards.values()]
 
@@ -218,6 +219,7 @@ class TenantYards:
                     log.warning("yard_close_failed", home=str(yard.settings.home), error=str(exc))
 
     def view(self, tenant: Tenant | None) -> TenantView:
+        """What `tenant` sees (None: the local operator), its yards made on first use."""
         if tenant is None:
             return TenantView(tenant=None, shared=self.shared)
         private = self._get("private", tenant.name, tenant_settings)
@@ -225,6 +227,7 @@ class TenantYards:
         return TenantView(tenant=tenant, shared=self.shared, private=private, shared_view=shared_view)
 
     def forget(self, tenant: str) -> None:
+        """Drop a removed tenant's yards from the process's memory (they are not closed)."""
         with self._lock:
             for kind in ("private", "shared"):
                 self._yards.pop((kind, tenant), None)

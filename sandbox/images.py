@@ -47,6 +47,7 @@ def recipes_dir() -> Path:
 
 
 def digest(*parts: bytes | str, length: int = 12) -> str:
+    """A short sha256 over length-prefixed parts (no two part lists collide)."""
     h = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -138,6 +139,7 @@ def ensure_wheels(requirements: Iterable[str], wheelhouse: Path, progress: Progr
 
 # -- building -----------------------------------------------------------------------------
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
+    """Whether the engine has the image `ref`."""
     try:
         client.images.get(ref)
         return True
@@ -187,6 +189,8 @@ def build_image(
 
 @dataclass
 class ImageSet:
+    """The base and runner image tags."""
+
     base: str
     runner: str
 
@@ -210,10 +214,12 @@ class Images:
 
     # base ---------------------------------------------------------------------------------
     def base_tag(self, mode: str) -> str:
+        """The base image's tag for `mode` (offline or registry), from its recipe's hash."""
         recipe = self.recipes / "base" / ("debootstrap.sh" if mode == "offline" else "registry.Dockerfile")
         return f"skillyard/base:{mode}-{digest(recipe.read_bytes(), mode)}"
 
     def find_base(self) -> str | None:
+        """The base image's tag if it exists."""
         modes = [self.base_mode] if self.base_mode != "auto" else ["registry", "offline"]
         for mode in modes:
             tag = self.base_tag(mode)
@@ -222,6 +228,7 @@ class Images:
         return None
 
     def ensure_base(self) -> str:
+        """The base image, pulled or built if missing."""
         found = self.find_base()
         if found:
             return found
@@ -264,14 +271,17 @@ class Images:
 
     # runner -------------------------------------------------------------------------------
     def runner_requirements(self) -> list[str]:
+        """The runner image's Python requirements."""
         return (self.recipes / "runner" / "requirements.txt").read_text().splitlines()
 
     def runner_tag(self, base: str) -> str:
+        """The runner image's tag on `base`, from its inputs' hash."""
         base_id = self.client.images.get(base).id
         recipe = self.recipes / "runner"
         return f"skillyard/runner:{digest(base_id, hash_tree(recipe))}"
 
     def ensure_runner(self, base: str | None = None) -> str:
+        """The runner image, built if missing."""
         base = base or self.ensure_base()
         tag = self.runner_tag(base)
         if image_exists(self.client, tag):
@@ -293,6 +303,7 @@ class Images:
         return tag
 
     def ensure(self) -> ImageSet:
+        """The base and runner images, built if missing."""
         base = self.ensure_base()
         return ImageSet(base=base, runner=self.ensure_runner(base))
 

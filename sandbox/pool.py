@@ -74,6 +74,8 @@ def pool_key(spec: RunSpec) -> str:
 
 
 class WarmPool(Backend):
+    """A Backend serving runs from pre-started containers (see the module docstring)."""
+
     name = "docker-pool"
 
     def __init__(

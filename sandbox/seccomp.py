@@ -136,6 +136,7 @@ OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG1, OFF_ARG2 = 0, 4, 16, 24, 32
 
 
 def supported() -> bool:
+    """Whether this machine's architecture gets the stacked filter."""
     return platform.machine() in ("x86_64", "amd64")
 
 
@@ -225,6 +226,7 @@ def filter_bytes() -> bytes:
 
 
 def describe() -> dict[str, object]:
+    """Facts about the filter, for doctor and the docs."""
     return {
         "denied": sorted(DENIED_X86_64),
         "clone": "CLONE_NEW* flags denied",

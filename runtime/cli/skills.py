@@ -50,6 +50,7 @@ def _add_table(outcomes) -> Table:
 
 
 def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, workers: int = 2):
+    """Add every skill under `path` with a progress bar on stderr; the outcomes."""
     from ..yard import discover
 
     folders = discover(path)

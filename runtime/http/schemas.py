@@ -16,6 +16,8 @@ from ..records import SkillRecord
 
 
 class ErrorOut(BaseModel):
+    """Every error answer's body."""
+
     error: str = Field(description="What went wrong and, where it helps, what to do.")
     request_id: str | None = Field(default=None, description="Quote it when reporting a problem.")
     detail: list[dict[str, Any]] | None = Field(
@@ -24,6 +26,8 @@ class ErrorOut(BaseModel):
 
 
 class GateSummaryOut(BaseModel):
+    """A version's gate verdict, in short."""
+
     passed: bool
     tests: int
     failures: int
@@ -35,6 +39,8 @@ class GateSummaryOut(BaseModel):
 
 
 class SkillOut(BaseModel):
+    """A skill version as the API lists it."""
+
     name: str
     version: int
     scope: Literal["private", "shared"] = Field(description="private: this tenant's own; shared: everyone's.")
@@ -52,6 +58,8 @@ class SkillOut(BaseModel):
 
 
 class SkillDetailOut(SkillOut):
+    """A skill version with its config, files, gate report and notes."""
+
     config: dict[str, Any] = Field(
         description="skillyard.yaml: entrypoint, input_schema, output_schema, limits ..."
     )
@@ -61,10 +69,14 @@ class SkillDetailOut(SkillOut):
 
 
 class SearchHitOut(SkillOut):
+    """A search hit: the version and its score."""
+
     score: float = Field(description="Relevance; comparable within one list only.")
 
 
 class CallErrorOut(BaseModel):
+    """Why a call failed (never the raw traceback)."""
+
     kind: str = Field(
         description="invalid_input, exception, timeout, oom, bad_output, crashed, sandbox, "
         "not_found, not_registered"
@@ -75,6 +87,8 @@ class CallErrorOut(BaseModel):
 
 
 class CallResultOut(BaseModel):
+    """What a run answers: the output, or the error, and what the run used."""
+
     skill: str
     version: int | None
     scope: Literal["private", "shared"] | None = None
@@ -90,6 +104,8 @@ class CallResultOut(BaseModel):
 
 
 class JobOut(BaseModel):
+    """A job as the API shows it."""
+
     id: str
     kind: Literal["import", "gate", "fix", "create", "run"]
     state: Literal["queued", "running", "succeeded", "failed"]
@@ -105,6 +121,8 @@ class JobOut(BaseModel):
 
 
 class RunRequest(BaseModel):
+    """The body of a run."""
+
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     input: Any = Field(
         default_factory=dict, description="The call's input, checked against the skill's input_schema."
@@ -116,22 +134,30 @@ class RunRequest(BaseModel):
 
 
 class RollbackRequest(BaseModel):
+    """The body of a rollback."""
+
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=2**31)
 
 
 class GateRequest(BaseModel):
+    """The body of a gate re-run (optional)."""
+
     model_config = ConfigDict(extra="forbid")
     version: int | None = Field(default=None, ge=1, le=2**31)
 
 
 class FixRequest(BaseModel):
+    """The body of a fix (optional)."""
+
     model_config = ConfigDict(extra="forbid")
     max_attempts: int = Field(default=3, ge=1, le=5)
     allow_test_edits: bool = False
 
 
 class CreateRequest(BaseModel):
+    """The body of a creation."""
+
     model_config = ConfigDict(extra="forbid")
     task: str = Field(min_length=1, max_length=8000, description="What the new skill should do.")
     name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
@@ -141,6 +167,8 @@ class CreateRequest(BaseModel):
 
 
 class HealthOut(BaseModel):
+    """The liveness answer."""
+
     ok: bool
     version: str
 
