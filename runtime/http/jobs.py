@@ -251,7 +251,7 @@ class JobStore:
             if on_done is not None:
                 try:
                     on_done(job)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a failing callback must not leave the job unfinished
                     log.error("job_on_done_failed", job=job.id, traceback=traceback.format_exc())
 
     def get(self, tenant: str, job_id: str) -> Job | None:

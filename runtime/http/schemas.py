@@ -223,7 +223,7 @@ def call_out(result: CallResult, scope: str | None) -> CallResultOut:
         version=result.version,
         scope=scope,
         ok=result.ok,
-        output=result.output,  # type: ignore[arg-type]
+        output=result.output,
         error=err,
         duration_ms=round(result.duration_s * 1000, 1),
         exit_code=result.exit_code,
