@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test test-gvisor gvisor engine install images bench clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine install images bench clean gc doctor
 
 all: demo
 
@@ -37,7 +37,12 @@ demo: engine install images
 gvisor: engine
 	@bash scripts/ensure-gvisor.sh
 
-test: engine gvisor install images
+# Lint first: it takes a second, and a test run takes minutes.
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+test: lint engine gvisor install images
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).

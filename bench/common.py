@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark suite: stats, progress, machine facts, the engine,
 the trivial skill, and bookkeeping of every container and image a run creates."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ def _loadavg() -> list[float] | None:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -118,7 +121,7 @@ def machine_info(client: Any | None) -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
@@ -166,11 +169,14 @@ def write_trivial_skill(root: Path, name: str = "bench-echo") -> Path:
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
     (d / "tests").mkdir(parents=True, exist_ok=True)
-    (d / "SKILL.md").write_text(f"---\nname: {name}\ndescription: Returns a constant; a benchmark skill for call "
-                                "overhead.\n---\n# {name}\nCall it with {{}}.\n")
+    (d / "SKILL.md").write_text(
+        f"---\nname: {name}\ndescription: Returns a constant; a benchmark skill for call "
+        "overhead.\n---\n# {name}\nCall it with {{}}.\n"
+    )
     (d / "scripts" / "main.py").write_text("def run(params):\n    return {'ok': 1}\n")
-    (d / "tests" / "test_main.py").write_text("from scripts.main import run\n\n\ndef test_run():\n"
-                                              "    assert run({}) == {'ok': 1}\n")
+    (d / "tests" / "test_main.py").write_text(
+        "from scripts.main import run\n\n\ndef test_run():\n    assert run({}) == {'ok': 1}\n"
+    )
     (d / "skillyard.yaml").write_text("entrypoint: scripts/main.py:run\n")
     return d
 
@@ -211,7 +217,11 @@ class Ledger:
         for img in client.images.list(filters={"label": "skillyard.kind=skill"}):
             labels = img.labels or {}
             key = (labels.get("skillyard.skill", ""), labels.get("skillyard.content_hash", ""))
-            if key in self.packages and img.id not in self.preexisting_images and (names is None or key[0] in names):
+            if (
+                key in self.packages
+                and img.id not in self.preexisting_images
+                and (names is None or key[0] in names)
+            ):
                 out.update(t for t in (img.tags or [img.id]) if t not in self.preexisting_tags)
         return out
 
@@ -251,7 +261,9 @@ def _cpu_times() -> tuple[int, int] | None:
     return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
 
 
-def settle(client, run_id: str, *, idle: float = 0.85, window: float = 0.5, timeout: float = 30.0) -> dict[str, Any]:
+def settle(
+    client, run_id: str, *, idle: float = 0.85, window: float = 0.5, timeout: float = 30.0
+) -> dict[str, Any]:
     """Before a section: wait for this run's containers to go and for the machine to be
     idle (`idle` of CPU time over two windows in a row, or `timeout`).
 
@@ -274,8 +286,12 @@ def settle(client, run_id: str, *, idle: float = 0.85, window: float = 0.5, time
         quiet = quiet + 1 if fraction >= idle else 0
         if quiet >= 2:
             break
-    return {"waited_s": round(time.monotonic() - t0, 1), "idle": None if fraction is None else round(fraction, 2),
-            "quiet": quiet >= 2, "containers_left": len(left)}
+    return {
+        "waited_s": round(time.monotonic() - t0, 1),
+        "idle": None if fraction is None else round(fraction, 2),
+        "quiet": quiet >= 2,
+        "containers_left": len(left),
+    }
 
 
 def remove_images(client, refs: set[str] | list[str]) -> tuple[list[str], list[str]]:

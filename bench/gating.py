@@ -1,6 +1,7 @@
 """Section 3: gate time for the bundled skills (skills/*): cold (fresh store, images not
 built), unchanged (same store: Yard.add answers "unchanged"), and re-gate (images cached,
 fresh store: the tests run again, nothing is built)."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,9 +34,16 @@ def _phase(yard, folders: list[Path], label: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     for i, folder in enumerate(folders, 1):
         o = yard.add(folder)
-        per[o.name] = {"status": o.status, "built": o.built, "s": round(o.duration_s, 3),
-                       "reasons": o.reasons[:3] if o.status not in ("registered", "unchanged") else []}
-        say(f"  gate {label}: {i}/{len(folders)} {o.name} {o.status} {o.duration_s:.2f}s{' (built)' if o.built else ''}")
+        per[o.name] = {
+            "status": o.status,
+            "built": o.built,
+            "s": round(o.duration_s, 3),
+            "reasons": o.reasons[:3] if o.status not in ("registered", "unchanged") else [],
+        }
+        say(
+            f"  gate {label}: {i}/{len(folders)} {o.name} {o.status} {o.duration_s:.2f}s"
+            + (" (built)" if o.built else "")
+        )
     return {"total_s": round(time.perf_counter() - t0, 2), "skills": per}
 
 
@@ -58,11 +66,15 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
                 ledger.notes.append(f"gate: {f.name} did not load: {exc}")
         removed, failed = remove_images(client, tags)
         if failed:
-            ledger.notes.append(f"gate: could not remove {len(failed)} image(s) first (in use?): {failed[:3]}")
+            ledger.notes.append(
+                f"gate: could not remove {len(failed)} image(s) first (in use?): {failed[:3]}"
+            )
         ledger.add_folders(folders)
 
-        say(f"gate: cold, {len(folders)} skills, fresh store, {len(tags) - len(removed)} of {len(tags)} images "
-            f"absent before removal")
+        say(
+            f"gate: cold, {len(folders)} skills, fresh store, "
+            f"{len(tags) - len(removed)} of {len(tags)} images absent before removal"
+        )
         cold_yard = Yard(settings(tmp_p / "home1", runner_image=runner), pool=False)
         try:
             cold = _phase(cold_yard, folders, "cold")
@@ -81,18 +93,30 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
     per_skill = {}
     for n in names:
         c, u, g = cold["skills"][n], unchanged["skills"].get(n, {}), regate["skills"].get(n, {})
-        per_skill[n] = {"status": c["status"], "cold_s": c["s"], "built": c["built"], "unchanged_s": u.get("s"),
-                        "unchanged_status": u.get("status"), "regate_s": g.get("s"), "regate_built": g.get("built"),
-                        "unchanged_x_cold": ratio(u.get("s"), c["s"], 3), "regate_x_cold": ratio(g.get("s"), c["s"], 3),
-                        "reasons": c["reasons"]}
-    unchanged_ratios = [v["unchanged_x_cold"] for v in per_skill.values() if v["unchanged_x_cold"] is not None]
+        per_skill[n] = {
+            "status": c["status"],
+            "cold_s": c["s"],
+            "built": c["built"],
+            "unchanged_s": u.get("s"),
+            "unchanged_status": u.get("status"),
+            "regate_s": g.get("s"),
+            "regate_built": g.get("built"),
+            "unchanged_x_cold": ratio(u.get("s"), c["s"], 3),
+            "regate_x_cold": ratio(g.get("s"), c["s"], 3),
+            "reasons": c["reasons"],
+        }
+    unchanged_ratios = [
+        v["unchanged_x_cold"] for v in per_skill.values() if v["unchanged_x_cold"] is not None
+    ]
     rebuilt = sorted(n for n, v in per_skill.items() if v["regate_built"])
     if rebuilt:
         # The images were there after the cold phase: something else removed them meanwhile (e.g. a
         # concurrent test session's teardown). Those skills' re-gate times include a build.
-        ledger.notes.append(f"gate: {len(rebuilt)} image(s) vanished between the cold and re-gate phases and were "
-                            f"rebuilt ({', '.join(rebuilt)}): another process removed them; the clean re-gate ratio "
-                            "leaves those skills out")
+        ledger.notes.append(
+            f"gate: {len(rebuilt)} image(s) vanished between the cold and re-gate phases and were "
+            f"rebuilt ({', '.join(rebuilt)}): another process removed them; the clean re-gate ratio "
+            "leaves those skills out"
+        )
     clean = [n for n, v in per_skill.items() if not v["regate_built"] and v["regate_s"] is not None]
     clean_cold = sum(per_skill[n]["cold_s"] for n in clean)
     clean_regate = sum(per_skill[n]["regate_s"] for n in clean)

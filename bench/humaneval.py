@@ -17,6 +17,7 @@ downloaded here). Per problem:
 Usage on its own (writes folders, and with --host-check runs each problem's tests with
 coverage on the host to predict the gate):  python bench/humaneval.py OUT_DIR [--host-check]
 """
+
 from __future__ import annotations
 
 import ast
@@ -37,16 +38,16 @@ def {run}(params):
     return {{"result": {entry}(*params.get("args", []), **params.get("kwargs", {{}}))}}
 '''
 
-TEST_HEAD = '''\
+TEST_HEAD = """\
 import copy
 
 from scripts.solution import *  # noqa: F401,F403 - the problem's test may use the prompt's helpers
 from scripts.solution import {entry} as _entry_point
 from scripts.solution import {run} as _run_wrapper
 
-'''
+"""
 
-TEST_TAIL = '''
+TEST_TAIL = """
 
 
 def test_humaneval():
@@ -73,7 +74,7 @@ def test_run_wrapper():
     expected = _entry_point(*copy.deepcopy(args), **copy.deepcopy(kwargs))
     out = _run_wrapper({{"args": list(copy.deepcopy(args)), "kwargs": dict(copy.deepcopy(kwargs))}})
     assert out == {{"result": expected}}
-'''
+"""
 
 SIDECAR = {
     "entrypoint": None,  # filled per problem
@@ -108,7 +109,9 @@ def describe(problem: dict[str, Any]) -> str:
                 break
     except SyntaxError:
         pass
-    line = next((ln.strip() for ln in (doc or "").splitlines() if ln.strip() and not ln.strip().startswith(">>>")), "")
+    line = next(
+        (ln.strip() for ln in (doc or "").splitlines() if ln.strip() and not ln.strip().startswith(">>>")), ""
+    )
     if not line:
         line = f"Solve HumanEval problem {problem['task_id']} ({entry})."
     text = f"{line} ({problem['task_id']}, function {entry}.)"
@@ -134,15 +137,26 @@ def write_skill(problem: dict[str, Any], root: Path, *, nonce: str = "") -> Path
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
     (d / "tests").mkdir(parents=True, exist_ok=True)
-    front = yaml.safe_dump({"name": name, "description": describe(problem), "license": "MIT",
-                            "metadata": {"source": "openai/human-eval", "task_id": problem["task_id"]}},
-                           sort_keys=False, allow_unicode=True, width=1 << 20)
-    body = (f"# {name}\n\nHumanEval problem {problem['task_id']}: the canonical solution of `{entry}`.\n\n"
-            f"Call with `{{\"args\": [...]}}` (the positional arguments of `{entry}`); "
-            "the answer comes back as `{\"result\": ...}`.\n")
+    front = yaml.safe_dump(
+        {
+            "name": name,
+            "description": describe(problem),
+            "license": "MIT",
+            "metadata": {"source": "openai/human-eval", "task_id": problem["task_id"]},
+        },
+        sort_keys=False,
+        allow_unicode=True,
+        width=1 << 20,
+    )
+    body = (
+        f"# {name}\n\nHumanEval problem {problem['task_id']}: the canonical solution of `{entry}`.\n\n"
+        f'Call with `{{"args": [...]}}` (the positional arguments of `{entry}`); '
+        'the answer comes back as `{"result": ...}`.\n'
+    )
     (d / "SKILL.md").write_text(f"---\n{front}---\n{body}", encoding="utf-8")
-    (d / "scripts" / "solution.py").write_text(source.rstrip() + "\n" + WRAPPER.format(run=run, entry=entry),
-                                               encoding="utf-8")
+    (d / "scripts" / "solution.py").write_text(
+        source.rstrip() + "\n" + WRAPPER.format(run=run, entry=entry), encoding="utf-8"
+    )
     test = TEST_HEAD.format(entry=entry, run=run) + problem["test"].strip("\n") + TEST_TAIL.format()
     (d / "tests" / "test_solution.py").write_text(test, encoding="utf-8")
     sidecar = dict(SIDECAR, entrypoint=f"scripts/solution.py:{run}")
@@ -163,17 +177,49 @@ def write_all(root: Path, limit: int | None = None, *, nonce: str = "") -> list[
 def host_check(folder: Path) -> dict[str, Any]:
     """Run the skill's tests with coverage on the host (a preview of the gate, not the gate)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(folder), "COVERAGE_FILE": f"{tmp}/.coverage", "PYTHONDONTWRITEBYTECODE": "1"}
-        proc = subprocess.run([sys.executable, "-m", "coverage", "run", "--source", str(folder / "scripts"), "-m", "pytest",
-                               "-q", "-p", "no:cacheprovider", str(folder / "tests")],
-                              cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-        subprocess.run([sys.executable, "-m", "coverage", "json", "-q", "-o", f"{tmp}/cov.json"], cwd=tmp, env=env,
-                       capture_output=True, timeout=60)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(folder),
+            "COVERAGE_FILE": f"{tmp}/.coverage",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "coverage",
+                "run",
+                "--source",
+                str(folder / "scripts"),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                str(folder / "tests"),
+            ],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "coverage", "json", "-q", "-o", f"{tmp}/cov.json"],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
         cov = None
         if Path(f"{tmp}/cov.json").exists():
             cov = json.loads(Path(f"{tmp}/cov.json").read_text())["totals"]["percent_covered"]
-    return {"name": folder.name, "pytest_exit": proc.returncode, "coverage": cov,
-            "tail": proc.stdout.strip().splitlines()[-1:] if proc.returncode else []}
+    return {
+        "name": folder.name,
+        "pytest_exit": proc.returncode,
+        "coverage": cov,
+        "tail": proc.stdout.strip().splitlines()[-1:] if proc.returncode else [],
+    }
 
 
 if __name__ == "__main__":

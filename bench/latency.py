@@ -1,5 +1,6 @@
 """Section 1: latency of a trivial `print(1)` on every path, and of a trivial skill call
 through Yard.run, cold (one-shot containers) and warm (the pool)."""
+
 from __future__ import annotations
 
 import os
@@ -72,13 +73,26 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
         check("host_python", p.returncode == 0 and p.stdout == b"1\n")
 
     def cli() -> None:
-        p = subprocess.run(["docker", "run", "--rm", "--network", "none", "--label", f"{BENCH_LABEL}={ledger.run_id}",
-                            runner, *ARGV], capture_output=True)
+        p = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--label",
+                f"{BENCH_LABEL}={ledger.run_id}",
+                runner,
+                *ARGV,
+            ],
+            capture_output=True,
+        )
         check("docker_cli", p.returncode == 0 and p.stdout == b"1\n")
 
     def sdk() -> None:
-        out = client.containers.run(runner, ARGV, remove=True, network_mode="none",
-                                    labels={BENCH_LABEL: ledger.run_id})
+        out = client.containers.run(
+            runner, ARGV, remove=True, network_mode="none", labels={BENCH_LABEL: ledger.run_id}
+        )
         check("docker_sdk", out == b"1\n")
 
     # skillyard cold: a fresh hardened container per run, default Limits
@@ -120,8 +134,14 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
     for row in rows.values():
         row["p50_x_host"] = ratio(row["p50_ms"], host_p50)
         row["p95_x_host"] = ratio(row["p95_ms"], host_p95)
-    return {"n": n, "rows": rows, "errors": errors, "host_python": host_py, "runner_image": runner,
-            "interleaved": True}
+    return {
+        "n": n,
+        "rows": rows,
+        "errors": errors,
+        "host_python": host_py,
+        "runner_image": runner,
+        "interleaved": True,
+    }
 
 
 PACE_S = 0.05
@@ -129,7 +149,9 @@ SETTLE_S = 0.1
 
 
 @contextmanager
-def _skill_calls(runner: str, ledger: Ledger, *, check) -> Iterator[tuple[list[tuple[str, str, Any, Any]], float]]:
+def _skill_calls(
+    runner: str, ledger: Ledger, *, check
+) -> Iterator[tuple[list[tuple[str, str, Any, Any]], float]]:
     """The trivial skill bench-echo registered in a temp home; yields its latency paths
     (cold, warm back to back, warm after a pause) and the warm Yard's first call in ms."""
     from runtime.yard import Yard
@@ -160,16 +182,32 @@ def _skill_calls(runner: str, ledger: Ledger, *, check) -> Iterator[tuple[list[t
             t0 = time.perf_counter()
             call_warm()  # the first call starts the container (and loads the package)
             first_ms = round((time.perf_counter() - t0) * 1000, 1)
-            yield [
-                ("skill_call_cold", "skill call cold Yard(pool=False, long_lived=True).run", call_cold, None),
-                # timed right after an untimed call: the next call's process is still starting
-                ("skill_call_warm", "skill call warm Yard(pool=True, pool_size=1).run, back to back",
-                 call_warm, call_warm),
-                # An agent calls a skill, then thinks: after a pause the container has started the
-                # next call's process before it is asked (RunSpec.prestart). Only the call is timed.
-                ("skill_call_warm_paced", f"skill call warm, {PACE_S * 1000:.0f} ms after the previous one",
-                 call_warm, lambda: time.sleep(PACE_S)),
-            ], first_ms
+            yield (
+                [
+                    (
+                        "skill_call_cold",
+                        "skill call cold Yard(pool=False, long_lived=True).run",
+                        call_cold,
+                        None,
+                    ),
+                    # timed right after an untimed call: the next call's process is still starting
+                    (
+                        "skill_call_warm",
+                        "skill call warm Yard(pool=True, pool_size=1).run, back to back",
+                        call_warm,
+                        call_warm,
+                    ),
+                    # An agent calls a skill, then thinks: after a pause the container has started the
+                    # next call's process before it is asked (RunSpec.prestart). Only the call is timed.
+                    (
+                        "skill_call_warm_paced",
+                        f"skill call warm, {PACE_S * 1000:.0f} ms after the previous one",
+                        call_warm,
+                        lambda: time.sleep(PACE_S),
+                    ),
+                ],
+                first_ms,
+            )
         finally:
             warm.close()
             cold.close()

@@ -4,6 +4,7 @@ close, and the runtime's RSS (sampled every second) stays flat.
 
 Standalone:  .venv/bin/python bench/load.py [--calls 2000] [--concurrency 16]
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from .common import Ledger, quiet_logs, say, settings, wait_no_containers  # noqa: E402
-from .throughput import hammer, register_trivial, warm_up  # noqa: E402
+from .common import Ledger, quiet_logs, say, settings, wait_no_containers
+from .throughput import hammer, register_trivial, warm_up
 
 
 def rss_bytes() -> int:
@@ -50,7 +51,7 @@ class RssSampler:
             self.samples.append((round(time.monotonic() - self._t0, 2), self.calls, rss_bytes()))
             self._stop.wait(self.interval)
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -60,8 +61,16 @@ class RssSampler:
         self.samples.append((round(time.monotonic() - self._t0, 2), self.calls, rss_bytes()))
 
 
-def run(client, runner: str, ledger: Ledger, *, calls: int = 2000, concurrency: int = 16,
-        baseline_after: int = 200, flat_tolerance: float = 0.20) -> dict[str, Any]:
+def run(
+    client,
+    runner: str,
+    ledger: Ledger,
+    *,
+    calls: int = 2000,
+    concurrency: int = 16,
+    baseline_after: int = 200,
+    flat_tolerance: float = 0.20,
+) -> dict[str, Any]:
     from runtime.yard import Yard
 
     quiet_logs()
@@ -91,28 +100,31 @@ def run(client, runner: str, ledger: Ledger, *, calls: int = 2000, concurrency: 
     baseline = after_base[0] if after_base else (rss[0] if rss else 0)
     end = rss[-1] if rss else 0
     flat = bool(baseline) and abs(end - baseline) <= flat_tolerance * baseline
-    mib = lambda b: round(b / 1024**2, 1)  # noqa: E731
-    res.update({
-        "leftover_containers": len(left),
-        "rss_start_mib": mib(rss_start),
-        "rss_after_first_%d_mib" % baseline_after: mib(baseline),
-        "rss_peak_mib": mib(max(rss) if rss else 0),
-        "rss_end_mib": mib(end),
-        "rss_flat": flat,
-        "rss_growth_pct": round(100 * (end - baseline) / baseline, 1) if baseline else None,
-        "rss_samples": [(t, n, mib(b)) for t, n, b in samples],
-        "rss_source": "psutil" if _has_psutil() else "/proc/self/status VmRSS",
-    })
+    res.update(
+        {
+            "leftover_containers": len(left),
+            "rss_start_mib": mib(rss_start),
+            f"rss_after_first_{baseline_after}_mib": mib(baseline),
+            "rss_peak_mib": mib(max(rss) if rss else 0),
+            "rss_end_mib": mib(end),
+            "rss_flat": flat,
+            "rss_growth_pct": round(100 * (end - baseline) / baseline, 1) if baseline else None,
+            "rss_samples": [(t, n, mib(b)) for t, n, b in samples],
+            "rss_source": "psutil" if _has_psutil() else "/proc/self/status VmRSS",
+        }
+    )
     return res
 
 
 def _has_psutil() -> bool:
-    try:
-        import psutil  # noqa: F401
+    import importlib.util
 
-        return True
-    except ImportError:
-        return False
+    return importlib.util.find_spec("psutil") is not None
+
+
+def mib(n: int) -> float:
+    """Bytes as MiB, one decimal."""
+    return round(n / 1024**2, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

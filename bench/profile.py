@@ -4,6 +4,7 @@ pyinstrument samples the calling process (the host side: docker API round trips,
 writes, JSON, schema checks); time spent waiting on the engine shows up as socket reads.
 Text reports go to bench/results/profile-{cold,warm}.txt.
 """
+
 from __future__ import annotations
 
 import os

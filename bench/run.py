@@ -14,6 +14,7 @@ Targets are printed as PASS/MISS next to the figures (ratios from the same run);
   .venv/bin/python bench/run.py --quick              # small counts: checks the suite end to end
   .venv/bin/python bench/run.py --only latency,search
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,27 +34,54 @@ if __package__ in (None, ""):  # `python bench/run.py`: make the `bench` package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from .common import (ROOT, Ledger, _loadavg, docker_client, machine_info, my_containers, ratio,  # noqa: E402
-                     remove_images, runner_image, say, settle, verdict, wait_no_containers)
+from .common import (
+    ROOT,
+    Ledger,
+    _loadavg,
+    docker_client,
+    machine_info,
+    my_containers,
+    ratio,
+    remove_images,
+    runner_image,
+    say,
+    settle,
+    verdict,
+    wait_no_containers,
+)
 
 SECTIONS = ("latency", "throughput", "gate", "search", "humaneval", "load")
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small iteration counts (a dry run; numbers are not final)")
-    ap.add_argument("--only", metavar="SECTION[,SECTION]", help=f"run only these sections: {', '.join(SECTIONS)}")
+    ap = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small iteration counts (a dry run; numbers are not final)"
+    )
+    ap.add_argument(
+        "--only", metavar="SECTION[,SECTION]", help=f"run only these sections: {', '.join(SECTIONS)}"
+    )
     ap.add_argument("--no-humaneval", action="store_true", help="skip the HumanEval section")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON results file")
-    ap.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to append a section to")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="JSON results file"
+    )
+    ap.add_argument(
+        "--markdown", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to append a section to"
+    )
     ap.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     ap.add_argument("--keep-images", action="store_true", help="keep the skill images the run built")
-    ap.add_argument("--exact-copies", action="store_true",
-                    help="gate section: gate byte-exact copies of skills/* (removing their images first) instead of "
-                         "copies carrying a per-run nonce file")
-    ap.add_argument("--profile", action="store_true", help="also profile a cold and a warm call with pyinstrument")
+    ap.add_argument(
+        "--exact-copies",
+        action="store_true",
+        help="gate section: gate byte-exact copies of skills/* (removing their images first) instead of "
+        "copies carrying a per-run nonce file",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="also profile a cold and a warm call with pyinstrument"
+    )
     ap.add_argument("--load-calls", type=int, help="calls in the load section (default 2000; --quick 300)")
     a = ap.parse_args(argv)
     if a.only:
@@ -76,9 +104,24 @@ def ensure_requirements(sections: list[str], profile: bool) -> list[str]:
     missing = [m for m, wanted in need.items() if wanted and importlib.util.find_spec(m) is None]
     if not missing:
         return []
-    say(f"setup: installing bench requirements ({', '.join(missing)} missing): pip install -r {REQUIREMENTS.name}")
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-                           str(REQUIREMENTS)], capture_output=True, text=True)
+    say(
+        f"setup: installing bench requirements ({', '.join(missing)} missing): "
+        f"pip install -r {REQUIREMENTS.name}"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         say("setup: pip failed:\n" + proc.stderr[-1500:])
     importlib.invalidate_caches()
@@ -86,7 +129,9 @@ def ensure_requirements(sections: list[str], profile: bool) -> list[str]:
 
 
 # -- targets and the table ---------------------------------------------------------------------------
-def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[list[list[str]], list[dict[str, Any]]]:
+def build_rows(
+    res: dict[str, Any], quick: bool, cores: int | None
+) -> tuple[list[list[str]], list[dict[str, Any]]]:
     """Table rows [section, metric, value, target, verdict] and the list of target checks."""
     rows: list[list[str]] = []
     targets: list[dict[str, Any]] = []
@@ -100,9 +145,12 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
         r = lat["rows"]
         host, sdk = r["host_python"]["p50_ms"], r["docker_sdk"]["p50_ms"]
         labels = {
-            "host_python": "host python3 -c (subprocess)", "docker_cli": "docker run --rm (CLI)",
-            "docker_sdk": "docker SDK containers.run", "skillyard_cold": "skillyard cold Sandbox.run",
-            "skillyard_warm": "skillyard warm WarmPool(size=1)", "skill_call_cold": "skill call cold Yard(pool=False, long_lived=True)",
+            "host_python": "host python3 -c (subprocess)",
+            "docker_cli": "docker run --rm (CLI)",
+            "docker_sdk": "docker SDK containers.run",
+            "skillyard_cold": "skillyard cold Sandbox.run",
+            "skillyard_warm": "skillyard warm WarmPool(size=1)",
+            "skill_call_cold": "skill call cold Yard(pool=False, long_lived=True)",
             "skill_call_warm": "skill call warm Yard(pool=True), back to back",
             "skill_call_warm_paced": "skill call warm, 50 ms after the previous (prestarted)",
         }
@@ -113,52 +161,115 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
             tgt, v = "", ""
             if key in ("skillyard_warm", "skill_call_warm", "skill_call_warm_paced"):
                 tgt = f"p50 <= 2x host ({2 * host:.0f} ms)"
-                v = target(f"{key} p50 <= 2x host python p50", row["p50_ms"], tgt, row["p50_ms"] <= 2 * host,
-                           f"{row['p50_x_host']}x host")
+                v = target(
+                    f"{key} p50 <= 2x host python p50",
+                    row["p50_ms"],
+                    tgt,
+                    row["p50_ms"] <= 2 * host,
+                    f"{row['p50_x_host']}x host",
+                )
             elif key in ("skillyard_cold", "skill_call_cold"):
                 tgt = f"p50 <= 0.7x SDK ({0.7 * sdk:.0f} ms)"
-                v = target(f"{key} p50 <= 0.7x docker SDK containers.run p50", row["p50_ms"], tgt,
-                           row["p50_ms"] <= 0.7 * sdk, f"{ratio(row['p50_ms'], sdk)}x SDK")
-            rows.append(["latency", f"{label} (n={row['n']}{', interleaved' if lat.get('interleaved') else ''})",
-                         f"p50 {row['p50_ms']} ms ({row['p50_x_host']}x host), p95 {row['p95_ms']} ms "
-                         f"({row['p95_x_host']}x host)", tgt, v])
+                v = target(
+                    f"{key} p50 <= 0.7x docker SDK containers.run p50",
+                    row["p50_ms"],
+                    tgt,
+                    row["p50_ms"] <= 0.7 * sdk,
+                    f"{ratio(row['p50_ms'], sdk)}x SDK",
+                )
+            rows.append(
+                [
+                    "latency",
+                    f"{label} (n={row['n']}{', interleaved' if lat.get('interleaved') else ''})",
+                    f"p50 {row['p50_ms']} ms ({row['p50_x_host']}x host), p95 {row['p95_ms']} ms "
+                    f"({row['p95_x_host']}x host)",
+                    tgt,
+                    v,
+                ]
+            )
         if "first_call_ms" in r.get("skill_call_warm", {}):
-            rows.append(["latency", "skill call warm: first call (starts the container)",
-                         f"{r['skill_call_warm']['first_call_ms']} ms", "", ""])
+            rows.append(
+                [
+                    "latency",
+                    "skill call warm: first call (starts the container)",
+                    f"{r['skill_call_warm']['first_call_ms']} ms",
+                    "",
+                    "",
+                ]
+            )
         if lat.get("errors"):
             rows.append(["latency", "errors", json.dumps(lat["errors"]), "0", "MISS"])
 
     tp = res.get("throughput", {}).get("result")
     if tp:
         for c, lv in tp["levels"].items():
-            rows.append(["throughput", f"concurrency {c} (pool_size {c}, {lv['calls']} calls)",
-                         f"{lv['calls_per_s']} calls/s, p50 {lv['p50_ms']} ms, p95 {lv['p95_ms']} ms, "
-                         f"errors {lv['errors']}{' ' + json.dumps(lv['errors_by_kind']) if lv['errors'] else ''}, "
-                         f"leftover containers {lv['leftover_containers']}",
-                         "errors 0, leftovers 0",
-                         verdict(lv["errors"] == 0 and lv["leftover_containers"] == 0)])
+            rows.append(
+                [
+                    "throughput",
+                    f"concurrency {c} (pool_size {c}, {lv['calls']} calls)",
+                    f"{lv['calls_per_s']} calls/s, p50 {lv['p50_ms']} ms, p95 {lv['p95_ms']} ms, "
+                    f"errors {lv['errors']}{' ' + json.dumps(lv['errors_by_kind']) if lv['errors'] else ''}, "
+                    f"leftover containers {lv['leftover_containers']}",
+                    "errors 0, leftovers 0",
+                    verdict(lv["errors"] == 0 and lv["leftover_containers"] == 0),
+                ]
+            )
 
     g = res.get("gate", {}).get("result")
     if g:
-        rows.append(["gate", f"cold: {g['skills']} skills, fresh store, images built",
-                     f"{g['cold_total_s']} s total ({g['cold_mean_per_skill_s']} s/skill) {json.dumps(g['cold_statuses'])}",
-                     "", ""])
+        rows.append(
+            [
+                "gate",
+                f"cold: {g['skills']} skills, fresh store, images built",
+                f"{g['cold_total_s']} s total ({g['cold_mean_per_skill_s']} s/skill) "
+                f"{json.dumps(g['cold_statuses'])}",
+                "",
+                "",
+            ]
+        )
         tgt = "<= 0.1x first gate"
-        rows.append(["gate", "unchanged: same store (Yard.add -> 'unchanged')",
-                     f"{g['unchanged_total_s']} s total = {g['unchanged_x_cold']}x cold "
-                     f"(worst skill {g['unchanged_x_cold_worst_skill']}x)", tgt,
-                     target("regating an unchanged skill <= 0.1x its first gate", g["unchanged_x_cold"], tgt,
-                            g["unchanged_x_cold"] is not None and g["unchanged_x_cold"] <= 0.1)])
-        rows.append(["gate", "re-gate: images cached, fresh store (tests re-run)",
-                     f"{g['regate_total_s']} s total = {g['regate_x_cold']}x cold"
-                     + (f"; {len(g['regate_rebuilt'])} image(s) had vanished and were rebuilt; without them "
-                        f"{g['regate_x_cold_clean']}x cold ({g['regate_clean_skills']} skills)"
-                        if g["regate_rebuilt"] else ""), "", ""])
+        rows.append(
+            [
+                "gate",
+                "unchanged: same store (Yard.add -> 'unchanged')",
+                f"{g['unchanged_total_s']} s total = {g['unchanged_x_cold']}x cold "
+                f"(worst skill {g['unchanged_x_cold_worst_skill']}x)",
+                tgt,
+                target(
+                    "regating an unchanged skill <= 0.1x its first gate",
+                    g["unchanged_x_cold"],
+                    tgt,
+                    g["unchanged_x_cold"] is not None and g["unchanged_x_cold"] <= 0.1,
+                ),
+            ]
+        )
+        rows.append(
+            [
+                "gate",
+                "re-gate: images cached, fresh store (tests re-run)",
+                f"{g['regate_total_s']} s total = {g['regate_x_cold']}x cold"
+                + (
+                    f"; {len(g['regate_rebuilt'])} image(s) had vanished and were rebuilt; without them "
+                    f"{g['regate_x_cold_clean']}x cold ({g['regate_clean_skills']} skills)"
+                    if g["regate_rebuilt"]
+                    else ""
+                ),
+                "",
+                "",
+            ]
+        )
         for name, ps in g["per_skill"].items():
-            rows.append(["gate", f"  {name} ({ps['status']})",
-                         f"cold {ps['cold_s']} s; unchanged {ps['unchanged_s']} s ({ps['unchanged_x_cold']}x); "
-                         f"re-gate {ps['regate_s']} s ({ps['regate_x_cold']}x){' rebuilt' if ps['regate_built'] else ''}",
-                         "", ""])
+            rows.append(
+                [
+                    "gate",
+                    f"  {name} ({ps['status']})",
+                    f"cold {ps['cold_s']} s; unchanged {ps['unchanged_s']} s ({ps['unchanged_x_cold']}x); "
+                    f"re-gate {ps['regate_s']} s ({ps['regate_x_cold']}x)"
+                    + (" rebuilt" if ps["regate_built"] else ""),
+                    "",
+                    "",
+                ]
+            )
 
     s = res.get("search", {}).get("result")
     if s:
@@ -166,21 +277,40 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
             tgt, v = "", ""
             if n == "100000":
                 tgt = "p50 <= 25 ms"
-                v = target("search over 100k records p50 <= 25 ms", sc["hybrid"]["p50_ms"], tgt,
-                           sc["hybrid"]["p50_ms"] <= 25)
+                v = target(
+                    "search over 100k records p50 <= 25 ms",
+                    sc["hybrid"]["p50_ms"],
+                    tgt,
+                    sc["hybrid"]["p50_ms"] <= 25,
+                )
             emb = sc.get("query_embedding")
-            rows.append(["search", f"{int(n):,} records (load {sc['load_s']} s, optimize {sc['optimize_s']} s)",
-                         f"hybrid p50 {sc['hybrid']['p50_ms']} ms p95 {sc['hybrid']['p95_ms']} ms"
-                         + (f" (same queries again, counters cached: p50 {sc['hybrid_again']['p50_ms']} ms; "
-                            f"after a call: p50 {sc['hybrid_after_call']['p50_ms']} ms)"
-                            if sc.get("hybrid_again") else "")
-                         + "; full-text p50 "
-                         f"{sc['fulltext']['p50_ms']} ms p95 {sc['fulltext']['p95_ms']} ms"
-                         + (f"; query embedding alone p50 {emb['p50_ms']} ms" if emb else "")
-                         + (f" ({sc['encoder']}; numpy p50 {sc['query_embedding_numpy']['p50_ms']} ms)"
-                            if sc.get("query_embedding_numpy") else ""), tgt, v])
+            rows.append(
+                [
+                    "search",
+                    f"{int(n):,} records (load {sc['load_s']} s, optimize {sc['optimize_s']} s)",
+                    f"hybrid p50 {sc['hybrid']['p50_ms']} ms p95 {sc['hybrid']['p95_ms']} ms"
+                    + (
+                        f" (same queries again, counters cached: p50 {sc['hybrid_again']['p50_ms']} ms; "
+                        f"after a call: p50 {sc['hybrid_after_call']['p50_ms']} ms)"
+                        if sc.get("hybrid_again")
+                        else ""
+                    )
+                    + "; full-text p50 "
+                    f"{sc['fulltext']['p50_ms']} ms p95 {sc['fulltext']['p95_ms']} ms"
+                    + (f"; query embedding alone p50 {emb['p50_ms']} ms" if emb else "")
+                    + (
+                        f" ({sc['encoder']}; numpy p50 {sc['query_embedding_numpy']['p50_ms']} ms)"
+                        if sc.get("query_embedding_numpy")
+                        else ""
+                    ),
+                    tgt,
+                    v,
+                ]
+            )
         if "100000" not in s["scales"]:
-            target("search over 100k records p50 <= 25 ms", None, "p50 <= 25 ms", None, "100k not run (--quick)")
+            target(
+                "search over 100k records p50 <= 25 ms", None, "p50 <= 25 ms", None, "100k not run (--quick)"
+            )
 
     he = res.get("humaneval", {}).get("result")
     if he:
@@ -190,35 +320,78 @@ def build_rows(res: dict[str, Any], quick: bool, cores: int | None) -> tuple[lis
             tgt, v = "", ""
             if full:
                 best = run["wall_s"] if best is None else min(best, run["wall_s"])
-            rows.append(["humaneval", f"{run['skills']} skills, workers={w}",
-                         f"{run['wall_s']} s wall ({run['skills_per_min']}/min), registered {run['registered']}, "
-                         f"blocked {run['blocked']}, rejected {run['rejected']}"
-                         + ("" if full else f"; extrapolated to 164: {run['extrapolated_164_s']} s"), tgt, v])
+            rows.append(
+                [
+                    "humaneval",
+                    f"{run['skills']} skills, workers={w}",
+                    f"{run['wall_s']} s wall ({run['skills_per_min']}/min), registered {run['registered']}, "
+                    f"blocked {run['blocked']}, rejected {run['rejected']}"
+                    + ("" if full else f"; extrapolated to 164: {run['extrapolated_164_s']} s"),
+                    tgt,
+                    v,
+                ]
+            )
             for bad in run["not_registered"][:10]:
-                rows.append(["humaneval", f"  not registered: {bad['name']} ({bad['status']})",
-                             "; ".join(bad["reasons"])[:150], "", ""])
+                rows.append(
+                    [
+                        "humaneval",
+                        f"  not registered: {bad['name']} ({bad['status']})",
+                        "; ".join(bad["reasons"])[:150],
+                        "",
+                        "",
+                    ]
+                )
         tgt = "164 in <= 180 s on 2 cores"
         if best is not None:
             ok = best <= 180
             note = "" if cores == 2 else f"measured on {cores} cores"
-            rows.append(["humaneval", "best wall time for all 164", f"{best} s", tgt,
-                         target("164 HumanEval skills gated within 180 s on 2 cores", best, tgt, ok, note)])
+            rows.append(
+                [
+                    "humaneval",
+                    "best wall time for all 164",
+                    f"{best} s",
+                    tgt,
+                    target("164 HumanEval skills gated within 180 s on 2 cores", best, tgt, ok, note),
+                ]
+            )
         else:
-            ex = min((r["extrapolated_164_s"] for r in he["runs"].values() if r["extrapolated_164_s"]), default=None)
-            target("164 HumanEval skills gated within 180 s on 2 cores", None, tgt, None,
-                   f"subset only (--quick); extrapolated {ex} s")
+            ex = min(
+                (r["extrapolated_164_s"] for r in he["runs"].values() if r["extrapolated_164_s"]),
+                default=None,
+            )
+            target(
+                "164 HumanEval skills gated within 180 s on 2 cores",
+                None,
+                tgt,
+                None,
+                f"subset only (--quick); extrapolated {ex} s",
+            )
 
     ld = res.get("load", {}).get("result")
     if ld:
         base_key = next(k for k in ld if k.startswith("rss_after_first_"))
-        rows.append(["load", f"{ld['calls']} calls, concurrency {ld['concurrency']}, pool_size {ld['concurrency']}",
-                     f"{ld['calls_per_s']} calls/s, p50 {ld['p50_ms']} ms, p95 {ld['p95_ms']} ms, errors {ld['errors']}"
-                     f"{' ' + json.dumps(ld['errors_by_kind']) if ld['errors'] else ''}, leftover containers "
-                     f"{ld['leftover_containers']}", "errors 0, leftovers 0",
-                     verdict(ld["errors"] == 0 and ld["leftover_containers"] == 0)])
-        rows.append(["load", "runtime RSS (start / after 200 calls / peak / end)",
-                     f"{ld['rss_start_mib']} / {ld[base_key]} / {ld['rss_peak_mib']} / {ld['rss_end_mib']} MiB "
-                     f"({ld['rss_growth_pct']}% after the first 200)", "end within 20%", verdict(ld["rss_flat"])])
+        rows.append(
+            [
+                "load",
+                f"{ld['calls']} calls, concurrency {ld['concurrency']}, pool_size {ld['concurrency']}",
+                f"{ld['calls_per_s']} calls/s, p50 {ld['p50_ms']} ms, p95 {ld['p95_ms']} ms, "
+                f"errors {ld['errors']}"
+                f"{' ' + json.dumps(ld['errors_by_kind']) if ld['errors'] else ''}, leftover containers "
+                f"{ld['leftover_containers']}",
+                "errors 0, leftovers 0",
+                verdict(ld["errors"] == 0 and ld["leftover_containers"] == 0),
+            ]
+        )
+        rows.append(
+            [
+                "load",
+                "runtime RSS (start / after 200 calls / peak / end)",
+                f"{ld['rss_start_mib']} / {ld[base_key]} / {ld['rss_peak_mib']} / {ld['rss_end_mib']} MiB "
+                f"({ld['rss_growth_pct']}% after the first 200)",
+                "end within 20%",
+                verdict(ld["rss_flat"]),
+            ]
+        )
 
     pr = res.get("profile", {}).get("result")
     if pr and "skipped" not in pr:
@@ -235,9 +408,9 @@ def render_table(rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
     widths[2] = min(widths[2], 110)
     line = "+".join("-" * (w + 2) for w in widths)
-    out = [" | ".join(h.ljust(w) for h, w in zip(head, widths)), line]
+    out = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), line]
     for r in rows:
-        out.append(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        out.append(" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)))
     return "\n".join(out)
 
 
@@ -246,18 +419,27 @@ def render_markdown(report: dict[str, Any], rows: list[list[str]]) -> str:
     if report["args"]["quick"]:
         kind = "quick dry run (small counts; not representative)"
     else:
-        kind = "full run" if set(report["args"]["sections"]) >= set(SECTIONS) else "partial run (" + ", ".join(report["args"]["sections"]) + ")"
-    md = [f"\n### {m['date'][:16].replace('T', ' ')} UTC: {kind}\n",
-          f"Commit `{m['skillyard_commit']}`; {m['cpu_model']}, {m['cores']} cores, {m['memory']}; kernel "
-          f"{m['kernel']}; Docker {m['docker']}; Python {m['python']}. Load average at start "
-          f"{m['loadavg_at_start']}, at end {report.get('loadavg_at_end')}. Sections: "
-          f"{', '.join(report['args']['sections'])}. Wall time {report['wall_s']} s.\n",
-          "| section | metric | value | target | verdict |", "|---|---|---|---|---|"]
+        kind = (
+            "full run"
+            if set(report["args"]["sections"]) >= set(SECTIONS)
+            else "partial run (" + ", ".join(report["args"]["sections"]) + ")"
+        )
+    md = [
+        f"\n### {m['date'][:16].replace('T', ' ')} UTC: {kind}\n",
+        f"Commit `{m['skillyard_commit']}`; {m['cpu_model']}, {m['cores']} cores, {m['memory']}; kernel "
+        f"{m['kernel']}; Docker {m['docker']}; Python {m['python']}. Load average at start "
+        f"{m['loadavg_at_start']}, at end {report.get('loadavg_at_end')}. Sections: "
+        f"{', '.join(report['args']['sections'])}. Wall time {report['wall_s']} s.\n",
+        "| section | metric | value | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         md.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
     c = report["cleanup"]
-    md.append(f"\nCleanup: {c['containers_left']} containers left, {c['images_removed']} images removed"
-              f"{', ' + str(len(c['images_not_removed'])) + ' not removed' if c['images_not_removed'] else ''}.")
+    md.append(
+        f"\nCleanup: {c['containers_left']} containers left, {c['images_removed']} images removed"
+        f"{', ' + str(len(c['images_not_removed'])) + ' not removed' if c['images_not_removed'] else ''}."
+    )
     for note in report.get("notes", []):
         md.append(f"- {note}")
     return "\n".join(md) + "\n"
@@ -286,28 +468,48 @@ def main(argv: list[str] | None = None) -> int:
     client = docker_client()
     ledger = Ledger(run_id=secrets.token_hex(6))
     ledger.snapshot(client)
-    report: dict[str, Any] = {"machine": machine_info(client), "args": {
-        "quick": args.quick, "sections": args.sections, "keep_images": args.keep_images,
-        "exact_copies": args.exact_copies, "profile": args.profile}, "run_id": ledger.run_id,
-        "setup_installed": installed, "sections": {}}
+    report: dict[str, Any] = {
+        "machine": machine_info(client),
+        "args": {
+            "quick": args.quick,
+            "sections": args.sections,
+            "keep_images": args.keep_images,
+            "exact_copies": args.exact_copies,
+            "profile": args.profile,
+        },
+        "run_id": ledger.run_id,
+        "setup_installed": installed,
+        "sections": {},
+    }
     os.environ.pop("SKILLYARD_HOME", None)
     say(f"run {ledger.run_id}: sections {', '.join(args.sections)}{' (quick)' if args.quick else ''}")
     runner = runner_image(client)
     report["runner_image"] = runner
     q = args.quick
     plan: dict[str, Any] = {
-        "latency": lambda: __import__("bench.latency", fromlist=["run"]).run(client, runner, ledger, n=8 if q else 30),
+        "latency": lambda: __import__("bench.latency", fromlist=["run"]).run(
+            client, runner, ledger, n=8 if q else 30
+        ),
         "throughput": lambda: __import__("bench.throughput", fromlist=["run"]).run(
-            client, runner, ledger, levels=(1, 4, 16), calls=16 if q else 60),
+            client, runner, ledger, levels=(1, 4, 16), calls=16 if q else 60
+        ),
         "gate": lambda: __import__("bench.gating", fromlist=["run"]).run(
-            client, runner, ledger, exact_copies=args.exact_copies),
+            client, runner, ledger, exact_copies=args.exact_copies
+        ),
         "search": lambda: __import__("bench.search", fromlist=["run"]).run(
-            scales=(1_000, 10_000) if q else (1_000, 10_000, 100_000)),
+            scales=(1_000, 10_000) if q else (1_000, 10_000, 100_000)
+        ),
         "humaneval": lambda: __import__("bench.he_gate", fromlist=["run"]).run(
-            client, runner, ledger, limit=20 if q else None, workers=(2,) if q else (2, 3),
-            keep_images=args.keep_images),
+            client,
+            runner,
+            ledger,
+            limit=20 if q else None,
+            workers=(2,) if q else (2, 3),
+            keep_images=args.keep_images,
+        ),
         "load": lambda: __import__("bench.load", fromlist=["run"]).run(
-            client, runner, ledger, calls=args.load_calls or (300 if q else 2000), concurrency=16),
+            client, runner, ledger, calls=args.load_calls or (300 if q else 2000), concurrency=16
+        ),
     }
     if args.profile:
         plan["profile"] = lambda: __import__("bench.profile", fromlist=["run"]).run(client, runner, ledger)
@@ -315,12 +517,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in [*args.sections, *(["profile"] if args.profile else [])]:
             calm = settle(client, ledger.run_id)
-            say(f"== {name} (machine {'idle' if calm['quiet'] else 'NOT idle'} after {calm['waited_s']} s: "
-                f"CPU idle {calm['idle']})")
+            say(
+                f"== {name} (machine {'idle' if calm['quiet'] else 'NOT idle'} after {calm['waited_s']} s: "
+                f"CPU idle {calm['idle']})"
+            )
             t0 = time.monotonic()
             try:
                 res[name] = {"result": plan[name]()}
-            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
+            except Exception as exc:  # noqa: BLE001 - one section's failure must not end the run
                 say(f"{name} FAILED: {type(exc).__name__}: {exc}")
                 res[name] = {"error": traceback.format_exc()}
             res[name]["section_wall_s"] = round(time.monotonic() - t0, 1)
@@ -333,16 +537,23 @@ def main(argv: list[str] | None = None) -> int:
         for c in left:
             try:
                 client.api.remove_container(c["Id"], force=True, v=True)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - best effort: what is left is reported below
                 pass
         ours = ledger.images(client)
         removed, failed = ([], []) if args.keep_images else remove_images(client, ours)
         remaining = my_containers(client, ledger.run_id)
-        report["cleanup"] = {"containers_left": len(leaked), "leaked": leaked,
-                             "containers_after_forced_removal": len(remaining), "images_removed": len(removed),
-                             "images_not_removed": failed, "images_kept": sorted(ours) if args.keep_images else []}
+        report["cleanup"] = {
+            "containers_left": len(leaked),
+            "leaked": leaked,
+            "containers_after_forced_removal": len(remaining),
+            "images_removed": len(removed),
+            "images_not_removed": failed,
+            "images_kept": sorted(ours) if args.keep_images else [],
+        }
         if leaked:
-            ledger.notes.append(f"LEAK: {len(leaked)} container(s) of this run were still there at the end: {leaked[:5]}")
+            ledger.notes.append(
+                f"LEAK: {len(leaked)} container(s) of this run were still there at the end: {leaked[:5]}"
+            )
     report["wall_s"] = round(time.monotonic() - t_start, 1)
     report["loadavg_at_end"] = _loadavg()
     report["notes"] = ledger.notes
@@ -363,10 +574,14 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(rows))
     print("\ntargets:")
     for t in targets:
-        print(f"  {t['verdict']:4s}  {t['target']}: {t['value']}{' (' + t['note'] + ')' if t['note'] else ''}")
-    print(f"\nwall time {report['wall_s']} s; cleanup: {report['cleanup']['containers_left']} containers left, "
-          f"{report['cleanup']['images_removed']} images removed; JSON: {args.out}"
-          + ("" if args.no_markdown else f"; appended to {args.markdown.name}"))
+        print(
+            f"  {t['verdict']:4s}  {t['target']}: {t['value']}{' (' + t['note'] + ')' if t['note'] else ''}"
+        )
+    print(
+        f"\nwall time {report['wall_s']} s; cleanup: {report['cleanup']['containers_left']} containers left, "
+        f"{report['cleanup']['images_removed']} images removed; JSON: {args.out}"
+        + ("" if args.no_markdown else f"; appended to {args.markdown.name}")
+    )
     for n in ledger.notes:
         print(f"note: {n}")
     failed_sections = [n for n, s in res.items() if s.get("error")]

@@ -12,12 +12,13 @@ state for a long-running process: before loading rows the bench waits for the em
 Runtime encoder (runtime/onnx_encoder.py), as the servers build it at start-up, and it times the
 numpy encoder alone too, for the comparison.
 """
+
 from __future__ import annotations
 
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,130 @@ import numpy as np
 from .common import quiet_logs, say, summary_ms
 
 QUERIES = [
-    "convert a date string to ISO 8601", "parse a CSV file and profile its columns", "compute mean and median of numbers",
-    "turn a title into a URL slug", "validate JSON against a schema", "next run time of a cron expression",
-    "split an IP network into subnets", "convert kilometres to miles", "extract email addresses with a regex",
-    "render a markdown table from rows", "diff two texts line by line", "parse a URL into its parts",
-    "count words and sentences in a text", "convert a number from hex to binary", "find duplicate rows in a table",
-    "resize an image to a thumbnail", "summarise a long document", "check if a string is a palindrome",
-    "sort a list of records by a key", "compute the checksum of a file", "translate text to French",
-    "detect the language of a sentence", "geocode a street address", "merge two sorted lists",
-    "generate a random password", "calculate compound interest", "format a phone number",
-    "compress a folder into a zip archive", "tokenize a sentence into words", "list the prime factors of an integer",
+    "convert a date string to ISO 8601",
+    "parse a CSV file and profile its columns",
+    "compute mean and median of numbers",
+    "turn a title into a URL slug",
+    "validate JSON against a schema",
+    "next run time of a cron expression",
+    "split an IP network into subnets",
+    "convert kilometres to miles",
+    "extract email addresses with a regex",
+    "render a markdown table from rows",
+    "diff two texts line by line",
+    "parse a URL into its parts",
+    "count words and sentences in a text",
+    "convert a number from hex to binary",
+    "find duplicate rows in a table",
+    "resize an image to a thumbnail",
+    "summarise a long document",
+    "check if a string is a palindrome",
+    "sort a list of records by a key",
+    "compute the checksum of a file",
+    "translate text to French",
+    "detect the language of a sentence",
+    "geocode a street address",
+    "merge two sorted lists",
+    "generate a random password",
+    "calculate compound interest",
+    "format a phone number",
+    "compress a folder into a zip archive",
+    "tokenize a sentence into words",
+    "list the prime factors of an integer",
 ]
 
-VERBS = ["parse", "convert", "validate", "compute", "extract", "render", "format", "count", "merge", "split", "sort",
-         "detect", "summarise", "normalise", "encode", "decode", "compare", "filter", "group", "profile", "check",
-         "generate", "resize", "translate", "score", "rank", "clean", "tokenize", "hash", "schedule"]
-OBJECTS = ["dates", "CSV tables", "JSON documents", "URLs", "IP addresses", "units", "numbers", "text", "markdown",
-           "regular expressions", "cron schedules", "slugs", "images", "PDF files", "spreadsheets", "emails",
-           "phone numbers", "currencies", "timestamps", "log lines", "HTML pages", "XML feeds", "invoices",
-           "addresses", "passwords", "checksums", "archives", "audio files", "matrices", "graphs", "time series"]
-EXTRA = ["quickly", "robustly", "with statistics", "for reports", "from user input", "into a summary", "per column",
-         "in bulk", "with validation", "offline", "for agents", "and explain the result", "with examples",
-         "using a schema", "in several languages", "with error messages", "deterministically"]
+VERBS = [
+    "parse",
+    "convert",
+    "validate",
+    "compute",
+    "extract",
+    "render",
+    "format",
+    "count",
+    "merge",
+    "split",
+    "sort",
+    "detect",
+    "summarise",
+    "normalise",
+    "encode",
+    "decode",
+    "compare",
+    "filter",
+    "group",
+    "profile",
+    "check",
+    "generate",
+    "resize",
+    "translate",
+    "score",
+    "rank",
+    "clean",
+    "tokenize",
+    "hash",
+    "schedule",
+]
+OBJECTS = [
+    "dates",
+    "CSV tables",
+    "JSON documents",
+    "URLs",
+    "IP addresses",
+    "units",
+    "numbers",
+    "text",
+    "markdown",
+    "regular expressions",
+    "cron schedules",
+    "slugs",
+    "images",
+    "PDF files",
+    "spreadsheets",
+    "emails",
+    "phone numbers",
+    "currencies",
+    "timestamps",
+    "log lines",
+    "HTML pages",
+    "XML feeds",
+    "invoices",
+    "addresses",
+    "passwords",
+    "checksums",
+    "archives",
+    "audio files",
+    "matrices",
+    "graphs",
+    "time series",
+]
+EXTRA = [
+    "quickly",
+    "robustly",
+    "with statistics",
+    "for reports",
+    "from user input",
+    "into a summary",
+    "per column",
+    "in bulk",
+    "with validation",
+    "offline",
+    "for agents",
+    "and explain the result",
+    "with examples",
+    "using a schema",
+    "in several languages",
+    "with error messages",
+    "deterministically",
+]
 
 
 def _rows(start: int, count: int, rng: np.random.Generator):
     import pyarrow as pa
 
-    from runtime.registry import _LISTED, DIM, SKILLS_SCHEMA, USAGE_SCHEMA, _listing, _search_text
+    from runtime.records import DIM, LISTED, SKILLS_SCHEMA, USAGE_SCHEMA, pack_listing, search_text
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     names, descs, tags, instr, search = [], [], [], [], []
     for i in range(start, start + count):
         v, o, e = rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(EXTRA, size=2, replace=False)
@@ -67,35 +162,71 @@ def _rows(start: int, count: int, rng: np.random.Generator):
         descs.append(desc)
         tags.append(tg)
         instr.append(ins)
-        search.append(_search_text(name, desc, tg, ins))
+        search.append(search_text(name, desc, tg, ins))
     vec = rng.standard_normal((count, DIM), dtype=np.float32)
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1), type=pa.float32()), DIM)
     n = count
     ids = [uuid.uuid4().hex for _ in range(n)]
     hashes = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(n)]
-    common = {"version": 1, "status": "registered", "current": True, "gate_passed": True, "gate_tests": 2,
-              "gate_failures": 0, "gate_errors": 0, "gate_skipped": 0, "gate_coverage": 95.0, "gate_duration_s": 1.5,
-              "gate_reasons": [], "created_at": now, "updated_at": now}  # fmt: skip
-    listings = [_listing({**common, "name": names[i], "content_hash": hashes[i], "description": descs[i],
-                          "tags": tags[i]}) for i in range(n)]  # fmt: skip
-    assert set(common) | {"name", "content_hash", "description", "tags"} == set(_LISTED)
+    common = {
+        "version": 1,
+        "status": "registered",
+        "current": True,
+        "gate_passed": True,
+        "gate_tests": 2,
+        "gate_failures": 0,
+        "gate_errors": 0,
+        "gate_skipped": 0,
+        "gate_coverage": 95.0,
+        "gate_duration_s": 1.5,
+        "gate_reasons": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    listings = [
+        pack_listing(
+            {**common, "name": names[i], "content_hash": hashes[i], "description": descs[i], "tags": tags[i]}
+        )
+        for i in range(n)
+    ]
+    assert set(common) | {"name", "content_hash", "description", "tags"} == set(LISTED)
     skills = pa.Table.from_arrays(
         [
-            pa.array(ids), pa.array(names), pa.array([1] * n, pa.int64()),
-            pa.array(hashes), pa.array(["registered"] * n),
-            pa.array([True] * n), pa.array(descs), pa.array(tags, pa.list_(pa.string())), pa.array(instr),
-            pa.array(search), vectors, pa.array([True] * n), pa.array([2] * n, pa.int64()),
-            pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()),
-            pa.array([95.0] * n), pa.array([1.5] * n), pa.array([[]] * n, pa.list_(pa.string())),
-            pa.array(["{}"] * n), pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-            pa.array([now] * n, pa.timestamp("us", tz="UTC")), pa.array(listings),
+            pa.array(ids),
+            pa.array(names),
+            pa.array([1] * n, pa.int64()),
+            pa.array(hashes),
+            pa.array(["registered"] * n),
+            pa.array([True] * n),
+            pa.array(descs),
+            pa.array(tags, pa.list_(pa.string())),
+            pa.array(instr),
+            pa.array(search),
+            vectors,
+            pa.array([True] * n),
+            pa.array([2] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()),
+            pa.array([95.0] * n),
+            pa.array([1.5] * n),
+            pa.array([[]] * n, pa.list_(pa.string())),
+            pa.array(["{}"] * n),
+            pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            pa.array(listings),
         ],
         schema=SKILLS_SCHEMA,
     )
     usage = pa.Table.from_arrays(
-        [pa.array(names), pa.array([1] * n, pa.int64()), pa.array([0] * n, pa.int64()), pa.array([0] * n, pa.int64()),
-         pa.array([None] * n, pa.timestamp("us", tz="UTC"))],
+        [
+            pa.array(names),
+            pa.array([1] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()),
+            pa.array([0] * n, pa.int64()),
+            pa.array([None] * n, pa.timestamp("us", tz="UTC")),
+        ],
         schema=USAGE_SCHEMA,
     )
     return skills, usage
@@ -128,14 +259,13 @@ def _time_after_calls(reg: Any, name: str, queries: list[str], label: str) -> li
 
 
 def _vector_index_type(reg: Any) -> str | None:
-    from runtime.registry import SKILLS
-
-    index = reg._vector_index(reg._table(SKILLS))
+    index = next(iter(reg.vector_indexes()), None)
     return None if index is None else str(index.index_type)
 
 
 def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[str, Any]:
-    from runtime.registry import SKILLS, USAGE, Registry
+    from runtime.records import SKILLS, USAGE
+    from runtime.registry import Registry
 
     quiet_logs()
     rng = np.random.default_rng(seed)
@@ -144,7 +274,7 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
         uri = str(Path(tmp) / "store")
         reg = Registry(uri)  # embedder "auto": the real all-MiniLM-L6-v2 for queries
         fts = Registry(uri, embedder=None)
-        skills_t, usage_t = reg._table(SKILLS), reg._table(USAGE)  # creates tables + FTS index
+        skills_t, usage_t = reg.store.table(SKILLS), reg.store.table(USAGE)  # creates tables + FTS index
         emb = reg.embedder
         encoder = emb.wait_for_encoder(60) if hasattr(emb, "wait_for_encoder") else None
         numpy_emb = None
@@ -194,7 +324,9 @@ def run(*, scales: tuple[int, ...], batch: int = 10_000, seed: int = 7) -> dict[
                 row["query_embedding"] = summary_ms(embed_times)
                 row["encoder"] = getattr(emb, "encoder", None)
             if numpy_emb is not None:
-                numpy_times, _ = _time_queries(lambda q: numpy_emb.embed([q]), QUERIES, f"{scale} embed only, numpy")
+                numpy_times, _ = _time_queries(
+                    lambda q: numpy_emb.embed([q]), QUERIES, f"{scale} embed only, numpy"
+                )
                 row["query_embedding_numpy"] = summary_ms(numpy_times)
             out["scales"][str(scale)] = row
         out["embedder"] = getattr(emb, "name", None) if emb is not None else None

@@ -1,5 +1,6 @@
 """Section 2: throughput of trivial skill calls through Yard with the warm pool
 (pool_size = concurrency), at several concurrencies."""
+
 from __future__ import annotations
 
 import os
@@ -7,17 +8,19 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .common import Ledger, pct, quiet_logs, r1, say, settings, wait_no_containers, write_trivial_skill
 
 SKILL = "bench-echo"
 
 
-def hammer(yard, *, calls: int, concurrency: int, label: str,
-           on_call: Callable[[int], None] | None = None) -> dict[str, Any]:
+def hammer(
+    yard, *, calls: int, concurrency: int, label: str, on_call: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """`calls` calls of the trivial skill from `concurrency` threads. Errors are counted by kind."""
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
@@ -54,10 +57,16 @@ def hammer(yard, *, calls: int, concurrency: int, label: str,
     wall = time.perf_counter() - t0
     ms = [x * 1000 for x in latencies]
     return {
-        "calls": calls, "concurrency": concurrency, "wall_s": round(wall, 2),
+        "calls": calls,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 2),
         "calls_per_s": round(calls / wall, 2) if wall else None,
-        "p50_ms": r1(pct(ms, 50)), "p95_ms": r1(pct(ms, 95)), "max_ms": r1(max(ms) if ms else None),
-        "errors": sum(kinds.values()), "errors_by_kind": dict(kinds), "error_samples": samples,
+        "p50_ms": r1(pct(ms, 50)),
+        "p95_ms": r1(pct(ms, 95)),
+        "max_ms": r1(max(ms) if ms else None),
+        "errors": sum(kinds.values()),
+        "errors_by_kind": dict(kinds),
+        "error_samples": samples,
     }
 
 

@@ -14,21 +14,23 @@ reads the rotated files too, oldest first.
 
 Never logged: call inputs and outputs, tracebacks, API keys.
 """
+
 from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import click
 import structlog
+
+from .errors import error_kind
+from .times import as_utc, parse_when
 
 AUDIT_FILE = "audit.jsonl"
 LOCK_FILE = ".audit.lock"
@@ -36,29 +38,11 @@ MAX_BYTES = 20 * 1024 * 1024
 BACKUPS = 5
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
+def _when(value: datetime | str | None) -> datetime | None:
+    """A filter's time: a datetime in UTC, or a text parse_when reads (None: no filter)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = parse_when(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_when(text: str, *, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (naive = UTC) or a relative one such as ``30m``, ``2h``, ``7d`` (that long ago)."""
-    text = text.strip()
-    m = _RELATIVE.fullmatch(text)
-    if m:
-        return (now or datetime.now(timezone.utc)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2025-01-31T12:00:00Z) or 30m, 2h, 7d") from exc
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return parse_when(value) if isinstance(value, str) else as_utc(value)
 
 
 class _RotatingFile:
@@ -100,14 +84,18 @@ class _RotatingFile:
 
 
 class AuditLog:
+    """The audit trail of one SKILLYARD_HOME (see the module docstring)."""
+
     def __init__(self, home: str | Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
         self.home = Path(home)
         self.path = self.home / AUDIT_FILE
         self._file = _RotatingFile(self.path, max_bytes, backups)
         self._log = structlog.wrap_logger(
             self._file,
-            processors=[structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-                        structlog.processors.JSONRenderer(default=str)],
+            processors=[
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                structlog.processors.JSONRenderer(default=str),
+            ],
             wrapper_class=structlog.BoundLogger,
             cache_logger_on_first_use=False,
         )
@@ -122,16 +110,26 @@ class AuditLog:
 
     def files(self) -> list[Path]:
         """The audit files, oldest first."""
-        rotated = sorted(self.path.parent.glob(f"{self.path.name}.*"),
-                         key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0, reverse=True)
+        rotated = sorted(
+            self.path.parent.glob(f"{self.path.name}.*"),
+            key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+            reverse=True,
+        )
         rotated = [p for p in rotated if p.suffix[1:].isdigit()]
         return rotated + ([self.path] if self.path.exists() else [])
 
-    def query(self, tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
-              until: datetime | str | None = None, *, event: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        tenant: str | None = None,
+        skill: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        *,
+        event: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Entries matching every given filter, oldest first (with `limit`: the newest `limit`)."""
-        lo, hi = _utc(since), _utc(until)
+        lo, hi = _when(since), _when(until)
         out: list[dict[str, Any]] = []
         for path in self.files():
             try:
@@ -153,7 +151,7 @@ class AuditLog:
                     continue
                 if lo is not None or hi is not None:
                     try:
-                        ts = _utc(datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")))
+                        ts = _when(datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")))
                     except ValueError:
                         continue
                     if (lo is not None and ts < lo) or (hi is not None and ts > hi):
@@ -162,27 +160,6 @@ class AuditLog:
         if limit is not None:
             out = out[-limit:] if limit > 0 else []
         return out
-
-
-def error_kind(exc: BaseException) -> str:
-    """A short, stable name for why an action failed (never its message: that may quote inputs)."""
-    from sandbox import SandboxError
-
-    from .fixer import FixError
-    from .llm import LLMError, LLMUnavailable
-    from .package import PackageError
-    from .registry import RegistryError
-    from .tenants import Forbidden, NotFound
-    from .yard import SkillError
-
-    for cls, kind in ((PackageError, "package"), (SandboxError, "sandbox"), (LLMUnavailable, "llm_unavailable"),
-                      (LLMError, "llm"), (FixError, "fix"), (NotFound, "not_found"), (Forbidden, "forbidden"),
-                      (RegistryError, "registry"), (SkillError, "skill")):
-        if isinstance(exc, cls):
-            return kind
-    import docker.errors
-
-    return "engine" if isinstance(exc, docker.errors.DockerException) else "internal"
 
 
 @contextmanager
@@ -202,54 +179,19 @@ def audited(log: AuditLog, event: str, **fields: Any) -> Iterator[dict[str, Any]
         log.record(event, **entry)
 
 
-def query(tenant: str | None = None, skill: str | None = None, since: datetime | str | None = None,
-          until: datetime | str | None = None, *, home: str | Path | None = None, event: str | None = None,
-          limit: int | None = None) -> list[dict[str, Any]]:
+def query(
+    tenant: str | None = None,
+    skill: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    *,
+    home: str | Path | None = None,
+    event: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Query the audit trail of `home` (default: the configured SKILLYARD_HOME)."""
     if home is None:
         from .config import get_settings
 
         home = get_settings().home
     return AuditLog(home).query(tenant, skill, since, until, event=event, limit=limit)
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-@click.command("audit")
-@click.option("--tenant", default=None, help="Only this tenant's entries.")
-@click.option("--skill", default=None, help="Only this skill's entries.")
-@click.option("--since", default=None, help="ISO time or relative (30m, 2h, 7d).")
-@click.option("--until", default=None, help="ISO time or relative (30m, 2h, 7d).")
-@click.option("--event", default=None, help="call, gate, import, rollback, fix or create.")
-@click.option("--limit", type=int, default=200, show_default=True, help="The newest N entries.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def audit_command(tenant, skill, since, until, event, limit, as_json) -> None:
-    """Who called, gated or fixed which skill, when, and how it went."""
-    if not structlog.is_configured():
-        from . import logs
-
-        logs.configure("WARNING")
-    try:
-        entries = query(tenant, skill, parse_when(since) if since else None, parse_when(until) if until else None,
-                        event=event, limit=limit)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    if as_json:
-        for e in entries:
-            click.echo(json.dumps(e, default=str))
-        return
-    from rich.table import Table
-
-    from .console import esc, out
-
-    table = Table(title=f"audit: {len(entries)} entries")
-    for col in ("time", "event", "tenant", "skill", "v", "outcome", "ms", "tokens"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        table.add_row(*(esc(v) for v in (str(e.get("ts", ""))[:19], e.get("event", ""), e.get("tenant", ""),
-                      e.get("skill", ""), e.get("version", "") or "", e.get("outcome", ""),
-                      e.get("duration_ms", "") or "", e.get("tokens", "") or "")))
-    out.print(table)
-
-
-if __name__ == "__main__":  # python -m runtime.audit
-    audit_command()

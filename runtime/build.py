@@ -10,6 +10,7 @@ Two images per skill, both content-addressed (an unchanged input is never rebuil
   /skill, *without* `tests/`. Every call of the skill's code runs there, in production and
   in the gate alike, so the code can neither read its tests nor tell the two apart.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -76,8 +77,12 @@ def with_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
             continue  # the call reports the syntax error itself
         folder, _, name = rel.rpartition("/")
         pyc = f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc"
-        out[pyc] = (importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little")
-                    + importlib.util.source_hash(data) + marshal.dumps(code))
+        out[pyc] = (
+            importlib.util.MAGIC_NUMBER
+            + (0b11).to_bytes(4, "little")
+            + importlib.util.source_hash(data)
+            + marshal.dumps(code)
+        )
     return out
 
 
@@ -101,22 +106,44 @@ def _skill_tar(files: dict[str, bytes], executable: set[str]) -> bytes:
     return buf.getvalue()
 
 
-def _commit_image(client: docker.DockerClient, base: str, files: dict[str, bytes], executable: set[str], tag: str,
-                  labels: dict[str, str]) -> None:
+def _commit_image(
+    client: docker.DockerClient,
+    base: str,
+    files: dict[str, bytes],
+    executable: set[str],
+    tag: str,
+    labels: dict[str, str],
+) -> None:
     """`base` + one layer holding /skill, without the classic builder: create a container
     (never started), copy the files in, commit it. About 3x faster than a one-COPY build here."""
     api = client.api
     repo, _, version = tag.rpartition(":")
     # Labelled like any sandbox container so `gc` collects it if we crash mid-build.
-    container = api.create_container(base, command=["true"], user="0:0", network_disabled=True,
-                                     labels={"skillyard.managed": "1", "skillyard.owner": "build",
-                                             "skillyard.pid": str(os.getpid()), "skillyard.host": socket.gethostname()})
+    container = api.create_container(
+        base,
+        command=["true"],
+        user="0:0",
+        network_disabled=True,
+        labels={
+            "skillyard.managed": "1",
+            "skillyard.owner": "build",
+            "skillyard.pid": str(os.getpid()),
+            "skillyard.host": socket.gethostname(),
+        },
+    )
     try:
         api.put_archive(container["Id"], "/", _skill_tar(files, executable))
         changes = ["USER 65534:65534", "WORKDIR /tmp", 'CMD ["python3"]']
         # Commit copies the container's labels into the image: overwrite the build-only ones.
-        changes += [f"LABEL {k}={v}" for k, v in {**labels, "skillyard.owner": "image", "skillyard.pid": "0",
-                                                  "skillyard.host": "-"}.items()]
+        changes += [
+            f"LABEL {k}={v}"
+            for k, v in {
+                **labels,
+                "skillyard.owner": "image",
+                "skillyard.pid": "0",
+                "skillyard.host": "-",
+            }.items()
+        ]
         api.commit(container["Id"], repository=repo, tag=version, changes=changes)
     finally:
         try:
@@ -125,8 +152,13 @@ def _commit_image(client: docker.DockerClient, base: str, files: dict[str, bytes
             pass
 
 
-def build_deps_image(client: docker.DockerClient, pkg: SkillPackage, runner: str, wheelhouse: Path,
-                     progress: Progress = lambda _: None) -> str:
+def build_deps_image(
+    client: docker.DockerClient,
+    pkg: SkillPackage,
+    runner: str,
+    wheelhouse: Path,
+    progress: Progress = lambda _: None,
+) -> str:
     """The runner plus the skill's requirements (wheels from the host wheelhouse, network off)."""
     tag = deps_image_tag(client, pkg, runner)
     if tag == runner or image_exists(client, tag):
@@ -137,7 +169,14 @@ def build_deps_image(client: docker.DockerClient, pkg: SkillPackage, runner: str
         shutil.copytree(folder, ctx / "wheels")
         (ctx / "Dockerfile").write_text(DEPS_DOCKERFILE)
         progress(f"{pkg.name}: installing requirements {', '.join(pkg.config.requirements)}")
-        build_image(client, ctx, tag, buildargs={"RUNNER": runner}, labels={"skillyard.kind": "deps"}, progress=progress)
+        build_image(
+            client,
+            ctx,
+            tag,
+            buildargs={"RUNNER": runner},
+            labels={"skillyard.kind": "deps"},
+            progress=progress,
+        )
     log.info("deps_image_built", skill=pkg.name, tag=tag)
     return tag
 
@@ -154,8 +193,13 @@ def build_skill_image(
     tag = skill_image_tag(client, pkg, deps)
     if image_exists(client, tag):
         return tag, False
-    labels = {"skillyard.managed": "1", "skillyard.kind": "skill", "skillyard.skill": pkg.name,
-              "skillyard.content_hash": pkg.content_hash, "skillyard.deps": deps}
+    labels = {
+        "skillyard.managed": "1",
+        "skillyard.kind": "skill",
+        "skillyard.skill": pkg.name,
+        "skillyard.content_hash": pkg.content_hash,
+        "skillyard.deps": deps,
+    }
     progress(f"{pkg.name}: committing image")
     _commit_image(client, deps, with_bytecode(pkg.image_files), pkg.executable, tag, labels)
     log.info("skill_image_built", skill=pkg.name, tag=tag)

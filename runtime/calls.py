@@ -6,6 +6,7 @@ call a test makes through the gate's judge use the same runner program, image,
 environment, limits and warm pool. The envelope and the result carry plain data only
 (runtime/harness/datacodec.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -98,7 +99,9 @@ def encode_input(value: Any) -> bytes:
     try:  # NaN and Infinity are not JSON: a skill's strict parser, and failures.jsonl, would break on them
         data = json.dumps(value, allow_nan=False).encode()
     except ValueError as exc:
-        raise ValueError("input holds a non-finite number (NaN, Infinity, or one like 1e999 that overflows): JSON has none") from exc
+        raise ValueError(
+            "input holds a non-finite number (NaN, Infinity, or one like 1e999 that overflows): JSON has none"
+        ) from exc
     if len(data) > MAX_INPUT_BYTES:
         raise ValueError(f"input is over {MAX_INPUT_BYTES} bytes")
     return data
@@ -122,9 +125,15 @@ def _schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[s
 
 def call_limits(config: SkillConfig, base: Limits) -> Limits:
     over = config.limits
-    return base.loosen(memory=over.memory, cpus=over.cpus, pids=over.pids, timeout=over.timeout,
-                       max_stdout=over.max_stdout, tmpfs={"/tmp": over.tmpfs} if over.tmpfs else None,
-                       runtime=over.runtime)
+    return base.loosen(
+        memory=over.memory,
+        cpus=over.cpus,
+        pids=over.pids,
+        timeout=over.timeout,
+        max_stdout=over.max_stdout,
+        tmpfs={"/tmp": over.tmpfs} if over.tmpfs else None,
+        runtime=over.runtime,
+    )
 
 
 def callee_argv() -> list[str]:
@@ -132,9 +141,16 @@ def callee_argv() -> list[str]:
     return ["python3", "-c", call_runner_source(), OUT_FILE]
 
 
-def call_request(module: str, function: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def call_request(
+    module: str, function: str, args: list[Any], kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The envelope of one call: wire-encoded arguments (raises Uncarriable, ValueError)."""
-    return {"module": module, "function": function, "args": encode(list(args)), "kwargs": encode(dict(kwargs or {}))}
+    return {
+        "module": module,
+        "function": function,
+        "args": encode(list(args)),
+        "kwargs": encode(dict(kwargs or {})),
+    }
 
 
 RUNNER_PACKAGES = "yaml,jsonschema"  # the runner image's own packages (images/runner/requirements.txt)
@@ -149,16 +165,43 @@ def callee_env(config: SkillConfig) -> dict[str, str]:
 
 def callee_spec(image: str, limits: Limits, config: SkillConfig, tenant: str = "") -> RunSpec:
     """The run every call of the skill's code makes (to pre-warm a pool for it)."""
-    return RunSpec(image=image, argv=callee_argv(), limits=limits, env=callee_env(config), prestart=True,
-                   fork_server=True, collect=[OUT_FILE], owner="call", tenant=tenant)
+    return RunSpec(
+        image=image,
+        argv=callee_argv(),
+        limits=limits,
+        env=callee_env(config),
+        prestart=True,
+        fork_server=True,
+        collect=[OUT_FILE],
+        owner="call",
+        tenant=tenant,
+    )
 
 
-def run_callee(sandbox: Sandbox, *, image: str, limits: Limits, config: SkillConfig, request: bytes,
-               tenant: str = "", labels: dict[str, str] | None = None) -> RunResult:
+def run_callee(
+    sandbox: Sandbox,
+    *,
+    image: str,
+    limits: Limits,
+    config: SkillConfig,
+    request: bytes,
+    tenant: str = "",
+    labels: dict[str, str] | None = None,
+) -> RunResult:
     """Run one request in a fresh process of the skill's image (warm container when pooled)."""
-    return sandbox.run(callee_argv(), image=image, limits=limits, env=callee_env(config), stdin=request,
-                       prestart=True, fork_server=True, collect=[OUT_FILE], owner="call", labels=labels or {},
-                       tenant=tenant)
+    return sandbox.run(
+        callee_argv(),
+        image=image,
+        limits=limits,
+        env=callee_env(config),
+        stdin=request,
+        prestart=True,
+        fork_server=True,
+        collect=[OUT_FILE],
+        owner="call",
+        labels=labels or {},
+        tenant=tenant,
+    )
 
 
 @dataclass
@@ -176,26 +219,50 @@ def read_callee(run: RunResult, limits: Limits) -> CalleeOutcome:
     if run.error:
         return CalleeOutcome(False, error=CallError("sandbox", run.error))
     if run.timed_out:
-        return CalleeOutcome(False, error=CallError("timeout", f"the call exceeded its {limits.timeout:g} s limit and was killed"))
+        return CalleeOutcome(
+            False,
+            error=CallError("timeout", f"the call exceeded its {limits.timeout:g} s limit and was killed"),
+        )
     if run.oom_killed:
-        return CalleeOutcome(False, error=CallError(
-            "oom", f"the call ran out of memory (limit {limits.describe()['memory']}) and was killed"))
+        return CalleeOutcome(
+            False,
+            error=CallError(
+                "oom", f"the call ran out of memory (limit {limits.describe()['memory']}) and was killed"
+            ),
+        )
     raw = run.files.get(OUT_FILE)
     stderr = run.stderr[-300:].decode("utf-8", "replace").strip()
     if raw is None:
-        return CalleeOutcome(False, error=CallError(
-            "crashed", f"the skill's process ended (exit {run.exit_code}) without a result; stderr: {stderr!r}"))
+        return CalleeOutcome(
+            False,
+            error=CallError(
+                "crashed",
+                f"the skill's process ended (exit {run.exit_code}) without a result; stderr: {stderr!r}",
+            ),
+        )
     try:
         envelope = json.loads(raw)
         ok = envelope["ok"]
     except (ValueError, KeyError, TypeError, RecursionError):
-        return CalleeOutcome(False, error=CallError("bad_output", "the result file is not valid (the skill wrote over it?)"))
+        return CalleeOutcome(
+            False, error=CallError("bad_output", "the result file is not valid (the skill wrote over it?)")
+        )
     if ok is True:
         return CalleeOutcome(True, value=envelope.get("value"))
     err = envelope.get("error") if isinstance(envelope.get("error"), dict) else {}
-    kind = {"InvalidInput": "invalid_input", "OutputNotCarried": "bad_output"}.get(str(err.get("type")), "exception")
-    return CalleeOutcome(False, error=CallError(kind, str(err.get("message", ""))[:2000], type=_str_or_none(err.get("type")),
-                                                traceback=_str_or_none(err.get("traceback"))), raw_error=err)
+    kind = {"InvalidInput": "invalid_input", "OutputNotCarried": "bad_output"}.get(
+        str(err.get("type")), "exception"
+    )
+    return CalleeOutcome(
+        False,
+        error=CallError(
+            kind,
+            str(err.get("message", ""))[:2000],
+            type=_str_or_none(err.get("type")),
+            traceback=_str_or_none(err.get("traceback")),
+        ),
+        raw_error=err,
+    )
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -219,13 +286,24 @@ def json_value(value: Any) -> Any:
     raise Uncarriable(f"a value of type {type(value).__name__}, which JSON has not")
 
 
-def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, config: SkillConfig,
-               params: Any, limits: Limits, tenant: str = "") -> CallResult:
+def call_skill(
+    sandbox: Sandbox,
+    *,
+    name: str,
+    version: int | None,
+    image: str,
+    config: SkillConfig,
+    params: Any,
+    limits: Limits,
+    tenant: str = "",
+) -> CallResult:
     """Validate input, run the entrypoint in a fresh process, validate output."""
     started = time.monotonic()
     result = CallResult(skill=name, version=version, ok=False, limits=limits.describe())
     if not config.entrypoint:
-        result.error = CallError("invalid_input", f"skill {name} has no entrypoint in skillyard.yaml: it cannot be called")
+        result.error = CallError(
+            "invalid_input", f"skill {name} has no entrypoint in skillyard.yaml: it cannot be called"
+        )
         return result
     try:
         encode_input(params)  # size, depth and non-finite numbers, before anything runs
@@ -234,12 +312,21 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
         return result
     problems = _schema_errors(config.input_schema, params)
     if problems:
-        result.error = CallError("invalid_input", "input does not match the skill's input schema: " + "; ".join(problems))
+        result.error = CallError(
+            "invalid_input", "input does not match the skill's input schema: " + "; ".join(problems)
+        )
         return result
     entry_file, func = config.entrypoint.split(":")
     request = json.dumps(call_request(entry_file[:-3].replace("/", "."), func, [params])).encode()
-    run = run_callee(sandbox, image=image, limits=limits, config=config, request=request, tenant=tenant,
-                     labels={"skill": name})
+    run = run_callee(
+        sandbox,
+        image=image,
+        limits=limits,
+        config=config,
+        request=request,
+        tenant=tenant,
+        labels={"skill": name},
+    )
     result.duration_s = time.monotonic() - started
     result.exit_code = run.exit_code
     result.stdout = run.stdout[-4000:].decode("utf-8", "replace")
@@ -252,11 +339,15 @@ def call_skill(sandbox: Sandbox, *, name: str, version: int | None, image: str, 
     try:
         output = json_value(decode(outcome.value))
     except (ValueError, Uncarriable, RecursionError) as exc:
-        result.error = CallError("bad_output", f"the entrypoint returned {exc}: a skill's output must be JSON")
+        result.error = CallError(
+            "bad_output", f"the entrypoint returned {exc}: a skill's output must be JSON"
+        )
         return result
     problems = _schema_errors(config.output_schema, output) if config.output_schema else []
     if problems:
-        result.error = CallError("bad_output", "output does not match the skill's output schema: " + "; ".join(problems))
+        result.error = CallError(
+            "bad_output", "output does not match the skill's output schema: " + "; ".join(problems)
+        )
         result.output = output
         return result
     result.ok = True

@@ -8,10 +8,12 @@
         result = sy.run("word-stats", {"text": "Hello there."})
         print(result["output"])
 
-Errors come back as :class:`SkillyardError` with the HTTP status, the server's message and
-its request id. ``run`` returns the call result (a dict with ``ok``) for every answer that
-carries one -- also 422 invalid_input -- and raises only when there is no result.
+Errors come back as :class:`ApiError` (a :class:`SkillyardError`) with the HTTP status,
+the server's message and its request id. ``run`` returns the call result (a dict with
+``ok``) for every answer that carries one -- also 422 invalid_input -- and raises only when
+there is no result.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,30 +24,41 @@ from typing import Any
 
 import httpx
 
-
-class SkillyardError(RuntimeError):
-    def __init__(self, status: int, message: str, request_id: str | None = None, body: Any = None) -> None:
-        self.status = status
-        self.message = message
-        self.request_id = request_id
-        self.body = body
-        super().__init__(f"HTTP {status}: {message}" + (f" (request {request_id})" if request_id else ""))
+from .errors import ApiError
+from .errors import SkillyardError as SkillyardError  # what callers catch: ApiError is one
 
 
 class SkillyardClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 120.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                  headers={"Authorization": f"Bearer {api_key}", "User-Agent": "skillyard-client"})
+    """The HTTP API of one skillyard server, as one tenant (the key's). `transport` lets a
+    test answer requests in process (httpx.MockTransport, or an ASGI transport).
+    Every method raises ApiError for an error answer (see the module docstring)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "skillyard-client"},
+        )
 
     # -- plumbing ------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
     def __enter__(self) -> SkillyardClient:
+        """The client itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the client."""
         self.close()
 
     @staticmethod
@@ -54,9 +67,13 @@ class SkillyardClient:
             body = resp.json()
         except ValueError:
             body = None
-        message = body.get("error") if isinstance(body, dict) and body.get("error") else resp.text[:300] or resp.reason_phrase
+        message = (
+            body.get("error")
+            if isinstance(body, dict) and body.get("error")
+            else resp.text[:300] or resp.reason_phrase
+        )
         rid = (body.get("request_id") if isinstance(body, dict) else None) or resp.headers.get("x-request-id")
-        raise SkillyardError(resp.status_code, str(message), rid, body)
+        raise ApiError(resp.status_code, str(message), rid, body)
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         kw["params"] = {k: v for k, v in (kw.get("params") or {}).items() if v is not None}
@@ -70,19 +87,32 @@ class SkillyardClient:
 
     # -- skills -----------------------------------------------------------------------------------------
     def list(self, scope: str = "all", status: str | None = None) -> list[dict[str, Any]]:
+        """Skills this key sees (`scope`: all, private, shared; `status` filters)."""
         return self._json("GET", "/v1/skills", params={"scope": scope, "status": status})
 
     def get(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
+        """A skill's record, config, files, gate report and notes."""
         return self._json("GET", f"/v1/skills/{name}", params={"version": version, "scope": scope})
 
     def skill_md(self, name: str, *, version: int | None = None, scope: str = "auto") -> str:
-        return self._request("GET", f"/v1/skills/{name}/skill.md", params={"version": version, "scope": scope}).text
+        """The skill's SKILL.md, as an agent loads it."""
+        return self._request(
+            "GET", f"/v1/skills/{name}/skill.md", params={"version": version, "scope": scope}
+        ).text
 
     def search(self, query: str, limit: int = 5) -> list[dict[str, Any]]:
+        """Skills matching `query` by words and meaning, best first, with scores."""
         return self._json("GET", "/v1/search", params={"q": query, "limit": limit})
 
-    def import_package(self, path: str | Path, *, shared: bool = False, force: bool = False,
-                       wait: bool = False, timeout: float = 600.0) -> dict[str, Any]:
+    def import_package(
+        self,
+        path: str | Path,
+        *,
+        shared: bool = False,
+        force: bool = False,
+        wait: bool = False,
+        timeout: float = 600.0,
+    ) -> dict[str, Any]:
         """Upload a skill folder (validated locally first) or a .tar.gz; returns the gate job
         (with wait=True: the finished job)."""
         p = Path(path)
@@ -90,24 +120,38 @@ class SkillyardClient:
             from .package import load_package, pack_files
 
             pkg = load_package(p)
-            blob = pack_files({f"{pkg.name}/{k}": v for k, v in pkg.files.items()},
-                              {f"{pkg.name}/{k}" for k in pkg.executable})
+            blob = pack_files(
+                {f"{pkg.name}/{k}": v for k, v in pkg.files.items()},
+                {f"{pkg.name}/{k}" for k in pkg.executable},
+            )
         else:
             blob = p.read_bytes()
-        job = self._json("POST", "/v1/skills", params={"shared": str(shared).lower(), "force": str(force).lower()},
-                         content=blob, headers={"Content-Type": "application/gzip"})
+        job = self._json(
+            "POST",
+            "/v1/skills",
+            params={"shared": str(shared).lower(), "force": str(force).lower()},
+            content=blob,
+            headers={"Content-Type": "application/gzip"},
+        )
         return self.wait(job["id"], timeout=timeout) if wait else job
 
     def versions(self, name: str, *, scope: str = "auto") -> list[dict[str, Any]]:
+        """Every version of a skill, oldest first, with its verdict."""
         return self._json("GET", f"/v1/skills/{name}/versions", params={"scope": scope})
 
     def rollback(self, name: str, version: int, *, scope: str = "auto") -> dict[str, Any]:
-        return self._json("POST", f"/v1/skills/{name}/rollback", params={"scope": scope}, json={"version": version})
+        """Make an earlier registered version current again; the record."""
+        return self._json(
+            "POST", f"/v1/skills/{name}/rollback", params={"scope": scope}, json={"version": version}
+        )
 
-    def export(self, name: str, dest: str | Path | None = None, *, version: int | None = None,
-               scope: str = "auto") -> bytes | Path:
+    def export(
+        self, name: str, dest: str | Path | None = None, *, version: int | None = None, scope: str = "auto"
+    ) -> bytes | Path:
         """The package as .tar.gz bytes, or (with dest) unpacked to DEST/NAME, which is returned."""
-        blob = self._request("GET", f"/v1/skills/{name}/export", params={"version": version, "scope": scope}).content
+        blob = self._request(
+            "GET", f"/v1/skills/{name}/export", params={"version": version, "scope": scope}
+        ).content
         if dest is None:
             return blob
         from .package import unpack_files, write_files
@@ -115,13 +159,23 @@ class SkillyardClient:
         files, executable = unpack_files(blob)
         prefix = f"{name}/"
         target = Path(dest) / name
-        write_files({k[len(prefix):]: v for k, v in files.items() if k.startswith(prefix)}, target,
-                    {k[len(prefix):] for k in executable if k.startswith(prefix)})
+        write_files(
+            {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)},
+            target,
+            {k[len(prefix) :] for k in executable if k.startswith(prefix)},
+        )
         return target
 
     # -- calls and jobs -------------------------------------------------------------------------------------
-    def run(self, name: str, input: Any = None, *, version: int | None = None, scope: str = "auto",
-            async_: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        version: int | None = None,
+        scope: str = "auto",
+        async_: bool = False,
+    ) -> dict[str, Any]:
         """Run a skill. Returns the call result ({"ok": ..., "output" | "error": ...}); with async_=True,
         the job (poll it with job()/wait())."""
         body: dict[str, Any] = {"input": {} if input is None else input, "async": async_}
@@ -140,23 +194,50 @@ class SkillyardClient:
         raise AssertionError("unreachable")
 
     def test(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
-        return self._json("POST", f"/v1/skills/{name}/test", params={"scope": scope}, json={"version": version})
+        """Re-run a version's gate (records nothing); the job."""
+        return self._json(
+            "POST", f"/v1/skills/{name}/test", params={"scope": scope}, json={"version": version}
+        )
 
-    def fix(self, name: str, *, max_attempts: int = 3, allow_test_edits: bool = False,
-            scope: str = "auto") -> dict[str, Any]:
-        return self._json("POST", f"/v1/skills/{name}/fix", params={"scope": scope},
-                          json={"max_attempts": max_attempts, "allow_test_edits": allow_test_edits})
+    def fix(
+        self, name: str, *, max_attempts: int = 3, allow_test_edits: bool = False, scope: str = "auto"
+    ) -> dict[str, Any]:
+        """Ask the LLM to repair a skill; the job."""
+        return self._json(
+            "POST",
+            f"/v1/skills/{name}/fix",
+            params={"scope": scope},
+            json={"max_attempts": max_attempts, "allow_test_edits": allow_test_edits},
+        )
 
-    def create(self, task: str, *, name: str | None = None, shared: bool = False, max_attempts: int = 3,
-               allow_test_edits: bool = False) -> dict[str, Any]:
-        return self._json("POST", "/v1/create", json={"task": task, "name": name, "shared": shared,
-                                                      "max_attempts": max_attempts,
-                                                      "allow_test_edits": allow_test_edits})
+    def create(
+        self,
+        task: str,
+        *,
+        name: str | None = None,
+        shared: bool = False,
+        max_attempts: int = 3,
+        allow_test_edits: bool = False,
+    ) -> dict[str, Any]:
+        """Have the LLM write a new skill for `task`; the job."""
+        return self._json(
+            "POST",
+            "/v1/create",
+            json={
+                "task": task,
+                "name": name,
+                "shared": shared,
+                "max_attempts": max_attempts,
+                "allow_test_edits": allow_test_edits,
+            },
+        )
 
     def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state, and its result once it has finished."""
         return self._json("GET", f"/v1/jobs/{job_id}")
 
     def jobs(self) -> list[dict[str, Any]]:
+        """This key's jobs of the last hour, oldest first."""
         return self._json("GET", "/v1/jobs")
 
     def wait(self, job_id: str, *, timeout: float = 600.0, poll: float = 0.25) -> dict[str, Any]:
@@ -170,7 +251,9 @@ class SkillyardClient:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:g} s")
             time.sleep(poll)
 
-    def events(self, job_id: str, *, last_event_id: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    def events(
+        self, job_id: str, *, last_event_id: int | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's server-sent events as (event, data) pairs, ending with ("result", job)."""
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
         with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None) as resp:
@@ -198,8 +281,26 @@ class SkillyardClient:
             return self._json("GET", "/v1/cost", params={"scope": scope or "all"})
         return self._json("GET", f"/v1/cost/{name}", params={"scope": scope or "auto"})
 
-    def audit(self, *, tenant: str | None = None, skill: str | None = None, since: str | None = None,
-              until: str | None = None, event: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def audit(
+        self,
+        *,
+        tenant: str | None = None,
+        skill: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        event: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
         """Audit entries, oldest first. since/until: ISO 8601 or relative (30m, 2h, 7d)."""
-        return self._json("GET", "/v1/audit", params={"tenant": tenant, "skill": skill, "since": since,
-                                                      "until": until, "event": event, "limit": limit})
+        return self._json(
+            "GET",
+            "/v1/audit",
+            params={
+                "tenant": tenant,
+                "skill": skill,
+                "since": since,
+                "until": until,
+                "event": event,
+                "limit": limit,
+            },
+        )

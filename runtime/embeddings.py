@@ -19,22 +19,23 @@ long embedding (the ski-rental rule: rent until the rent paid equals the price).
 One-shot CLI commands never build it; the HTTP and MCP servers build it at start-up
 (``wait_for_encoder``). SKILLYARD_EMBEDDING_ENCODER=numpy|onnx pins one (default auto).
 """
+
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
+
+from .blas import single_blas_thread
 
 log = structlog.get_logger(__name__)
 
@@ -72,55 +73,6 @@ ENCODER_ENV = "SKILLYARD_EMBEDDING_ENCODER"
 # embedding in the process: about what the build costs (0.22-0.28 s measured on 2 cores:
 # import, graph, session).
 ONNX_AFTER_NUMPY_SECONDS = 0.25
-
-
-# --------------------------------------------------------------------------- BLAS threads
-
-
-def _openblas_thread_setter() -> Any | None:
-    """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (0.3.27+), which sets
-    the thread count and returns the previous one. Despite its name it is process-wide
-    (a thread started while it is lowered sees the lowered count), hence the counting
-    in single_blas_thread. None when numpy uses another BLAS."""
-    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-    for path in sorted(libs.glob("libscipy_openblas*.so*")) if libs.is_dir() else []:
-        try:
-            fn = ctypes.CDLL(str(path)).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
-        return fn
-    return None
-
-
-_set_blas_threads = _openblas_thread_setter()
-_blas_lock = threading.Lock()
-_blas_limited = 0  # blocks inside single_blas_thread, in all threads
-_blas_saved = 0  # the thread count to put back when the last one leaves
-
-
-@contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (a no-op without numpy's OpenBLAS).
-
-    The count is process-wide, so overlapping blocks in several threads are counted:
-    the first lowers it, the last puts the saved count back (a bulk embedding that
-    runs meanwhile is single-threaded too, which costs time, never correctness)."""
-    global _blas_limited, _blas_saved
-    if _set_blas_threads is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_limited == 0:
-            _blas_saved = _set_blas_threads(1)
-        _blas_limited += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_limited -= 1
-            if _blas_limited == 0:
-                _set_blas_threads(_blas_saved)
 
 
 # --------------------------------------------------------------------------- locating files
@@ -313,7 +265,9 @@ class Embedder:
         self._emb_ln_b = weights["embeddings.LayerNorm.bias"]
         self._layers = [_build_layer(weights, i) for i in range(int(config["num_hidden_layers"]))]
         if self._word_emb.shape[1] != self.dim:
-            raise ValueError(f"{model_dir}: embedding width {self._word_emb.shape[1]} != hidden_size {self.dim}")
+            raise ValueError(
+                f"{model_dir}: embedding width {self._word_emb.shape[1]} != hidden_size {self.dim}"
+            )
         self._numpy_seconds = 0.0  # spent in the numpy encoder (approximate under threads)
         self._onnx = self._onnx_encoder(encoder)
 
@@ -328,11 +282,15 @@ class Embedder:
         # "auto" only looks: the import happens on the build thread, if it ever runs.
         if not (onnx_encoder.available() if encoder == "onnx" else onnx_encoder.installed()):
             if encoder == "onnx":
-                raise RuntimeError("encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')")
+                raise RuntimeError(
+                    "encoder 'onnx' needs onnxruntime: pip install onnxruntime (or use 'numpy')"
+                )
             return None
         lazy = onnx_encoder.LazyEncoder(
             lambda: onnx_encoder.OnnxEncoder(
-                onnx_encoder.build_model((self._emb_ln_g, self._emb_ln_b), self._layers, self._heads, self._eps)
+                onnx_encoder.build_model(
+                    (self._emb_ln_g, self._emb_ln_b), self._layers, self._heads, self._eps
+                )
             )
         )
         if encoder == "onnx":
@@ -340,6 +298,17 @@ class Embedder:
             if lazy.error is not None:
                 raise RuntimeError(f"encoder 'onnx' failed to build: {lazy.error}")
         return lazy
+
+    @property
+    def onnx_build(self) -> Any | None:
+        """The ONNX Runtime encoder's LazyEncoder (its `ready` event and `error`), or None
+        when this embedder will stay on numpy."""
+        return self._onnx
+
+    @property
+    def numpy_seconds(self) -> float:
+        """Seconds spent in the numpy encoder so far (what "auto" weighs against the build)."""
+        return self._numpy_seconds
 
     @property
     def encoder(self) -> str:
@@ -369,8 +338,12 @@ class Embedder:
         if pooling_path.is_file():
             pooling = _read_json(pooling_path)
             if not pooling.get("pooling_mode_mean_tokens", False) or any(
-                pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                         "pooling_mode_mean_sqrt_len_tokens")
+                pooling.get(k)
+                for k in (
+                    "pooling_mode_cls_token",
+                    "pooling_mode_max_tokens",
+                    "pooling_mode_mean_sqrt_len_tokens",
+                )
             ):
                 problems.append(f"pooling={pooling}")
         if problems:
@@ -494,8 +467,13 @@ def load_embedder() -> Embedder | None:
                 if encoder not in ENCODERS:
                     raise ValueError(f"{ENCODER_ENV}={encoder!r}: use one of {', '.join(ENCODERS)}")
                 _cached = Embedder(model_dir, encoder=encoder)
-                log.info("embedding model loaded", model=_cached.name, path=str(model_dir), dim=_cached.dim,
-                         encoder=encoder)
+                log.info(
+                    "embedding model loaded",
+                    model=_cached.name,
+                    path=str(model_dir),
+                    dim=_cached.dim,
+                    encoder=encoder,
+                )
             _attempted = True
     return _cached
 

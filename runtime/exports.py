@@ -4,17 +4,16 @@ Skills folders (https://agentskills.io/specification).
 ``openai_tools`` gives the Responses API shape by default (``{"type": "function", "name",
 "description", "parameters", "strict": false}``) and the Chat Completions shape (the same
 inside ``"function"``) with ``style="chat"``. ``parameters`` is the skill's input_schema
-without its top-level ``$schema`` (some providers reject the keyword); ``strict`` is false because strict mode demands schema features (every property
-required, no additional properties) that skill schemas need not have.
+without its top-level ``$schema`` (some providers reject the keyword); ``strict`` is false
+because strict mode demands schema features (every property required, no additional
+properties) that skill schemas need not have.
 """
+
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import click
 
 from .package import load_package, validate_name
 
@@ -26,8 +25,8 @@ OPENAI_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 OPENAI_DESCRIPTION_MAX = 1024
 
 
-def _callable_packages(yard: "Yard", names: list[str] | None) -> list["SkillPackage"]:
-    from .yard import SkillError
+def _callable_packages(yard: Yard, names: list[str] | None) -> list[SkillPackage]:
+    from .errors import SkillError
 
     if names is None:
         recs = [r for r in yard.list("registered") if r.current]
@@ -37,7 +36,9 @@ def _callable_packages(yard: "Yard", names: list[str] | None) -> list["SkillPack
             validate_name(name)
             rec = yard.record(name)
             if rec.status != "registered":
-                raise SkillError(f"{name} v{rec.version} is {rec.status}: only registered skills become tools")
+                raise SkillError(
+                    f"{name} v{rec.version} is {rec.status}: only registered skills become tools"
+                )
             recs.append(rec)
     pkgs = []
     for rec in recs:
@@ -49,47 +50,32 @@ def _callable_packages(yard: "Yard", names: list[str] | None) -> list["SkillPack
     return pkgs
 
 
-def openai_tool(pkg: "SkillPackage", style: Literal["responses", "chat"] = "responses") -> dict[str, Any]:
+def openai_tool(pkg: SkillPackage, style: Literal["responses", "chat"] = "responses") -> dict[str, Any]:
+    """One package as an OpenAI function-calling tool (`style`: responses or chat)."""
     if not OPENAI_NAME_RE.fullmatch(pkg.name):  # skill names always fit; a guard against future name rules
         raise ValueError(f"{pkg.name!r} is not a valid OpenAI function name")
     # "$schema" names the dialect for validators; function-calling APIs do not want it (some reject it).
     params = {k: v for k, v in pkg.config.input_schema.items() if k != "$schema"}
-    fn = {"name": pkg.name, "description": pkg.description[:OPENAI_DESCRIPTION_MAX],
-          "parameters": params, "strict": False}
+    fn = {
+        "name": pkg.name,
+        "description": pkg.description[:OPENAI_DESCRIPTION_MAX],
+        "parameters": params,
+        "strict": False,
+    }
     return {"type": "function", **fn} if style == "responses" else {"type": "function", "function": fn}
 
 
-def openai_tools(yard: "Yard", names: list[str] | None = None,
-                 style: Literal["responses", "chat"] = "responses") -> list[dict[str, Any]]:
+def openai_tools(
+    yard: Yard, names: list[str] | None = None, style: Literal["responses", "chat"] = "responses"
+) -> list[dict[str, Any]]:
     """OpenAI function-calling definitions for registered skills (all current ones, or `names`)."""
     return [openai_tool(pkg, style) for pkg in _callable_packages(yard, names)]
 
 
-def export_agent_skill(yard: "Yard", name: str, dest: str | Path, version: int | None = None) -> Path:
+def export_agent_skill(yard: Yard, name: str, dest: str | Path, version: int | None = None) -> Path:
     """Write the skill as an Agent Skills folder DEST/NAME (SKILL.md with only spec frontmatter,
     scripts/, tests/, skillyard.yaml beside them) and check that it loads back as a valid package."""
     validate_name(name)
     target = yard.export(name, dest, version)
     load_package(target, yard.settings)  # raises PackageError if what we wrote is not a valid package
     return target
-
-
-@click.command("tools")
-@click.argument("names", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["openai", "openai-chat"]), default="openai", show_default=True,
-              help="openai: Responses API tools; openai-chat: Chat Completions tools.")
-def tools_command(names: tuple[str, ...], fmt: str) -> None:
-    """Print registered skills (all, or NAMES) as function-calling tool definitions (JSON)."""
-    from .tenants import _quiet_logs
-    from .yard import SkillError, Yard
-
-    _quiet_logs()  # stdout is the JSON
-    try:
-        tools = openai_tools(Yard(pool=False), list(names) or None, "chat" if fmt == "openai-chat" else "responses")
-    except (SkillError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(tools, indent=2, ensure_ascii=False))
-
-
-if __name__ == "__main__":  # python -m runtime.exports
-    tools_command()

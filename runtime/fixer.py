@@ -11,6 +11,7 @@ attempt makes no progress. Every LLM call goes into the ledger with its outcome.
 create: the model writes a whole package from a task description; then the gate; on
 failure the fix loop.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import memory
+from . import notes
+from .accounting import best_effort
+from .errors import FixError
 from .gate import GateReport
 from .ledger import TIKTOKEN_USAGE_NOTE
 from .llm import LLM, LLMError, LLMReply, count_prompt_tokens
@@ -36,10 +39,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_BUDGET = 24_000  # prompt tokens for a fix request
 MAX_DETAIL_CHARS = 1_800
-
-
-class FixError(RuntimeError):
-    """The fix or create run could not go on; the message says why and what to do."""
 
 
 # -- the structured answer --------------------------------------------------------------------------
@@ -154,15 +153,24 @@ def fit_sections(sections: list[PromptSection], budget: int, model: str) -> tupl
     return "\n".join(kept[i] for i in sorted(kept)), dropped
 
 
-def fix_prompt(pkg: SkillPackage, report: GateReport | None, runtime_errors: list[str], memory_text: str,
-               budget: int, model: str, feedback: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+def fix_prompt(
+    pkg: SkillPackage,
+    report: GateReport | None,
+    runtime_errors: list[str],
+    memory_text: str,
+    budget: int,
+    model: str,
+    feedback: list[str],
+) -> tuple[list[dict[str, str]], list[str]]:
     sections: list[PromptSection] = []
     if report is not None and not report.passed:
         reasons = "\n".join(f"- {r}" for r in report.reasons)
         sections.append(PromptSection("Why the gate blocked the skill", reasons, 0))
         failing = [c for c in report.cases if c.status in ("failed", "error")]
         if failing:
-            body = "\n\n".join(f"### {c.name}\n{_trim(c.message, 300)}\n{_trim(c.detail)}" for c in failing[:10])
+            body = "\n\n".join(
+                f"### {c.name}\n{_trim(c.message, 300)}\n{_trim(c.detail)}" for c in failing[:10]
+            )
             sections.append(PromptSection("Failing tests (trimmed tracebacks)", body, 1))
         if report.uncovered:
             body = "\n".join(f"- {path}: lines {lines}" for path, lines in report.uncovered.items())
@@ -170,13 +178,19 @@ def fix_prompt(pkg: SkillPackage, report: GateReport | None, runtime_errors: lis
         if report.output_tail and not failing:
             sections.append(PromptSection("Test run output (tail)", _trim(report.output_tail, 2500), 3))
     if runtime_errors:
-        sections.append(PromptSection("Recent runtime errors", "\n".join(f"- {_trim(e, 600)}" for e in runtime_errors[:8]), 1))
+        sections.append(
+            PromptSection(
+                "Recent runtime errors", "\n".join(f"- {_trim(e, 600)}" for e in runtime_errors[:8]), 1
+            )
+        )
     if feedback:
-        sections.append(PromptSection("About your previous answers", "\n".join(f"- {f}" for f in feedback), 0))
+        sections.append(
+            PromptSection("About your previous answers", "\n".join(f"- {f}" for f in feedback), 0)
+        )
     if memory_text.strip():
         sections.append(PromptSection("The skill's memory (.memory.md)", _trim(memory_text, 3000), 5))
     order = sorted(pkg.files, key=lambda p: (not p.startswith("scripts/"), not p.startswith("tests/"), p))
-    for i, rel in enumerate(order):
+    for rel in order:
         try:
             text = pkg.files[rel].decode("utf-8")
         except UnicodeDecodeError:
@@ -189,7 +203,9 @@ def fix_prompt(pkg: SkillPackage, report: GateReport | None, runtime_errors: lis
 
 
 # -- applying an answer -----------------------------------------------------------------------------
-def apply_edits(pkg: SkillPackage, edits: list[FileEdit], *, allow_test_edits: bool) -> tuple[dict[str, bytes], list[str]]:
+def apply_edits(
+    pkg: SkillPackage, edits: list[FileEdit], *, allow_test_edits: bool
+) -> tuple[dict[str, bytes], list[str]]:
     """Return (new files, refused test paths). Raises ValueError for paths outside the package."""
     files = dict(pkg.files)
     refused: list[str] = []
@@ -238,8 +254,19 @@ class FixOutcome:
     stop_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "version": self.version, "tokens": self.tokens,
-                "stop_reason": self.stop_reason, "attempts": [a.to_dict() for a in self.attempts]}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "version": self.version,
+            "tokens": self.tokens,
+            "stop_reason": self.stop_reason,
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+def creation_status(added: AddOutcome, fixed: FixOutcome | None) -> str:
+    """Where a creation ended: "registered" if its first version passed or a fix made one pass."""
+    return "registered" if added.status == "registered" or (fixed and fixed.status == "fixed") else "blocked"
 
 
 @dataclass
@@ -258,16 +285,27 @@ class _Pending:
         if self.done:
             return
         self.done = True
-        self.ids.append(self.fixer._record(self.reply, skill=self.skill, version=self.version, purpose=self.purpose,
-                                           outcome=outcome, detail=detail))
+        self.ids.append(
+            self.fixer._record(
+                self.reply,
+                skill=self.skill,
+                version=self.version,
+                purpose=self.purpose,
+                outcome=outcome,
+                detail=detail,
+            )
+        )
 
 
 def _score(report: GateReport | None) -> tuple[int, float, int]:
     """Lower is better: failing tests, missing coverage, other reasons."""
     if report is None:
         return (10**6, 100.0, 10**6)
-    return (report.failures + report.errors + (0 if report.tests else 1000),
-            -(report.coverage or 0.0), len(report.reasons))
+    return (
+        report.failures + report.errors + (0 if report.tests else 1000),
+        -(report.coverage or 0.0),
+        len(report.reasons),
+    )
 
 
 class Fixer:
@@ -277,35 +315,74 @@ class Fixer:
         self.budget = budget
 
     # ledger ---------------------------------------------------------------------------------------
-    def _record(self, reply: LLMReply | None, *, skill: str | None, version: int | None, purpose: str, outcome: str,
-                detail: str = "", messages: list[dict[str, str]] | None = None,
-                error: LLMError | None = None) -> str | None:
-        """One ledger row for one HTTP request (reply None: the request failed)."""
-        ledger = self.yard.ledger
-        try:
+    def _record(
+        self,
+        reply: LLMReply | None,
+        *,
+        skill: str | None,
+        version: int | None,
+        purpose: str,
+        outcome: str,
+        detail: str = "",
+        messages: list[dict[str, str]] | None = None,
+        error: LLMError | None = None,
+    ) -> str | None:
+        """One ledger row for one HTTP request (reply None: the request failed). Never raises:
+        accounting.best_effort logs and counts a row it could not store."""
+
+        def write() -> str:
+            nonlocal detail
+            ledger = self.yard.ledger
             if reply is None:
                 # No usage came back, but we know what we sent: tiktoken's count of it.
                 sent = count_prompt_tokens(messages, self.llm.model) if messages else 0
                 if error is not None and error.attempts:
                     detail = f"{error.attempts} attempt(s), {error.elapsed_s:.1f} s: {detail}"
                 return ledger.record_llm_call(
-                    skill=skill, version=version, purpose=purpose, model=self.llm.model, prompt_tokens=0,
-                    completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=sent, cost_usd=0.0,
-                    latency_ms=round(error.elapsed_s * 1000, 1) if error is not None else 0.0, outcome=outcome,
-                    detail=detail[:500])
+                    skill=skill,
+                    version=version,
+                    purpose=purpose,
+                    model=self.llm.model,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    cached_tokens=0,
+                    tiktoken_prompt_tokens=sent,
+                    cost_usd=0.0,
+                    latency_ms=round(error.elapsed_s * 1000, 1) if error is not None else 0.0,
+                    outcome=outcome,
+                    detail=detail[:500],
+                )
             if reply.usage_source == "tiktoken":  # the endpoint reported no usage: say the counts are ours
                 detail = TIKTOKEN_USAGE_NOTE + (f"; {detail}" if detail else "")
             return ledger.record_llm_call(
-                skill=skill, version=version, purpose=purpose, model=reply.model, prompt_tokens=reply.prompt_tokens,
-                completion_tokens=reply.completion_tokens, cached_tokens=reply.cached_tokens,
-                tiktoken_prompt_tokens=reply.tiktoken_prompt_tokens, cost_usd=reply.cost_usd,
-                latency_ms=reply.latency_ms, outcome=outcome, detail=detail[:500], request_id=reply.request_id)
-        except Exception as exc:  # noqa: BLE001 -- accounting never breaks the fix
-            log.warning("ledger_call_not_recorded", skill=skill, error=str(exc)[:200])
-            return None
+                skill=skill,
+                version=version,
+                purpose=purpose,
+                model=reply.model,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                cached_tokens=reply.cached_tokens,
+                tiktoken_prompt_tokens=reply.tiktoken_prompt_tokens,
+                cost_usd=reply.cost_usd,
+                latency_ms=reply.latency_ms,
+                outcome=outcome,
+                detail=detail[:500],
+                request_id=reply.request_id,
+            )
 
-    def _ask(self, messages: list[dict[str, str]], schema: type[BaseModel], *, skill: str | None, version: int | None,
-             purpose: str, validate: Any = None, ids: list[str] | None = None) -> tuple[Any, int, _Pending]:
+        return best_effort("record an LLM call", write, skill=skill)
+
+    def _ask(
+        self,
+        messages: list[dict[str, str]],
+        schema: type[BaseModel],
+        *,
+        skill: str | None,
+        version: int | None,
+        purpose: str,
+        validate: Any = None,
+        ids: list[str] | None = None,
+    ) -> tuple[Any, int, _Pending]:
         """One request plus at most one corrective retry. Returns (answer, tokens spent, pending): the
         usable answer's request is recorded once, with its final outcome, by `pending.finish(...)`."""
         spent = 0
@@ -315,8 +392,18 @@ class Fixer:
             try:
                 reply = self.llm.chat(messages)
             except LLMError as exc:
-                ids.append(self._record(None, skill=skill, version=version, purpose=this_purpose, outcome="error",
-                                        detail=str(exc), messages=messages, error=exc))
+                ids.append(
+                    self._record(
+                        None,
+                        skill=skill,
+                        version=version,
+                        purpose=this_purpose,
+                        outcome="error",
+                        detail=str(exc),
+                        messages=messages,
+                        error=exc,
+                    )
+                )
                 raise FixError(str(exc)) from exc
             spent += reply.total_tokens
             try:
@@ -324,14 +411,30 @@ class Fixer:
                 if validate is not None:
                     validate(answer)
             except ValueError as exc:
-                ids.append(self._record(reply, skill=skill, version=version, purpose=this_purpose,
-                                        outcome="malformed", detail=str(exc)))
+                ids.append(
+                    self._record(
+                        reply,
+                        skill=skill,
+                        version=version,
+                        purpose=this_purpose,
+                        outcome="malformed",
+                        detail=str(exc),
+                    )
+                )
                 if round_ == 1:
-                    raise FixError(f"the model's answer was malformed twice (last: {exc}); nothing was changed. "
-                                   "Try again, or use a stronger model (SKILLYARD_MODEL).") from exc
-                messages = [*messages, {"role": "assistant", "content": reply.text[:20000]},
-                            {"role": "user", "content": f"Your answer was not usable: {exc}. Answer again with only "
-                                                        "the JSON object in the required shape."}]
+                    raise FixError(
+                        f"the model's answer was malformed twice (last: {exc}); nothing was changed. "
+                        "Try again, or use a stronger model (SKILLYARD_MODEL)."
+                    ) from exc
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": reply.text[:20000]},
+                    {
+                        "role": "user",
+                        "content": f"Your answer was not usable: {exc}. Answer again with only "
+                        "the JSON object in the required shape.",
+                    },
+                ]
                 continue
             return answer, spent, _Pending(self, reply, skill, version, this_purpose, ids)
         raise AssertionError("unreachable")
@@ -340,14 +443,21 @@ class Fixer:
         """The runtime failures recorded for `version` (older versions' failures were fixed or are
         not this version's; gate, fix and create notes are not runtime errors)."""
         found = []
-        for e in memory.entries(self.yard.memory_text(name)):
-            if e.kind in memory.RUNTIME_KINDS and e.text.startswith(f"v{version} "):
+        for e in notes.entries(self.yard.memory_text(name)):
+            if e.kind in notes.RUNTIME_KINDS and e.text.startswith(f"v{version} "):
                 found.append(f"{e.day}{f' (x{e.count})' if e.count > 1 else ''}: {e.text}")
         return found[-8:]
 
     # fix ------------------------------------------------------------------------------------------
-    def fix(self, name: str, *, max_attempts: int = 3, allow_test_edits: bool = False,
-            pkg: SkillPackage | None = None, report: GateReport | None = None) -> FixOutcome:
+    def fix(
+        self,
+        name: str,
+        *,
+        max_attempts: int = 3,
+        allow_test_edits: bool = False,
+        pkg: SkillPackage | None = None,
+        report: GateReport | None = None,
+    ) -> FixOutcome:
         versions = self.yard.versions(name)
         latest = versions[-1]
         if pkg is None:
@@ -355,9 +465,13 @@ class Fixer:
             report = GateReport.from_dict(latest.gate_report) if latest.gate_report else None
         runtime_errors = self._runtime_errors(name, latest.version)
         if report is not None and report.passed and not runtime_errors:
-            return FixOutcome(name=name, status="fixed", version=latest.version,
-                              stop_reason=f"nothing to fix: v{latest.version} passed its gate and has no recorded "
-                                          "runtime errors (no LLM call was made)")
+            return FixOutcome(
+                name=name,
+                status="fixed",
+                version=latest.version,
+                stop_reason=f"nothing to fix: v{latest.version} passed its gate and has no recorded "
+                "runtime errors (no LLM call was made)",
+            )
         outcome = FixOutcome(name=name, status="blocked")
         feedback: list[str] = []
         best = _score(report)
@@ -365,15 +479,27 @@ class Fixer:
         repairing = latest.version  # the version each call tries to repair (ledger tag)
         for number in range(1, max_attempts + 1):
             self.yard.progress(f"{name}: fix attempt {number}/{max_attempts}")
-            messages, dropped = fix_prompt(pkg, report, runtime_errors, self.yard.memory_text(name), self.budget,
-                                           self.llm.model, feedback)
-            answer, spent, pending = self._ask(messages, FixAnswer, skill=name, version=repairing, purpose="fix")
+            messages, dropped = fix_prompt(
+                pkg,
+                report,
+                runtime_errors,
+                self.yard.memory_text(name),
+                self.budget,
+                self.llm.model,
+                feedback,
+            )
+            answer, spent, pending = self._ask(
+                messages, FixAnswer, skill=name, version=repairing, purpose="fix"
+            )
             outcome.tokens += spent
-            attempt = Attempt(number=number, outcome="invalid", explanation=answer.explanation[:500], tokens=spent)
+            attempt = Attempt(
+                number=number, outcome="invalid", explanation=answer.explanation[:500], tokens=spent
+            )
             outcome.attempts.append(attempt)
             try:
-                step = self._try_answer(name, number, pkg, answer, attempt, pending, feedback, mem_path,
-                                        allow_test_edits)
+                step = self._try_answer(
+                    name, number, pkg, answer, attempt, pending, feedback, mem_path, allow_test_edits
+                )
             finally:
                 pending.finish("ok")  # a path that recorded nothing else (e.g. an exception while gating)
             if step is None:
@@ -385,14 +511,21 @@ class Fixer:
             latest_version = added.version
             if added.status == "registered":
                 replay = self.replay_failures(name, latest_version)
-                memory.add_entry(mem_path, "fix", f"v{latest_version} fixed it: {answer.explanation[:200]}"
-                                 + (f" ({replay})" if replay else ""))
+                notes.add_entry(
+                    mem_path,
+                    "fix",
+                    f"v{latest_version} fixed it: {answer.explanation[:200]}"
+                    + (f" ({replay})" if replay else ""),
+                )
                 outcome.status = "fixed"
                 outcome.version = latest_version
                 outcome.stop_reason = f"attempt {number} passed the gate"
                 return outcome
-            memory.add_entry(mem_path, "fix", f"attempt {number} (v{latest_version}) still blocked: "
-                             f"{'; '.join(added.reasons)[:200]}")
+            notes.add_entry(
+                mem_path,
+                "fix",
+                f"attempt {number} (v{latest_version}) still blocked: {'; '.join(added.reasons)[:200]}",
+            )
             score = _score(added.report)
             pkg, report = candidate, added.report
             if added.version is not None:
@@ -407,8 +540,18 @@ class Fixer:
         outcome.version = self.yard.versions(name)[-1].version
         return outcome
 
-    def _try_answer(self, name: str, number: int, pkg: SkillPackage, answer: FixAnswer, attempt: Attempt,
-                    pending: _Pending, feedback: list[str], mem_path: Any, allow_test_edits: bool) -> Any:
+    def _try_answer(
+        self,
+        name: str,
+        number: int,
+        pkg: SkillPackage,
+        answer: FixAnswer,
+        attempt: Attempt,
+        pending: _Pending,
+        feedback: list[str],
+        mem_path: Any,
+        allow_test_edits: bool,
+    ) -> Any:
         """Apply one answer. Returns None (refused or invalid: try again), "unchanged", or
         (candidate, AddOutcome). The answer's ledger row gets its final outcome here."""
         try:
@@ -417,15 +560,19 @@ class Fixer:
             attempt.reasons = [str(exc)]
             pending.finish("invalid", f"answer rejected: {exc}")
             feedback.append(f"attempt {number} was rejected: {exc}")
-            memory.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
+            notes.add_entry(mem_path, "fix", f"attempt {number} rejected: {exc}")
             return None
         if refused:
             attempt.outcome = "refused"
             attempt.reasons = [f"changes protected tests: {', '.join(refused)}"]
             pending.finish("refused", f"answer changed tests: {', '.join(refused)}")
-            feedback.append(f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
-                            "fix the code, not the tests")
-            memory.add_entry(mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})")
+            feedback.append(
+                f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
+                "fix the code, not the tests"
+            )
+            notes.add_entry(
+                mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})"
+            )
             log.warning("fix_refused_test_edit", skill=name, files=refused)
             return None
         try:
@@ -455,30 +602,19 @@ class Fixer:
         inputs = self.yard.failed_inputs(name)
         if not inputs:
             return ""
-        from sandbox import ImageMissing, SandboxError
-
-        from .calls import call_limits, call_skill
-
         rec = self.yard.record(name, version)
-        pkg = self.yard.package(rec.name, rec.version)
-        limits = call_limits(pkg.config, self.yard.base_limits)
         fixed = 0
         for params in inputs:
-            def call(image: str, params: Any = params) -> bool:
-                return call_skill(self.yard.call_sandbox, name=name, version=rec.version, image=image,
-                                  config=pkg.config, params=params, limits=limits, tenant=self.yard.tenant).ok
-            try:
-                try:
-                    fixed += call(self.yard.image_for(pkg))
-                except ImageMissing:
-                    fixed += call(self.yard.image_for(pkg, fresh=True))
-            except SandboxError as exc:
-                log.warning("replay_failed", skill=name, error=str(exc)[:200])
+            result = self.yard.trial_call(rec, params)  # an engine failure is a sandbox error, not a raise
+            if result.error is not None and result.error.kind == "sandbox":
+                log.warning("replay_failed", skill=name, error=result.error.message[:200])
+            fixed += result.ok
         return f"{fixed}/{len(inputs)} recorded failing inputs now succeed"
 
     # create ---------------------------------------------------------------------------------------
-    def create(self, task: str, *, name: str | None = None, max_attempts: int = 3,
-               allow_test_edits: bool = False) -> tuple[AddOutcome, FixOutcome | None]:
+    def create(
+        self, task: str, *, name: str | None = None, max_attempts: int = 3, allow_test_edits: bool = False
+    ) -> tuple[AddOutcome, FixOutcome | None]:
         if name is not None and not NAME_RE.match(name):
             raise FixError(f"--name {name!r}: use a-z, 0-9 and single hyphens")
         user = f"Task: {task.strip()}\n"
@@ -505,27 +641,51 @@ class Fixer:
         # Creations running at once must not share a placeholder: reassign moves exactly ours.
         ledger_name = name or f"(creating-{uuid.uuid4().hex[:8]})"
         ids: list[str | None] = []
-        answer, spent, pending = self._ask(messages, CreateAnswer, skill=ledger_name, version=None, purpose="create",
-                                           validate=validate, ids=ids)
+        answer, spent, pending = self._ask(
+            messages,
+            CreateAnswer,
+            skill=ledger_name,
+            version=None,
+            purpose="create",
+            validate=validate,
+            ids=ids,
+        )
         pending.finish("ok")
         pkg = holder["pkg"]
         if ledger_name != pkg.name:
-            self.yard.ledger.reassign(ledger_name, pkg.name)
+            best_effort("reassign", lambda: self.yard.ledger.reassign(ledger_name, pkg.name), skill=pkg.name)
         added = self.yard.add_package(pkg)
         if added.version is not None:  # the creation's calls belong to the version they created
-            try:
-                self.yard.ledger.tag_version([i for i in ids if i], added.version)
-            except Exception as exc:  # noqa: BLE001 -- accounting never breaks the creation
-                log.warning("ledger_version_not_tagged", skill=pkg.name, error=str(exc)[:200])
-        memory.add_entry(self.yard.workspace(pkg.name) / MEMORY_FILE, "create",
-                         f"v{added.version} created from task: {task[:150]} ({added.status})")
+            best_effort(
+                "tag version",
+                lambda: self.yard.ledger.tag_version([i for i in ids if i], added.version),
+                skill=pkg.name,
+            )
+        notes.add_entry(
+            self.yard.workspace(pkg.name) / MEMORY_FILE,
+            "create",
+            f"v{added.version} created from task: {task[:150]} ({added.status})",
+        )
         if answer.baseline_tokens and not pkg.config.baseline_tokens:
             # An estimate of the tokens the task costs without the skill: a baseline, not tokens spent.
-            self.yard.ledger.record_baseline(skill=pkg.name, version=added.version,
-                                             baseline_tokens=answer.baseline_tokens, source="creation",
-                                             detail="baseline estimated by the model at creation")
+            best_effort(
+                "record a baseline",
+                lambda: self.yard.ledger.record_baseline(
+                    skill=pkg.name,
+                    version=added.version,
+                    baseline_tokens=answer.baseline_tokens,
+                    source="creation",
+                    detail="baseline estimated by the model at creation",
+                ),
+                skill=pkg.name,
+            )
         if added.status == "registered":
             return added, None
-        fixed = self.fix(pkg.name, max_attempts=max_attempts, allow_test_edits=allow_test_edits, pkg=pkg,
-                         report=added.report)
+        fixed = self.fix(
+            pkg.name,
+            max_attempts=max_attempts,
+            allow_test_edits=allow_test_edits,
+            pkg=pkg,
+            report=added.report,
+        )
         return added, fixed

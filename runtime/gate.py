@@ -27,6 +27,7 @@ needs the unchanged code to pass twice (the verdict pass and the control); every
 from the judge is validated here as untrusted input, and every call it asks for names a
 module of the package.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,14 @@ log = structlog.get_logger(__name__)
 JUDGE_ROOT = "/tmp/skill"
 HARNESS = "/tmp/sy"
 JUDGE_FILES = ("judge_runner.py", "skillyard_judge.py", "datacodec.py", "pytest.ini")
-PYTEST_EXIT = {0: "all tests passed", 1: "tests failed", 2: "the run was interrupted", 3: "pytest hit an internal error",
-               4: "pytest was called wrongly (usage error)", 5: "no tests were collected"}
+PYTEST_EXIT = {
+    0: "all tests passed",
+    1: "tests failed",
+    2: "the run was interrupted",
+    3: "pytest hit an internal error",
+    4: "pytest was called wrongly (usage error)",
+    5: "no tests were collected",
+}
 MAX_CALLS = 50_000  # per gate: a test suite cannot make the host run more callee processes than this
 MAX_REPLAY_BYTES = 8 << 20  # recorded calls kept for the coverage replay
 MAX_REPLY_TEXT = 64 * 1024  # of the callee's stdout and stderr, per call, sent back to the test
@@ -101,9 +108,17 @@ class GateReport:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return {"passed": self.passed, "tests": self.tests, "failures": self.failures, "errors": self.errors,
-                "skipped": self.skipped, "coverage": self.coverage, "duration_s": round(self.duration_s, 3),
-                "mutation_score": self.mutation.get("score"), "reasons": self.reasons}
+        return {
+            "passed": self.passed,
+            "tests": self.tests,
+            "failures": self.failures,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "coverage": self.coverage,
+            "duration_s": round(self.duration_s, 3),
+            "mutation_score": self.mutation.get("score"),
+            "reasons": self.reasons,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateReport:
@@ -127,13 +142,23 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout
     memory = max(base.memory, 512 * 1024**2)
-    return base.loosen(memory=memory, pids=max(base.pids, 128), timeout=timeout, tmpfs={"/tmp": "128m"},
-                               max_collect="16m", runtime=over.runtime)
+    return base.loosen(
+        memory=memory,
+        pids=max(base.pids, 128),
+        timeout=timeout,
+        tmpfs={"/tmp": "128m"},
+        max_collect="16m",
+        runtime=over.runtime,
+    )
 
 
 def gate_policy(pkg: SkillPackage, *, mutants: int, threshold: float, timeout: float) -> GatePolicy:
-    return GatePolicy(mutants=mutants, mutation_threshold=max(threshold, pkg.config.gate.mutation or 0.0),
-                      timeout=pkg.config.gate.timeout or timeout, seed=pkg.content_hash)
+    return GatePolicy(
+        mutants=mutants,
+        mutation_threshold=max(threshold, pkg.config.gate.mutation or 0.0),
+        timeout=pkg.config.gate.timeout or timeout,
+        seed=pkg.content_hash,
+    )
 
 
 # -- the package as the judge sees it ---------------------------------------------------------
@@ -158,8 +183,11 @@ def module_names(code_files: list[str]) -> tuple[list[str], list[str]]:
 
 def judge_files(pkg: SkillPackage, manifest: dict[str, Any]) -> dict[str, bytes]:
     """The tests and the package's data files (never its code), the harness and the manifest."""
-    files = {f"{JUDGE_ROOT}/{rel}": data for rel, data in pkg.files.items()
-             if rel.startswith("tests/") or not rel.endswith(".py")}
+    files = {
+        f"{JUDGE_ROOT}/{rel}": data
+        for rel, data in pkg.files.items()
+        if rel.startswith("tests/") or not rel.endswith(".py")
+    }
     for name in JUDGE_FILES:
         files[f"{HARNESS}/{name}"] = harness_source(name).encode()
     files[f"{HARNESS}/manifest.json"] = json.dumps(manifest).encode()
@@ -168,9 +196,15 @@ def judge_files(pkg: SkillPackage, manifest: dict[str, Any]) -> dict[str, bytes]
 
 def tests_import(pkg: SkillPackage, candidates: tuple[str, ...]) -> list[str]:
     """Which of `candidates` the test files name in an import (a cheap text scan, never a parse)."""
-    text = b"\n".join(data for rel, data in pkg.files.items() if rel.startswith("tests/") and rel.endswith(".py"))
-    return [name for name in candidates if re.search(rb"\b(import|from)\s+" + name.encode() + rb"\b", text)
-            or re.search(rb"importorskip\(\s*[\"']" + name.encode(), text)]
+    text = b"\n".join(
+        data for rel, data in pkg.files.items() if rel.startswith("tests/") and rel.endswith(".py")
+    )
+    return [
+        name
+        for name in candidates
+        if re.search(rb"\b(import|from)\s+" + name.encode() + rb"\b", text)
+        or re.search(rb"importorskip\(\s*[\"']" + name.encode(), text)
+    ]
 
 
 # -- the conductor: the host's half of the conversation with the judge -----------------------
@@ -190,8 +224,17 @@ class Conductor:
 
     Runs on the thread reading the judge's channel. Every message is untrusted input."""
 
-    def __init__(self, pkg: SkillPackage, *, callee: Sandbox, image: str, call_limits: Limits, policy: GatePolicy,
-                 modules: list[str], deadline: float) -> None:
+    def __init__(
+        self,
+        pkg: SkillPackage,
+        *,
+        callee: Sandbox,
+        image: str,
+        call_limits: Limits,
+        policy: GatePolicy,
+        modules: list[str],
+        deadline: float,
+    ) -> None:
         self.pkg = pkg
         self.callee = callee
         self.image = image
@@ -200,7 +243,9 @@ class Conductor:
         self.modules = set(modules)
         self.deadline = deadline
         self.rng = random.Random(policy.seed + ":passes")
-        self.verdict = PassPlan(id=self.rng.randrange(1, 2**31), target="original", timeout=self._remaining(0.6))
+        self.verdict = PassPlan(
+            id=self.rng.randrange(1, 2**31), target="original", timeout=self._remaining(0.6)
+        )
         self.plans: dict[int, PassPlan] = {self.verdict.id: self.verdict}
         self.queue: list[PassPlan] = [self.verdict]
         self.mutants: list[Mutant] = []
@@ -252,7 +297,10 @@ class Conductor:
                 raise ValueError(f"unknown op {op!r}")
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             self.protocol_errors.append(str(exc)[:300])
-            answer = {"ok": False, "error": {"kind": "refused", "message": f"the gate refused the request: {exc}"}}
+            answer = {
+                "ok": False,
+                "error": {"kind": "refused", "message": f"the gate refused the request: {exc}"},
+            }
         return json.dumps(answer).encode()
 
     def _next(self) -> dict[str, Any]:
@@ -261,8 +309,14 @@ class Conductor:
         while self.queue:
             plan = self.queue[0]
             if plan.result is None:
-                return {"op": "pass", "pass": plan.id, "maxfail": plan.maxfail, "timeout": round(plan.timeout, 1),
-                        "select": plan.select, "quiet": plan is not self.verdict}
+                return {
+                    "op": "pass",
+                    "pass": plan.id,
+                    "maxfail": plan.maxfail,
+                    "timeout": round(plan.timeout, 1),
+                    "select": plan.select,
+                    "quiet": plan is not self.verdict,
+                }
             self.queue.pop(0)
         return {"op": "done"}
 
@@ -287,7 +341,10 @@ class Conductor:
         with self._lock:
             self.calls += 1
             if self.calls > MAX_CALLS:
-                return {"ok": False, "error": {"kind": "refused", "message": f"the tests made over {MAX_CALLS} calls"}}
+                return {
+                    "ok": False,
+                    "error": {"kind": "refused", "message": f"the tests made over {MAX_CALLS} calls"},
+                }
         request: dict[str, Any] = {"module": module}
         if message["op"] == "describe":
             request["describe"] = True
@@ -305,8 +362,14 @@ class Conductor:
             limits = limits.loosen(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
-        run = run_callee(self.callee, image=self.image, limits=limits, config=self.pkg.config, request=body,
-                         labels={"skill": self.pkg.name})
+        run = run_callee(
+            self.callee,
+            image=self.image,
+            limits=limits,
+            config=self.pkg.config,
+            request=body,
+            labels={"skill": self.pkg.name},
+        )
         took = time.monotonic() - started
         if plan is self.verdict and message["op"] == "call":
             self.slowest_call = max(self.slowest_call, took)
@@ -319,17 +382,23 @@ class Conductor:
 
     def _answer(self, run: RunResult, limits: Limits, *, describe: bool) -> dict[str, Any]:
         outcome = read_callee(run, limits)
-        text = {"stdout": run.stdout[-MAX_REPLY_TEXT:].decode("utf-8", "replace"),
-                "stderr": run.stderr[-MAX_REPLY_TEXT:].decode("utf-8", "replace")}
+        text = {
+            "stdout": run.stdout[-MAX_REPLY_TEXT:].decode("utf-8", "replace"),
+            "stderr": run.stderr[-MAX_REPLY_TEXT:].decode("utf-8", "replace"),
+        }
         if describe:
             text = {}  # importing a module prints nothing the test asked to see
         if outcome.ok:
             return {"ok": True, ("describe" if describe else "value"): outcome.value, **text}
-        error: dict[str, Any] = {"kind": outcome.error.kind if outcome.error else "crashed",
-                                 "message": outcome.error.message if outcome.error else ""}
+        error: dict[str, Any] = {
+            "kind": outcome.error.kind if outcome.error else "crashed",
+            "message": outcome.error.message if outcome.error else "",
+        }
         if outcome.error and outcome.error.kind == "exception":
             raw = outcome.raw_error
-            error.update({k: raw.get(k) for k in ("type", "qualname", "module", "bases", "args", "traceback")})
+            error.update(
+                {k: raw.get(k) for k in ("type", "qualname", "module", "bases", "args", "traceback")}
+            )
         return {"ok": False, "error": error, **text}
 
     def _mutant_call_timeout(self) -> float:
@@ -353,13 +422,22 @@ class Conductor:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
         per_pass = max(5.0, 3 * duration + 5 * self.slowest_call + 2.0)
-        plans = [PassPlan(id=0, target="mutant", mutant=m, maxfail=1, timeout=per_pass, select=self._selection(m))
-                 for m in self.mutants]
+        plans = [
+            PassPlan(id=0, target="mutant", mutant=m, maxfail=1, timeout=per_pass, select=self._selection(m))
+            for m in self.mutants
+        ]
         # The control runs what one of the mutant passes runs, so nothing in its command sets it apart.
         twin = self.rng.choice(plans)
         # The control's limit is generous: a control that times out under load would block a good skill.
-        plans.append(PassPlan(id=0, target="control", maxfail=1, timeout=max(30.0, 5 * duration + 10 * self.slowest_call),
-                              select=twin.select))
+        plans.append(
+            PassPlan(
+                id=0,
+                target="control",
+                maxfail=1,
+                timeout=max(30.0, 5 * duration + 10 * self.slowest_call),
+                select=twin.select,
+            )
+        )
         self.rng.shuffle(plans)
         used = set(self.plans)
         for plan in plans:
@@ -384,10 +462,18 @@ class Conductor:
             self.coverage = {rel: set() for rel in self.sources}
             return
         request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
-        limits = self.call_limits.loosen(timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay)))
+        limits = self.call_limits.loosen(
+            timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay))
+        )
         try:
-            run = run_callee(self.callee, image=self.image, limits=limits, config=self.pkg.config,
-                             request=json.dumps(request).encode(), labels={"skill": self.pkg.name})
+            run = run_callee(
+                self.callee,
+                image=self.image,
+                limits=limits,
+                config=self.pkg.config,
+                request=json.dumps(request).encode(),
+                labels={"skill": self.pkg.name},
+            )
         except SandboxError as exc:
             self.notes.append(f"coverage could not be measured: {exc}")
             return
@@ -398,7 +484,7 @@ class Conductor:
             return
         per_call = outcome.value.get("per_call") if isinstance(outcome.value.get("per_call"), list) else []
         self.coverage = {rel: set() for rel in self.sources}
-        for test, lines in zip(self.replay_tests, per_call):
+        for test, lines in zip(self.replay_tests, per_call, strict=False):  # a crashed replay answers fewer
             if not isinstance(lines, dict):
                 continue
             ran = self.test_lines.setdefault(test, set())
@@ -432,15 +518,26 @@ class Conductor:
         score = round(100 * len(killed) / len(ran), 1) if ran else None
         needed = math.ceil(len(self.mutants) * self.policy.mutation_threshold / 100)
         return {
-            "threshold": self.policy.mutation_threshold, "sampled": len(self.mutants), "ran": len(ran),
-            "killed": len(killed), "score": score, "needed": needed,
+            "threshold": self.policy.mutation_threshold,
+            "sampled": len(self.mutants),
+            "ran": len(ran),
+            "killed": len(killed),
+            "score": score,
+            "needed": needed,
             # Too many survivors already: the floor cannot be met even if every mutant not run were killed.
             "short": len(ran) - len(killed) > len(self.mutants) - needed,
-            "control": None if control is None or control.result is None else
-            ("passed" if verdict_passed(control.result) else "failed"),
+            "control": None
+            if control is None or control.result is None
+            else ("passed" if verdict_passed(control.result) else "failed"),
             "survivors": [p.mutant.label for p in ran if not mutant_killed(p.result)],
-            "mutants": [dict(p.mutant.to_dict(), killed=None if p.result is None else mutant_killed(p.result),
-                             by=_killed_by(p.result)) for p in plans],
+            "mutants": [
+                dict(
+                    p.mutant.to_dict(),
+                    killed=None if p.result is None else mutant_killed(p.result),
+                    by=_killed_by(p.result),
+                )
+                for p in plans
+            ],
         }
 
     def coverage_report(self) -> tuple[float | None, dict[str, list[int]]]:
@@ -448,8 +545,11 @@ class Conductor:
             return None, {}
         total = sum(len(lines) for lines in self.executable.values())
         ran = sum(len(self.coverage.get(rel, set())) for rel in self.executable)
-        missing = {rel: sorted(lines - self.coverage.get(rel, set()))[:50] for rel, lines in self.executable.items()
-                   if lines - self.coverage.get(rel, set())}
+        missing = {
+            rel: sorted(lines - self.coverage.get(rel, set()))[:50]
+            for rel, lines in self.executable.items()
+            if lines - self.coverage.get(rel, set())
+        }
         return (round(100 * ran / total, 2) if total else 100.0), missing
 
 
@@ -458,8 +558,12 @@ def verdict_passed(result: dict[str, Any] | None) -> bool:
     if not result or result.get("how") != "ended" or not result.get("finished"):
         return False
     tests = int(result.get("tests") or 0)
-    return (tests > 0 and result.get("passed") == tests and not result.get("collect_errors")
-            and result.get("exitstatus") == 0)
+    return (
+        tests > 0
+        and result.get("passed") == tests
+        and not result.get("collect_errors")
+        and result.get("exitstatus") == 0
+    )
 
 
 def mutant_killed(result: dict[str, Any] | None) -> bool:
@@ -478,12 +582,27 @@ def _killed_by(result: dict[str, Any] | None) -> str:
 
 
 # -- the gate ----------------------------------------------------------------------------------
-def run_gate(sandbox: Sandbox, callee: Sandbox, pkg: SkillPackage, *, judge_image: str, image: str,
-             judge_limits: Limits, call_limits: Limits, policy: GatePolicy) -> GateReport:
+def run_gate(
+    sandbox: Sandbox,
+    callee: Sandbox,
+    pkg: SkillPackage,
+    *,
+    judge_image: str,
+    image: str,
+    judge_limits: Limits,
+    call_limits: Limits,
+    policy: GatePolicy,
+) -> GateReport:
     """Gate one package: static checks, the verdict pass, coverage, the mutation check."""
     started = time.monotonic()
-    report = GateReport(passed=False, reasons=[], image=image, judge_image=judge_image, limits=judge_limits.describe(),
-                        content_hash=pkg.content_hash)
+    report = GateReport(
+        passed=False,
+        reasons=[],
+        image=image,
+        judge_image=judge_image,
+        limits=judge_limits.describe(),
+        content_hash=pkg.content_hash,
+    )
     violations = [str(v) for v in check_package(pkg.files)]
     if violations:
         report.reasons = [f"test policy: {v}" for v in violations]
@@ -491,19 +610,39 @@ def run_gate(sandbox: Sandbox, callee: Sandbox, pkg: SkillPackage, *, judge_imag
         report.duration_s = time.monotonic() - started
         return report
     if not pkg.test_files:
-        report.reasons = ["no test files: add tests/test_*.py (skillyard create --tests-for NAME can write them)"]
+        report.reasons = [
+            "no test files: add tests/test_*.py (skillyard create --tests-for NAME can write them)"
+        ]
         report.duration_s = time.monotonic() - started
         return report
     modules, packages = module_names(pkg.code_files)
-    manifest = {"root": JUDGE_ROOT, "tests": "tests", "modules": modules, "packages": packages,
-                # Trusted modules the zygote may import before any test runs: the runner image's own
-                # packages the tests import, unless the skill's requirements could have replaced them.
-                "preimport": [] if pkg.config.requirements else tests_import(pkg, ("yaml", "jsonschema"))}
-    conductor = Conductor(pkg, callee=callee, image=image, call_limits=call_limits, policy=policy, modules=modules,
-                          deadline=started + judge_limits.timeout)
-    result = sandbox.run(["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
-                         image=judge_image, limits=judge_limits, files=judge_files(pkg, manifest),
-                         channel=conductor.handle, owner="gate", labels={"skill": pkg.name})
+    manifest = {
+        "root": JUDGE_ROOT,
+        "tests": "tests",
+        "modules": modules,
+        "packages": packages,
+        # Trusted modules the zygote may import before any test runs: the runner image's own
+        # packages the tests import, unless the skill's requirements could have replaced them.
+        "preimport": [] if pkg.config.requirements else tests_import(pkg, ("yaml", "jsonschema")),
+    }
+    conductor = Conductor(
+        pkg,
+        callee=callee,
+        image=image,
+        call_limits=call_limits,
+        policy=policy,
+        modules=modules,
+        deadline=started + judge_limits.timeout,
+    )
+    result = sandbox.run(
+        ["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
+        image=judge_image,
+        limits=judge_limits,
+        files=judge_files(pkg, manifest),
+        channel=conductor.handle,
+        owner="gate",
+        labels={"skill": pkg.name},
+    )
     judge(report, result, conductor)
     report.duration_s = time.monotonic() - started
     return report
@@ -514,7 +653,9 @@ def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
     reasons = report.reasons
     report.timed_out, report.oom_killed = result.timed_out, result.oom_killed
     report.peak_memory_bytes = result.peak_memory_bytes
-    report.output_tail = (result.stdout[-3000:] + b"\n" + result.stderr[-2000:]).decode("utf-8", "replace").strip()
+    report.output_tail = (
+        (result.stdout[-3000:] + b"\n" + result.stderr[-2000:]).decode("utf-8", "replace").strip()
+    )
     report.calls = conductor.calls
     report.coverage, report.uncovered = conductor.coverage_report()
     report.mutation = conductor.mutation_report()
@@ -528,13 +669,21 @@ def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
         reasons.append("the test run ran out of memory and was killed")
     if verdict is None:
         if not reasons:
-            reasons.append("the judge ended before the tests ran (exit "
-                           f"{result.exit_code}): see the output tail")
+            reasons.append(
+                f"the judge ended before the tests ran (exit {result.exit_code}): see the output tail"
+            )
         return
-    report.cases = [TestCase(name=str(c.get("name", "")), status={"passed": "passed", "failed": "failed",
-                                                                  "error": "error"}.get(c.get("outcome"), "skipped"),
-                             message=str(c.get("message", ""))[:500], detail=str(c.get("detail", ""))[-2500:])
-                    for c in verdict.get("cases", [])]
+    report.cases = [
+        TestCase(
+            name=str(c.get("name", "")),
+            status={"passed": "passed", "failed": "failed", "error": "error"}.get(
+                c.get("outcome"), "skipped"
+            ),
+            message=str(c.get("message", ""))[:500],
+            detail=str(c.get("detail", ""))[-2500:],
+        )
+        for c in verdict.get("cases", [])
+    ]
     report.tests = len(report.cases)
     report.failures = sum(c.status == "failed" for c in report.cases)
     report.errors = sum(c.status == "error" for c in report.cases)
@@ -542,60 +691,92 @@ def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
     report.pytest_exit = verdict.get("exitstatus") if isinstance(verdict.get("exitstatus"), int) else None
     how = str(verdict.get("how", ""))
     if how != "ended":
-        reasons.append({"timeout": "the tests ran past their time limit and were killed"}.get(
-            how, f"the test run did not end normally ({how[:200]})"))
+        reasons.append(
+            {"timeout": "the tests ran past their time limit and were killed"}.get(
+                how, f"the test run did not end normally ({how[:200]})"
+            )
+        )
     elif not verdict.get("finished"):
         reasons.append("pytest's session did not finish: a test or conftest ended the test process")
     for error in verdict.get("collect_errors", [])[:5]:
-        reasons.append(f"collecting {error.get('nodeid') or 'the tests'} failed: "
-                       f"{str(error.get('detail', '')).strip().splitlines()[-1:] or ['']}")
+        reasons.append(
+            f"collecting {error.get('nodeid') or 'the tests'} failed: "
+            f"{str(error.get('detail', '')).strip().splitlines()[-1:] or ['']}"
+        )
     if how == "ended" and verdict.get("finished") and not report.cases and not verdict.get("collect_errors"):
         reasons.append("no tests were collected: add tests/test_*.py with test_* functions")
     if report.failures or report.errors:
         bad = [c.name for c in report.cases if c.status in ("failed", "error")]
-        reasons.append(f"{len(bad)} of {report.tests} test{'s' if report.tests != 1 else ''} failed: "
-                       f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+        reasons.append(
+            f"{len(bad)} of {report.tests} test{'s' if report.tests != 1 else ''} failed: "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"
+        )
     if report.skipped:
         reasons.append(f"{report.skipped} tests were skipped or xfailed: every test must run and pass")
     if not reasons and report.pytest_exit not in (0, None):
-        reasons.append(f"pytest exited with status {report.pytest_exit} "
-                       f"({PYTEST_EXIT.get(report.pytest_exit, 'unknown status')})")
+        reasons.append(
+            f"pytest exited with status {report.pytest_exit} "
+            f"({PYTEST_EXIT.get(report.pytest_exit, 'unknown status')})"
+        )
     if reasons:
         return
-    if conductor.calls == 0 or (conductor.coverage is not None and not any(conductor.coverage.values())
-                                and any(conductor.executable.values())):
-        reasons.append("the tests never ran the skill's code: import its modules in the tests and check what "
-                       "their functions return")
+    if conductor.calls == 0 or (
+        conductor.coverage is not None
+        and not any(conductor.coverage.values())
+        and any(conductor.executable.values())
+    ):
+        reasons.append(
+            "the tests never ran the skill's code: import its modules in the tests and check what "
+            "their functions return"
+        )
         return
-    unclean = [p.result.get("how") for p in conductor.plans.values()
-               if p.result and str(p.result.get("how", "")).startswith("unclean")]
+    unclean = [
+        p.result.get("how")
+        for p in conductor.plans.values()
+        if p.result and str(p.result.get("how", "")).startswith("unclean")
+    ]
     if unclean:
-        reasons.append(f"the judge could not reset between passes ({str(unclean[0])[9:200]}): the mutation check "
-                       "cannot be trusted")
+        reasons.append(
+            f"the judge could not reset between passes ({str(unclean[0])[9:200]}): the mutation check "
+            "cannot be trusted"
+        )
         return
     mutation = report.mutation
     if mutation:
         if mutation.get("control") == "failed":
-            reasons.append("the tests failed against the unchanged code in a later pass: a flaky test, or tests "
-                           "that behave differently from one run to the next")
-        elif mutation.get("short") or (mutation.get("control") is not None and mutation.get("score") is not None
-                                       and mutation["score"] < mutation["threshold"]):
+            reasons.append(
+                "the tests failed against the unchanged code in a later pass: a flaky test, or tests "
+                "that behave differently from one run to the next"
+            )
+        elif mutation.get("short") or (
+            mutation.get("control") is not None
+            and mutation.get("score") is not None
+            and mutation["score"] < mutation["threshold"]
+        ):
             shown = "; ".join(mutation["survivors"][:8])
-            reasons.append(f"the tests killed {mutation['killed']} of {mutation['ran']} mutants tried "
-                           f"({mutation['score']:g}%; {mutation['needed']} of {mutation['sampled']} needed), below "
-                           f"the {mutation['threshold']:g}% floor: tests that pass whatever the code does. "
-                           f"Surviving mutants: {shown}{' ...' if len(mutation['survivors']) > 8 else ''}")
+            reasons.append(
+                f"the tests killed {mutation['killed']} of {mutation['ran']} mutants tried "
+                f"({mutation['score']:g}%; {mutation['needed']} of {mutation['sampled']} needed), below "
+                f"the {mutation['threshold']:g}% floor: tests that pass whatever the code does. "
+                f"Surviving mutants: {shown}{' ...' if len(mutation['survivors']) > 8 else ''}"
+            )
         elif mutation.get("control") is None:
-            reasons.append("the mutation check did not finish (time limit): raise the gate timeout or make the "
-                           "tests faster")
+            reasons.append(
+                "the mutation check did not finish (time limit): raise the gate timeout or make the "
+                "tests faster"
+            )
     report.passed = not reasons
     if report.passed and conductor.notes:
         log.info("gate_notes", notes=conductor.notes)
 
 
 def gate_error_report(exc: SandboxError, pkg: SkillPackage) -> GateReport:
-    return GateReport(passed=False, reasons=[f"sandbox error: {exc}"], content_hash=pkg.content_hash,
-                      infrastructure_error=True)
+    return GateReport(
+        passed=False,
+        reasons=[f"sandbox error: {exc}"],
+        content_hash=pkg.content_hash,
+        infrastructure_error=True,
+    )
 
 
 def package_seed(pkg: SkillPackage) -> str:

@@ -1,4 +1,5 @@
 """structlog set-up: human-readable to stderr for the CLI, JSON lines when asked."""
+
 from __future__ import annotations
 
 import logging
@@ -8,13 +9,16 @@ import structlog
 
 
 def configure(level: str = "WARNING", json_logs: bool = False) -> None:
+    """Log at `level` to stderr: readable lines, or JSON lines with `json_logs`."""
     lvl = getattr(logging, level.upper(), logging.WARNING)
     processors: list = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

@@ -23,22 +23,24 @@ Unused policy (``UnusedPolicy``): a registered skill is retired when it has no
 calls at all and its current version is older than ``unused_days``, or when its
 last call (any version) is older than ``idle_days``.
 """
+
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-import click
 import numpy as np
 import structlog
 
+from .times import as_utc, utc_now
+
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
-    from .registry import EmbedderLike, Registry, SkillRecord
+    from .records import EmbedderLike, SkillRecord
+    from .registry import Registry
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +50,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 @dataclass
 class Overlap:
+    """Two current skills that look like one: which to keep, which to merge into it, and why."""
+
     keep: str
     merge: str  # the skill proposed to be folded into `keep`
     score: float
@@ -57,11 +61,14 @@ class Overlap:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
         return asdict(self)
 
 
 @dataclass
 class UnusedPolicy:
+    """When a registered skill counts as unused: never called for `unused_days`, or not for `idle_days`."""
+
     unused_days: float = 30
     idle_days: float = 90
 
@@ -72,6 +79,8 @@ class UnusedPolicy:
 
 @dataclass
 class Unused:
+    """A skill the policy would retire, and by which rule."""
+
     name: str
     version: int
     rule: str  # "unused" (never called) or "idle" (not called lately)
@@ -81,11 +90,14 @@ class Unused:
     created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
         return asdict(self)
 
 
 @dataclass
 class MaintenanceReport:
+    """What one maintenance run found and (with apply) did."""
+
     now: datetime
     applied: bool
     threshold: float
@@ -98,6 +110,7 @@ class MaintenanceReport:
     compacted: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data (the CLI's --json)."""
         return {
             "now": self.now.isoformat(),
             "applied": self.applied,
@@ -115,10 +128,6 @@ class MaintenanceReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-
-
 def _text(rec: SkillRecord) -> str:
     return f"{rec.name.replace('-', ' ')}: {rec.description}"
 
@@ -126,7 +135,7 @@ def _text(rec: SkillRecord) -> str:
 def _usage(registry: Registry, name: str) -> tuple[int, datetime | None]:
     """Calls over all versions of a skill, and its last call."""
     versions = registry.versions(name)
-    last = [_utc(v.last_used) for v in versions if v.last_used is not None]
+    last = [as_utc(v.last_used) for v in versions if v.last_used is not None]
     return sum(v.calls for v in versions), max(last, default=None)
 
 
@@ -142,19 +151,24 @@ def _resolve_embedder(registry: Registry, embedder: Any) -> EmbedderLike | None:
 
 
 def jaccard(a: str, b: str) -> float:
+    """Word-set Jaccard similarity of two texts (the fallback without an embedder)."""
     wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
     return len(wa & wb) / len(wa | wb) if wa or wb else 0.0
 
 
 def name_similarity(a: str, b: str) -> float:
+    """How alike two skill names are (difflib's ratio)."""
     return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 # --------------------------------------------------------------------------- overlaps
 
 
-def find_overlaps(registry: Registry, embedder: EmbedderLike | Literal["auto"] | None = "auto",
-                  threshold: float = DEFAULT_THRESHOLD) -> list[Overlap]:  # fmt: skip
+def find_overlaps(
+    registry: Registry,
+    embedder: EmbedderLike | Literal["auto"] | None = "auto",
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[Overlap]:
     """Pairs of current registered skills that look like the same skill, best first.
 
     `embedder`: "auto" (the registry's, else load_embedder()), an embedder, or None
@@ -197,14 +211,29 @@ def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list
                 if r.name not in usage:
                     usage[r.name] = _usage(registry, r.name)
             # keep: more calls, then the newer current version, then the smaller name
-            keep, merge = sorted((a, b), key=lambda r: (-usage[r.name][0], -_utc(r.created_at).timestamp(), r.name))
-            why = "more calls" if usage[keep.name][0] != usage[merge.name][0] else (
-                "newer" if keep.created_at != merge.created_at else "name order")  # fmt: skip
-            reason = (f"{method} similarity {text:.2f}, name similarity {name:.2f}; keep {keep.name} ({why}: "
-                      f"{usage[keep.name][0]} vs {usage[merge.name][0]} calls)")  # fmt: skip
-            found.append(Overlap(keep=keep.name, merge=merge.name, score=round(score, 4),
-                                 text_similarity=round(text, 4), name_similarity=round(name, 4), method=method,
-                                 reason=reason))  # fmt: skip
+            keep, merge = sorted(
+                (a, b), key=lambda r: (-usage[r.name][0], -as_utc(r.created_at).timestamp(), r.name)
+            )
+            why = (
+                "more calls"
+                if usage[keep.name][0] != usage[merge.name][0]
+                else ("newer" if keep.created_at != merge.created_at else "name order")
+            )
+            reason = (
+                f"{method} similarity {text:.2f}, name similarity {name:.2f}; keep {keep.name} ({why}: "
+                f"{usage[keep.name][0]} vs {usage[merge.name][0]} calls)"
+            )
+            found.append(
+                Overlap(
+                    keep=keep.name,
+                    merge=merge.name,
+                    score=round(score, 4),
+                    text_similarity=round(text, 4),
+                    name_similarity=round(name, 4),
+                    method=method,
+                    reason=reason,
+                )
+            )
     found.sort(key=lambda o: (-o.score, o.keep, o.merge))
     return found, method
 
@@ -212,17 +241,22 @@ def _overlaps(registry: Registry, embedder: Any, threshold: float) -> tuple[list
 # --------------------------------------------------------------------------- unused
 
 
-def find_unused(registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None) -> list[Unused]:
+def find_unused(
+    registry: Registry, now: datetime | None = None, policy: UnusedPolicy | None = None
+) -> list[Unused]:
     """Registered skills the policy would retire (see UnusedPolicy), by name."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or utc_now())
     policy = policy or UnusedPolicy()
     out = []
     for rec in registry.list("registered"):
         calls, last = _usage(registry, rec.name)
-        created = _utc(rec.created_at)
+        created = as_utc(rec.created_at)
         if calls == 0 and now - created > timedelta(days=policy.unused_days):
             days = (now - created).days
-            why = f"no calls since v{rec.version} was added {days} days ago (policy: {policy.unused_days:g} days)"
+            why = (
+                f"no calls since v{rec.version} was added {days} days ago "
+                f"(policy: {policy.unused_days:g} days)"
+            )
             out.append(Unused(rec.name, rec.version, "unused", why, calls, last, created))
         elif last is not None and now - last > timedelta(days=policy.idle_days):
             days = (now - last).days
@@ -234,20 +268,33 @@ def find_unused(registry: Registry, now: datetime | None = None, policy: UnusedP
 # --------------------------------------------------------------------------- maintain
 
 
-def maintain(registry: Registry, *, apply: bool = False, now: datetime | None = None,
-             policy: UnusedPolicy | None = None, threshold: float = DEFAULT_THRESHOLD,
-             embedder: EmbedderLike | Literal["auto"] | None = "auto",
-             ledger: Ledger | None = None) -> MaintenanceReport:  # fmt: skip
+def maintain(
+    registry: Registry,
+    *,
+    apply: bool = False,
+    now: datetime | None = None,
+    policy: UnusedPolicy | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    embedder: EmbedderLike | Literal["auto"] | None = "auto",
+    ledger: Ledger | None = None,
+) -> MaintenanceReport:
     """Find overlaps and unused skills. Dry run unless `apply`: then the unused are
     retired (each exactly at the version judged; a skill that changed meanwhile is
     skipped) and the registry (and `ledger`, if given) tables are compacted.
     Merges are proposals only; nothing is deleted."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or utc_now())
     policy = policy or UnusedPolicy()
     overlaps, method = _overlaps(registry, embedder, threshold)
     unused = find_unused(registry, now, policy)
-    report = MaintenanceReport(now=now, applied=apply, threshold=threshold, policy=policy, method=method,
-                               overlaps=overlaps, unused=unused)  # fmt: skip
+    report = MaintenanceReport(
+        now=now,
+        applied=apply,
+        threshold=threshold,
+        policy=policy,
+        method=method,
+        overlaps=overlaps,
+        unused=unused,
+    )
     if not apply:
         return report
     for u in unused:
@@ -271,60 +318,3 @@ def maintain(registry: Registry, *, apply: bool = False, now: datetime | None = 
     if ledger is not None:
         report.compacted["ledger"] = ledger.compact()
     return report
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-@click.command("maintain")
-@click.option("--apply", is_flag=True, help="Retire the unused skills (default: a dry run that changes nothing).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--unused-days", type=click.FloatRange(min=0), default=30, show_default=True,
-              help="Retire a never-called skill whose current version is older than this.")  # fmt: skip
-@click.option("--idle-days", type=click.FloatRange(min=0), default=90, show_default=True,
-              help="Retire a skill last called longer ago than this.")  # fmt: skip
-@click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=DEFAULT_THRESHOLD,
-              show_default=True, help="Overlap score from which a merge is proposed.")  # fmt: skip
-def maintain_command(apply: bool, as_json: bool, unused_days: float, idle_days: float, threshold: float) -> None:
-    """Propose merges of overlapping skills and retire unused ones (dry run unless --apply).
-
-    Nothing is deleted: retired skills keep every version and can be reinstated."""
-    from rich.table import Table
-
-    from .console import esc, out
-    from .yard import Yard
-
-    yard = Yard()
-    ledger = getattr(yard, "ledger", None) if apply else None
-    report = maintain(yard.registry, apply=apply, policy=UnusedPolicy(unused_days, idle_days), threshold=threshold,
-                      ledger=ledger)  # fmt: skip
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
-        return
-    if report.overlaps:
-        t = Table(title=f"overlapping skills: merge proposals ({report.method} similarity)")
-        for col in ("keep", "merge into it", "score", "text", "name", "why"):
-            t.add_column(col, justify="right" if col in ("score", "text", "name") else "left")
-        for o in report.overlaps:
-            t.add_row(esc(o.keep), esc(o.merge), f"{o.score:.2f}", f"{o.text_similarity:.2f}",
-                      f"{o.name_similarity:.2f}", esc(o.reason.split("; ", 1)[-1]))  # fmt: skip
-        out.print(t)
-    else:
-        out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
-    if report.unused:
-        t = Table(title="unused skills")
-        for col in ("skill", "v", "calls", "last used", "reason", "action"):
-            t.add_column(col, justify="right" if col in ("v", "calls") else "left")
-        for u in report.unused:
-            action = ("[green]retired[/]" if u.name in report.retired else
-                      f"[yellow]skipped: {esc(report.skipped.get(u.name, ''))}[/]" if apply else "retire")  # fmt: skip
-            t.add_row(esc(u.name), str(u.version), str(u.calls),
-                      u.last_used.strftime("%Y-%m-%d") if u.last_used else "never", esc(u.reason), action)  # fmt: skip
-        out.print(t)
-    else:
-        out.print("no unused skills")
-    if not apply and report.unused:
-        out.print(f"[dim]dry run: nothing changed; --apply retires {len(report.unused)} skill(s) "
-                  "(every version is kept)[/]")  # fmt: skip
-    elif not apply:
-        out.print("[dim]dry run: nothing changed[/]")

@@ -1,98 +1,135 @@
 """skillyard as an MCP server (official `mcp` SDK, 2.x low-level Server), over stdio or
-streamable HTTP.
+streamable HTTP. The `skillyard mcp` command (runtime/cli) starts it.
 
 Every registered skill with an entrypoint is a tool: name = skill name, description = the
 skill's description, inputSchema = its input_schema (a schema whose root is not an object
 is offered as ``{"input": <schema>}`` and unwrapped on the way in, since MCP tools take
-objects). Calling a tool runs the skill in the sandbox; the JSON output comes back as text
-content and as structured content (an object output as is, anything else as
-``{"result": ...}``); a failed call is an ``isError`` result saying what went wrong.
-Three more tools: ``search_skills``, ``test_skill`` and ``fix_skill``. The tool list is
-read from the registry on every ``tools/list``, so it is always the registry's current state.
+objects). Calling a tool runs the skill in the sandbox through the same call path as the
+HTTP API (runtime.serving); the JSON output comes back as text content and as structured
+content (an object output as is, anything else as ``{"result": ...}``); a failed call is
+an ``isError`` result saying what went wrong. Three more tools: ``search_skills``,
+``test_skill`` and ``fix_skill``. The tool list is read from the registry on every
+``tools/list``, so it is always the registry's current state.
 
 Who is asking: over stdio, the local user (the shared store, full control), or with
 ``--tenant NAME`` that tenant's view (its private skills and the shared ones). Over HTTP,
 every request needs ``Authorization: Bearer <key>`` and is served as that key's tenant
 (``--tenant NAME`` then admits only that tenant's keys).
+
+Errors are mapped once, in :func:`tool_error`.
 """
+
 from __future__ import annotations
 
 import json
-import signal
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import anyio
-import click
 import structlog
 
-from .audit import AuditLog, audited
-from .config import Settings, get_settings
-from .package import NAME_RE
-from .tenants import Forbidden, NotFound, RunLimiter, Tenant, Tenants, TenantView, Yards, configured_max_runs
+from .audit import audited
+from .config import Settings, get_settings, version
+from .errors import SkillyardError, TenantError, Unauthorized, UnknownSkill
+from .fixer import Fixer
+from .names import NAME_PATTERN
+from .serving import Service
+from .tenants import Tenant
+from .views import TenantView
+from .yard import Yard
 
 log = structlog.get_logger(__name__)
 
 BUILTIN_TOOLS = ("search_skills", "test_skill", "fix_skill")  # underscores: no skill can be named so
 WRAP_KEY = "input"
-FIND_HINT = "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
+FIND_HINT = (
+    "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
+)
+# As the HTTP API answers them: these kinds' messages speak to the operator, not the agent.
+FIXED_TEXT = {
+    "sandbox": "the container engine is unavailable; try again later",
+    "store": "the skill store is busy or unavailable; try again later",
+}
 
 
 def tool_schema(input_schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """(the tool's inputSchema, whether arguments are wrapped as {"input": ...})."""
     if input_schema.get("type") == "object":
         return input_schema, False
-    return {"type": "object", "properties": {WRAP_KEY: input_schema}, "required": [WRAP_KEY],
-            "additionalProperties": False}, True
+    wrapped = {"type": "object", "properties": {WRAP_KEY: input_schema}, "required": [WRAP_KEY]}
+    return {**wrapped, "additionalProperties": False}, True
+
+
+def ok_result(output: Any, *, is_error: bool = False) -> dict[str, Any]:
+    """A CallToolResult (as a dict) carrying `output`."""
+    return {
+        "content": [{"type": "text", "text": json.dumps(output, ensure_ascii=False)}],
+        "structured_content": output if isinstance(output, dict) else {"result": output},
+        "is_error": is_error,
+    }
+
+
+def error_result(message: str) -> dict[str, Any]:
+    """An isError CallToolResult (as a dict) saying `message`."""
+    return {"content": [{"type": "text", "text": message}], "is_error": True}
+
+
+def tool_error(exc: SkillyardError) -> dict[str, Any]:
+    """The MCP server's one mapping from errors to what an agent is told."""
+    if isinstance(exc, UnknownSkill):
+        return error_result(f"{exc}: {FIND_HINT}")
+    if exc.kind == "invalid_input":
+        return error_result(f"invalid_input: {exc}")
+    if exc.kind in FIXED_TEXT:
+        log.error(f"{exc.kind}_error", error=str(exc)[:500])
+        return error_result(FIXED_TEXT[exc.kind])
+    return error_result(str(exc))
 
 
 class SkillTools:
-    """The tools one MCP server offers, independent of the transport."""
+    """The tools one MCP server offers, independent of the transport. `service` holds the
+    keys, yards, run limiter and audit log (runtime.serving)."""
 
-    def __init__(self, settings: Settings | None = None, *, tenant: str | None = None, http: bool = False,
-                 yard_factory: Callable[[Settings], Any] | None = None, max_concurrent_runs: int | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.tenants = Tenants(self.settings.home)
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tenant: str | None = None,
+        http: bool = False,
+        yard_factory: Callable[[Settings], Yard] | None = None,
+        max_concurrent_runs: int | None = None,
+    ) -> None:
+        settings = settings or get_settings()
         self.http = http
-        self.only_tenant = tenant
+        # Per process: this server's runs only (an HTTP server beside it counts its own).
+        self.service = Service(
+            settings, yard_factory=yard_factory, max_concurrent_runs=max_concurrent_runs, only_tenant=tenant
+        )
         self.fixed: Tenant | None = None
         if tenant is not None:
-            self.fixed = self.tenants.get(tenant)
+            self.fixed = self.service.tenants.get(tenant)
             if self.fixed is None:
-                raise click.ClickException(f"no tenant {tenant!r}: `skillyard tenant list` shows them")
-        self.yards = Yards(self.settings, yard_factory)
-        # Per process: this server's runs only (an HTTP server beside it counts its own).
-        self.runs = RunLimiter(max_concurrent_runs if max_concurrent_runs is not None
-                               else configured_max_runs(self.settings))
-        self.audit = AuditLog(self.settings.home)
-
-    # -- who ---------------------------------------------------------------------------------------
-    def authenticate(self, authorization: str | None) -> Tenant | None:
-        from .server import bearer_key
-
-        key = bearer_key(authorization)
-        tenant = self.tenants.authenticate(key) if key else None
-        if tenant is not None and self.only_tenant is not None and tenant.name != self.only_tenant:
-            return None
-        return tenant
+                raise TenantError(f"no tenant {tenant!r}: `skillyard tenant list` shows them")
 
     def view_for(self, ctx: Any) -> TenantView:
+        """Who asks: the fixed view over stdio, the key's tenant over HTTP."""
         if not self.http:
-            return self.yards.view(self.fixed)
+            return self.service.view(self.fixed)
         headers = getattr(getattr(ctx, "request", None), "headers", None) or {}
-        tenant = self.authenticate(headers.get("authorization"))
+        tenant = self.service.authenticate(headers.get("authorization"))
         if tenant is None:
-            raise PermissionError("missing or invalid API key")
-        return self.yards.view(tenant)
+            raise Unauthorized("missing or invalid API key")
+        return self.service.view(tenant)
 
     # -- tools/list ------------------------------------------------------------------------------
     def skill_tools(self, view: TenantView) -> list[dict[str, Any]]:
+        """Every registered skill `view` sees that has an entrypoint, as a tool."""
         tools = []
         for rec, scope in view.records("all", "registered"):
-            yard = view.shared if scope == "shared" else view.private
+            yard = view.private if scope == "private" and view.private is not None else view.shared
             try:
-                pkg = yard.package(rec.name, rec.version)  # type: ignore[union-attr]
+                pkg = yard.package(rec.name, rec.version)
             except Exception as exc:  # noqa: BLE001 - one unreadable package must not hide the others
                 log.warning("mcp_tool_skipped", skill=rec.name, error=str(exc)[:200])
                 continue
@@ -108,27 +145,57 @@ class SkillTools:
 
     @staticmethod
     def builtin_tools() -> list[dict[str, Any]]:
-        name = {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 64, "description": "A skill name."}
+        """search_skills, test_skill and fix_skill: what every view offers besides its skills."""
+        name = {
+            "type": "string",
+            "pattern": NAME_PATTERN,
+            "maxLength": 64,
+            "description": "A skill name.",
+        }
         return [
-            {"name": "search_skills", "description": "Find skills by what they do (words and meaning). Returns "
-             "names, descriptions and scores; call a skill by its name.",
-             "input_schema": {"type": "object", "properties": {
-                 "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                 "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}},
-                 "required": ["query"], "additionalProperties": False}},
-            {"name": "test_skill", "description": "Re-run a skill's test gate in its container (records nothing) "
-             "and report the verdict: tests, failures, coverage and reasons.",
-             "input_schema": {"type": "object", "properties": {
-                 "name": name, "version": {"type": "integer", "minimum": 1}},
-                 "required": ["name"], "additionalProperties": False}},
-            {"name": "fix_skill", "description": "Ask the LLM to repair a blocked or failing skill; each attempt is "
-             "regated as a new version. Needs an LLM endpoint (OPENAI_BASE_URL).",
-             "input_schema": {"type": "object", "properties": {
-                 "name": name, "max_attempts": {"type": "integer", "minimum": 1, "maximum": 5, "default": 3}},
-                 "required": ["name"], "additionalProperties": False}},
+            {
+                "name": "search_skills",
+                "description": "Find skills by what they do (words and meaning). Returns "
+                "names, descriptions and scores; call a skill by its name.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "query": {"type": "string", "minLength": 1, "maxLength": 500},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                    },
+                    "required": ["query"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "test_skill",
+                "description": "Re-run a skill's test gate in its container (records nothing) "
+                "and report the verdict: tests, failures, coverage and reasons.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"name": name, "version": {"type": "integer", "minimum": 1}},
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "fix_skill",
+                "description": "Ask the LLM to repair a blocked or failing skill; each attempt is "
+                "regated as a new version. Needs an LLM endpoint (OPENAI_BASE_URL).",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": name,
+                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 5, "default": 3},
+                    },
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
         ]
 
     def list_tools(self, view: TenantView) -> list[dict[str, Any]]:
+        """Every tool `view` may call."""
         return self.builtin_tools() + self.skill_tools(view)
 
     # -- tools/call ------------------------------------------------------------------------------
@@ -142,117 +209,123 @@ class SkillTools:
             if name == "fix_skill":
                 return self._fix(view, args)
             return self._run(view, name, args)
-        except NotFound as exc:
-            return error_result(f"{exc}: {FIND_HINT}")
-        except Forbidden as exc:
-            return error_result(str(exc))
+        except SkillyardError as exc:
+            return tool_error(exc)
 
     def _search(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         query = args.get("query")
         limit = args.get("limit", 5)
-        if not isinstance(query, str) or not query.strip() or not isinstance(limit, int) or not 1 <= limit <= 20:
-            return error_result("search_skills needs a non-empty string 'query' and an integer 'limit' of 1-20")
-        hits = [{"name": r.name, "description": r.description, "scope": sc, "version": r.version,
-                 "score": round(float(s), 6)} for r, s, sc in view.search(query[:500], limit)]
+        if (
+            not isinstance(query, str)
+            or not query.strip()
+            or not isinstance(limit, int)
+            or not 1 <= limit <= 20
+        ):
+            return error_result(
+                "search_skills needs a non-empty string 'query' and an integer 'limit' of 1-20"
+            )
+        hits = [
+            {
+                "name": r.name,
+                "description": r.description,
+                "scope": sc,
+                "version": r.version,
+                "score": round(float(s), 6),
+            }
+            for r, s, sc in view.search(query[:500], limit)
+        ]
         return ok_result({"results": hits})
 
     def _test(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         name, version = args.get("name"), args.get("version")
-        if not isinstance(name, str) or (version is not None and (not isinstance(version, int) or version < 1)):
+        if not isinstance(name, str) or (
+            version is not None and (not isinstance(version, int) or version < 1)
+        ):
             return error_result("test_skill needs a skill 'name' and optionally an integer 'version' >= 1")
-        t = view.resolve(name, "auto", version)
-        with audited(self.audit, "gate", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                     via="mcp") as entry:
-            report = t.yard.test(name, t.record.version)
-            entry.update(outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage)
-        failing = [{"test": c.name, "status": c.status, "message": c.message[:300]}
-                   for c in report.cases if c.status != "passed"]
-        return ok_result({**report.summary, "version": t.record.version, "failing": failing[:20]})
+        target = view.resolve(name, "auto", version)
+        with audited(
+            self.service.audit,
+            "gate",
+            tenant=view.name,
+            skill=name,
+            version=target.record.version,
+            scope=target.scope,
+            via="mcp",
+        ) as entry:
+            report = target.yard.test(name, target.record.version)
+            entry.update(
+                outcome="passed" if report.passed else "blocked", tests=report.tests, coverage=report.coverage
+            )
+        failing = [
+            {"test": c.name, "status": c.status, "message": c.message[:300]}
+            for c in report.cases
+            if c.status != "passed"
+        ]
+        return ok_result({**report.summary, "version": target.record.version, "failing": failing[:20]})
 
     def _fix(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
-        from .fixer import Fixer, FixError
-        from .llm import LLMUnavailable
-
         name, attempts = args.get("name"), args.get("max_attempts", 3)
         if not isinstance(name, str) or not isinstance(attempts, int) or not 1 <= attempts <= 5:
             return error_result("fix_skill needs a skill 'name' and an integer 'max_attempts' of 1-5")
-        t = view.resolve(name)
-        view.check_change(t)
-        try:
-            fixer = Fixer(t.yard)
-        except LLMUnavailable as exc:
-            return error_result(str(exc))
-        try:
-            with audited(self.audit, "fix", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                         via="mcp") as entry:
-                outcome = fixer.fix(name, max_attempts=attempts)
-                entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens)
-        except FixError as exc:
-            return error_result(str(exc))
+        target = view.resolve(name)
+        with self.service.refusals_audited("fix", view, name, via="mcp"):
+            view.check_change(target)
+        fixer = Fixer(target.yard)  # LLMUnavailable: an error result
+        with audited(
+            self.service.audit,
+            "fix",
+            tenant=view.name,
+            skill=name,
+            version=target.record.version,
+            scope=target.scope,
+            via="mcp",
+        ) as entry:
+            outcome = fixer.fix(name, max_attempts=attempts)
+            entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens)
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > 64:
-            return error_result(f"no tool {name!r}: {FIND_HINT}")
-        t = view.resolve(name)
-        if t.record.status != "registered":
-            return error_result(f"{name} v{t.record.version} is {t.record.status}; only registered versions run")
-        pkg = t.yard.package(name, t.record.version)
+        target = view.resolve(name)  # a tool name that is no skill name is no skill either
+        pkg = target.yard.package(name, target.record.version)
         _, wrapped = tool_schema(pkg.config.input_schema)
         params: Any = args
         if wrapped:
             if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
-                return error_result(f"invalid_input: {name} takes its input as {{\"{WRAP_KEY}\": ...}}")
+                return error_result(f'invalid_input: {name} takes its input as {{"{WRAP_KEY}": ...}}')
             params = args[WRAP_KEY]
-        from .server import non_finite_path
-
-        bad = non_finite_path(params)
-        if bad is not None:
-            return error_result(f"invalid_input: {bad} is not a finite number (JSON has no NaN or Infinity)")
-        if not self.runs.try_acquire(view.tenant):
-            self.audit.record("call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope, via="mcp",
-                              outcome="refused", error="too_many_runs")
-            return error_result(f"too many concurrent runs (limit {self.runs.limit_for(view.tenant)}); retry shortly")
-        try:
-            with audited(self.audit, "call", tenant=view.name, skill=name, version=t.record.version, scope=t.scope,
-                         via="mcp") as entry:
-                result = view.run(t, params)
-                entry.update(version=result.version, limits=result.limits, peak_memory_bytes=result.peak_memory_bytes,
-                             outcome="ok" if result.ok else result.error.kind if result.error else "error",
-                             duration_ms=round(result.duration_s * 1000, 1))
-        finally:
-            self.runs.release(view.tenant)
+        result = self.service.call(view, target, params, via="mcp")
         if result.ok:
             return ok_result(result.output)
         err = result.error
         text = f"{err.kind}: {err.message}" if err else "the call failed"
-        return {"content": [{"type": "text", "text": text}], "is_error": True,
-                "structured_content": {"ok": False, "error": {"kind": err.kind if err else "error",
-                                                              "message": err.message if err else "",
-                                                              "type": err.type if err else None}}}
+        return {
+            "content": [{"type": "text", "text": text}],
+            "is_error": True,
+            "structured_content": {
+                "ok": False,
+                "error": {
+                    "kind": err.kind if err else "error",
+                    "message": err.message if err else "",
+                    "type": err.type if err else None,
+                },
+            },
+        }
 
     def close(self) -> None:
-        self.yards.close()
-
-
-def ok_result(output: Any, *, is_error: bool = False) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": json.dumps(output, ensure_ascii=False)}],
-            "structured_content": output if isinstance(output, dict) else {"result": output}, "is_error": is_error}
-
-
-def error_result(message: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": message}], "is_error": True}
+        """Stop the yards' warm containers (at shutdown)."""
+        self.service.close()
 
 
 # -- the MCP server ------------------------------------------------------------------------------------
 def build_server(tools: SkillTools) -> Any:
+    """The MCP server (SDK 2.x low-level Server) answering tools/list and tools/call with `tools`."""
     import mcp.types as types
     from mcp.server import Server
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         # Off the event loop: the key check may hash (once per key) and the registry reads block.
         listed = await anyio.to_thread.run_sync(lambda: tools.list_tools(tools.view_for(ctx)))
-        return types.ListToolsResult(tools=[types.Tool(**t) for t in listed])
+        return types.ListToolsResult(tools=[types.Tool(**tool) for tool in listed])
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         def call() -> dict[str, Any]:
@@ -260,27 +333,25 @@ def build_server(tools: SkillTools) -> Any:
 
         try:
             result = await anyio.to_thread.run_sync(call)
-        except PermissionError:
-            result = error_result("missing or invalid API key")
+        except SkillyardError as exc:  # the key check, before any tool ran
+            result = tool_error(exc)
         except Exception:  # noqa: BLE001 - the client gets a plain error result, the log the traceback
             log.error("mcp_tool_crashed", tool=params.name, traceback=traceback.format_exc())
             result = error_result("internal error; the server log has the details")
-        return types.CallToolResult(content=[types.TextContent(**c) for c in result["content"]],
-                                    structured_content=result.get("structured_content"),
-                                    is_error=result.get("is_error", False))
+        return types.CallToolResult(
+            content=[types.TextContent(**c) for c in result["content"]],
+            structured_content=result.get("structured_content"),
+            is_error=result.get("is_error", False),
+        )
 
-    return Server("skillyard", version=_version(), on_list_tools=on_list_tools, on_call_tool=on_call_tool,
-                  instructions="Each skill is a tool that runs in a hardened sandbox and returns JSON. Use "
-                               "search_skills to find one by what it does.")
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("skillyard")
-    except Exception:  # noqa: BLE001
-        return "0"
+    return Server(
+        "skillyard",
+        version=version(),
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+        instructions="Each skill is a tool that runs in a hardened sandbox and returns JSON. Use "
+        "search_skills to find one by what it does.",
+    )
 
 
 class _RequireKey:
@@ -292,13 +363,26 @@ class _RequireKey:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            auth = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == b"authorization"), None)
-            tenant = await anyio.to_thread.run_sync(self.tools.authenticate, auth)
+            auth = next(
+                (v.decode("latin-1") for k, v in scope.get("headers") or [] if k.lower() == b"authorization"),
+                None,
+            )
+            tenant = await anyio.to_thread.run_sync(self.tools.service.authenticate, auth)
             if tenant is None:
-                body = json.dumps({"error": "missing or invalid API key: send 'Authorization: Bearer <key>'"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                        (b"www-authenticate", b'Bearer realm="skillyard"')]})
+                body = json.dumps(
+                    {"error": "missing or invalid API key: send 'Authorization: Bearer <key>'"}
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b'Bearer realm="skillyard"'),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -312,48 +396,9 @@ def http_app(tools: SkillTools, *, host: str = "127.0.0.1", path: str = "/mcp") 
 
 
 async def serve_stdio(tools: SkillTools) -> None:
+    """Serve `tools` over stdin/stdout until the client goes away."""
     from mcp.server.stdio import stdio_server
 
     server = build_server(tools)
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(0)
-
-
-@click.command("mcp")
-@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP only.")
-@click.option("--port", type=int, default=8701, show_default=True, help="HTTP only.")
-@click.option("--tenant", default=None, help="Serve this tenant's view (stdio), or admit only its keys (http).")
-@click.option("--max-runs", type=int, default=None,
-              help="Concurrent runs per tenant in this process (default SKILLYARD_MAX_CONCURRENT_RUNS, else 4).")
-def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_runs: int | None) -> None:
-    """Serve the registered skills as MCP tools (stdio for a local agent, http for remote ones)."""
-    from . import logs
-
-    logs.configure("WARNING")  # stderr: stdout is the MCP wire over stdio
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` removes our warm containers
-    settings = get_settings()
-    tools = SkillTools(settings, tenant=tenant, http=transport == "http", max_concurrent_runs=max_runs)
-    from .embeddings import warm_up_in_background
-
-    warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
-    try:
-        if transport == "stdio":
-            anyio.run(serve_stdio, tools)
-        else:
-            import uvicorn
-
-            if not tools.tenants:
-                raise click.ClickException("the HTTP transport needs API keys: add a tenant with "
-                                           "`skillyard tenant add NAME`")
-            uvicorn.run(http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False)
-    finally:
-        tools.close()
-
-
-if __name__ == "__main__":  # python -m runtime.mcp_server
-    mcp_command()

@@ -16,6 +16,7 @@ Mutants are sampled over the lines the tests covered (a line no test runs cannot
 mutant), one line at a time in a seeded random order, so every covered line has the same
 chance. Mutants whose bytecode equals the original's are dropped (they cannot be killed).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,9 +31,15 @@ import parso.python.tree as pytree
 import structlog
 from cosmic_ray.ast import ast_nodes, get_ast
 from cosmic_ray.mutating import MutationVisitor
-from cosmic_ray.operators import (binary_operator_replacement, boolean_replacer, break_continue,
-                                  comparison_operator_replacement, number_replacer, unary_operator_replacement,
-                                  zero_iteration_for_loop)
+from cosmic_ray.operators import (
+    binary_operator_replacement,
+    boolean_replacer,
+    break_continue,
+    comparison_operator_replacement,
+    number_replacer,
+    unary_operator_replacement,
+    zero_iteration_for_loop,
+)
 from cosmic_ray.operators.operator import Example, Operator
 
 log = structlog.get_logger(__name__)
@@ -44,7 +51,11 @@ class ReturnNone(Operator):
     """`return <value>` becomes `return None`: a wrong result, found only by checking results."""
 
     def mutation_positions(self, node):
-        if node.type == "return_stmt" and len(node.children) == 2 and node.children[1].get_code().strip() != "None":
+        if (
+            node.type == "return_stmt"
+            and len(node.children) == 2
+            and node.children[1].get_code().strip() != "None"
+        ):
             yield (node.start_pos, node.end_pos)
 
     def mutate(self, node, index):
@@ -80,22 +91,52 @@ def _is_docstring(node) -> bool:
 
 
 def _operators() -> dict[str, Operator]:
-    comparison = {f"ReplaceComparisonOperator_{a}_{b}" for a, b in (
-        ("Lt", "LtE"), ("LtE", "Lt"), ("Gt", "GtE"), ("GtE", "Gt"), ("Eq", "NotEq"), ("NotEq", "Eq"),
-        ("Is", "IsNot"), ("IsNot", "Is"))}
-    binary = {f"ReplaceBinaryOperator_{a}_{b}" for a, b in (
-        ("Add", "Sub"), ("Sub", "Add"), ("Mul", "Div"), ("Div", "Mul"), ("FloorDiv", "Mul"), ("Mod", "FloorDiv"))}
+    comparison = {
+        f"ReplaceComparisonOperator_{a}_{b}"
+        for a, b in (
+            ("Lt", "LtE"),
+            ("LtE", "Lt"),
+            ("Gt", "GtE"),
+            ("GtE", "Gt"),
+            ("Eq", "NotEq"),
+            ("NotEq", "Eq"),
+            ("Is", "IsNot"),
+            ("IsNot", "Is"),
+        )
+    }
+    binary = {
+        f"ReplaceBinaryOperator_{a}_{b}"
+        for a, b in (
+            ("Add", "Sub"),
+            ("Sub", "Add"),
+            ("Mul", "Div"),
+            ("Div", "Mul"),
+            ("FloorDiv", "Mul"),
+            ("Mod", "FloorDiv"),
+        )
+    }
     unary = {"ReplaceUnaryOperator_Delete_Not", "ReplaceUnaryOperator_USub_UAdd"}
     chosen: dict[str, Operator] = {}
-    for cls in itertools.chain(comparison_operator_replacement.operators(), binary_operator_replacement.operators(),
-                               unary_operator_replacement.operators()):
+    for cls in itertools.chain(
+        comparison_operator_replacement.operators(),
+        binary_operator_replacement.operators(),
+        unary_operator_replacement.operators(),
+    ):
         if cls.__name__ in comparison | binary | unary:
             chosen[cls.__name__] = cls()
-    for cls in (boolean_replacer.AddNot, boolean_replacer.ReplaceTrueWithFalse, boolean_replacer.ReplaceFalseWithTrue,
-                boolean_replacer.ReplaceAndWithOr, boolean_replacer.ReplaceOrWithAnd,
-                break_continue.ReplaceBreakWithContinue, break_continue.ReplaceContinueWithBreak,
-                number_replacer.NumberReplacer, zero_iteration_for_loop.ZeroIterationForLoop, ReturnNone,
-                DeleteStatement):
+    for cls in (
+        boolean_replacer.AddNot,
+        boolean_replacer.ReplaceTrueWithFalse,
+        boolean_replacer.ReplaceFalseWithTrue,
+        boolean_replacer.ReplaceAndWithOr,
+        boolean_replacer.ReplaceOrWithAnd,
+        break_continue.ReplaceBreakWithContinue,
+        break_continue.ReplaceContinueWithBreak,
+        number_replacer.NumberReplacer,
+        zero_iteration_for_loop.ZeroIterationForLoop,
+        ReturnNone,
+        DeleteStatement,
+    ):
         chosen[cls.__name__] = cls()
     return chosen
 
@@ -119,8 +160,13 @@ class Mutant:
         return f"{self.file}:{self.line} {self.before.strip()} -> {self.after.strip()}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "operator": self.operator, "before": self.before.strip(),
-                "after": self.after.strip()}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "operator": self.operator,
+            "before": self.before.strip(),
+            "after": self.after.strip(),
+        }
 
 
 def executable_lines(source: str, filename: str) -> set[int]:
@@ -178,7 +224,7 @@ def make_mutant(file: str, source: str, operator: str, occurrence: int) -> Mutan
     if code is None or code == _bytecode(source, file):
         return None
     old_lines, new_lines = source.splitlines(), mutated.splitlines()
-    for number, (old, new) in enumerate(zip(old_lines, new_lines), start=1):
+    for number, (old, new) in enumerate(zip(old_lines, new_lines, strict=False), start=1):
         if old != new:
             return Mutant(file=file, line=number, operator=operator, before=old, after=new, source=mutated)
     return None  # only a trailing change: nothing to report or run
@@ -252,7 +298,9 @@ class MutantSampler:
             return chosen
 
 
-def sample_mutants(sources: dict[str, str], covered: dict[str, set[int]], count: int, seed: str) -> list[Mutant]:
+def sample_mutants(
+    sources: dict[str, str], covered: dict[str, set[int]], count: int, seed: str
+) -> list[Mutant]:
     """Up to `count` distinct, valid mutants on covered lines, spread over those lines."""
     return MutantSampler(sources, seed).sample(covered, count)
 
@@ -264,4 +312,12 @@ def all_points(sources: dict[str, str]) -> Iterable[tuple[str, str, int, int]]:
             yield file, operator, occurrence, line
 
 
-__all__ = ["OPERATORS", "Mutant", "MutantSampler", "all_points", "executable_lines", "make_mutant", "sample_mutants"]
+__all__ = [
+    "OPERATORS",
+    "Mutant",
+    "MutantSampler",
+    "all_points",
+    "executable_lines",
+    "make_mutant",
+    "sample_mutants",
+]

@@ -3,6 +3,7 @@
 Loading reads everything into memory and validates it before anything is written
 anywhere: a rejected package leaves no trace. Errors name the file and the problem.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,32 +24,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import Settings, get_settings
+from .errors import PackageError
+from .names import NAME_RE as NAME_RE  # re-exported: runtime/fixer.py imports it from here
+from .names import validate_name
 
-NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")  # \Z: "$" would accept a trailing newline
 MEMORY_FILE = ".memory.md"
 SIDECAR = "skillyard.yaml"
 # Generated files that are never part of a package (not hashed, not shipped).
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
 IGNORED_FILES = {".coverage", ".DS_Store"}  # .memory.md is read, but kept out of the hashed files
 MAX_YAML_BYTES = 64 * 1024
-
-
-class PackageError(ValueError):
-    """A package was rejected. `file` is the offending path relative to the package (or '')."""
-
-    def __init__(self, file: str, problem: str) -> None:
-        self.file = file
-        self.problem = problem
-        super().__init__(f"{file}: {problem}" if file else problem)
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAME_RE.match(name):
-        raise ValueError(
-            f"invalid skill name {name!r}: use 1-64 characters of a-z, 0-9 and single hyphens, "
-            "not starting or ending with a hyphen"
-        )
-    return name
 
 
 # -- models at the boundary ----------------------------------------------------------------
@@ -78,6 +63,8 @@ class Frontmatter(BaseModel):
 
 
 class LimitsOverride(BaseModel):
+    """A skill's own call limits (skillyard.yaml `limits`), tightening or loosening the defaults."""
+
     model_config = ConfigDict(extra="forbid")
     memory: int | str | None = None
     cpus: float | None = Field(default=None, gt=0, le=8)
@@ -89,22 +76,28 @@ class LimitsOverride(BaseModel):
 
 
 class GateSettings(BaseModel):
-    """A package's own gate settings. It may only make the gate stricter, never looser."""
+    """A skill's own gate settings (skillyard.yaml `gate`): they may only make the gate stricter."""
 
     model_config = ConfigDict(extra="forbid")
     # Line coverage is reported as information only; a package's floor is no longer enforced.
     coverage: float | None = Field(default=None, ge=0, le=100)
-    mutation: float | None = Field(default=None, ge=0, le=100, description="a higher mutation-score floor (%)")
+    mutation: float | None = Field(
+        default=None, ge=0, le=100, description="a higher mutation-score floor (%)"
+    )
     timeout: float | None = Field(default=None, gt=0, le=3600)
 
 
 class Example(BaseModel):
+    """An example input (skillyard.yaml `examples`)."""
+
     model_config = ConfigDict(extra="forbid")
     input: Any
     output: Any = None
 
 
-ENTRY_RE = re.compile(r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z")
+ENTRY_RE = re.compile(
+    r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z"
+)
 
 
 class SkillConfig(BaseModel):
@@ -147,7 +140,10 @@ class SkillConfig(BaseModel):
     def _reqs(cls, v: list[str]) -> list[str]:
         for req in v:
             # Plain requirement specifiers only: no URLs, paths or pip options.
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*", req):
+            if not re.fullmatch(
+                r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*",
+                req,
+            ):
                 raise ValueError(f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'")
         return v
 
@@ -163,6 +159,8 @@ class SkillConfig(BaseModel):
 # -- the package ------------------------------------------------------------------------------
 @dataclass
 class SkillPackage:
+    """A loaded, validated skill package, all in memory."""
+
     name: str
     meta: Frontmatter
     config: SkillConfig
@@ -174,6 +172,7 @@ class SkillPackage:
 
     @property
     def content_hash(self) -> str:
+        """sha256 over the sorted paths and bytes: equal hashes mean equal packages."""
         h = hashlib.sha256()
         for rel in sorted(self.files):
             h.update(rel.encode() + b"\0" + (b"x" if rel in self.executable else b"-") + b"\0")
@@ -182,14 +181,18 @@ class SkillPackage:
 
     @property
     def skill_md(self) -> str:
+        """The SKILL.md text."""
         return self.files["SKILL.md"].decode("utf-8")
 
     @property
     def description(self) -> str:
+        """The frontmatter's description."""
         return self.meta.description
 
     @property
     def test_files(self) -> list[str]:
+        """The test files the gate runs."""
+
         def is_test(rel: str) -> bool:
             base = rel.rsplit("/", 1)[-1]
             return base.endswith(".py") and (base.startswith("test_") or base.endswith("_test.py"))
@@ -198,6 +201,7 @@ class SkillPackage:
 
     @property
     def script_files(self) -> list[str]:
+        """The Python files under scripts/."""
         return sorted(p for p in self.files if p.startswith("scripts/") and p.endswith(".py"))
 
     @property
@@ -212,12 +216,17 @@ class SkillPackage:
         return {rel: data for rel, data in self.files.items() if not rel.startswith("tests/")}
 
     def to_archive(self) -> bytes:
+        """The package as a deterministic tar.gz (what the store keeps)."""
         return pack_files(self.files, self.executable)
 
 
 MAX_YAML_DEPTH = 32
-_OPEN_TOKENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
-                yaml.BlockMappingStartToken)
+_OPEN_TOKENS = (
+    yaml.FlowSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.BlockMappingStartToken,
+)
 _CLOSE_TOKENS = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
 
 
@@ -356,8 +365,10 @@ def _check_rel_path(rel: str) -> None:
     for part in p.parts:
         size = len(part.encode("utf-8"))
         if size > MAX_PART_BYTES:
-            raise PackageError(rel if len(rel) <= 120 else rel[:80] + "...",
-                               f"a file or folder name is {size} bytes; the limit is {MAX_PART_BYTES}")
+            raise PackageError(
+                rel if len(rel) <= 120 else rel[:80] + "...",
+                f"a file or folder name is {size} bytes; the limit is {MAX_PART_BYTES}",
+            )
 
 
 def _check_tree(paths: Any) -> None:
@@ -386,8 +397,14 @@ def load_package(path: str | Path, settings: Settings | None = None) -> SkillPac
     return package_from_files(root.name, files, executable, memory=memory, source=root)
 
 
-def package_from_files(folder: str, files: dict[str, bytes], executable: set[str] | None = None, *,
-                       memory: str = "", source: Path | None = None) -> SkillPackage:
+def package_from_files(
+    folder: str,
+    files: dict[str, bytes],
+    executable: set[str] | None = None,
+    *,
+    memory: str = "",
+    source: Path | None = None,
+) -> SkillPackage:
     """Validate an in-memory package (from a folder, an archive or an LLM's answer)."""
     for rel in files:
         _check_rel_path(rel)
@@ -423,8 +440,16 @@ def package_from_files(folder: str, files: dict[str, bytes], executable: set[str
         entry_file = config.entrypoint.split(":")[0]
         if entry_file not in files:
             raise PackageError(SIDECAR, f"entrypoint file {entry_file} is not in the package")
-    return SkillPackage(name=meta.name, meta=meta, config=config, instructions=body, files=dict(files),
-                        executable=set(executable or ()), memory=memory, source=source)
+    return SkillPackage(
+        name=meta.name,
+        meta=meta,
+        config=config,
+        instructions=body,
+        files=dict(files),
+        executable=set(executable or ()),
+        memory=memory,
+        source=source,
+    )
 
 
 # -- archives ---------------------------------------------------------------------------------
@@ -459,13 +484,17 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
                 if member.isdir():
                     continue
                 if not member.isreg():
-                    raise PackageError(member.name, "archives may hold only regular files (no links or devices)")
+                    raise PackageError(
+                        member.name, "archives may hold only regular files (no links or devices)"
+                    )
                 _check_rel_path(name)
                 if name in files:
                     # tar would silently keep the last one: which file is the package?
                     raise PackageError(name, "is in the archive twice: keep one entry per file")
                 if member.size > settings.max_file_bytes:
-                    raise PackageError(name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}")
+                    raise PackageError(
+                        name, f"file is {member.size} bytes; the limit is {settings.max_file_bytes}"
+                    )
                 total += member.size
                 if total > settings.max_package_bytes or len(files) >= settings.max_files:
                     raise PackageError("", "archive is over the package size or file-count limit")
@@ -479,7 +508,9 @@ def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[st
     return files, executable
 
 
-def write_files(files: dict[str, bytes], dest: Path, executable: set[str] | None = None, memory: str | None = None) -> None:
+def write_files(
+    files: dict[str, bytes], dest: Path, executable: set[str] | None = None, memory: str | None = None
+) -> None:
     """Write a package to a folder (export, rollback). Paths were validated on the way in."""
     dest.mkdir(parents=True, exist_ok=True)
     dest_real = dest.resolve()

@@ -16,6 +16,7 @@ refuse, early and with a clear message, what no honest package needs:
   these checks keep the common forms out of the suite altogether;
 - `conftest.py` outside `tests/`, and sitecustomize/usercustomize anywhere.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,16 +27,46 @@ from dataclasses import dataclass
 # (makereport, report_teststatus, sessionfinish, collection_modifyitems, ...) can change
 # what gets reported or which tests run.
 ALLOWED_HOOKS = {"pytest_configure", "pytest_addoption", "pytest_generate_tests"}
-EXIT_CALLS = {("os", "_exit"), ("sys", "exit"), ("os", "abort"), ("os", "kill"), ("os", "killpg"),
-              ("signal", "signal"), ("os", "fork"), ("os", "setsid")}
+EXIT_CALLS = {
+    ("os", "_exit"),
+    ("sys", "exit"),
+    ("os", "abort"),
+    ("os", "kill"),
+    ("os", "killpg"),
+    ("signal", "signal"),
+    ("os", "fork"),
+    ("os", "setsid"),
+}
 HARNESS_MODULES = {"skillyard_judge", "datacodec", "judge_runner", "call_runner", "supervisor"}
 FORBIDDEN_MODULES = {"_pytest", "coverage", "pytest_cov", "pluggy"} | HARNESS_MODULES
 # Top-level import names of what the runner image installs (images/runner/requirements.txt) and
 # of the tools every Python environment has.
-RUNNER_MODULES = {"pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments", "coverage", "yaml",
-                  "_yaml", "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
-                  "typing_extensions", "pip", "setuptools", "pkg_resources", "_distutils_hack", "site",
-                  "sitecustomize", "usercustomize"}
+RUNNER_MODULES = {
+    "pytest",
+    "_pytest",
+    "py",
+    "pluggy",
+    "iniconfig",
+    "packaging",
+    "pygments",
+    "coverage",
+    "yaml",
+    "_yaml",
+    "jsonschema",
+    "jsonschema_specifications",
+    "referencing",
+    "rpds",
+    "attr",
+    "attrs",
+    "typing_extensions",
+    "pip",
+    "setuptools",
+    "pkg_resources",
+    "_distutils_hack",
+    "site",
+    "sitecustomize",
+    "usercustomize",
+}
 # CPython before 3.11.8/3.12.1 keeps the AST constructor's recursion depth per interpreter,
 # not per thread (gh-106905): when a garbage collection inside one ast.parse hands the GIL to
 # another thread that parses too (add_many gates on worker threads; 3.11's traceback module
@@ -78,7 +109,13 @@ def _check_imports(node: ast.AST, rel: str) -> list[Violation]:
     for name in names:
         root = name.split(".")[0]
         if root in FORBIDDEN_MODULES:
-            found.append(Violation(rel, node.lineno, f"imports {name}: test code may not touch pytest's or coverage's internals"))
+            found.append(
+                Violation(
+                    rel,
+                    node.lineno,
+                    f"imports {name}: test code may not touch pytest's or coverage's internals",
+                )
+            )
     return found
 
 
@@ -92,16 +129,27 @@ def check_file(rel: str, source: bytes, *, is_test: bool) -> list[Violation]:
         found += _check_imports(node, rel)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("pytest_"):
             if node.name not in ALLOWED_HOOKS:
-                found.append(Violation(rel, node.lineno, f"defines the pytest hook {node.name}, which can change the verdict"))
+                found.append(
+                    Violation(
+                        rel, node.lineno, f"defines the pytest hook {node.name}, which can change the verdict"
+                    )
+                )
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 if isinstance(t, ast.Name) and t.id == "pytest_plugins":
-                    found.append(Violation(rel, node.lineno, "sets pytest_plugins; the gate loads no extra plugins"))
+                    found.append(
+                        Violation(rel, node.lineno, "sets pytest_plugins; the gate loads no extra plugins")
+                    )
         if is_test and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             if (node.value.id, node.attr) in EXIT_CALLS:
-                found.append(Violation(rel, node.lineno,
-                                       f"uses {node.value.id}.{node.attr}: tests may not end or signal processes"))
+                found.append(
+                    Violation(
+                        rel,
+                        node.lineno,
+                        f"uses {node.value.id}.{node.attr}: tests may not end or signal processes",
+                    )
+                )
     return found
 
 
@@ -130,8 +178,14 @@ def check_shadowing(files: dict[str, bytes]) -> list[Violation]:
     for rel in sorted(files):
         for name in import_names(rel):
             if name in reserved:
-                found.append(Violation(rel, 1, f"its import name {name!r} is also a module of the standard library, "
-                                               "the test tools or skillyard's harness: rename it"))
+                found.append(
+                    Violation(
+                        rel,
+                        1,
+                        f"its import name {name!r} is also a module of the standard library, "
+                        "the test tools or skillyard's harness: rename it",
+                    )
+                )
     return found
 
 
@@ -141,10 +195,18 @@ def check_package(files: dict[str, bytes]) -> list[Violation]:
     for rel in sorted(files):
         base = rel.split("/")[-1]
         if base in ("sitecustomize.py", "usercustomize.py"):
-            found.append(Violation(rel, 1, "sitecustomize/usercustomize run at interpreter start-up; not allowed"))
+            found.append(
+                Violation(rel, 1, "sitecustomize/usercustomize run at interpreter start-up; not allowed")
+            )
         if base == "conftest.py" and not rel.startswith("tests/"):
-            found.append(Violation(rel, 1, "conftest.py belongs in tests/: outside it, pytest would not load it the "
-                                           "same way, and the gate does not"))
+            found.append(
+                Violation(
+                    rel,
+                    1,
+                    "conftest.py belongs in tests/: outside it, pytest would not load it the "
+                    "same way, and the gate does not",
+                )
+            )
         if not rel.endswith(".py"):
             continue
         is_test = rel.startswith("tests/")

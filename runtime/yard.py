@@ -1,11 +1,10 @@
 """The skill lifecycle as one Python API: add (build + gate + register), test, run,
-list, show, search, versions, rollback, export. The CLI, the HTTP server and the MCP
-server are thin layers over this class.
+list, show, search, versions, rollback, export. The CLI, the HTTP API and the MCP server
+are thin layers over this class.
 """
+
 from __future__ import annotations
 
-import atexit
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -13,34 +12,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from sandbox import ImageMissing, Limits, Sandbox, SandboxError
-from sandbox.images import Images
+from sandbox import Limits, RunSpec, Sandbox, SandboxError
 
-from . import memory
-from .build import build_skill_image, deps_image_tag
-from .calls import CallError, CallResult, call_limits, call_skill, callee_spec
+from . import calling
+from .accounting import Writer
+from .calls import CallError, CallResult, call_limits, callee_spec
 from .config import Settings, get_settings
+from .errors import InvalidName, NotFound, SkillError, UnknownSkill
 from .gate import GateReport, gate_limits, gate_policy, run_gate
-from .package import (MEMORY_FILE, PackageError, SkillPackage, load_package, package_from_files, unpack_files,
-                      validate_name, write_files)
-from .registry import GateSummary, Registry, SkillNotFound, SkillRecord
+from .names import validate_name
+from .package import PackageError, SkillPackage, load_package, package_from_files, unpack_files, write_files
+from .records import GateSummary, SkillRecord
+from .registry import Registry
+from .skill_images import DockerImages, SkillImages
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from sandbox.pool import WarmPool
+
+    from .ledger import Ledger
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
 
 
-class SkillError(RuntimeError):
-    """A user-facing failure with a message that says what to do next."""
-
-
 @dataclass
 class AddOutcome:
+    """What adding one package came to: registered, blocked, unchanged (this exact content
+    was gated before: its verdict stands), rejected (not a valid package) or error (the
+    engine failed mid-gate: nothing was recorded)."""
+
     name: str
-    status: str  # registered, blocked, unchanged, rejected
+    status: str
     version: int | None = None
     reasons: list[str] = field(default_factory=list)
     report: GateReport | None = None
@@ -49,8 +56,16 @@ class AddOutcome:
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "status": self.status, "version": self.version, "reasons": self.reasons,
-               "built": self.built, "duration_s": round(self.duration_s, 3), "source": self.source}
+        """The outcome as JSON-ready data (the CLI's and the API's shape)."""
+        out = {
+            "name": self.name,
+            "status": self.status,
+            "version": self.version,
+            "reasons": self.reasons,
+            "built": self.built,
+            "duration_s": round(self.duration_s, 3),
+            "source": self.source,
+        }
         if self.report is not None:
             out["gate"] = self.report.summary
         return out
@@ -69,9 +84,37 @@ def discover(path: Path) -> list[Path]:
 
 
 class Yard:
-    def __init__(self, settings: Settings | None = None, *, sandbox: Sandbox | None = None,
-                 registry: Registry | None = None, progress: Progress | None = None, pool: bool | None = None,
-                 tenant: str = "", collect_orphans: bool = True, long_lived: bool | None = None) -> None:
+    """Every skill of one store, and everything done to them.
+
+    Invariants: only a version whose gate passed is ever registered, and only a registered
+    version runs; a call's accounting (counters, ledger rows) never fails the call; a
+    skill's own failures -- not a caller's bad input, not an engine outage -- go into its
+    notes and, when worth replaying, its failing inputs.
+
+    Its parts are made on first use: `sandbox` (Docker unless given), `images` (on the
+    sandbox's Docker engine unless given), `registry` and `ledger` (the store at
+    settings.store). `pool` (default: settings.pool_size > 0) runs calls in warm
+    containers; `long_lived` (default: pooled) keeps accounting off the call's path and
+    records for RECORD_TTL_S; `tenant` keeps warm containers apart per tenant;
+    `collect_orphans` removes containers of dead processes at first use of the engine.
+    """
+
+    RECORD_TTL_S = 1.0  # how stale a cached record may be in a long-lived process (rollback elsewhere)
+    PACKAGE_CACHE = 64  # unpacked packages kept per yard
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sandbox: Sandbox | None = None,
+        images: SkillImages | None = None,
+        registry: Registry | None = None,
+        progress: Progress | None = None,
+        pool: bool | None = None,
+        tenant: str = "",
+        collect_orphans: bool = True,
+        long_lived: bool | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         # `skillyard gc` and `doctor` turn this off: they report what is left behind themselves.
         self._collect_on_start = collect_orphans
@@ -79,26 +122,24 @@ class Yard:
         # Warm pools pay off in long-lived processes (server, MCP, scripts making many calls);
         # a one-shot CLI process uses cold containers.
         self.use_pool = self.settings.pool_size > 0 if pool is None else pool
-        # A long-lived process (the servers, a script making many calls) records counters and
-        # ledger rows on a writer thread and keeps records for RECORD_TTL_S; a one-shot one
-        # writes inline. Pooled yards are long-lived; a strict-isolation server (cold calls
-        # only) says so itself.
+        # Pooled yards are long-lived; a strict-isolation server (cold calls only) says so itself.
         self.long_lived = self.use_pool if long_lived is None else long_lived
-        self._pool = None
-        self._image_tags: dict[str, str] = {}  # content hash -> skill image tag
+        self._pool: Sandbox | None = None  # Sandbox(self._warm)
+        self._warm: WarmPool | None = None
+        self._sandbox = sandbox
+        self._images = images
+        self._registry = registry
+        self._accounting = Writer(background=self.long_lived)
         self._context_tokens: dict[str, int] = {}  # content hash -> tokens of SKILL.md
         self._record_cache: dict[str, tuple[SkillRecord, float]] = {}  # name -> (record, when read)
-        self._writes: queue.Queue[Callable[[], None]] = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._sandbox = sandbox
-        self._registry = registry
-        self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
         self._packages: OrderedDict[tuple[str, int], SkillPackage] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # servers call from many threads: the caches and the pool
+        self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
 
-    # -- components ------------------------------------------------------------------------
+    # -- parts -------------------------------------------------------------------------------
     @property
     def sandbox(self) -> Sandbox:
+        """Where gates and cold calls run: fresh, hardened one-shot containers."""
         if self._sandbox is None:
             from sandbox.docker_backend import DockerBackend
 
@@ -110,7 +151,7 @@ class Yard:
     def _collect_orphans(self) -> None:
         """Containers of skillyard processes that died (SIGKILL, crash) are removed on start-up."""
         try:
-            removed = self._sandbox.gc() if self._sandbox else []
+            removed = self.sandbox.gc()
         except SandboxError:
             return  # the engine is down: the first real use reports that clearly
         if removed:
@@ -118,64 +159,100 @@ class Yard:
 
     @property
     def call_sandbox(self) -> Sandbox:
-        """Where calls run: the warm pool when enabled, else fresh one-shot containers."""
-        if not self.use_pool:
+        """Where calls run: the warm pool when pooling (on a Docker engine), else the sandbox."""
+        from sandbox.docker_backend import DockerBackend
+
+        backend = self.sandbox.backend
+        if not self.use_pool or not isinstance(backend, DockerBackend):
             return self.sandbox
         with self._lock:
             if self._pool is None:
                 from sandbox.pool import WarmPool
 
-                self._pool = Sandbox(WarmPool(self.sandbox.backend, size=self.settings.pool_size,  # type: ignore[arg-type]
-                                              max_calls=self.settings.pool_max_calls,
-                                              idle_expiry=self.settings.pool_idle_s))
+                self._warm = WarmPool(
+                    backend,
+                    size=self.settings.pool_size,
+                    max_calls=self.settings.pool_max_calls,
+                    idle_expiry=self.settings.pool_idle_s,
+                )
+                self._pool = Sandbox(self._warm)
             return self._pool
 
-    def close(self) -> None:
-        self.flush()
-        if self._pool is not None:
-            self._pool.close()
-        if self._sandbox is not None:
-            self._sandbox.backend.close()  # waits for background container removals
+    @property
+    def warm_pool(self) -> WarmPool | None:
+        """The warm pool, if calls have started one (see `call_sandbox`)."""
+        return self._warm
 
     @property
-    def client(self):  # docker.DockerClient
-        return self.sandbox.backend.client  # type: ignore[attr-defined]
+    def images(self) -> SkillImages:
+        """The base, runner and skill images (on the sandbox's Docker engine unless given)."""
+        if self._images is None:
+            from sandbox.docker_backend import DockerBackend
+
+            backend = self.sandbox.backend
+            if not isinstance(backend, DockerBackend):
+                raise SandboxError(f"the {backend.name} backend builds no images: give the Yard images=")
+            self._images = DockerImages(backend, self.settings, lambda message: self.progress(message))
+        return self._images
+
+    @property
+    def runner(self) -> str:
+        """The runner image skills are layered on (built on first use if missing)."""
+        return self.images.runner
+
+    @runner.setter
+    def runner(self, tag: str) -> None:
+        """Use `tag`, a runner image already built (skips the look-up)."""
+        self.images.runner = tag
 
     @property
     def registry(self) -> Registry:
+        """Every version of every skill (the store at settings.store)."""
         if self._registry is None:
             self._registry = Registry(self.settings.store)
         return self._registry
 
     @cached_property
-    def ledger(self):  # runtime.ledger.Ledger
+    def ledger(self) -> Ledger:
+        """The token ledger, in the registry's store."""
         from .ledger import Ledger
 
         return Ledger(self.settings.store)
 
     @property
     def home(self) -> Path:
+        """The state folder (store, workspaces, wheelhouse)."""
         return self.settings.home
-
-    @cached_property
-    def images(self) -> Images:
-        return Images(self.client, self.settings.wheel_dir.resolve(), base_mode=self.settings.base, progress=self.progress)
-
-    @cached_property
-    def runner(self) -> str:
-        if self.settings.runner_image:
-            return self.settings.runner_image
-        return self.images.ensure().runner
 
     @property
     def base_limits(self) -> Limits:
+        """The limits every run starts from (a skill's own config changes them)."""
         return Limits(runtime=self.settings.runtime)
 
     def workspace(self, name: str) -> Path:
+        """The skill's workspace folder (its notes and failing inputs)."""
         return self.home / "skills" / validate_name(name)
 
-    # -- packages ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for pending accounting, stop warm containers and background removals."""
+        self.flush()
+        if self._pool is not None:
+            self._pool.close()
+        if self._sandbox is not None:
+            self._sandbox.close()  # waits for background container removals
+
+    # -- records and packages ----------------------------------------------------------------
+    def record(self, name: str, version: int | None = None) -> SkillRecord:
+        """The record of `version`, or of the current version (else the latest); UnknownSkill
+        if there is none."""
+        validate_name(name)
+        rec = self.registry.get(name, version)
+        if rec is None:
+            raise UnknownSkill(f"no skill {name} v{version}" if version else f"no skill {name}")
+        return rec
+
     def package(self, name: str, version: int) -> SkillPackage:
+        """One version's package, unpacked (the last PACKAGE_CACHE are kept)."""
         key = (name, version)
         with self._lock:
             if key in self._packages:
@@ -185,110 +262,155 @@ class Yard:
         pkg = package_from_files(name, files, executable)
         with self._lock:
             self._packages[key] = pkg
-            while len(self._packages) > 64:
+            while len(self._packages) > self.PACKAGE_CACHE:
                 self._packages.popitem(last=False)
         return pkg
 
-    def record(self, name: str, version: int | None = None) -> SkillRecord:
-        validate_name(name)
-        rec = self.registry.get(name, version)
-        if rec is None:
-            what = f"{name} v{version}" if version else name
-            raise SkillError(f"no skill {what}: `skillyard list` shows what is registered, `skillyard add PATH` adds one")
-        return rec
-
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
-        """The skill's image tag, built if missing. Cached per content hash: a call costs no image look-ups."""
-        if fresh or pkg.content_hash not in self._image_tags:
-            tag, _ = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
-            self._image_tags[pkg.content_hash] = tag
-        return self._image_tags[pkg.content_hash]
+        """The skill's image tag, built if missing; cached per content hash (`fresh`: look again)."""
+        return self.images.image_for(pkg, fresh=fresh)
 
-    # -- add / gate --------------------------------------------------------------------------
+    def context_tokens(self, pkg: SkillPackage) -> int:
+        """Tokens the skill costs in an agent's context: its SKILL.md as the agent loads it."""
+        if pkg.content_hash not in self._context_tokens:  # tokenising on every call would be wasted work
+            from .tokens import count_tokens
+
+            self._context_tokens[pkg.content_hash] = count_tokens(pkg.skill_md)
+        return self._context_tokens[pkg.content_hash]
+
+    # -- add and gate ------------------------------------------------------------------------
     def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
-        """Build the skill's images and run its gate (runtime/gate.py). Records nothing."""
-        tag, built = build_skill_image(self.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress)
-        judge_image = deps_image_tag(self.client, pkg, self.runner)
-        limits = call_limits(pkg.config, self.base_limits)
-        policy = gate_policy(pkg, mutants=self.settings.mutants, threshold=self.settings.mutation_threshold,
-                             timeout=self.settings.gate_timeout)
-        from sandbox.pool import WarmPool
+        """Build the package's images (if missing) and run its gate (runtime/gate.py): (report, built).
 
-        # The callee: warm containers of the production image, private to this gate.
-        pool = WarmPool(self.sandbox.backend, size=1, max_calls=100_000)  # type: ignore[arg-type]
-        warming = threading.Thread(target=self._prewarm, args=(pool, callee_spec(tag, limits, pkg.config)), daemon=True)
-        warming.start()
+        The callee is a warm pool of the production image private to this gate: every call a
+        test makes is a fresh process there, as a production call is. Records nothing."""
+        tag, built = self.images.build(pkg)
+        judge_image = self.images.judge_image(pkg)
+        limits = call_limits(pkg.config, self.base_limits)
+        policy = gate_policy(
+            pkg,
+            mutants=self.settings.mutants,
+            threshold=self.settings.mutation_threshold,
+            timeout=self.settings.gate_timeout,
+        )
+        callee, warming = self._gate_callee(callee_spec(tag, limits, pkg.config))
         try:
             self.progress(f"{pkg.name}: running the tests")
-            report = run_gate(self.sandbox, Sandbox(pool), pkg, judge_image=judge_image, image=tag,
-                              judge_limits=gate_limits(pkg, self.base_limits, self.settings.gate_timeout),
-                              call_limits=limits, policy=policy)
+            report = run_gate(
+                self.sandbox,
+                callee,
+                pkg,
+                judge_image=judge_image,
+                image=tag,
+                judge_limits=gate_limits(pkg, self.base_limits, self.settings.gate_timeout),
+                call_limits=limits,
+                policy=policy,
+            )
         finally:
-            warming.join(timeout=30)
-            pool.close()
+            if warming is not None:
+                warming.join(timeout=30)
+            callee.close()
         return report, built
 
-    @staticmethod
-    def _prewarm(pool: Any, spec: Any) -> None:
-        try:
-            pool.prewarm(spec, 1)
-        except Exception as exc:  # noqa: BLE001 - pre-warming is an optimisation: the first call starts one
-            log.info("gate_prewarm_failed", error=str(exc)[:200])
+    def _gate_callee(self, spec: RunSpec) -> tuple[Sandbox, threading.Thread | None]:
+        """A warm pool of one for a gate's calls (pre-warmed in the background), or, on a backend
+        without pools, the sandbox itself."""
+        from sandbox.docker_backend import DockerBackend
+
+        backend = self.sandbox.backend
+        if not isinstance(backend, DockerBackend):
+            return Sandbox(backend), None
+        from sandbox.pool import WarmPool
+
+        pool = WarmPool(backend, size=1, max_calls=100_000)
+
+        def prewarm() -> None:
+            try:
+                pool.prewarm(spec, 1)
+            except Exception as exc:  # noqa: BLE001 - an optimisation: the first call starts a container
+                log.info("gate_prewarm_failed", error=str(exc)[:200])
+
+        warming = threading.Thread(target=prewarm, daemon=True, name="skillyard-gate-prewarm")
+        warming.start()
+        return Sandbox(pool), warming
 
     def add(self, path: str | Path, *, force: bool = False) -> AddOutcome:
-        """Load, build, gate and record one skill folder."""
+        """Load, build, gate and record one skill folder (an invalid package is "rejected")."""
         started = time.monotonic()
         try:
             pkg = load_package(path, self.settings)
         except PackageError as exc:
-            return AddOutcome(name=Path(path).name, status="rejected", reasons=[str(exc)], source=str(path),
-                              duration_s=time.monotonic() - started)
+            duration = time.monotonic() - started
+            return AddOutcome(
+                Path(path).name, "rejected", reasons=[str(exc)], source=str(path), duration_s=duration
+            )
         return self.add_package(pkg, force=force, started=started)
 
-    def add_package(self, pkg: SkillPackage, *, force: bool = False, started: float | None = None) -> AddOutcome:
+    def add_package(
+        self, pkg: SkillPackage, *, force: bool = False, started: float | None = None
+    ) -> AddOutcome:
+        """Gate and record a loaded package as a new version; content gated before is
+        "unchanged" (its verdict stands; `force` gates it again). An older version
+        re-added leaves the current version alone: rollback moves it."""
         started = started or time.monotonic()
+
+        def outcome(status: str, **fields: Any) -> AddOutcome:
+            duration = time.monotonic() - started
+            return AddOutcome(pkg.name, status, source=str(pkg.source or ""), duration_s=duration, **fields)
+
         existing = self.registry.find(pkg.name, pkg.content_hash)
         if existing is not None and not force:
-            # Unchanged package: its verdict stands; nothing is rebuilt or re-run.
             report = GateReport.from_dict(existing.gate_report) if existing.gate_report else None
-            if existing.status == "registered" and not existing.current:
-                pass  # an older version re-added: leave the current pointer alone (use rollback)
-            self._sync_workspace(pkg)
-            return AddOutcome(name=pkg.name, status="unchanged", version=existing.version, reasons=existing.gate.reasons,
-                              report=report, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+            return outcome(
+                "unchanged", version=existing.version, reasons=existing.gate.reasons, report=report
+            )
         self.progress(f"{pkg.name}: building image")
         try:
             report, built = self.gate(pkg)
         except SandboxError as exc:
-            raise SkillError(f"{pkg.name}: {exc}") from exc
+            raise SandboxError(f"{pkg.name}: {exc}") from exc
         if report.infrastructure_error:
             # The engine failed mid-gate: that says nothing about the skill. Record nothing, so the
             # next add gates it again instead of finding a "blocked" verdict for this content.
             log.warning("gate_not_recorded", skill=pkg.name, reasons=report.reasons)
-            return AddOutcome(name=pkg.name, status="error", reasons=report.reasons + ["nothing was recorded; retry"],
-                              report=report, built=built, source=str(pkg.source or ""),
-                              duration_s=time.monotonic() - started)
+            reasons = [*report.reasons, "nothing was recorded; retry"]
+            return outcome("error", reasons=reasons, report=report, built=built)
         status = "registered" if report.passed else "blocked"
         record = self.registry.add_version(
-            name=pkg.name, content_hash=pkg.content_hash, status=status, description=pkg.description,
-            tags=pkg.config.tags, instructions=pkg.instructions,
-            gate=GateSummary(passed=report.passed, tests=report.tests, failures=report.failures, errors=report.errors,
-                             skipped=report.skipped, coverage=report.coverage, duration_s=report.duration_s,
-                             reasons=report.reasons),
-            gate_report=report.to_dict(), package=pkg.to_archive(),
+            name=pkg.name,
+            content_hash=pkg.content_hash,
+            status=status,
+            description=pkg.description,
+            tags=pkg.config.tags,
+            instructions=pkg.instructions,
+            gate=GateSummary.of(report),
+            gate_report=report.to_dict(),
+            package=pkg.to_archive(),
         )
-        self._sync_workspace(pkg, memory_text=pkg.memory)
-        self._forget_record(pkg.name)
+        workspace = Workspace(self.workspace(pkg.name))
+        workspace.seed_notes(pkg.memory)
+        self._record_cache.pop(pkg.name, None)
         if not report.passed:
-            memory.add_entry(self.workspace(pkg.name) / MEMORY_FILE, "gate",
-                             f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
-        log.info("skill_gated", skill=pkg.name, version=record.version, status=status, tests=report.tests,
-                 coverage=report.coverage, duration_s=round(report.duration_s, 3))
-        return AddOutcome(name=pkg.name, status=status, version=record.version, reasons=report.reasons, report=report,
-                          built=built, source=str(pkg.source or ""), duration_s=time.monotonic() - started)
+            workspace.add_note("gate", f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
+        log.info(
+            "skill_gated",
+            skill=pkg.name,
+            version=record.version,
+            status=status,
+            tests=report.tests,
+            coverage=report.coverage,
+            duration_s=round(report.duration_s, 3),
+        )
+        return outcome(status, version=record.version, reasons=report.reasons, report=report, built=built)
 
-    def add_many(self, path: str | Path | list[Path], *, force: bool = False, workers: int = 1,
-                 on_result: Callable[[AddOutcome], None] | None = None) -> list[AddOutcome]:
+    def add_many(
+        self,
+        path: str | Path | list[Path],
+        *,
+        force: bool = False,
+        workers: int = 1,
+        on_result: Callable[[AddOutcome], None] | None = None,
+    ) -> list[AddOutcome]:
         """Add every skill under `path` (or in a list of folders); `workers` > 1 builds and gates
         that many at once (registry writes are serialised by its lock). Results keep input order."""
         folders = path if isinstance(path, list) else discover(Path(path))
@@ -296,10 +418,9 @@ class Yard:
         if workers <= 1:
             outcomes = []
             for folder in folders:
-                outcome = self.add(folder, force=force)
-                outcomes.append(outcome)
+                outcomes.append(self.add(folder, force=force))
                 if on_result:
-                    on_result(outcome)
+                    on_result(outcomes[-1])
             return outcomes
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -307,10 +428,9 @@ class Yard:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skillyard-add") as pool:
             futures = {pool.submit(self.add, folder, force=force): i for i, folder in enumerate(folders)}
             for fut in as_completed(futures):
-                outcome = fut.result()
-                results[futures[fut]] = outcome
+                results[futures[fut]] = fut.result()
                 if on_result:
-                    on_result(outcome)
+                    on_result(results[futures[fut]])
         return [results[i] for i in range(len(folders))]
 
     def test(self, name: str, version: int | None = None) -> GateReport:
@@ -319,175 +439,94 @@ class Yard:
         report, _ = self.gate(self.package(rec.name, rec.version))
         return report
 
-    def _sync_workspace(self, pkg: SkillPackage, memory_text: str | None = None) -> None:
-        ws = self.workspace(pkg.name)
-        mem = ws / MEMORY_FILE
-        if memory_text and not mem.exists():
-            ws.mkdir(parents=True, exist_ok=True)
-            mem.write_text(memory_text)
-
     # -- calls -------------------------------------------------------------------------------
-    # -- accounting off the call path (long-lived processes) ----------------------------------
-    RECORD_TTL_S = 1.0  # how stale a cached record may be in a long-lived process (rollback elsewhere)
+    def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
+        """Run a registered skill (`version`, else the current one) on `params`, accounted for.
+        Every failure is in the result (`error.kind`: not_found, not_registered,
+        invalid_input, exception, timeout, oom, bad_output, crashed, sandbox), never raised."""
+        try:
+            rec = (
+                self._cached_record(name)
+                if self.long_lived and version is None
+                else self.record(name, version)
+            )
+        except (NotFound, InvalidName) as exc:
+            return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
+        return self.call(rec, params)
 
-    def _cached_record(self, name: str, version: int | None) -> SkillRecord:
-        if not self.long_lived or version is not None:
-            return self.record(name, version)
+    def call(self, record: SkillRecord, params: Any) -> CallResult:
+        """Run the version `record` names (as its caller resolved it: nothing is looked up
+        again) on `params`, then account for it: the counters and a ledger use, and for the
+        skill's own failures a note and the failing input. See `run`."""
+        result = calling.sandboxed_call(self, record, params)
+        calling.account(self, self._accounting, record, params, result)
+        return result
+
+    def trial_call(self, record: SkillRecord, params: Any) -> CallResult:
+        """Run the version `record` names on `params` and account for nothing: what the
+        fixer's replays of failing inputs use."""
+        return calling.sandboxed_call(self, record, params)
+
+    def _cached_record(self, name: str) -> SkillRecord:
+        """The current record, read at most once per RECORD_TTL_S (long-lived processes)."""
         hit = self._record_cache.get(name)
         now = time.monotonic()
         if hit is not None and now - hit[1] < self.RECORD_TTL_S:
             return hit[0]
-        rec = self.record(name, version)
+        rec = self.record(name)
         self._record_cache[name] = (rec, now)
         return rec
 
-    def _forget_record(self, name: str) -> None:
-        self._record_cache.pop(name, None)
-
-    def _account(self, fn: Callable[[], None]) -> None:
-        """Counters and ledger rows: inline in one-shot processes, on a writer thread in long-lived
-        ones (they cost ~15 ms of LanceDB writes per call). `flush()`/`close()` wait for them."""
-        if not self.long_lived:
-            fn()
-            return
-        with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, daemon=True, name="skillyard-accounting")
-                self._writer.start()
-                atexit.register(self.flush)
-        self._writes.put(fn)
-
-    def _write_loop(self) -> None:
-        while True:
-            fn = self._writes.get()
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - accounting never breaks serving
-                log.warning("accounting_write_failed", error=str(exc))
-            finally:
-                self._writes.task_done()
-
     def flush(self) -> None:
-        """Wait until every queued counter/ledger write is stored."""
-        self._writes.join()  # returns at once when nothing was queued
+        """Wait until every queued counter/ledger write is stored (or logged as lost)."""
+        self._accounting.flush()
 
-    def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
-        try:
-            rec = self._cached_record(name, version)
-        except (SkillError, ValueError) as exc:
-            return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
-        if rec.status != "registered":
-            return CallResult(skill=name, version=rec.version, ok=False,
-                              error=CallError("not_registered", f"{name} v{rec.version} is {rec.status}; only registered versions run"))
-        pkg = self.package(rec.name, rec.version)
-        limits = call_limits(pkg.config, self.base_limits)
-        def call(image: str) -> CallResult:
-            return call_skill(self.call_sandbox, name=name, version=rec.version, image=image, config=pkg.config,
-                              params=params, limits=limits, tenant=self.tenant)
-
-        try:
-            try:
-                result = call(self.image_for(pkg))
-            except ImageMissing:  # removed since we cached its tag (docker image prune): rebuild once
-                result = call(self.image_for(pkg, fresh=True))
-        except SandboxError as exc:
-            result = CallResult(skill=name, version=rec.version, ok=False, error=CallError("sandbox", str(exc)))
-        if result.error is None or result.error.kind not in ("invalid_input", "sandbox"):
-            ok = result.ok
-            self._account(lambda: self.registry.record_call(rec.name, rec.version, ok))
-        self._account(lambda: self._record_use(rec, pkg, result))
-        # Memory is about the skill's own failures: a caller's bad input or an engine outage is not one.
-        if not result.ok and result.error is not None and result.error.kind not in ("sandbox", "invalid_input"):
-            memory.add_entry(
-                self.workspace(name) / MEMORY_FILE, result.error.kind,
-                f"v{rec.version} {result.error.kind}: {result.error.type + ': ' if result.error.type else ''}"
-                f"{result.error.message[:200]} (input: {memory.describe_value(params)})",
-            )
-        if not result.ok and result.error is not None and result.error.kind in ("exception", "bad_output", "crashed"):
-            self._remember_failed_input(name, params, result.error)
-        log.info("skill_call", skill=name, version=rec.version, ok=result.ok,
-                 error=result.error.kind if result.error else None, duration_s=round(result.duration_s, 3))
-        return result
-
-    def context_tokens(self, pkg: SkillPackage) -> int:
-        """Tokens the skill costs in an agent's context: its SKILL.md as the agent loads it."""
-        from .tokens import count_tokens
-
-        if pkg.content_hash not in self._context_tokens:  # tokenising on every call would be wasted work
-            self._context_tokens[pkg.content_hash] = count_tokens(pkg.skill_md)
-        return self._context_tokens[pkg.content_hash]
-
-    def _record_use(self, rec: SkillRecord, pkg: SkillPackage, result: CallResult) -> None:
-        if result.error is not None and result.error.kind in ("invalid_input", "sandbox"):
-            return  # not a use of the skill
-        try:
-            self.ledger.record_use(skill=rec.name, version=rec.version, context_tokens=self.context_tokens(pkg),
-                                   outcome="ok" if result.ok else result.error.kind,
-                                   duration_ms=round(result.duration_s * 1000, 1))
-        except Exception as exc:  # noqa: BLE001 - accounting must never fail a call that worked
-            log.warning("ledger_use_not_recorded", skill=rec.name, error=str(exc))
-
-    def _remember_failed_input(self, name: str, params: Any, error: CallError) -> None:
-        """Keep the last few failing inputs (small ones) so a fix can be checked against them."""
-        import json as _json
-
-        text = _json.dumps(params, ensure_ascii=False)
-        if len(text) > 16_384:
-            return
-        path = self.workspace(name) / "failures.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = path.read_text().splitlines() if path.exists() else []
-        lines.append(_json.dumps({"input": params, "kind": error.kind, "message": error.message[:300]}))
-        path.write_text("\n".join(lines[-20:]) + "\n")
+    @property
+    def accounting_thread_running(self) -> bool:
+        """Whether accounting runs on its own thread (long-lived yards, after a first call)."""
+        return self._accounting.running
 
     def failed_inputs(self, name: str) -> list[Any]:
-        import json as _json
+        """The skill's recorded failing inputs, oldest first (for the fixer's replays)."""
+        return Workspace(self.workspace(name)).failed_inputs()
 
-        path = self.workspace(name) / "failures.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text().splitlines():
-            try:
-                out.append(_json.loads(line)["input"])
-            except (ValueError, KeyError):
-                continue
-        return out
-
-    # -- queries and history -------------------------------------------------------------------
+    # -- queries and history -----------------------------------------------------------------
     def list(self, status: str | None = None) -> list[SkillRecord]:
+        """One record per skill (its current version, else its latest), by name."""
         return self.registry.list(status)
 
     def versions(self, name: str) -> list[SkillRecord]:
+        """Every version of the skill, oldest first; UnknownSkill if there is none."""
         validate_name(name)
         found = self.registry.versions(name)
         if not found:
-            raise SkillError(f"no skill {name}: `skillyard list` shows what is registered")
+            raise UnknownSkill(f"no skill {name}")
         return found
 
     def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float]]:
+        """Registered skills matching `query` (words and meaning), best first, with scores."""
         return self.registry.search(query, limit=limit)
 
     def memory_text(self, name: str) -> str:
-        mem = self.workspace(name) / MEMORY_FILE
-        return mem.read_text(encoding="utf-8", errors="replace") if mem.exists() else ""
+        """The skill's .memory.md notes ("" if none)."""
+        return Workspace(self.workspace(name)).notes()
 
     def show(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Everything about one version: record, package, gate report and notes."""
         rec = self.record(name, version)
         pkg = self.package(rec.name, rec.version)
         return {"record": rec, "package": pkg, "report": rec.gate_report, "memory": self.memory_text(name)}
 
     def rollback(self, name: str, version: int) -> SkillRecord:
+        """Make an earlier registered version current again."""
         validate_name(name)
-        try:
-            rec = self.registry.rollback(name, version)
-        except SkillNotFound as exc:
-            raise SkillError(str(exc)) from exc
-        self._forget_record(name)
+        rec = self.registry.rollback(name, version)
+        self._record_cache.pop(name, None)
         log.info("skill_rollback", skill=name, version=version)
         return rec
 
     def export(self, name: str, dest: str | Path, version: int | None = None) -> Path:
+        """Write the skill (and its notes) as a folder DEST/NAME; refuses a non-empty one."""
         rec = self.record(name, version)
         pkg = self.package(rec.name, rec.version)
         target = Path(dest)
@@ -499,4 +538,5 @@ class Yard:
         return target
 
     def gc(self) -> list[str]:
+        """Remove containers that dead skillyard processes left behind; their ids."""
         return self.sandbox.gc()

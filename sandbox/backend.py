@@ -3,6 +3,7 @@
 A backend takes a `RunSpec` and returns a `RunResult`. The Docker backend is the real
 one; others (gVisor through Docker's runtime option, a distributed engine) plug in here.
 """
+
 from __future__ import annotations
 
 import abc
@@ -25,7 +26,9 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     files: dict[str, bytes] = field(default_factory=dict)  # absolute path (inside a tmpfs dir) -> content
     stdin: bytes = b""
-    env: dict[str, str] = field(default_factory=dict)  # exactly what the program sees; the host's env never leaks
+    env: dict[str, str] = field(
+        default_factory=dict
+    )  # exactly what the program sees; the host's env never leaks
     cwd: str = WORKDIR
     collect: list[str] = field(default_factory=list)  # files to read back after the program ends
     owner: str = "sandbox"  # label naming who made the container (gc uses it)
@@ -49,6 +52,8 @@ class RunSpec:
     channel: Callable[[bytes], bytes] | None = None
 
     def validate(self) -> None:
+        """ValueError unless the spec is runnable as asked: absolute paths, files and cwd
+        inside a writable tmpfs dir, argv not empty, sane environment names."""
         if not self.argv:
             raise ValueError("argv must not be empty")
         writable = tuple(p.rstrip("/") + "/" for p in self.limits.tmpfs)
@@ -56,10 +61,14 @@ class RunSpec:
             if not path.startswith("/") or ".." in path.split("/"):
                 raise ValueError(f"{path!r}: paths must be absolute with no '..'")
         if not (self.cwd.rstrip("/") + "/").startswith(writable):
-            raise ValueError(f"cwd {self.cwd!r} must be inside a writable tmpfs dir {sorted(self.limits.tmpfs)}")
+            raise ValueError(
+                f"cwd {self.cwd!r} must be inside a writable tmpfs dir {sorted(self.limits.tmpfs)}"
+            )
         for path in self.files:
             if not path.startswith(writable):
-                raise ValueError(f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}")
+                raise ValueError(
+                    f"{path!r}: files can only be placed in a writable tmpfs dir {sorted(self.limits.tmpfs)}"
+                )
         for key in self.env:
             if not key or "=" in key or "\0" in key:
                 raise ValueError(f"bad environment variable name {key!r}")
@@ -71,7 +80,9 @@ class Backend(abc.ABC):
     name: str = "abstract"
 
     @abc.abstractmethod
-    def run(self, spec: RunSpec) -> RunResult: ...
+    def run(self, spec: RunSpec) -> RunResult:
+        """Run `spec` in isolation and return what it did (a sandbox failure is in
+        `RunResult.error`, or a SandboxError when the engine cannot be reached)."""
 
     @abc.abstractmethod
     def gc(self, *, everything: bool = False) -> list[str]:
@@ -81,15 +92,14 @@ class Backend(abc.ABC):
     def info(self) -> dict[str, object]:
         """Facts for `skillyard doctor`: engine version, runtimes, and so on."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
+    @abc.abstractmethod
+    def managed_containers(self) -> list[dict[str, object]]:
+        """Every container this backend's kind made that still exists, of any process
+        (`skillyard doctor` counts them; `gc(everything=True)` removes them)."""
 
+    @abc.abstractmethod
+    def orphans(self) -> list[dict[str, object]]:
+        """The managed containers whose process is gone: what `gc()` removes."""
 
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (engine unreachable, image missing): not the program's fault.
-
-    The message says what to do next."""
-
-
-class ImageMissing(SandboxError):
-    """The image to run is not on the engine (never built, or removed since)."""
+    def close(self) -> None:  # noqa: B027 - an optional hook: most backends hold nothing
+        """Release what the backend holds (background removals, warm containers)."""

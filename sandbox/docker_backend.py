@@ -6,20 +6,17 @@ send the request frame to the supervisor (PID 1) -> read its response frame -> r
 The host keeps its own deadline: if no response arrives in time the container is
 killed and removed, so nothing keeps running after a timeout.
 """
+
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import secrets
 import socket
-import struct
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
-from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -28,8 +25,20 @@ import requests
 import structlog
 from docker.types import LogConfig, Ulimit
 
-from . import seccomp
-from .backend import CHANNEL_MAX_MESSAGE, Backend, ImageMissing, RunSpec, SandboxError
+from .backend import Backend, RunSpec
+from .errors import ImageMissing, SandboxError
+
+# The frame protocol lives in protocol.py; its names stay importable from here.
+from .protocol import (
+    START_GRACE_S,
+    converse,
+    frame_marker,
+    parse_response,
+    read_attach_stream,
+    result_from_response,
+)
+from .protocol import is_gvisor as _is_gvisor
+from .protocol import request_frame as _request_frame
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -39,12 +48,6 @@ LABEL_OWNER = "skillyard.owner"
 LABEL_PID = "skillyard.pid"
 LABEL_HOST = "skillyard.host"
 LABEL_CREATED = "skillyard.created"
-MAGIC = b"@@SKILLYARD-RESULT"
-CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"
-# Extra seconds the host waits past the program's own timeout for the container to start,
-# the supervisor to collect files and the response to arrive, before it kills the container.
-START_GRACE_S = 20.0
-DEFAULT_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _supervisor_source() -> str:
@@ -52,15 +55,10 @@ def _supervisor_source() -> str:
 
 
 _SUPERVISOR = _supervisor_source()
-_SECCOMP_B64 = base64.b64encode(seccomp.filter_bytes()).decode()
 
 
 def _safe_label(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text)[:40] or "x"
-
-
-def _is_gvisor(runtime: str | None) -> bool:
-    return bool(runtime) and "runsc" in str(runtime)
 
 
 def pid_alive(pid: int) -> bool:
@@ -96,7 +94,8 @@ class DockerBackend(Backend):
                 except (docker.errors.DockerException, requests.RequestException) as exc:
                     raise SandboxError(
                         f"cannot reach the Docker engine ({exc}). Start it with `make engine` "
-                        "(installs and starts dockerd on Debian as root) or point DOCKER_HOST at a running engine."
+                        "(installs and starts dockerd on Debian as root) or point DOCKER_HOST at a running "
+                        "engine."
                     ) from exc
                 self._client = client
             return self._client
@@ -130,7 +129,7 @@ class DockerBackend(Backend):
             LABEL_OWNER: _safe_label(spec.owner),
             LABEL_PID: str(os.getpid()),
             LABEL_HOST: socket.gethostname(),
-            LABEL_CREATED: datetime.now(timezone.utc).isoformat(),
+            LABEL_CREATED: datetime.now(UTC).isoformat(),
             **{f"skillyard.{_safe_label(k)}": str(v)[:200] for k, v in spec.labels.items()},
         }
 
@@ -156,7 +155,9 @@ class DockerBackend(Backend):
             ],
             ipc_mode="private",
             shm_size=lim.shm_size,
-            log_config=LogConfig(type="none"),  # output reaches us through attach, capped; never the host's disk
+            log_config=LogConfig(
+                type="none"
+            ),  # output reaches us through attach, capped; never the host's disk
             init=False,  # the supervisor is PID 1 (see supervisor.py for why)
             auto_remove=False,
             runtime=runtime,
@@ -166,35 +167,7 @@ class DockerBackend(Backend):
         return spec.limits.runtime or self.runtime
 
     def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
-        lim = spec.limits
-        rlimits = {"RLIMIT_NPROC": lim.pids} if _is_gvisor(self.runtime_for(spec)) else {}
-        env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update(spec.env)
-        body = json.dumps(
-            {
-                "nonce": nonce,
-                "argv": spec.argv,
-                "cwd": spec.cwd,
-                "env": env,
-                "stdin": base64.b64encode(spec.stdin).decode(),
-                "files": [
-                    {"path": p, "data": base64.b64encode(d).decode(), "mode": 0o644} for p, d in spec.files.items()
-                ]
-                + [{"path": spec.cwd.rstrip("/") + "/.keep", "data": "", "mode": 0o644}],
-                "collect": spec.collect,
-                "max_collect": lim.max_collect,
-                "max_stdout": lim.max_stdout,
-                "max_stderr": lim.max_stderr,
-                "timeout": lim.timeout,
-                "wipe": wipe or [],
-                "rlimits": rlimits,
-                "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
-                "prestart": spec.prestart,
-                "fork_server": spec.fork_server,
-                "channel": spec.channel is not None,
-            }
-        ).encode()
-        return str(len(body)).encode() + b"\n" + body
+        return _request_frame(spec, nonce, runtime=self.runtime_for(spec), wipe=wipe)
 
     def create(self, spec: RunSpec, *, serve: bool = False) -> str:
         """Create (not start) a hardened container running the supervisor. Returns its id."""
@@ -221,11 +194,19 @@ class DockerBackend(Backend):
                 host_config=self._host_config(spec),
             )
         except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(f"image {spec.image!r} is not on the engine: build it with `skillyard images build`") from exc
+            raise ImageMissing(
+                f"image {spec.image!r} is not on the engine: build it with `skillyard images build`"
+            ) from exc
         except (docker.errors.APIError, requests.RequestException) as exc:
             self.remove_quietly(name)  # a create that failed half-way may still have left a container
             raise SandboxError(f"could not create a container: {exc}") from exc
         return container["Id"]
+
+    @property
+    def pending_removals(self) -> int:
+        """Containers whose removal failed and waits to be retried (normally none)."""
+        with self._lock:
+            return len(self._pending_removal)
 
     def retry_pending_removals(self) -> None:
         """Remove containers whose removal failed earlier (engine away). Cheap when there are none."""
@@ -247,7 +228,10 @@ class DockerBackend(Backend):
         except (docker.errors.APIError, requests.RequestException, OSError) as exc:
             return RunResult(
                 exit_code=None,
-                error=f"the Docker engine failed during the run ({type(exc).__name__}: {exc}); retry once it is back",
+                error=(
+                    f"the Docker engine failed during the run ({type(exc).__name__}: {exc}); "
+                    "retry once it is back"
+                ),
                 duration_s=time.monotonic() - started,
                 container_id=cid,
             )
@@ -290,14 +274,18 @@ class DockerBackend(Backend):
             deadline = started + spec.limits.timeout + START_GRACE_S
             lim = spec.limits
             # The response holds base64 of capped outputs and files: bound what we accept.
-            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (1 << 20)
+            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (
+                1 << 20
+            )
             # Read up to the response frame, not to EOF: the supervisor writes the frame
             # last (after killing every process it ran), and the container's exit reaches
             # this stream ~40 ms later; removal (forced) runs in the background.
             if spec.channel is not None:
                 out, diag, host_timeout, flooded = converse(raw, deadline, budget, nonce, spec.channel)
             else:
-                out, diag, host_timeout, flooded = read_attach_stream(raw, deadline, budget, until=frame_marker(nonce))
+                out, diag, host_timeout, flooded = read_attach_stream(
+                    raw, deadline, budget, until=frame_marker(nonce)
+                )
         finally:
             try:
                 sock.close()
@@ -307,15 +295,21 @@ class DockerBackend(Backend):
         if host_timeout:
             # The supervisor did not answer in time: kill now rather than abandon a running program.
             self.kill_quietly(cid)
-            return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=cid,
-                             error=None if not flooded else "response channel flooded")
+            return RunResult(
+                exit_code=None,
+                timed_out=True,
+                duration_s=duration,
+                container_id=cid,
+                error=None if not flooded else "response channel flooded",
+            )
         response = parse_response(out, nonce)
         if flooded and spec.channel is not None:
             self.kill_quietly(cid)  # a channel broken by the program: it is still running
         # The container's final state (wait + inspect, ~35 ms) only matters when the supervisor
         # could not say what happened: no response, or a SIGKILL it cannot attribute to OOM.
-        needs_state = response is None or (response.get("signal") == 9 and not response.get("oom_kills")
-                                            and not response.get("timed_out"))
+        needs_state = response is None or (
+            response.get("signal") == 9 and not response.get("oom_kills") and not response.get("timed_out")
+        )
         state = self.final_state(cid) if needs_state else {}
         if response is None:
             oom = bool(state.get("OOMKilled"))
@@ -324,15 +318,21 @@ class DockerBackend(Backend):
                 oom_killed=oom,
                 duration_s=duration,
                 container_id=cid,
-                error=None if oom else (
+                error=None
+                if oom
+                else (
                     "the sandbox supervisor ended without a result "
                     f"(container exit {state.get('ExitCode')}; {'channel flooded; ' if flooded else ''}"
                     f"stderr: {diag[-500:].decode('utf-8', 'replace').strip()!r})"
                 ),
             )
         if "supervisor_error" in response:
-            return RunResult(exit_code=None, duration_s=duration, container_id=cid,
-                             error=f"sandbox supervisor failed: {response['supervisor_error']}")
+            return RunResult(
+                exit_code=None,
+                duration_s=duration,
+                container_id=cid,
+                error=f"sandbox supervisor failed: {response['supervisor_error']}",
+            )
         return result_from_response(response, spec, duration, cid, state)
 
     def final_state(self, cid: str) -> dict[str, Any]:
@@ -361,8 +361,12 @@ class DockerBackend(Backend):
                 return
             except (docker.errors.APIError, requests.RequestException) as exc:
                 if attempt == 2:
-                    log.warning("container_remove_failed", container=ref, error=str(exc),
-                                hint="retried before the next run; `skillyard gc` also removes it")
+                    log.warning(
+                        "container_remove_failed",
+                        container=ref,
+                        error=str(exc),
+                        hint="retried before the next run; `skillyard gc` also removes it",
+                    )
                     with self._lock:
                         self._pending_removal.add(ref)
                 time.sleep(0.2 * (attempt + 1))
@@ -395,217 +399,3 @@ class DockerBackend(Backend):
 
     def managed_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
-
-
-def read_attach_stream(raw: socket.socket, deadline: float, budget: int, *, until: bytes) -> tuple[bytes, bytes, bool, bool]:
-    """Read docker's multiplexed attach stream until a complete response frame carrying
-    the marker `until` has arrived, EOF (the container died without one) or the deadline.
-
-    Returns (stdout, stderr tail, timed_out, flooded). stdout beyond `budget` is dropped
-    and flagged: the supervisor never writes that much, so only a hostile program could.
-    """
-    buf = bytearray()
-    out = bytearray()
-    err = bytearray()
-    flooded = False
-    frame = _FrameWatch(until)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(out), bytes(err), True, flooded
-        raw.settimeout(remaining)
-        try:
-            chunk = raw.recv(1 << 16)
-        except socket.timeout:
-            return bytes(out), bytes(err), True, flooded
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 8:
-            stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
-            if len(buf) < 8 + size:
-                break
-            payload = bytes(buf[8 : 8 + size])
-            del buf[: 8 + size]
-            if stream == 1:
-                if len(out) + len(payload) > budget:
-                    flooded = True
-                    # Keep the tail: the response frame is the last thing the supervisor writes.
-                    out = out[-budget // 2 :]
-                    frame = _FrameWatch(until)  # offsets moved
-                out += payload
-            elif stream == 2:
-                err = (err + payload)[-65536:]
-        if frame.complete(out):
-            break
-    return bytes(out), bytes(err), False, flooded
-
-
-def converse(raw: socket.socket, deadline: float, budget: int, nonce: str,
-             handler: Callable[[bytes], bytes]) -> tuple[bytes, bytes, bool, bool]:
-    """Like read_attach_stream, for a run with a channel: answer each message the program
-    sends (through the supervisor's CHANNEL frames) with `handler`, until the result frame.
-
-    The program's messages are `<length>\n<bytes>`; a malformed header or a message over
-    CHANNEL_MAX_MESSAGE ends the conversation (returned as flooded: the caller kills the
-    run). The handler runs on this thread: the program waits for its answer anyway."""
-    demux = bytearray()  # docker's multiplexed frames
-    stdout = bytearray()  # the supervisor's byte stream
-    err = bytearray()
-    pos = 0  # where the next supervisor frame starts in `stdout`
-    program = bytearray()  # the program's channel bytes, not yet a whole message
-    head = b"\n@@SKILLYARD-"
-    chan_marker, result_marker = frame_marker(nonce, CHANNEL_MAGIC), frame_marker(nonce)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(stdout[pos:]), bytes(err), True, False
-        raw.settimeout(remaining)
-        try:
-            chunk = raw.recv(1 << 16)
-        except socket.timeout:
-            return bytes(stdout[pos:]), bytes(err), True, False
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            return bytes(stdout[pos:]), bytes(err), False, False
-        demux += chunk
-        while len(demux) >= 8:
-            stream, size = demux[0], struct.unpack(">I", demux[4:8])[0]
-            if len(demux) < 8 + size:
-                break
-            if stream == 1:
-                stdout += demux[8 : 8 + size]
-            elif stream == 2:
-                err = (err + demux[8 : 8 + size])[-65536:]
-            del demux[: 8 + size]
-        while True:
-            start = stdout.find(head, pos)
-            if start < 0:
-                break
-            if stdout.startswith(result_marker, start):
-                if parse_response(bytes(stdout[start:]), nonce) is not None:
-                    return bytes(stdout[start:]), bytes(err), False, False
-                break  # the result frame has not fully arrived
-            if not stdout.startswith(chan_marker, start):
-                if len(stdout) - start < len(chan_marker):
-                    break
-                pos = start + 1  # not ours (cannot happen: only the supervisor writes here)
-                continue
-            newline = stdout.find(b"\n", start + len(chan_marker))
-            if newline < 0:
-                break
-            header = bytes(stdout[start + len(chan_marker) : newline])
-            if not header.isdigit() or len(stdout) < newline + 1 + int(header):
-                if not header.isdigit():
-                    return b"", bytes(err), False, True
-                break
-            program += stdout[newline + 1 : newline + 1 + int(header)]
-            pos = newline + 1 + int(header)
-            if len(program) > CHANNEL_MAX_MESSAGE + 32:
-                return b"", bytes(err), False, True
-            while True:
-                newline = program.find(b"\n", 0, 21)
-                if newline < 0:
-                    if len(program) >= 21:
-                        return b"", bytes(err), False, True
-                    break
-                length = bytes(program[:newline])
-                if not length.isdigit() or int(length) > CHANNEL_MAX_MESSAGE:
-                    return b"", bytes(err), False, True
-                if len(program) < newline + 1 + int(length):
-                    break
-                message = bytes(program[newline + 1 : newline + 1 + int(length)])
-                del program[: newline + 1 + int(length)]
-                answer = handler(message)
-                raw.sendall(str(len(answer)).encode() + b"\n" + answer)
-        if pos > (1 << 20):  # keep the buffer small on long conversations
-            del stdout[:pos]
-            pos = 0
-        if len(stdout) - pos > budget:
-            return b"", bytes(err), False, True
-
-
-class _FrameWatch:
-    """Tells when a response frame with `marker` has fully arrived in a growing buffer.
-
-    Incremental: each check looks only at bytes it has not seen, and once the header is
-    read only compares lengths. (Searching and copying the whole buffer per 64 KB chunk
-    made a 40 MB response quadratic: 30 MB of output ran past its timeout.) Only the
-    supervisor knows the nonce in the marker, so its first occurrence is the frame."""
-
-    _HEADER_MAX = 21  # digits of the length, then the newline
-
-    def __init__(self, marker: bytes) -> None:
-        self.marker = marker
-        self.scanned = 0  # bytes of `out` searched for the marker
-        self.body_at: int | None = None  # where the length header starts
-        self.end: int | None = None  # where the frame ends
-
-    def complete(self, out: bytearray) -> bool:
-        if self.end is None:
-            if self.body_at is None:
-                idx = out.find(self.marker, max(0, self.scanned - len(self.marker) + 1))
-                self.scanned = len(out)
-                if idx < 0:
-                    return False
-                self.body_at = idx + len(self.marker)
-            newline = out.find(b"\n", self.body_at, self.body_at + self._HEADER_MAX)
-            if newline < 0:
-                if len(out) - self.body_at >= self._HEADER_MAX:  # not a frame header after all
-                    self.scanned, self.body_at = self.body_at, None
-                return False
-            header = bytes(out[self.body_at : newline])
-            if not header.isdigit():
-                self.scanned, self.body_at = self.body_at, None
-                return False
-            self.end = newline + 1 + int(header)
-        return len(out) >= self.end
-
-
-def frame_marker(nonce: str, magic: bytes = MAGIC) -> bytes:
-    return b"\n" + magic + b" " + nonce.encode() + b" "
-
-
-def parse_response(out: bytes, nonce: str) -> dict[str, Any] | None:
-    marker = frame_marker(nonce)
-    idx = out.rfind(marker)
-    if idx < 0:
-        return None
-    rest = out[idx + len(marker) :]
-    header, _, body = rest.partition(b"\n")
-    if not header.isdigit() or len(body) < int(header):
-        return None
-    try:
-        return json.loads(body[: int(header)])
-    except ValueError:
-        return None
-
-
-def result_from_response(resp: dict[str, Any], spec: RunSpec, duration: float, cid: str, state: dict[str, Any]) -> RunResult:
-    lim = spec.limits
-    stdout = base64.b64decode(resp["stdout"])
-    stderr = base64.b64decode(resp["stderr"])
-    sig = resp.get("signal")
-    oom = bool(resp.get("oom_kills")) or (sig == 9 and not resp.get("timed_out") and bool(state.get("OOMKilled")))
-    files = {p: base64.b64decode(f["data"]) for p, f in (resp.get("files") or {}).items()}
-    return RunResult(
-        exit_code=resp.get("exit_code"),
-        stdout=stdout,
-        stderr=stderr,
-        stdout_truncated=resp.get("stdout_bytes", 0) > lim.max_stdout,
-        stderr_truncated=resp.get("stderr_bytes", 0) > lim.max_stderr,
-        stdout_bytes=int(resp.get("stdout_bytes", len(stdout))),
-        stderr_bytes=int(resp.get("stderr_bytes", len(stderr))),
-        timed_out=bool(resp.get("timed_out")),
-        oom_killed=oom,
-        signal=sig,
-        duration_s=duration,
-        peak_memory_bytes=resp.get("peak_memory_bytes"),
-        files=files,
-        missing_files=list(resp.get("missing") or []),
-        container_id=cid,
-        prestarted=bool(resp.get("prestarted")),
-    )

@@ -18,6 +18,7 @@ Invariants the supervisor relies on:
 
 Embed this file's text in the program (it is passed with `python3 -c`, not installed).
 """
+
 import json as _fs_json
 import os as _fs_os
 import socket as _fs_socket
@@ -74,5 +75,9 @@ def serve(handler):
                 break
             except InterruptedError:
                 continue
-        sock.sendall(_fs_json.dumps({"pid": pid, "status": status,
-                                     "maxrss": usage.ru_maxrss if usage is not None else None}).encode() + b"\n")
+        sock.sendall(
+            _fs_json.dumps(
+                {"pid": pid, "status": status, "maxrss": usage.ru_maxrss if usage is not None else None}
+            ).encode()
+            + b"\n"
+        )

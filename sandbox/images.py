@@ -4,6 +4,7 @@ Every image we build is tagged by a hash of its recipe and inputs, so an unchang
 image is never rebuilt. Builds run with the network off; packages come from a host
 wheelhouse filled by `pip download` (the host reaches the package index, containers never do).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ import docker
 import docker.errors
 import structlog
 
-from .backend import SandboxError
+from .errors import SandboxError
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ def recipes_dir() -> Path:
 
 
 def digest(*parts: bytes | str, length: int = 12) -> str:
+    """A short sha256 over length-prefixed parts (no two part lists collide)."""
     h = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -89,14 +91,36 @@ def ensure_wheels(requirements: Iterable[str], wheelhouse: Path, progress: Progr
         (tmp / "requirements.txt").write_text("\n".join(reqs) + "\n")
         if reqs:
             progress(f"downloading wheels: {', '.join(reqs)}")
-            cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
-                   "--only-binary=:all:", "--python-version", PY_VERSION, "--implementation", "cp",
-                   "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(tmp), "-r", str(tmp / "requirements.txt")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "-q",
+                "--only-binary=:all:",
+                "--python-version",
+                PY_VERSION,
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                "-d",
+                str(tmp),
+                "-r",
+                str(tmp / "requirements.txt"),
+            ]
             for tag in _platform_tags():
                 cmd += ["--platform", tag]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
-                err = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location"))
+                err = "\n".join(
+                    line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location")
+                )
                 raise SandboxError(
                     f"pip could not download wheels for {reqs}: {err.strip()[-800:]}\n"
                     "Check the requirement names and that this machine reaches the package index; "
@@ -115,6 +139,7 @@ def ensure_wheels(requirements: Iterable[str], wheelhouse: Path, progress: Progr
 
 # -- building -----------------------------------------------------------------------------
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
+    """Whether the engine has the image `ref`."""
     try:
         client.images.get(ref)
         return True
@@ -149,7 +174,9 @@ def build_image(
             pull=False,
         ):
             if "error" in chunk:
-                raise SandboxError(f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(last_lines[-15:]))
+                raise SandboxError(
+                    f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(last_lines[-15:])
+                )
             line = chunk.get("stream") or ""
             if line.strip():
                 last_lines.append(line)
@@ -162,6 +189,8 @@ def build_image(
 
 @dataclass
 class ImageSet:
+    """The base and runner image tags."""
+
     base: str
     runner: str
 
@@ -169,8 +198,14 @@ class ImageSet:
 class Images:
     """Finds or builds the base and runner images, tagged by the hash of their inputs."""
 
-    def __init__(self, client: docker.DockerClient, wheelhouse: Path, *, base_mode: str = "auto",
-                 progress: Progress = _noop) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        wheelhouse: Path,
+        *,
+        base_mode: str = "auto",
+        progress: Progress = _noop,
+    ) -> None:
         self.client = client
         self.wheelhouse = wheelhouse
         self.base_mode = base_mode
@@ -179,10 +214,12 @@ class Images:
 
     # base ---------------------------------------------------------------------------------
     def base_tag(self, mode: str) -> str:
+        """The base image's tag for `mode` (offline or registry), from its recipe's hash."""
         recipe = self.recipes / "base" / ("debootstrap.sh" if mode == "offline" else "registry.Dockerfile")
         return f"skillyard/base:{mode}-{digest(recipe.read_bytes(), mode)}"
 
     def find_base(self) -> str | None:
+        """The base image's tag if it exists."""
         modes = [self.base_mode] if self.base_mode != "auto" else ["registry", "offline"]
         for mode in modes:
             tag = self.base_tag(mode)
@@ -191,13 +228,17 @@ class Images:
         return None
 
     def ensure_base(self) -> str:
+        """The base image, pulled or built if missing."""
         found = self.find_base()
         if found:
             return found
         if self.base_mode in ("auto", "registry") and self._try_registry_base():
             return self.base_tag("registry")
         if self.base_mode == "registry":
-            raise SandboxError("could not pull python:3.11-slim; set SKILLYARD_BASE=offline to build the base with debootstrap")
+            raise SandboxError(
+                "could not pull python:3.11-slim; "
+                "set SKILLYARD_BASE=offline to build the base with debootstrap"
+            )
         return self._build_offline_base()
 
     def _try_registry_base(self) -> bool:
@@ -209,8 +250,14 @@ class Images:
             self.progress("base: no registry reachable; building the offline base with debootstrap")
             return False
         ctx = self.recipes / "base"
-        build_image(self.client, ctx, self.base_tag("registry"), dockerfile="registry.Dockerfile",
-                    labels={LABEL_KIND: "base"}, progress=self.progress)
+        build_image(
+            self.client,
+            ctx,
+            self.base_tag("registry"),
+            dockerfile="registry.Dockerfile",
+            labels={LABEL_KIND: "base"},
+            progress=self.progress,
+        )
         return True
 
     def _build_offline_base(self) -> str:
@@ -224,14 +271,17 @@ class Images:
 
     # runner -------------------------------------------------------------------------------
     def runner_requirements(self) -> list[str]:
+        """The runner image's Python requirements."""
         return (self.recipes / "runner" / "requirements.txt").read_text().splitlines()
 
     def runner_tag(self, base: str) -> str:
+        """The runner image's tag on `base`, from its inputs' hash."""
         base_id = self.client.images.get(base).id
         recipe = self.recipes / "runner"
         return f"skillyard/runner:{digest(base_id, hash_tree(recipe))}"
 
     def ensure_runner(self, base: str | None = None) -> str:
+        """The runner image, built if missing."""
         base = base or self.ensure_base()
         tag = self.runner_tag(base)
         if image_exists(self.client, tag):
@@ -242,11 +292,18 @@ class Images:
             shutil.copy(self.recipes / "runner" / "Dockerfile", ctx / "Dockerfile")
             shutil.copytree(wheels, ctx / "wheels")
             self.progress(f"runner: building {tag}")
-            build_image(self.client, ctx, tag, buildargs={"BASE": base}, labels={LABEL_KIND: "runner"},
-                        progress=self.progress)
+            build_image(
+                self.client,
+                ctx,
+                tag,
+                buildargs={"BASE": base},
+                labels={LABEL_KIND: "runner"},
+                progress=self.progress,
+            )
         return tag
 
     def ensure(self) -> ImageSet:
+        """The base and runner images, built if missing."""
         base = self.ensure_base()
         return ImageSet(base=base, runner=self.ensure_runner(base))
 

@@ -1,8 +1,9 @@
 """Resource and isolation limits for one sandboxed run.
 
-Defaults are strict: callers loosen them explicitly. Sizes accept ints (bytes) or
+Defaults are strict: callers change them explicitly (`Limits.replace`). Sizes accept ints (bytes) or
 strings such as "64m", "1g", "512k".
 """
+
 from __future__ import annotations
 
 import re
@@ -29,6 +30,7 @@ def parse_size(value: int | str) -> int:
 
 
 def format_size(n: int) -> str:
+    """Bytes as the largest exact unit: 67108864 -> "64m", 1000 -> "1000"."""
     for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
         if n >= factor and n % factor == 0:
             return f"{n // factor}{unit}"
@@ -46,27 +48,47 @@ class Limits(BaseModel):
 
     # The kernel's CFS quota floor is 1 ms per 100 ms period: below 0.01 the engine refuses the run.
     cpus: float = Field(default=1.0, ge=0.01, le=64, description="CPU quota in cores (cgroup CFS).")
-    memory: int = Field(default=256 * 1024**2, description="Memory limit in bytes; swap is off (memswap = memory).")
+    memory: int = Field(
+        default=256 * 1024**2, description="Memory limit in bytes; swap is off (memswap = memory)."
+    )
     pids: int = Field(default=64, ge=4, le=32768, description="Maximum tasks (processes + threads).")
-    timeout: float = Field(default=10.0, gt=0, le=86400, description="Wall-clock seconds before the run is killed.")
-    max_stdout: int = Field(default=1024**2, ge=0, description="Bytes of stdout kept; the rest is counted and dropped.")
+    timeout: float = Field(
+        default=10.0, gt=0, le=86400, description="Wall-clock seconds before the run is killed."
+    )
+    max_stdout: int = Field(
+        default=1024**2, ge=0, description="Bytes of stdout kept; the rest is counted and dropped."
+    )
     max_stderr: int = Field(default=1024**2, ge=0, description="Bytes of stderr kept.")
-    max_file_size: int = Field(default=16 * 1024**2, ge=1024, description="RLIMIT_FSIZE: largest file a process may write.")
+    max_file_size: int = Field(
+        default=16 * 1024**2, ge=1024, description="RLIMIT_FSIZE: largest file a process may write."
+    )
     nofile: int = Field(default=256, ge=16, le=65536, description="RLIMIT_NOFILE: open file descriptors.")
     tmpfs: dict[str, int] = Field(
         default_factory=lambda: {"/tmp": 64 * 1024**2},
         description="Writable directories (tmpfs) and their sizes; everything else is read-only.",
     )
     max_collect: int = Field(default=8 * 1024**2, ge=0, description="Bytes read back per collected file.")
-    shm_size: int = Field(default=8 * 1024**2, ge=1024**2, description="Size of /dev/shm (POSIX shared memory, "
-                          "needed by multiprocessing); writable like the tmpfs dirs and counted against memory.")
-    network: Literal["none", "bridge"] = Field(default="none", description="'none' = no interface but loopback.")
+    shm_size: int = Field(
+        default=8 * 1024**2,
+        ge=1024**2,
+        description="Size of /dev/shm (POSIX shared memory, "
+        "needed by multiprocessing); writable like the tmpfs dirs and counted against memory.",
+    )
+    network: Literal["none", "bridge"] = Field(
+        default="none", description="'none' = no interface but loopback."
+    )
     user: str = Field(default="65534:65534", description="uid:gid inside the container; never root.")
-    runtime: str | None = Field(default=None, description="OCI runtime (e.g. 'runsc' for gVisor); None = engine default.")
+    runtime: str | None = Field(
+        default=None, description="OCI runtime (e.g. 'runsc' for gVisor); None = engine default."
+    )
     seccomp: Literal["strict", "engine-default"] = Field(
-        default="strict", description="'strict' stacks skillyard's denylist (sandbox/seccomp.py) on the engine's profile.")
+        default="strict",
+        description="'strict' stacks skillyard's denylist (sandbox/seccomp.py) on the engine's profile.",
+    )
 
-    @field_validator("memory", "max_stdout", "max_stderr", "max_file_size", "max_collect", "shm_size", mode="before")
+    @field_validator(
+        "memory", "max_stdout", "max_stderr", "max_file_size", "max_collect", "shm_size", mode="before"
+    )
     @classmethod
     def _size(cls, v: int | str) -> int:
         return parse_size(v)
@@ -76,7 +98,9 @@ class Limits(BaseModel):
     def _memory_floor(cls, v: int) -> int:
         # The engine refuses under 6m; the supervisor (PID 1, Python) is OOM-killed under 8m.
         if v < 8 * 1024**2:
-            raise ValueError("memory must be at least 8m (the sandbox's supervisor needs that; Python programs 10m)")
+            raise ValueError(
+                "memory must be at least 8m (the sandbox's supervisor needs that; Python programs 10m)"
+            )
         return v
 
     @field_validator("tmpfs", mode="before")
@@ -102,25 +126,32 @@ class Limits(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _output_fits_in_memory(self) -> "Limits":
+    def _output_fits_in_memory(self) -> Limits:
         # The kept output waits in the container's own memory until the run ends: the supervisor
         # holds it raw and then as base64 (~2.3x at the peak). Caps it cannot hold would end in an
         # OOM kill that looks like the program's fault, so they are refused here.
         need = (self.max_stdout + self.max_stderr) * 5 // 2
         if need > self.memory:
             raise ValueError(
-                f"output caps {format_size(self.max_stdout)} + {format_size(self.max_stderr)} need about "
-                f"{_round_up_m(need)} of the run's memory to come back, and memory is {format_size(self.memory)}: "
-                "raise memory or lower the output caps")
+                f"output caps {format_size(self.max_stdout)} + {format_size(self.max_stderr)} need "
+                f"about {_round_up_m(need)} of the run's memory to come back, and memory is "
+                f"{format_size(self.memory)}: raise memory or lower the output caps"
+            )
         return self
 
-    def loosen(self, **changes: object) -> "Limits":
-        """A copy with some fields changed, validated like the original."""
+    def replace(self, **changes: object) -> Limits:
+        """A copy with the given fields changed (None leaves a field as it is), validated
+        like the original. It may loosen or tighten: a skill's own limits do either."""
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Limits.model_validate(data)
 
+    # The old name, kept only while runtime/gate.py (being reworked on another branch)
+    # and runtime/calls.py still call it; remove it once that lands.
+    loosen = replace
+
     def describe(self) -> dict[str, object]:
+        """The limits as people read them (sizes as "64m"): for results, reports and logs."""
         return {
             "cpus": self.cpus,
             "memory": format_size(self.memory),

@@ -8,6 +8,7 @@ fine), on any error, and when idle longer than `idle_expiry`. A pooled container
 serves two tenants: the tenant is part of the pool key. The cold one-shot path
 (DockerBackend.run) stays available for strict isolation.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,8 +26,16 @@ import requests
 import structlog
 
 from .backend import Backend, RunSpec
-from .docker_backend import (START_GRACE_S, DockerBackend, _is_gvisor, frame_marker, parse_response,
-                             read_attach_stream, result_from_response)
+from .docker_backend import DockerBackend
+from .protocol import (
+    START_GRACE_S,
+    frame_marker,
+    is_gvisor,
+    parse_response,
+    read_attach_stream,
+    response_budget,
+    result_from_response,
+)
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -46,15 +55,38 @@ class _Warm:
 def pool_key(spec: RunSpec) -> str:
     """Everything fixed at container creation, plus the tenant."""
     lim = spec.limits
-    return json.dumps([spec.image, lim.memory, lim.cpus, lim.pids, lim.max_file_size, lim.nofile,
-                       sorted(lim.tmpfs.items()), lim.network, lim.user, lim.runtime, spec.tenant, spec.owner])
+    return json.dumps(
+        [
+            spec.image,
+            lim.memory,
+            lim.cpus,
+            lim.pids,
+            lim.max_file_size,
+            lim.nofile,
+            sorted(lim.tmpfs.items()),
+            lim.network,
+            lim.user,
+            lim.runtime,
+            spec.tenant,
+            spec.owner,
+        ]
+    )
 
 
 class WarmPool(Backend):
+    """A Backend serving runs from pre-started containers (see the module docstring)."""
+
     name = "docker-pool"
 
-    def __init__(self, backend: DockerBackend, *, size: int = 2, max_calls: int = 100, idle_expiry: float = 300.0,
-                 max_containers: int = 32) -> None:
+    def __init__(
+        self,
+        backend: DockerBackend,
+        *,
+        size: int = 2,
+        max_calls: int = 100,
+        idle_expiry: float = 300.0,
+        max_containers: int = 32,
+    ) -> None:
         self.backend = backend
         self.size = size
         self.max_calls = max_calls
@@ -97,7 +129,9 @@ class WarmPool(Backend):
 
     def _discard_async(self, warm: _Warm, why: str) -> None:
         """Remove off the caller's path (removal costs ~50 ms), but tracked so close() waits for it."""
-        thread = threading.Thread(target=self._discard, args=(warm, why), daemon=True, name="skillyard-pool-discard")
+        thread = threading.Thread(
+            target=self._discard, args=(warm, why), daemon=True, name="skillyard-pool-discard"
+        )
         with self._lock:
             self._fillers = [t for t in self._fillers if t.is_alive()] + [thread]
         thread.start()
@@ -126,6 +160,7 @@ class WarmPool(Backend):
 
     def _top_up(self, key: str) -> None:
         """Start containers in the background until the pool for `key` holds `size` idle ones."""
+
         def fill() -> None:
             if not self._refill.acquire(blocking=False):
                 return
@@ -133,7 +168,11 @@ class WarmPool(Backend):
                 while not self._closed:
                     with self._lock:
                         spec = self._templates.get(key)
-                        if spec is None or len(self._idle[key]) >= self.size or self._live >= self.max_containers:
+                        if (
+                            spec is None
+                            or len(self._idle[key]) >= self.size
+                            or self._live >= self.max_containers
+                        ):
                             return
                     try:
                         warm = self._start(spec, key)
@@ -169,7 +208,7 @@ class WarmPool(Backend):
         if spec.channel is not None:  # a conversation needs its own container from start to end
             return self.backend.run(spec)
         spec.validate()
-        if self.backend._pending_removal:  # rare (engine was away): retry off the call's path
+        if self.backend.pending_removals:  # rare (engine was away): retry off the call's path
             threading.Thread(target=self.backend.retry_pending_removals, daemon=True).start()
         result, stale = self._run_once(spec)
         if stale:
@@ -187,40 +226,58 @@ class WarmPool(Backend):
         nonce = secrets.token_hex(16)
         try:
             # /dev/shm too: POSIX shared memory must not reach the next call either.
-            warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"]))
-            lim = spec.limits
-            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (1 << 20)
-            deadline = time.monotonic() + lim.timeout + START_GRACE_S
+            warm.raw.sendall(
+                self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"])
+            )
+            deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
             sent = time.monotonic()
-            out, diag, host_timeout, flooded = read_attach_stream(warm.raw, deadline, budget, until=frame_marker(nonce))
+            out, diag, host_timeout, flooded = read_attach_stream(
+                warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
+            )
             silent_eof = not out and not diag and time.monotonic() - sent < 0.1
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")
-            return RunResult(exit_code=None, duration_s=time.monotonic() - started, container_id=warm.cid,
-                             error=f"the warm container failed ({type(exc).__name__}: {exc}); retry"), reused
+            return RunResult(
+                exit_code=None,
+                duration_s=time.monotonic() - started,
+                container_id=warm.cid,
+                error=f"the warm container failed ({type(exc).__name__}: {exc}); retry",
+            ), reused
         warm.calls += 1
         duration = time.monotonic() - started
         if host_timeout:
             self.backend.kill_quietly(warm.cid)
             self._release(warm, healthy=False, why="host timeout")
-            return RunResult(exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid), False
+            return RunResult(
+                exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid
+            ), False
         response = parse_response(out, nonce)
         if response is None and reused and silent_eof:
             # Not a byte back from a container that served before: it was gone before our request.
             self._release(warm, healthy=False, why="stale")
-            return RunResult(exit_code=None, duration_s=duration, container_id=warm.cid,
-                             error="the warm container was gone before the call started; retry"), True
+            return RunResult(
+                exit_code=None,
+                duration_s=duration,
+                container_id=warm.cid,
+                error="the warm container was gone before the call started; retry",
+            ), True
         if response is None or "supervisor_error" in response:
             state = self.backend.final_state(warm.cid) if response is None else {}
             self._release(warm, healthy=False, why="no response")
             if state.get("OOMKilled"):
-                return RunResult(exit_code=None, oom_killed=True, duration_s=duration, container_id=warm.cid), False
+                return RunResult(
+                    exit_code=None, oom_killed=True, duration_s=duration, container_id=warm.cid
+                ), False
             detail = (response or {}).get("supervisor_error") or diag[-300:].decode("utf-8", "replace")
-            return RunResult(exit_code=None, duration_s=duration, container_id=warm.cid,
-                             error=f"the warm container's supervisor failed: {detail}"), False
+            return RunResult(
+                exit_code=None,
+                duration_s=duration,
+                container_id=warm.cid,
+                error=f"the warm container's supervisor failed: {detail}",
+            ), False
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
-        if _is_gvisor(self.backend.runtime_for(spec)):
+        if is_gvisor(self.backend.runtime_for(spec)):
             # gVisor has no /proc/sysvipc (leftover IPC objects cannot be seen) and does not honour
             # PR_SET_DUMPABLE for /proc: never reuse a container there (pre-warming still saves the start).
             breach = True
@@ -243,7 +300,19 @@ class WarmPool(Backend):
             for warm in expired:
                 self._discard(warm, "idle expiry")
 
+    def idle_containers(self) -> set[str]:
+        """Ids of the warm containers waiting for a call."""
+        with self._lock:
+            return {w.cid for q in self._idle.values() for w in q}
+
+    @property
+    def busy(self) -> bool:
+        """Whether containers are being started or removed in the background right now."""
+        with self._lock:
+            return any(t.is_alive() for t in self._fillers)
+
     def stats(self) -> dict[str, Any]:
+        """How many containers live, and how many wait idle per kind of run."""
         with self._lock:
             return {"live": self._live, "idle": {k: len(v) for k, v in self._idle.items()}}
 
@@ -252,6 +321,12 @@ class WarmPool(Backend):
 
     def info(self) -> dict[str, object]:
         return {**self.backend.info(), "pool": self.stats()}
+
+    def managed_containers(self) -> list[dict[str, object]]:
+        return self.backend.managed_containers()
+
+    def orphans(self) -> list[dict[str, object]]:
+        return self.backend.orphans()
 
     def close(self) -> None:
         if self._closed:

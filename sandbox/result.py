@@ -1,4 +1,5 @@
 """What a sandboxed run produced. Plain dataclasses: these live inside the program."""
+
 from __future__ import annotations
 
 import base64
@@ -7,6 +8,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class RunResult:
+    """What one sandboxed run produced: the program's outcome, or `error` when the
+    sandbox itself failed (then the program's fields say nothing)."""
+
     exit_code: int | None
     stdout: bytes = b""
     stderr: bytes = b""
@@ -21,16 +25,22 @@ class RunResult:
     peak_memory_bytes: int | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # collected files that existed
     missing_files: list[str] = field(default_factory=list)
-    error: str | None = None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
+    error: str | None = (
+        None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
+    )
     container_id: str | None = None
-    prestarted: bool = False  # served by a process a warm container started before the call (RunSpec.prestart)
+    prestarted: bool = (
+        False  # served by a process a warm container started before the call (RunSpec.prestart)
+    )
 
     @property
     def truncated(self) -> bool:
+        """Whether any output was dropped at the source (stdout or stderr over its cap)."""
         return self.stdout_truncated or self.stderr_truncated
 
     @property
     def ok(self) -> bool:
+        """The program ran and exited 0, within its limits."""
         return self.error is None and not self.timed_out and not self.oom_killed and self.exit_code == 0
 
     def to_json(self, *, binary: bool = False) -> dict[str, object]:

@@ -1,4 +1,5 @@
 """The high-level entry point: `Sandbox(backend).run(argv, image=..., limits=...)`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -9,9 +10,17 @@ from .result import RunResult
 
 
 class Sandbox:
-    """Runs programs in isolation through one backend (Docker unless told otherwise)."""
+    """Runs programs in isolation through one backend (Docker unless told otherwise).
 
-    def __init__(self, backend: Backend | None = None, *, image: str | None = None, limits: Limits | None = None) -> None:
+    `image` and `limits` are defaults for every run; each run may override them. A
+    Sandbox holds no containers itself: the backend makes one per run (or lends a warm
+    one) and never leaves it behind. Use it as a context manager, or call `close()`,
+    to wait for the backend's background clean-up.
+    """
+
+    def __init__(
+        self, backend: Backend | None = None, *, image: str | None = None, limits: Limits | None = None
+    ) -> None:
         if backend is None:
             from .docker_backend import DockerBackend
 
@@ -38,6 +47,16 @@ class Sandbox:
         fork_server: bool = False,
         channel: Callable[[bytes], bytes] | None = None,
     ) -> RunResult:
+        """Run `argv` in a fresh isolated container and return what it did.
+
+        `files` are written (absolute paths inside a writable tmpfs dir) before the program
+        starts; `collect` names files read back after it ends; `env` is all the program
+        sees of an environment (nothing of the host's). A failure of the program (exit
+        code, timeout, OOM kill) is in the result; a failure of the sandbox itself is
+        `RunResult.error`, or a SandboxError when the engine cannot be reached at all.
+        `tenant` keeps warm containers apart per tenant; `prestart` (see RunSpec) lets a
+        warm container start the next call's process early.
+        """
         image = image or self.image
         if not image:
             raise ValueError("no image given: pass image= or set Sandbox(image=...)")
@@ -60,13 +79,18 @@ class Sandbox:
         return self.backend.run(spec)
 
     def gc(self, *, everything: bool = False) -> list[str]:
+        """Remove containers that dead processes left behind (all of ours with
+        `everything`); returns the ids removed."""
         return self.backend.gc(everything=everything)
 
     def close(self) -> None:
+        """Release the backend (wait for background removals); the Sandbox stays usable."""
         self.backend.close()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
+        """The Sandbox itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the sandbox (see `close`)."""
         self.close()

@@ -31,6 +31,7 @@ What it denies and why (x86_64; other architectures keep Docker's default only):
 - the x32 ABI and any other architecture (i386 via int 0x80): the process is killed.
 Denied calls fail with EPERM, so programs see an ordinary error, not a crash.
 """
+
 from __future__ import annotations
 
 import platform
@@ -45,24 +46,78 @@ EPERM, ENOSYS = 1, 38
 
 # x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 DENIED_X86_64 = {
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "pidfd_getfd": 438,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "pidfd_getfd": 438,
     "process_madvise": 440,
-    "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "keyctl": 250, "add_key": 248, "request_key": 249, "modify_ldt": 154,
-    "mbind": 237, "set_mempolicy": 238, "migrate_pages": 256, "move_pages": 279,
-    "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
-    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442, "name_to_handle_at": 303, "open_by_handle_at": 304,
-    "reboot": 169, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
-    "delete_module": 176, "swapon": 167, "swapoff": 168, "acct": 163, "sethostname": 170,
-    "setdomainname": 171, "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
-    "iopl": 172, "ioperm": 173, "quotactl": 179, "syslog": 103, "vhangup": 153, "personality": 135,
-    "lookup_dcookie": 212, "uselib": 134, "ustat": 136, "sysfs": 139, "fanotify_init": 300,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "userfaultfd": 323,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "modify_ldt": 154,
+    "mbind": 237,
+    "set_mempolicy": 238,
+    "migrate_pages": 256,
+    "move_pages": 279,
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "reboot": 169,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "swapon": 167,
+    "swapoff": 168,
+    "acct": 163,
+    "sethostname": 170,
+    "setdomainname": 171,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "clock_adjtime": 305,
+    "adjtimex": 159,
+    "iopl": 172,
+    "ioperm": 173,
+    "quotactl": 179,
+    "syslog": 103,
+    "vhangup": 153,
+    "personality": 135,
+    "lookup_dcookie": 212,
+    "uselib": 134,
+    "ustat": 136,
+    "sysfs": 139,
+    "fanotify_init": 300,
 }
 SYS_CLONE, SYS_CLONE3, SYS_SOCKET = 56, 435, 41
 # Calls whose first argument names the process (or thread group) to signal or open.
-PID_TARGETED_X86_64 = {"kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
-                       "rt_tgsigqueueinfo": 297, "pidfd_open": 434}
+PID_TARGETED_X86_64 = {
+    "kill": 62,
+    "tkill": 200,
+    "tgkill": 234,
+    "rt_sigqueueinfo": 129,
+    "rt_tgsigqueueinfo": 297,
+    "pidfd_open": 434,
+}
 SUPERVISOR_PID = 1
 SYS_MKNOD, SYS_MKNODAT, SYS_SETPRIORITY = 133, 259, 141
 S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
@@ -81,6 +136,7 @@ OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG1, OFF_ARG2 = 0, 4, 16, 24, 32
 
 
 def supported() -> bool:
+    """Whether this machine's architecture gets the stacked filter."""
     return platform.machine() in ("x86_64", "amd64")
 
 
@@ -151,7 +207,8 @@ def _program() -> list[tuple[int, int, int, int]]:
 
     out = []
     for i, (code, jt, jf, k) in enumerate(prog):
-        def rel(target: str | int) -> int:
+
+        def rel(target: str | int, i: int = i) -> int:
             if isinstance(target, int):
                 return target
             off = labels[target] - i - 1
@@ -169,8 +226,15 @@ def filter_bytes() -> bytes:
 
 
 def describe() -> dict[str, object]:
-    return {"denied": sorted(DENIED_X86_64), "clone": "CLONE_NEW* flags denied", "clone3": "ENOSYS",
-            "socket_families": ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK/NETLINK_ROUTE"],
-            "signals_to_pid1": sorted(PID_TARGETED_X86_64), "device_nodes": "mknod/mknodat S_IFCHR, S_IFBLK",
-            "negative_nice": "setpriority", "other_abis": "killed",
-            "instructions": len(_program())}
+    """Facts about the filter, for doctor and the docs."""
+    return {
+        "denied": sorted(DENIED_X86_64),
+        "clone": "CLONE_NEW* flags denied",
+        "clone3": "ENOSYS",
+        "socket_families": ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK/NETLINK_ROUTE"],
+        "signals_to_pid1": sorted(PID_TARGETED_X86_64),
+        "device_nodes": "mknod/mknodat S_IFCHR, S_IFBLK",
+        "negative_nice": "setpriority",
+        "other_abis": "killed",
+        "instructions": len(_program()),
+    }

@@ -26,6 +26,7 @@ untrusted input. The frames carry the nonce too, so the program can no more forg
 channel frame than a result frame.
 This file must stay standard-library only and compatible with Python 3.8+.
 """
+
 import base64
 import ctypes
 import errno
@@ -46,7 +47,7 @@ def _set_nondumpable():
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except Exception:  # no libc (static image): best effort
+    except Exception:  # noqa: BLE001 - no libc (static image): best effort
         pass
 
 
@@ -112,7 +113,7 @@ def _write_files(files):
             data = base64.b64decode(item["data"])
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 
@@ -242,9 +243,9 @@ def _spawn(req, channel=None):
             if channel is not None:
                 env["SANDBOX_CHANNEL_FD"] = str(CHANNEL_FD)
             os.execvpe(req["argv"][0], req["argv"], env)
-        except BaseException as exc:  # exec failed: report like a shell would
+        except BaseException as exc:  # noqa: BLE001 - exec failed: report like a shell would
             try:
-                os.write(2, ("skillyard: cannot run %r: %s\n" % (req["argv"][0], exc)).encode())
+                os.write(2, ("skillyard: cannot run {!r}: {}\n".format(req["argv"][0], exc)).encode())
             finally:
                 os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
     os.close(r_in)
@@ -399,7 +400,8 @@ def _run(req, proc=None, nonce="", fs=None):
         "duration_s": duration,
         # One-shot: the cgroup's high-water mark covers every process. Served (warm) containers
         # outlive calls, so there only the program's own peak RSS (from wait4) is per-call.
-        "peak_memory_bytes": (usage.ru_maxrss * 1024 if usage is not None else None) if req.get("serve")
+        "peak_memory_bytes": (usage.ru_maxrss * 1024 if usage is not None else None)
+        if req.get("serve")
         else (_peak_memory() or (usage.ru_maxrss * 1024 if usage is not None else None)),
         "oom_kills": max(0, _oom_kills() - oom_before),
         "files": files,
@@ -452,7 +454,16 @@ class _Channel:
             except OSError:
                 chunk = b""
             if chunk:
-                _write_all(b"\n" + CHANNEL_MAGIC + b" " + self.nonce + b" " + str(len(chunk)).encode() + b"\n" + chunk)
+                _write_all(
+                    b"\n"
+                    + CHANNEL_MAGIC
+                    + b" "
+                    + self.nonce
+                    + b" "
+                    + str(len(chunk)).encode()
+                    + b"\n"
+                    + chunk
+                )
             elif chunk is not None:
                 self.program_open = False
         if 0 in rready:
@@ -584,7 +595,9 @@ class _ForkServer:
         r_err, w_err = os.pipe()
         r_in, w_in = os.pipe()
         try:
-            socket.send_fds(self.sock, [json.dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err])
+            socket.send_fds(
+                self.sock, [json.dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err]
+            )
             answer = self._line(time.monotonic() + 10)
         finally:
             for fd in (r_in, w_out, w_err):
@@ -700,7 +713,7 @@ def _write_all(data):
     view = memoryview(data)
     while view:
         try:
-            view = view[os.write(1, view):]
+            view = view[os.write(1, view) :]
         except InterruptedError:
             continue
         except OSError as exc:
@@ -753,8 +766,8 @@ def serve():
             req = _read_request()
         except EOFError:
             os._exit(0)
-        except Exception as exc:
-            _respond("", {"supervisor_error": "bad request: %s" % exc})
+        except Exception as exc:  # noqa: BLE001 - an unreadable request ends the container, said so
+            _respond("", {"supervisor_error": f"bad request: {exc}"})
             os._exit(1)
         nonce = str(req.get("nonce", ""))
         proc = None
@@ -768,7 +781,11 @@ def serve():
             req["serve"] = True
             _write_files(req.get("files", []))
             if req.get("fork_server"):
-                fresh = fork_server.pid is None or fork_server.key != _prestart_key(req) or not fork_server.alive()
+                fresh = (
+                    fork_server.pid is None
+                    or fork_server.key != _prestart_key(req)
+                    or not fork_server.alive()
+                )
                 fork_server.ensure(req)
                 resp = _run(req, nonce=nonce, fs=fork_server)
                 resp["prestarted"] = not fresh
@@ -778,14 +795,14 @@ def serve():
                 resp["prestarted"] = proc is not None
                 healthy = True
             resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty() and healthy
-        except Exception as exc:
-            resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+        except Exception as exc:  # noqa: BLE001 - supervisor trouble is reported as such, not as a result
+            resp = {"supervisor_error": f"{type(exc).__name__}: {exc}"}
         _respond(nonce, resp)
         if req.get("prestart") and not req.get("fork_server") and resp.get("wiped"):
             try:
                 os.makedirs(req.get("cwd") or "/", exist_ok=True)
                 pending = (_prestart_key(req), _spawn(req))
-            except Exception:  # the next call starts its process itself
+            except Exception:  # noqa: BLE001 - the next call starts its process itself
                 pending = None
 
 
@@ -805,8 +822,8 @@ def main():
         nonce = str(req["nonce"])
         _write_files(req.get("files", []))
         resp = _run(req, nonce=nonce)
-    except Exception as exc:  # report supervisor trouble as such, never as a program result
-        resp = {"supervisor_error": "%s: %s" % (type(exc).__name__, exc)}
+    except Exception as exc:  # noqa: BLE001 - supervisor trouble is reported as such, never as a program result
+        resp = {"supervisor_error": f"{type(exc).__name__}: {exc}"}
     _respond(nonce, resp)
     os._exit(0)
 

@@ -1,11 +1,17 @@
 """Shared fixtures: a real Docker engine, the real runner image, real LanceDB in tmp dirs.
 
-The session fixture checks that the suite leaves no skillyard container behind, and
-removes every skill image the tests built.
+Only tests that need the engine touch it: they ask for `docker_client` (or a fixture
+built on it: backend, runner_image, sandbox, yard), and the first such request pings the
+engine and arranges the session's check that no skillyard container is left behind (and
+the removal of every skill image the tests built). Tests that need a run's result but not
+its isolation use `scripted_yard` (sandbox.testing.ScriptedBackend): no engine at all.
 """
+
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import docker
@@ -13,7 +19,7 @@ import pytest
 
 from runtime.config import Settings
 from sandbox import Limits, Sandbox
-from sandbox.docker_backend import LABEL_MANAGED, DockerBackend
+from sandbox.docker_backend import LABEL_MANAGED, DockerBackend, pid_alive
 from sandbox.images import Images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,18 +28,49 @@ SKILLS = ROOT / "skills"
 WHEELHOUSE = ROOT / ".skillyard" / "wheelhouse"
 
 
+def _leftovers(client: docker.DockerClient) -> list[str]:
+    """Containers of this session, or of a process that is gone (e.g. a CLI subprocess of a
+    test), waiting a moment for background removals (pool discards) still in flight.
+    Containers of other live processes (a concurrent run) are theirs to clean."""
+
+    def ours(c) -> bool:
+        pid = int((c.get("Labels") or {}).get("skillyard.pid", "0") or 0)
+        return pid == os.getpid() or not pid_alive(pid)
+
+    deadline = time.monotonic() + 10
+    while True:
+        left = [
+            c for c in client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}) if ours(c)
+        ]
+        if not left or time.monotonic() > deadline:
+            return [c["Names"] for c in left]
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
+def docker_client(request) -> docker.DockerClient:
+    """The engine, for tests that need one; no skip: CI installs and starts it (make test does)."""
     client = docker.from_env(timeout=120)
-    client.ping()  # no skip: CI installs and starts the engine (make test does)
+    client.ping()
+    before_images = {img.id for img in client.images.list(filters={"label": "skillyard.kind=skill"})}
+
+    def check_and_clean() -> None:
+        left = _leftovers(client)
+        for img in client.images.list(filters={"label": "skillyard.kind=skill"}):
+            if img.id not in before_images:  # images the session found stay
+                try:
+                    client.images.remove(img.id, force=True)
+                except docker.errors.APIError:
+                    pass
+        assert not left, f"the test session left containers behind: {left}"
+
+    request.addfinalizer(check_and_clean)
     return client
 
 
 @pytest.fixture(scope="session")
 def backend(docker_client) -> DockerBackend:
     # SKILLYARD_RUNTIME=runsc (make test-gvisor) runs every sandbox of the suite under gVisor.
-    import os
-
     return DockerBackend(docker_client, runtime=os.environ.get("SKILLYARD_RUNTIME") or None)
 
 
@@ -45,37 +82,6 @@ def runner_image(docker_client) -> str:
 @pytest.fixture(scope="session")
 def sandbox(backend, runner_image) -> Sandbox:
     return Sandbox(backend, image=runner_image, limits=Limits())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_leftovers(docker_client):
-    before_images = {img.id for img in docker_client.images.list(filters={"label": "skillyard.kind=skill"})}
-    yield
-    import os
-    import time
-
-    from sandbox.docker_backend import pid_alive
-
-    def ours(c) -> bool:
-        # Made by this session, or by a process that is gone (e.g. a CLI subprocess of a test):
-        # containers of other live processes (a concurrent run) are theirs to clean.
-        pid = int((c.get("Labels") or {}).get("skillyard.pid", "0") or 0)
-        return pid == os.getpid() or not pid_alive(pid)
-
-    deadline = time.monotonic() + 10  # background removals (pool discards) may still be in flight
-    while True:
-        left = [c for c in docker_client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"}) if ours(c)]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    # Remove skill images this session built (images the session found stay).
-    for img in docker_client.images.list(filters={"label": "skillyard.kind=skill"}):
-        if img.id not in before_images:
-            try:
-                docker_client.images.remove(img.id, force=True)
-            except docker.errors.APIError:
-                pass
-    assert not left, f"the test session left containers behind: {[c['Names'] for c in left]}"
 
 
 @pytest.fixture
@@ -90,7 +96,26 @@ def yard(settings, backend, runner_image):
     from runtime.yard import Yard
 
     y = Yard(settings, sandbox=Sandbox(backend), pool=False)  # cold calls; tests/test_pool.py covers the pool
-    y.runner = runner_image  # cached_property: set the already-built runner
+    y.runner = runner_image  # already built: skip the look-up
+    yield y
+    y.close()
+
+
+@pytest.fixture
+def scripted_backend():
+    """A backend with no engine behind it; set its `handler` (or `results`) in the test."""
+    from sandbox.testing import ScriptedBackend
+
+    return ScriptedBackend()
+
+
+@pytest.fixture
+def scripted_yard(settings, scripted_backend):
+    """A yard whose calls the scripted backend answers: no engine, no images, real LanceDB."""
+    from runtime.testing import PrebuiltImages
+    from runtime.yard import Yard
+
+    y = Yard(settings, sandbox=Sandbox(scripted_backend), images=PrebuiltImages(), pool=False)
     yield y
     y.close()
 
@@ -101,14 +126,23 @@ def skill_copy(tmp_path):
 
     def make(name: str) -> Path:
         dest = tmp_path / "src" / name
-        shutil.copytree(SKILLS / name, dest, ignore=shutil.ignore_patterns("__pycache__", ".coverage", ".memory.md"))
+        shutil.copytree(
+            SKILLS / name, dest, ignore=shutil.ignore_patterns("__pycache__", ".coverage", ".memory.md")
+        )
         return dest
 
     return make
 
 
-def write_skill(root: Path, name: str, *, script: str, tests: dict[str, str], sidecar: str | None = None,
-                description: str = "A test skill.") -> Path:
+def write_skill(
+    root: Path,
+    name: str,
+    *,
+    script: str,
+    tests: dict[str, str],
+    sidecar: str | None = None,
+    description: str = "A test skill.",
+) -> Path:
     """Write a small skill package for a test."""
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
@@ -122,7 +156,9 @@ def write_skill(root: Path, name: str, *, script: str, tests: dict[str, str], si
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "faults: fault injection (engine restarts, SIGKILLed runtimes, killed containers)")
+    config.addinivalue_line(
+        "markers", "faults: fault injection (engine restarts, SIGKILLed runtimes, killed containers)"
+    )
     config.addinivalue_line("markers", "engine_restart: restarts dockerd; always run last in the session")
 
 

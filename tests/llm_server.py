@@ -3,6 +3,7 @@
 Each request to /v1/chat/completions takes the next scripted step: a reply (with the
 usage to report), an HTTP error, or a delay. Every request body is recorded.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,22 +21,45 @@ class ScriptedLLM:
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
-        self._n = 0
+        self._received = 0
 
     # -- script -----------------------------------------------------------------------------
-    def reply(self, content: str | Callable[[dict[str, Any]], str], *, prompt_tokens: int = 1000,
-              completion_tokens: int = 500, cached_tokens: int = 0, usage: bool = True) -> "ScriptedLLM":
-        self.steps.append({"kind": "reply", "content": content, "prompt": prompt_tokens, "completion": completion_tokens,
-                           "cached": cached_tokens, "usage": usage})
+    def reply(
+        self,
+        content: str | Callable[[dict[str, Any]], str],
+        *,
+        prompt_tokens: int = 1000,
+        completion_tokens: int = 500,
+        cached_tokens: int = 0,
+        usage: bool = True,
+    ) -> ScriptedLLM:
+        self.steps.append(
+            {
+                "kind": "reply",
+                "content": content,
+                "prompt": prompt_tokens,
+                "completion": completion_tokens,
+                "cached": cached_tokens,
+                "usage": usage,
+            }
+        )
         return self
 
-    def error(self, status: int, message: str = "scripted error") -> "ScriptedLLM":
+    def error(self, status: int, message: str = "scripted error") -> ScriptedLLM:
         self.steps.append({"kind": "error", "status": status, "message": message})
         return self
 
-    def delay(self, seconds: float) -> "ScriptedLLM":
+    def delay(self, seconds: float) -> ScriptedLLM:
         self.steps.append({"kind": "delay", "seconds": seconds})
         return self
+
+    def take(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+        """Record `request`; the next scripted step (None when the script is exhausted) and
+        the request's number, from 1."""
+        with self._lock:
+            self.requests.append(request)
+            self._received += 1
+            return (self.steps.popleft() if self.steps else None), self._received
 
     # -- server -----------------------------------------------------------------------------
     @property
@@ -43,7 +67,7 @@ class ScriptedLLM:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def start(self) -> "ScriptedLLM":
+    def start(self) -> ScriptedLLM:
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,15 +84,11 @@ class ScriptedLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                with scripted._lock:
-                    scripted.requests.append({"path": self.path, "body": body,
-                                              "auth": self.headers.get("Authorization", "")})
-                    step = scripted.steps.popleft() if scripted.steps else None
-                    scripted._n += 1
-                    n = scripted._n
+                request = {"path": self.path, "body": body, "auth": self.headers.get("Authorization", "")}
+                step, n = scripted.take(request)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
                 if step is None:
@@ -78,19 +98,30 @@ class ScriptedLLM:
                     return self._send(500, {"error": {"message": "delayed", "type": "server_error"}})
                 if step["kind"] == "error":
                     headers = {"retry-after": "0"} if step["status"] == 429 else {}
-                    return self._send(step["status"], {"error": {"message": step["message"], "type": "scripted"}},
-                                      headers)
+                    return self._send(
+                        step["status"], {"error": {"message": step["message"], "type": "scripted"}}, headers
+                    )
                 content = step["content"](body) if callable(step["content"]) else step["content"]
                 out: dict[str, Any] = {
-                    "id": f"chatcmpl-scripted-{n}", "object": "chat.completion", "created": int(time.time()),
+                    "id": f"chatcmpl-scripted-{n}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
                     "model": body.get("model", "scripted"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": "stop"}],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
                 }
                 if step["usage"]:
-                    out["usage"] = {"prompt_tokens": step["prompt"], "completion_tokens": step["completion"],
-                                    "total_tokens": step["prompt"] + step["completion"],
-                                    "prompt_tokens_details": {"cached_tokens": step["cached"]}}
+                    out["usage"] = {
+                        "prompt_tokens": step["prompt"],
+                        "completion_tokens": step["completion"],
+                        "total_tokens": step["prompt"] + step["completion"],
+                        "prompt_tokens_details": {"cached_tokens": step["cached"]},
+                    }
                 return self._send(200, out)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

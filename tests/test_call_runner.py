@@ -1,5 +1,6 @@
 """The in-container call runner: its JSON codec (CPython's _json, without the json module),
 and real calls that carry awkward values through it, in production and from the gate."""
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,45 @@ from tests.conftest import write_skill
 def _runner_namespace() -> dict[str, Any]:
     source = call_runner_source().replace('if __name__ == "__main__":', "if False:")
     namespace: dict[str, Any] = {"__name__": "call_runner_under_test"}
-    exec(compile(source, "call_runner.py", "exec"), namespace)  # noqa: S102 - our own file
+    exec(compile(source, "call_runner.py", "exec"), namespace)
     return namespace
 
 
-DOCS = ["{}", "[]", "  [1, 2, 3]\n", '"x"', "1e400", "-0.0", "123456789012345678901234567890", "NaN", "-Infinity",
-        '{"a": {"b": [true, false, null]}}', '"\\ud83d\\ude00 \\u00e9 caf\u00e9"', '{"a": 1, "a": 2}', "0.1",
-        "[1,]", "", "   ", "1 2", '{"a" 1}', "[", '"\\x"', "nul", "01"]
-VALUES = [{"a": [1, 2.5, "\u00e9\u4e2d\U0001f600", None]}, {1: 2, None: 3, True: 4, 2.5: 5}, 10**40, -0.0, "",
-          [[[]]], {"nested": {"deep": [{"k": "v"}]}}, 1e-300, "\x00\x1f\"\\/"]
+DOCS = [
+    "{}",
+    "[]",
+    "  [1, 2, 3]\n",
+    '"x"',
+    "1e400",
+    "-0.0",
+    "123456789012345678901234567890",
+    "NaN",
+    "-Infinity",
+    '{"a": {"b": [true, false, null]}}',
+    '"\\ud83d\\ude00 \\u00e9 caf\u00e9"',
+    '{"a": 1, "a": 2}',
+    "0.1",
+    "[1,]",
+    "",
+    "   ",
+    "1 2",
+    '{"a" 1}',
+    "[",
+    '"\\x"',
+    "nul",
+    "01",
+]
+VALUES = [
+    {"a": [1, 2.5, "\u00e9\u4e2d\U0001f600", None]},
+    {1: 2, None: 3, True: 4, 2.5: 5},  # noqa: F601 - True is 1: the dict json.dumps sees
+    10**40,
+    -0.0,
+    "",
+    [[[]]],
+    {"nested": {"deep": [{"k": "v"}]}},
+    1e-300,
+    '\x00\x1f"\\/',
+]
 UNENCODABLE = [float("nan"), float("inf"), {1, 2}, object(), {(1, 2): 3}, b"bytes"]
 
 
@@ -66,7 +97,7 @@ def test_without_the_accelerator_the_json_module_is_used(monkeypatch: pytest.Mon
         dumps(float("nan"))
 
 
-ECHO = textwrap.dedent('''
+ECHO = textwrap.dedent("""
     import math
 
     def run(params):
@@ -83,8 +114,8 @@ ECHO = textwrap.dedent('''
                 value = [value]
             return {"value": value}
         return {"echo": params}
-''')
-ECHO_TESTS = textwrap.dedent('''
+""")
+ECHO_TESTS = textwrap.dedent("""
     import math
     import pytest
     from scripts.main import run
@@ -97,21 +128,32 @@ ECHO_TESTS = textwrap.dedent('''
             run({"mode": "loop"})
         with pytest.raises(Exception, match="nested deeper"):
             run({"mode": "deep"})
-''')
+""")
 
 
 @pytest.fixture
 def echo(yard, tmp_path):
-    folder = write_skill(tmp_path, "echo-values", script=ECHO, tests={"test_main.py": ECHO_TESTS},
-                         sidecar="entrypoint: scripts/main.py:run\n")
+    folder = write_skill(
+        tmp_path,
+        "echo-values",
+        script=ECHO,
+        tests={"test_main.py": ECHO_TESTS},
+        sidecar="entrypoint: scripts/main.py:run\n",
+    )
     outcome = yard.add(folder)
     assert outcome.status == "registered", outcome.reasons
     return "echo-values"
 
 
 def test_awkward_values_cross_a_real_call_exactly(yard, echo) -> None:
-    params = {"text": "caf\u00e9 \u4e2d \U0001f600 \x00 \"q\" \\", "big": 10**40, "neg0": -0.0, "tiny": 1e-300,
-              "nested": {"a": [[], {}, [None, True, False]]}, "empty": ""}
+    params = {
+        "text": 'caf\u00e9 \u4e2d \U0001f600 \x00 "q" \\',
+        "big": 10**40,
+        "neg0": -0.0,
+        "tiny": 1e-300,
+        "nested": {"a": [[], {}, [None, True, False]]},
+        "empty": "",
+    }
     result = yard.run(echo, params)
     assert result.ok, result.error
     assert result.output == {"echo": params}
@@ -123,4 +165,8 @@ def test_unencodable_output_is_a_bad_output_error(yard, echo, mode) -> None:
     result = yard.run(echo, {"mode": mode})
     assert not result.ok
     assert result.error.kind == "bad_output", result.error
-    assert "JSON" in result.error.message or "carried" in result.error.message or "nested" in result.error.message
+    assert (
+        "JSON" in result.error.message
+        or "carried" in result.error.message
+        or "nested" in result.error.message
+    )

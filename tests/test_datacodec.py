@@ -1,4 +1,5 @@
 """The values that cross the sandbox boundary: plain data in, the same plain data out, nothing else."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,30 @@ import pytest
 from runtime.harness.datacodec import TAG, Uncarriable, decode, encode
 
 VALUES = [
-    None, True, False, 0, -1, 10**40, 1.5, -0.0, 1e-300, "", "caf\u00e9 \U0001f600 \x00", [], {},
-    (1, 2), ((1, (2, 3)), []), b"\x00\xffbytes", bytearray(b"ab"), {1, 2}, frozenset({"a"}), 1 + 2j,
-    {1: "one", None: 0, (1, 2): "pair", 2.5: [1]}, {TAG: "looks like a tag", "v": 1},
-    {"nested": [{"t": (1, {"s": {3}})}]}, [float("inf"), float("-inf")],
+    None,
+    True,
+    False,
+    0,
+    -1,
+    10**40,
+    1.5,
+    -0.0,
+    1e-300,
+    "",
+    "caf\u00e9 \U0001f600 \x00",
+    [],
+    {},
+    (1, 2),
+    ((1, (2, 3)), []),
+    b"\x00\xffbytes",
+    bytearray(b"ab"),
+    {1, 2},
+    frozenset({"a"}),
+    1 + 2j,
+    {1: "one", None: 0, (1, 2): "pair", 2.5: [1]},
+    {TAG: "looks like a tag", "v": 1},
+    {"nested": [{"t": (1, {"s": {3}})}]},
+    [float("inf"), float("-inf")],
 ]
 
 
@@ -81,11 +102,20 @@ def test_circular_and_deep_values_are_refused():
         encode(deep)
 
 
-@pytest.mark.parametrize("wire", [
-    {TAG: "tuple"}, {TAG: "tuple", "v": 1}, {TAG: "evil", "v": []}, {TAG: "bytes", "v": "%%%"},
-    {TAG: "set", "v": [[1]]}, {TAG: "dict", "v": [[1]]}, {TAG: "float", "v": "1e999"}, {TAG: "tuple", "v": [], "x": 1},
-    {TAG: "complex", "v": ["a", 1]},
-])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {TAG: "tuple"},
+        {TAG: "tuple", "v": 1},
+        {TAG: "evil", "v": []},
+        {TAG: "bytes", "v": "%%%"},
+        {TAG: "set", "v": [[1]]},
+        {TAG: "dict", "v": [[1]]},
+        {TAG: "float", "v": "1e999"},
+        {TAG: "tuple", "v": [], "x": 1},
+        {TAG: "complex", "v": ["a", 1]},
+    ],
+)
 def test_malformed_wire_values_are_refused(wire):
     with pytest.raises(ValueError):
         decode(wire)

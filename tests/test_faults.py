@@ -10,6 +10,7 @@ The dockerd-restart tests are marked `engine_restart`; tests/conftest.py moves t
 the session because they take the engine away for a few seconds (every container on the engine,
 including other sessions', is stopped). Set SKILLYARD_SKIP_ENGINE_RESTART=1 to skip them.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,12 @@ import docker
 import pytest
 
 from runtime.config import Settings
+from runtime.errors import SkillyardError
 from runtime.fixer import Fixer
 from runtime.llm import LLM
 from runtime.package import package_from_files, unpack_files
 from runtime.registry import Registry
-from runtime.yard import SkillError, Yard
+from runtime.yard import Yard
 from sandbox import Sandbox
 from sandbox.docker_backend import LABEL_MANAGED, LABEL_PID
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
@@ -42,7 +44,7 @@ from tests.llm_server import ScriptedLLM
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
-SLEEPER = textwrap.dedent('''
+SLEEPER = textwrap.dedent("""
     import time
 
 
@@ -52,8 +54,8 @@ SLEEPER = textwrap.dedent('''
                 f.write(params["marker"][:15])
             time.sleep(params["sleep"])
         return {"slept": params.get("sleep", 0)}
-''')
-SLEEPER_TESTS = textwrap.dedent('''
+""")
+SLEEPER_TESTS = textwrap.dedent("""
     import time
 
     from scripts.main import run
@@ -67,7 +69,7 @@ SLEEPER_TESTS = textwrap.dedent('''
         started = time.monotonic()
         assert run({"sleep": 0.2, "marker": "sytest"}) == {"slept": 0.2}
         assert time.monotonic() - started >= 0.2
-''')
+""")
 SLEEPER_SIDECAR = "entrypoint: scripts/main.py:run\nlimits:\n  timeout: 20\n"
 
 
@@ -115,15 +117,14 @@ def unexpected_containers(yard: Yard, client: docker.DockerClient, timeout: floa
     """Containers of this process other than idle, running warm-pool members (waits for background work)."""
     deadline = time.monotonic() + timeout
     while True:
-        idle: set[str] = set()
-        busy = False
-        pool = yard._pool.backend if yard._pool is not None else None
-        if pool is not None:
-            with pool._lock:
-                idle = {w.cid for q in pool._idle.values() for w in q}
-                busy = any(t.is_alive() for t in pool._fillers)
-        extra = [f"{c['Names'][0]} ({c['State']})" for c in containers_of_pid(client, os.getpid())
-                 if c["Id"] not in idle or c["State"] != "running"]
+        pool = yard.warm_pool
+        idle = pool.idle_containers() if pool is not None else set()
+        busy = pool is not None and pool.busy
+        extra = [
+            f"{c['Names'][0]} ({c['State']})"
+            for c in containers_of_pid(client, os.getpid())
+            if c["Id"] not in idle or c["State"] != "running"
+        ]
         if (not extra and not busy) or time.monotonic() > deadline:
             return extra
         time.sleep(0.2)
@@ -141,13 +142,17 @@ def assert_store_consistent(store: Path, name: str) -> list[Any]:
         files, executable = unpack_files(reg.package(name, v.version))  # its package exists and unpacks
         assert package_from_files(name, files, executable).content_hash == v.content_hash, v.version
         report = reg.gate_report(name, v.version)  # and its gate report
-        assert report.get("passed") is (v.status == "registered") and report.get("reasons") is not None, report
+        assert report.get("passed") is (v.status == "registered") and report.get("reasons") is not None, (
+            report
+        )
     assert sum(v.current for v in versions) <= 1
     return versions
 
 
 def new_yard(home: Path, backend, runner_image: str, **settings: Any) -> Yard:
-    settings.setdefault("pool_size", 0)  # cold containers unless a test wants the warm pool (then it closes it)
+    settings.setdefault(
+        "pool_size", 0
+    )  # cold containers unless a test wants the warm pool (then it closes it)
     yard = Yard(Settings(home=home, wheelhouse=WHEELHOUSE, **settings), sandbox=Sandbox(backend))
     yard.runner = runner_image
     return yard
@@ -157,8 +162,15 @@ def new_yard(home: Path, backend, runner_image: str, **settings: Any) -> Yard:
 @pytest.fixture
 def sleeper_yard(tmp_path, backend, runner_image):
     yard = new_yard(tmp_path / "home", backend, runner_image, pool_size=1)
-    outcome = yard.add(write_skill(tmp_path / "src", "sleeper", script=SLEEPER, tests={"test_main.py": SLEEPER_TESTS},
-                                   sidecar=SLEEPER_SIDECAR))
+    outcome = yard.add(
+        write_skill(
+            tmp_path / "src",
+            "sleeper",
+            script=SLEEPER,
+            tests={"test_main.py": SLEEPER_TESTS},
+            sidecar=SLEEPER_SIDECAR,
+        )
+    )
     assert outcome.status == "registered", outcome.reasons
     yield yard
     yard.close()
@@ -209,10 +221,22 @@ def test_container_killed_from_outside_mid_call(sleeper_yard, docker_client, poo
 # -- the runtime SIGKILLed while it registers or fixes ---------------------------------------------------
 def runtime_cli(args: list[str], home: Path, runner_image: str, **env: str) -> subprocess.Popen:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SKILLYARD_", "OPENAI_"))}
-    full_env.update(SKILLYARD_HOME=str(home), SKILLYARD_WHEELHOUSE=str(WHEELHOUSE), SKILLYARD_RUNNER_IMAGE=runner_image,
-                    PYTHONUNBUFFERED="1", **env)
-    return subprocess.Popen([sys.executable, "-m", "runtime", "-v", *args], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    full_env.update(
+        SKILLYARD_HOME=str(home),
+        SKILLYARD_WHEELHOUSE=str(WHEELHOUSE),
+        SKILLYARD_RUNNER_IMAGE=runner_image,
+        PYTHONUNBUFFERED="1",
+        **env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime", "-v", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
 
 
 @dataclass
@@ -237,24 +261,49 @@ def kill_at(point: str, watched: Watched, client: docker.DockerClient) -> dict[s
     proc = watched.proc
     seen: dict[str, Any] = {"point": point}
     if point == "build":  # skills without requirements are built by committing a labelled container
-        build = wait_for(lambda: containers_of_pid(client, proc.pid, owner="build") or watched.saw("image_build")
-                         or proc.poll() is not None, 120, "the image build to start", step=0.01)
+        build = wait_for(
+            lambda: (
+                containers_of_pid(client, proc.pid, owner="build")
+                or watched.saw("image_build")
+                or proc.poll() is not None
+            ),
+            120,
+            "the image build to start",
+            step=0.01,
+        )
         seen["build_container"] = build[0]["Id"] if isinstance(build, list) else None
     else:
-        gate = wait_for(lambda: containers_of_pid(client, proc.pid, owner="gate") or proc.poll() is not None, 120,
-                        "the gate's container")
+        gate = wait_for(
+            lambda: containers_of_pid(client, proc.pid, owner="gate") or proc.poll() is not None,
+            120,
+            "the gate's container",
+        )
         seen["gate_container"] = gate[0]["Id"] if isinstance(gate, list) else None
         if point == "after_gate":  # the gate's container is gone: the verdict is being recorded right now
-            wait_for(lambda: not containers_of_pid(client, proc.pid, owner="gate") or proc.poll() is not None, 120,
-                     "the gate to end", step=0.01)
-    assert proc.poll() is None, f"the runtime ended before the {point} point: {''.join(watched.lines)[-1500:]}"
+            wait_for(
+                lambda: not containers_of_pid(client, proc.pid, owner="gate") or proc.poll() is not None,
+                120,
+                "the gate to end",
+                step=0.01,
+            )
+    assert proc.poll() is None, (
+        f"the runtime ended before the {point} point: {''.join(watched.lines)[-1500:]}"
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     return seen
 
 
-def after_sigkill(home: Path, name: str, pid: int, seen: dict[str, Any], backend, runner_image: str,
-                  client: docker.DockerClient, **settings: Any) -> tuple[Yard, list[Any]]:
+def after_sigkill(
+    home: Path,
+    name: str,
+    pid: int,
+    seen: dict[str, Any],
+    backend,
+    runner_image: str,
+    client: docker.DockerClient,
+    **settings: Any,
+) -> tuple[Yard, list[Any]]:
     """The store is consistent and gc removes what the dead process left."""
     versions = assert_store_consistent(home / "store", name)
     yard = new_yard(home, backend, runner_image, **settings)
@@ -282,7 +331,9 @@ def test_runtime_sigkilled_during_add(point, tmp_path, backend, runner_image, do
     home = tmp_path / "home"
     name = f"killed-{point.replace('_', '-')}"
     tests = SLEEPER_TESTS + "\n\ndef test_takes_a_moment():\n    import time\n    time.sleep(1.5)\n"
-    src = write_skill(tmp_path / "src", name, script=SLEEPER, tests={"test_main.py": tests}, sidecar=SLEEPER_SIDECAR)
+    src = write_skill(
+        tmp_path / "src", name, script=SLEEPER, tests={"test_main.py": tests}, sidecar=SLEEPER_SIDECAR
+    )
     if point == "build":
         add_ballast(src)
     watched = Watched(runtime_cli(["add", "--json", str(src)], home, runner_image))
@@ -301,18 +352,23 @@ def test_runtime_sigkilled_during_add(point, tmp_path, backend, runner_image, do
 
 BUGGY = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b + 1}\n"
 FIXED = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b}\n"
-ADDER_TESTS = ("import time\nfrom scripts.main import run\n\n\ndef test_sum():\n    time.sleep(1.5)\n"
-               "    assert run({'a': 2, 'b': 3})['sum'] == 5\n")
+ADDER_TESTS = (
+    "import time\nfrom scripts.main import run\n\n\ndef test_sum():\n    time.sleep(1.5)\n"
+    "    assert run({'a': 2, 'b': 3})['sum'] == 5\n"
+)
 
 
 def fix_answer(script: str) -> str:
-    return json.dumps({"files": [{"path": "scripts/main.py", "content": script}], "explanation": "fixed the sum"})
+    return json.dumps(
+        {"files": [{"path": "scripts/main.py", "content": script}], "explanation": "fixed the sum"}
+    )
 
 
 @pytest.mark.parametrize("point", ["build", "gate", "after_gate"])
 def test_runtime_sigkilled_during_fix(point, tmp_path, backend, runner_image, docker_client):
-    """`skillyard fix` (answers from a scripted LLM on 127.0.0.1) SIGKILLed while the fixed version is built, while
-    it is gated and right after. Must: consistent store, gc cleans up, and a re-run of the fix completes (fixed)."""
+    """`skillyard fix` (answers from a scripted LLM on 127.0.0.1) SIGKILLed while the fixed
+    version is built, while it is gated and right after. Must: consistent store, gc cleans
+    up, and a re-run of the fix completes (fixed)."""
     home = tmp_path / "home"
     llm = ScriptedLLM().start()
     try:
@@ -323,11 +379,27 @@ def test_runtime_sigkilled_during_fix(point, tmp_path, backend, runner_image, do
         blocked = yard.add(src)
         assert blocked.status == "blocked", blocked.reasons
         llm.reply(fix_answer(FIXED), prompt_tokens=900, completion_tokens=100)
-        watched = Watched(runtime_cli(["fix", "adder", "--json"], home, runner_image, OPENAI_BASE_URL=llm.url,
-                                      OPENAI_API_KEY="sk-test"))
+        watched = Watched(
+            runtime_cli(
+                ["fix", "adder", "--json"],
+                home,
+                runner_image,
+                OPENAI_BASE_URL=llm.url,
+                OPENAI_API_KEY="sk-test",
+            )
+        )
         seen = kill_at(point, watched, docker_client)
-        yard, versions = after_sigkill(home, "adder", watched.proc.pid, seen, backend, runner_image, docker_client,
-                                       openai_base_url=llm.url, openai_api_key="sk-test")
+        yard, versions = after_sigkill(
+            home,
+            "adder",
+            watched.proc.pid,
+            seen,
+            backend,
+            runner_image,
+            docker_client,
+            openai_base_url=llm.url,
+            openai_api_key="sk-test",
+        )
         if point != "after_gate":  # killed before the new verdict: only the original blocked version exists
             assert [(v.version, v.status) for v in versions] == [(1, "blocked")]
         assert len(llm.requests) == 1  # the killed run did ask the model
@@ -383,7 +455,7 @@ class Restart:
     exited_after_first: list[str]  # our stopped containers still there after that call
 
 
-GATED_TESTS = SLEEPER_TESTS + textwrap.dedent('''
+GATED_TESTS = SLEEPER_TESTS + textwrap.dedent("""
 
     def test_slow():
         import time
@@ -392,7 +464,7 @@ GATED_TESTS = SLEEPER_TESTS + textwrap.dedent('''
         # Longer than dockerd's 10 s shutdown grace: the supervisor (PID 1) ignores the engine's
         # SIGTERM, so only the SIGKILL after the grace ends the gate; it must still be running then.
         time.sleep(30)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -404,15 +476,30 @@ def engine_restart(tmp_path_factory, backend, runner_image):
     home = root / "home"
     yard = new_yard(home, backend, runner_image, pool_size=2)
     try:
-        assert yard.add(write_skill(root / "src", "sleeper", script=SLEEPER, tests={"test_main.py": SLEEPER_TESTS},
-                                    sidecar=SLEEPER_SIDECAR)).status == "registered"
+        assert (
+            yard.add(
+                write_skill(
+                    root / "src",
+                    "sleeper",
+                    script=SLEEPER,
+                    tests={"test_main.py": SLEEPER_TESTS},
+                    sidecar=SLEEPER_SIDECAR,
+                )
+            ).status
+            == "registered"
+        )
         warmers = [call_in_thread(yard, "sleeper", {"sleep": 1, "marker": new_marker()}) for _ in range(2)]
         for thread, box in warmers:  # two calls at once: two warm containers, both kept idle afterwards
             thread.join(60)
             assert box["result"].ok, box
         call_marker, gate_marker = new_marker(), new_marker()
-        gate_src = write_skill(root / "src", "gated-slow", script=SLEEPER,
-                               tests={"test_main.py": GATED_TESTS % gate_marker}, sidecar=SLEEPER_SIDECAR)
+        gate_src = write_skill(
+            root / "src",
+            "gated-slow",
+            script=SLEEPER,
+            tests={"test_main.py": GATED_TESTS % gate_marker},
+            sidecar=SLEEPER_SIDECAR,
+        )
         call_thread, call_box = call_in_thread(yard, "sleeper", {"sleep": 15, "marker": call_marker})
         gate_box: dict[str, Any] = {}
 
@@ -427,18 +514,31 @@ def engine_restart(tmp_path_factory, backend, runner_image):
         gate_thread = threading.Thread(target=gate, daemon=True)
         gate_thread.start()
         try:
-            wait_for(lambda: marker_pids(call_marker) and marker_pids(gate_marker), 120, "the call and the gate")
+            wait_for(
+                lambda: marker_pids(call_marker) and marker_pids(gate_marker), 120, "the call and the gate"
+            )
             stop_dockerd()
             call_thread.join(120)
             gate_thread.join(120)
-            assert not call_thread.is_alive() and not gate_thread.is_alive(), "a call or gate hung without the engine"
+            assert not call_thread.is_alive() and not gate_thread.is_alive(), (
+                "a call or gate hung without the engine"
+            )
         finally:
             ensure_dockerd()  # the engine comes back even if the test failed
         first = yard.run("sleeper", {})  # the very first call after the restart, same Yard object
         time.sleep(1)  # let the pool's background discards run
-        exited = [c["Names"][0] for c in containers_of_pid(backend.client, os.getpid()) if c["State"] != "running"]
-        yield Restart(yard=yard, home=home, gate_src=gate_src, call=call_box, gate=gate_box, first=first,
-                      exited_after_first=exited)
+        exited = [
+            c["Names"][0] for c in containers_of_pid(backend.client, os.getpid()) if c["State"] != "running"
+        ]
+        yield Restart(
+            yard=yard,
+            home=home,
+            gate_src=gate_src,
+            call=call_box,
+            gate=gate_box,
+            first=first,
+            exited_after_first=exited,
+        )
     finally:
         yard.close()
         yard.gc()  # whatever the engine's restart left behind
@@ -458,7 +558,9 @@ def test_engine_restart_during_call_gives_clear_error(engine_restart):
 def test_engine_restart_during_gate_gives_clear_error(engine_restart):
     gate = engine_restart.gate
     exc = gate.get("exception")
-    assert exc is None or isinstance(exc, SkillError), f"an unexpected exception escaped the gate: {exc!r}"
+    assert exc is None or isinstance(exc, SkillyardError), (
+        f"an unexpected exception escaped the gate: {exc!r}"
+    )
     if exc is None:
         outcome = gate["outcome"]
         # An engine failure is not a verdict on the skill: nothing is recorded, the next add gates again.
@@ -476,8 +578,13 @@ def test_same_yard_serves_after_engine_restart(engine_restart, docker_client):
     assert first.ok or first.error.kind == "sandbox", first.error  # at worst a clear, retryable error
     again = yard.run("sleeper", {})
     assert again.ok and again.output == {"slept": 0}, again.error
-    src = write_skill(engine_restart.home.parent / "src2", "after-restart", script=SLEEPER,
-                      tests={"test_main.py": SLEEPER_TESTS}, sidecar=SLEEPER_SIDECAR)
+    src = write_skill(
+        engine_restart.home.parent / "src2",
+        "after-restart",
+        script=SLEEPER,
+        tests={"test_main.py": SLEEPER_TESTS},
+        sidecar=SLEEPER_SIDECAR,
+    )
     assert yard.add(src).status == "registered"
     assert yard.run("after-restart", {}).ok
     assert_store_consistent(engine_restart.home / "store", "sleeper")
@@ -502,6 +609,6 @@ def test_first_call_after_engine_restart_is_served(engine_restart):
 
 @pytest.mark.engine_restart
 def test_pool_leaves_no_dead_containers_after_engine_restart(engine_restart):
-    """Containers that died with the engine are removed once it is back, by the calls themselves (a server that
-    only makes warm calls never runs gc)."""
+    """Containers that died with the engine are removed once it is back, by the calls
+    themselves (a server that only makes warm calls never runs gc)."""
     assert engine_restart.exited_after_first == []

@@ -1,14 +1,16 @@
 """Auto-fix and creation against a scripted OpenAI-compatible server on 127.0.0.1 (real HTTP)."""
+
 from __future__ import annotations
 
 import json
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from runtime import memory
+from runtime import notes
+from runtime.accounting import totals
 from runtime.config import Settings
 from runtime.fixer import Fixer, FixError
 from runtime.llm import LLM, LLMUnavailable
@@ -16,10 +18,15 @@ from sandbox import Sandbox
 from tests.conftest import WHEELHOUSE, write_skill
 from tests.llm_server import ScriptedLLM
 
-BUGGY = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b + 1, 'product': a * b + 1}\n"
-HALF = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b + 1}\n"
+BUGGY = (
+    "def run(params):\n    a, b = params['a'], params['b']\n"
+    "    return {'sum': a + b + 1, 'product': a * b + 1}\n"
+)
+HALF = (
+    "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b + 1}\n"
+)
 FIXED = "def run(params):\n    a, b = params['a'], params['b']\n    return {'sum': a + b, 'product': a * b}\n"
-TESTS = textwrap.dedent('''
+TESTS = textwrap.dedent("""
     from scripts.main import run
 
     def test_sum():
@@ -27,11 +34,13 @@ TESTS = textwrap.dedent('''
 
     def test_product():
         assert run({"a": 2, "b": 3})["product"] == 6
-''')
+""")
 
 
 def answer(files: dict[str, str], explanation: str = "fixed the arithmetic") -> str:
-    return json.dumps({"files": [{"path": p, "content": c} for p, c in files.items()], "explanation": explanation})
+    return json.dumps(
+        {"files": [{"path": p, "content": c} for p, c in files.items()], "explanation": explanation}
+    )
 
 
 @pytest.fixture
@@ -45,9 +54,15 @@ def llm_server():
 def llm_yard(tmp_path, backend, runner_image, llm_server):
     from runtime.yard import Yard
 
-    settings = Settings(home=tmp_path / "home", wheelhouse=WHEELHOUSE, openai_base_url=llm_server.url,
-                        openai_api_key="sk-test", model="gpt-4o-mini", price_input_per_mtok=0.15,
-                        price_output_per_mtok=0.60)
+    settings = Settings(
+        home=tmp_path / "home",
+        wheelhouse=WHEELHOUSE,
+        openai_base_url=llm_server.url,
+        openai_api_key="sk-test",
+        model="gpt-4o-mini",
+        price_input_per_mtok=0.15,
+        price_output_per_mtok=0.60,
+    )
     y = Yard(settings, sandbox=Sandbox(backend), pool=False)
     y.runner = runner_image
     yield y
@@ -67,7 +82,9 @@ def fixer_for(yard, **llm_kwargs) -> Fixer:
 
 
 def test_fix_succeeds_at_attempt_two_and_ledger_matches_usage(llm_yard, llm_server, blocked_skill):
-    llm_server.reply(answer({"scripts/main.py": HALF}), prompt_tokens=1200, completion_tokens=300, cached_tokens=200)
+    llm_server.reply(
+        answer({"scripts/main.py": HALF}), prompt_tokens=1200, completion_tokens=300, cached_tokens=200
+    )
     llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1500, completion_tokens=400)
     outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
     assert outcome.status == "fixed", outcome.to_dict()
@@ -75,7 +92,9 @@ def test_fix_succeeds_at_attempt_two_and_ledger_matches_usage(llm_yard, llm_serv
     assert outcome.version == 3 and llm_yard.registry.get("adder").version == 3
     rows = sorted(llm_yard.ledger.llm_calls(skill="adder"), key=lambda r: r["prompt_tokens"])
     assert [(r["purpose"], r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"]) for r in rows] == [
-        ("fix", 1200, 300, 200), ("fix", 1500, 400, 0)]
+        ("fix", 1200, 300, 200),
+        ("fix", 1500, 400, 0),
+    ]
     assert rows[0]["cost_usd"] == pytest.approx(1200 * 0.15 / 1e6 + 300 * 0.60 / 1e6)
     assert all(r["tiktoken_prompt_tokens"] > 100 for r in rows)  # our own count of what was sent
     # The prompt carried the failing test's traceback and the files, with our key as auth.
@@ -92,7 +111,10 @@ def test_each_fix_call_is_tagged_with_the_version_it_repaired(llm_yard, llm_serv
     llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1500)
     assert fixer_for(llm_yard).fix("adder", max_attempts=3).status == "fixed"
     rows = llm_yard.ledger.llm_calls(skill="adder")
-    assert [(r["prompt_tokens"], r["version"], r["outcome"]) for r in rows] == [(1200, 1, "ok"), (1500, 2, "ok")]
+    assert [(r["prompt_tokens"], r["version"], r["outcome"]) for r in rows] == [
+        (1200, 1, "ok"),
+        (1500, 2, "ok"),
+    ]
     assert all(r["usage_source"] == "api" for r in rows)
 
 
@@ -113,15 +135,20 @@ def test_reply_that_edits_a_test_is_refused(llm_yard, llm_server, blocked_skill)
 def test_a_refused_answer_is_one_ledger_row_with_its_tokens(llm_yard, llm_server, blocked_skill):
     """Audit #4: a refused answer was recorded twice (ok with tokens + refused with 0 tokens)."""
     weakened = TESTS.replace("== 6", "== 7")
-    llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_main.py": weakened}), prompt_tokens=1111,
-                     completion_tokens=222)
+    llm_server.reply(
+        answer({"scripts/main.py": FIXED, "tests/test_main.py": weakened}),
+        prompt_tokens=1111,
+        completion_tokens=222,
+    )
     llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=1333, completion_tokens=444)
     outcome = fixer_for(llm_yard).fix("adder", max_attempts=3)
     assert [a.outcome for a in outcome.attempts] == ["refused", "registered"]
     rows = llm_yard.ledger.llm_calls(skill="adder")
     assert len(llm_server.requests) == 2 == len(rows)  # one row per HTTP request
     assert [(r["outcome"], r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
-        ("refused", 1111, 222), ("ok", 1333, 444)]
+        ("refused", 1111, 222),
+        ("ok", 1333, 444),
+    ]
     assert "tests/test_main.py" in rows[0]["detail"]
 
 
@@ -153,14 +180,18 @@ def test_malformed_reply_gets_one_corrective_retry_then_a_clear_error(llm_yard, 
     assert len(llm_yard.versions("adder")) == versions_before
     rows = sorted(llm_yard.ledger.llm_calls(skill="adder"), key=lambda r: r["prompt_tokens"])
     assert [(r["purpose"], r["outcome"], r["prompt_tokens"]) for r in rows] == [
-        ("fix", "malformed", 800), ("retry", "malformed", 900)]
+        ("fix", "malformed", 800),
+        ("retry", "malformed", 900),
+    ]
     retry_msgs = llm_server.requests[1]["body"]["messages"]
     assert retry_msgs[-1]["role"] == "user" and "not usable" in retry_msgs[-1]["content"]
 
 
 def test_malformed_then_good_is_charged_and_works(llm_yard, llm_server, blocked_skill):
     llm_server.reply("```json\n{oops\n```", prompt_tokens=700, completion_tokens=10)
-    llm_server.reply("```json\n" + answer({"scripts/main.py": FIXED}) + "\n```", prompt_tokens=750, completion_tokens=200)
+    llm_server.reply(
+        "```json\n" + answer({"scripts/main.py": FIXED}) + "\n```", prompt_tokens=750, completion_tokens=200
+    )
     outcome = fixer_for(llm_yard).fix("adder")
     assert outcome.status == "fixed"
     purposes = sorted((r["purpose"], r["outcome"]) for r in llm_yard.ledger.llm_calls(skill="adder"))
@@ -195,7 +226,8 @@ def test_endpoint_faults_give_clear_errors_and_lose_nothing(llm_yard, llm_server
 
 
 def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocked_skill, monkeypatch):
-    """Audit #3: timeout and retries were fixed at 120 s / 2; the message named neither attempts nor total time."""
+    """Audit #3: timeout and retries were fixed at 120 s / 2; the message named neither
+    attempts nor total time."""
     monkeypatch.setenv("SKILLYARD_LLM_TIMEOUT", "7.5")
     monkeypatch.setenv("SKILLYARD_LLM_MAX_RETRIES", "4")
     assert (Settings().llm_timeout, Settings().llm_max_retries) == (7.5, 4)
@@ -208,7 +240,9 @@ def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocke
     assert time.monotonic() - started < 6
     assert len(llm_server.requests) == 2 and "SKILLYARD_LLM_TIMEOUT" in str(info.value)
     row = llm_yard.ledger.llm_calls(skill="adder")[0]
-    assert row["outcome"] == "error" and row["latency_ms"] >= 1000 and row["detail"].startswith("2 attempt(s)")
+    assert (
+        row["outcome"] == "error" and row["latency_ms"] >= 1000 and row["detail"].startswith("2 attempt(s)")
+    )
 
 
 def test_usage_missing_from_the_answer_is_marked_as_our_count(llm_yard, llm_server, blocked_skill):
@@ -224,10 +258,17 @@ def test_memory_merge_keeps_the_newest_text_and_date(tmp_path):
     """Audit #2: three merged entries "v0/v1/v2 blocked" read "(x3) v0 blocked"."""
     path = tmp_path / ".memory.md"
     for i in range(3):
-        memory.add_entry(path, "gate", f"v{i} blocked: 1 test failed", now=datetime(2025, 1, 1 + i, tzinfo=timezone.utc))
+        notes.add_entry(
+            path, "gate", f"v{i} blocked: 1 test failed", now=datetime(2025, 1, 1 + i, tzinfo=UTC)
+        )
     assert "- 2025-01-03 [gate] (x3) v2 blocked: 1 test failed" in path.read_text()
-    (entry,) = memory.entries(path.read_text())
-    assert (entry.day, entry.kind, entry.count, entry.text) == ("2025-01-03", "gate", 3, "v2 blocked: 1 test failed")
+    (entry,) = notes.entries(path.read_text())
+    assert (entry.day, entry.kind, entry.count, entry.text) == (
+        "2025-01-03",
+        "gate",
+        3,
+        "v2 blocked: 1 test failed",
+    )
 
 
 def test_without_an_endpoint_fix_says_so(tmp_path):
@@ -237,21 +278,30 @@ def test_without_an_endpoint_fix_says_so(tmp_path):
 
 
 CREATED = {
-    "SKILL.md": "---\nname: reverse-words\ndescription: Reverse the order of words in a sentence. Use to flip word order.\n"
-                "license: MIT\n---\n# reverse-words\nPass {\"text\": \"...\"}; get {\"reversed\": \"...\"}.\n",
-    "skillyard.yaml": "entrypoint: scripts/rev.py:run\ninput_schema:\n  type: object\n  properties:\n    text: {type: string}\n"
-                      "  required: [text]\noutput_schema:\n  type: object\ntags: [text]\nexamples:\n  - input: {text: a b c}\n",
+    "SKILL.md": "---\nname: reverse-words\n"
+    "description: Reverse the order of words in a sentence. Use to flip word order.\n"
+    'license: MIT\n---\n# reverse-words\nPass {"text": "..."}; get {"reversed": "..."}.\n',
+    "skillyard.yaml": "entrypoint: scripts/rev.py:run\n"
+    "input_schema:\n  type: object\n  properties:\n    text: {type: string}\n"
+    "  required: [text]\noutput_schema:\n  type: object\ntags: [text]\nexamples:\n  - input: {text: a b c}\n",
     "scripts/rev.py": "def run(params):\n    text = params['text']\n    if not isinstance(text, str):\n"
-                      "        raise ValueError('text must be a string')\n    return {'reversed': ' '.join(reversed(text.split()))}\n",
+    "        raise ValueError('text must be a string')\n"
+    "    return {'reversed': ' '.join(reversed(text.split()))}\n",
     "tests/test_rev.py": "import pytest\nfrom scripts.rev import run\n\ndef test_rev():\n"
-                         "    assert run({'text': 'a b c'}) == {'reversed': 'c b a'}\n\ndef test_bad():\n"
-                         "    with pytest.raises(ValueError):\n        run({'text': 3})\n",
+    "    assert run({'text': 'a b c'}) == {'reversed': 'c b a'}\n\ndef test_bad():\n"
+    "    with pytest.raises(ValueError):\n        run({'text': 3})\n",
 }
 
 
 def test_creation_end_to_end(llm_yard, llm_server):
-    reply = json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()],
-                        "explanation": "simple", "baseline_tokens": 2500})
+    reply = json.dumps(
+        {
+            "name": "reverse-words",
+            "files": [{"path": p, "content": c} for p, c in CREATED.items()],
+            "explanation": "simple",
+            "baseline_tokens": 2500,
+        }
+    )
     llm_server.reply(reply, prompt_tokens=2000, completion_tokens=900)
     added, fixed = fixer_for(llm_yard).create("reverse the words of a sentence")
     assert added.status == "registered" and fixed is None
@@ -259,22 +309,31 @@ def test_creation_end_to_end(llm_yard, llm_server):
     rows = llm_yard.ledger.llm_calls(skill="reverse-words")
     # Audit #6/#8: one row per request, tagged with the version it created; the estimate is no call
     assert [(r["purpose"], r["prompt_tokens"], r["completion_tokens"], r["version"]) for r in rows] == [
-        ("create", 2000, 900, 1)]
-    assert [(b["baseline_tokens"], b["version"]) for b in llm_yard.ledger.baselines("reverse-words")] == [(2500, 1)]
-    assert llm_yard.ledger.totals("reverse-words")["baseline_tokens"] == 2500
+        ("create", 2000, 900, 1)
+    ]
+    assert [(b["baseline_tokens"], b["version"]) for b in llm_yard.ledger.baselines("reverse-words")] == [
+        (2500, 1)
+    ]
+    assert totals(llm_yard.ledger, "reverse-words")["baseline_tokens"] == 2500
     assert "created from task" in llm_yard.memory_text("reverse-words")
 
 
 def test_nothing_to_fix_after_a_creation_that_registered(llm_yard, llm_server):
     """Audit #1: the `[create]` memory note was sent to the LLM as a "runtime error"."""
-    reply = json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()]})
+    reply = json.dumps(
+        {"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()]}
+    )
     llm_server.reply(reply)
     added, _ = fixer_for(llm_yard).create("reverse the words of a sentence")
     assert added.status == "registered" and "[create]" in llm_yard.memory_text("reverse-words")
     llm_server.reply(answer({"scripts/rev.py": "never asked for"}))
     outcome = fixer_for(llm_yard).fix("reverse-words")
     assert len(llm_server.requests) == 1  # the creation's only
-    assert outcome.status == "fixed" and outcome.attempts == [] and outcome.stop_reason.startswith("nothing to fix")
+    assert (
+        outcome.status == "fixed"
+        and outcome.attempts == []
+        and outcome.stop_reason.startswith("nothing to fix")
+    )
 
 
 DIVIDER = "def run(params):\n    return {'r': 10 // params['x']}\n"
@@ -298,7 +357,10 @@ def test_a_repaired_runtime_error_is_not_sent_again_and_replays_are_not_uses(llm
     assert "v1 exception" in section and "- - " not in section and "[" not in section.splitlines()[0]
     assert "1/1 recorded failing inputs now succeed" in llm_yard.memory_text("divider")
     # the replay was the fixer's own check: no use, no registry call
-    assert [(u["version"], u["outcome"]) for u in llm_yard.ledger.uses("divider")] == [(1, "exception"), (1, "ok")]
+    assert [(u["version"], u["outcome"]) for u in llm_yard.ledger.uses("divider")] == [
+        (1, "exception"),
+        (1, "ok"),
+    ]
     assert sum(v.calls for v in llm_yard.versions("divider")) == 2
     again = fixer_for(llm_yard).fix("divider")
     assert len(llm_server.requests) == 1 and again.stop_reason.startswith("nothing to fix")
@@ -307,9 +369,16 @@ def test_a_repaired_runtime_error_is_not_sent_again_and_replays_are_not_uses(llm
 def test_creation_with_broken_code_goes_through_the_fix_loop(llm_yard, llm_server):
     broken = dict(CREATED)
     broken["scripts/rev.py"] = CREATED["scripts/rev.py"].replace("reversed(text.split())", "text.split()")
-    llm_server.reply(json.dumps({"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in broken.items()]}),
-                     prompt_tokens=2000, completion_tokens=900)
-    llm_server.reply(answer({"scripts/rev.py": CREATED["scripts/rev.py"]}), prompt_tokens=1800, completion_tokens=300)
+    llm_server.reply(
+        json.dumps(
+            {"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in broken.items()]}
+        ),
+        prompt_tokens=2000,
+        completion_tokens=900,
+    )
+    llm_server.reply(
+        answer({"scripts/rev.py": CREATED["scripts/rev.py"]}), prompt_tokens=1800, completion_tokens=300
+    )
     added, fixed = fixer_for(llm_yard).create("reverse the words of a sentence", name="reverse-words")
     assert added.status == "blocked" and fixed.status == "fixed"
     assert [v.status for v in llm_yard.versions("reverse-words")] == ["blocked", "registered"]

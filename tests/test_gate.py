@@ -5,6 +5,7 @@ process per call. Suites that try to fake a pass from the test side (creation ti
 the tests are untrusted) must never register: either the judge sees the failure, or the
 mutation check sees tests that pass whatever the code does.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -32,7 +33,7 @@ GOOD_SCRIPT = textwrap.dedent('''
     def pair(n):
         return (n, square(n))
 ''')
-GOOD_TEST = textwrap.dedent('''
+GOOD_TEST = textwrap.dedent("""
     import pytest
     from scripts import main
     from scripts.main import LIMIT, NegativeError, pair, run, square
@@ -56,9 +57,9 @@ GOOD_TEST = textwrap.dedent('''
 
     def test_same_objects():
         assert main.run is run and getattr(main, "square") is square
-''')
+""")
 # The real behaviour is wrong (square of 3 is not 10): honest tests of it fail.
-FAILING_TEST = textwrap.dedent('''
+FAILING_TEST = textwrap.dedent("""
     from scripts.main import run
 
     def test_square_is_wrong():
@@ -66,8 +67,8 @@ FAILING_TEST = textwrap.dedent('''
 
     def test_other():
         assert run({"n": 2}) == {"square": 4}
-''')
-VACUOUS_TEST = textwrap.dedent('''
+""")
+VACUOUS_TEST = textwrap.dedent("""
     from scripts.main import pair, run, square
 
     def test_runs():
@@ -75,7 +76,7 @@ VACUOUS_TEST = textwrap.dedent('''
         square(5)
         pair(2)
         assert True
-''')
+""")
 
 
 def gate(yard, path):
@@ -99,7 +100,9 @@ def test_failing_tests_block_with_names(yard, tmp_path):
     d = write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests={"test_main.py": FAILING_TEST})
     outcome = gate(yard, d)
     assert outcome.status == "blocked"
-    assert any("1 of 2 tests failed" in r and "test_square_is_wrong" in r for r in outcome.reasons), outcome.reasons
+    assert any("1 of 2 tests failed" in r and "test_square_is_wrong" in r for r in outcome.reasons), (
+        outcome.reasons
+    )
     failed = [c for c in outcome.report.cases if c.status == "failed"]
     assert failed and "10" in failed[0].detail  # the fixer gets the assertion detail
     assert not outcome.report.mutation  # no mutation check without a passing verdict
@@ -109,7 +112,9 @@ def test_vacuous_tests_are_blocked_with_the_survivors_named(yard, tmp_path):
     d = write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests={"test_main.py": VACUOUS_TEST})
     outcome = gate(yard, d)
     assert outcome.status == "blocked", outcome.reasons
-    reason = next((r for r in outcome.reasons if "mutants" in r), str(outcome.reasons) + str(outcome.report.mutation))
+    reason = next(
+        (r for r in outcome.reasons if "mutants" in r), str(outcome.reasons) + str(outcome.report.mutation)
+    )
     assert "below the 60% floor" in reason and "mutants tried" in reason
     survivors = outcome.report.mutation["survivors"]
     assert survivors
@@ -127,7 +132,12 @@ def test_tests_that_never_call_the_skill_are_blocked(yard, tmp_path):
 
 
 def test_coverage_is_information_not_a_verdict(yard, tmp_path):
-    script = GOOD_SCRIPT + "\n\ndef unused(x):\n" + "".join(f"    x += {i}\n" for i in range(30)) + "    return x\n"
+    script = (
+        GOOD_SCRIPT
+        + "\n\ndef unused(x):\n"
+        + "".join(f"    x += {i}\n" for i in range(30))
+        + "    return x\n"
+    )
     d = write_skill(tmp_path, "square", script=script, tests={"test_main.py": GOOD_TEST})
     outcome = gate(yard, d)
     assert outcome.status == "registered", outcome.reasons
@@ -147,12 +157,20 @@ def test_module_level_lines_do_not_pad_coverage(yard, tmp_path):
 
 
 def test_code_outside_scripts_is_measured_and_mutated(yard, tmp_path):
-    d = write_skill(tmp_path, "square", script="from lib.calc import square\n\ndef run(params):\n"
-                    "    return {'square': square(params['n'])}\n",
-                    tests={"test_main.py": "from scripts.main import run\n\ndef test_it():\n"
-                           "    assert run({'n': 3}) == {'square': 9}\n    assert run({'n': 0}) == {'square': 0}\n"})
+    d = write_skill(
+        tmp_path,
+        "square",
+        script="from lib.calc import square\n\ndef run(params):\n"
+        "    return {'square': square(params['n'])}\n",
+        tests={
+            "test_main.py": "from scripts.main import run\n\ndef test_it():\n"
+            "    assert run({'n': 3}) == {'square': 9}\n    assert run({'n': 0}) == {'square': 0}\n"
+        },
+    )
     (d / "lib").mkdir()
-    (d / "lib" / "calc.py").write_text("def square(n):\n    if n > 100:\n        return -1\n    return n * n\n")
+    (d / "lib" / "calc.py").write_text(
+        "def square(n):\n    if n > 100:\n        return -1\n    return n * n\n"
+    )
     outcome = gate(yard, d)
     report = outcome.report
     assert "lib/calc.py" in report.uncovered  # line 3 never ran
@@ -160,12 +178,22 @@ def test_code_outside_scripts_is_measured_and_mutated(yard, tmp_path):
 
 
 def test_a_package_can_raise_but_not_lower_the_mutation_floor(yard, tmp_path):
-    lower = write_skill(tmp_path / "a", "square", script=GOOD_SCRIPT, tests={"test_main.py": VACUOUS_TEST},
-                        sidecar="entrypoint: scripts/main.py:run\ngate: {mutation: 0}\n")
+    lower = write_skill(
+        tmp_path / "a",
+        "square",
+        script=GOOD_SCRIPT,
+        tests={"test_main.py": VACUOUS_TEST},
+        sidecar="entrypoint: scripts/main.py:run\ngate: {mutation: 0}\n",
+    )
     outcome = gate(yard, lower)
     assert outcome.status == "blocked" and outcome.report.mutation["threshold"] == 60
-    higher = write_skill(tmp_path / "b", "square", script=GOOD_SCRIPT, tests={"test_main.py": GOOD_TEST},
-                         sidecar="entrypoint: scripts/main.py:run\ngate: {mutation: 99}\n")
+    higher = write_skill(
+        tmp_path / "b",
+        "square",
+        script=GOOD_SCRIPT,
+        tests={"test_main.py": GOOD_TEST},
+        sidecar="entrypoint: scripts/main.py:run\ngate: {mutation: 99}\n",
+    )
     assert gate(yard, higher).report.mutation["threshold"] == 99
 
 
@@ -177,7 +205,9 @@ def test_no_tests_blocks(yard, tmp_path):
 
 
 def test_collected_nothing_blocks(yard, tmp_path):
-    d = write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests={"test_main.py": "from scripts.main import run\n"})
+    d = write_skill(
+        tmp_path, "square", script=GOOD_SCRIPT, tests={"test_main.py": "from scripts.main import run\n"}
+    )
     outcome = gate(yard, d)
     assert outcome.status == "blocked"
     assert any("no tests were collected" in r for r in outcome.reasons), outcome.reasons
@@ -193,8 +223,13 @@ def test_skipped_test_blocks(yard, tmp_path):
 
 def test_gate_timeout_blocks(yard, tmp_path):
     body = GOOD_TEST + "\n\ndef test_slow():\n    import time\n    time.sleep(60)\n"
-    d = write_skill(tmp_path, "square", script=GOOD_SCRIPT, tests={"test_main.py": body},
-                    sidecar="entrypoint: scripts/main.py:run\ngate:\n  timeout: 6\n")
+    d = write_skill(
+        tmp_path,
+        "square",
+        script=GOOD_SCRIPT,
+        tests={"test_main.py": body},
+        sidecar="entrypoint: scripts/main.py:run\ngate:\n  timeout: 6\n",
+    )
     outcome = gate(yard, d)
     assert outcome.status == "blocked"
     assert any("time limit" in r for r in outcome.reasons), outcome.reasons
@@ -203,9 +238,13 @@ def test_gate_timeout_blocks(yard, tmp_path):
 def test_a_call_that_times_out_fails_its_test(yard, tmp_path):
     script = GOOD_SCRIPT + "\n\ndef spin():\n    while True:\n        pass\n"
     body = GOOD_TEST + "\n\ndef test_spin():\n    spin()\n"
-    d = write_skill(tmp_path, "square", script=script, tests={"test_main.py": body.replace(
-        "import pytest", "import pytest\nfrom scripts.main import spin")},
-                    sidecar="entrypoint: scripts/main.py:run\nlimits: {timeout: 2}\n")
+    d = write_skill(
+        tmp_path,
+        "square",
+        script=script,
+        tests={"test_main.py": body.replace("import pytest", "import pytest\nfrom scripts.main import spin")},
+        sidecar="entrypoint: scripts/main.py:run\nlimits: {timeout: 2}\n",
+    )
     outcome = gate(yard, d)
     assert outcome.status == "blocked"
     case = next(c for c in outcome.report.cases if c.name.endswith("test_spin"))
@@ -214,36 +253,49 @@ def test_a_call_that_times_out_fails_its_test(yard, tmp_path):
 
 def test_what_the_skill_prints_reaches_the_test(yard, tmp_path):
     script = "def run(params):\n    print('hello from the callee')\n    return {'ok': params['x'] > 0}\n"
-    body = ("from scripts.main import run\n\ndef test_print(capsys):\n    assert run({'x': 1}) == {'ok': True}\n"
-            "    assert run({'x': -1}) == {'ok': False}\n"
-            "    assert 'hello from the callee' in capsys.readouterr().out\n")
+    body = (
+        "from scripts.main import run\n\ndef test_print(capsys):\n    assert run({'x': 1}) == {'ok': True}\n"
+        "    assert run({'x': -1}) == {'ok': False}\n"
+        "    assert 'hello from the callee' in capsys.readouterr().out\n"
+    )
     outcome = gate(yard, write_skill(tmp_path, "printer", script=script, tests={"test_main.py": body}))
     assert outcome.status == "registered", outcome.reasons
 
 
 def test_objects_do_not_cross_the_boundary(yard, tmp_path):
-    script = ("class Box:\n    def __eq__(self, other):\n        return True\n\n"
-              "def run(params):\n    return {'n': params['n']}\n\ndef box():\n    return Box()\n")
-    body = ("import pytest\nfrom scripts.main import box, run\n\ndef test_run():\n    assert run({'n': 2}) == {'n': 2}\n"
-            "    assert run({'n': 3}) != {'n': 2}\n\n"
-            "def test_box():\n    with pytest.raises(Exception, match='cannot cross the sandbox boundary'):\n        box()\n")
+    script = (
+        "class Box:\n    def __eq__(self, other):\n        return True\n\n"
+        "def run(params):\n    return {'n': params['n']}\n\ndef box():\n    return Box()\n"
+    )
+    body = (
+        "import pytest\nfrom scripts.main import box, run\n\n"
+        "def test_run():\n    assert run({'n': 2}) == {'n': 2}\n    assert run({'n': 3}) != {'n': 2}\n\n"
+        "def test_box():\n"
+        "    with pytest.raises(Exception, match='cannot cross the sandbox boundary'):\n        box()\n"
+    )
     outcome = gate(yard, write_skill(tmp_path, "boxes", script=script, tests={"test_main.py": body}))
     assert outcome.status == "registered", outcome.reasons
 
 
 # -- suites that try to fake a pass from the test side (creation time) -------------------------
-FAKE_PASSED = "print('\\n'.join(f'tests/test_main.py::test_{i} PASSED' for i in range(20)))\nprint('20 passed in 0.01s')\n"
+FAKE_PASSED = (
+    "print('\\n'.join(f'tests/test_main.py::test_{i} PASSED' for i in range(20)))\n"
+    "print('20 passed in 0.01s')\n"
+)
 
 SPOOFS = {
     # Prints pytest's success lines and exits 0 from conftest at import: refused by the static policy.
     "exit0_conftest_plain": {"conftest.py": "import os\n" + FAKE_PASSED + "os._exit(0)\n"},
     # The same, obfuscated past the static policy: the pass never finishes.
-    "exit0_conftest_obfuscated": {"conftest.py": FAKE_PASSED + "getattr(__import__('o' + 's'), '_ex' + 'it')(0)\n"},
+    "exit0_conftest_obfuscated": {
+        "conftest.py": FAKE_PASSED + "getattr(__import__('o' + 's'), '_ex' + 'it')(0)\n"
+    },
     # Exits 0 from inside a test after the failing one ran: pytest never finishes.
     "exit0_mid_run": {"test_z.py": "def test_zz():\n    getattr(__import__('o' + 's'), '_ex' + 'it')(0)\n"},
     # Monkeypatches pytest's reporting through the public API: every report says "passed".
     # The verdict pass looks clean; then every mutant "survives" too.
-    "monkeypatch_reports": {"conftest.py": textwrap.dedent('''
+    "monkeypatch_reports": {
+        "conftest.py": textwrap.dedent("""
         import pytest
         _orig = pytest.TestReport.from_item_and_call.__func__
         def _always_pass(cls, item, call):
@@ -252,35 +304,46 @@ SPOOFS = {
             rep.longrepr = None
             return rep
         pytest.TestReport.from_item_and_call = classmethod(_always_pass)
-    ''')},
+    """)
+    },
     # Patches the test item's run method so no test body runs.
     "patch_runtest": {"conftest.py": "import pytest\npytest.Function.runtest = lambda self: None\n"},
     # An autouse fixture that swaps the test function for one that passes.
-    "swap_node_obj": {"conftest.py": textwrap.dedent('''
+    "swap_node_obj": {
+        "conftest.py": textwrap.dedent("""
         import pytest
         @pytest.fixture(autouse=True)
         def _swap(request):
             request.node.obj = lambda *a, **k: None
-    ''')},
+    """)
+    },
     # Defines a reporting hook: refused by the policy.
-    "makereport_hook": {"conftest.py": textwrap.dedent('''
+    "makereport_hook": {
+        "conftest.py": textwrap.dedent("""
         import pytest
         @pytest.hookimpl(hookwrapper=True)
         def pytest_runtest_makereport(item, call):
             outcome = yield
             outcome.get_result().outcome = "passed"
-    ''')},
+    """)
+    },
     # A hook installed through globals(), past the static check.
-    "hook_through_globals": {"conftest.py": textwrap.dedent('''
+    "hook_through_globals": {
+        "conftest.py": textwrap.dedent("""
         def _report(report):
             report.outcome = "passed"
         globals()["pytest_" + "runtest_logreport"] = _report
-    ''')},
+    """)
+    },
     # Imports pytest internals: refused by the policy.
-    "import_internals": {"conftest.py": "import _pytest.reports\n_pytest.reports.TestReport.outcome = 'passed'\n"},
+    "import_internals": {
+        "conftest.py": "import _pytest.reports\n_pytest.reports.TestReport.outcome = 'passed'\n"
+    },
     # __test__ = False: the failing tests are not collected at all.
-    "dunder_test_false": {"conftest.py": "collect_ignore = ['test_main.py']\n",
-                          "test_pass.py": "from scripts.main import run\n\ndef test_ok():\n    run({'n': 1})\n"},
+    "dunder_test_false": {
+        "conftest.py": "collect_ignore = ['test_main.py']\n",
+        "test_pass.py": "from scripts.main import run\n\ndef test_ok():\n    run({'n': 1})\n",
+    },
 }
 
 
@@ -308,7 +371,7 @@ def test_bundled_skills_register_and_broken_is_blocked(yard, skill_copy):
     root = Path(__file__).resolve().parent.parent / "skills"
     names = sorted(p.name for p in root.iterdir() if (p / "SKILL.md").exists() and (p / "tests").is_dir())
     assert len(names) >= 13
-    results = dict(zip(names, yard.add_many([skill_copy(name) for name in names], workers=2)))
+    results = dict(zip(names, yard.add_many([skill_copy(name) for name in names], workers=2), strict=True))
     broken = results.pop("broken-median")
     assert broken.status == "blocked"
     assert any("tests failed" in r for r in broken.reasons), broken.reasons

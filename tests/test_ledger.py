@@ -1,45 +1,66 @@
 """Token ledger tests: real LanceDB stores in tmp_path, real processes for concurrency,
 the real `cost` / `ledger` click commands. Nothing of the project is mocked."""
+
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from runtime import logs
+from runtime.accounting import SkillCost, break_even, cost_report, totals, unattributed
+from runtime.cli.cost import cost_command, ledger_group
 from runtime.config import Settings, get_settings
-from runtime.costs import cost_command, ledger_group
-from runtime.ledger import Ledger, SkillCost, break_even, cost_report, unattributed
+from runtime.ledger import LLM_CALLS_SCHEMA, Ledger
 from runtime.package import pack_files, package_from_files, unpack_files
-from runtime.registry import GateSummary, Registry
+from runtime.records import GateSummary
+from runtime.registry import Registry
 from runtime.tokens import count_tokens
 
-PASS = GateSummary(passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[])
+PASS = GateSummary(
+    passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[]
+)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def skill_files(name: str, description: str, *, baseline: int | None = None,
-                body: str = "Use it.\n") -> dict[str, bytes]:
+def skill_files(
+    name: str, description: str, *, baseline: int | None = None, body: str = "Use it.\n"
+) -> dict[str, bytes]:
     files = {"SKILL.md": f"---\nname: {name}\ndescription: {description}\n---\n# {name}\n{body}".encode()}
     if baseline is not None:
         files["skillyard.yaml"] = f"baseline_tokens: {baseline}\ntags: [test]\n".encode()
     return files
 
 
-def register(reg: Registry, name: str, description: str, *, baseline: int | None = None, body: str = "Use it.\n",
-             status: str = "registered"):  # fmt: skip
+def register(
+    reg: Registry,
+    name: str,
+    description: str,
+    *,
+    baseline: int | None = None,
+    body: str = "Use it.\n",
+    status: str = "registered",
+):
     files = skill_files(name, description, baseline=baseline, body=body)
     pkg = package_from_files(name, files)  # validates the package like `skillyard add` would
     gate = PASS if status == "registered" else GateSummary(False, 2, 1, 0, 0, 50.0, 0.5, ["1 test failed"])
-    rec = reg.add_version(name=name, content_hash=pkg.content_hash, status=status, description=description,
-                          tags=pkg.config.tags, instructions=pkg.instructions, gate=gate,
-                          gate_report={"passed": gate.passed}, package=pack_files(files))  # fmt: skip
+    rec = reg.add_version(
+        name=name,
+        content_hash=pkg.content_hash,
+        status=status,
+        description=description,
+        tags=pkg.config.tags,
+        instructions=pkg.instructions,
+        gate=gate,
+        gate_report={"passed": gate.passed},
+        package=pack_files(files),
+    )
     return rec, pkg
 
 
@@ -55,10 +76,19 @@ def packages_of(reg: Registry):
 
 
 def call(led: Ledger, skill: str | None, purpose: str, prompt: int, completion: int = 0, **kw) -> str:
-    args = dict(skill=skill, version=kw.pop("version", None), purpose=purpose, model="gpt-4o-mini",
-                prompt_tokens=prompt, completion_tokens=completion, cached_tokens=kw.pop("cached", 0),
-                tiktoken_prompt_tokens=kw.pop("tiktoken", prompt), cost_usd=kw.pop("cost", 0.0),
-                latency_ms=kw.pop("latency", 12.5), outcome=kw.pop("outcome", "ok"))  # fmt: skip
+    args = dict(
+        skill=skill,
+        version=kw.pop("version", None),
+        purpose=purpose,
+        model="gpt-4o-mini",
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=kw.pop("cached", 0),
+        tiktoken_prompt_tokens=kw.pop("tiktoken", prompt),
+        cost_usd=kw.pop("cost", 0.0),
+        latency_ms=kw.pop("latency", 12.5),
+        outcome=kw.pop("outcome", "ok"),
+    )
     args.update(kw)
     return led.record_llm_call(**args)
 
@@ -113,10 +143,21 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     assert led.llm_calls() == [] and led.uses() == [] and led.skills() == []  # no tables yet: empty, no error
     assert not (tmp_path / "store" / "llm_calls.lance").exists()  # reads create nothing
     big = 2**53 + 1  # not representable as a float64
-    rid = led.record_llm_call(skill="alpha", version=2, purpose="fix", model="gpt-4o", prompt_tokens=big,
-                              completion_tokens=123_457, cached_tokens=4_096, tiktoken_prompt_tokens=big - 7,
-                              cost_usd=0.012345, latency_ms=842.25, outcome="malformed",
-                              detail="bad JSON: ‘unterminated’ \"string\" it's", request_id="req_abc123")  # fmt: skip
+    rid = led.record_llm_call(
+        skill="alpha",
+        version=2,
+        purpose="fix",
+        model="gpt-4o",
+        prompt_tokens=big,
+        completion_tokens=123_457,
+        cached_tokens=4_096,
+        tiktoken_prompt_tokens=big - 7,
+        cost_usd=0.012345,
+        latency_ms=842.25,
+        outcome="malformed",
+        detail='bad JSON: ‘unterminated’ "string" it\'s',
+        request_id="req_abc123",
+    )
     call(led, "alpha", "create", 383_000, 17, outcome="ok")
     call(led, None, "create", 999, 1, outcome="error")
     led.record_use(skill="alpha", version=2, context_tokens=2_001, outcome="ok", duration_ms=33.5)
@@ -127,12 +168,16 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     r = rows[0]
     assert r["id"] == rid and type(r["prompt_tokens"]) is int
     assert (r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"], r["tiktoken_prompt_tokens"]) == (
-        big, 123_457, 4_096, big - 7)  # fmt: skip
+        big,
+        123_457,
+        4_096,
+        big - 7,
+    )
     assert r["total_tokens"] == big + 123_457
     assert (r["skill"], r["version"], r["model"], r["outcome"]) == ("alpha", 2, "gpt-4o", "malformed")
     assert r["cost_usd"] == 0.012345 and r["latency_ms"] == 842.25
-    assert r["detail"] == "bad JSON: ‘unterminated’ \"string\" it's" and r["request_id"] == "req_abc123"
-    assert r["ts"].tzinfo is not None and abs(datetime.now(timezone.utc) - r["ts"]) < timedelta(minutes=5)
+    assert r["detail"] == 'bad JSON: ‘unterminated’ "string" it\'s' and r["request_id"] == "req_abc123"
+    assert r["ts"].tzinfo is not None and abs(datetime.now(UTC) - r["ts"]) < timedelta(minutes=5)
 
     assert len(led.llm_calls()) == 3
     assert [r["purpose"] for r in led.llm_calls(purpose="create")] == ["create", "create"]
@@ -141,12 +186,12 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
     assert [u["context_tokens"] for u in led.uses("alpha")] == [2_001, 2_003]
     assert led.uses("nobody") == [] and led.skills() == ["alpha"]
 
-    t = led.totals("alpha")
+    t = totals(led, "alpha")
     assert t["llm_calls"] == 2 and t["creation_tokens"] == 383_017 and t["fix_tokens"] == big + 123_457
     assert t["invested_tokens"] == 383_017 + big + 123_457 and t["baseline_tokens"] is None
     assert (t["uses"], t["failures"], t["use_context_tokens"]) == (2, 1, 4_004)
     assert t["calls_by_outcome"] == {"malformed": 1, "ok": 1}
-    loose = led.totals(None)
+    loose = totals(led, None)
     assert (loose["llm_calls"], loose["total_tokens"]) == (1, 1_000)
 
     # another handle (a second process would be the same) sees everything at once
@@ -155,20 +200,20 @@ def test_record_and_query_round_trip_keeps_exact_values(led: Ledger, tmp_path: P
 
 
 def test_since_filter_and_explicit_timestamps(led: Ledger):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     call(led, "s", "create", 10, ts=now - timedelta(days=3))
     call(led, "s", "fix", 20, ts=(now - timedelta(days=1)).replace(tzinfo=None))  # naive means UTC
     call(led, "s", "retry", 30, ts=now)
     assert [r["prompt_tokens"] for r in led.llm_calls("s", since=now - timedelta(days=2))] == [20, 30]
     assert [r["prompt_tokens"] for r in led.llm_calls(since=now - timedelta(hours=1))] == [30]
-    assert led.totals("s")["fix_tokens"] == 50 and led.totals("s")["creation_tokens"] == 10
+    assert totals(led, "s")["fix_tokens"] == 50 and totals(led, "s")["creation_tokens"] == 10
 
 
 def test_baseline_rows_average_and_are_not_investment(led: Ledger):
     call(led, "b", "create", 1_000, 500)
     led.record_baseline(skill="b", version=1, baseline_tokens=10_000)
     led.record_baseline(skill="b", version=1, baseline_tokens=10_001)
-    t = led.totals("b")
+    t = totals(led, "b")
     assert t["invested_tokens"] == 1_500 and t["baseline_tokens"] == 10_001  # mean 10,000.5 rounds half up
     assert t["baseline_rows"] == 2 and t["llm_calls"] == 1
 
@@ -183,21 +228,63 @@ def test_baseline_estimates_are_not_tokens_spent(home: Settings):
     rows = led.llm_calls("b")
     assert [r["purpose"] for r in rows] == ["create"] and sum(r["total_tokens"] for r in rows) == 1_500
     assert [(b["baseline_tokens"], b["source"]) for b in led.baselines("b")] == [(2_500, "creation")]
-    t = led.totals("b")
+    t = totals(led, "b")
     assert (t["total_tokens"], t["prompt_tokens"], t["baseline_tokens"]) == (1_500, 1_000, 2_500)
-    # a store written before the baselines table: its estimate rows are baselines, never tokens
+    led.close()
+
+
+def test_baseline_estimates_of_an_old_store_are_moved_by_a_migration(home: Settings):
+    """A store written before the baselines table kept estimates as llm_calls rows of
+    purpose "baseline". Opening it runs the named migration once: the rows move to
+    baselines (never tokens spent), the migration is recorded, and reads know nothing of
+    the old form."""
     import lancedb
 
-    legacy = {"id": "f" * 32, "ts": datetime.now(timezone.utc), "skill": "b", "version": 1, "purpose": "baseline",
-              "model": "m", "prompt_tokens": 3_500, "completion_tokens": 0, "cached_tokens": 0,
-              "tiktoken_prompt_tokens": 0, "cost_usd": 0.0, "latency_ms": 0.0, "outcome": "estimate",
-              "detail": "", "request_id": ""}
-    lancedb.connect(home.store).open_table("llm_calls").add([legacy])
-    t = led.totals("b")
-    assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (1_500, 1, 3_000, 2)
+    legacy = {
+        "id": "f" * 32,
+        "ts": datetime.now(UTC),
+        "skill": "b",
+        "version": 1,
+        "purpose": "baseline",
+        "model": "m",
+        "prompt_tokens": 3_500,
+        "completion_tokens": 0,
+        "cached_tokens": 0,
+        "tiktoken_prompt_tokens": 0,
+        "cost_usd": 0.0,
+        "latency_ms": 0.0,
+        "outcome": "estimate",
+        "detail": "",
+        "request_id": "",
+    }
+    real = {
+        **legacy,
+        "id": "e" * 32,
+        "purpose": "create",
+        "prompt_tokens": 1_000,
+        "completion_tokens": 500,
+        "outcome": "ok",
+    }
+    lancedb.connect(home.store).create_table("llm_calls", [legacy, real], schema=LLM_CALLS_SCHEMA)
+    led = Ledger(home.store)
+    rows = led.llm_calls("b")
+    assert [r["purpose"] for r in rows] == ["create"] and sum(r["total_tokens"] for r in rows) == 1_500
+    assert [(b["id"], b["baseline_tokens"], b["source"]) for b in led.baselines("b")] == [
+        ("f" * 32, 3_500, "creation")
+    ]
+    t = totals(led, "b")
+    assert (t["total_tokens"], t["llm_calls"], t["baseline_tokens"], t["baseline_rows"]) == (
+        1_500,
+        1,
+        3_500,
+        1,
+    )
+    assert "ledger-0001-baselines-out-of-llm-calls" in led.store.applied_migrations()
     calls = CliRunner().invoke(ledger_group, ["calls", "--skill", "b"], catch_exceptions=False)
-    assert "2 call(s), 1,500 tokens" in calls.stdout  # the legacy estimate is listed, not summed
+    assert "1 call(s), 1,500 tokens" in calls.stdout
     led.close()
+    with Ledger(home.store) as again:  # recorded: nothing runs twice
+        assert len(again.baselines("b")) == 1 and len(again.llm_calls("b")) == 1
 
 
 def test_tag_version_sets_only_untagged_rows(led: Ledger):
@@ -215,7 +302,7 @@ def test_reassign_moves_placeholder_rows(led: Ledger):
     assert led.reassign("(creating)", "new-skill") == 2
     assert led.llm_calls("(creating)") == []
     assert [r["prompt_tokens"] for r in led.llm_calls("new-skill")] == [100, 50]
-    assert led.totals("new-skill")["invested_tokens"] == 165
+    assert totals(led, "new-skill")["invested_tokens"] == 165
     assert led.reassign("nothing-here", "x") == 0 and led.reassign("same", "same") == 0
     assert len(led.llm_calls()) == 3
 
@@ -237,8 +324,19 @@ def test_reassign_moves_placeholder_rows(led: Ledger):
     ],
 )
 def test_bad_arguments_are_refused_before_writing(led: Ledger, bad):
-    args = dict(skill="ok", version=1, purpose="create", model="m", prompt_tokens=1, completion_tokens=1,
-                cached_tokens=0, tiktoken_prompt_tokens=1, cost_usd=0.0, latency_ms=0.0, outcome="ok")  # fmt: skip
+    args = dict(
+        skill="ok",
+        version=1,
+        purpose="create",
+        model="m",
+        prompt_tokens=1,
+        completion_tokens=1,
+        cached_tokens=0,
+        tiktoken_prompt_tokens=1,
+        cost_usd=0.0,
+        latency_ms=0.0,
+        outcome="ok",
+    )
     args.update(bad)
     with pytest.raises(ValueError):
         led.record_llm_call(**args)
@@ -254,9 +352,20 @@ def _ledger_worker(uri: str, wid: int, n: int, barrier) -> None:
     led = Ledger(uri, compact_every=10)  # compactions race the other writer's appends
     barrier.wait(timeout=120)
     for k in range(n):
-        led.record_llm_call(skill=f"w{wid}", version=1, purpose="create", model="m", prompt_tokens=1_000 * wid + k,
-                            completion_tokens=k, cached_tokens=0, tiktoken_prompt_tokens=k, cost_usd=0.001,
-                            latency_ms=1.0, outcome="ok", detail=f"{wid}/{k}")  # fmt: skip
+        led.record_llm_call(
+            skill=f"w{wid}",
+            version=1,
+            purpose="create",
+            model="m",
+            prompt_tokens=1_000 * wid + k,
+            completion_tokens=k,
+            cached_tokens=0,
+            tiktoken_prompt_tokens=k,
+            cost_usd=0.001,
+            latency_ms=1.0,
+            outcome="ok",
+            detail=f"{wid}/{k}",
+        )
         if k % 5 == 0:
             led.record_use(skill="shared", version=1, context_tokens=k, outcome="ok", duration_ms=1.0)
     led.close()
@@ -281,7 +390,7 @@ def test_two_processes_record_concurrently_and_lose_nothing(tmp_path: Path):
         mine = led.llm_calls(f"w{w}")
         assert [r["detail"] for r in mine] == [f"{w}/{k}" for k in range(50)]  # each writer's order kept
         assert [r["prompt_tokens"] for r in mine] == [1_000 * w + k for k in range(50)]
-        assert led.totals(f"w{w}")["creation_tokens"] == sum(1_000 * w + 2 * k for k in range(50))
+        assert totals(led, f"w{w}")["creation_tokens"] == sum(1_000 * w + 2 * k for k in range(50))
     assert sorted(u["context_tokens"] for u in led.uses("shared")) == sorted(list(range(0, 50, 5)) * 2)
     led.close()
 
@@ -290,9 +399,20 @@ def _placeholder_worker(uri: str, wid: int, n: int, barrier) -> None:
     led = Ledger(uri, compact_every=5)  # compactions race the appends and the other process's updates
     barrier.wait(timeout=120)
     for k in range(n):
-        led.record_llm_call(skill=f"(creating-{k % 3})", version=None, purpose="create", model="m", prompt_tokens=k,
-                            completion_tokens=0, cached_tokens=0, tiktoken_prompt_tokens=0, cost_usd=0.0,
-                            latency_ms=0.0, outcome="ok", detail=f"{wid}/{k}")  # fmt: skip
+        led.record_llm_call(
+            skill=f"(creating-{k % 3})",
+            version=None,
+            purpose="create",
+            model="m",
+            prompt_tokens=k,
+            completion_tokens=0,
+            cached_tokens=0,
+            tiktoken_prompt_tokens=0,
+            cost_usd=0.0,
+            latency_ms=0.0,
+            outcome="ok",
+            detail=f"{wid}/{k}",
+        )
     led.close()
 
 
@@ -334,10 +454,17 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     call(led, "alpha", "create", 300_000, 60_000, cost=0.25)
     call(led, "alpha", "fix", 15_000, 5_000, cost=0.02)
     call(led, "alpha", "retry", 2_500, 500, outcome="malformed", cost=0.01)
-    led.record_baseline(skill="alpha", version=1, baseline_tokens=1)  # ignored: the skill states its own baseline
+    led.record_baseline(
+        skill="alpha", version=1, baseline_tokens=1
+    )  # ignored: the skill states its own baseline
     for i in range(3):
-        led.record_use(skill="alpha", version=1, context_tokens=ctx["alpha"], outcome="ok" if i else "timeout",
-                       duration_ms=5.0)  # fmt: skip
+        led.record_use(
+            skill="alpha",
+            version=1,
+            context_tokens=ctx["alpha"],
+            outcome="ok" if i else "timeout",
+            duration_ms=5.0,
+        )
     # beta: baseline estimated at creation (the ledger's baseline row)
     call(led, "beta", "create", 40_000, 10_000)
     led.record_baseline(skill="beta", version=1, baseline_tokens=10_000)
@@ -372,7 +499,9 @@ def test_cost_report_break_even_per_skill(reg: Registry, led: Ledger):
     assert (g.baseline_tokens, g.baseline_source) == (300, "config")
     assert g.savings_per_use == 300 - ctx["gamma"] < 0 and g.break_even_uses is None
     assert (g.uses, g.failures, g.invested_tokens) == (2, 1, 0)  # from the registry's counters
-    assert g.net_tokens == (300 - ctx["gamma"]) - ctx["gamma"] and not g.paid_off  # the failed run saved nothing
+    assert (
+        g.net_tokens == (300 - ctx["gamma"]) - ctx["gamma"] and not g.paid_off
+    )  # the failed run saved nothing
 
     loose = unattributed(led)
     assert loose["failed_creations"] == {"count": 1, "llm_calls": 1, "total_tokens": 5_000, "cost_usd": 0.0}
@@ -393,7 +522,9 @@ def test_failed_uses_save_nothing(reg: Registry, led: Ledger):
     for outcome in ("exception", "timeout", "bad_output"):
         led.record_use(skill="delta", version=1, context_tokens=ctx, outcome=outcome, duration_ms=1.0)
     d = cost_report(led, reg, packages_of(reg), 300)[0]
-    assert d.net_tokens == -9_000 - 3 * ctx and not d.paid_off  # before: 3 * (10,000 - ctx) - 9,000 > 0, "paid off"
+    assert (
+        d.net_tokens == -9_000 - 3 * ctx and not d.paid_off
+    )  # before: 3 * (10,000 - ctx) - 9,000 > 0, "paid off"
     assert (d.uses, d.failures, d.successful_uses) == (3, 3, 0)
     led.record_use(skill="delta", version=1, context_tokens=ctx, outcome="ok", duration_ms=1.0)
     d = cost_report(led, reg, packages_of(reg), 300)[0]
@@ -413,7 +544,8 @@ def test_unused_skill_with_nothing_invested_has_not_paid_off(reg: Registry, led:
 
 
 def test_failed_creations_are_not_attributed_to_a_skill(home: Settings):
-    """Audit #5: a failed creation showed up as a skill `(creating-...)` with N* = 1, its retry in "fix tok"."""
+    """Audit #5: a failed creation showed up as a skill `(creating-...)` with N* = 1, its
+    retry in "fix tok"."""
     reg = Registry(home.store, embedder=None)
     register(reg, "alpha", "Alpha does the first thing.", baseline=150_000)
     led = Ledger(home.store)
@@ -458,7 +590,9 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     led = Ledger(home.store)
     call(led, "alpha", "create", 383_000, cost=0.5)
     call(led, "beta", "create", 1_000)
-    led.record_use(skill="alpha", version=1, context_tokens=count_tokens(pkg.skill_md), outcome="ok", duration_ms=3)
+    led.record_use(
+        skill="alpha", version=1, context_tokens=count_tokens(pkg.skill_md), outcome="ok", duration_ms=3
+    )
 
     runner = CliRunner()
     png = tmp_path / "out" / "cost.png"
@@ -475,7 +609,12 @@ def test_cost_command_json_and_plot(home: Settings, tmp_path: Path):
     one = runner.invoke(cost_command, ["alpha", "--json"], catch_exceptions=False)
     assert [d["skill"] for d in json.loads(one.stdout)["skills"]] == ["alpha"]
     table = runner.invoke(cost_command, [], catch_exceptions=False)
-    assert table.exit_code == 0 and "alpha" in table.stdout and "beta" in table.stdout and "total" in table.stdout
+    assert (
+        table.exit_code == 0
+        and "alpha" in table.stdout
+        and "beta" in table.stdout
+        and "total" in table.stdout
+    )
     missing = runner.invoke(cost_command, ["nope"])
     assert missing.exit_code != 0 and "no skill 'nope'" in missing.output
 

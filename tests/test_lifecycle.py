@@ -1,4 +1,5 @@
 """Register, call, version, roll back and export skills: real Docker, real LanceDB."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from runtime.errors import RegistryError
 from runtime.package import load_package, unpack_files
 from tests.conftest import ROOT, WHEELHOUSE, write_skill
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import time
 
     def run(params):
@@ -30,8 +32,8 @@ SCRIPT = textwrap.dedent('''
         if mode == "notjson":
             return {"value": {1, 2}}
         return {"value": params["x"] * 2}
-''')
-TESTS = textwrap.dedent('''
+""")
+TESTS = textwrap.dedent("""
     import pytest
     from scripts.main import run
 
@@ -46,8 +48,8 @@ TESTS = textwrap.dedent('''
         assert run({"mode": "badtype"}) == {"value": "not a number"}
         assert run({"mode": "notjson"})["value"] == {1, 2}
         assert run({"mode": "hog", "blocks": 2}) == {"n": 2}
-''')
-SIDECAR = textwrap.dedent('''
+""")
+SIDECAR = textwrap.dedent("""
     entrypoint: scripts/main.py:run
     input_schema:
       type: object
@@ -65,7 +67,7 @@ SIDECAR = textwrap.dedent('''
       memory: 128m
     examples:
       - input: {x: 21}
-''')
+""")
 
 
 @pytest.fixture
@@ -87,11 +89,11 @@ def test_call_returns_output_and_counts(yard, doubler):
 def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings, backend, runner_image):
     """A strict-isolation server (cold calls, no pool) is long-lived: counters and ledger rows
     go to the writer thread and land by flush(); the record is read once per RECORD_TTL_S."""
-    from runtime.tenants import Yards
+    from runtime.views import TenantYards
     from runtime.yard import Yard
     from sandbox.sandbox import Sandbox
 
-    yards = Yards(settings.model_copy(update={"pool_size": 0}))  # what the servers make
+    yards = TenantYards(settings.model_copy(update={"pool_size": 0}))  # what the servers make
     assert yards.shared.long_lived and not yards.shared.use_pool
     yards.close()
     strict = Yard(settings, sandbox=Sandbox(backend), pool=False, long_lived=True)
@@ -99,7 +101,7 @@ def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings
     try:
         results = [strict.run("doubler", {"x": i}) for i in range(3)]
         assert [r.output for r in results] == [{"value": 0}, {"value": 2}, {"value": 4}]
-        assert strict._writer is not None and strict._writer.is_alive()
+        assert strict.accounting_thread_running
         strict.flush()
         rec = strict.registry.get("doubler")
         assert (rec.calls, rec.failures) == (3, 0)
@@ -119,14 +121,17 @@ def test_call_rebuilds_an_image_removed_behind_its_back(yard, doubler, docker_cl
     assert docker_client.images.get(tag).tags  # built again, under the same content-hash tag
 
 
-@pytest.mark.parametrize("params,kind,counted", [
-    ({"x": "21"}, "invalid_input", False),           # schema: x must be an integer
-    ({"mode": "raise"}, "exception", True),          # the entrypoint raised
-    ({"mode": "sleep", "x": 1}, "timeout", True),    # killed at the 3 s limit
-    ({"mode": "hog"}, "oom", True),                  # 1 GB into a 128m limit
-    ({"mode": "badtype"}, "bad_output", True),       # output schema violated
-    ({"mode": "notjson"}, "bad_output", True),       # not JSON at all
-])
+@pytest.mark.parametrize(
+    "params,kind,counted",
+    [
+        ({"x": "21"}, "invalid_input", False),  # schema: x must be an integer
+        ({"mode": "raise"}, "exception", True),  # the entrypoint raised
+        ({"mode": "sleep", "x": 1}, "timeout", True),  # killed at the 3 s limit
+        ({"mode": "hog"}, "oom", True),  # 1 GB into a 128m limit
+        ({"mode": "badtype"}, "bad_output", True),  # output schema violated
+        ({"mode": "notjson"}, "bad_output", True),  # not JSON at all
+    ],
+)
 def test_call_errors_are_structured(yard, doubler, params, kind, counted):
     result = yard.run("doubler", params)
     assert not result.ok
@@ -158,8 +163,13 @@ def test_memory_entries_are_deduplicated(yard, doubler):
 
 def test_unknown_skill_and_blocked_skill(yard, tmp_path):
     assert yard.run("nope", {}).error.kind == "not_found"
-    bad = write_skill(tmp_path, "badone", script=SCRIPT, tests={"test_main.py": "def test_x():\n    assert False\n"},
-                      sidecar=SIDECAR)
+    bad = write_skill(
+        tmp_path,
+        "badone",
+        script=SCRIPT,
+        tests={"test_main.py": "def test_x():\n    assert False\n"},
+        sidecar=SIDECAR,
+    )
     assert yard.add(bad).status == "blocked"
     assert yard.run("badone", {"x": 1}).error.kind == "not_registered"
 
@@ -174,8 +184,9 @@ def test_versions_rollback_and_export_restore_exactly(yard, doubler, tmp_path):
     v1_files = load_package(doubler).files
     v2 = tmp_path / "v2" / "doubler"
     import shutil
+
     shutil.copytree(doubler, v2)
-    (v2 / "scripts" / "main.py").write_text(SCRIPT.replace("params[\"x\"] * 2", "params[\"x\"] * 2 + 0"))
+    (v2 / "scripts" / "main.py").write_text(SCRIPT.replace('params["x"] * 2', 'params["x"] * 2 + 0'))
     out2 = yard.add(v2)
     assert out2.status == "registered" and out2.version == 2
     assert yard.registry.get("doubler").version == 2
@@ -194,11 +205,12 @@ def test_versions_rollback_and_export_restore_exactly(yard, doubler, tmp_path):
 
 def test_rollback_to_blocked_version_is_refused(yard, doubler, tmp_path):
     import shutil
+
     v2 = tmp_path / "v2" / "doubler"
     shutil.copytree(doubler, v2)
     (v2 / "tests" / "test_main.py").write_text("def test_x():\n    assert False\n")
     assert yard.add(v2).status == "blocked"
-    with pytest.raises(Exception):
+    with pytest.raises(RegistryError, match="it is blocked"):
         yard.rollback("doubler", 2)
     assert yard.registry.get("doubler").version == 1
 
@@ -206,23 +218,43 @@ def test_rollback_to_blocked_version_is_refused(yard, doubler, tmp_path):
 def _cli(*args, home: Path, check=False, input_text=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLYARD_")}
     env.update({"SKILLYARD_HOME": str(home), "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE)})
-    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, input=input_text, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        input=input_text,
+        check=check,
+    )
 
 
 def test_two_processes_registering_at_once_lose_nothing(tmp_path):
     home = tmp_path / "home"
     srcs = []
     for i in range(4):
-        srcs.append(write_skill(tmp_path / f"s{i}", f"conc-{i}", script=SCRIPT, tests={"test_main.py": TESTS},
-                                sidecar=SIDECAR))
+        srcs.append(
+            write_skill(
+                tmp_path / f"s{i}", f"conc-{i}", script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR
+            )
+        )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLYARD_")}
     env.update({"SKILLYARD_HOME": str(home), "SKILLYARD_WHEELHOUSE": str(WHEELHOUSE)})
-    procs = [subprocess.Popen([sys.executable, "-m", "runtime", "add", "--json", str(s)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in srcs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runtime", "add", "--json", str(s)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in srcs
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e
+    for p, (_, stderr) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, stderr
     listed = json.loads(_cli("list", "--json", home=home, check=True).stdout)
     assert sorted(r["name"] for r in listed) == [f"conc-{i}" for i in range(4)]
     assert all(r["status"] == "registered" and r["version"] == 1 for r in listed)
@@ -255,13 +287,13 @@ def test_cli_run_and_errors(tmp_path):
     assert rejected.returncode != 0
 
 
-MARKUP_SCRIPT = textwrap.dedent('''
+MARKUP_SCRIPT = textwrap.dedent("""
     def run(params):
         if params.get("mode") == "raise":
             raise ValueError("bad [/bold] input [values0-2.5]")
         return {"value": 1}
-''')
-MARKUP_TESTS = textwrap.dedent('''
+""")
+MARKUP_TESTS = textwrap.dedent("""
     import pytest
     from scripts.main import run
 
@@ -275,14 +307,20 @@ MARKUP_TESTS = textwrap.dedent('''
     @pytest.mark.parametrize("n", [1, 2])
     def test_fails_for(n):
         assert n == 1
-''')
+""")
 
 
 def test_cli_prints_skill_text_literally(tmp_path):
     """Skill-written text is never read as rich markup: `[values0-2.5]` stays, `[/bold]` cannot crash."""
     home = tmp_path / "home"
-    src = write_skill(tmp_path, "brackets", script=MARKUP_SCRIPT, tests={"test_main.py": MARKUP_TESTS},
-                      sidecar="entrypoint: scripts/main.py:run\n", description="Echoes [values0-2.5] and [bold]x")
+    src = write_skill(
+        tmp_path,
+        "brackets",
+        script=MARKUP_SCRIPT,
+        tests={"test_main.py": MARKUP_TESTS},
+        sidecar="entrypoint: scripts/main.py:run\n",
+        description="Echoes [values0-2.5] and [bold]x",
+    )
     blocked = _cli("add", str(src), home=home)
     assert blocked.returncode == 2, blocked.stderr
     assert "test_fails_for[2]" in blocked.stdout  # the failing case's id, as pytest named it
@@ -302,8 +340,12 @@ def test_cli_prints_skill_text_literally(tmp_path):
 def test_cli_json_errors_are_json(tmp_path):
     """With --json, a failing command still answers on stdout with one JSON object."""
     home = tmp_path / "home"
-    for args in (["show", "nope", "--json"], ["versions", "nope", "--json"], ["run", "nope", "--json", "--input", "{bad"],
-                 ["rollback", "nope", "9", "--json"]):
+    for args in (
+        ["show", "nope", "--json"],
+        ["versions", "nope", "--json"],
+        ["run", "nope", "--json", "--input", "{bad"],
+        ["rollback", "nope", "9", "--json"],
+    ):
         p = _cli(*args, home=home)
         assert p.returncode == 1, (args, p.stderr)
         data = json.loads(p.stdout)

@@ -1,6 +1,7 @@
 """Maintenance tests: overlap detection and the unused-skill policy on real LanceDB
 registries in tmp_path, with the real MiniLM embedder (skipped if its model package is
 missing) and the word-Jaccard fallback. Nothing of the project is mocked."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,30 +13,42 @@ import pytest
 from click.testing import CliRunner
 
 from runtime import logs
+from runtime.cli.maintain import maintain_command
 from runtime.config import Settings, get_settings
 from runtime.ledger import Ledger
-from runtime.maintain import UnusedPolicy, find_overlaps, find_unused, maintain, maintain_command
-from runtime.registry import GateSummary, Registry
+from runtime.maintain import UnusedPolicy, find_overlaps, find_unused, maintain
+from runtime.records import GateSummary
+from runtime.registry import Registry
 
-PASS = GateSummary(passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[])
+PASS = GateSummary(
+    passed=True, tests=2, failures=0, errors=0, skipped=0, coverage=100.0, duration_s=0.5, reasons=[]
+)
 
 SKILLS = {
     "csv-profile": "Profile a CSV table: column names, inferred types, missing and distinct counts, "
-                   "min/max/mean of numeric columns. Use when handed CSV text.",
+    "min/max/mean of numeric columns. Use when handed CSV text.",
     "csv-profiler": "Profile CSV tables: column types, missing values, distinct counts and ranges of "
-                    "numeric columns. Use it on CSV text.",
+    "numeric columns. Use it on CSV text.",
     "image-resize": "Resize PNG and JPEG images to a given width and height, keeping the aspect ratio.",
     "cron-next": "Compute the next run times of a cron expression after a given date.",
-}  # fmt: skip
+}
 
 
 def add(reg: Registry, name: str, description: str | None = None, *, status: str = "registered"):
     description = description or SKILLS[name]
     blob = f"{name}:{description}:{status}:{len(reg.versions(name))}".encode()
     gate = PASS if status == "registered" else GateSummary(False, 2, 1, 0, 0, 10.0, 0.5, ["1 test failed"])
-    return reg.add_version(name=name, content_hash=hashlib.sha256(blob).hexdigest(), status=status,
-                           description=description, tags=[], instructions="", gate=gate,
-                           gate_report={"passed": gate.passed}, package=blob)  # fmt: skip
+    return reg.add_version(
+        name=name,
+        content_hash=hashlib.sha256(blob).hexdigest(),
+        status=status,
+        description=description,
+        tags=[],
+        instructions="",
+        gate=gate,
+        gate_report={"passed": gate.passed},
+        package=blob,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +69,11 @@ def reg(tmp_path: Path):
 
 
 def snapshot(reg: Registry) -> list:
-    return [(r.name, r.version, r.status, r.current, r.calls) for n in sorted(x.name for x in reg.list())
-            for r in reg.versions(n)] + [len(reg.events())]  # fmt: skip
+    return [
+        (r.name, r.version, r.status, r.current, r.calls)
+        for n in sorted(x.name for x in reg.list())
+        for r in reg.versions(n)
+    ] + [len(reg.events())]
 
 
 # --------------------------------------------------------------------------- overlaps
@@ -70,10 +86,14 @@ def test_near_duplicates_flagged_unrelated_not(tmp_path: Path, embedder):
     add(reg, "csv-profile-old", SKILLS["csv-profile"], status="blocked")  # not registered: never compared
 
     found = find_overlaps(reg, "auto")  # the registry's embedder
-    assert [(o.keep, o.merge) for o in found] == [("csv-profiler", "csv-profile")]  # no calls: the newer is kept
+    assert [(o.keep, o.merge) for o in found] == [
+        ("csv-profiler", "csv-profile")
+    ]  # no calls: the newer is kept
     o = found[0]
     assert o.method == "embedding" and o.score >= 0.85 and o.name_similarity > 0.9
-    assert o.score == pytest.approx(max(o.text_similarity, (o.text_similarity + o.name_similarity) / 2), abs=1e-3)
+    assert o.score == pytest.approx(
+        max(o.text_similarity, (o.text_similarity + o.name_similarity) / 2), abs=1e-3
+    )
     assert "newer" in o.reason
 
     reg.record_call("csv-profile", 1, ok=True)  # usage decides before age
@@ -145,10 +165,16 @@ def test_dry_run_changes_nothing_and_apply_retires_keeping_history(tmp_path: Pat
     assert set(done.compacted) == {"registry", "ledger"}
     versions = reg.versions("cron-next")
     assert [(v.version, v.status) for v in versions] == [(1, "registered"), (2, "retired")]  # history kept
-    assert reg.get("cron-next").status == "retired" and reg.package("cron-next", 1) and reg.package("cron-next", 2)
+    assert (
+        reg.get("cron-next").status == "retired"
+        and reg.package("cron-next", 1)
+        and reg.package("cron-next", 2)
+    )
     assert reg.get("image-resize").status == "registered"
     ev = [e for e in reg.events("cron-next") if e["kind"] == "retired"]
-    assert len(ev) == 1 and ev[0]["version"] == 2 and ev[0]["detail"]["reason"].startswith("maintain: no calls")
+    assert (
+        len(ev) == 1 and ev[0]["version"] == 2 and ev[0]["detail"]["reason"].startswith("maintain: no calls")
+    )
     assert [r.name for r, _ in reg.search("cron expression")] == []  # retired skills are not searched
 
     again = maintain(reg, now=now, apply=True, embedder=None)  # idempotent
@@ -163,8 +189,13 @@ def test_apply_skips_a_skill_that_changed_since_it_was_judged(reg: Registry):
     judged = find_unused(reg, now)
     assert [u.name for u in judged] == ["cron-next"]
     reg.record_call("cron-next", 1, ok=True)  # called after the dry run ...
-    report = maintain(reg, now=now + timedelta(seconds=1), apply=True, embedder=None,
-                      policy=UnusedPolicy(unused_days=30, idle_days=90))  # fmt: skip
+    report = maintain(
+        reg,
+        now=now + timedelta(seconds=1),
+        apply=True,
+        embedder=None,
+        policy=UnusedPolicy(unused_days=30, idle_days=90),
+    )
     assert report.retired == [] and reg.get("cron-next").status == "registered"  # ... so it stays
 
 
@@ -198,7 +229,9 @@ def test_maintain_command(home: Settings, embedder):
     assert "csv-profiler" in text and "dry run" in text
 
     reg.record_call("cron-next", 1, ok=True)
-    applied = runner.invoke(maintain_command, ["--apply", "--json", "--unused-days", "0"], catch_exceptions=False)
+    applied = runner.invoke(
+        maintain_command, ["--apply", "--json", "--unused-days", "0"], catch_exceptions=False
+    )
     assert sorted(json.loads(applied.stdout)["retired"]) == sorted(set(SKILLS) - {"cron-next"})
     statuses = {r.name: r.status for r in reg.list()}
     assert statuses == {n: "registered" if n == "cron-next" else "retired" for n in SKILLS}

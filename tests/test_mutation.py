@@ -1,4 +1,5 @@
 """Mutants of a skill's code: cosmic-ray's operators plus ours, sampled over covered lines."""
+
 from __future__ import annotations
 
 import textwrap
@@ -45,8 +46,15 @@ def test_executable_lines_are_function_lines_only():
 
 
 def test_each_operator_kind_of_the_issue_is_there():
-    for name in ("ReplaceComparisonOperator_Lt_LtE", "ReplaceComparisonOperator_GtE_Gt", "NumberReplacer", "AddNot",
-                 "ReturnNone", "DeleteStatement", "ReplaceBinaryOperator_Add_Sub"):
+    for name in (
+        "ReplaceComparisonOperator_Lt_LtE",
+        "ReplaceComparisonOperator_GtE_Gt",
+        "NumberReplacer",
+        "AddNot",
+        "ReturnNone",
+        "DeleteStatement",
+        "ReplaceBinaryOperator_Add_Sub",
+    ):
         assert name in OPERATORS
 
 
@@ -56,7 +64,7 @@ def test_a_mutant_changes_one_line_and_says_how():
     assert len(mutants) >= 10
     for mutant in mutants:
         before, after = SOURCE.splitlines(), mutant.source.splitlines()
-        changed = [i for i, (a, b) in enumerate(zip(before, after), 1) if a != b]
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True), 1) if a != b]
         assert changed == [mutant.line], mutant.label
         assert mutant.label.startswith(f"x.py:{mutant.line} ") and " -> " in mutant.label
         compile(mutant.source, "x.py", "exec")
@@ -87,4 +95,6 @@ def test_warming_gives_the_same_sample():
     warmed = MutantSampler({"x.py": SOURCE}, "s")
     warmed.warm(50)
     cold = MutantSampler({"x.py": SOURCE}, "s")
-    assert [m.label for m in warmed.sample({"x.py": lines}, 8)] == [m.label for m in cold.sample({"x.py": lines}, 8)]
+    assert [m.label for m in warmed.sample({"x.py": lines}, 8)] == [
+        m.label for m in cold.sample({"x.py": lines}, 8)
+    ]

@@ -4,6 +4,7 @@ Every malformed package must be rejected with a PackageError naming the file and
 problem, and the rejection must leave no trace: no state directory, no change to the
 source folder, nothing in the working directory.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,14 @@ TEST = "from scripts.main import run\n\ndef test_run():\n    assert run({}) == {
 SIDECAR = "entrypoint: scripts/main.py:run\n"
 
 
-def make_skill(root: Path, name: str = "demo", *, skill_md: str | None = None, sidecar: str | None = SIDECAR,
-               folder: str | None = None) -> Path:
+def make_skill(
+    root: Path,
+    name: str = "demo",
+    *,
+    skill_md: str | None = None,
+    sidecar: str | None = SIDECAR,
+    folder: str | None = None,
+) -> Path:
     """A valid package (unless the caller says otherwise) in root/folder."""
     d = root / (folder if folder is not None else name)
     (d / "scripts").mkdir(parents=True)
@@ -105,66 +112,105 @@ def rejected(tmp_path, monkeypatch):
 
 # -- SKILL.md ----------------------------------------------------------------------------------------
 BILLION_LAUGHS = (
-    'name: demo\ndescription: bomb\nmetadata:\n'
+    "name: demo\ndescription: bomb\nmetadata:\n"
     '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f'  {c}: &{c} [{",".join(["*" + p] * 9)}]\n' for p, c in zip("abcdefgh", "bcdefghi"))
+    + "".join(
+        f"  {c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
 )
 
 
-@pytest.mark.parametrize("skill_md,fragments", [
-    pytest.param("# demo\nno frontmatter here\n", ["must start with a '---'"], id="no-frontmatter"),
-    pytest.param("name: demo\n---\n", ["must start with a '---'"], id="no-opening-line"),
-    pytest.param("---\nname: demo\ndescription: x\n# demo\nUse it.\n", ["not closed"], id="unclosed"),
-    pytest.param(front("name: [demo\ndescription: x\n"), ["bad YAML"], id="bad-yaml"),
-    pytest.param(front("name: demo\n\tdescription: x\n"), ["bad YAML"], id="tab-yaml"),
-    pytest.param(front(BILLION_LAUGHS), ["anchors/aliases"], id="yaml-bomb"),
-    pytest.param(front("name: &n demo\ndescription: *n\n"), ["anchors/aliases"], id="single-alias"),
-    pytest.param(front("name: demo\ndescription: '" + "x" * 70_000 + "'\n"), ["over 64 KB"], id="huge-yaml"),
-    pytest.param(front("- name\n- demo\n"), ["must be a YAML mapping"], id="list"),
-    pytest.param(front("just a string\n"), ["must be a YAML mapping"], id="scalar"),
-    pytest.param("---\n---\n# demo\n", ["must be a YAML mapping"], id="empty"),
-    pytest.param(front("description: A skill.\n"), ["name", "Field required"], id="missing-name"),
-    pytest.param(front("name: demo\n"), ["description", "Field required"], id="missing-description"),
-    pytest.param(front("name: demo\ndescription: '   '\n"), ["description", "blank"], id="blank-description"),
-    pytest.param(front("name: demo\ndescription: " + "d" * 1025 + "\n"), ["description", "1024"], id="description-1025"),
-    pytest.param(front("name: demo\ndescription: x\ncompatibility: " + "c" * 501 + "\n"), ["compatibility", "500"],
-                 id="compatibility-501"),
-    pytest.param(front("name: demo\ndescription: x\nversion: '1.0'\n"), ["version", "extra"], id="unknown-key"),
-    pytest.param(front("name: demo\ndescription: x\nmetadata:\n  version: 1.0\n"), ["metadata.version", "string"],
-                 id="metadata-float"),
-    pytest.param(front("name: demo\ndescription: x\nmetadata:\n  tags: [a, b]\n"), ["metadata.tags", "string"],
-                 id="metadata-list"),
-    pytest.param(front("name: demo\ndescription: x\nmetadata: [a]\n"), ["metadata"], id="metadata-not-mapping"),
-    pytest.param(front("name: demo\ndescription: 12\n"), ["description", "string"], id="description-int"),
-    pytest.param(front("name: other\ndescription: x\n"), ["'other'", "folder name 'demo'"], id="name-not-folder"),
-])
+@pytest.mark.parametrize(
+    "skill_md,fragments",
+    [
+        pytest.param("# demo\nno frontmatter here\n", ["must start with a '---'"], id="no-frontmatter"),
+        pytest.param("name: demo\n---\n", ["must start with a '---'"], id="no-opening-line"),
+        pytest.param("---\nname: demo\ndescription: x\n# demo\nUse it.\n", ["not closed"], id="unclosed"),
+        pytest.param(front("name: [demo\ndescription: x\n"), ["bad YAML"], id="bad-yaml"),
+        pytest.param(front("name: demo\n\tdescription: x\n"), ["bad YAML"], id="tab-yaml"),
+        pytest.param(front(BILLION_LAUGHS), ["anchors/aliases"], id="yaml-bomb"),
+        pytest.param(front("name: &n demo\ndescription: *n\n"), ["anchors/aliases"], id="single-alias"),
+        pytest.param(
+            front("name: demo\ndescription: '" + "x" * 70_000 + "'\n"), ["over 64 KB"], id="huge-yaml"
+        ),
+        pytest.param(front("- name\n- demo\n"), ["must be a YAML mapping"], id="list"),
+        pytest.param(front("just a string\n"), ["must be a YAML mapping"], id="scalar"),
+        pytest.param("---\n---\n# demo\n", ["must be a YAML mapping"], id="empty"),
+        pytest.param(front("description: A skill.\n"), ["name", "Field required"], id="missing-name"),
+        pytest.param(front("name: demo\n"), ["description", "Field required"], id="missing-description"),
+        pytest.param(
+            front("name: demo\ndescription: '   '\n"), ["description", "blank"], id="blank-description"
+        ),
+        pytest.param(
+            front("name: demo\ndescription: " + "d" * 1025 + "\n"),
+            ["description", "1024"],
+            id="description-1025",
+        ),
+        pytest.param(
+            front("name: demo\ndescription: x\ncompatibility: " + "c" * 501 + "\n"),
+            ["compatibility", "500"],
+            id="compatibility-501",
+        ),
+        pytest.param(
+            front("name: demo\ndescription: x\nversion: '1.0'\n"), ["version", "extra"], id="unknown-key"
+        ),
+        pytest.param(
+            front("name: demo\ndescription: x\nmetadata:\n  version: 1.0\n"),
+            ["metadata.version", "string"],
+            id="metadata-float",
+        ),
+        pytest.param(
+            front("name: demo\ndescription: x\nmetadata:\n  tags: [a, b]\n"),
+            ["metadata.tags", "string"],
+            id="metadata-list",
+        ),
+        pytest.param(
+            front("name: demo\ndescription: x\nmetadata: [a]\n"), ["metadata"], id="metadata-not-mapping"
+        ),
+        pytest.param(front("name: demo\ndescription: 12\n"), ["description", "string"], id="description-int"),
+        pytest.param(
+            front("name: other\ndescription: x\n"), ["'other'", "folder name 'demo'"], id="name-not-folder"
+        ),
+    ],
+)
 def test_bad_skill_md_rejected(src, settings, rejected, skill_md, fragments):
     d = make_skill(src, skill_md=skill_md)
     rejected(d, settings, "SKILL.md", *fragments)
 
 
 def test_description_at_limits_accepted(src, settings):
-    d = make_skill(src, skill_md=front("name: demo\ndescription: " + "d" * 1024 + "\ncompatibility: "
-                                       + "c" * 500 + "\nlicense: MIT\nallowed-tools: Bash Read\n"
-                                       + "metadata:\n  version: '1.0'\n  author: me\n"))
+    d = make_skill(
+        src,
+        skill_md=front(
+            "name: demo\ndescription: "
+            + "d" * 1024
+            + "\ncompatibility: "
+            + "c" * 500
+            + "\nlicense: MIT\nallowed-tools: Bash Read\n"
+            + "metadata:\n  version: '1.0'\n  author: me\n"
+        ),
+    )
     pkg = load_package(d, settings)
     assert len(pkg.description) == 1024
     assert pkg.meta.metadata == {"version": "1.0", "author": "me"}
     assert pkg.meta.allowed_tools == "Bash Read"
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("Demo", id="uppercase"),
-    pytest.param("-demo", id="leading-hyphen"),
-    pytest.param("demo-", id="trailing-hyphen"),
-    pytest.param("de--mo", id="double-hyphen"),
-    pytest.param("a" * 65, id="65-chars"),
-    pytest.param("dem\u043e", id="cyrillic-o"),
-    pytest.param("\u0430bc", id="cyrillic-a"),
-    pytest.param("de_mo", id="underscore"),
-    pytest.param("de mo", id="space"),
-    pytest.param("d\u00e9mo", id="accent"),
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Demo", id="uppercase"),
+        pytest.param("-demo", id="leading-hyphen"),
+        pytest.param("demo-", id="trailing-hyphen"),
+        pytest.param("de--mo", id="double-hyphen"),
+        pytest.param("a" * 65, id="65-chars"),
+        pytest.param("dem\u043e", id="cyrillic-o"),
+        pytest.param("\u0430bc", id="cyrillic-a"),
+        pytest.param("de_mo", id="underscore"),
+        pytest.param("de mo", id="space"),
+        pytest.param("d\u00e9mo", id="accent"),
+    ],
+)
 def test_bad_names_rejected(src, settings, rejected, name):
     # The folder has the same name: the refusal is about the name's form, not a mismatch.
     d = make_skill(src, name=name, skill_md=front(f"name: '{name}'\ndescription: x\n"))
@@ -189,7 +235,9 @@ def test_skill_md_not_utf8_rejected(src, settings, rejected):
 
 
 def test_deeply_nested_yaml_rejected(src, settings, rejected):
-    d = make_skill(src, skill_md=front("name: demo\ndescription: x\nmetadata: " + "[" * 1000 + "]" * 1000 + "\n"))
+    d = make_skill(
+        src, skill_md=front("name: demo\ndescription: x\nmetadata: " + "[" * 1000 + "]" * 1000 + "\n")
+    )
     rejected(d, settings, "SKILL.md")
 
 
@@ -274,7 +322,9 @@ def test_unix_socket_rejected(src, settings, rejected):
         sock.close()
 
 
-@pytest.mark.parametrize("fname,problem", [("a\\b.py", "backslashes"), ("bad\nname.py", "control characters")])
+@pytest.mark.parametrize(
+    "fname,problem", [("a\\b.py", "backslashes"), ("bad\nname.py", "control characters")]
+)
 def test_odd_file_names_rejected(src, settings, rejected, fname, problem):
     d = make_skill(src)
     (d / "scripts" / fname).write_text("X = 1\n")
@@ -329,33 +379,59 @@ def test_not_a_folder_rejected(tmp_path, settings):
 
 
 # -- skillyard.yaml ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("sidecar,fragments", [
-    pytest.param(SIDECAR + "bogus: 1\n", ["bogus", "extra"], id="unknown-key"),
-    pytest.param(SIDECAR + "limits:\n  swap: 1g\n", ["limits.swap", "extra"], id="unknown-limits-key"),
-    pytest.param("entrypoint: main.py:run\n", ["entrypoint", "scripts/module.py:function"], id="entry-not-in-scripts"),
-    pytest.param("entrypoint: scripts/main.py\n", ["entrypoint"], id="entry-no-function"),
-    pytest.param("entrypoint: scripts/main:run\n", ["entrypoint"], id="entry-no-py"),
-    pytest.param("entrypoint: scripts/../main.py:run\n", ["entrypoint"], id="entry-dotdot"),
-    pytest.param("entrypoint: scripts/main.py:run-it\n", ["entrypoint"], id="entry-bad-function"),
-    pytest.param("entrypoint: scripts/main.py:class\n", ["keyword"], id="entry-keyword"),
-    pytest.param("entrypoint: scripts/nope.py:run\n", ["scripts/nope.py", "not in the package"], id="entry-missing"),
-    pytest.param(SIDECAR + "input_schema: {type: 12}\n", ["input_schema", "not a valid JSON Schema"], id="schema-type-12"),
-    pytest.param(SIDECAR + "output_schema: {type: object, required: notalist}\n",
-                 ["output_schema", "not a valid JSON Schema"], id="output-schema"),
-    pytest.param(SIDECAR + "requirements: ['--index-url http://x']\n", ["--index-url", "plain specifier"],
-                 id="req-index-url"),
-    pytest.param(SIDECAR + "requirements: ['git+https://github.com/x/y.git']\n", ["git+https", "plain specifier"],
-                 id="req-git"),
-    pytest.param(SIDECAR + "requirements: ['pkg @ https://x.test/pkg.whl']\n", ["plain specifier"], id="req-url"),
-    pytest.param(SIDECAR + "requirements: ['./local/pkg']\n", ["plain specifier"], id="req-path"),
-    pytest.param(SIDECAR + "requirements: ['-e .']\n", ["plain specifier"], id="req-editable"),
-    pytest.param(SIDECAR + "requirements: ['ok==1.0; os.system(\"x\")']\n", ["plain specifier"], id="req-marker"),
-    pytest.param(SIDECAR + "tags: [Bad Tag]\n", ["tag"], id="bad-tag"),
-    pytest.param(SIDECAR + "limits:\n  cpus: 100\n", ["limits.cpus"], id="limits-cpus"),
-    pytest.param("x: &x [1, 2]\ny: *x\n", ["anchors/aliases"], id="anchors"),
-    pytest.param("entrypoint: [unclosed\n", ["bad YAML"], id="bad-yaml"),
-    pytest.param("- entrypoint\n", ["must be a YAML mapping"], id="not-mapping"),
-])
+@pytest.mark.parametrize(
+    "sidecar,fragments",
+    [
+        pytest.param(SIDECAR + "bogus: 1\n", ["bogus", "extra"], id="unknown-key"),
+        pytest.param(SIDECAR + "limits:\n  swap: 1g\n", ["limits.swap", "extra"], id="unknown-limits-key"),
+        pytest.param(
+            "entrypoint: main.py:run\n",
+            ["entrypoint", "scripts/module.py:function"],
+            id="entry-not-in-scripts",
+        ),
+        pytest.param("entrypoint: scripts/main.py\n", ["entrypoint"], id="entry-no-function"),
+        pytest.param("entrypoint: scripts/main:run\n", ["entrypoint"], id="entry-no-py"),
+        pytest.param("entrypoint: scripts/../main.py:run\n", ["entrypoint"], id="entry-dotdot"),
+        pytest.param("entrypoint: scripts/main.py:run-it\n", ["entrypoint"], id="entry-bad-function"),
+        pytest.param("entrypoint: scripts/main.py:class\n", ["keyword"], id="entry-keyword"),
+        pytest.param(
+            "entrypoint: scripts/nope.py:run\n", ["scripts/nope.py", "not in the package"], id="entry-missing"
+        ),
+        pytest.param(
+            SIDECAR + "input_schema: {type: 12}\n",
+            ["input_schema", "not a valid JSON Schema"],
+            id="schema-type-12",
+        ),
+        pytest.param(
+            SIDECAR + "output_schema: {type: object, required: notalist}\n",
+            ["output_schema", "not a valid JSON Schema"],
+            id="output-schema",
+        ),
+        pytest.param(
+            SIDECAR + "requirements: ['--index-url http://x']\n",
+            ["--index-url", "plain specifier"],
+            id="req-index-url",
+        ),
+        pytest.param(
+            SIDECAR + "requirements: ['git+https://github.com/x/y.git']\n",
+            ["git+https", "plain specifier"],
+            id="req-git",
+        ),
+        pytest.param(
+            SIDECAR + "requirements: ['pkg @ https://x.test/pkg.whl']\n", ["plain specifier"], id="req-url"
+        ),
+        pytest.param(SIDECAR + "requirements: ['./local/pkg']\n", ["plain specifier"], id="req-path"),
+        pytest.param(SIDECAR + "requirements: ['-e .']\n", ["plain specifier"], id="req-editable"),
+        pytest.param(
+            SIDECAR + "requirements: ['ok==1.0; os.system(\"x\")']\n", ["plain specifier"], id="req-marker"
+        ),
+        pytest.param(SIDECAR + "tags: [Bad Tag]\n", ["tag"], id="bad-tag"),
+        pytest.param(SIDECAR + "limits:\n  cpus: 100\n", ["limits.cpus"], id="limits-cpus"),
+        pytest.param("x: &x [1, 2]\ny: *x\n", ["anchors/aliases"], id="anchors"),
+        pytest.param("entrypoint: [unclosed\n", ["bad YAML"], id="bad-yaml"),
+        pytest.param("- entrypoint\n", ["must be a YAML mapping"], id="not-mapping"),
+    ],
+)
 def test_bad_sidecar_rejected(src, settings, rejected, sidecar, fragments):
     d = make_skill(src, sidecar=sidecar)
     rejected(d, settings, "skillyard.yaml", *fragments)
@@ -367,10 +443,15 @@ def test_entrypoint_with_trailing_newline_rejected(src, settings, rejected):
 
 
 def test_good_sidecar_accepted(src, settings):
-    d = make_skill(src, sidecar=SIDECAR + (
-        "input_schema: {type: object, properties: {x: {type: integer}}, required: [x]}\n"
-        "requirements: ['jsonschema>=4.17', 'PyYAML==6.0.1', 'rich[jupyter]>=13,<14']\n"
-        "tags: [data, csv_tools]\nlimits: {memory: 128m, timeout: 5}\ngate: {coverage: 90}\n"))
+    d = make_skill(
+        src,
+        sidecar=SIDECAR
+        + (
+            "input_schema: {type: object, properties: {x: {type: integer}}, required: [x]}\n"
+            "requirements: ['jsonschema>=4.17', 'PyYAML==6.0.1', 'rich[jupyter]>=13,<14']\n"
+            "tags: [data, csv_tools]\nlimits: {memory: 128m, timeout: 5}\ngate: {coverage: 90}\n"
+        ),
+    )
     pkg = load_package(d, settings)
     assert pkg.config.entrypoint == "scripts/main.py:run"
     assert pkg.config.requirements == ["jsonschema>=4.17", "PyYAML==6.0.1", "rich[jupyter]>=13,<14"]
@@ -392,7 +473,9 @@ def tar_of(*members: tuple[tarfile.TarInfo, bytes | None], gz: bool = True) -> b
     return buf.getvalue()
 
 
-def member(name: str, data: bytes = b"x", *, kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+def member(
+    name: str, data: bytes = b"x", *, kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type = kind
     if kind == tarfile.REGTYPE:
@@ -407,19 +490,31 @@ def member(name: str, data: bytes = b"x", *, kind: bytes = tarfile.REGTYPE, link
 GOOD = member("SKILL.md", SKILL_MD.format(name="demo").encode())
 
 
-@pytest.mark.parametrize("bad,file", [
-    pytest.param(member("../evil", b"e"), "../evil", id="dotdot"),
-    pytest.param(member("scripts/../../evil", b"e"), "scripts/../../evil", id="nested-dotdot"),
-    pytest.param(member("/etc/evil", b"e"), "/etc/evil", id="absolute"),
-    pytest.param(member("scripts/link.py", kind=tarfile.SYMTYPE, link="/etc/passwd"), "scripts/link.py", id="symlink"),
-    pytest.param(member("scripts/inner.py", kind=tarfile.SYMTYPE, link="main.py"), "scripts/inner.py",
-                 id="symlink-inside"),
-    pytest.param(member("scripts/hard.py", kind=tarfile.LNKTYPE, link="SKILL.md"), "scripts/hard.py", id="hardlink"),
-    pytest.param(member("dev/null", kind=tarfile.CHRTYPE), "dev/null", id="char-device"),
-    pytest.param(member("dev/sda", kind=tarfile.BLKTYPE), "dev/sda", id="block-device"),
-    pytest.param(member("pipe", kind=tarfile.FIFOTYPE), "pipe", id="fifo"),
-    pytest.param(member("bad\\name.py", b"x"), "bad\\name.py", id="backslash"),
-])
+@pytest.mark.parametrize(
+    "bad,file",
+    [
+        pytest.param(member("../evil", b"e"), "../evil", id="dotdot"),
+        pytest.param(member("scripts/../../evil", b"e"), "scripts/../../evil", id="nested-dotdot"),
+        pytest.param(member("/etc/evil", b"e"), "/etc/evil", id="absolute"),
+        pytest.param(
+            member("scripts/link.py", kind=tarfile.SYMTYPE, link="/etc/passwd"),
+            "scripts/link.py",
+            id="symlink",
+        ),
+        pytest.param(
+            member("scripts/inner.py", kind=tarfile.SYMTYPE, link="main.py"),
+            "scripts/inner.py",
+            id="symlink-inside",
+        ),
+        pytest.param(
+            member("scripts/hard.py", kind=tarfile.LNKTYPE, link="SKILL.md"), "scripts/hard.py", id="hardlink"
+        ),
+        pytest.param(member("dev/null", kind=tarfile.CHRTYPE), "dev/null", id="char-device"),
+        pytest.param(member("dev/sda", kind=tarfile.BLKTYPE), "dev/sda", id="block-device"),
+        pytest.param(member("pipe", kind=tarfile.FIFOTYPE), "pipe", id="fifo"),
+        pytest.param(member("bad\\name.py", b"x"), "bad\\name.py", id="backslash"),
+    ],
+)
 def test_unpack_refuses_bad_members(settings, bad, file):
     blob = tar_of(GOOD, bad)
     with pytest.raises(PackageError) as info:
@@ -439,7 +534,9 @@ def test_unpack_refuses_oversize(tmp_path):
     assert not small.home.exists()
 
 
-@pytest.mark.parametrize("blob", [b"", b"not an archive at all", os.urandom(2048)], ids=["empty", "text", "random"])
+@pytest.mark.parametrize(
+    "blob", [b"", b"not an archive at all", os.urandom(2048)], ids=["empty", "text", "random"]
+)
 def test_unpack_refuses_garbage(settings, blob):
     with pytest.raises(PackageError, match="not a valid package archive"):
         unpack_files(blob, settings)
@@ -452,14 +549,18 @@ def test_unpack_refuses_truncated_archive(settings):
 
 
 def test_unpack_dot_slash_prefix_only_strips_the_prefix(settings):
-    files, _ = unpack_files(tar_of(GOOD, member("./.memory.md", b"m"), member("./scripts/.helper.py", b"h")), settings)
+    files, _ = unpack_files(
+        tar_of(GOOD, member("./.memory.md", b"m"), member("./scripts/.helper.py", b"h")), settings
+    )
     assert set(files) == {"SKILL.md", ".memory.md", "scripts/.helper.py"}
     with pytest.raises(PackageError):
         unpack_files(tar_of(GOOD, member("./../evil", b"e")), settings)
 
 
 def test_unpack_accepts_dot_slash_prefix_and_dirs(settings):
-    files, executable = unpack_files(tar_of(member("./SKILL.md", b"s"), member("./scripts/main.py", b"m")), settings)
+    files, executable = unpack_files(
+        tar_of(member("./SKILL.md", b"s"), member("./scripts/main.py", b"m")), settings
+    )
     assert files == {"SKILL.md": b"s", "scripts/main.py": b"m"}
 
 
@@ -575,16 +676,35 @@ def test_package_from_files_validates_paths():
 
 
 # -- paths that cannot exist on disk or in an image -------------------------------------------------
-@pytest.mark.parametrize("paths,file,fragment", [
-    pytest.param({"resources/stopwords.txt": b"a", "resources/stopwords.txt/x": b"b"}, "resources/stopwords.txt",
-                 "file and also a folder", id="file-and-folder"),
-    pytest.param({"scripts": b"a", "scripts/deep/x.py": b"b"}, "scripts", "file and also a folder", id="file-and-deep-folder"),
-    pytest.param({"resources/" + "a" * 300: b"a"}, "resources/" + "a" * 70, "limit is 255", id="part-over-255-bytes"),
-    pytest.param({"resources/" + "é" * 128: b"a"}, "resources/", "256 bytes", id="part-over-255-utf8-bytes"),
-    pytest.param({"/".join(["d" * 200] * 6): b"a"}, "d" * 80, "limit is 1024", id="path-over-1024-bytes"),
-    pytest.param({"a//b": b"a"}, "a//b", "plain form", id="double-slash"),
-    pytest.param({"a/./b": b"a"}, "a/./b", "plain form", id="dot-part"),
-])
+@pytest.mark.parametrize(
+    "paths,file,fragment",
+    [
+        pytest.param(
+            {"resources/stopwords.txt": b"a", "resources/stopwords.txt/x": b"b"},
+            "resources/stopwords.txt",
+            "file and also a folder",
+            id="file-and-folder",
+        ),
+        pytest.param(
+            {"scripts": b"a", "scripts/deep/x.py": b"b"},
+            "scripts",
+            "file and also a folder",
+            id="file-and-deep-folder",
+        ),
+        pytest.param(
+            {"resources/" + "a" * 300: b"a"},
+            "resources/" + "a" * 70,
+            "limit is 255",
+            id="part-over-255-bytes",
+        ),
+        pytest.param(
+            {"resources/" + "é" * 128: b"a"}, "resources/", "256 bytes", id="part-over-255-utf8-bytes"
+        ),
+        pytest.param({"/".join(["d" * 200] * 6): b"a"}, "d" * 80, "limit is 1024", id="path-over-1024-bytes"),
+        pytest.param({"a//b": b"a"}, "a//b", "plain form", id="double-slash"),
+        pytest.param({"a/./b": b"a"}, "a/./b", "plain form", id="dot-part"),
+    ],
+)
 def test_paths_that_cannot_be_built_are_rejected(paths, file, fragment):
     base = {"SKILL.md": SKILL_MD.format(name="demo").encode()}
     with pytest.raises(PackageError) as info:
@@ -597,11 +717,18 @@ def test_a_255_byte_name_is_fine():
     assert package_from_files("demo", {**base, "resources/" + "a" * 255: b"a"}).name == "demo"
 
 
-@pytest.mark.parametrize("members,file", [
-    pytest.param([GOOD, member("SKILL.md", b"---\nname: demo\ndescription: other\n---\n")], "SKILL.md", id="skill-md-twice"),
-    pytest.param([GOOD, member("x", b"1"), member("./x", b"2")], "x", id="x-and-dot-slash-x"),
-    pytest.param([GOOD, member("./././x", b"1"), member("x", b"2")], "x", id="dot-slashes"),
-])
+@pytest.mark.parametrize(
+    "members,file",
+    [
+        pytest.param(
+            [GOOD, member("SKILL.md", b"---\nname: demo\ndescription: other\n---\n")],
+            "SKILL.md",
+            id="skill-md-twice",
+        ),
+        pytest.param([GOOD, member("x", b"1"), member("./x", b"2")], "x", id="x-and-dot-slash-x"),
+        pytest.param([GOOD, member("./././x", b"1"), member("x", b"2")], "x", id="dot-slashes"),
+    ],
+)
 def test_unpack_refuses_duplicate_entries(settings, members, file):
     with pytest.raises(PackageError) as info:
         unpack_files(tar_of(*members), settings)

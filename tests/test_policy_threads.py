@@ -1,4 +1,5 @@
 """The static policy runs on add_many's worker threads: it must be safe to call concurrently."""
+
 import gc
 import sys
 import threading
@@ -6,7 +7,9 @@ import time
 
 from runtime.policy import check_file
 
-SRC = ("def test_x():\n    x = " + "(" * 30 + "1" + ")" * 30 + "\n" + "    assert [[[[[[1]]]]]]\n" * 50).encode()
+SRC = (
+    "def test_x():\n    x = " + "(" * 30 + "1" + ")" * 30 + "\n" + "    assert [[[[[[1]]]]]]\n" * 50
+).encode()
 
 
 class _Yields:

@@ -1,4 +1,5 @@
 """Warm pools: one round trip per call, and no state or process crosses from one call to the next."""
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,17 @@ def test_warm_calls_are_exact_and_reuse_one_container(pool, runner_image):
 
 
 def test_nothing_crosses_between_calls(pool, runner_image, docker_client):
-    first = pool.run(spec(runner_image, ["sh", "-c",
-                                         "echo secret > /tmp/work/x; echo x > /tmp/stray; "
-                                         "(setsid sleep 300 >/dev/null 2>&1 &); echo started"]))
+    first = pool.run(
+        spec(
+            runner_image,
+            [
+                "sh",
+                "-c",
+                "echo secret > /tmp/work/x; echo x > /tmp/stray; "
+                "(setsid sleep 300 >/dev/null 2>&1 &); echo started",
+            ],
+        )
+    )
     assert first.stdout == b"started\n"
     second = pool.run(spec(runner_image, ["sh", "-c", "ls -A /tmp /tmp/work; ls /proc | grep -c '^[0-9]'"]))
     assert second.container_id == first.container_id
@@ -43,10 +52,18 @@ def test_nothing_crosses_between_calls(pool, runner_image, docker_client):
 
 
 def test_files_and_stdin_per_call(pool, runner_image):
-    r = pool.run(spec(runner_image, ["sh", "-c", "cat /tmp/work/in.txt; cat"], files={"/tmp/work/in.txt": b"file\n"},
-                      stdin=b"stdin\n"))
+    r = pool.run(
+        spec(
+            runner_image,
+            ["sh", "-c", "cat /tmp/work/in.txt; cat"],
+            files={"/tmp/work/in.txt": b"file\n"},
+            stdin=b"stdin\n",
+        )
+    )
     assert r.stdout == b"file\nstdin\n"
-    again = pool.run(spec(runner_image, ["sh", "-c", "test -e /tmp/work/in.txt && echo leaked || echo clean"]))
+    again = pool.run(
+        spec(runner_image, ["sh", "-c", "test -e /tmp/work/in.txt && echo leaked || echo clean"])
+    )
     assert again.stdout == b"clean\n"
 
 
@@ -59,7 +76,9 @@ def test_limit_breach_recycles_the_container(pool, runner_image):
 
 
 def test_oom_in_a_warm_container_is_reported_and_recycled(pool, runner_image):
-    hog = pool.run(spec(runner_image, ["python3", "-c", "a = bytearray(200 * 1024 * 1024)"], limits=Limits(memory="64m")))
+    hog = pool.run(
+        spec(runner_image, ["python3", "-c", "a = bytearray(200 * 1024 * 1024)"], limits=Limits(memory="64m"))
+    )
     assert hog.oom_killed and hog.exit_code == 137
     ok = pool.run(spec(runner_image, ["true"], limits=Limits(memory="64m")))
     assert ok.exit_code == 0 and ok.container_id != hog.container_id
@@ -82,15 +101,24 @@ def test_close_leaves_no_container(backend, runner_image, docker_client):
     p.run(spec(runner_image, ["true"]))
     time.sleep(0.5)  # let the background top-up start a container
     p.close()
-    left = docker_client.api.containers(all=True, filters={"label": ["skillyard.pool=1", "skillyard.owner=pooltest"]})
+    left = docker_client.api.containers(
+        all=True, filters={"label": ["skillyard.pool=1", "skillyard.owner=pooltest"]}
+    )
     assert left == []
 
 
 def test_yard_calls_use_the_pool(yard, tmp_path):
     from tests.conftest import write_skill
 
-    d = write_skill(tmp_path, "echo-x", script="def run(p):\n    return {'x': p['x']}\n",
-                    tests={"test_m.py": "from scripts.main import run\n\ndef test_x():\n    assert run({'x': 1}) == {'x': 1}\n"})
+    d = write_skill(
+        tmp_path,
+        "echo-x",
+        script="def run(p):\n    return {'x': p['x']}\n",
+        tests={
+            "test_m.py": "from scripts.main import run\n\n"
+            "def test_x():\n    assert run({'x': 1}) == {'x': 1}\n"
+        },
+    )
     assert yard.add(d).status == "registered"
     yard.use_pool = True
     try:
@@ -107,15 +135,24 @@ PRESTART_PROGRAM = (
     "t0 = time.time()\n"
     "data = sys.stdin.read()\n"
     "waited = time.time() - t0\n"
-    "print(os.getpid(), round(waited, 3), sorted(os.listdir('/tmp/work')), open('/tmp/work/in.txt').read(), data)\n"
+    "placed = open('/tmp/work/in.txt').read()\n"
+    "print(os.getpid(), round(waited, 3), sorted(os.listdir('/tmp/work')), placed, data)\n"
     "open('/tmp/work/left-by-' + data, 'w').write('x')\n"
 )
 
 
 def test_prestart_serves_the_next_call_from_a_process_started_ahead(pool, runner_image):
     def call(i: int, **kw):
-        return pool.run(spec(runner_image, ["python3", "-c", PRESTART_PROGRAM], stdin=f"call{i}".encode(),
-                             files={"/tmp/work/in.txt": f"file{i}".encode()}, prestart=True, **kw))
+        return pool.run(
+            spec(
+                runner_image,
+                ["python3", "-c", PRESTART_PROGRAM],
+                stdin=f"call{i}".encode(),
+                files={"/tmp/work/in.txt": f"file{i}".encode()},
+                prestart=True,
+                **kw,
+            )
+        )
 
     first = call(0)
     time.sleep(0.5)  # idle time: the next call's process starts now and waits for its input
@@ -138,14 +175,17 @@ def test_prestart_serves_the_next_call_from_a_process_started_ahead(pool, runner
 
 
 def test_prestarted_process_is_not_used_for_another_program(pool, runner_image):
-    first = pool.run(spec(runner_image, ["python3", "-c", "import sys; sys.stdin.read(); print('a')"], prestart=True))
+    first = pool.run(
+        spec(runner_image, ["python3", "-c", "import sys; sys.stdin.read(); print('a')"], prestart=True)
+    )
     other = pool.run(spec(runner_image, ["sh", "-c", "echo b; ls /proc | grep -c '^[0-9]'"], prestart=True))
     assert first.stdout == b"a\n" and not other.prestarted
     assert other.stdout.splitlines()[0] == b"b"
     # The discarded process is gone: PID 1, the shell, ls and grep at most.
     assert int(other.stdout.splitlines()[1]) <= 4, other.stdout
-    env = pool.run(spec(runner_image, ["sh", "-c", "echo b; ls /proc | grep -c '^[0-9]'"], prestart=True,
-                        env={"X": "1"}))
+    env = pool.run(
+        spec(runner_image, ["sh", "-c", "echo b; ls /proc | grep -c '^[0-9]'"], prestart=True, env={"X": "1"})
+    )
     assert not env.prestarted and env.container_id == other.container_id  # env differs: not the same program
 
 

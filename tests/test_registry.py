@@ -5,6 +5,7 @@ all-MiniLM-L6-v2 embedder (runtime.embeddings; fails if its model package is
 missing) or `TrigramEmbedder` below: a real, deterministic function (hashed
 character trigrams -> 384 dims, L2-normalised) that honours the Embedder API.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,15 +25,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from runtime.errors import InvalidName, NotFound, RegistryError, StoreError
 from runtime.package import load_package, unpack_files
-from runtime.registry import (
-    GateSummary,
-    InvalidName,
-    Registry,
-    RegistryError,
-    SkillNotFound,
-    SkillRecord,
-)
+from runtime.records import GateSummary, SkillRecord
+from runtime.registry import Registry
 
 # --------------------------------------------------------------------------- helpers
 
@@ -64,25 +60,49 @@ PASS = GateSummary(
     passed=True, tests=4, failures=0, errors=0, skipped=0, coverage=92.5, duration_s=1.25, reasons=[]
 )
 FAIL = GateSummary(
-    passed=False, tests=4, failures=1, errors=0, skipped=0, coverage=61.0, duration_s=2.0,
+    passed=False,
+    tests=4,
+    failures=1,
+    errors=0,
+    skipped=0,
+    coverage=61.0,
+    duration_s=2.0,
     reasons=["1 test failed", "coverage 61.0% < 80%"],
-)  # fmt: skip
+)
 
 SKILLS = {
-    "csv-profile": ("Profile a CSV table: column types, missing values, distinct counts and numeric ranges.",
-                    ["csv", "data"], "Call with the CSV text; returns one entry per column."),
-    "image-resize": ("Resize PNG and JPEG images to a given width and height, keeping the aspect ratio. "
-                     "Makes thumbnails.", ["image"], "Pass base64 image bytes and the target size."),
-    "pdf-text": ("Extract the text of a PDF document page by page.", ["pdf", "text"],
-                 "Returns a list of pages."),
+    "csv-profile": (
+        "Profile a CSV table: column types, missing values, distinct counts and numeric ranges.",
+        ["csv", "data"],
+        "Call with the CSV text; returns one entry per column.",
+    ),
+    "image-resize": (
+        "Resize PNG and JPEG images to a given width and height, keeping the aspect ratio. Makes thumbnails.",
+        ["image"],
+        "Pass base64 image bytes and the target size.",
+    ),
+    "pdf-text": (
+        "Extract the text of a PDF document page by page.",
+        ["pdf", "text"],
+        "Returns a list of pages.",
+    ),
     "http-fetch": ("Fetch a web page over HTTP and return its status and body.", ["web"], "Needs a URL."),
-}  # fmt: skip
+}
 
 
-def add(reg: Registry, name: str, *, status: str = "registered", gate: GateSummary = PASS,
-        package: bytes | None = None, content_hash: str | None = None, description: str | None = None,
-        tags: list[str] | None = None, instructions: str | None = None,
-        report: dict | None = None) -> SkillRecord:  # fmt: skip
+def add(
+    reg: Registry,
+    name: str,
+    *,
+    status: str = "registered",
+    gate: GateSummary = PASS,
+    package: bytes | None = None,
+    content_hash: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    instructions: str | None = None,
+    report: dict | None = None,
+) -> SkillRecord:
     desc, default_tags, instr = SKILLS.get(name, (f"The {name} skill.", [], ""))
     package = package if package is not None else os.urandom(64)
     return reg.add_version(
@@ -93,8 +113,9 @@ def add(reg: Registry, name: str, *, status: str = "registered", gate: GateSumma
         tags=tags if tags is not None else default_tags,
         instructions=instructions if instructions is not None else instr,
         gate=gate,
-        gate_report=report if report is not None else {"gate": "pytest", "passed": gate.passed,
-                                                       "pkg": len(package)},  # fmt: skip
+        gate_report=report
+        if report is not None
+        else {"gate": "pytest", "passed": gate.passed, "pkg": len(package)},
         package=package,
     )
 
@@ -185,7 +206,7 @@ def test_name_limits_and_hash_validation(reg: Registry, tmp_path: Path):
     with pytest.raises(ValueError):
         reg.list(status="nope")
     # quotes in free text are data, not SQL
-    rec = add(reg, "quoted", description="It's a \"quoted\" description; DROP TABLE skills; --")
+    rec = add(reg, "quoted", description='It\'s a "quoted" description; DROP TABLE skills; --')
     assert reg.get("quoted").description == rec.description
 
 
@@ -230,7 +251,10 @@ def test_blocked_versions_are_kept_but_never_current(reg: Registry):
     assert b3.version == 3
     assert reg.get("csv-profile").version == 2
     assert [(r.version, r.status, r.current) for r in reg.versions("csv-profile")] == [
-        (1, "blocked", False), (2, "registered", True), (3, "blocked", False)]  # fmt: skip
+        (1, "blocked", False),
+        (2, "registered", True),
+        (3, "blocked", False),
+    ]
     assert sum(r.current for r in reg.versions("csv-profile")) == 1
 
     with pytest.raises(RegistryError):
@@ -262,8 +286,15 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
 
     (skill / "scripts" / "profile.py").write_text("def run(params):\n    return {'v': 2}\n")
     loaded2 = load_package(skill)
-    v2 = add(reg, "csv-profile", package=loaded2.to_archive(), content_hash=loaded2.content_hash,
-             description="Profile CSV, second take.", tags=["csv"], report={"tests": 5})  # fmt: skip
+    v2 = add(
+        reg,
+        "csv-profile",
+        package=loaded2.to_archive(),
+        content_hash=loaded2.content_hash,
+        description="Profile CSV, second take.",
+        tags=["csv"],
+        report={"tests": 5},
+    )
     assert v2.content_hash != v1.content_hash
     add(reg, "csv-profile", status="blocked", gate=FAIL)
 
@@ -287,9 +318,9 @@ def test_rollback_restores_exactly(reg: Registry, tmp_path: Path):
     ev = reg.events("csv-profile")[-1]
     assert ev["kind"] == "rollback" and ev["version"] == 1 and ev["detail"]["previous"] == [2]
 
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.rollback("csv-profile", 7)
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.rollback("other", 1)
     # rolling forward again and allocating after a rollback
     assert reg.rollback("csv-profile", 2).version == 2
@@ -350,7 +381,7 @@ def test_record_call_counters(reg: Registry):
     assert v2.last_used is not None and v2.last_used >= v2.created_at
     listed = reg.list()[0]
     assert (listed.version, listed.calls) == (2, 5)
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.record_call("csv-profile", 3, True)
 
 
@@ -358,7 +389,7 @@ def test_package_lookup(reg: Registry):
     data = os.urandom(200_000)
     add(reg, "image-resize", package=data)
     assert reg.package("image-resize", 1) == data
-    with pytest.raises(SkillNotFound):
+    with pytest.raises(NotFound):
         reg.package("image-resize", 2)
     with pytest.raises(ValueError):
         add(reg, "image-resize", package=b"")
@@ -392,7 +423,7 @@ def test_search_full_text_fallback(reg: Registry, tmp_path: Path):
     reg.rollback("json-diff", 1)
     assert names(reg.search("differences"))[0] == "json-diff"
     assert all(reg.compact().values())
-    stats = reg._table("skills").index_stats("search_text_idx")
+    stats = reg.store.table("skills").index_stats("search_text_idx")
     assert stats.num_unindexed_rows == 0
     assert names(reg.search("differences"))[0] == "json-diff"
     other.close()
@@ -440,7 +471,16 @@ def test_search_by_meaning_with_real_embedder(tmp_path: Path, real_embedder):
 
 
 VERBS = ["parse", "convert", "validate", "compute", "extract", "render", "format", "merge", "split", "sort"]
-OBJECTS = ["dates", "invoices", "log lines", "phone numbers", "currencies", "XML feeds", "matrices", "timestamps"]
+OBJECTS = [
+    "dates",
+    "invoices",
+    "log lines",
+    "phone numbers",
+    "currencies",
+    "XML feeds",
+    "matrices",
+    "timestamps",
+]
 
 
 def _synthetic(i: int) -> tuple[str, str]:
@@ -454,37 +494,51 @@ def _bulk_load(reg: Registry, n: int, start: int = 0) -> None:
     add_version() at ~30 ms a row would make a test past the index threshold slow."""
     import pyarrow as pa
 
-    from runtime.registry import SKILLS_SCHEMA, USAGE_SCHEMA, _embed_text, _listing, _search_text
+    from runtime.records import SKILLS_SCHEMA, USAGE_SCHEMA, embed_text, pack_listing, search_text
 
     rows, usage = [], []
     now = datetime.now(UTC)
     for i in range(start, start + n):
         name, desc = _synthetic(i)
         tags = [name.split("-")[1]]
-        rows.append({"id": uuid.uuid4().hex, "name": name, "version": 1, "content_hash": f"h{i}",
-                     "status": "registered", "current": True, "description": desc, "tags": tags,
-                     "instructions": "", "search_text": _search_text(name, desc, tags, ""),
-                     "gate_passed": True, "gate_report": "{}", "created_at": now, "updated_at": now,
-                     "_embed": _embed_text(name, desc, tags)})  # fmt: skip
+        rows.append(
+            {
+                "id": uuid.uuid4().hex,
+                "name": name,
+                "version": 1,
+                "content_hash": f"h{i}",
+                "status": "registered",
+                "current": True,
+                "description": desc,
+                "tags": tags,
+                "instructions": "",
+                "search_text": search_text(name, desc, tags, ""),
+                "gate_passed": True,
+                "gate_report": "{}",
+                "created_at": now,
+                "updated_at": now,
+                "_embed": embed_text(name, desc, tags),
+            }
+        )
         usage.append({"name": name, "version": 1, "calls": 0, "failures": 0, "last_used": None})
     vectors = reg.embedder.embed([r.pop("_embed") for r in rows])
-    for r, v in zip(rows, vectors):
+    for r, v in zip(rows, vectors, strict=True):
         r["vector"] = v.tolist()
-        r["listing"] = _listing(r)
-    reg._table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
-    reg._table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
+        r["listing"] = pack_listing(r)
+    reg.store.table("skills").add(pa.Table.from_pylist(rows, schema=SKILLS_SCHEMA))
+    reg.store.table("usage").add(pa.Table.from_pylist(usage, schema=USAGE_SCHEMA))
 
 
 def _vector_index_type(reg: Registry) -> str | None:
-    index = reg._vector_index(reg._table("skills"))
+    index = next(iter(reg.vector_indexes()), None)
     return None if index is None else str(index.index_type)
 
 
 def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
-    from runtime import registry
+    from runtime import search
 
     # ~47 partitions for 3k rows, so probing 20 of them is a real approximation.
-    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 64)
+    monkeypatch.setattr(search, "VECTOR_ROWS_PER_PARTITION", 64)
     uri = str(tmp_path / "store")
     reg = Registry(uri, embedder=TrigramEmbedder(), compact_every=10_000, vector_index_min_rows=2_000)
     _bulk_load(reg, 3_000)
@@ -494,9 +548,9 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
     assert _vector_index_type(reg) is None  # only compaction builds it
     assert all(reg.compact().values())
     assert _vector_index_type(reg) == "IvfSq"
-    index_name = reg._vector_index(reg._table("skills")).name
+    index_name = next(iter(reg.vector_indexes()), None).name
     assert index_name == "vector_ivfsq_3005"  # the rows it was trained on
-    stats = reg._table("skills").index_stats(index_name)
+    stats = reg.store.table("skills").index_stats(index_name)
     assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (3_005, 0)
 
     fts_only = Registry(uri, embedder=None)
@@ -511,20 +565,27 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
     assert names(reg.search(desc))[0] == name
 
     # the index finds what an exact scan finds (top-5 recall over a few queries)
-    table, searcher = reg._table("skills"), reg._searcher()
+    table, searcher = reg.store.table("skills"), reg.searcher
     found = 0
     queries = [f"{v} {o}" for v in VERBS[:5] for o in OBJECTS[:4]]
     for q in queries:
         qv = reg.embedder.embed([q])[0]
-        exact = (table.search(qv, vector_column_name="vector").distance_type("cosine").bypass_vector_index()
-                 .where("current = true AND status = 'registered'").select(["id", "_distance"]).limit(5)
-                 .to_arrow()["id"].to_pylist())  # fmt: skip
+        exact = (
+            table.search(qv, vector_column_name="vector")
+            .distance_type("cosine")
+            .bypass_vector_index()
+            .where("current = true AND status = 'registered'")
+            .select(["id", "_distance"])
+            .limit(5)
+            .to_arrow()["id"]
+            .to_pylist()
+        )
         found += len(set(exact) & {h["id"] for h in searcher.run(searcher.vector_leg(qv, 5))})
     assert found / (5 * len(queries)) >= 0.9
 
     # a skill added after the index was built is searched too (un-indexed rows are scanned)
     add(reg, "json-diff", description="Compare two JSON documents and list the differences.")
-    assert reg._table("skills").index_stats(index_name).num_unindexed_rows > 0
+    assert reg.store.table("skills").index_stats(index_name).num_unindexed_rows > 0
     assert names(reg.search("jsno diferences"))[0] == "json-diff"
     # status changes still filter (the retired row is rewritten, not yet re-indexed)
     reg.set_status("image-resize", "retired")
@@ -537,10 +598,10 @@ def test_search_past_the_vector_index_threshold(tmp_path: Path, monkeypatch):
 
 
 def test_search_by_meaning_through_the_vector_index(tmp_path: Path, monkeypatch, real_embedder):
-    from runtime import registry
+    from runtime import search
 
     # ~34 partitions for 540 rows, 20 probed: the index is really an approximation here.
-    monkeypatch.setattr(registry, "VECTOR_ROWS_PER_PARTITION", 16)
+    monkeypatch.setattr(search, "VECTOR_ROWS_PER_PARTITION", 16)
     reg = Registry(str(tmp_path / "store"), embedder=real_embedder, vector_index_min_rows=500)
     _bulk_load(reg, 540)  # real all-MiniLM-L6-v2 vectors (~5 s)
     for name in SKILLS:
@@ -558,9 +619,9 @@ def test_search_by_meaning_through_the_vector_index(tmp_path: Path, monkeypatch,
 
 
 def test_vector_index_is_rebuilt_when_deltas_pile_up(tmp_path: Path, monkeypatch):
-    from runtime import registry
+    from runtime import search
 
-    monkeypatch.setattr(registry, "VECTOR_INDEX_MAX_SEGMENTS", 1)
+    monkeypatch.setattr(search, "VECTOR_INDEX_MAX_SEGMENTS", 1)
     reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
     _bulk_load(reg, 400)
     reg.compact()
@@ -573,8 +634,8 @@ def test_vector_index_is_rebuilt_when_deltas_pile_up(tmp_path: Path, monkeypatch
     with all_logs() as logs:
         reg.compact()
     assert [e["rows"] for e in logs if e["event"] == "vector index rebuilt"] == [700]
-    table = reg._table("skills")
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_700"]  # the old one is gone
+    table = reg.store.table("skills")
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_700"]  # the old one is gone
     stats = table.index_stats("vector_ivfsq_700")
     assert (stats.num_indices, stats.num_indexed_rows, stats.num_unindexed_rows) == (1, 700, 0)
     name, desc = _synthetic(650)  # in the rebuilt index now
@@ -588,12 +649,12 @@ def test_vector_index_is_retrained_as_the_table_grows(tmp_path: Path):
     reg.compact()
     _bulk_load(reg, 500, start=600)  # 1100 <= 2 x 600: a delta segment is enough
     reg.compact()
-    table = reg._table("skills")
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    table = reg.store.table("skills")
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_600"]
     assert table.index_stats("vector_ivfsq_600").num_indices == 2
     _bulk_load(reg, 200, start=1100)  # 1300 > 2 x 600: partitions trained on 600 rows are too few
     reg.compact()
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_1300"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_1300"]
     reg.close()
 
 
@@ -604,11 +665,11 @@ def test_a_foreign_vector_index_is_replaced(tmp_path: Path):
 
     reg = Registry(str(tmp_path / "store"), embedder=TrigramEmbedder(), vector_index_min_rows=500)
     _bulk_load(reg, 600)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     table.create_index("vector", config=IvfSq(distance_type="l2", num_partitions=2))
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_idx"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_idx"]
     reg.compact()
-    assert [ix.name for ix in reg._vector_indexes(table)] == ["vector_ivfsq_600"]
+    assert [ix.name for ix in reg.vector_indexes()] == ["vector_ivfsq_600"]
     reg.close()
 
 
@@ -647,7 +708,7 @@ def test_search_returns_the_listing_columns_from_the_legs(treg: Registry):
 
 def _drop_listing(reg: Registry, where: str) -> None:
     """Rows as an older process writes them: no `listing`."""
-    reg._table("skills").update(where=where, values={"listing": None})
+    reg.store.table("skills").update(where=where, values={"listing": None})
 
 
 def test_search_reads_rows_without_a_listing(treg: Registry):
@@ -660,7 +721,7 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
     want = treg.get("csv-profile")
     hits = treg.search("csv columns")
     assert names(hits) == ["csv-profile"] and dataclasses.asdict(hits[0][0]) == dataclasses.asdict(want)
-    searcher = treg._searcher()
+    searcher = treg.searcher
     legs = searcher.run(searcher.text_leg("csv columns", 5))
     assert [(h["name"], h["row"]) for h in legs] == [("csv-profile", None)]
     treg.set_status("image-resize", "retired")
@@ -669,7 +730,7 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
     # handles between this one's legs and its row reads moves it on.
     searcher.run(searcher.refresh())
     with all_logs() as logs:
-        rows = searcher.run(searcher._rows_of(legs))
+        rows = searcher.run(searcher.rows_of(legs))
     assert any("moved" in e["event"] for e in logs)
     assert [(r["name"], r["id"]) for r in rows] == [("csv-profile", legs[0]["id"])]
     # a hybrid search mixing rows with and without a listing
@@ -679,22 +740,26 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
 
 
 def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
-    """A store made before the `listing` column: opening it adds the column and fills it
-    in; searches, lists and new versions work as before."""
+    """A store made before the `listing` column (and before migrations were recorded):
+    opening it runs the named migration once, which adds the column and fills it in;
+    searches, lists and new versions work as before, and the migration is recorded."""
     uri = str(tmp_path / "store")
     old = Registry(uri, embedder=TrigramEmbedder())
     for name in SKILLS:
         add(old, name)
     add(old, "csv-profile", status="blocked", gate=FAIL)
     before = {r.name: dataclasses.asdict(r) for r in old.list()}
-    old._table("skills").drop_columns(["listing"])
-    assert "listing" not in old._table("skills").schema.names
+    assert old.store.applied_migrations() == ["registry-0001-skills-listing"]  # a new store records it too
+    # Make it the store older code left: no `listing`, no record of the migration.
+    old.store.table("skills").drop_columns(["listing"])
+    old.store.table("_migrations").delete("name = 'registry-0001-skills-listing'")
+    assert "listing" not in old.store.table("skills").schema.names
     old.close()
     with all_logs() as logs:
         reg = Registry(uri, embedder=TrigramEmbedder())
         assert {r.name: dataclasses.asdict(r) for r in reg.list()} == before
     assert any(e["event"].startswith("migrated the skills table") and e["rows"] == 5 for e in logs)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     assert table.schema.field("listing").type == pa.string()
     assert table.count_rows("listing IS NULL") == 0
     hits = reg.search("csv column types")
@@ -707,6 +772,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     with all_logs() as logs:
         assert names(again.search("json"))[0] == "json-diff"
     assert not any(e["event"].startswith("migrated") for e in logs)
+    assert again.store.applied_migrations() == ["registry-0001-skills-listing"]
     again.close()
 
 
@@ -750,14 +816,16 @@ def test_search_counters_follow_every_writer(treg: Registry, tmp_path: Path):
     query = "resize images thumbnails"
     assert _counters(treg.search(query), "image-resize") == (0, 0)
     # filed in the cache, so the searches below are served from it unless a write drops it
-    assert "image-resize" in treg._searcher()._usage_cache
+    assert "image-resize" in treg.searcher.cached_names()
     assert _counters(treg.search(query), "image-resize") == (0, 0)
     treg.record_call("image-resize", 1, ok=True)
     assert _counters(treg.search(query), "image-resize") == (1, 0)
     other = Registry(treg.uri, embedder=None)  # its own connection
     other.record_call("image-resize", 1, ok=False)
     assert _counters(treg.search(query), "image-resize") == (2, 1)
-    proc = mp.get_context("spawn").Process(target=_record_calls, args=(treg.uri, "image-resize", [True, False, True]))
+    proc = mp.get_context("spawn").Process(
+        target=_record_calls, args=(treg.uri, "image-resize", [True, False, True])
+    )
     proc.start()
     proc.join(timeout=180)
     assert proc.exitcode == 0
@@ -793,9 +861,11 @@ def test_concurrent_searches_and_calls_end_on_the_last_counters(treg: Registry):
         writer = pool.submit(calls)
         writer.result(timeout=300)
         assert all(f.result(timeout=300) > 0 for f in found)
-    want = {name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
-            for k, name in enumerate(SKILLS)}  # fmt: skip
-    for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"]):
+    want = {
+        name: (5, sum(1 for i in range(20) if i % len(SKILLS) == k and i % 4 == 0))
+        for k, name in enumerate(SKILLS)
+    }
+    for query, name in zip(queries, ["image-resize", "csv-profile", "pdf-text", "http-fetch"], strict=True):
         assert _counters(treg.search(query), name) == want[name]
 
 
@@ -822,7 +892,12 @@ def test_events_audit_trail(reg: Registry):
     add(reg, "pdf-text")
     evs = reg.events("csv-profile")
     assert [(e["kind"], e["version"]) for e in evs] == [
-        ("registered", 1), ("blocked", 2), ("registered", 3), ("rollback", 1), ("retired", 1)]  # fmt: skip
+        ("registered", 1),
+        ("blocked", 2),
+        ("registered", 3),
+        ("rollback", 1),
+        ("retired", 1),
+    ]
     assert evs[1]["detail"]["reasons"] == FAIL.reasons
     assert evs[2]["detail"]["previous"] == 1
     assert len(reg.events()) == 6
@@ -834,13 +909,13 @@ def test_automatic_compaction_keeps_data(tmp_path: Path):
     for i in range(12):
         add(reg, "csv-profile", package=bytes([i]) * 10)
         reg.record_call("csv-profile", i + 1, ok=True)
-    table = reg._table("skills")
+    table = reg.store.table("skills")
     assert table.index_stats("search_text_idx").num_indexed_rows > 0  # optimize folded rows into the index
     assert [reg.package("csv-profile", i + 1) for i in range(12)] == [bytes([i]) * 10 for i in range(12)]
     assert [r.calls for r in reg.versions("csv-profile")] == [1] * 12
     assert names(reg.search("csv"))[0] == "csv-profile"
     reg.close()
-    with pytest.raises(RegistryError):
+    with pytest.raises(StoreError):
         reg.list()
 
 
@@ -869,11 +944,29 @@ def _add_worker(uri: str, wid: int, n: int, barrier) -> None:
     barrier.wait(timeout=120)
     for k in range(n):
         pkg = f"shared from {wid}/{k}".encode()
-        reg.add_version("shared", hashlib.sha256(pkg).hexdigest(), "registered", f"shared skill {wid} {k}",
-                        ["w"], "", PASS, {"w": wid, "k": k}, pkg)  # fmt: skip
+        reg.add_version(
+            "shared",
+            hashlib.sha256(pkg).hexdigest(),
+            "registered",
+            f"shared skill {wid} {k}",
+            ["w"],
+            "",
+            PASS,
+            {"w": wid, "k": k},
+            pkg,
+        )
         own = f"own from {wid}/{k}".encode()
-        reg.add_version(f"w{wid}-s{k}", hashlib.sha256(own).hexdigest(), "registered", f"own skill {wid} {k}",
-                        [], "", PASS, {"w": wid, "k": k}, own)  # fmt: skip
+        reg.add_version(
+            f"w{wid}-s{k}",
+            hashlib.sha256(own).hexdigest(),
+            "registered",
+            f"own skill {wid} {k}",
+            [],
+            "",
+            PASS,
+            {"w": wid, "k": k},
+            own,
+        )
     reg.close()
 
 
@@ -905,10 +998,11 @@ def test_two_processes_add_versions_concurrently(tmp_path: Path):
     assert [r.version for r in shared] == list(range(1, 21))
     assert len({r.id for r in shared}) == 20
     assert [r.version for r in shared if r.current] == [20]  # allocation and the current flip are atomic
-    assert reg._table("skills").count_rows() == 40
+    assert reg.store.table("skills").count_rows() == 40
     listed = reg.list()
     assert len(listed) == 21 and sorted(r.name for r in listed if r.name != "shared") == sorted(
-        f"w{w}-s{k}" for w in range(2) for k in range(10))  # fmt: skip
+        f"w{w}-s{k}" for w in range(2) for k in range(10)
+    )
     # nothing mixed up: each version's package is the one its record describes
     seen = set()
     for r in shared:
@@ -920,8 +1014,11 @@ def test_two_processes_add_versions_concurrently(tmp_path: Path):
     assert len(seen) == 20
     # per-writer order is preserved in the version numbers
     for w in range(2):
-        ks = [int(reg.package("shared", r.version).decode().split("/")[1]) for r in shared
-              if reg.package("shared", r.version).decode().startswith(f"shared from {w}/")]  # fmt: skip
+        ks = [
+            int(reg.package("shared", r.version).decode().split("/")[1])
+            for r in shared
+            if reg.package("shared", r.version).decode().startswith(f"shared from {w}/")
+        ]
         assert ks == list(range(10))
     assert len(reg.events()) == 40
     assert names(reg.search("shared skill"))[0] == "shared"

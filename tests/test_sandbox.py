@@ -4,6 +4,7 @@ Every test runs real containers from the runner image and asserts what the progr
 actually saw or did. No mocks: a regression in the backend, the supervisor or the host
 config makes one of these fail.
 """
+
 from __future__ import annotations
 
 import errno
@@ -76,19 +77,23 @@ def test_binary_stdout_round_trips_exactly(sandbox):
 
 def test_invalid_utf8_comes_back_unchanged(sandbox):
     junk = b"\xff\xfe\x80ok\xc3(\xed\xa0\x80\x00end"
-    r = sandbox.run(py(f"import sys; sys.stdout.buffer.write({junk!r}); sys.stderr.buffer.write({junk[::-1]!r})"))
+    r = sandbox.run(
+        py(f"import sys; sys.stdout.buffer.write({junk!r}); sys.stderr.buffer.write({junk[::-1]!r})")
+    )
     assert r.exit_code == 0
     assert r.stdout == junk
     assert r.stderr == junk[::-1]
 
 
 def test_stderr_is_separate(sandbox):
-    r = sandbox.run(py("""
+    r = sandbox.run(
+        py("""
         import sys
         print("to-out"); sys.stdout.flush()
         print("to-err", file=sys.stderr); sys.stderr.flush()
         print("more-out")
-    """))
+    """)
+    )
     assert r.exit_code == 0
     assert r.stdout == b"to-out\nmore-out\n"
     assert r.stderr == b"to-err\n"
@@ -97,11 +102,13 @@ def test_stderr_is_separate(sandbox):
 
 def test_stdin_delivered(sandbox):
     data = os.urandom(300 * 1024)  # larger than a pipe buffer: the supervisor must interleave
-    r = sandbox.run(py("import sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write(d[::-1])"), stdin=data)
+    r = sandbox.run(
+        py("import sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write(d[::-1])"), stdin=data
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout == data[::-1]
     # No stdin: the program sees EOF at once instead of hanging until the timeout.
-    r = sandbox.run(["cat"], limits=sandbox.limits.loosen(timeout=5))
+    r = sandbox.run(["cat"], limits=sandbox.limits.replace(timeout=5))
     assert (r.exit_code, r.stdout, r.timed_out) == (0, b"", False)
 
 
@@ -116,7 +123,12 @@ def test_files_delivered_and_collected(sandbox):
             pathlib.Path("/tmp/other.txt").write_text("side")
         """),
         files={"/tmp/work/in/data.bin": blob},
-        collect=["/tmp/work/out.bin", "/tmp/other.txt", "/tmp/work/in/data.bin", "/tmp/work/never-written.txt"],
+        collect=[
+            "/tmp/work/out.bin",
+            "/tmp/other.txt",
+            "/tmp/work/in/data.bin",
+            "/tmp/work/never-written.txt",
+        ],
     )
     assert r.exit_code == 0, r.stderr
     assert r.files == {
@@ -147,8 +159,11 @@ def test_collecting_a_fifo_does_not_hang(sandbox, monkeypatch):
     from sandbox import docker_backend
 
     monkeypatch.setattr(docker_backend, "START_GRACE_S", 5.0)  # keep the buggy path short
-    r = sandbox.run(py("import os; os.mkfifo('/tmp/work/out.txt'); print('done')"),
-                    collect=["/tmp/work/out.txt"], limits=sandbox.limits.loosen(timeout=2))
+    r = sandbox.run(
+        py("import os; os.mkfifo('/tmp/work/out.txt'); print('done')"),
+        collect=["/tmp/work/out.txt"],
+        limits=sandbox.limits.replace(timeout=2),
+    )
     assert not r.timed_out
     assert (r.exit_code, r.stdout) == (0, b"done\n")
     assert r.missing_files == ["/tmp/work/out.txt"]
@@ -156,13 +171,15 @@ def test_collecting_a_fifo_does_not_hang(sandbox, monkeypatch):
 
 def test_program_cannot_forge_the_result_frame(sandbox):
     fake = json.dumps({"exit_code": 0, "stdout": "", "stderr": "", "stdout_bytes": 0, "stderr_bytes": 0})
-    r = sandbox.run(py(f"""
+    r = sandbox.run(
+        py(f"""
         import sys
         body = {fake!r}
         sys.stdout.write("\\n@@SKILLYARD-RESULT 00000000000000000000000000000000 %d\\n%s" % (len(body), body))
         sys.stdout.flush()
         sys.exit(3)
-    """))
+    """)
+    )
     assert r.error is None
     assert r.exit_code == 3
     assert b"@@SKILLYARD-RESULT" in r.stdout  # it is just the program's output
@@ -197,16 +214,16 @@ for path in ["/x", "/etc/x", "/usr/x", "/tmp/x", "/tmp/work/x"]:
 facts["writes"] = writes
 facts["root_mount"] = [l.split()[5] for l in open("/proc/self/mountinfo") if l.split()[4] == "/"]
 connects = {}
-for host, port in [("1.1.1.1", 53), ("%(gateway)s", 2375), ("8.8.8.8", 443)]:
+for host, port in [("1.1.1.1", 53), ("GATEWAY", 2375), ("8.8.8.8", 443)]:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(3)
     try:
         s.connect((host, port))
-        connects["%%s:%%d" %% (host, port)] = "connected"
+        connects[f"{host}:{port}"] = "connected"
     except socket.timeout:
-        connects["%%s:%%d" %% (host, port)] = "timeout"
+        connects[f"{host}:{port}"] = "timeout"
     except OSError as exc:
-        connects["%%s:%%d" %% (host, port)] = exc.errno
+        connects[f"{host}:{port}"] = exc.errno
     finally:
         s.close()
 facts["connects"] = connects
@@ -226,7 +243,7 @@ try:
 except OSError as exc:
     facts["pid1_fds"] = exc.errno
 print(json.dumps(facts))
-""" % {"gateway": GATEWAY}
+""".replace("GATEWAY", GATEWAY)
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +291,10 @@ def test_supervisor_is_not_inspectable_by_the_program(probe):
 
 def test_network_probe_can_fail_on_bridge(sandbox, runner_image):
     """Guard for test_no_network: the same probe does see an interface on the bridge network."""
-    r = sandbox.run(py("print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"),
-                    limits=sandbox.limits.loosen(network="bridge"))
+    r = sandbox.run(
+        py("print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"),
+        limits=sandbox.limits.replace(network="bridge"),
+    )
     assert r.exit_code == 0, r.stderr
     # Under gVisor the engine registers runsc with --network=none (scripts/ensure-gvisor.sh): lo only, always.
     assert ("eth0" in r.stdout.decode()) != GVISOR, r.stdout
@@ -289,11 +308,13 @@ def test_memory_bomb_is_oom_killed(sandbox):
             while True:
                 blocks.append(b"x" * (1024 * 1024))  # touched pages, not lazily zeroed
         """),
-        limits=sandbox.limits.loosen(memory="64m", timeout=20),
+        limits=sandbox.limits.replace(memory="64m", timeout=20),
     )
     assert r.error is None
     assert r.oom_killed is True
-    if GVISOR:  # the sandbox's kernel shares the memory cgroup with the program: the whole container is killed
+    if (
+        GVISOR
+    ):  # the sandbox's kernel shares the memory cgroup with the program: the whole container is killed
         assert r.exit_code in (None, 137)
     else:
         assert r.exit_code == 137 and r.signal == 9
@@ -316,7 +337,7 @@ def test_pids_limit_stops_forks(sandbox):
                 sys.exit(0)
             print(n, 0)
         """),
-        limits=sandbox.limits.loosen(pids=32, timeout=20),
+        limits=sandbox.limits.replace(pids=32, timeout=20),
     )
     assert r.exit_code == 0, r.stderr
     forked, err = map(int, r.stdout.split())
@@ -333,7 +354,7 @@ def test_fork_bomb_is_contained(sandbox, docker_client):
             while True:
                 os.fork()
         """),
-        limits=sandbox.limits.loosen(pids=32, timeout=15),
+        limits=sandbox.limits.replace(pids=32, timeout=15),
     )
     assert time.monotonic() - started < 40
     assert r.error is None
@@ -347,7 +368,7 @@ def test_fork_bomb_is_contained(sandbox, docker_client):
 
 def test_cpu_spin_times_out_and_container_is_gone(sandbox, docker_client):
     started = time.monotonic()
-    r = sandbox.run(py("while True: pass"), limits=sandbox.limits.loosen(timeout=2))
+    r = sandbox.run(py("while True: pass"), limits=sandbox.limits.replace(timeout=2))
     wall = time.monotonic() - started
     assert r.timed_out is True
     assert not r.ok and not r.oom_killed
@@ -366,7 +387,7 @@ def test_sigterm_ignoring_program_killed_at_timeout(sandbox):
             time.sleep(60)
             print("survived")
         """),
-        limits=sandbox.limits.loosen(timeout=1.5),
+        limits=sandbox.limits.replace(timeout=1.5),
     )
     wall = time.monotonic() - started
     assert r.timed_out is True
@@ -377,14 +398,17 @@ def test_sigterm_ignoring_program_killed_at_timeout(sandbox):
 
 
 def test_large_stdout_is_capped_and_counted(sandbox):
-    r = sandbox.run(py("""
+    r = sandbox.run(
+        py("""
         import sys
         chunk = b"y" * (1024 * 1024)
         for _ in range(50):
             sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
         sys.stderr.write("done")
-    """), limits=sandbox.limits.loosen(timeout=30))
+    """),
+        limits=sandbox.limits.replace(timeout=30),
+    )
     assert r.error is None and r.exit_code == 0
     assert r.stdout_truncated is True and r.truncated
     assert len(r.stdout) == sandbox.limits.max_stdout
@@ -406,7 +430,7 @@ def test_file_size_limit_gives_efbig(sandbox):
                 print("error", exc.errno)
             print("size", os.path.getsize("/tmp/work/big"))
         """),
-        limits=sandbox.limits.loosen(max_file_size="1m"),
+        limits=sandbox.limits.replace(max_file_size="1m"),
     )
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.decode().split()
@@ -427,7 +451,7 @@ def test_tmpfs_size_limit_gives_enospc(sandbox):
             except OSError as exc:
                 print(exc.errno, written)
         """),
-        limits=sandbox.limits.loosen(tmpfs={"/tmp": "8m"}),
+        limits=sandbox.limits.replace(tmpfs={"/tmp": "8m"}),
     )
     assert r.exit_code == 0, r.stderr
     outcome, written = r.stdout.decode().split()
@@ -453,8 +477,11 @@ def test_daemonized_child_does_not_outlive_the_call(sandbox, docker_client):
         print("parent done", flush=True)
     """)
     started = time.monotonic()
-    r = sandbox.run(["python3", "-c", code, token], collect=["/tmp/work/marker"],
-                    limits=sandbox.limits.loosen(timeout=10))
+    r = sandbox.run(
+        ["python3", "-c", code, token],
+        collect=["/tmp/work/marker"],
+        limits=sandbox.limits.replace(timeout=10),
+    )
     wall = time.monotonic() - started
     assert r.exit_code == 0 and not r.timed_out, (r.stdout, r.stderr)
     assert r.stdout == b"parent done\n"
@@ -474,7 +501,9 @@ def test_daemonized_child_does_not_outlive_the_call(sandbox, docker_client):
 
 
 def test_cpus_quota_is_given_to_the_engine(backend, runner_image, docker_client):
-    cid = backend.create(RunSpec(image=runner_image, argv=["true"], limits=Limits(cpus=0.25), owner="cpustest"))
+    cid = backend.create(
+        RunSpec(image=runner_image, argv=["true"], limits=Limits(cpus=0.25), owner="cpustest")
+    )
     try:
         host = docker_client.api.inspect_container(cid)["HostConfig"]
         assert host["NanoCpus"] == 250_000_000, host["NanoCpus"]
@@ -484,9 +513,10 @@ def test_cpus_quota_is_given_to_the_engine(backend, runner_image, docker_client)
 
 def test_cpus_quota_slows_a_cpu_loop(sandbox):
     if GVISOR:
-        # runsc --platform=ptrace: docker stats shows the sandbox held to ~25% for cpus=0.25, yet a loop inside
-        # counts 0.75-1.0x as fast as at cpus=1 from run to run (its clock is the Sentry's): a loop count is no
-        # measure there. test_cpus_quota_is_given_to_the_engine checks the limit reaches the engine.
+        # runsc --platform=ptrace: docker stats shows the sandbox held to ~25% for cpus=0.25, yet a
+        # loop inside counts 0.75-1.0x as fast as at cpus=1 from run to run (its clock is the
+        # Sentry's): a loop count is no measure there. test_cpus_quota_is_given_to_the_engine
+        # checks the limit reaches the engine.
         pytest.skip("a loop count inside gVisor does not reflect the engine's CPU quota (docs/SECURITY.md)")
     # CPU seconds the loop got per wall second. Other work on this 2-core host can only lower it,
     # never lift it over the quota, so a ceiling holds under any load (a floor for an unthrottled
@@ -501,7 +531,7 @@ def test_cpus_quota_slows_a_cpu_loop(sandbox):
     """)
 
     def share(cpus: float) -> float:
-        r = sandbox.run(loop, limits=sandbox.limits.loosen(cpus=cpus))
+        r = sandbox.run(loop, limits=sandbox.limits.replace(cpus=cpus))
         assert r.exit_code == 0, r.stderr
         return float(r.stdout)
 
@@ -512,10 +542,12 @@ def test_cpus_quota_slows_a_cpu_loop(sandbox):
 
 
 def test_peak_memory_is_reported(sandbox):
-    r = sandbox.run(py("""
+    r = sandbox.run(
+        py("""
         block = b"m" * (30 * 1024 * 1024)
         print(len(block))
-    """))
+    """)
+    )
     assert r.exit_code == 0
     assert r.peak_memory_bytes is not None
     assert r.peak_memory_bytes > 30 * MB  # the 30 MB block plus the interpreters
@@ -525,7 +557,8 @@ def test_peak_memory_is_reported(sandbox):
 # -- lifecycle -------------------------------------------------------------------------------------
 def test_gc_removes_a_leftover_container(sandbox, docker_client, runner_image):
     leftover = docker_client.containers.create(
-        runner_image, "true",
+        runner_image,
+        "true",
         labels={LABEL_MANAGED: "1", "skillyard.pid": "999999", "skillyard.host": socket.gethostname()},
     )
     try:
@@ -542,8 +575,13 @@ def test_gc_removes_a_leftover_container(sandbox, docker_client, runner_image):
 
 def test_gc_keeps_containers_of_this_live_process(sandbox, docker_client, runner_image):
     mine = docker_client.containers.create(
-        runner_image, "true",
-        labels={LABEL_MANAGED: "1", "skillyard.pid": str(os.getpid()), "skillyard.host": socket.gethostname()},
+        runner_image,
+        "true",
+        labels={
+            LABEL_MANAGED: "1",
+            "skillyard.pid": str(os.getpid()),
+            "skillyard.host": socket.gethostname(),
+        },
     )
     try:
         assert mine.id not in sandbox.gc()
@@ -559,14 +597,17 @@ def test_missing_image_raises_and_leaves_nothing(sandbox, docker_client):
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}) == []
 
 
-@pytest.mark.parametrize("files,collect,problem", [
-    ({"/etc/passwd": b"x"}, [], "writable tmpfs"),
-    ({"/opt/venv/x.py": b"x"}, [], "writable tmpfs"),
-    ({"/tmpfoo/x": b"x"}, [], "writable tmpfs"),  # a prefix of /tmp is not /tmp
-    ({"/tmp/../etc/passwd": b"x"}, [], "'..'"),
-    ({"tmp/relative": b"x"}, [], "absolute"),
-    ({}, ["/tmp/../etc/shadow"], "'..'"),
-])
+@pytest.mark.parametrize(
+    "files,collect,problem",
+    [
+        ({"/etc/passwd": b"x"}, [], "writable tmpfs"),
+        ({"/opt/venv/x.py": b"x"}, [], "writable tmpfs"),
+        ({"/tmpfoo/x": b"x"}, [], "writable tmpfs"),  # a prefix of /tmp is not /tmp
+        ({"/tmp/../etc/passwd": b"x"}, [], "'..'"),
+        ({"tmp/relative": b"x"}, [], "absolute"),
+        ({}, ["/tmp/../etc/shadow"], "'..'"),
+    ],
+)
 def test_runspec_validate_refuses_bad_paths(runner_image, files, collect, problem):
     spec = RunSpec(image=runner_image, argv=["true"], files=files, collect=collect)
     with pytest.raises(ValueError, match=problem):
@@ -574,7 +615,9 @@ def test_runspec_validate_refuses_bad_paths(runner_image, files, collect, proble
 
 
 def test_runspec_validate_accepts_tmpfs_files_and_refuses_empty_argv(runner_image):
-    RunSpec(image=runner_image, argv=["true"], files={"/tmp/work/a/b.txt": b""}, collect=["/tmp/x"]).validate()
+    RunSpec(
+        image=runner_image, argv=["true"], files={"/tmp/work/a/b.txt": b""}, collect=["/tmp/x"]
+    ).validate()
     limits = Limits(tmpfs={"/tmp": "8m", "/scratch": "8m"})
     RunSpec(image=runner_image, argv=["true"], limits=limits, files={"/scratch/x": b""}).validate()
     with pytest.raises(ValueError, match="argv"):
@@ -609,27 +652,55 @@ def test_limits_defaults_are_strict():
     assert lim.tmpfs == {"/tmp": 64 * MB}
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("64m", 64 * MB), ("64M", 64 * MB), ("64mb", 64 * MB), ("64MiB", 64 * MB), ("1g", 1024 ** 3),
-    ("512k", 512 * 1024), ("1.5m", int(1.5 * MB)), ("100", 100), (" 2 m ", 2 * MB), (4096, 4096), (0, 0),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("64m", 64 * MB),
+        ("64M", 64 * MB),
+        ("64mb", 64 * MB),
+        ("64MiB", 64 * MB),
+        ("1g", 1024**3),
+        ("512k", 512 * 1024),
+        ("1.5m", int(1.5 * MB)),
+        ("100", 100),
+        (" 2 m ", 2 * MB),
+        (4096, 4096),
+        (0, 0),
+    ],
+)
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "m", "64x", "64 mega", "-1m", "1e6", "0x10", "64m64", "1..5m", -1, True, None])
+@pytest.mark.parametrize(
+    "bad", ["", "m", "64x", "64 mega", "-1m", "1e6", "0x10", "64m64", "1..5m", -1, True, None]
+)
 def test_parse_size_refuses_garbage(bad):
     with pytest.raises(ValueError):
         parse_size(bad)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("memory", "lots"), ("memory", "1m"), ("max_stdout", "-5"), ("tmpfs", {"tmp": "1m"}), ("tmpfs", {"/": "1m"}),
-    ("tmpfs", {"/tmp/../etc": "1m"}), ("tmpfs", {}), ("tmpfs", {"/tmp": "big"}), ("cpus", 0), ("pids", 2),
-    ("timeout", 0), ("network", "host"), ("max_file_size", "1k0"), ("nofile", 3),
-    ("cpus", 0.001),  # under the CFS floor: the engine would refuse the run later, as if it were down
-    ("memory", "7m"),  # the supervisor is OOM-killed below 8m
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("memory", "lots"),
+        ("memory", "1m"),
+        ("max_stdout", "-5"),
+        ("tmpfs", {"tmp": "1m"}),
+        ("tmpfs", {"/": "1m"}),
+        ("tmpfs", {"/tmp/../etc": "1m"}),
+        ("tmpfs", {}),
+        ("tmpfs", {"/tmp": "big"}),
+        ("cpus", 0),
+        ("pids", 2),
+        ("timeout", 0),
+        ("network", "host"),
+        ("max_file_size", "1k0"),
+        ("nofile", 3),
+        ("cpus", 0.001),  # under the CFS floor: the engine would refuse the run later, as if it were down
+        ("memory", "7m"),  # the supervisor is OOM-killed below 8m
+    ],
+)
 def test_limits_refuse_bad_values(field, value):
     with pytest.raises(ValidationError):
         Limits(**{field: value})
@@ -643,23 +714,34 @@ def test_limits_are_frozen_and_reject_unknown_fields():
         lim.memory = 1  # type: ignore[misc]
 
 
-def test_loosen_validates_and_copies():
+def test_replace_validates_and_copies():
     base = Limits()
-    looser = base.loosen(memory="1g", timeout=30, tmpfs={"/tmp": "128m"}, pids=None)
-    assert looser.memory == 1024 ** 3 and looser.timeout == 30 and looser.tmpfs == {"/tmp": 128 * MB}
+    looser = base.replace(memory="1g", timeout=30, tmpfs={"/tmp": "128m"}, pids=None)
+    assert looser.memory == 1024**3 and looser.timeout == 30 and looser.tmpfs == {"/tmp": 128 * MB}
     assert looser.pids == base.pids  # None keeps the value
     assert base.memory == 256 * MB  # the original is unchanged
-    for bad in ({"user": "0:0"}, {"memory": "1m"}, {"pids": 1}, {"network": "host"}, {"cpus": -1},
-                {"tmpfs": {"relative": "1m"}}, {"bogus": 1}):
+    for bad in (
+        {"user": "0:0"},
+        {"memory": "1m"},
+        {"pids": 1},
+        {"network": "host"},
+        {"cpus": -1},
+        {"tmpfs": {"relative": "1m"}},
+        {"bogus": 1},
+    ):
         with pytest.raises(ValidationError):
-            base.loosen(**bad)
+            base.replace(**bad)
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `skillyard exec ...` from the repo root; `.pid` is the CLI's pid (its containers carry it)."""
-    with subprocess.Popen([str(ROOT / ".venv" / "bin" / "skillyard"), "exec", *args], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "skillyard"), "exec", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
         out, err = proc.communicate(timeout=timeout)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     done.pid = proc.pid
@@ -703,8 +785,10 @@ def test_limits_refuse_output_caps_memory_cannot_hold():
 def test_large_output_comes_back_within_the_memory_limit(sandbox):
     # 30 MB kept in a 96m container: the supervisor used to hold it ~5x over (OOM-killed, no
     # output, blamed on the program); raw + base64 at ~2.3x leaves room.
-    r = sandbox.run(["head", "-c", str(30 * MB), "/dev/zero"],
-                    limits=sandbox.limits.loosen(memory="96m", max_stdout="30m", timeout=30))
+    r = sandbox.run(
+        ["head", "-c", str(30 * MB), "/dev/zero"],
+        limits=sandbox.limits.replace(memory="96m", max_stdout="30m", timeout=30),
+    )
     assert r.error is None and not r.oom_killed, (r.exit_code, r.stderr[-300:])
     assert r.exit_code == 0 and r.stdout == bytes(30 * MB) and not r.stdout_truncated
 
@@ -712,7 +796,9 @@ def test_large_output_comes_back_within_the_memory_limit(sandbox):
 def test_cli_refuses_unknown_options_and_keeps_the_commands_own():
     p = cli("--bogus", "1", "--", "true")
     assert p.returncode == 2 and b"No such option" in p.stderr
-    p = cli("python3", "-c", "import sys; print(sys.argv[1:])", "--x")  # no `--`: the command's options stay its own
+    p = cli(
+        "python3", "-c", "import sys; print(sys.argv[1:])", "--x"
+    )  # no `--`: the command's options stay its own
     assert p.returncode == 0 and p.stdout == b"['--x']\n", p.stderr.decode()
 
 
@@ -734,9 +820,21 @@ def _wait_for_container(docker_client, pid: int, timeout: float = 60) -> str:
 
 
 def test_cli_sigterm_removes_its_container(docker_client):
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "skillyard"), "exec", "--timeout", "60", "--",
-                             "python3", "-c", "while True: pass"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "skillyard"),
+            "exec",
+            "--timeout",
+            "60",
+            "--",
+            "python3",
+            "-c",
+            "while True: pass",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         cid = _wait_for_container(docker_client, proc.pid)
         proc.send_signal(signal.SIGTERM)
@@ -749,20 +847,34 @@ def test_cli_sigterm_removes_its_container(docker_client):
 
 
 def test_cli_gc_reports_the_orphans_it_removes(docker_client):
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "skillyard"), "exec", "--timeout", "60", "--",
-                             "sleep", "60"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "skillyard"), "exec", "--timeout", "60", "--", "sleep", "60"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         cid = _wait_for_container(docker_client, proc.pid)
     finally:
         proc.kill()  # SIGKILL: nothing of the CLI runs, its container is an orphan
         proc.wait()
-    doctor = subprocess.run([str(ROOT / ".venv" / "bin" / "skillyard"), "doctor", "--json"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    doctor = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "skillyard"), "doctor", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     leftover = next(c for c in json.loads(doctor.stdout) if c["check"] == "leftover containers")
     assert not leftover["ok"] and "orphaned" in leftover["detail"], leftover
     docker_client.api.inspect_container(cid)  # reported, not removed: doctor changes nothing
-    gc = subprocess.run([str(ROOT / ".venv" / "bin" / "skillyard"), "gc", "--json"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+    gc = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "skillyard"), "gc", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert gc.returncode == 0, gc.stderr
     assert cid in json.loads(gc.stdout)["removed"]
     assert_container_gone(docker_client, cid)
@@ -773,7 +885,7 @@ def test_frame_watch_sees_a_frame_complete_exactly_when_it_is():
 
     marker = frame_marker("ab" * 16)
     body = b'{"exit_code": 0}'
-    stream = (b"noise " + marker + b"x\n" + b"more" + marker + str(len(body)).encode() + b"\n" + body + b"tail")
+    stream = b"noise " + marker + b"x\n" + b"more" + marker + str(len(body)).encode() + b"\n" + body + b"tail"
     end = stream.index(body) + len(body)
     for step in (1, 3, 7, 64):
         watch, out = _FrameWatch(marker), bytearray()

@@ -4,6 +4,7 @@ One server for the module: tenants root (admin), alice, bob, carol (1 concurrent
 dave (whose home is broken on purpose); a shared skill imported by root and a private one
 imported by alice, both through the API.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -12,27 +13,25 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from runtime.client import SkillyardClient, SkillyardError
 from runtime.config import Settings
+from runtime.errors import TenantError
+from runtime.http import create_app
 from runtime.package import load_package, pack_files
-from runtime.server import create_app
-from runtime.tenants import TenantError, Tenants
-from sandbox import Sandbox
+from runtime.tenants import Tenants
 from tests.conftest import WHEELHOUSE, write_skill
+from tests.helpers import ServerThread, make_factory
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import time
 
     def run(params):
@@ -42,8 +41,8 @@ SCRIPT = textwrap.dedent('''
         if mode == "raise":
             raise ValueError("asked to fail")
         return {"echo": params.get("text", ""), "mode": mode}
-''')
-TESTS = textwrap.dedent('''
+""")
+TESTS = textwrap.dedent("""
     import pytest
     from scripts.main import run
 
@@ -56,8 +55,8 @@ TESTS = textwrap.dedent('''
     def test_raise():
         with pytest.raises(ValueError):
             run({"mode": "raise"})
-''')
-SIDECAR = textwrap.dedent('''
+""")
+SIDECAR = textwrap.dedent("""
     entrypoint: scripts/main.py:run
     input_schema:
       type: object
@@ -71,7 +70,7 @@ SIDECAR = textwrap.dedent('''
       required: [echo]
     limits:
       timeout: 8
-''')
+""")
 SHARED, SECRET = "sy-shared", "sy-secret"
 _BODIES: list[str] = []  # every response body this module saw (checked for tracebacks at the end)
 
@@ -82,57 +81,18 @@ def _record(resp: httpx.Response) -> None:
         _BODIES.append(resp.text)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    def __init__(self, app) -> None:
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 def api_client(base: str, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.Client(base_url=base, headers=headers, timeout=120, event_hooks={"response": [_record]})
-
-
-def make_factory(backend, runner_image):
-    def factory(s: Settings):
-        from runtime.yard import Yard
-
-        y = Yard(s, sandbox=Sandbox(backend))
-        y.runner = runner_image
-        return y
-
-    return factory
 
 
 def archive(folder: Path, prefix: bool = True) -> bytes:
     pkg = load_package(folder)
     if not prefix:
         return pkg.to_archive()
-    return pack_files({f"{pkg.name}/{k}": v for k, v in pkg.files.items()}, {f"{pkg.name}/{k}" for k in pkg.executable})
+    return pack_files(
+        {f"{pkg.name}/{k}": v for k, v in pkg.files.items()}, {f"{pkg.name}/{k}" for k in pkg.executable}
+    )
 
 
 def wait_job(c: httpx.Client, job_id: str, timeout: float = 180) -> dict:
@@ -169,30 +129,62 @@ def env(tmp_path_factory, backend, runner_image):
     home = root / "home"
     settings = Settings(home=home, wheelhouse=WHEELHOUSE, openai_base_url=None, openai_api_key=None)
     tenants = Tenants(home)
-    keys = {"root": tenants.add_tenant("root", admin=True), "alice": tenants.add_tenant("alice"),
-            "bob": tenants.add_tenant("bob"), "carol": tenants.add_tenant("carol", max_concurrent_runs=1),
-            "dave": tenants.add_tenant("dave")}
+    keys = {
+        "root": tenants.add_tenant("root", admin=True),
+        "alice": tenants.add_tenant("alice"),
+        "bob": tenants.add_tenant("bob"),
+        "carol": tenants.add_tenant("carol", max_concurrent_runs=1),
+        "dave": tenants.add_tenant("dave"),
+    }
     (home / "tenants").mkdir(parents=True, exist_ok=True)
     (home / "tenants" / "dave").write_text("not a folder: every store access for dave fails")
     app = create_app(settings, yard_factory=make_factory(backend, runner_image))
     with ServerThread(app) as srv:
         clients = {name: api_client(srv.url, key) for name, key in keys.items()}
         src = root / "src"
-        shared_dir = write_skill(src, SHARED, script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR,
-                                 description="Echo text back for everyone.")
-        secret_dir = write_skill(src, SECRET, script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR,
-                                 description="Alice's private echo with secret sauce.")
-        r1 = clients["root"].post("/v1/skills", params={"shared": "true"}, content=archive(shared_dir),
-                                  headers={"Content-Type": "application/gzip"})
+        shared_dir = write_skill(
+            src,
+            SHARED,
+            script=SCRIPT,
+            tests={"test_main.py": TESTS},
+            sidecar=SIDECAR,
+            description="Echo text back for everyone.",
+        )
+        secret_dir = write_skill(
+            src,
+            SECRET,
+            script=SCRIPT,
+            tests={"test_main.py": TESTS},
+            sidecar=SIDECAR,
+            description="Alice's private echo with secret sauce.",
+        )
+        r1 = clients["root"].post(
+            "/v1/skills",
+            params={"shared": "true"},
+            content=archive(shared_dir),
+            headers={"Content-Type": "application/gzip"},
+        )
         # alice uploads as multipart, files at the archive's root
-        r2 = clients["alice"].post("/v1/skills", files={"file": ("x.tar.gz", archive(secret_dir, prefix=False),
-                                                                 "application/gzip")})
+        r2 = clients["alice"].post(
+            "/v1/skills", files={"file": ("x.tar.gz", archive(secret_dir, prefix=False), "application/gzip")}
+        )
         assert r1.status_code == 202 and r2.status_code == 202, (r1.text, r2.text)
-        jobs = {"shared": wait_job(clients["root"], r1.json()["id"]), "secret": wait_job(clients["alice"], r2.json()["id"])}
+        jobs = {
+            "shared": wait_job(clients["root"], r1.json()["id"]),
+            "secret": wait_job(clients["alice"], r2.json()["id"]),
+        }
         for job in jobs.values():
             assert job["state"] == "succeeded" and job["result"]["status"] == "registered", job
-        yield {"url": srv.url, "keys": keys, "c": clients, "home": home, "app": app, "jobs": jobs, "src": src,
-               "settings": settings}
+        yield {
+            "url": srv.url,
+            "keys": keys,
+            "c": clients,
+            "home": home,
+            "app": app,
+            "jobs": jobs,
+            "src": src,
+            "settings": settings,
+        }
         for c in clients.values():
             c.close()
 
@@ -212,8 +204,15 @@ def test_every_v1_endpoint_needs_a_valid_key(env):
     routes = _v1_routes(env["app"])
     assert len(routes) >= 18, routes
     real_id = env["keys"]["bob"].split("_")[1]
-    bad_keys = [None, "Bearer", "Bearer sy_nope", "Basic cm9vdDpyb290", f"Bearer sy_{real_id}_{'A' * 43}",
-                f"Bearer {env['keys']['bob']}x", "Bearer " + env["keys"]["bob"].replace("sy_", "xy_")]
+    bad_keys = [
+        None,
+        "Bearer",
+        "Bearer sy_nope",
+        "Basic cm9vdDpyb290",
+        f"Bearer sy_{real_id}_{'A' * 43}",
+        f"Bearer {env['keys']['bob']}x",
+        "Bearer " + env["keys"]["bob"].replace("sy_", "xy_"),
+    ]
     with httpx.Client(base_url=env["url"], timeout=30, event_hooks={"response": [_record]}) as c:
         for method, path in routes:
             for auth in bad_keys:
@@ -223,7 +222,9 @@ def test_every_v1_endpoint_needs_a_valid_key(env):
                 assert r.headers["www-authenticate"].startswith("Bearer")
                 assert "API key" in r.json()["error"] and r.json()["request_id"] == r.headers["x-request-id"]
         # the same key, unmangled, gets in: the 401s above are about the key
-        assert c.get("/v1/skills", headers={"Authorization": f"Bearer {env['keys']['bob']}"}).status_code == 200
+        assert (
+            c.get("/v1/skills", headers={"Authorization": f"Bearer {env['keys']['bob']}"}).status_code == 200
+        )
         assert c.get("/healthz").status_code == 200 and c.get("/openapi.json").status_code == 200
 
 
@@ -295,13 +296,20 @@ def test_tenant_isolation_on_every_endpoint(env):
     assert alice.get(f"/v1/jobs/{job_id}").status_code == 200
 
     def probes(name: str) -> list[tuple[str, str, dict | None]]:
-        return [("GET", f"/v1/skills/{name}", None), ("GET", f"/v1/skills/{name}?scope=private", None),
-                ("GET", f"/v1/skills/{name}?scope=shared", None), ("GET", f"/v1/skills/{name}/skill.md", None),
-                ("POST", f"/v1/skills/{name}/run", {"input": {"text": "x"}}),
-                ("POST", f"/v1/skills/{name}/run", {"input": {"text": "x"}, "async": True}),
-                ("GET", f"/v1/skills/{name}/versions", None), ("POST", f"/v1/skills/{name}/rollback", {"version": 1}),
-                ("GET", f"/v1/skills/{name}/export", None), ("POST", f"/v1/skills/{name}/fix", {}),
-                ("POST", f"/v1/skills/{name}/test", {}), ("GET", f"/v1/cost/{name}", None)]
+        return [
+            ("GET", f"/v1/skills/{name}", None),
+            ("GET", f"/v1/skills/{name}?scope=private", None),
+            ("GET", f"/v1/skills/{name}?scope=shared", None),
+            ("GET", f"/v1/skills/{name}/skill.md", None),
+            ("POST", f"/v1/skills/{name}/run", {"input": {"text": "x"}}),
+            ("POST", f"/v1/skills/{name}/run", {"input": {"text": "x"}, "async": True}),
+            ("GET", f"/v1/skills/{name}/versions", None),
+            ("POST", f"/v1/skills/{name}/rollback", {"version": 1}),
+            ("GET", f"/v1/skills/{name}/export", None),
+            ("POST", f"/v1/skills/{name}/fix", {}),
+            ("POST", f"/v1/skills/{name}/test", {}),
+            ("GET", f"/v1/cost/{name}", None),
+        ]
 
     for (method, path, body), (_, other, _) in zip(probes(SECRET), probes("sy-nothing"), strict=True):
         r = bob.request(method, path, json=body)
@@ -328,8 +336,12 @@ def test_shared_skills_are_read_only_for_tenants(env, tmp_path):
     bob, root = env["c"]["bob"], env["c"]["root"]
     assert bob.post(f"/v1/skills/{SHARED}/rollback", json={"version": 1}).status_code == 403
     assert bob.post(f"/v1/skills/{SHARED}/fix", json={}).status_code == 403
-    r = bob.post("/v1/skills", params={"shared": "true"}, content=archive(env["src"] / SHARED),
-                 headers={"Content-Type": "application/gzip"})
+    r = bob.post(
+        "/v1/skills",
+        params={"shared": "true"},
+        content=archive(env["src"] / SHARED),
+        headers={"Content-Type": "application/gzip"},
+    )
     assert r.status_code == 403 and "admin" in r.json()["error"]
     assert bob.post("/v1/create", json={"task": "anything", "shared": True}).status_code == 403
     assert bob.get("/v1/cost", params={"scope": "shared"}).status_code == 403
@@ -352,23 +364,48 @@ def test_shared_skills_are_read_only_for_tenants(env, tmp_path):
     assert not (env["home"] / "skills" / SHARED / "failures.jsonl").exists()
 
 
-# -- hostile input ----------------------------------------------------------------------------------------------
+# -- hostile input ------------------------------------------------------------------------------------------
 def test_path_traversal_in_names_and_ids_touches_nothing(env):
     home = env["home"]
     env["c"]["bob"].get("/v1/skills")  # bob's stores exist before the snapshot
     before = _settled_tree(home)
-    bad = ["..", "%2e%2e", "%2E%2E", "..%2f..%2fetc", "a%2fb", "a/b", "..%5c..%5cwin", "%00", "a" * 300,
-           "sy-shared%2f..%2f..", "sy-shared%0a", "sy-shared%0d%0a", "Sy-Shared", "-x", ".", "%2e", "~root", "x..y", "..;", "a%20b"]
+    bad = [
+        "..",
+        "%2e%2e",
+        "%2E%2E",
+        "..%2f..%2fetc",
+        "a%2fb",
+        "a/b",
+        "..%5c..%5cwin",
+        "%00",
+        "a" * 300,
+        "sy-shared%2f..%2f..",
+        "sy-shared%0a",
+        "sy-shared%0d%0a",
+        "Sy-Shared",
+        "-x",
+        ".",
+        "%2e",
+        "~root",
+        "x..y",
+        "..;",
+        "a%20b",
+    ]
     conn = http.client.HTTPConnection("127.0.0.1", int(env["url"].rsplit(":", 1)[1]), timeout=30)
     auth = {"Authorization": f"Bearer {env['keys']['bob']}", "Content-Type": "application/json"}
     seen = 0
     for name in bad:
-        for method, path, body in [("GET", f"/v1/skills/{name}", None), ("GET", f"/v1/skills/{name}/skill.md", None),
-                                   ("POST", f"/v1/skills/{name}/run", b'{"input": {}}'),
-                                   ("GET", f"/v1/skills/{name}/export", None),
-                                   ("POST", f"/v1/skills/{name}/rollback", b'{"version": 1}'),
-                                   ("GET", f"/v1/jobs/{name}", None), ("GET", f"/v1/jobs/{name}/events", None),
-                                   ("GET", f"/v1/skills/../../{name}", None), ("GET", f"/v1/cost/{name}", None)]:
+        for method, path, body in [
+            ("GET", f"/v1/skills/{name}", None),
+            ("GET", f"/v1/skills/{name}/skill.md", None),
+            ("POST", f"/v1/skills/{name}/run", b'{"input": {}}'),
+            ("GET", f"/v1/skills/{name}/export", None),
+            ("POST", f"/v1/skills/{name}/rollback", b'{"version": 1}'),
+            ("GET", f"/v1/jobs/{name}", None),
+            ("GET", f"/v1/jobs/{name}/events", None),
+            ("GET", f"/v1/skills/../../{name}", None),
+            ("GET", f"/v1/cost/{name}", None),
+        ]:
             conn.request(method, path, body=body, headers=auth)
             resp = conn.getresponse()
             text = resp.read().decode()
@@ -394,8 +431,11 @@ def test_body_limits(env, tmp_path):
 
     r = bob.post("/v1/skills", content=chunks(), headers={"Content-Type": "application/gzip"})
     assert r.status_code == 413
-    r = bob.post(f"/v1/skills/{SHARED}/run", content=b'{"input": "' + b"x" * (4 * 1024 * 1024) + b'"}',
-                 headers={"Content-Type": "application/json"})
+    r = bob.post(
+        f"/v1/skills/{SHARED}/run",
+        content=b'{"input": "' + b"x" * (4 * 1024 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     bomb = gzip.compress(b"\0" * (40 * 1024 * 1024))  # 40 MB of zeros in ~40 KB
     assert len(bomb) < 100_000
@@ -414,8 +454,11 @@ def test_malformed_json_is_422_with_a_clear_message(env):
     for path in (f"/v1/skills/{SHARED}/run", f"/v1/skills/{SHARED}/rollback", "/v1/create"):
         r = bob.post(path, content=b'{"input": {', headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and "malformed JSON" in r.json()["error"], (path, r.text)
-    r = bob.post(f"/v1/skills/{SHARED}/run", content=b"[" * 200_000 + b"]" * 200_000,
-                 headers={"Content-Type": "application/json"})
+    r = bob.post(
+        f"/v1/skills/{SHARED}/run",
+        content=b"[" * 200_000 + b"]" * 200_000,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and "JSON" in r.json()["error"]
     r = bob.post(f"/v1/skills/{SHARED}/run", json={"input": {}, "asynchronous": True})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "asynchronous"]
@@ -434,7 +477,7 @@ def test_internal_errors_are_opaque(env):
     assert r.json() == {"error": "internal error", "request_id": r.headers["x-request-id"]}
 
 
-# -- jobs --------------------------------------------------------------------------------------------------------
+# -- jobs ---------------------------------------------------------------------------------------------------
 def test_gate_job_streams_progress_over_sse(env):
     alice = env["c"]["alice"]
     r = alice.post(f"/v1/skills/{SECRET}/test", json={})
@@ -457,7 +500,9 @@ def test_gate_job_streams_progress_over_sse(env):
     assert kinds[0] == "status" and kinds[-1] == "result", kinds
     assert "progress" in kinds and any("gate" in d.get("message", "") for k, d in events if k == "progress")
     final = events[-1][1]
-    assert final["state"] == "succeeded" and final["result"]["passed"] is True and final["result"]["tests"] == 3
+    assert (
+        final["state"] == "succeeded" and final["result"]["passed"] is True and final["result"]["tests"] == 3
+    )
     # a reconnect with Last-Event-ID replays only what came after
     with alice.stream("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "1"}) as resp:
         ids = [int(line[3:]) for line in resp.iter_lines() if line.startswith("id:")]
@@ -498,12 +543,18 @@ def test_audit_log_records_calls_and_is_queryable(env):
     assert len(log.query(since="10m")) >= len(calls)
     admin_view = env["c"]["root"].get("/v1/audit", params={"limit": 10000}).json()
     assert {"alice", "bob", "root"} <= {e["tenant"] for e in admin_view}
-    assert env["c"]["root"].get("/v1/audit", params={"tenant": "bob", "limit": 10000}).json() == \
-        [e for e in admin_view if e["tenant"] == "bob"]
+    assert env["c"]["root"].get("/v1/audit", params={"tenant": "bob", "limit": 10000}).json() == [
+        e for e in admin_view if e["tenant"] == "bob"
+    ]
     mode = (env["home"] / "audit.jsonl").stat().st_mode & 0o777
     assert mode == 0o600
-    out = subprocess.run([sys.executable, "-m", "runtime.audit", "--tenant", "bob", "--json"], capture_output=True,
-                         text=True, env={**os.environ, "SKILLYARD_HOME": str(env["home"])}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime", "audit", "--tenant", "bob", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SKILLYARD_HOME": str(env["home"])},
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert all(json.loads(line)["tenant"] == "bob" for line in out.stdout.splitlines()) and out.stdout
 
@@ -511,10 +562,24 @@ def test_audit_log_records_calls_and_is_queryable(env):
 def test_openapi_describes_the_api(env):
     spec = httpx.get(env["url"] + "/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/v1/skills", "/v1/skills/{name}", "/v1/skills/{name}/skill.md", "/v1/search", "/v1/skills/{name}/run",
-                 "/v1/skills/{name}/versions", "/v1/skills/{name}/rollback", "/v1/skills/{name}/export",
-                 "/v1/skills/{name}/test", "/v1/skills/{name}/fix", "/v1/create", "/v1/jobs/{job_id}",
-                 "/v1/jobs/{job_id}/events", "/v1/cost", "/v1/cost/{name}", "/v1/audit"):
+    for path in (
+        "/v1/skills",
+        "/v1/skills/{name}",
+        "/v1/skills/{name}/skill.md",
+        "/v1/search",
+        "/v1/skills/{name}/run",
+        "/v1/skills/{name}/versions",
+        "/v1/skills/{name}/rollback",
+        "/v1/skills/{name}/export",
+        "/v1/skills/{name}/test",
+        "/v1/skills/{name}/fix",
+        "/v1/create",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/events",
+        "/v1/cost",
+        "/v1/cost/{name}",
+        "/v1/audit",
+    ):
         assert path in paths, path
     run = spec["components"]["schemas"]["RunRequest"]["properties"]
     assert set(run) == {"input", "version", "async"}
@@ -528,19 +593,42 @@ def test_schemathesis_finds_no_server_errors(tmp_path, backend, runner_image):
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st is not None, "schemathesis is a dev dependency: pip install -e '.[dev]'"
     home = tmp_path / "home"
-    settings = Settings(home=home, wheelhouse=WHEELHOUSE, openai_base_url="http://127.0.0.1:9/v1",
-                        openai_api_key="none")
+    settings = Settings(
+        home=home, wheelhouse=WHEELHOUSE, openai_base_url="http://127.0.0.1:9/v1", openai_api_key="none"
+    )
     key = Tenants(home).add_tenant("fuzz")
     with ServerThread(create_app(settings, yard_factory=make_factory(backend, runner_image))) as srv:
         out = subprocess.run(
-            [st, "run", f"{srv.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "5",
-             "--max-time", "50", "--workers", "2", "--seed", "7", "--no-color", "--request-timeout", "30",
-             "--phases", "coverage,fuzzing", "--header", f"Authorization: Bearer {key}"],
-            capture_output=True, text=True, timeout=150)
+            [
+                st,
+                "run",
+                f"{srv.url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "5",
+                "--max-time",
+                "50",
+                "--workers",
+                "2",
+                "--seed",
+                "7",
+                "--no-color",
+                "--request-timeout",
+                "30",
+                "--phases",
+                "coverage,fuzzing",
+                "--header",
+                f"Authorization: Bearer {key}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
     text = out.stdout + out.stderr
-    errors = text[text.find("ERRORS"):][:4000] if "ERRORS" in text else ""
-    failures = text[text.find("FAILURES"):][:4000] if "FAILURES" in text else ""
-    assert out.returncode == 0, (errors or failures or text[-3000:])
+    errors = text[text.find("ERRORS") :][:4000] if "ERRORS" in text else ""
+    failures = text[text.find("FAILURES") :][:4000] if "FAILURES" in text else ""
+    assert out.returncode == 0, errors or failures or text[-3000:]
     assert "Traceback" not in out.stdout
 
 
@@ -558,7 +646,7 @@ def test_zz_no_response_body_carries_a_traceback(env):
     assert not leaking, leaking
 
 
-# -- packages that cannot be built, refused attempts, audit of failures ------------------------------------------
+# -- packages that cannot be built, refused attempts, audit of failures -------------------------------------
 def _tar(*entries: tuple[str, bytes]) -> bytes:
     import io
     import tarfile
@@ -577,37 +665,60 @@ def test_unbuildable_packages_are_422_not_a_failed_job(env):
     bob = env["c"]["bob"]
     md = b"---\nname: bob-bad\ndescription: A package the engine cannot write.\n---\n# bob-bad\n"
     cases = {
-        "file and also a folder": [("SKILL.md", md), ("resources/stopwords.txt", b"a"),
-                                   ("resources/stopwords.txt/x", b"b")],
+        "file and also a folder": [
+            ("SKILL.md", md),
+            ("resources/stopwords.txt", b"a"),
+            ("resources/stopwords.txt/x", b"b"),
+        ],
         "limit is 255": [("SKILL.md", md), ("resources/" + "a" * 300, b"a")],
         "limit is 1024": [("SKILL.md", md), ("/".join(["d" * 200] * 6), b"a")],
-        "SKILL.md: is in the archive twice": [("SKILL.md", md), ("SKILL.md", md.replace(b"A package", b"Other"))],
+        "SKILL.md: is in the archive twice": [
+            ("SKILL.md", md),
+            ("SKILL.md", md.replace(b"A package", b"Other")),
+        ],
         "x: is in the archive twice": [("SKILL.md", md), ("x", b"1"), ("./x", b"2")],
     }
     before = len(bob.get("/v1/jobs").json())
     for fragment, entries in cases.items():
         for prefix in ("", "bob-bad/"):  # files at the root, or in one top folder
-            blob = _tar(*((n.replace("./", "./" + prefix) if n.startswith("./") else prefix + n, d)
-                          for n, d in entries))
+            blob = _tar(
+                *(
+                    (n.replace("./", "./" + prefix) if n.startswith("./") else prefix + n, d)
+                    for n, d in entries
+                )
+            )
             r = bob.post("/v1/skills", content=blob, headers={"Content-Type": "application/gzip"})
             assert r.status_code == 422, (fragment, prefix, r.status_code, r.text)
-            assert r.json()["error"].startswith("package rejected: ") and fragment.split(": ")[-1] in r.json()["error"]
+            assert (
+                r.json()["error"].startswith("package rejected: ")
+                and fragment.split(": ")[-1] in r.json()["error"]
+            )
     assert len(bob.get("/v1/jobs").json()) == before  # no job was started for any of them
 
 
 def test_refused_attempts_are_audited(env):
     bob, carol, root = env["c"]["bob"], env["c"]["carol"], env["c"]["root"]
     assert bob.post(f"/v1/skills/{SHARED}/rollback", json={"version": 1}).status_code == 403
-    assert bob.post("/v1/skills", params={"shared": "true"}, content=archive(env["src"] / SHARED),
-                    headers={"Content-Type": "application/gzip"}).status_code == 403
+    assert (
+        bob.post(
+            "/v1/skills",
+            params={"shared": "true"},
+            content=archive(env["src"] / SHARED),
+            headers={"Content-Type": "application/gzip"},
+        ).status_code
+        == 403
+    )
     r = carol.post(f"/v1/skills/{SHARED}/run", json={"input": {"mode": "sleep", "seconds": 1}, "async": True})
     assert r.status_code == 202
     assert carol.post(f"/v1/skills/{SHARED}/run", json={"input": {"text": "2"}}).status_code == 429
     wait_job(carol, r.json()["id"], timeout=60)
     refused = [e for e in root.get("/v1/audit", params={"limit": 10000}).json() if e["outcome"] == "refused"]
     seen = {(e["tenant"], e["event"], e.get("skill"), e["error"]) for e in refused}
-    assert {("bob", "rollback", SHARED, "forbidden"), ("bob", "import", None, "forbidden"),
-            ("carol", "call", SHARED, "too_many_runs")} <= seen, seen
+    assert {
+        ("bob", "rollback", SHARED, "forbidden"),
+        ("bob", "import", None, "forbidden"),
+        ("carol", "call", SHARED, "too_many_runs"),
+    } <= seen, seen
     assert all(e["request_id"] for e in refused)
 
 
@@ -625,11 +736,16 @@ def test_audit_since_accepts_relative_times(env):
 def test_json_body_without_json_content_type_says_to_set_it(env):
     bob = env["c"]["bob"]
     for ctype in ("text/plain", "application/x-www-form-urlencoded"):
-        r = bob.post(f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}', headers={"Content-Type": ctype})
+        r = bob.post(
+            f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}', headers={"Content-Type": ctype}
+        )
         assert r.status_code == 422 and "Content-Type: application/json" in r.json()["error"], r.text
     # with the header the same body runs; a JSON body of the wrong shape still says what is wrong
-    r = bob.post(f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}',
-                 headers={"Content-Type": "application/json"})
+    r = bob.post(
+        f"/v1/skills/{SHARED}/run",
+        content=b'{"input": {"text": "x"}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 200
     r = bob.post(f"/v1/skills/{SHARED}/run", content=b"[1]", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "Content-Type" not in r.json()["error"]
@@ -639,12 +755,19 @@ def test_non_finite_numbers_in_input_are_422(env):
     bob = env["c"]["bob"]
     failures = env["home"] / "tenants" / "bob" / "shared" / "skills" / SHARED / "failures.jsonl"
     before = failures.read_text() if failures.exists() else ""
-    for raw in (b'{"input": {"seconds": NaN}}', b'{"input": {"seconds": 1e999}}',
-                b'{"input": {"text": "x", "n": [1, {"d": -Infinity}]}}', b'{"input": Infinity}'):
+    for raw in (
+        b'{"input": {"seconds": NaN}}',
+        b'{"input": {"seconds": 1e999}}',
+        b'{"input": {"text": "x", "n": [1, {"d": -Infinity}]}}',
+        b'{"input": Infinity}',
+    ):
         r = bob.post(f"/v1/skills/{SHARED}/run", content=raw, headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and "finite" in r.json()["error"], (raw, r.text)
     assert (failures.read_text() if failures.exists() else "") == before
-    assert bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"seconds": 1e300, "text": "x"}}).status_code == 422
+    assert (
+        bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"seconds": 1e300, "text": "x"}}).status_code
+        == 422
+    )
 
 
 def test_python_client_audit_event_cost_scope_and_create_flags(env):
@@ -668,17 +791,32 @@ def lone(tmp_path_factory, backend, runner_image):
     (admin), ann and ben; one shared skill."""
     root = tmp_path_factory.mktemp("lone")
     home = root / "home"
-    settings = Settings(home=home, wheelhouse=WHEELHOUSE, openai_base_url="http://127.0.0.1:9/v1",
-                        openai_api_key="none", llm_max_retries=0)
+    settings = Settings(
+        home=home,
+        wheelhouse=WHEELHOUSE,
+        openai_base_url="http://127.0.0.1:9/v1",
+        openai_api_key="none",
+        llm_max_retries=0,
+    )
     tenants = Tenants(home)
     keys = {n: tenants.add_tenant(n, admin=n == "root") for n in ("root", "ann", "ben")}
     app = create_app(settings, yard_factory=make_factory(backend, runner_image), job_workers=1)
     with ServerThread(app) as srv:
         clients = {name: api_client(srv.url, key) for name, key in keys.items()}
-        src = write_skill(root / "src", SHARED, script=SCRIPT, tests={"test_main.py": TESTS}, sidecar=SIDECAR,
-                          description="Echo text back for everyone.")
-        r = clients["root"].post("/v1/skills", params={"shared": "true"}, content=archive(src),
-                                 headers={"Content-Type": "application/gzip"})
+        src = write_skill(
+            root / "src",
+            SHARED,
+            script=SCRIPT,
+            tests={"test_main.py": TESTS},
+            sidecar=SIDECAR,
+            description="Echo text back for everyone.",
+        )
+        r = clients["root"].post(
+            "/v1/skills",
+            params={"shared": "true"},
+            content=archive(src),
+            headers={"Content-Type": "application/gzip"},
+        )
         assert r.status_code == 202, r.text
         assert wait_job(clients["root"], r.json()["id"])["result"]["status"] == "registered"
         yield {"c": clients, "app": app, "home": home}
@@ -710,6 +848,7 @@ def test_one_tenants_backlog_does_not_hold_up_another(lone):
     # one worker: each job started after the previous one finished
     jobs = sorted([*ann_jobs, ben_job], key=lambda j: j["started_at"])
     assert all(a["finished_at"] <= b["started_at"] for a, b in itertools.pairwise(jobs))
+
     # the events say the same: ben's 'running' event precedes ann's second job's
     def running_ts(c: httpx.Client, job_id: str) -> str:
         return next(e["ts"] for e in _events(c, job_id) if e.get("state") == "running")
@@ -732,9 +871,15 @@ def test_failed_jobs_are_audited_with_the_error_kind(lone):
     assert r.status_code == 202, r.text
     job = wait_job(root, r.json()["id"], timeout=120)
     assert job["state"] == "failed" and job["error"]
-    entries = [e for e in root.get("/v1/audit", params={"event": "create"}).json() if e.get("job_id") == job["id"]]
+    entries = [
+        e for e in root.get("/v1/audit", params={"event": "create"}).json() if e.get("job_id") == job["id"]
+    ]
     assert len(entries) == 1, entries
-    assert entries[0]["outcome"] == "error" and entries[0]["error"] in ("fix", "llm") and entries[0]["tenant"] == "root"
+    assert (
+        entries[0]["outcome"] == "error"
+        and entries[0]["error"] in ("fix", "llm")
+        and entries[0]["tenant"] == "root"
+    )
     assert "duration_ms" in entries[0] and "Traceback" not in json.dumps(entries[0])
 
 
@@ -743,13 +888,18 @@ def test_unexpected_job_failures_say_what_to_do(backend):
     job's error names what broke and the job id to quote; no traceback."""
     import docker
 
-    from runtime.server import JobStore
+    from runtime.http.jobs import JobStore
 
     store = JobStore(workers=1, max_per_tenant=8)
     client = docker.from_env()
     try:
-        engine = store.submit("t", "import", "sy-x", "private",
-                              lambda job: client.images.get("skillyard/no-such-image:nope").attrs)
+        engine = store.submit(
+            "t",
+            "import",
+            "sy-x",
+            "private",
+            lambda job: client.images.get("skillyard/no-such-image:nope").attrs,
+        )
         bug = store.submit("t", "gate", None, None, lambda job: {}["missing"])
         deadline = time.monotonic() + 30
         while not (engine.done and bug.done):

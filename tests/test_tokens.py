@@ -1,5 +1,6 @@
 """Offline tiktoken encodings (runtime/tokens.py), checked against known token ids,
 tiktoken's own published constants and the independent bpe-openai Rust tokenizer."""
+
 from __future__ import annotations
 
 import gzip
@@ -58,7 +59,9 @@ def test_known_encodings(encoding: str, text: str, ids: list[int]) -> None:
     assert count_tokens(text, encoding) == len(ids)
 
 
-@pytest.mark.parametrize(("name", "n_vocab", "eot"), [("cl100k_base", 100277, 100257), ("o200k_base", 200019, 199999)])
+@pytest.mark.parametrize(
+    ("name", "n_vocab", "eot"), [("cl100k_base", 100277, 100257), ("o200k_base", 200019, 199999)]
+)
 def test_vocab_size_and_special_tokens(name: str, n_vocab: int, eot: int) -> None:
     enc = get_encoding(name)
     assert isinstance(enc, tiktoken.Encoding)

@@ -4,6 +4,7 @@ The files here are never imported by the host to run skill code: they are sent i
 containers as text. `datacodec` is the exception: the host imports it too, so that a
 value means the same on both sides of the sandbox boundary.
 """
+
 from __future__ import annotations
 
 import functools

@@ -25,6 +25,9 @@ path. Passed with -c rather than as a file, so nothing of it lives in the wiped 
 The package root is appended to sys.path (never prepended), so no package file can shadow
 a module of the standard library or of the runner.
 """
+
+# ruff: noqa: F821 - encode, decode, Uncarriable (datacodec.py) and serve, fork_server_fd
+# (sandbox/forkserver.py) come from the files this one is concatenated after (harness.call_runner_source).
 import os
 import sys
 
@@ -53,25 +56,30 @@ def json_codec():
             memo = {}
 
         def default(o):
-            raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
         scan = _json.make_scanner(Context)
-        encode = _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+        encode = _json.make_encoder(
+            {}, default, _json.encode_basestring_ascii, None, ":", ",", False, False, False
+        )
 
         def loads(text):
             idx = len(text) - len(text.lstrip(_WHITESPACE))
             try:
                 value, end = scan(text, idx)
             except StopIteration as exc:
-                raise ValueError("Expecting value: char %d" % exc.value) from None
+                raise ValueError(f"Expecting value: char {exc.value}") from None
             if text[end:].strip(_WHITESPACE):
-                raise ValueError("Extra data: char %d" % end)
+                raise ValueError(f"Extra data: char {end}")
             return value
 
         def dumps(value):
             return "".join(encode(value, 0))
 
-        if loads(' {"a": [1, 2.5, "\\u00e9", null]} ') != {"a": [1, 2.5, "\u00e9", None]} or dumps([{"k": 1.5}]) != '[{"k":1.5}]':
+        if (
+            loads(' {"a": [1, 2.5, "\\u00e9", null]} ') != {"a": [1, 2.5, "\u00e9", None]}
+            or dumps([{"k": 1.5}]) != '[{"k":1.5}]'
+        ):
             raise ValueError("_json behaves unlike json")
         return loads, dumps
     except Exception:  # noqa: BLE001 - any doubt: the real thing
@@ -101,7 +109,7 @@ def describe_exception(exc):
     try:
         message = str(exc)[:2000]
     except Exception:  # noqa: BLE001 - a hostile __str__
-        message = "<unprintable %s>" % kind.__name__
+        message = f"<unprintable {kind.__name__}>"
     return dict(exception_class(kind), message=message, args=args, traceback=trimmed_traceback(exc))
 
 
@@ -111,11 +119,20 @@ def exception_class(kind):
     if _BUILTIN_EXCEPTIONS is None:
         import builtins
 
-        _BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
-                               if isinstance(value, type) and issubclass(value, BaseException)}
-    bases = [c.__name__ for c in kind.__mro__ if c.__module__ == "builtins" and c.__name__ in _BUILTIN_EXCEPTIONS]
-    return {"type": kind.__name__, "qualname": str(getattr(kind, "__qualname__", kind.__name__)),
-            "module": str(getattr(kind, "__module__", "")), "bases": bases}
+        _BUILTIN_EXCEPTIONS = {
+            name
+            for name, value in vars(builtins).items()
+            if isinstance(value, type) and issubclass(value, BaseException)
+        }
+    bases = [
+        c.__name__ for c in kind.__mro__ if c.__module__ == "builtins" and c.__name__ in _BUILTIN_EXCEPTIONS
+    ]
+    return {
+        "type": kind.__name__,
+        "qualname": str(getattr(kind, "__qualname__", kind.__name__)),
+        "module": str(getattr(kind, "__module__", "")),
+        "bases": bases,
+    }
 
 
 def describe_module(module):
@@ -219,8 +236,13 @@ def replay(request):
                 outcomes.append(True)
             except BaseException:  # noqa: BLE001 - a failing call still covered lines
                 outcomes.append(False)
-            per_call.append({path[len(prefix):]: sorted(found) for path, found in current.items()
-                             if path.startswith(prefix)})
+            per_call.append(
+                {
+                    path[len(prefix) :]: sorted(found)
+                    for path, found in current.items()
+                    if path.startswith(prefix)
+                }
+            )
     finally:
         sys.settrace(None)
     return {"per_call": per_call, "outcomes": outcomes}
@@ -230,17 +252,96 @@ def replay(request):
 # and the runner image's own packages when the host says the image has no others (the
 # SKILLYARD_PREIMPORT variable, set for skills without requirements: a requirement could have
 # replaced them). No code of the skill's, or of a package it brought, runs in the fork server.
-PREIMPORT = ("json", "re", "math", "cmath", "datetime", "time", "collections", "collections.abc", "itertools",
-             "functools", "typing", "string", "decimal", "fractions", "statistics", "dataclasses", "enum", "base64",
-             "binascii", "hashlib", "hmac", "secrets", "textwrap", "traceback", "importlib", "importlib.machinery",
-             "importlib.util", "csv", "io", "unicodedata", "difflib", "ipaddress", "urllib", "urllib.parse",
-             "zoneinfo", "calendar", "locale", "random", "copy", "operator", "bisect", "heapq", "struct", "array",
-             "email", "email.utils", "email.message", "email.parser", "html", "html.parser", "xml.etree.ElementTree",
-             "socket", "uuid", "pathlib", "os.path", "shlex", "fnmatch", "glob", "tempfile", "shutil", "pprint",
-             "numbers", "contextlib", "abc", "inspect", "ast", "tokenize", "warnings", "weakref", "types", "codecs",
-             "gzip", "zlib", "zipfile", "tarfile", "sqlite3", "logging", "argparse", "subprocess", "threading",
-             "queue", "graphlib", "colorsys", "mimetypes", "quopri", "uu", "wave",
-             "_strptime")  # _strptime builds its locale tables on import: ~80 ms a call otherwise
+PREIMPORT = (
+    "json",
+    "re",
+    "math",
+    "cmath",
+    "datetime",
+    "time",
+    "collections",
+    "collections.abc",
+    "itertools",
+    "functools",
+    "typing",
+    "string",
+    "decimal",
+    "fractions",
+    "statistics",
+    "dataclasses",
+    "enum",
+    "base64",
+    "binascii",
+    "hashlib",
+    "hmac",
+    "secrets",
+    "textwrap",
+    "traceback",
+    "importlib",
+    "importlib.machinery",
+    "importlib.util",
+    "csv",
+    "io",
+    "unicodedata",
+    "difflib",
+    "ipaddress",
+    "urllib",
+    "urllib.parse",
+    "zoneinfo",
+    "calendar",
+    "locale",
+    "random",
+    "copy",
+    "operator",
+    "bisect",
+    "heapq",
+    "struct",
+    "array",
+    "email",
+    "email.utils",
+    "email.message",
+    "email.parser",
+    "html",
+    "html.parser",
+    "xml.etree.ElementTree",
+    "socket",
+    "uuid",
+    "pathlib",
+    "os.path",
+    "shlex",
+    "fnmatch",
+    "glob",
+    "tempfile",
+    "shutil",
+    "pprint",
+    "numbers",
+    "contextlib",
+    "abc",
+    "inspect",
+    "ast",
+    "tokenize",
+    "warnings",
+    "weakref",
+    "types",
+    "codecs",
+    "gzip",
+    "zlib",
+    "zipfile",
+    "tarfile",
+    "sqlite3",
+    "logging",
+    "argparse",
+    "subprocess",
+    "threading",
+    "queue",
+    "graphlib",
+    "colorsys",
+    "mimetypes",
+    "quopri",
+    "uu",
+    "wave",
+    "_strptime",
+)  # _strptime builds its locale tables on import: ~80 ms a call otherwise
 
 
 def preimport():
@@ -284,17 +385,31 @@ def run_call(codec):
                 value = replay(request)
             else:
                 value = call(request)
-            result = {"ok": True, "value": value if request.get("describe") or request.get("replay") is not None
-                      else encode(value)}
+            result = {
+                "ok": True,
+                "value": value
+                if request.get("describe") or request.get("replay") is not None
+                else encode(value),
+            }
         except Uncarriable as exc:
-            result = {"ok": False, "error": {"type": "OutputNotCarried", "message": "the function returned %s" % exc}}
+            result = {
+                "ok": False,
+                "error": {"type": "OutputNotCarried", "message": f"the function returned {exc}"},
+            }
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a structured error
             result = {"ok": False, "error": describe_exception(exc)}
     try:
         data = dumps(result)
     except (TypeError, ValueError, RecursionError) as exc:
-        data = dumps({"ok": False, "error": {"type": "OutputNotCarried",
-                                                  "message": "the function returned a value that cannot be carried: %s" % exc}})
+        data = dumps(
+            {
+                "ok": False,
+                "error": {
+                    "type": "OutputNotCarried",
+                    "message": f"the function returned a value that cannot be carried: {exc}",
+                },
+            }
+        )
     os.makedirs(os.path.dirname(out_file), mode=0o700, exist_ok=True)
     fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -37,7 +37,7 @@ class Uncarriable(TypeError):
 def encode(value, _depth=0):
     """The wire form of `value` (a JSON-serialisable structure)."""
     if _depth > MAX_DEPTH:
-        raise Uncarriable("value is nested deeper than %d levels" % MAX_DEPTH)
+        raise Uncarriable(f"value is nested deeper than {MAX_DEPTH} levels")
     if value is None or value is True or value is False:
         return value
     kind = type(value)
@@ -63,8 +63,13 @@ def encode(value, _depth=0):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {TAG: "bytes", "v": _b64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, complex):
-        return {TAG: "complex", "v": [_float(complex.__getattribute__(value, "real")),
-                                      _float(complex.__getattribute__(value, "imag"))]}
+        return {
+            TAG: "complex",
+            "v": [
+                _float(complex.__getattribute__(value, "real")),
+                _float(complex.__getattribute__(value, "imag")),
+            ],
+        }
     if isinstance(value, frozenset):
         return {TAG: "frozenset", "v": [encode(item, _depth + 1) for item in frozenset.__iter__(value)]}
     if isinstance(value, set):
@@ -75,9 +80,10 @@ def encode(value, _depth=0):
         return [encode(item, _depth + 1) for item in list.__iter__(value)]
     if isinstance(value, dict):
         return _dict(dict(dict.items(value)), _depth)
-    raise Uncarriable("a value of type %s cannot cross the sandbox boundary (only plain data can: "
-                      "None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)"
-                      % type(value).__name__)
+    raise Uncarriable(
+        f"a value of type {type(value).__name__} cannot cross the sandbox boundary (only plain data can: "
+        "None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)"
+    )
 
 
 def _float(value):
@@ -96,13 +102,16 @@ def _dict(value, depth):
             break
     if plain:
         return {key: encode(item, depth + 1) for key, item in dict.items(value)}
-    return {TAG: "dict", "v": [[encode(key, depth + 1), encode(item, depth + 1)] for key, item in dict.items(value)]}
+    return {
+        TAG: "dict",
+        "v": [[encode(key, depth + 1), encode(item, depth + 1)] for key, item in dict.items(value)],
+    }
 
 
 def decode(data, _depth=0):
     """The builtin value a wire form stands for. Raises ValueError on anything malformed."""
     if _depth > MAX_DEPTH:
-        raise ValueError("value is nested deeper than %d levels" % MAX_DEPTH)
+        raise ValueError(f"value is nested deeper than {MAX_DEPTH} levels")
     kind = type(data)
     if data is None or kind is bool or kind is int or kind is str:
         return data
@@ -111,7 +120,7 @@ def decode(data, _depth=0):
     if kind is list:
         return [decode(item, _depth + 1) for item in data]
     if kind is not dict:
-        raise ValueError("not a wire value: %s" % kind.__name__)
+        raise ValueError(f"not a wire value: {kind.__name__}")
     if TAG not in data:
         return {key: decode(item, _depth + 1) for key, item in data.items()}
     tag, body = data.get(TAG), data.get("v")
@@ -129,7 +138,12 @@ def decode(data, _depth=0):
         return float(body)
     if tag == "complex" and type(body) is list and len(body) == 2:
         real, imag = (decode(part, _depth + 1) for part in body)
-        if type(real) is not float and type(real) is not int or type(imag) is not float and type(imag) is not int:
+        if (
+            type(real) is not float
+            and type(real) is not int
+            or type(imag) is not float
+            and type(imag) is not int
+        ):
             raise ValueError("malformed complex value")
         return complex(real, imag)
     if tag == "dict" and type(body) is list:
@@ -139,12 +153,12 @@ def decode(data, _depth=0):
                 raise ValueError("malformed dict entry")
             out[_hashable(decode(pair[0], _depth + 1))] = decode(pair[1], _depth + 1)
         return out
-    raise ValueError("unknown or malformed tagged value %r" % (tag,))
+    raise ValueError(f"unknown or malformed tagged value {tag!r}")
 
 
 def _hashable(value):
     try:
         hash(value)
     except TypeError:
-        raise ValueError("unhashable %s used as a set member or dict key" % type(value).__name__) from None
+        raise ValueError(f"unhashable {type(value).__name__} used as a set member or dict key") from None
     return value

@@ -22,6 +22,7 @@ Messages on every link are `<length>\\n<json>`. The verdict of a pass is compute
 from pytest's per-test reports, and sent to the host over the channel, which no process
 of the tests holds.
 """
+
 import ctypes
 import json
 import os
@@ -55,12 +56,12 @@ class Link:
         data = json.dumps(obj).encode()
         view = memoryview(str(len(data)).encode() + b"\n" + data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
 
     def send_raw(self, data):
         view = memoryview(str(len(data)).encode() + b"\n" + data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
 
     def fill(self):
         """Read what is there; False at EOF."""
@@ -83,7 +84,7 @@ class Link:
         end = newline + 1 + int(header)
         if len(self.buf) < end:
             return None
-        data = bytes(self.buf[newline + 1:end])
+        data = bytes(self.buf[newline + 1 : end])
         del self.buf[:end]
         return data
 
@@ -104,7 +105,7 @@ class Link:
 def snapshot(roots):
     files = {}
     for root in roots:
-        for base, dirs, names in os.walk(root):
+        for base, _dirs, names in os.walk(root):
             for name in names:
                 path = os.path.join(base, name)
                 with open(path, "rb") as f:
@@ -114,7 +115,7 @@ def snapshot(roots):
 
 def _zombie(pid):
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
     except (OSError, IndexError):
         return True  # gone
@@ -193,7 +194,7 @@ def reset_world(files, keep):
     for root in WRITABLE:
         wipe(root)
         if os.path.isdir(root) and os.listdir(root):
-            problems.append("%s could not be emptied" % root)
+            problems.append(f"{root} could not be emptied")
     if ipc_left():
         problems.append("the tests left System V IPC objects behind")
     restore(files)
@@ -215,13 +216,16 @@ def zygote(control, manifest):
 
     for name in list(_config.default_plugins) + list(manifest.get("preimport", [])):
         try:
-            importlib.import_module(name if "." in name or name in manifest.get("preimport", []) else "_pytest." + name)
+            importlib.import_module(
+                name if "." in name or name in manifest.get("preimport", []) else "_pytest." + name
+            )
         except Exception:  # noqa: BLE001 - a pass imports it itself
             pass
     sys.path.remove(HERE)  # the files there are restored between passes, but nothing more is read from them
     import gc
 
-    gc.freeze()  # what is imported now is never collected: the passes' collections skip it, and pages stay shared
+    # What is imported now is never collected: the passes' collections skip it, and pages stay shared.
+    gc.freeze()
     link = Link(control.fileno())
     link.send({"ready": True})  # the runner empties /tmp only after this: our imports read files there
     while True:
@@ -267,8 +271,9 @@ class Pass:
         if op == "collected":
             self.collected = int(msg.get("count", 0))
         elif op == "collect_error":
-            self.collect_errors.append({"nodeid": str(msg.get("nodeid", ""))[:300],
-                                        "detail": str(msg.get("detail", ""))[-2500:]})
+            self.collect_errors.append(
+                {"nodeid": str(msg.get("nodeid", ""))[:300], "detail": str(msg.get("detail", ""))[-2500:]}
+            )
         elif op == "report":
             node = str(msg.get("nodeid", ""))[:500]
             if node not in self.tests:
@@ -294,11 +299,19 @@ class Pass:
     def summary(self, how):
         outcomes = [self.tests[n]["outcome"] for n in self.order]
         return {
-            "pass": self.id, "how": how, "finished": self.finished, "exitstatus": self.exitstatus,
-            "collected": self.collected, "collect_errors": self.collect_errors[:20], "calls": self.calls,
+            "pass": self.id,
+            "how": how,
+            "finished": self.finished,
+            "exitstatus": self.exitstatus,
+            "collected": self.collected,
+            "collect_errors": self.collect_errors[:20],
+            "calls": self.calls,
             "timing": self.timing,
-            "tests": len(outcomes), "passed": outcomes.count("passed"), "failed": outcomes.count("failed"),
-            "errors": outcomes.count("error"), "skipped": outcomes.count("skipped"),
+            "tests": len(outcomes),
+            "passed": outcomes.count("passed"),
+            "failed": outcomes.count("failed"),
+            "errors": outcomes.count("error"),
+            "skipped": outcomes.count("skipped"),
             "cases": [dict(self.tests[n], name=n) for n in self.order[:2000]],
         }
 
@@ -360,7 +373,7 @@ def run_pass(host, zygote_control, zygote_link, command):
                 else:
                     state.report(msg)
         except (ValueError, OSError) as exc:  # a broken link: the pass has not finished cleanly
-            how = "broken link: %s" % str(exc)[:200]
+            how = f"broken link: {str(exc)[:200]}"
             child_open = False
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -414,7 +427,9 @@ def main():
     except (EOFError, OSError, ValueError):
         ready = False
     if not ready:
-        sys.stderr.write("the judge's zygote did not start (it could not import pytest or the judge plugin)\n")
+        sys.stderr.write(
+            "the judge's zygote did not start (it could not import pytest or the judge plugin)\n"
+        )
         sys.exit(1)
     while True:
         command = host.request({"op": "next"})
@@ -422,7 +437,9 @@ def main():
             break
         problems = reset_world(files, keep)
         if problems:
-            host.request({"op": "pass_done", "pass": command["pass"], "how": "unclean: " + "; ".join(problems)})
+            host.request(
+                {"op": "pass_done", "pass": command["pass"], "how": "unclean: " + "; ".join(problems)}
+            )
             break
         result = run_pass(host, parent_end, zygote_link, command)
         host.request(dict(result, op="pass_done"))

@@ -17,6 +17,7 @@ a clear error when used.
 The reporter sends each test's outcome to the runner, which keeps them; nothing here
 decides a verdict. This module is imported by the zygote before any test code runs.
 """
+
 import builtins
 import json
 import os
@@ -60,7 +61,7 @@ class Link:
     def _write(self, data):
         view = memoryview(str(len(data)).encode() + b"\n" + data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
 
     def send(self, obj):
         with self.lock:
@@ -80,7 +81,7 @@ class Link:
             newline = self.buf.find(b"\n")
             if newline >= 0 and len(self.buf) >= newline + 1 + int(self.buf[:newline]):
                 end = newline + 1 + int(self.buf[:newline])
-                data = bytes(self.buf[newline + 1:end])
+                data = bytes(self.buf[newline + 1 : end])
                 del self.buf[:end]
                 return json.loads(data)
             chunk = os.read(self.fd, 1 << 16)
@@ -128,9 +129,9 @@ def raise_for(error):
     kind = error.get("kind", "exception")
     message = str(error.get("message", ""))
     if kind != "exception":
-        exc = CalleeFailed("%s: %s" % (kind, message))
+        exc = CalleeFailed(f"{kind}: {message}")
         exc.callee_kind = kind
-        exc.callee_message = "the call failed in the skill's sandbox (%s): %s" % (kind, message)
+        exc.callee_message = f"the call failed in the skill's sandbox ({kind}): {message}"
         raise exc
     cls = exception_class(error)
     args = None
@@ -170,22 +171,35 @@ class RemoteFunction:
             wire_args = datacodec.encode(list(args))
             wire_kwargs = datacodec.encode(dict(kwargs))
         except datacodec.Uncarriable as exc:
-            raise TypeError("an argument for %s.%s cannot be sent to the skill: %s"
-                            % (self.__module_name, self.__name__, exc)) from None
-        reply = _answer(LINK.request({"op": "call", "module": self.__module_name, "function": self.__name__,
-                                      "args": wire_args, "kwargs": wire_kwargs, "test": CURRENT}))
+            raise TypeError(
+                f"an argument for {self.__module_name}.{self.__name__} cannot be sent to the skill: {exc}"
+            ) from None
+        reply = _answer(
+            LINK.request(
+                {
+                    "op": "call",
+                    "module": self.__module_name,
+                    "function": self.__name__,
+                    "args": wire_args,
+                    "kwargs": wire_kwargs,
+                    "test": CURRENT,
+                }
+            )
+        )
         return datacodec.decode(reply.get("value"))
 
     def __repr__(self):
-        return "<function %s.%s of the skill, called in its sandbox>" % (self.__module_name, self.__name__)
+        return f"<function {self.__module_name}.{self.__name__} of the skill, called in its sandbox>"
 
 
 class Unavailable:
     """An attribute of the skill's module that is neither plain data nor callable."""
 
     def __init__(self, module, name, type_name):
-        self._what = "%s.%s is a %s object of the skill: only plain data and functions cross the sandbox boundary" % (
-            module, name, type_name)
+        self._what = (
+            f"{module}.{name} is a {type_name} object of the skill: only plain data and functions cross the "
+            "sandbox boundary"
+        )
 
     def __getattr__(self, name):
         raise TypeError(self._what)
@@ -194,7 +208,7 @@ class Unavailable:
         raise TypeError(self._what)
 
     def __repr__(self):
-        return "<unavailable: %s>" % self._what
+        return f"<unavailable: {self._what}>"
 
 
 class ProxyModule(types.ModuleType):
@@ -219,7 +233,9 @@ class ProxyModule(types.ModuleType):
             if submodule in _MODULES:
                 __import__(submodule)
                 return sys.modules[submodule]
-            raise AttributeError("module %r (the skill's, in its sandbox) has no attribute %r" % (self.__name__, name))
+            raise AttributeError(
+                f"module {self.__name__!r} (the skill's, in its sandbox) has no attribute {name!r}"
+            )
         else:
             value = self._resolve(name, attrs[name])
         object.__setattr__(self, name, value)  # one object per name: `getattr(m, "run") is run` holds
@@ -248,8 +264,11 @@ class ProxyModule(types.ModuleType):
     def __setattr__(self, name, value):
         if name.startswith("__") or isinstance(value, types.ModuleType):  # the import system binds submodules
             return object.__setattr__(self, name, value)
-        raise TypeError("%s.%s cannot be changed from a test: the skill's module lives in its own process "
-                        "(pass the value as an argument instead)" % (self.__name__, name))
+        raise TypeError(
+            f"{self.__name__}.{name} cannot be changed from a test: the skill's module lives in its own "
+            "process "
+            "(pass the value as an argument instead)"
+        )
 
     def __dir__(self):
         return sorted(set(self._describe()) | {"__name__", "__doc__"})
@@ -290,7 +309,9 @@ class Reporter:
 
     def pytest_collectreport(self, report):
         if report.failed:
-            LINK.send({"op": "collect_error", "nodeid": report.nodeid, "detail": str(report.longrepr)[-SHORT:]})
+            LINK.send(
+                {"op": "collect_error", "nodeid": report.nodeid, "detail": str(report.longrepr)[-SHORT:]}
+            )
 
     def pytest_sessionstart(self, session):
         TIMES["session"] = time.monotonic()
@@ -336,8 +357,17 @@ class Reporter:
                 crash = getattr(longrepr, "reprcrash", None)
                 message = str(getattr(crash, "message", "") or detail.strip().splitlines()[-1:] or [""])[:500]
             callee = bool(getattr(report, "sy_callee", False))
-        LINK.send({"op": "report", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-                   "message": message, "detail": detail, "callee": callee})
+        LINK.send(
+            {
+                "op": "report",
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "outcome": report.outcome,
+                "message": message,
+                "detail": detail,
+                "callee": callee,
+            }
+        )
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -348,7 +378,8 @@ class Reporter:
 
 
 def run_pass(fd, manifest):
-    """In the pass child: read the pass's command, set up the proxies, run pytest once. Returns the exit code."""
+    """In the pass child: read the pass's command, set up the proxies, run pytest once.
+    Returns the exit code."""
     global LINK, SELECT
     TIMES["start"] = time.monotonic()
     LINK = Link(fd)
@@ -359,11 +390,34 @@ def run_pass(fd, manifest):
     _PACKAGES.update(manifest.get("packages", []))
     sys.meta_path.insert(0, ProxyFinder)
     os.chdir(manifest.get("root", "/tmp/skill"))
-    args = ["-c", os.path.join(os.path.dirname(os.path.abspath(datacodec.__file__)), "pytest.ini"),
-            "--rootdir", manifest.get("root", "/tmp/skill"), "-p", "no:cacheprovider", "-p", "no:pastebin",
-            "-p", "no:junitxml", "-p", "no:pytester", "-p", "no:unraisableexception", "-p", "no:threadexception",
-            "-p", "no:faulthandler", "-p", "no:stepwise", "-p", "no:doctest", "-p", "no:legacypath",
-            "--import-mode=append", "--capture=sys"]
+    args = [
+        "-c",
+        os.path.join(os.path.dirname(os.path.abspath(datacodec.__file__)), "pytest.ini"),
+        "--rootdir",
+        manifest.get("root", "/tmp/skill"),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:pastebin",
+        "-p",
+        "no:junitxml",
+        "-p",
+        "no:pytester",
+        "-p",
+        "no:unraisableexception",
+        "-p",
+        "no:threadexception",
+        "-p",
+        "no:faulthandler",
+        "-p",
+        "no:stepwise",
+        "-p",
+        "no:doctest",
+        "-p",
+        "no:legacypath",
+        "--import-mode=append",
+        "--capture=sys",
+    ]
     if command.get("quiet"):
         args += ["-p", "no:terminal"]  # mutation passes: nobody reads their console output
     else:
@@ -374,11 +428,16 @@ def run_pass(fd, manifest):
     try:
         code = int(pytest.main(args, plugins=[Reporter()]))
     except BaseException as exc:  # noqa: BLE001 - reported as an unfinished pass
-        sys.stderr.write("the pass ended with %r\n" % (exc,))
+        sys.stderr.write(f"the pass ended with {exc!r}\n")
         return 3
     TIMES["end"] = time.monotonic()
-    LINK.send({"op": "finish", "exitstatus": code,
-               "timing": {k: round(v - TIMES["start"], 4) for k, v in TIMES.items()}})
+    LINK.send(
+        {
+            "op": "finish",
+            "exitstatus": code,
+            "timing": {k: round(v - TIMES["start"], 4) for k, v in TIMES.items()},
+        }
+    )
     try:
         sys.stdout.flush()
         sys.stderr.flush()

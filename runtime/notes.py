@@ -1,14 +1,17 @@
-"""A skill's `.memory.md`: concise, dated, deduplicated notes about failures and fixes.
+"""The notes in a skill's `.memory.md`: concise, dated, deduplicated notes about its
+failures and fixes (the file's name is the Agent Skills convention; "memory" elsewhere
+in skillyard means RAM).
 
 The file is read by the fixer (so it learns what broke before) and shown by `show`.
 Entries with the same gist (digits ignored) are merged: the newest text and date are kept,
 with the count of merged entries. The file is capped.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,9 @@ RUNTIME_KINDS = ("exception", "timeout", "oom", "bad_output", "crashed")  # runt
 
 @dataclass
 class Entry:
+    """One note: its day (YYYY-MM-DD), kind (gate, fix, create, or a call's error kind),
+    how many merged notes it stands for, and its text."""
+
     day: str
     kind: str
     count: int
@@ -72,31 +78,20 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def add_entry(path: Path, kind: str, text: str, *, now: datetime | None = None) -> str:
     """Append (or merge) an entry; returns the file's new content."""
-    now = now or datetime.now(timezone.utc)
-    day = now.strftime("%Y-%m-%d")
+    day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
     text = _one_line(text)
-    entries: list[tuple[str, str, int, str]] = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            m = ENTRY_RE.match(line)
-            if m:
-                entries.append((m.group(1), m.group(2), int(m.group(3) or 1), m.group(4)))
+    kept = entries(path.read_text(encoding="utf-8", errors="replace")) if path.exists() else []
     key = (kind, _gist(text))
-    for i, (d, k, count, body) in enumerate(entries):
-        if (k, _gist(body)) == key:
-            entries.pop(i)
-            # The newest text and date, with the count: "v2 blocked" must not read as "v0 blocked".
-            entries.append((day, kind, count + 1, text))
-            break
-    else:
-        entries.append((day, kind, 1, text))
-    entries = entries[-MAX_ENTRIES:]
+    same = next((i for i, e in enumerate(kept) if (e.kind, _gist(e.text)) == key), None)
+    # Merged: the newest text and date, with the count ("v2 blocked" must not read as "v0 blocked").
+    count = 1 if same is None else kept.pop(same).count + 1
+    kept = [*kept, Entry(day, kind, count, text)][-MAX_ENTRIES:]
     while True:
-        lines = [f"- {d} [{k}]{f' (x{c})' if c > 1 else ''} {b}" for d, k, c, b in entries]
+        lines = [f"- {e.day} [{e.kind}]{f' (x{e.count})' if e.count > 1 else ''} {e.text}" for e in kept]
         content = HEADER + "\n".join(lines) + "\n"
-        if len(content.encode()) <= MAX_BYTES or len(entries) <= 1:
+        if len(content.encode()) <= MAX_BYTES or len(kept) <= 1:
             break
-        entries.pop(0)
+        kept.pop(0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(content, encoding="utf-8")

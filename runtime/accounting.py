@@ -1,0 +1,388 @@
+"""What the ledger's rows add up to: tokens invested in each skill, what a use saves, the
+break-even point, and the one cost report the CLI and the HTTP API both show.
+
+Token arithmetic. A call's tokens are ``prompt_tokens + completion_tokens`` (cached
+prompt tokens are a subset of the prompt tokens, as in the OpenAI usage object, and
+are reported but not added again). Tokens *invested* in a skill are those of its
+``create``, ``fix`` and ``retry`` calls. Several baseline rows are averaged.
+
+Break-even. With ``s = baseline - context`` tokens saved per use, the skill has paid
+for itself after ``N* = ceil(invested / s)`` uses (see :func:`break_even`). Only
+successful uses save anything (see :class:`SkillCost`).
+
+Failed creations. Calls left under a creation's placeholder label are not a skill:
+the report lists them as unattributed failed-creation cost (:func:`unattributed`).
+
+Accounting writes never fail the work they account for: they go through
+:func:`best_effort`, which logs a failed write and counts it (:func:`lost_writes`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+
+from .errors import UnknownSkill
+from .ledger import PURPOSES, Ledger, is_placeholder, non_negative_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .package import SkillPackage
+    from .registry import Registry
+    from .yard import Yard
+
+log = structlog.get_logger(__name__)
+
+INVESTED_PURPOSES = ("create", "fix", "retry")
+FIX_PURPOSES = ("fix", "retry")
+T = TypeVar("T")
+
+
+class _LostWrites:
+    """How many accounting writes this process could not store (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> int:
+        with self._lock:
+            self.count += 1
+            return self.count
+
+
+_LOST = _LostWrites()
+
+
+def best_effort(what: str, write: Callable[[], T], **context: Any) -> T | None:
+    """Run an accounting write; if it fails, log it (``accounting_write_lost``, with the
+    running count) and return None instead of failing the caller's own work."""
+    try:
+        return write()
+    except Exception as exc:  # noqa: BLE001 - accounting never breaks what it accounts for
+        lost = _LOST.add()
+        log.error("accounting_write_lost", what=what, error=str(exc)[:200], lost_so_far=lost, **context)
+        return None
+
+
+def lost_writes() -> int:
+    """Accounting writes this process could not store (each one was logged)."""
+    return _LOST.count
+
+
+class Writer:
+    """A yard's accounting writes (call counters, ledger rows), each through best_effort:
+    inline in a one-shot process, on a writer thread of its own in a long-lived one (they
+    cost ~15 ms of LanceDB writes per call, which a server keeps off the call's path).
+    `flush()` waits until every write handed over so far is done."""
+
+    def __init__(self, *, background: bool) -> None:
+        self.background = background
+        self._writes: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread has started (it starts with the first write)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, what: str, write: Callable[[], object], **context: Any) -> None:
+        """Do `write` now (one-shot) or soon (background); never raises."""
+
+        def job() -> None:
+            best_effort(what, write, **context)
+
+        if not self.background:
+            job()
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="skillyard-accounting")
+                self._thread.start()
+                atexit.register(self.flush)
+        self._writes.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._writes.get()
+            try:
+                job()  # best_effort: it logs what fails, and never raises
+            finally:
+                self._writes.task_done()
+
+    def flush(self) -> None:
+        """Wait until every write submitted so far is done."""
+        self._writes.join()  # returns at once when nothing was queued
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def break_even(invested_tokens: int, baseline_tokens: int, context_tokens: int) -> int | None:
+    """Uses needed for a skill to pay back the tokens invested in it.
+
+    Each use saves ``s = baseline_tokens - context_tokens`` tokens: the agent would
+    have spent ``baseline_tokens`` solving the task unaided, and instead pays the
+    ``context_tokens`` of loading the skill's SKILL.md. If ``s <= 0`` the skill never
+    breaks even and the result is None. Otherwise the result is the smallest integer
+    ``N`` with ``N * s >= invested_tokens``, i.e. ``ceil(invested / s)`` (0 when
+    nothing was invested). Exact integer arithmetic, no floats.
+
+    >>> break_even(383_000, 150_000, 2_000)   # s = 148,000; 2 uses save 296,000 < 383,000
+    3
+    >>> break_even(300, 100, 0), break_even(0, 10, 1), break_even(10, 5, 5)
+    (3, 0, None)
+    """
+    invested = non_negative_int("invested_tokens", invested_tokens)
+    saved = non_negative_int("baseline_tokens", baseline_tokens) - non_negative_int(
+        "context_tokens", context_tokens
+    )
+    if saved <= 0:
+        return None
+    return -(-invested // saved)
+
+
+def aggregate(
+    skill: str | None,
+    calls: list[dict[str, Any]],
+    uses: list[dict[str, Any]],
+    baseline_rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Totals over the ledger rows of one skill (see the module docstring for the arithmetic)."""
+    by_purpose = {p: 0 for p in PURPOSES}
+    by_outcome: dict[str, int] = {}
+    baselines: list[int] = [int(b["baseline_tokens"]) for b in baseline_rows or []]
+    for c in calls:
+        tokens = c["prompt_tokens"] + c["completion_tokens"]
+        by_purpose[c["purpose"]] = by_purpose.get(c["purpose"], 0) + tokens
+        by_outcome[c["outcome"]] = by_outcome.get(c["outcome"], 0) + 1
+    ok_uses = [u for u in uses if u["outcome"] == "ok"]
+    failures = len(uses) - len(ok_uses)
+    return {
+        "skill": skill,
+        "llm_calls": len(calls),
+        "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
+        "completion_tokens": sum(c["completion_tokens"] for c in calls),
+        "cached_tokens": sum(c["cached_tokens"] for c in calls),
+        "tiktoken_prompt_tokens": sum(c["tiktoken_prompt_tokens"] for c in calls),
+        "total_tokens": sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls),
+        "creation_tokens": by_purpose["create"],
+        "fix_tokens": sum(by_purpose[p] for p in FIX_PURPOSES),
+        "invested_tokens": sum(by_purpose[p] for p in INVESTED_PURPOSES),
+        "tokens_by_purpose": by_purpose,
+        "calls_by_outcome": by_outcome,
+        # mean of the baseline measurements, rounded half up; None without any
+        "baseline_tokens": (2 * sum(baselines) + len(baselines)) // (2 * len(baselines))
+        if baselines
+        else None,
+        "baseline_rows": len(baselines),
+        "cost_usd": round(sum(c["cost_usd"] for c in calls), 10),
+        "latency_ms": round(sum(c["latency_ms"] for c in calls), 3),
+        "uses": len(uses),
+        "failures": failures,
+        "use_context_tokens": sum(u["context_tokens"] for u in uses),
+        "ok_uses": len(ok_uses),
+        "ok_use_context_tokens": sum(u["context_tokens"] for u in ok_uses),
+        "first_call": calls[0]["ts"] if calls else None,
+        "last_call": calls[-1]["ts"] if calls else None,
+        "last_use": uses[-1]["ts"] if uses else None,
+    }
+
+
+def totals(ledger: Ledger, skill: str | None) -> dict[str, Any]:
+    """Sums for one skill (skill=None: the calls not attributed to any skill)."""
+    if skill is None:
+        return aggregate(None, ledger.llm_calls_without_skill(), [], [])
+    return aggregate(skill, ledger.llm_calls(skill), ledger.uses(skill), ledger.baselines(skill))
+
+
+def all_totals(ledger: Ledger) -> dict[str | None, dict[str, Any]]:
+    """`totals` for every skill label in one scan of each table (key None: unattributed calls)."""
+    by: dict[str | None, tuple[list, list, list]] = {}
+    for i, rows in enumerate((ledger.llm_calls(), ledger.uses(), ledger.baselines())):
+        for r in rows:
+            by.setdefault(r["skill"], ([], [], []))[i].append(r)
+    return {k: aggregate(k, c, u, b) for k, (c, u, b) in by.items()}
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class SkillCost:
+    """One skill's token account. All token figures are exact ints.
+
+    - creation_tokens / fix_tokens: tokens of its create / fix+retry LLM calls;
+      their sum is the investment to pay back.
+    - llm_calls, cost_usd: over all its calls (baseline measurements included).
+    - uses / failures / successful_uses: runs of the skill by callers (ledger ``uses``
+      rows; when the registry's call counters know of more runs -- runs from before
+      the ledger existed -- those count too, at the current context size). The
+      fixer's replays of failing inputs are not uses.
+    - context_tokens: tokens of the current version's SKILL.md (cl100k_base);
+      for a skill only in the ledger, the context of its latest recorded use.
+    - baseline_tokens / baseline_source: "skill" (skillyard.yaml baseline_tokens),
+      "creation" (the ledger's baseline rows) or "config" (the default).
+    - savings_per_use = baseline - context; break_even_uses = :func:`break_even`.
+    - net_tokens: savings so far minus the investment. A successful use saves
+      baseline - its own context size; a failed use saves nothing and costs its
+      context (the agent loaded the skill, then did the task anyway).
+    - paid_off: savings_per_use > 0, at least one successful use, and net_tokens >= 0.
+      A skill never used successfully has not paid off, even with nothing invested
+      (N* = 0): a blocked or unused skill makes no claim.
+    """
+
+    skill: str
+    creation_tokens: int
+    fix_tokens: int
+    llm_calls: int
+    cost_usd: float
+    uses: int
+    failures: int
+    context_tokens: int
+    baseline_tokens: int
+    savings_per_use: int
+    break_even_uses: int | None
+    paid_off: bool
+    net_tokens: int
+    baseline_source: str
+    version: int | None = None
+    status: str = ""  # registry status of the head version; "" for ledger-only skills
+    successful_uses: int = 0
+
+    @property
+    def invested_tokens(self) -> int:
+        """Tokens to pay back: creation + fixes."""
+        return self.creation_tokens + self.fix_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """The account as JSON-ready data (the CLI's and the API's shape), with invested_tokens."""
+        out = asdict(self)
+        out["invested_tokens"] = self.invested_tokens
+        return out
+
+
+def _context_of(pkg: SkillPackage) -> int:
+    from .tokens import count_tokens  # tiktoken: only when a report is made
+
+    return count_tokens(pkg.skill_md)
+
+
+def cost_report(
+    ledger: Ledger, registry: Registry, packages: Callable[[str], SkillPackage | None], default_baseline: int
+) -> list[SkillCost]:
+    """A SkillCost for every skill in the registry and every skill only in the ledger,
+    sorted by name. `packages(name)` returns the current package of a registered
+    name (or None); it is not called for ledger-only labels."""
+    default_baseline = non_negative_int("default_baseline", default_baseline)
+    totals = all_totals(ledger)
+    totals.pop(None, None)
+    for label in [k for k in totals if is_placeholder(k)]:  # failed creations: see unattributed()
+        totals.pop(label)
+    heads = {rec.name: rec for rec in registry.list()}
+    report = []
+    for name in sorted(set(heads) | set(totals)):
+        sums = totals.get(name) or aggregate(name, [], [])
+        head = heads.get(name)
+        pkg = None
+        reg_calls = reg_failures = 0
+        if head is not None:
+            try:
+                pkg = packages(name)
+            except Exception as exc:  # noqa: BLE001 -- one unreadable package must not sink the report
+                log.warning("cost report: package unavailable", skill=name, error=str(exc)[:200])
+            versions = registry.versions(name)
+            reg_calls = sum(v.calls for v in versions)
+            reg_failures = sum(v.failures for v in versions)
+        if pkg is not None:
+            context = _context_of(pkg)
+        else:
+            last = ledger.uses(name, limit=1) if sums["uses"] else []
+            context = last[-1]["context_tokens"] if last else 0
+        if pkg is not None and pkg.config.baseline_tokens is not None:
+            baseline, source = int(pkg.config.baseline_tokens), "skill"
+        elif sums["baseline_tokens"] is not None:
+            baseline, source = int(sums["baseline_tokens"]), "creation"
+        else:
+            baseline, source = default_baseline, "config"
+        invested = sums["invested_tokens"]
+        saved = baseline - context
+        # runs the registry counted but the ledger never saw (from before it existed)
+        extra_uses = max(0, reg_calls - sums["uses"])
+        extra_failed = min(extra_uses, max(0, reg_failures - sums["failures"]))
+        extra_ok = extra_uses - extra_failed
+        uses = sums["uses"] + extra_uses
+        ok_uses = sums["ok_uses"] + extra_ok
+        failed_context = sums["use_context_tokens"] - sums["ok_use_context_tokens"]
+        realised = (
+            (sums["ok_uses"] * baseline - sums["ok_use_context_tokens"])
+            - failed_context
+            + extra_ok * saved
+            - extra_failed * context
+        )
+        net = realised - invested
+        report.append(
+            SkillCost(
+                skill=name,
+                creation_tokens=sums["creation_tokens"],
+                fix_tokens=sums["fix_tokens"],
+                llm_calls=sums["llm_calls"],
+                cost_usd=sums["cost_usd"],
+                uses=uses,
+                failures=max(sums["failures"], reg_failures),
+                context_tokens=context,
+                baseline_tokens=baseline,
+                savings_per_use=saved,
+                break_even_uses=break_even(invested, baseline, context),
+                paid_off=saved > 0 and ok_uses > 0 and net >= 0,
+                net_tokens=net,
+                baseline_source=source,
+                version=head.version if head else None,
+                status=head.status if head else "",
+                successful_uses=ok_uses,
+            )
+        )
+    return report
+
+
+def unattributed(ledger: Ledger) -> dict[str, Any]:
+    """LLM spending that belongs to no skill: calls recorded with no skill, and failed
+    creations (calls under a ``(creating-...)`` placeholder that never became a skill)."""
+    totals = all_totals(ledger)
+
+    def summed(sums: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "llm_calls": sum(s["llm_calls"] for s in sums),
+            "total_tokens": sum(s["total_tokens"] for s in sums),
+            "cost_usd": round(sum(s["cost_usd"] for s in sums), 10),
+        }
+
+    loose = [totals[None]] if None in totals else []
+    failed = [sums for label, sums in totals.items() if is_placeholder(label) and sums["llm_calls"]]
+    out = summed(loose + failed)
+    out["no_skill"] = summed(loose)
+    out["failed_creations"] = {"count": len(failed), **summed(failed)}
+    return out
+
+
+def report(yard: Yard, name: str | None = None) -> list[SkillCost]:
+    """The cost report of one yard's store (every skill, or only `name`), with the yard's
+    settings for the default baseline. UnknownSkill when `name` has no record anywhere."""
+
+    def current(skill: str) -> SkillPackage | None:
+        rec = yard.registry.get(skill)
+        return None if rec is None else yard.package(rec.name, rec.version)
+
+    rows = cost_report(yard.ledger, yard.registry, current, yard.settings.default_baseline_tokens)
+    if name is None:
+        return rows
+    rows = [c for c in rows if c.skill == name]
+    if not rows:
+        raise UnknownSkill(f"no skill {name!r} in the registry or the ledger")
+    return rows

@@ -1,0 +1,88 @@
+"""The commands that serve other agents: `serve` (the HTTP API) and `mcp` (the MCP server).
+Imported only when used: their stacks would cost every other command about a second."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from ..config import get_settings
+from ..errors import ConfigError
+from ..serving import DEFAULT_MAX_RUNS
+from .errors import Command
+from .signals import exit_on_signals
+
+
+@click.command("serve", cls=Command)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+@click.option(
+    "--max-runs", type=int, default=None, help=f"Concurrent runs per tenant (default {DEFAULT_MAX_RUNS})."
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+def serve_command(host: str, port: int, max_runs: int | None, log_level: str) -> None:
+    """Serve the HTTP API (see docs/API.md). Requests need a tenant key: `skillyard tenant add NAME`."""
+    import uvicorn
+
+    from .. import logs
+    from ..embeddings import warm_up_in_background
+    from ..http import create_app
+    from ..tenants import Tenants
+
+    logs.configure(log_level.upper(), json_logs=True)
+    settings = get_settings()
+    if not Tenants(settings.home):
+        click.echo(
+            "skillyard: no tenants yet, so every /v1 request will get 401; add one with "
+            "`skillyard tenant add NAME --admin`",
+            err=True,
+        )
+    app = create_app(settings, max_concurrent_runs=max_runs)
+    warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
+
+
+@click.command("mcp", cls=Command)
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP only.")
+@click.option("--port", type=int, default=8701, show_default=True, help="HTTP only.")
+@click.option(
+    "--tenant", default=None, help="Serve this tenant's view (stdio), or admit only its keys (http)."
+)
+@click.option(
+    "--max-runs",
+    type=int,
+    default=None,
+    help="Concurrent runs per tenant in this process "
+    f"(default SKILLYARD_MAX_CONCURRENT_RUNS, else {DEFAULT_MAX_RUNS}).",
+)
+def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_runs: int | None) -> None:
+    """Serve the registered skills as MCP tools (stdio for a local agent, http for remote ones)."""
+    import anyio
+
+    from .. import logs
+    from ..embeddings import warm_up_in_background
+    from ..mcp_server import SkillTools, http_app, serve_stdio
+
+    logs.configure("WARNING")  # stderr: stdout is the MCP wire over stdio
+    exit_on_signals(clean=True, signals=(signal.SIGTERM,))  # so `finally` removes our warm containers
+    tools = SkillTools(get_settings(), tenant=tenant, http=transport == "http", max_concurrent_runs=max_runs)
+    warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
+    try:
+        if transport == "stdio":
+            anyio.run(serve_stdio, tools)
+        else:
+            import uvicorn
+
+            if not tools.service.tenants:
+                raise ConfigError(
+                    "the HTTP transport needs API keys: add a tenant with `skillyard tenant add NAME`"
+                )
+            uvicorn.run(
+                http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False
+            )
+    finally:
+        tools.close()

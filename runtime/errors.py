@@ -1,0 +1,226 @@
+"""Every error the runtime raises on purpose, in one tree, each with its ``kind``.
+
+The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/errors.py``
+(the bottom of the import graph); the rest is here::
+
+    SkillyardError                     internal
+    ├── SandboxError                   sandbox          the engine failed, not the program
+    │   └── ImageMissing               sandbox
+    ├── InvalidInput (+ ValueError)    invalid_input    input refused before anything ran
+    │   ├── InvalidName                invalid_input    not a skill name
+    │   └── PackageError               package          a package that is not valid
+    ├── NotFound                       not_found        no such version, package or job
+    │   └── UnknownSkill               not_found        no skill of that name (for this caller)
+    ├── Forbidden                      forbidden        may read it, may not change it
+    ├── Unauthorized                   unauthorized     no valid API key
+    ├── TooBusy                        too_busy         over a per-tenant limit; retry later
+    │   ├── TooManyRuns                too_many_runs
+    │   └── TooManyJobs                too_many_jobs
+    ├── RegistryError                  registry         a refused change of the registry
+    ├── StoreError                     store            the LanceDB store failed (lock, write)
+    ├── SkillError                     skill            a lifecycle step refused
+    ├── TenantError                    tenant           a tenant operation refused
+    ├── ConfigError                    config           a setting or an optional part is wrong
+    │   └── TokenizerDataError         config
+    ├── LLMUnavailable                 llm_unavailable  no LLM endpoint is configured
+    ├── LLMError                       llm              the LLM endpoint failed
+    ├── FixError                       fix              a fix or create run could not go on
+    └── ApiError                       api              the HTTP API answered with an error (client)
+
+Each surface maps kinds once, in one place: the CLI in ``runtime/cli/errors.py``, the
+HTTP API in ``runtime/http/errors.py``, the MCP server in ``runtime/mcp_server.py``
+(``tool_error``), the audit trail with :func:`error_kind`. Only :class:`InvalidInput`
+also subclasses a built-in (ValueError): pydantic validators report a ValueError as a
+field error, and Python callers have always caught bad input that way.
+
+Arguments that break a function's contract (a version that is not an int, an unknown
+status) are plain ValueError/TypeError: programming errors, not part of the tree.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from sandbox.errors import ImageMissing, SandboxError, SkillyardError
+
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "FixError",
+    "Forbidden",
+    "ImageMissing",
+    "InvalidInput",
+    "InvalidName",
+    "LLMError",
+    "LLMUnavailable",
+    "NotFound",
+    "PackageError",
+    "RegistryError",
+    "SandboxError",
+    "SkillError",
+    "SkillyardError",
+    "StoreError",
+    "TenantError",
+    "TokenizerDataError",
+    "TooBusy",
+    "TooManyJobs",
+    "TooManyRuns",
+    "Unauthorized",
+    "UnknownSkill",
+    "error_kind",
+]
+
+
+class InvalidInput(SkillyardError, ValueError):
+    """Input that may not be used (a name, a package, a call's input), refused before
+    anything was run or stored."""
+
+    kind = "invalid_input"
+
+
+class InvalidName(InvalidInput):
+    """Not a skill name (a-z, 0-9 and single hyphens, at most 64), or not a content hash:
+    refused before the store is touched (names reach SQL filters)."""
+
+
+class PackageError(InvalidInput):
+    """A package was rejected. `file` is the offending path relative to the package (or '')."""
+
+    kind = "package"
+
+    def __init__(self, file: str, problem: str) -> None:
+        self.file = file
+        self.problem = problem
+        super().__init__(f"{file}: {problem}" if file else problem)
+
+
+class NotFound(SkillyardError):
+    """No such version, package or job (for this caller: another tenant's is as absent)."""
+
+    kind = "not_found"
+
+
+class UnknownSkill(NotFound):
+    """No skill of that name (or version) for this caller. The message is only the fact
+    ("no skill NAME"); each surface adds where its user can find the skills there."""
+
+
+class Forbidden(SkillyardError):
+    """The caller may read this but not change it."""
+
+    kind = "forbidden"
+
+
+class Unauthorized(SkillyardError):
+    """No API key, or one that is not valid (here)."""
+
+    kind = "unauthorized"
+
+
+class TooBusy(SkillyardError):
+    """Over a per-tenant limit; `retry_after` is how many seconds to wait before retrying."""
+
+    kind = "too_busy"
+    retry_after = 1
+
+
+class TooManyRuns(TooBusy):
+    """The tenant's concurrent runs are all in use (per server process)."""
+
+    kind = "too_many_runs"
+
+
+class TooManyJobs(TooBusy):
+    """The tenant has as many jobs queued or running as it may."""
+
+    kind = "too_many_jobs"
+    retry_after = 5
+
+
+class RegistryError(SkillyardError):
+    """A change the registry refuses: a transition its invariants forbid (registering a
+    version whose gate failed, rolling back to a blocked one)."""
+
+    kind = "registry"
+
+
+class StoreError(SkillyardError):
+    """The LanceDB store failed: its lock stayed busy, it was closed, a write failed."""
+
+    kind = "store"
+
+
+class SkillError(SkillyardError):
+    """A lifecycle step was refused; the message says what to do next."""
+
+    kind = "skill"
+
+
+class TenantError(SkillyardError):
+    """A tenant operation was refused (bad name, duplicate, unreadable tenants file)."""
+
+    kind = "tenant"
+
+
+class ConfigError(SkillyardError):
+    """A setting has a value skillyard cannot use, or an optional part is not installed."""
+
+    kind = "config"
+
+
+class TokenizerDataError(ConfigError):
+    """The offline tokenizer data is missing or does not match its published hash."""
+
+
+class LLMUnavailable(SkillyardError):
+    """No LLM endpoint is configured."""
+
+    kind = "llm_unavailable"
+
+
+class LLMError(SkillyardError):
+    """The endpoint failed (down, rate-limited, timed out, bad answer). The message says what to do.
+
+    `attempts` is the number of HTTP requests sent (1 + the SDK's retries) and `elapsed_s`
+    the wall time they took, so the ledger and the message can say what was spent waiting."""
+
+    kind = "llm"
+
+    def __init__(self, message: str, *, attempts: int = 0, elapsed_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+
+
+class FixError(SkillyardError):
+    """The fix or create run could not go on; the message says why and what to do."""
+
+    kind = "fix"
+
+
+class ApiError(SkillyardError):
+    """The HTTP API answered with an error (raised by runtime.client.SkillyardClient):
+    `status`, the server's `message`, its `request_id` and the parsed `body`."""
+
+    kind = "api"
+
+    def __init__(self, status: int, message: str, request_id: str | None = None, body: Any = None) -> None:
+        self.status = status
+        self.message = message
+        self.request_id = request_id
+        self.body = body
+        super().__init__(f"HTTP {status}: {message}" + (f" (request {request_id})" if request_id else ""))
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, stable name for why an action failed, never its message (that may quote
+    inputs): the error's ``kind``; ``engine`` for an error the docker SDK raised itself;
+    ``internal`` for anything else (a bug)."""
+    if isinstance(exc, SkillyardError):
+        return exc.kind
+    # Only if the docker SDK is loaded could one of its errors exist: no import needed.
+    docker_errors = sys.modules.get("docker.errors")
+    if docker_errors is not None and isinstance(exc, docker_errors.DockerException):
+        return "engine"
+    return "internal"

@@ -1,0 +1,94 @@
+"""The HTTP API: a FastAPI app over the same Yards the CLI uses. See docs/API.md.
+
+Every /v1 request needs ``Authorization: Bearer KEY``: the guard middleware (guard.py)
+checks it before anything else happens. Errors take one shape and are mapped in one
+place (errors.py). Long work runs as jobs (jobs.py). The routes live in routers/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.security import HTTPBearer
+
+from ..config import Settings, get_settings
+from ..config import version as distribution_version
+from ..serving import Service
+from ..yard import Yard
+from . import errors
+from .deps import ServerState
+from .guard import Guard
+from .jobs import JobStore, progress
+from .routers import accounts, jobs, skills, work
+from .schemas import HealthOut, error_doc
+from .uploads import JSON_LIMIT, UPLOAD_LIMIT
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    yard_factory: Callable[[Settings], Yard] | None = None,
+    max_concurrent_runs: int | None = None,
+    job_workers: int | None = None,
+    max_jobs_per_tenant: int = 8,
+    json_limit: int = JSON_LIMIT,
+    upload_limit: int | None = None,
+) -> FastAPI:
+    """The API app. `yard_factory(settings) -> Yard` makes every yard the app uses (default: a
+    Yard sharing one Docker sandbox). `max_concurrent_runs` is the per-tenant default (a tenant's
+    own max_concurrent_runs wins); env SKILLYARD_MAX_CONCURRENT_RUNS sets it too."""
+    settings = settings or get_settings()
+    if job_workers is None:
+        job_workers = int(os.environ.get("SKILLYARD_JOB_WORKERS", max(1, min(4, os.cpu_count() or 1))))
+    service = Service(
+        settings, yard_factory=yard_factory, max_concurrent_runs=max_concurrent_runs, progress=progress
+    )
+    version = distribution_version()
+    state = ServerState(
+        settings,
+        service,
+        JobStore(workers=job_workers, max_per_tenant=max_jobs_per_tenant),
+        upload_limit=upload_limit or max(UPLOAD_LIMIT, settings.max_package_bytes),
+        version=version,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.jobs.shutdown()
+        await anyio.to_thread.run_sync(service.close)
+
+    app = FastAPI(
+        title="skillyard",
+        version=version,
+        lifespan=lifespan,
+        description="Run, test, version and fix sandboxed AI-agent skills. Every /v1 endpoint needs "
+        "`Authorization: Bearer <key>`. See docs/API.md.",
+    )
+    app.state.skillyard = state
+    app.add_middleware(
+        Guard, authenticate=service.authenticate, json_limit=json_limit, upload_limit=state.upload_limit
+    )
+    errors.install(app)
+
+    @app.get("/healthz", response_model=HealthOut, tags=["meta"])
+    def healthz() -> HealthOut:
+        """Liveness: no key needed, touches nothing."""
+        return HealthOut(ok=True, version=version)
+
+    bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="apiKey",
+        description="A tenant API key, `sy_<keyid>_<secret>`, from `skillyard tenant add`.",
+    )
+    v1 = APIRouter(
+        prefix="/v1", dependencies=[Depends(bearer)], responses={401: error_doc("No or a bad API key")}
+    )
+    for router in (skills.router, work.router, jobs.router, accounts.router):
+        v1.include_router(router)
+    app.include_router(v1)
+    return app

@@ -1,0 +1,1 @@
+"""The HTTP API's routes, one module per concept; app.py mounts them under /v1."""

@@ -1,0 +1,206 @@
+"""Routes over skills as records and packages: list, show, SKILL.md, search, import,
+versions, rollback, export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ...audit import audited
+from ...package import pack_files
+from ..deps import ScopeQ, SkillName, State, VersionQ, View, job_response
+from ..errors import request_id
+from ..jobs import Job
+from ..schemas import (
+    COMMON_ERRORS,
+    SKILL_ERRORS,
+    JobOut,
+    RollbackRequest,
+    SearchHitOut,
+    SkillDetailOut,
+    SkillOut,
+    error_doc,
+    skill_out,
+)
+from ..uploads import parse_upload, read_upload
+
+router = APIRouter(tags=["skills"])
+
+_IMPORT_BODY = {
+    "required": True,
+    "description": "The skill folder as a .tar.gz (files at the root or in one folder named like the skill), "
+    "as the body or as the multipart field 'file'.",
+    "content": {
+        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
+
+
+@router.get("/skills", response_model=list[SkillOut], responses=COMMON_ERRORS)
+def list_skills(
+    view: View,
+    scope: Literal["private", "shared", "all"] = "all",
+    status: Literal["registered", "blocked", "retired"] | None = None,
+) -> list[SkillOut]:
+    """Skills you can see: your private ones and the shared ones (a private skill hides the
+    shared one of its name)."""
+    return [skill_out(rec, sc) for rec, sc in view.records(scope, status)]
+
+
+@router.get("/skills/{name}", response_model=SkillDetailOut, responses=SKILL_ERRORS)
+def get_skill(
+    view: View, name: SkillName, scope: ScopeQ = "auto", version: VersionQ = None
+) -> SkillDetailOut:
+    """A skill's record, its skillyard.yaml config, file list, gate report and memory."""
+    target = view.resolve(name, scope, version)
+    pkg = target.yard.package(name, target.record.version)
+    notes = target.run_yard.memory_text(name) if (target.scope == "private" or view.admin) else None
+    return skill_out(
+        target.record,
+        target.scope,
+        SkillDetailOut,
+        config=pkg.config.model_dump(mode="json"),
+        files=sorted(pkg.files),
+        gate_report=target.record.gate_report or None,
+        memory=notes,
+    )
+
+
+@router.get(
+    "/skills/{name}/skill.md",
+    response_class=Response,
+    responses={
+        **SKILL_ERRORS,
+        200: {
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+            "description": "The SKILL.md, as an agent loads it",
+        },
+    },
+)
+def get_skill_md(view: View, name: SkillName, scope: ScopeQ = "auto", version: VersionQ = None) -> Response:
+    """The skill's SKILL.md (Agent Skills frontmatter + instructions)."""
+    target = view.resolve(name, scope, version)
+    pkg = target.yard.package(name, target.record.version)
+    return Response(pkg.skill_md, media_type="text/markdown; charset=utf-8")
+
+
+@router.get("/search", response_model=list[SearchHitOut], responses=COMMON_ERRORS)
+def search(
+    view: View,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> list[SearchHitOut]:
+    """Hybrid (words + meaning) search over the registered skills you can see."""
+    return [skill_out(r, sc, SearchHitOut, score=round(float(s), 6)) for r, s, sc in view.search(q, limit)]
+
+
+@router.post(
+    "/skills",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        **COMMON_ERRORS,
+        403: error_doc("shared=true without an admin key"),
+        429: error_doc("Too many jobs"),
+    },
+    openapi_extra={"requestBody": _IMPORT_BODY},
+)
+async def import_skill(
+    request: Request, state: State, view: View, shared: bool = False, force: bool = False
+) -> JSONResponse:
+    """Import a skill package: validated now (422 if invalid), gated as a job (202). The job's result
+    says registered, blocked or unchanged."""
+    rid = request_id(request)
+    with state.service.refusals_audited("import", view, request_id=rid):
+        yard = view.yard_for_new(shared)
+    blob = await read_upload(request, state.upload_limit)
+    pkg = await anyio.to_thread.run_sync(parse_upload, blob, state.settings)
+    scope = "shared" if yard is view.shared else "private"
+
+    def work(job: Job) -> dict[str, Any]:
+        with audited(
+            state.service.audit,
+            "import",
+            tenant=view.name,
+            skill=pkg.name,
+            scope=scope,
+            job_id=job.id,
+            request_id=rid,
+        ) as entry:
+            outcome = yard.add_package(pkg, force=force)
+            entry.update(version=outcome.version, outcome=outcome.status)
+            return {**outcome.to_dict(), "scope": scope}
+
+    return job_response(state.submit(request, view, "import", pkg.name, scope, work))
+
+
+@router.get("/skills/{name}/versions", response_model=list[SkillOut], responses=SKILL_ERRORS)
+def versions(view: View, name: SkillName, scope: ScopeQ = "auto") -> list[SkillOut]:
+    """Every version of the skill, oldest first, with its gate verdict."""
+    target = view.resolve(name, scope)
+    return [skill_out(r, target.scope) for r in target.yard.versions(name)]
+
+
+@router.post(
+    "/skills/{name}/rollback",
+    response_model=SkillOut,
+    responses={
+        **SKILL_ERRORS,
+        403: error_doc("A shared skill and no admin key"),
+        409: error_doc("That version cannot be made current"),
+    },
+)
+def rollback(
+    request: Request, state: State, view: View, name: SkillName, body: RollbackRequest, scope: ScopeQ = "auto"
+) -> SkillOut:
+    """Make an earlier registered version current again."""
+    rid = request_id(request)
+    target = view.resolve(name, scope)
+    with state.service.refusals_audited("rollback", view, name, request_id=rid):
+        view.check_change(target)
+    rec = target.yard.rollback(name, body.version)
+    state.service.audit.record(
+        "rollback",
+        tenant=view.name,
+        skill=name,
+        version=rec.version,
+        scope=target.scope,
+        outcome="ok",
+        request_id=rid,
+    )
+    return skill_out(rec, target.scope)
+
+
+@router.get(
+    "/skills/{name}/export",
+    response_class=Response,
+    responses={
+        **SKILL_ERRORS,
+        200: {
+            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "NAME/... as a .tar.gz: a valid Agent Skills folder",
+        },
+    },
+)
+def export(view: View, name: SkillName, scope: ScopeQ = "auto", version: VersionQ = None) -> Response:
+    """The skill's package as a .tar.gz holding one folder NAME/ (re-importable as is)."""
+    target = view.resolve(name, scope, version)
+    pkg = target.yard.package(name, target.record.version)
+    blob = pack_files(
+        {f"{name}/{p}": d for p, d in pkg.files.items()}, {f"{name}/{p}" for p in pkg.executable}
+    )
+    return Response(
+        blob,
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{name}-v{target.record.version}.tar.gz"'},
+    )

@@ -1,0 +1,87 @@
+"""Named migrations of the store's owners, in order: each brings a store made by older
+code up to date, runs once per store and is recorded in its ``_migrations`` table (see
+runtime/lancestore.py). A store made by current code runs them too; they find nothing to
+do. Never rename or reorder one that has shipped: the names are what stores record.
+
+Each migration gets the owner's LanceStore while holding its lock, before the owner's
+tables are opened, and must be safe to run again after a crash halfway.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+import structlog
+
+from .errors import StoreError
+from .lancestore import LanceStore, Migration
+from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing
+
+log = structlog.get_logger(__name__)
+
+# The ledger's tables (runtime/ledger.py defines them; named here to keep imports one way).
+LLM_CALLS, BASELINES = "llm_calls", "baselines"
+
+
+def skills_listing(store: LanceStore) -> None:
+    """Stores made before the `listing` column: add it, then fill it in for every row (one
+    merge_insert per 5k rows) and compact. Search still reads a row without a listing
+    by a second query, so a row an older process writes later is found too."""
+    table = store.open_existing(SKILLS)
+    if table is None:  # a new store: nothing to migrate
+        return
+    missing = [n for n in SKILLS_SCHEMA.names if n not in table.schema.names]
+    if not missing:
+        return
+    if missing != ["listing"]:
+        raise StoreError(f"skills table lacks columns {missing}: not a store this code can migrate")
+    started = time.perf_counter()
+    table.add_columns(pa.field("listing", pa.string()))
+    rows = table.search().where("listing IS NULL").select(LIGHT_COLUMNS).limit(None).to_arrow().to_pylist()
+    for i in range(0, len(rows), 5_000):
+        chunk = rows[i : i + 5_000]
+        batch = pa.table({"id": [r["id"] for r in chunk], "listing": [pack_listing(r) for r in chunk]})
+        table.merge_insert("id").when_matched_update_all().execute(batch)
+    log.info(
+        "migrated the skills table: added `listing`",
+        rows=len(rows),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    if rows:  # fold the rewritten rows back into the indexes
+        table.optimize(cleanup_older_than=store.cleanup_older_than)
+
+
+def baselines_out_of_llm_calls(store: LanceStore) -> None:
+    """Stores written before the `baselines` table kept the model's estimate of a skill's
+    baseline as an ``llm_calls`` row of purpose ``baseline``: an estimate, not tokens
+    spent. Move each into ``baselines`` (its tokens as ``baseline_tokens``, source
+    ``creation``; the row id is kept, so a second run inserts nothing twice), then delete
+    them from ``llm_calls``. Afterwards the ledger's reads know only real calls."""
+    calls = store.open_existing(LLM_CALLS)
+    if calls is None:
+        return
+    legacy = calls.search().where("purpose = 'baseline'").limit(None).to_arrow().to_pylist()
+    if not legacy:
+        return
+    moved = [
+        {
+            "id": r["id"],
+            "ts": r["ts"],
+            "skill": r["skill"] or "(unknown)",
+            "version": r["version"],
+            "baseline_tokens": int(r["prompt_tokens"]) + int(r["completion_tokens"]),
+            "source": "creation",
+            "detail": (r["detail"] or "the model's estimate at creation")[:2000],
+        }
+        for r in legacy
+    ]
+    baselines = store.table(BASELINES)
+    batch = pa.Table.from_pylist(moved, schema=store.schemas[BASELINES])
+    store.write_to(baselines, lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch))
+    store.write_to(calls, lambda t: t.delete("purpose = 'baseline'"))
+    log.info("moved baseline estimates out of llm_calls", rows=len(moved))
+
+
+REGISTRY_MIGRATIONS = (Migration("registry-0001-skills-listing", skills_listing),)
+LEDGER_MIGRATIONS = (Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),)

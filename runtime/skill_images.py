@@ -1,0 +1,114 @@
+"""The images a yard runs skills in: the base and runner images (sandbox.images) and one
+image per skill package (runtime.build), on a Docker engine.
+
+:class:`SkillImages` is what a Yard needs of them; :class:`DockerImages` is the real one.
+A yard whose sandbox is not Docker's (tests on sandbox.testing.ScriptedBackend) takes
+another implementation, runtime.testing.PrebuiltImages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
+
+from sandbox.images import Images, ImageSet
+
+from .build import build_skill_image, deps_image_tag
+from .config import Settings
+from .package import SkillPackage
+
+if TYPE_CHECKING:
+    from sandbox.docker_backend import DockerBackend
+
+
+class SkillImages(Protocol):
+    """Where a yard gets its images. `runner` may be set to an image already built."""
+
+    runner: str
+
+    def ensure(self) -> ImageSet:
+        """The base and runner images, built if missing."""
+        ...
+
+    def find_base(self) -> str | None:
+        """The base image's tag if it exists (nothing is built)."""
+        ...
+
+    def current_runner(self) -> str | None:
+        """The runner image's tag if it exists (nothing is built)."""
+        ...
+
+    def build(self, pkg: SkillPackage) -> tuple[str, bool]:
+        """The package's image (tag, whether it was built now): built if missing."""
+        ...
+
+    def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
+        """The package's image tag, cached per content hash; `fresh` looks (and builds) again."""
+        ...
+
+    def judge_image(self, pkg: SkillPackage) -> str:
+        """The image the gate's judge runs the tests in: the runner plus the package's
+        requirements, without its code (built by `build`)."""
+        ...
+
+
+class DockerImages:
+    """Skill images on the Docker engine behind `backend`. Tags are content hashes, so an
+    unchanged image is never rebuilt; `image_for` also caches the tag per content hash, so
+    a call costs no image look-up (an image removed behind our back surfaces as
+    ImageMissing at the run, and the caller asks again with `fresh`)."""
+
+    def __init__(self, backend: DockerBackend, settings: Settings, progress: Callable[[str], None]) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.progress = progress
+        self._runner: str | None = settings.runner_image or None
+        self._tags: dict[str, str] = {}  # content hash -> skill image tag
+        self._lock = threading.Lock()
+
+    @cached_property
+    def images(self) -> Images:
+        """The base and runner images' builder."""
+        return Images(
+            self.backend.client,
+            self.settings.wheel_dir.resolve(),
+            base_mode=self.settings.base,
+            progress=self.progress,
+        )
+
+    @property
+    def runner(self) -> str:
+        """The runner image skill images are built on (built on first use if missing)."""
+        with self._lock:
+            if self._runner is None:
+                self._runner = self.images.ensure().runner
+            return self._runner
+
+    @runner.setter
+    def runner(self, tag: str) -> None:
+        self._runner = tag
+
+    def ensure(self) -> ImageSet:
+        return self.images.ensure()
+
+    def find_base(self) -> str | None:
+        return self.images.find_base()
+
+    def current_runner(self) -> str | None:
+        return self.images.current_runner()
+
+    def build(self, pkg: SkillPackage) -> tuple[str, bool]:
+        return build_skill_image(
+            self.backend.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress
+        )
+
+    def judge_image(self, pkg: SkillPackage) -> str:
+        return deps_image_tag(self.backend.client, pkg, self.runner)
+
+    def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
+        if fresh or pkg.content_hash not in self._tags:
+            tag, _ = self.build(pkg)
+            self._tags[pkg.content_hash] = tag
+        return self._tags[pkg.content_hash]
