@@ -84,7 +84,7 @@ def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result
         workspace.add_note(
             error.kind,
             f"v{record.version} {error.kind}: {error.type + ': ' if error.type else ''}"
-            f"{error.message[:200]} (input: {notes.describe_value(params)})",
+            f"{notes.shorten(error.message, 200)} (input: {notes.describe_value(params)})",
         )
         if kind in REPLAYABLE:
             workspace.remember_failed_input(params, error)

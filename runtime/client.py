@@ -218,8 +218,10 @@ class SkillyardClient:
         shared: bool = False,
         max_attempts: int = 3,
         allow_test_edits: bool = False,
+        replace: bool = False,
     ) -> dict[str, Any]:
-        """Have the LLM write a new skill for `task`; the job."""
+        """Have the LLM write a new skill for `task`; the job. An existing name is refused unless
+        `replace`."""
         return self._json(
             "POST",
             "/v1/create",
@@ -229,6 +231,7 @@ class SkillyardClient:
                 "shared": shared,
                 "max_attempts": max_attempts,
                 "allow_test_edits": allow_test_edits,
+                "replace": replace,
             },
         )
 

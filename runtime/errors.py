@@ -182,15 +182,19 @@ class LLMUnavailable(SkillyardError):
 class LLMError(SkillyardError):
     """The endpoint failed (down, rate-limited, timed out, bad answer). The message says what to do.
 
-    `attempts` is the number of HTTP requests sent (1 + the SDK's retries) and `elapsed_s`
-    the wall time they took, so the ledger and the message can say what was spent waiting."""
+    `attempts` is the number of HTTP requests sent (1 + retries), `elapsed_s` the wall time
+    they took, and `failed` one record per request that failed (runtime.llm.FailedRequest), so
+    the ledger keeps a row for every request and the message can say what was spent waiting."""
 
     kind = "llm"
 
-    def __init__(self, message: str, *, attempts: int = 0, elapsed_s: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, attempts: int = 0, elapsed_s: float = 0.0, failed: list | None = None
+    ) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.elapsed_s = elapsed_s
+        self.failed = list(failed or [])
 
 
 class FixError(SkillyardError):

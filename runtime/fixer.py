@@ -3,13 +3,21 @@
 fix: after a failed gate (or on demand after runtime errors) the model gets the package,
 the failing tests' reports with trimmed tracebacks, recent runtime errors and the skill's
 memory, fitted to a token budget; it answers with whole-file replacements as JSON. Each
-answer is validated (one corrective retry, charged to the skill), applied only inside the
-package, with tests/ protected unless explicitly allowed, then rebuilt and regated as a
-new version candidate. The loop stops at success, at the attempt limit, or when an
-attempt makes no progress. Every LLM call goes into the ledger with its outcome.
+answer is validated (one corrective retry, charged to the skill) and applied only inside
+the package, then rebuilt and regated as a new version candidate. The loop stops at
+success, at the attempt limit, or when an attempt makes no progress. Every HTTP request
+to the LLM is one ledger row with its outcome (retries included: runtime/llm.py).
 
-create: the model writes a whole package from a task description; then the gate; on
-failure the fix loop.
+Frozen tests (docs/SECURITY.md, "The test gate"): the whole `tests/` tree of the version
+being repaired decides. An answer that changes, adds or deletes anything under `tests/`,
+adds a `conftest.py` anywhere, a module defining pytest hooks, or a module whose import
+name shadows the standard library or the harness, is refused. With `allow_test_edits` an
+answer may *add* test files; they run in a separate judge session from the frozen ones,
+and both must pass.
+
+create: the model writes a whole package from a task description (refused if the name is
+taken, unless `replace`); then the gate; on failure the fix loop. `create_tests` writes
+tests for a registered or blocked skill that has none.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from .accounting import best_effort
 from .errors import FixError
 from .gate import GateReport
 from .ledger import TIKTOKEN_USAGE_NOTE
-from .llm import LLM, LLMError, LLMReply, count_prompt_tokens
+from .llm import LLM, FailedRequest, LLMError, LLMReply, count_prompt_tokens
 from .package import MEMORY_FILE, NAME_RE, PackageError, SkillPackage, package_from_files
 from .tokens import encoding_for_model
+from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .yard import AddOutcome, Yard
@@ -84,34 +93,56 @@ def parse_answer(text: str, model: type[BaseModel]) -> Any:
 # -- prompts ---------------------------------------------------------------------------------------
 FORMAT_RULES = """\
 A skill is a folder NAME/ with:
-- SKILL.md: YAML frontmatter between '---' lines with exactly: name (equals NAME: 1-64 chars of a-z, 0-9, single hyphens),
-  description (what it does and when to use it, <= 1024 chars), optional license, metadata (string -> string); then instructions
-  for an agent (input, output, an example).
-- skillyard.yaml: entrypoint: scripts/FILE.py:run ; input_schema and output_schema (JSON Schema objects) ; tags (list) ;
-  examples: [{input: {...}}] ; baseline_tokens (int: tokens an agent would spend on the task without the skill).
-- scripts/FILE.py: def run(params: dict) -> dict, standard library only (PyYAML and jsonschema are also installed).
-  Raise ValueError with a clear message on bad input.
-- tests/test_*.py: pytest tests importing `from scripts.FILE import run`, checking real behaviour with concrete expected values
-  and error cases. They must pass and cover at least 80% of the lines in scripts/. No pytest hooks, no conftest tricks,
-  no os._exit/sys.exit, no imports of _pytest or coverage, no skips.
-Code runs in a container with no network, a read-only filesystem except /tmp, and no environment from the host."""
+- SKILL.md: YAML frontmatter between '---' lines with exactly: name (equals NAME: 1-64 chars
+  of a-z, 0-9, single hyphens), description (what it does and when to use it, <= 1024 chars),
+  optional license, metadata (string -> string); then instructions for an agent (input,
+  output, an example).
+- skillyard.yaml: entrypoint: scripts/FILE.py:run ; input_schema and output_schema (JSON
+  Schema objects) ; tags (list) ; examples: [{input: {...}}] ; baseline_tokens (int: tokens an
+  agent would spend on the task without the skill).
+- scripts/FILE.py: def run(params: dict) -> dict, standard library only (PyYAML and
+  jsonschema are also installed). Raise ValueError with a clear message on bad input.
+- tests/test_*.py: pytest tests importing `from scripts.FILE import run` (and any helper
+  function), checking real behaviour with concrete expected values and error cases.
+How the gate runs them: the tests and the code run in separate sandboxes. A test calls the
+skill's functions across the boundary: arguments and results are plain data (JSON values,
+tuples, bytes, sets); exceptions come back with their type and message. A test cannot
+patch the skill's modules or get objects back. After the tests pass, the gate changes the
+code in small ways (mutants: flipped comparisons, off-by-one numbers, removed statements,
+`return None`) and runs the tests again: tests that do not notice at least 60% of those
+changes block the skill. So assert on exact results, not just that a call returns.
+No conftest.py outside tests/, no pytest hooks, no skips, no file named like a standard
+library module. Code runs with no network, a read-only filesystem except /tmp, and no
+environment from the host."""
 
-FIX_SYSTEM = f"""You repair skills for skillyard, a runtime that runs agent skills in sandboxes and registers a skill only when its
-tests pass in a container.
+FIX_SYSTEM = f"""You repair skills for skillyard, a runtime that runs agent skills in
+sandboxes and registers a skill only when its tests pass in a container.
 {FORMAT_RULES}
 Answer with ONE JSON object and nothing else:
-{{"files": [{{"path": "scripts/x.py", "content": "<the whole new file>"}}], "explanation": "<one or two sentences>"}}
+{{"files": [{{"path": "scripts/x.py", "content": "<the whole new file>"}}],
+ "explanation": "<one or two sentences>"}}
 Give whole-file replacements only for files you change. Paths are relative to the skill folder.
-The tests define correct behaviour: do NOT change existing files under tests/ (such an answer is refused). You may add new
-test files, e.g. a regression test for a runtime failure."""
+The tests are frozen: they define correct behaviour. An answer that changes, adds or deletes
+anything under tests/, or adds a conftest.py, is refused: fix the code."""
 
-CREATE_SYSTEM = f"""You write new skills for skillyard, a runtime that runs agent skills in sandboxes and registers a skill only
-when its tests pass in a container.
+CREATE_SYSTEM = f"""You write new skills for skillyard, a runtime that runs agent skills in
+sandboxes and registers a skill only when its tests pass in a container.
 {FORMAT_RULES}
 Answer with ONE JSON object and nothing else:
-{{"name": "<skill-name>", "files": [{{"path": "SKILL.md", "content": "..."}}, {{"path": "skillyard.yaml", "content": "..."}},
- {{"path": "scripts/x.py", "content": "..."}}, {{"path": "tests/test_x.py", "content": "..."}}],
- "explanation": "...", "baseline_tokens": <int>}}"""
+{{"name": "<skill-name>", "files": [{{"path": "SKILL.md", "content": "..."}},
+ {{"path": "skillyard.yaml", "content": "..."}}, {{"path": "scripts/x.py", "content": "..."}},
+ {{"path": "tests/test_x.py", "content": "..."}}], "explanation": "...", "baseline_tokens": <int>}}"""
+
+TESTS_SYSTEM = f"""You write tests for an existing skill of skillyard, a runtime that runs agent
+skills in sandboxes and registers a skill only when its tests pass in a container.
+{FORMAT_RULES}
+Answer with ONE JSON object and nothing else:
+{{"files": [{{"path": "tests/test_x.py", "content": "..."}}], "explanation": "..."}}
+Write only files under tests/. Do not change the skill's code: the tests must pass against
+it as it is, and must fail if its behaviour changes."""
+
+MAX_FILE_PROMPT_CHARS = 12_000  # a file shown to the model, beyond code and tests (e.g. a LICENSE)
+CODE_SUFFIXES = (".py", ".js", ".mjs", ".ts", ".sh")
 
 
 def _trim(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -189,24 +220,63 @@ def fix_prompt(
         )
     if memory_text.strip():
         sections.append(PromptSection("The skill's memory (.memory.md)", _trim(memory_text, 3000), 5))
-    order = sorted(pkg.files, key=lambda p: (not p.startswith("scripts/"), not p.startswith("tests/"), p))
-    for rel in order:
-        try:
-            text = pkg.files[rel].decode("utf-8")
-        except UnicodeDecodeError:
-            text = f"(binary, {len(pkg.files[rel])} bytes)"
-        priority = 2 if rel.startswith(("scripts/", "tests/")) or rel in ("SKILL.md", "skillyard.yaml") else 6
-        sections.append(PromptSection(f"File {rel}", f"```\n{text}\n```", priority))
+    sections += file_sections(pkg)
     body, dropped = fit_sections(sections, budget, model)
     user = f"Fix the skill `{pkg.name}`.\n\n{body}"
     return [{"role": "system", "content": FIX_SYSTEM}, {"role": "user", "content": user}], dropped
 
 
+def file_sections(pkg: SkillPackage) -> list[PromptSection]:
+    """The package's files for a prompt: code, tests, SKILL.md and skillyard.yaml whole (the
+    budget may still cut them), anything else capped, binary files only named."""
+    order = sorted(pkg.files, key=lambda p: (not p.startswith("scripts/"), not p.startswith("tests/"), p))
+    sections = []
+    for rel in order:
+        data = pkg.files[rel]
+        essential = rel.endswith(CODE_SUFFIXES) or rel in ("SKILL.md", "skillyard.yaml")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = f"(binary, {len(data)} bytes)"
+        if not essential and len(text) > MAX_FILE_PROMPT_CHARS:
+            text = (
+                text[:MAX_FILE_PROMPT_CHARS] + f"\n... [{len(text) - MAX_FILE_PROMPT_CHARS} more characters]"
+            )
+        priority = 2 if essential else 6
+        sections.append(PromptSection(f"File {rel}", f"```\n{text}\n```", priority))
+    return sections
+
+
+def is_pytest_machinery(rel: str, data: bytes) -> str:
+    """Why a file outside tests/ would act on pytest ("" if it would not)."""
+    base = rel.rsplit("/", 1)[-1]
+    if base == "conftest.py":
+        return "a conftest.py"
+    if base.startswith("pytest_") and base.endswith(".py"):
+        return "a module named like a pytest plugin"
+    if rel.endswith(".py") and re.search(
+        rb"(?m)^\s*(async\s+)?def\s+pytest_\w+|^\s*pytest_plugins\s*=", data
+    ):
+        return "a module defining pytest hooks or pytest_plugins"
+    return ""
+
+
 # -- applying an answer -----------------------------------------------------------------------------
 def apply_edits(
-    pkg: SkillPackage, edits: list[FileEdit], *, allow_test_edits: bool
+    pkg: SkillPackage,
+    edits: list[FileEdit],
+    *,
+    allow_test_edits: bool,
+    frozen: frozenset[str] | None = None,
 ) -> tuple[dict[str, bytes], list[str]]:
-    """Return (new files, refused test paths). Raises ValueError for paths outside the package."""
+    """Return (new files, refusals as "path: why"). Raises ValueError for paths outside the
+    package. The tests/ tree is frozen (`frozen`, default: the package's tests/ files): only
+    new files may be added there, and only with `allow_test_edits`; nothing may add pytest
+    machinery or shadow a module anywhere."""
+    from .policy import check_shadowing
+
+    if frozen is None:
+        frozen = frozenset(rel for rel in pkg.files if rel.startswith("tests/"))
     files = dict(pkg.files)
     refused: list[str] = []
     for edit in edits:
@@ -216,17 +286,28 @@ def apply_edits(
             raise ValueError(f"the answer writes outside the package: {edit.path!r}")
         if p.name == MEMORY_FILE:
             raise ValueError(".memory.md is written by skillyard, not by fixes")
-        if rel.startswith("tests/") and rel in files and not allow_test_edits:
-            if edit.content is None or edit.content.encode() != files[rel]:
-                refused.append(rel)
-            continue
-        if edit.content is None:
-            if rel.startswith("tests/") and not allow_test_edits:
-                refused.append(rel)
+        new = None if edit.content is None else edit.content.encode("utf-8")
+        if new == files.get(rel):
+            continue  # restating a file unchanged changes nothing
+        if rel.startswith("tests/"):
+            if rel in frozen:
+                refused.append(f"{rel}: the tests are frozen (changed or deleted)")
                 continue
-            files.pop(rel, None)
+            if not allow_test_edits:
+                refused.append(f"{rel}: the tests are frozen (a new test file needs --allow-test-edits)")
+                continue
+        if new is not None:
+            why = is_pytest_machinery(rel, new) if rel.endswith(".py") else ""
+            if why:
+                refused.append(f"{rel}: {why} is not allowed in a fix")
+                continue
+            shadow = check_shadowing({rel: new})
+            if shadow:
+                refused.append(f"{rel}: {shadow[0].problem}")
+                continue
+            files[rel] = new
         else:
-            files[rel] = edit.content.encode("utf-8")
+            files.pop(rel, None)
     return files, refused
 
 
@@ -325,7 +406,7 @@ class Fixer:
         outcome: str,
         detail: str = "",
         messages: list[dict[str, str]] | None = None,
-        error: LLMError | None = None,
+        failed: FailedRequest | None = None,
     ) -> str | None:
         """One ledger row for one HTTP request (reply None: the request failed). Never raises:
         accounting.best_effort logs and counts a row it could not store."""
@@ -336,8 +417,6 @@ class Fixer:
             if reply is None:
                 # No usage came back, but we know what we sent: tiktoken's count of it.
                 sent = count_prompt_tokens(messages, self.llm.model) if messages else 0
-                if error is not None and error.attempts:
-                    detail = f"{error.attempts} attempt(s), {error.elapsed_s:.1f} s: {detail}"
                 return ledger.record_llm_call(
                     skill=skill,
                     version=version,
@@ -348,7 +427,7 @@ class Fixer:
                     cached_tokens=0,
                     tiktoken_prompt_tokens=sent,
                     cost_usd=0.0,
-                    latency_ms=round(error.elapsed_s * 1000, 1) if error is not None else 0.0,
+                    latency_ms=round(failed.elapsed_s * 1000, 1) if failed is not None else 0.0,
                     outcome=outcome,
                     detail=detail[:500],
                 )
@@ -392,19 +471,9 @@ class Fixer:
             try:
                 reply = self.llm.chat(messages)
             except LLMError as exc:
-                ids.append(
-                    self._record(
-                        None,
-                        skill=skill,
-                        version=version,
-                        purpose=this_purpose,
-                        outcome="error",
-                        detail=str(exc),
-                        messages=messages,
-                        error=exc,
-                    )
-                )
+                self._record_failed(exc.failed, messages, skill, version, this_purpose, ids)
                 raise FixError(str(exc)) from exc
+            self._record_failed(reply.failed, messages, skill, version, this_purpose, ids)
             spent += reply.total_tokens
             try:
                 answer = parse_answer(reply.text, schema)
@@ -438,6 +507,31 @@ class Fixer:
                 continue
             return answer, spent, _Pending(self, reply, skill, version, this_purpose, ids)
         raise AssertionError("unreachable")
+
+    def _record_failed(
+        self,
+        requests: list[FailedRequest],
+        messages: list[dict[str, str]],
+        skill: str | None,
+        version: int | None,
+        purpose: str,
+        ids: list[str | None],
+    ) -> None:
+        """One ledger row per HTTP request that failed (a timeout, a 429, a 5xx...)."""
+        for number, request in enumerate(requests, start=1):
+            status = f"HTTP {request.status} " if request.status else ""
+            ids.append(
+                self._record(
+                    None,
+                    skill=skill,
+                    version=version,
+                    purpose=purpose,
+                    outcome="error",
+                    detail=f"request {number} failed ({request.reason}): {status}{request.message}",
+                    messages=messages,
+                    failed=request,
+                )
+            )
 
     def _runtime_errors(self, name: str, version: int) -> list[str]:
         """The runtime failures recorded for `version` (older versions' failures were fixed or are
@@ -477,8 +571,50 @@ class Fixer:
         best = _score(report)
         mem_path = self.yard.workspace(name) / MEMORY_FILE
         repairing = latest.version  # the version each call tries to repair (ledger tag)
-        for number in range(1, max_attempts + 1):
-            self.yard.progress(f"{name}: fix attempt {number}/{max_attempts}")
+        frozen = frozenset(rel for rel in pkg.files if rel.startswith("tests/"))
+        workspace = Workspace(self.yard.workspace(name))
+        first = workspace.next_attempts(max_attempts)  # numbers continue across fix runs
+        counter = [0]  # attempts this run made (the rest of the reserved numbers are given back)
+        try:
+            return self._fix_loop(
+                name,
+                pkg,
+                report,
+                runtime_errors,
+                outcome,
+                feedback,
+                best,
+                mem_path,
+                repairing,
+                frozen,
+                first,
+                max_attempts,
+                allow_test_edits,
+                counter,
+            )
+        finally:
+            workspace.attempts_used(counter[0], max_attempts, first)
+
+    def _fix_loop(
+        self,
+        name: str,
+        pkg: SkillPackage,
+        report: GateReport | None,
+        runtime_errors: list[str],
+        outcome: FixOutcome,
+        feedback: list[str],
+        best: tuple[int, float, int],
+        mem_path: Any,
+        repairing: int,
+        frozen: frozenset[str],
+        first: int,
+        max_attempts: int,
+        allow_test_edits: bool,
+        counter: list[int],
+    ) -> FixOutcome:
+        for number in range(first, first + max_attempts):
+            counter[0] += 1
+            self.yard.progress(f"{name}: fix attempt {number} ({counter[0]}/{max_attempts} this run)")
             messages, dropped = fix_prompt(
                 pkg,
                 report,
@@ -498,7 +634,7 @@ class Fixer:
             outcome.attempts.append(attempt)
             try:
                 step = self._try_answer(
-                    name, number, pkg, answer, attempt, pending, feedback, mem_path, allow_test_edits
+                    name, number, pkg, answer, attempt, pending, feedback, mem_path, allow_test_edits, frozen
                 )
             finally:
                 pending.finish("ok")  # a path that recorded nothing else (e.g. an exception while gating)
@@ -536,7 +672,7 @@ class Fixer:
             best = score
             feedback.append(f"attempt {number} improved things but the gate still blocks it")
         else:
-            outcome.stop_reason = f"gave up after {max_attempts} attempts"
+            outcome.stop_reason = f"gave up after {max_attempts} attempts (up to attempt {number})"
         outcome.version = self.yard.versions(name)[-1].version
         return outcome
 
@@ -551,11 +687,12 @@ class Fixer:
         feedback: list[str],
         mem_path: Any,
         allow_test_edits: bool,
+        frozen: frozenset[str],
     ) -> Any:
         """Apply one answer. Returns None (refused or invalid: try again), "unchanged", or
         (candidate, AddOutcome). The answer's ledger row gets its final outcome here."""
         try:
-            files, refused = apply_edits(pkg, answer.files, allow_test_edits=allow_test_edits)
+            files, refused = apply_edits(pkg, answer.files, allow_test_edits=allow_test_edits, frozen=frozen)
         except ValueError as exc:
             attempt.reasons = [str(exc)]
             pending.finish("invalid", f"answer rejected: {exc}")
@@ -564,16 +701,14 @@ class Fixer:
             return None
         if refused:
             attempt.outcome = "refused"
-            attempt.reasons = [f"changes protected tests: {', '.join(refused)}"]
-            pending.finish("refused", f"answer changed tests: {', '.join(refused)}")
+            attempt.reasons = [f"refused: {'; '.join(refused)}"]
+            pending.finish("refused", f"answer refused: {'; '.join(refused)}")
             feedback.append(
-                f"attempt {number} was refused because it changed tests ({', '.join(refused)}); "
-                "fix the code, not the tests"
+                f"attempt {number} was refused ({'; '.join(refused)}): the tests are frozen and decide; "
+                "fix the code, not the tests or pytest"
             )
-            notes.add_entry(
-                mem_path, "fix", f"attempt {number} refused: it changed tests ({', '.join(refused)})"
-            )
-            log.warning("fix_refused_test_edit", skill=name, files=refused)
+            notes.add_entry(mem_path, "fix", f"attempt {number} refused: {'; '.join(refused)}")
+            log.warning("fix_refused", skill=name, refusals=refused)
             return None
         try:
             candidate = package_from_files(name, files, pkg.executable)
@@ -587,7 +722,7 @@ class Fixer:
             attempt.reasons = ["the answer changed nothing"]
             pending.finish("unchanged", "the answer changed nothing")
             return "unchanged"
-        added = self.yard.add_package(candidate)
+        added = self.yard.add_package(candidate, frozen_tests=frozen)
         attempt.version = added.version
         attempt.outcome = added.status
         attempt.reasons = added.reasons
@@ -612,11 +747,28 @@ class Fixer:
         return f"{fixed}/{len(inputs)} recorded failing inputs now succeed"
 
     # create ---------------------------------------------------------------------------------------
+    def _taken(self, name: str) -> bool:
+        return bool(self.yard.registry.versions(name))
+
     def create(
-        self, task: str, *, name: str | None = None, max_attempts: int = 3, allow_test_edits: bool = False
+        self,
+        task: str,
+        *,
+        name: str | None = None,
+        max_attempts: int = 3,
+        allow_test_edits: bool = False,
+        replace: bool = False,
     ) -> tuple[AddOutcome, FixOutcome | None]:
+        """Have the model write a new skill for `task`, gate it, and fix it if it fails. A name
+        already registered (or blocked) is refused unless `replace` (then the package becomes
+        that skill's next version)."""
         if name is not None and not NAME_RE.match(name):
             raise FixError(f"--name {name!r}: use a-z, 0-9 and single hyphens")
+        if name is not None and not replace and self._taken(name):
+            raise FixError(
+                f"a skill named {name!r} exists: pass --replace to make the new package its next version, "
+                "or choose another --name"
+            )
         user = f"Task: {task.strip()}\n"
         if name:
             user += f"Name the skill exactly `{name}`.\n"
@@ -626,6 +778,8 @@ class Fixer:
         def validate(answer: CreateAnswer) -> None:
             if name and answer.name != name:
                 raise ValueError(f"the skill must be named {name!r}, not {answer.name!r}")
+            if not name and not replace and self._taken(answer.name):
+                raise ValueError(f"a skill named {answer.name!r} already exists: choose another name")
             files: dict[str, bytes] = {}
             for edit in answer.files:
                 if edit.content is None:
@@ -689,3 +843,65 @@ class Fixer:
             report=added.report,
         )
         return added, fixed
+
+    # tests for an existing skill ------------------------------------------------------------------
+    def create_tests(self, name: str, *, max_attempts: int = 3) -> tuple[AddOutcome, FixOutcome | None]:
+        """Have the model write tests for `name`'s latest version (its code unchanged), then gate
+        the package with them as a new version: tests written now are untrusted, so the gate's
+        mutation check decides whether they can fail. If they fail against the code, the model
+        gets the failures back (the code stays as it is; only tests/ may change)."""
+        latest = self.yard.versions(name)[-1]
+        pkg = self.yard.package(name, latest.version)
+        if not pkg.code_files:
+            raise FixError(f"{name} has no code: an instructions-only skill needs no tests")
+        sections = file_sections(pkg)
+        body, _ = fit_sections(sections, self.budget, self.llm.model)
+        user = f"Write tests for the skill `{name}` as it is.\n\n{body}"
+        feedback: list[str] = []
+        added: AddOutcome | None = None
+        for number in range(1, max_attempts + 1):
+            self.yard.progress(f"{name}: writing tests ({number}/{max_attempts})")
+            extra = (
+                ("\n\n## About your previous answers\n" + "\n".join(f"- {f}" for f in feedback))
+                if feedback
+                else ""
+            )
+            messages = [
+                {"role": "system", "content": TESTS_SYSTEM},
+                {"role": "user", "content": user + extra},
+            ]
+
+            def validate(answer: FixAnswer) -> None:
+                outside = [
+                    e.path for e in answer.files if not PurePosixPath(e.path).as_posix().startswith("tests/")
+                ]
+                if outside:
+                    raise ValueError(f"write only files under tests/ (not {', '.join(outside)})")
+
+            answer, _spent, pending = self._ask(
+                messages, FixAnswer, skill=name, version=latest.version, purpose="create", validate=validate
+            )
+            files = dict(pkg.files)
+            for edit in answer.files:
+                rel = PurePosixPath(edit.path).as_posix()
+                if edit.content is not None:
+                    files[rel] = edit.content.encode("utf-8")
+            try:
+                candidate = package_from_files(name, files, pkg.executable)
+            except PackageError as exc:
+                pending.finish("invalid", f"invalid package: {exc}")
+                feedback.append(f"the answer made an invalid package: {exc}")
+                continue
+            added = self.yard.add_package(candidate)
+            pending.finish("ok", f"v{added.version} {added.status}" if added.version else added.status)
+            notes.add_entry(
+                self.yard.workspace(name) / MEMORY_FILE,
+                "create",
+                f"v{added.version} tests written by the model ({added.status})",
+            )
+            if added.status in ("registered", "unchanged"):
+                return added, None
+            feedback.append(f"those tests were blocked: {notes.shorten('; '.join(added.reasons), 600)}")
+        if added is None:
+            raise FixError(f"the model wrote no usable tests for {name} in {max_attempts} attempts")
+        return added, None

@@ -30,6 +30,7 @@ module of the package.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -415,9 +416,13 @@ class Conductor:
         if self._warming is not None:
             self._warming.join()
         sampler = self.sampler or MutantSampler(self.sources, self.policy.seed)
-        # One mutant per covered line at most: a five-line function gets five, not ten on the same lines.
-        mutable = sum(1 for (file, line) in sampler.points if line in covered.get(file, set()))
-        self.mutants = sampler.sample(covered, min(self.policy.mutants, max(1, mutable)))
+        # About one mutant per covered line, and at least six when the code has that many
+        # mutation points: a few lines of code get a few mutants, not ten on the same lines,
+        # but never so few that one survivor decides.
+        points = [key for key in sampler.points if key[1] in covered.get(key[0], set())]
+        lines = len(points)
+        total = sum(len(sampler.points[key]) + len(sampler.made.get(key, [])) for key in points)
+        self.mutants = sampler.sample(covered, min(self.policy.mutants, max(lines, min(6, total), 1)))
         if not self.mutants:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
@@ -592,8 +597,81 @@ def run_gate(
     judge_limits: Limits,
     call_limits: Limits,
     policy: GatePolicy,
+    frozen: frozenset[str] | None = None,
 ) -> GateReport:
-    """Gate one package: static checks, the verdict pass, coverage, the mutation check."""
+    """Gate one package: static checks, the verdict pass, coverage, the mutation check.
+
+    `frozen`: the tests/ tree that decides (a fix's). Only those files reach the judge; test
+    files the fix added (allowed by the operator) then run in a separate judge session with
+    no mutation check, and must pass too."""
+    if frozen is None:
+        return _one_session(
+            sandbox,
+            callee,
+            pkg,
+            pkg,
+            judge_image=judge_image,
+            image=image,
+            judge_limits=judge_limits,
+            call_limits=call_limits,
+            policy=policy,
+        )
+    added = sorted(rel for rel in pkg.files if rel.startswith("tests/") and rel not in frozen)
+    decide = _tests_view(pkg, frozen)
+    report = _one_session(
+        sandbox,
+        callee,
+        pkg,
+        decide,
+        judge_image=judge_image,
+        image=image,
+        judge_limits=judge_limits,
+        call_limits=call_limits,
+        policy=policy,
+    )
+    new_tests = [rel for rel in added if rel in pkg.test_files]
+    if not report.passed or not new_tests:
+        return report
+    extra_files = frozenset(added) | {rel for rel in frozen if not rel.endswith(".py")}  # their data too
+    extra = _one_session(
+        sandbox,
+        callee,
+        pkg,
+        _tests_view(pkg, extra_files),
+        judge_image=judge_image,
+        image=image,
+        judge_limits=judge_limits,
+        call_limits=call_limits,
+        policy=dataclasses.replace(policy, mutants=0),
+    )
+    report.cases += [dataclasses.replace(c, name=f"(added by the fix) {c.name}") for c in extra.cases]
+    report.calls += extra.calls
+    if not extra.passed:
+        report.passed = False
+        report.reasons += [f"the test files the fix added: {r}" for r in extra.reasons]
+    report.duration_s += extra.duration_s
+    return report
+
+
+def _tests_view(pkg: SkillPackage, tests: frozenset[str]) -> SkillPackage:
+    """The package as one judge session sees it: only `tests` of its tests/ tree."""
+    files = {rel: data for rel, data in pkg.files.items() if not rel.startswith("tests/") or rel in tests}
+    return dataclasses.replace(pkg, files=files)
+
+
+def _one_session(
+    sandbox: Sandbox,
+    callee: Sandbox,
+    pkg: SkillPackage,
+    view: SkillPackage,
+    *,
+    judge_image: str,
+    image: str,
+    judge_limits: Limits,
+    call_limits: Limits,
+    policy: GatePolicy,
+) -> GateReport:
+    """One judge session: `view` is what the judge gets of the package (its tests)."""
     started = time.monotonic()
     report = GateReport(
         passed=False,
@@ -609,9 +687,10 @@ def run_gate(
         report.policy = violations
         report.duration_s = time.monotonic() - started
         return report
-    if not pkg.test_files:
+    if not view.test_files:
         report.reasons = [
-            "no test files: add tests/test_*.py (skillyard create --tests-for NAME can write them)"
+            f"no test files: add tests/test_*.py (`skillyard create --tests-for {pkg.name}` has the model "
+            "write them; the gate and its mutation check then decide)"
         ]
         report.duration_s = time.monotonic() - started
         return report
@@ -623,7 +702,7 @@ def run_gate(
         "packages": packages,
         # Trusted modules the zygote may import before any test runs: the runner image's own
         # packages the tests import, unless the skill's requirements could have replaced them.
-        "preimport": [] if pkg.config.requirements else tests_import(pkg, ("yaml", "jsonschema")),
+        "preimport": [] if pkg.config.requirements else tests_import(view, ("yaml", "jsonschema")),
     }
     conductor = Conductor(
         pkg,
@@ -638,7 +717,7 @@ def run_gate(
         ["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
         image=judge_image,
         limits=judge_limits,
-        files=judge_files(pkg, manifest),
+        files=judge_files(view, manifest),
         channel=conductor.handle,
         owner="gate",
         labels={"skill": pkg.name},

@@ -2,13 +2,19 @@
 
 Every call's usage (as the API reports it) is measured together with tiktoken's own
 count of the prompt, and the caller records it in the ledger with the outcome.
+
+Retries are ours, written once here (`LLM.chat`), not the SDK's: the SDK's hide the
+requests they repeat, and the ledger must hold one row per HTTP request. A request that
+timed out, was rate-limited (429), failed with a 5xx or could not connect is retried up to
+SKILLYARD_LLM_MAX_RETRIES times with exponential backoff (honouring Retry-After); each
+failed request is returned to the caller (`LLMReply.failed`, `LLMError.failed`).
 """
 
 from __future__ import annotations
 
-import threading
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -18,6 +24,20 @@ from .errors import LLMError, LLMUnavailable
 from .tokens import encoding_for_model
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class FailedRequest:
+    """One HTTP request that failed: why, its HTTP status if it got one, and how long it took."""
+
+    reason: str  # timeout, rate_limited, server_error, connection, refused, bad_answer
+    message: str
+    elapsed_s: float
+    status: int | None = None
+
+
+RETRYABLE = ("timeout", "rate_limited", "server_error", "connection")
+MAX_BACKOFF_S = 8.0
 
 
 @dataclass
@@ -36,6 +56,7 @@ class LLMReply:
     # "api": the endpoint reported usage; "tiktoken": it did not, and the tokens are our own count
     usage_source: str = "api"
     attempts: int = 1
+    failed: list[FailedRequest] = field(default_factory=list)  # the requests before this one that failed
 
     @property
     def total_tokens(self) -> int:
@@ -71,22 +92,16 @@ class LLM:
                 "OPENAI_API_KEY, and SKILLYARD_MODEL for the model name. "
                 "Everything except fix and create works without one."
             )
-        from openai import DefaultHttpxClient, OpenAI
+        from openai import OpenAI
 
         self.model = settings.model
         self.timeout = float(settings.llm_timeout if timeout is None else timeout)
         self.max_retries = int(settings.llm_max_retries if max_retries is None else max_retries)
-        self._local = threading.local()  # HTTP requests sent by this thread's current chat()
-
-        def count_request(_request: Any) -> None:
-            self._local.sent = getattr(self._local, "sent", 0) + 1
-
         self.client = OpenAI(
             base_url=settings.openai_base_url or None,
             api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none",
             timeout=self.timeout,
-            max_retries=self.max_retries,
-            http_client=DefaultHttpxClient(event_hooks={"request": [count_request]}),
+            max_retries=0,  # ours, below: every request is the ledger's
         )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
@@ -97,55 +112,90 @@ class LLM:
         )
 
     def chat(self, messages: list[dict[str, str]], *, json_mode: bool = True) -> LLMReply:
-        """One chat request (JSON mode by default); LLMError says what failed and what was spent."""
-        import openai
-
+        """One chat completion (JSON mode by default), retried on timeouts, 429, 5xx and
+        connection errors. The reply lists the requests that failed before it; an LLMError
+        lists them all and says what to do."""
         expected = count_prompt_tokens(messages, self.model)
-        started = time.monotonic()
-        self._local.sent = 0
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        failed: list[FailedRequest] = []
+        started = time.monotonic()
+        for attempt in range(self.max_retries + 1):
+            sent = time.monotonic()
+            try:
+                resp = self.client.chat.completions.create(**kwargs)
+            except Exception as exc:
+                request = self._failed_request(exc, time.monotonic() - sent)
+                if request is None:
+                    raise
+                failed.append(request)
+                if request.reason not in RETRYABLE or attempt == self.max_retries:
+                    raise self._error(request, failed, started) from exc
+                delay = self._backoff(attempt, exc)
+                log.info("llm_retry", reason=request.reason, attempt=attempt + 1, wait_s=round(delay, 2))
+                time.sleep(delay)
+                continue
+            return self._reply(resp, expected, sent, failed)
+        raise AssertionError("unreachable")
 
-        def fail(message: str, exc: Exception) -> LLMError:
-            attempts = max(1, getattr(self._local, "sent", 0))
-            elapsed = time.monotonic() - started
-            spent = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
-            return LLMError(message.replace("{spent}", spent), attempts=attempts, elapsed_s=elapsed)
+    @staticmethod
+    def _failed_request(exc: Exception, elapsed: float) -> FailedRequest | None:
+        import openai
 
-        try:
-            resp = self.client.chat.completions.create(**kwargs)
-        except openai.RateLimitError as exc:
-            raise fail(
-                f"the LLM endpoint is rate-limiting us (429) after {{spent}}: {exc.message}. "
-                "Wait and retry, or raise your rate limit.",
-                exc,
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise fail(
-                f"the LLM endpoint did not answer in time: {{spent}} "
-                f"(timeout {self.timeout:g} s per attempt, SKILLYARD_LLM_TIMEOUT; "
-                "retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
-                exc,
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise fail(
-                f"cannot reach the LLM endpoint at {self.settings.openai_base_url} ({{spent}}): {exc}. "
-                "Check OPENAI_BASE_URL and that the server is up.",
-                exc,
-            ) from exc
-        except openai.AuthenticationError as exc:
-            raise fail("the LLM endpoint refused our key (401): check OPENAI_API_KEY", exc) from exc
-        except openai.APIStatusError as exc:
-            raise fail(
-                f"the LLM endpoint answered HTTP {exc.status_code} after {{spent}}: {exc.message}", exc
-            ) from exc
-        latency = (time.monotonic() - started) * 1000
+        if isinstance(exc, openai.APITimeoutError):
+            return FailedRequest("timeout", str(exc), elapsed)
+        if isinstance(exc, openai.APIConnectionError):
+            return FailedRequest("connection", str(exc), elapsed)
+        if isinstance(exc, openai.RateLimitError):
+            return FailedRequest("rate_limited", exc.message, elapsed, 429)
+        if isinstance(exc, openai.APIStatusError):
+            reason = "server_error" if exc.status_code >= 500 else "refused"
+            return FailedRequest(reason, exc.message, elapsed, exc.status_code)
+        return None
+
+    @staticmethod
+    def _backoff(attempt: int, exc: Exception) -> float:
+        """Exponential with jitter; a Retry-After header (seconds, up to 30) wins."""
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        if header:
+            try:
+                return min(30.0, max(0.0, float(header)))
+            except ValueError:
+                pass
+        return min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+    def _error(self, last: FailedRequest, failed: list[FailedRequest], started: float) -> LLMError:
+        attempts = len(failed)
+        elapsed = time.monotonic() - started
+        spent = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
+        messages = {
+            "rate_limited": f"the LLM endpoint is rate-limiting us (429) after {spent}: {last.message}. "
+            "Wait and retry, or raise your rate limit.",
+            "timeout": f"the LLM endpoint did not answer in time: {spent} (timeout {self.timeout:g} s per "
+            "attempt, SKILLYARD_LLM_TIMEOUT; retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
+            "connection": f"cannot reach the LLM endpoint at {self.settings.openai_base_url} ({spent}): "
+            f"{last.message}. Check OPENAI_BASE_URL and that the server is up.",
+            "server_error": f"the LLM endpoint answered HTTP {last.status} after {spent}: {last.message}",
+        }
+        if last.status == 401:
+            message = "the LLM endpoint refused our key (401): check OPENAI_API_KEY"
+        else:
+            message = messages.get(
+                last.reason, f"the LLM endpoint answered HTTP {last.status} after {spent}: {last.message}"
+            )
+        return LLMError(message, attempts=attempts, elapsed_s=elapsed, failed=failed)
+
+    def _reply(self, resp: Any, expected: int, sent: float, failed: list[FailedRequest]) -> LLMReply:
+        latency = (time.monotonic() - sent) * 1000
         if not resp.choices:
+            request = FailedRequest("bad_answer", "the LLM endpoint returned no choices", latency / 1000)
             raise LLMError(
                 "the LLM endpoint returned no choices",
-                attempts=max(1, getattr(self._local, "sent", 0)),
+                attempts=len(failed) + 1,
                 elapsed_s=latency / 1000,
+                failed=[*failed, request],
             )
         usage = resp.usage
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
@@ -170,7 +220,8 @@ class LLM:
             cost_usd=self.cost(prompt, completion),
             request_id=getattr(resp, "id", "") or "",
             usage_source="api" if usage is not None else "tiktoken",
-            attempts=max(1, getattr(self._local, "sent", 0)),
+            attempts=len(failed) + 1,
+            failed=list(failed),
         )
         log.info(
             "llm_call",
@@ -180,5 +231,6 @@ class LLM:
             cached=cached,
             tiktoken_prompt_tokens=expected,
             latency_ms=round(latency, 1),
+            failed_before=len(failed),
         )
         return reply

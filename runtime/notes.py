@@ -71,9 +71,21 @@ def _gist(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()[:160]
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, at most about `limit` characters, cut only between words: an
+    identifier (a test id, a path, a skill name) is kept whole or left out, never cut."""
     text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    if cut <= 0:  # one word longer than the limit: keep it whole
+        cut = text.find(" ", limit)
+        return text if cut < 0 else text[:cut] + " …"
+    return text[:cut].rstrip(" ;,") + " …"
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    return shorten(text, limit)
 
 
 def add_entry(path: Path, kind: str, text: str, *, now: datetime | None = None) -> str:

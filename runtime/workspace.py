@@ -13,6 +13,7 @@ from .calls import CallError
 from .package import MEMORY_FILE
 
 FAILURES_FILE = "failures.jsonl"
+ATTEMPTS_FILE = "fix-attempts"
 MAX_FAILED_INPUTS = 20
 MAX_FAILED_INPUT_CHARS = 16_384  # bigger inputs are not kept: replaying them is not worth the disk
 
@@ -66,3 +67,26 @@ class Workspace:
             except (ValueError, KeyError):
                 continue
         return out
+
+    def next_attempts(self, count: int) -> int:
+        """Reserve `count` fix attempt numbers; returns the first. Numbers continue across fix
+        runs, so "attempt 4" in the notes and the ledger is never a second attempt 1."""
+        path = self.path / ATTEMPTS_FILE
+        try:
+            done = int(path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            done = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{done + count}\n")
+        tmp.replace(path)
+        return done + 1
+
+    def attempts_used(self, used: int, reserved: int, first: int) -> None:
+        """Give back numbers reserved but not used (a run that stopped early)."""
+        path = self.path / ATTEMPTS_FILE
+        try:
+            if int(path.read_text().strip() or 0) == first + reserved - 1:
+                path.write_text(f"{first + used - 1}\n")
+        except (OSError, ValueError):
+            pass

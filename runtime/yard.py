@@ -18,7 +18,7 @@ import structlog
 
 from sandbox import Limits, RunSpec, Sandbox, SandboxError
 
-from . import calling
+from . import calling, notes
 from .accounting import Writer
 from .calls import CallError, CallResult, call_limits, callee_spec
 from .config import Settings, get_settings
@@ -279,7 +279,9 @@ class Yard:
         return self._context_tokens[pkg.content_hash]
 
     # -- add and gate ------------------------------------------------------------------------
-    def gate(self, pkg: SkillPackage) -> tuple[GateReport, bool]:
+    def gate(
+        self, pkg: SkillPackage, *, frozen_tests: frozenset[str] | None = None
+    ) -> tuple[GateReport, bool]:
         """Build the package's images (if missing) and run its gate (runtime/gate.py): (report, built).
 
         The callee is a warm pool of the production image private to this gate: every call a
@@ -305,6 +307,7 @@ class Yard:
                 judge_limits=gate_limits(pkg, self.base_limits, self.settings.gate_timeout),
                 call_limits=limits,
                 policy=policy,
+                frozen=frozen_tests,
             )
         finally:
             if warming is not None:
@@ -347,11 +350,17 @@ class Yard:
         return self.add_package(pkg, force=force, started=started)
 
     def add_package(
-        self, pkg: SkillPackage, *, force: bool = False, started: float | None = None
+        self,
+        pkg: SkillPackage,
+        *,
+        force: bool = False,
+        started: float | None = None,
+        frozen_tests: frozenset[str] | None = None,
     ) -> AddOutcome:
         """Gate and record a loaded package as a new version; content gated before is
         "unchanged" (its verdict stands; `force` gates it again). An older version
-        re-added leaves the current version alone: rollback moves it."""
+        re-added leaves the current version alone: rollback moves it. `frozen_tests`: the
+        tests/ files that decide (a fix's; see runtime/gate.run_gate)."""
         started = started or time.monotonic()
 
         def outcome(status: str, **fields: Any) -> AddOutcome:
@@ -366,7 +375,7 @@ class Yard:
             )
         self.progress(f"{pkg.name}: building image")
         try:
-            report, built = self.gate(pkg)
+            report, built = self.gate(pkg, frozen_tests=frozen_tests)
         except SandboxError as exc:
             raise SandboxError(f"{pkg.name}: {exc}") from exc
         if report.infrastructure_error:
@@ -391,7 +400,9 @@ class Yard:
         workspace.seed_notes(pkg.memory)
         self._record_cache.pop(pkg.name, None)
         if not report.passed:
-            workspace.add_note("gate", f"v{record.version} blocked: {'; '.join(report.reasons)[:250]}")
+            workspace.add_note(
+                "gate", f"v{record.version} blocked: {notes.shorten('; '.join(report.reasons), 300)}"
+            )
         log.info(
             "skill_gated",
             skill=pkg.name,

@@ -129,7 +129,7 @@ def test_reply_that_edits_a_test_is_refused(llm_yard, llm_server, blocked_skill)
     assert final.files["tests/test_main.py"].decode() == TESTS  # the tests were never weakened
     assert "refused" in llm_yard.memory_text("adder")
     second = llm_server.requests[1]["body"]["messages"][1]["content"]
-    assert "changed tests" in second  # the model is told why
+    assert "tests are frozen" in second  # the model is told why
 
 
 def test_a_refused_answer_is_one_ledger_row_with_its_tokens(llm_yard, llm_server, blocked_skill):
@@ -157,7 +157,7 @@ def test_attempts_exhausted_leaves_skill_blocked(llm_yard, llm_server, blocked_s
         llm_server.reply(answer({"tests/test_main.py": "def test_ok():\n    assert True\n"}))
     outcome = fixer_for(llm_yard).fix("adder", max_attempts=2)
     assert outcome.status == "blocked"
-    assert outcome.stop_reason == "gave up after 2 attempts"
+    assert outcome.stop_reason.startswith("gave up after 2 attempts")
     assert llm_yard.registry.get("adder").status == "blocked"
     assert llm_yard.run("adder", {"a": 1, "b": 1}).error.kind == "not_registered"
 
@@ -219,10 +219,14 @@ def test_endpoint_faults_give_clear_errors_and_lose_nothing(llm_yard, llm_server
         fixer_for(llm_yard, **kwargs).fix("adder")
     assert [(v.version, v.status) for v in llm_yard.versions("adder")] == before
     rows = llm_yard.ledger.llm_calls(skill="adder")
-    assert [r["outcome"] for r in rows] == ["error"]
+    # One row per HTTP request: the first and its one retry (max_retries=1).
+    assert [r["outcome"] for r in rows] == ["error", "error"]
+    if fault != "down":
+        assert len(llm_server.requests) == len(rows)
+    assert [r["detail"].split(" ", 2)[:2] for r in rows] == [["request", "1"], ["request", "2"]]
     # Audit #8: the prompt we sent is known, so tiktoken counts it; no usage came back
-    assert rows[0]["tiktoken_prompt_tokens"] > 100 and rows[0]["prompt_tokens"] == 0
-    assert rows[0]["usage_source"] == "none" and rows[0]["version"] == 1
+    assert all(r["tiktoken_prompt_tokens"] > 100 and r["prompt_tokens"] == 0 for r in rows)
+    assert all(r["usage_source"] == "none" and r["version"] == 1 for r in rows)
 
 
 def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocked_skill, monkeypatch):
@@ -239,10 +243,10 @@ def test_llm_timeout_and_retries_come_from_settings(llm_yard, llm_server, blocke
         Fixer(llm_yard, LLM(llm_yard.settings)).fix("adder")
     assert time.monotonic() - started < 6
     assert len(llm_server.requests) == 2 and "SKILLYARD_LLM_TIMEOUT" in str(info.value)
-    row = llm_yard.ledger.llm_calls(skill="adder")[0]
-    assert (
-        row["outcome"] == "error" and row["latency_ms"] >= 1000 and row["detail"].startswith("2 attempt(s)")
-    )
+    rows = llm_yard.ledger.llm_calls(skill="adder")
+    assert len(rows) == 2  # each request that timed out is its own row
+    assert all(r["outcome"] == "error" and r["latency_ms"] >= 500 for r in rows)
+    assert all("failed (timeout)" in r["detail"] for r in rows)
 
 
 def test_usage_missing_from_the_answer_is_marked_as_our_count(llm_yard, llm_server, blocked_skill):
@@ -392,3 +396,131 @@ def test_creation_with_invalid_package_retries_then_fails_cleanly(llm_yard, llm_
     with pytest.raises(FixError, match="malformed twice"):
         fixer_for(llm_yard).create("anything")
     assert llm_yard.list() == []
+
+
+# -- frozen tests (issue: the gate that cannot be forged) --------------------------------------------
+CONFTEST_PATCH = (
+    "import scripts.main as m\n\ndef _run(params):\n    a, b = params['a'], params['b']\n"
+    "    return {'sum': a + b, 'product': a * b}\n\nm.run = _run\n"
+)
+
+
+@pytest.mark.parametrize(
+    "files, why",
+    [
+        ({"tests/conftest.py": CONFTEST_PATCH}, "tests are frozen"),  # the issue's own trick
+        ({"conftest.py": CONFTEST_PATCH}, "conftest.py"),
+        ({"json.py": "dumps = None\n"}, "import name 'json'"),
+        (
+            {"scripts/plugin.py": "def pytest_collection_modifyitems(items):\n    items.clear()\n"},
+            "pytest hooks",
+        ),
+        ({"pytest_sy.py": "X = 1\n"}, "pytest plugin"),
+        ({"tests/test_main.py": None}, "tests are frozen"),  # deleting a frozen test
+    ],
+    ids=["tests-conftest", "root-conftest", "shadowing", "hooks", "plugin-name", "delete-test"],
+)
+def test_answers_that_touch_the_judge_are_refused(llm_yard, llm_server, blocked_skill, files, why):
+    edits = [{"path": p, "content": c} for p, c in files.items()]
+    llm_server.reply(json.dumps({"files": edits, "explanation": "trick"}))
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=1)
+    assert [a.outcome for a in outcome.attempts] == ["refused"], outcome.attempts
+    assert why in outcome.attempts[0].reasons[0]
+    assert [v.status for v in llm_yard.versions("adder")] == ["blocked"]  # nothing was gated
+    (row,) = llm_yard.ledger.llm_calls(skill="adder")
+    assert row["outcome"] == "refused"
+
+
+def test_new_test_files_need_leave_and_run_apart_from_the_frozen_ones(llm_yard, llm_server, blocked_skill):
+    failing_new = (
+        "from scripts.main import run\n\ndef test_more():\n    assert run({'a': 1, 'b': 1})['sum'] == 3\n"
+    )
+    passing_new = (
+        "from scripts.main import run\n\ndef test_more():\n    assert run({'a': 1, 'b': 1})['sum'] == 2\n"
+    )
+    llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_more.py": failing_new}))
+    llm_server.reply(answer({"scripts/main.py": FIXED, "tests/test_more.py": passing_new}))
+    outcome = fixer_for(llm_yard).fix("adder", max_attempts=2, allow_test_edits=True)
+    first, second = outcome.attempts
+    assert first.outcome == "blocked"
+    assert any(r.startswith("the test files the fix added:") for r in first.reasons), first.reasons
+    assert second.outcome == "registered" and outcome.status == "fixed"
+    report = llm_yard.versions("adder")[-1].gate_report
+    names = [c["name"] for c in report["cases"]]
+    assert (
+        "tests/test_main.py::test_sum" in names
+        and "(added by the fix) tests/test_more.py::test_more" in names
+    )
+
+
+def test_attempt_numbers_continue_across_fix_runs(llm_yard, llm_server, blocked_skill):
+    still_wrong = BUGGY.replace("+ 1}", "+ 2}")
+    llm_server.reply(answer({"scripts/main.py": still_wrong}))
+    first = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert [a.number for a in first.attempts] == [1]  # no progress: it stopped after one
+    llm_server.reply(answer({"scripts/main.py": FIXED}))
+    second = fixer_for(llm_yard).fix("adder", max_attempts=3)
+    assert [a.number for a in second.attempts] == [2] and second.status == "fixed"
+    assert "attempt 1 (v2) still blocked" in llm_yard.memory_text("adder")
+
+
+def test_a_retried_request_is_its_own_ledger_row(llm_yard, llm_server, blocked_skill):
+    llm_server.error(429, "slow down").error(503, "busy")
+    llm_server.reply(answer({"scripts/main.py": FIXED}), prompt_tokens=900, completion_tokens=100)
+    outcome = fixer_for(llm_yard, max_retries=2).fix("adder")
+    assert outcome.status == "fixed"
+    rows = llm_yard.ledger.llm_calls(skill="adder")
+    assert len(llm_server.requests) == 3 == len(rows)
+    assert [(r["outcome"], r["prompt_tokens"]) for r in rows] == [("error", 0), ("error", 0), ("ok", 900)]
+    assert "HTTP 429" in rows[0]["detail"] and "HTTP 503" in rows[1]["detail"]
+
+
+def test_create_refuses_a_taken_name_unless_told_to_replace(llm_yard, llm_server, blocked_skill):
+    with pytest.raises(FixError, match="exists: pass --replace"):
+        fixer_for(llm_yard).create("add two numbers", name="adder")
+    assert llm_server.requests == []  # refused before any LLM call
+    # The model picking a taken name is told to choose another.
+    taken = {**CREATED, "SKILL.md": CREATED["SKILL.md"].replace("reverse-words", "adder")}
+    llm_server.reply(
+        json.dumps({"name": "adder", "files": [{"path": p, "content": c} for p, c in taken.items()]})
+    )
+    llm_server.reply(
+        json.dumps(
+            {"name": "reverse-words", "files": [{"path": p, "content": c} for p, c in CREATED.items()]}
+        )
+    )
+    added, _ = fixer_for(llm_yard).create("reverse the words of a sentence")
+    assert added.name == "reverse-words"
+    assert "already exists: choose another name" in llm_server.requests[1]["body"]["messages"][-1]["content"]
+
+
+def test_tests_for_a_skill_without_tests(llm_yard, llm_server, tmp_path):
+    d = write_skill(tmp_path / "src", "adder", script=FIXED, tests={})
+    blocked = llm_yard.add(d)
+    assert blocked.status == "blocked" and "--tests-for adder" in blocked.reasons[0]
+    llm_server.reply(
+        answer(
+            {
+                "tests/test_main.py": "from scripts.main import run\n\ndef test_x():\n    run({'a': 1, 'b': 2})\n"
+            }
+        )
+    )
+    llm_server.reply(answer({"tests/test_main.py": TESTS}))
+    added, _ = fixer_for(llm_yard).create_tests("adder", max_attempts=2)
+    assert added.status == "registered"
+    assert [v.status for v in llm_yard.versions("adder")] == ["blocked", "blocked", "registered"]
+    second = llm_server.requests[1]["body"]["messages"][1]["content"]
+    assert "mutants" in second  # the vacuous first try was blocked by the mutation check, and it was said
+
+
+def test_notes_keep_whole_identifiers(tmp_path):
+    path = tmp_path / ".memory.md"
+    long_id = "tests/test_main.py::test_" + "x" * 60
+    text = "blocked: " + "; ".join(f"{long_id}{i}" for i in range(10))
+    notes.add_entry(path, "gate", text)
+    (entry,) = notes.entries(path.read_text())
+    words = entry.text.rstrip(" …").split()
+    assert all(
+        w.rstrip(";").startswith("tests/test_main.py::test_") and len(w.rstrip(";")) >= len(long_id) + 1
+        for w in words[1:]
+    )

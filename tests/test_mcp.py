@@ -36,6 +36,7 @@ TESTS = textwrap.dedent("""
 
     def test_run():
         assert run({"text": "ab", "times": 2}) == {"echo": "abab", "length": 2}
+        assert run({"text": "xyz"}) == {"echo": "xyz", "length": 3}
 """)
 SIDECAR = (
     "entrypoint: scripts/main.py:run\ninput_schema: "

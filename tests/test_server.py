@@ -43,17 +43,28 @@ SCRIPT = textwrap.dedent("""
         return {"echo": params.get("text", ""), "mode": mode}
 """)
 TESTS = textwrap.dedent("""
+    import time
+
     import pytest
     from scripts.main import run
 
     def test_echo():
         assert run({"text": "hi"}) == {"echo": "hi", "mode": "echo"}
+        assert run({}) == {"echo": "", "mode": "echo"}
 
-    def test_sleep():
-        assert run({"mode": "sleep", "seconds": 0})["mode"] == "sleep"
+    def test_sleep_waits_and_echo_does_not():
+        started = time.monotonic()
+        assert run({"mode": "sleep", "seconds": 0.3}) == {"echo": "", "mode": "sleep"}
+        assert time.monotonic() - started >= 0.3
+        started = time.monotonic()
+        assert run({"mode": "sleep"}) == {"echo": "", "mode": "sleep"}
+        assert time.monotonic() - started >= 1.0  # one second unless told otherwise
+        started = time.monotonic()
+        run({"text": "x", "seconds": 5})  # only the sleep mode sleeps
+        assert time.monotonic() - started < 4.0
 
     def test_raise():
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="asked to fail"):
             run({"mode": "raise"})
 """)
 SIDECAR = textwrap.dedent("""

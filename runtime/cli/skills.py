@@ -353,24 +353,54 @@ def fix(name: str, max_attempts: int, allow_test_edits: bool, as_json: bool) -> 
 
 
 @click.command(cls=Command)
-@click.argument("task")
+@click.argument("task", required=False)
 @click.option("--name", default=None, help="The skill's name (a-z, 0-9, hyphens). Default: the model picks.")
 @click.option(
     "--max-attempts", type=int, default=3, show_default=True, help="Fix attempts if the first gate fails."
 )
-@click.option("--allow-test-edits", is_flag=True, help="Let fix attempts change the tests the model wrote.")
+@click.option(
+    "--allow-test-edits",
+    is_flag=True,
+    help="Let fix attempts add test files (run apart from the frozen ones).",
+)
+@click.option("--replace", is_flag=True, help="A skill of that name exists: make this its next version.")
+@click.option(
+    "--tests-for",
+    "tests_for",
+    default=None,
+    metavar="NAME",
+    help="Have the model write tests for the existing skill NAME (its code unchanged); the gate decides.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def create(task: str, name: str | None, max_attempts: int, allow_test_edits: bool, as_json: bool) -> None:
-    """Have the LLM write a new skill for TASK, then gate it (and fix it if it fails)."""
+def create(
+    task: str | None,
+    name: str | None,
+    max_attempts: int,
+    allow_test_edits: bool,
+    replace: bool,
+    tests_for: str | None,
+    as_json: bool,
+) -> None:
+    """Have the LLM write a new skill for TASK, then gate it (and fix it if it fails); or, with
+    --tests-for NAME, write tests for a skill that has none."""
     from ..fixer import Fixer, creation_status
 
+    if (task is None) == (tests_for is None):
+        raise click.UsageError("give either a TASK or --tests-for NAME")
     yard = one_shot_yard()
     fixer = Fixer(yard)  # LLMUnavailable: the one error line, before any work
-    with err.status("creating a skill") as status:
+    with err.status("creating a skill" if task else f"writing tests for {esc(tests_for or '')}") as status:
         yard.progress = lambda m: status.update(esc(m))
-        added, fixed = fixer.create(
-            task, name=name, max_attempts=max_attempts, allow_test_edits=allow_test_edits
-        )
+        if tests_for is not None:
+            added, fixed = fixer.create_tests(tests_for, max_attempts=max_attempts)
+        else:
+            added, fixed = fixer.create(
+                task or "",
+                name=name,
+                max_attempts=max_attempts,
+                allow_test_edits=allow_test_edits,
+                replace=replace,
+            )
     final = creation_status(added, fixed)
     if as_json:
         emit_json(

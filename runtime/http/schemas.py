@@ -164,6 +164,9 @@ class CreateRequest(BaseModel):
     shared: bool = Field(default=False, description="Add it to the shared skills (admin keys only).")
     max_attempts: int = Field(default=3, ge=1, le=5)
     allow_test_edits: bool = False
+    replace: bool = Field(
+        default=False, description="A skill of that name exists: make the new package its next version."
+    )
 
 
 class HealthOut(BaseModel):

@@ -222,6 +222,7 @@ def create(request: Request, state: State, view: View, body: CreateRequest) -> J
                 name=body.name,
                 max_attempts=body.max_attempts,
                 allow_test_edits=body.allow_test_edits,
+                replace=body.replace,
             )
             final = creation_status(added, fixed)
             entry.update(
