@@ -498,13 +498,8 @@ def test_tests_for_a_skill_without_tests(llm_yard, llm_server, tmp_path):
     d = write_skill(tmp_path / "src", "adder", script=FIXED, tests={})
     blocked = llm_yard.add(d)
     assert blocked.status == "blocked" and "--tests-for adder" in blocked.reasons[0]
-    llm_server.reply(
-        answer(
-            {
-                "tests/test_main.py": "from scripts.main import run\n\ndef test_x():\n    run({'a': 1, 'b': 2})\n"
-            }
-        )
-    )
+    vacuous = "from scripts.main import run\n\ndef test_x():\n    run({'a': 1, 'b': 2})\n"
+    llm_server.reply(answer({"tests/test_main.py": vacuous}))
     llm_server.reply(answer({"tests/test_main.py": TESTS}))
     added, _ = fixer_for(llm_yard).create_tests("adder", max_attempts=2)
     assert added.status == "registered"
