@@ -45,7 +45,7 @@ import structlog
 
 from sandbox import Limits, RunResult, Sandbox, SandboxError
 
-from .calls import CallError, read_callee, run_callee
+from .calls import CallError, callee_env, read_callee, run_callee
 from .harness import harness_source
 from .mutation import Mutant, MutantSampler, executable_lines
 from .package import SkillPackage
@@ -261,6 +261,7 @@ class Conductor:
         self.coverage: dict[str, set[int]] | None = None
         self.executable: dict[str, set[int]] = {}
         self.sources = {rel: pkg.files[rel].decode("utf-8", "replace") for rel in pkg.code_files}
+        self.env = callee_env(pkg)  # exactly what a production call of this package gets
         self.notes: list[str] = []
         self.protocol_errors: list[str] = []
         self._lock = threading.Lock()
@@ -367,7 +368,7 @@ class Conductor:
             self.callee,
             image=self.image,
             limits=limits,
-            config=self.pkg.config,
+            env=self.env,
             request=body,
             labels={"skill": self.pkg.name},
         )
@@ -475,7 +476,7 @@ class Conductor:
                 self.callee,
                 image=self.image,
                 limits=limits,
-                config=self.pkg.config,
+                env=self.env,
                 request=json.dumps(request).encode(),
                 labels={"skill": self.pkg.name},
             )
