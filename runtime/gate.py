@@ -143,7 +143,7 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout
     memory = max(base.memory, 512 * 1024**2)
-    return base.loosen(
+    return base.replace(
         memory=memory,
         pids=max(base.pids, 128),
         timeout=timeout,
@@ -361,7 +361,7 @@ class Conductor:
         limits = self.call_limits
         if plan.mutant is not None:
             request["sources"] = {plan.mutant.file: plan.mutant.source}
-            limits = limits.loosen(timeout=self._mutant_call_timeout())
+            limits = limits.replace(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
         run = run_callee(
@@ -468,7 +468,7 @@ class Conductor:
             self.coverage = {rel: set() for rel in self.sources}
             return
         request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
-        limits = self.call_limits.loosen(
+        limits = self.call_limits.replace(
             timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay))
         )
         try:
