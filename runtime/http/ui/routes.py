@@ -23,9 +23,9 @@ from ... import accounting
 from ...costcurve import CostCurve, history, projection
 from ...diffs import file_diffs
 from ...errors import InvalidInput, NotFound
-from ...names import NAME_PATTERN
+from ...names import NAME_PATTERN, is_skill_name
 from ...serving import check_input
-from ...tenants import TENANT_PATTERN
+from ...tenants import TENANT_RE
 from ...times import parse_when
 from ...views import Target, TenantView
 from ...yard import Yard
@@ -492,8 +492,8 @@ def audit(
     request: Request,
     console: ConsoleDep,
     signed: Signed,
-    tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
-    skill: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
+    tenant: Annotated[str, Query(max_length=32)] = "",
+    skill: Annotated[str, Query(max_length=64)] = "",
     event: Literal["", "call", "gate", "import", "rollback", "fix", "create"] = "",
     outcome: Annotated[str, Query(max_length=32)] = "",
     since: Annotated[str, Query(max_length=64)] = "",
@@ -502,6 +502,11 @@ def audit(
 ) -> Response:
     """Who ran what: the audit trail, newest first, filtered. Admin keys see every tenant's."""
     view = signed.view
+    tenant, skill = tenant.strip(), skill.strip()  # an empty box of the filter form: no filter
+    if tenant and not TENANT_RE.fullmatch(tenant):
+        raise InvalidInput(f"{tenant!r} is not a tenant name (a-z, 0-9 and '-')")
+    if skill and not is_skill_name(skill):
+        raise InvalidInput(f"{skill!r} is not a skill name (a-z, 0-9 and single hyphens)")
     try:
         lo = parse_when(since) if since else None
         hi = parse_when(until) if until else None
@@ -509,7 +514,7 @@ def audit(
         raise InvalidInput(f"invalid time filter: {exc}") from exc
     if not view.admin:
         tenant = view.name  # a tenant key sees only its own entries, whatever it asks for
-    entries = console.state.service.audit.query(tenant, skill, lo, hi, event=event or None)
+    entries = console.state.service.audit.query(tenant or None, skill or None, lo, hi, event=event or None)
     if outcome:
         entries = [e for e in entries if e.get("outcome") == outcome]
     columns = ("ts", "tenant", "event", "skill", "version", "scope", "outcome", "error", "duration_ms", "via")
@@ -521,8 +526,8 @@ def audit(
         "nav": "audit",
         "entries": entries,
         "filters": {
-            "tenant": tenant or "",
-            "skill": skill or "",
+            "tenant": tenant,
+            "skill": skill,
             "event": event,
             "outcome": outcome,
             "since": since,

@@ -8,7 +8,7 @@
 
   function render(row, info) {
     const events = row.querySelector(".events");
-    if (events) events.textContent = info.lines.slice(-4).join("\n");
+    if (events) events.textContent = info.lines.slice(-20).join("\n");
     if (info.state) {
       const state = row.querySelector(".state");
       if (state) state.textContent = info.state;
