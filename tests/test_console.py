@@ -594,3 +594,27 @@ def test_signing_out_or_losing_the_key_ends_the_session(browser, contexts, env):
     env.tenants.remove("carol")
     carol.goto(f"{env.url}/ui/costs")
     expect(carol).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def test_the_demo_prints_the_consoles_address(tmp_path, monkeypatch, docker_client):
+    from click.testing import CliRunner
+
+    from runtime.cli.serve import DEFAULT_PORT
+    from runtime.cli.skills import demo
+    from runtime.config import get_settings
+
+    skills = tmp_path / "skills"
+    write_skill(
+        skills, BOB, script=TALLY, tests={"test_main.py": TALLY_TESTS}
+    )  # blocked fast: a failing test
+    monkeypatch.setenv("SKILLYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SKILLYARD_WHEELHOUSE", str(WHEELHOUSE))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(demo, [str(skills)], catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    printed = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"console: http://127.0.0.1:{DEFAULT_PORT}/ui while `skillyard serve` runs" in printed, printed
+    assert "first make a key: `skillyard tenant add ops --admin`" in printed  # this home has no tenant yet

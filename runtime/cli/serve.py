@@ -13,10 +13,18 @@ from ..serving import DEFAULT_MAX_RUNS
 from .errors import Command
 from .signals import exit_on_signals
 
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8700
+
+
+def console_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
+    """Where `skillyard serve --host HOST --port PORT` serves the operators' console."""
+    shown = "<this host's address>" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/ui"
+
 
 @click.command("serve", cls=Command)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8700, show_default=True)
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
 @click.option(
     "--max-runs", type=int, default=None, help=f"Concurrent runs per tenant (default {DEFAULT_MAX_RUNS})."
 )
@@ -24,7 +32,8 @@ from .signals import exit_on_signals
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
 def serve_command(host: str, port: int, max_runs: int | None, log_level: str) -> None:
-    """Serve the HTTP API (see docs/API.md). Requests need a tenant key: `skillyard tenant add NAME`."""
+    """Serve the HTTP API (see docs/API.md) and the operators' console at /ui. Requests need a
+    tenant key: `skillyard tenant add NAME`."""
     import uvicorn
 
     from .. import logs
@@ -41,6 +50,7 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
             err=True,
         )
     app = create_app(settings, max_concurrent_runs=max_runs)
+    click.echo(f"skillyard: the API is at /v1 and the console at {console_url(host, port)}", err=True)
     warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
 
