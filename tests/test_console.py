@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -508,6 +509,9 @@ def test_gate_report_shows_surviving_mutants_coverage_and_failing_tests(browser,
     assert shown == expected and shown, shown
     assert all(re.fullmatch(r"scripts/main\.py:\d+ .+ -> .+", s) for s in shown)
     assert page.locator("#run-form").count() == 0  # a blocked version does not run
+    page.click("#files a:text-is('scripts/main.py')")
+    expect(page.locator("#file-text")).to_contain_text('"chars": len(text) * 1')  # v2's file
+    expect(page.locator("#file-text")).to_contain_text("<script>window.__pwned = 1</script>")  # as text
     # the versions table, and the diff between them
     page.goto(f"{env.url}/ui/skills/{ALICE}")
     expect(page.locator("#versions tr[data-version='2']")).to_contain_text("blocked")
@@ -583,6 +587,17 @@ def test_signing_out_or_losing_the_key_ends_the_session(browser, contexts, env):
     replay.context.add_cookies([cookie])
     replay.goto(f"{env.url}/ui/skills")
     expect(replay).to_have_url(re.compile(r"/ui/login\?next="))
+    # after signing in, a browser goes back where it was asked to sign in, never to another site
+    for asked, lands in (
+        ("/ui/costs", "/ui/costs"),
+        ("https://evil.test/", "/ui/skills"),
+        ("//evil.test", "/ui/skills"),
+    ):
+        page.goto(f"{env.url}/ui/login?next={quote(asked, safe='')}")
+        page.fill("#key", env.keys["alice"])
+        page.click("form[action='/ui/login'] button[type=submit]")
+        expect(page).to_have_url(f"{env.url}{lands}")
+        page.click("form.who button[type=submit]")
     # a wrong key is told so
     page.fill("#key", env.keys["alice"][:-3] + "xyz")
     page.click("form[action='/ui/login'] button[type=submit]")

@@ -440,14 +440,27 @@ def _visible_yards(view: TenantView) -> list[tuple[Yard, str]]:
     return yards
 
 
-def _overall(accounts: list[tuple[str, Yard, list[accounting.SkillCost]]]) -> CostCurve:
+@dataclasses.dataclass
+class Account:
+    """One yard's cost report and its ledger rows (read once per page)."""
+
+    scope: str
+    yard: Yard
+    report: list[accounting.SkillCost]
+    calls: list[dict[str, Any]]
+    uses: list[dict[str, Any]]
+
+
+def _overall(accounts: list[Account]) -> CostCurve:
     """The history of every skill shown, one curve (names tagged by scope: a private and a
     shared skill may share a name)."""
-    costs, calls, uses = [], [], []
-    for scope, yard, rows in accounts:
-        costs += [dataclasses.replace(c, skill=f"{scope}:{c.skill}") for c in rows]
-        calls += [{**r, "skill": f"{scope}:{r['skill']}"} for r in yard.ledger.llm_calls()]
-        uses += [{**r, "skill": f"{scope}:{r['skill']}"} for r in yard.ledger.uses()]
+    costs: list[accounting.SkillCost] = []
+    calls: list[dict[str, Any]] = []
+    uses: list[dict[str, Any]] = []
+    for a in accounts:
+        costs += [dataclasses.replace(c, skill=f"{a.scope}:{c.skill}") for c in a.report]
+        calls += [{**r, "skill": f"{a.scope}:{r['skill']}"} for r in a.calls]
+        uses += [{**r, "skill": f"{a.scope}:{r['skill']}"} for r in a.uses]
     return history("all skills", costs, calls, uses)
 
 
@@ -459,19 +472,20 @@ def costs(
     skill: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
 ) -> Response:
     """What the skills cost and saved, overall and per skill, with N* marked."""
-    accounts = [(scope, yard, accounting.report(yard)) for yard, scope in _visible_yards(signed.view)]
+    accounts = [
+        Account(scope, yard, accounting.report(yard), yard.ledger.llm_calls(), yard.ledger.uses())
+        for yard, scope in _visible_yards(signed.view)
+    ]
     overall = _overall(accounts)
     rows = []
-    for scope, yard, report in accounts:
-        for cost in report:
-            done = history(
-                cost.skill, [cost], yard.ledger.llm_calls(cost.skill), yard.ledger.uses(cost.skill)
-            )
-            rows.append({"scope": scope, "cost": cost, "history": done})
+    for a in accounts:
+        for cost in a.report:
+            done = history(cost.skill, [cost], a.calls, a.uses)  # history() keeps this skill's rows only
+            rows.append({"scope": a.scope, "cost": cost, "history": done})
     chosen = [r for r in rows if skill is None or r["cost"].skill == skill]
     chosen.sort(key=lambda r: (-r["cost"].invested_tokens, -r["cost"].uses, r["cost"].skill))
     charts = [chart(projection(r["cost"])) for r in chosen[:MAX_CHARTS]]
-    unattributed = [(scope, accounting.unattributed(yard.ledger)) for scope, yard, _ in accounts]
+    unattributed = [(a.scope, accounting.unattributed(a.yard.ledger)) for a in accounts]
     context = {
         "nav": "costs",
         "rows": rows,
