@@ -23,10 +23,14 @@ def free_port() -> int:
 class ServerThread:
     """`with ServerThread(app) as srv:` serves `app` at `srv.url` until the block ends."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **config) -> None:
+        """`config`: more uvicorn.Config options (e.g. ssl_certfile and ssl_keyfile: then https)."""
         self.port = free_port()
+        self.scheme = "https" if config.get("ssl_certfile") else "http"
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **config
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -40,7 +44,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True

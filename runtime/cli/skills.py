@@ -488,3 +488,11 @@ def demo(path: Path, max_calls: int) -> None:
     for o in blocked:
         out.print(f"  blocked {esc(o.name)}: {reason_text(o.reasons)}", highlight=False)
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
+    from ..tenants import Tenants
+    from .serve import console_url
+
+    keys = "" if Tenants(yard.settings.home) else "; first make a key: `skillyard tenant add ops --admin`"
+    out.print(
+        f"console: {console_url()} while `skillyard serve` runs (sign in with a tenant key{keys})",
+        highlight=False,
+    )

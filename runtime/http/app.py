@@ -25,6 +25,7 @@ from .guard import Guard
 from .jobs import JobStore, progress
 from .routers import accounts, jobs, skills, work
 from .schemas import HealthOut, error_doc
+from .ui import install_console
 from .uploads import JSON_LIMIT, UPLOAD_LIMIT
 
 
@@ -73,7 +74,7 @@ def create_app(
     app.add_middleware(
         Guard, authenticate=service.authenticate, json_limit=json_limit, upload_limit=state.upload_limit
     )
-    errors.install(app)
+    errors.install(app, pages=install_console(app, state))  # the operators' console at /ui
 
     @app.get("/healthz", response_model=HealthOut, tags=["meta"])
     def healthz() -> HealthOut:
