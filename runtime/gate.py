@@ -561,13 +561,17 @@ def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
         return
     mutation = report.mutation
     if mutation:
+        # Enough survivors decide the check before every pass has run (the conductor then stops, possibly
+        # before the control): that is a verdict on the tests, not a time limit.
+        needed = math.ceil(mutation["sampled"] * mutation["threshold"] / 100)
+        survived_too_many = mutation["ran"] - mutation["killed"] > mutation["sampled"] - needed
         if mutation.get("control") == "failed":
             reasons.append("the tests failed against the unchanged code in a later pass: a flaky test, or tests "
                            "that behave differently from one run to the next")
-        elif mutation.get("control") is None:
+        elif mutation.get("control") is None and not survived_too_many:
             reasons.append("the mutation check did not finish (time limit): raise the gate timeout or make the "
                            "tests faster")
-        elif mutation.get("score") is not None and mutation["score"] < mutation["threshold"]:
+        elif survived_too_many or mutation.get("score") is not None and mutation["score"] < mutation["threshold"]:
             shown = "; ".join(mutation["survivors"][:8])
             reasons.append(f"the tests killed {mutation['killed']} of {mutation['ran']} mutants "
                            f"({mutation['score']:g}%), below the {mutation['threshold']:g}% floor: tests that pass "
