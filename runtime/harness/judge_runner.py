@@ -223,6 +223,7 @@ def zygote(control, manifest):
 
     gc.freeze()  # what is imported now is never collected: the passes' collections skip it, and pages stay shared
     link = Link(control.fileno())
+    link.send({"ready": True})  # the runner resets /tmp (our own files too) only after this
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
@@ -404,6 +405,10 @@ def main():
         os._exit(0)
     zygote_end.close()
     zygote_link = Link(parent_end.fileno())
+    # Wait until the zygote has imported what it needs from HERE: the first reset empties /tmp and
+    # restores the files, and an import racing with it failed ("No module named 'skillyard_judge'").
+    if json.loads(zygote_link.receive()) != {"ready": True}:
+        raise RuntimeError("the zygote did not start")
     keep = {os.getpid(), zpid}
     while True:
         command = host.request({"op": "next"})
