@@ -176,6 +176,7 @@ class PassPlan:
     timeout: float = 60.0
     select: list[str] | None = None  # the tests the pass runs, in order (None: all)
     result: dict[str, Any] | None = None
+    twin: str | None = None  # the control: the file its twin mutant changes, sent unchanged the same way
 
 
 class Conductor:
@@ -293,8 +294,15 @@ class Conductor:
                 raise ValueError("args must be a list and kwargs an object")
             request.update(function=function, args=args, kwargs=kwargs)
         limits = self.call_limits
-        if plan.mutant is not None:
-            request["sources"] = {plan.mutant.file: plan.mutant.source}
+        if plan.target in ("mutant", "control"):
+            # Nothing may tell the control from a mutant pass: the same call timeout, and the code
+            # delivered the same way (source text compiled in the call, not the image's bytecode cache).
+            # A control with the call's own timeout passed a 3 s call that every mutant pass failed, and
+            # one loading from the cache was faster than any mutant: tests could fail exactly the mutants.
+            if plan.mutant is not None:
+                request["sources"] = {plan.mutant.file: plan.mutant.source}
+            elif plan.twin is not None:
+                request["sources"] = {plan.twin: self.sources[plan.twin]}
             limits = limits.loosen(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
@@ -348,7 +356,8 @@ class Conductor:
                  for m in self.mutants]
         # The control runs what one of the mutant passes runs, so nothing in its command sets it apart.
         twin = self.rng.choice(plans)
-        plans.append(PassPlan(id=0, target="control", maxfail=1, timeout=per_pass, select=twin.select))
+        plans.append(PassPlan(id=0, target="control", maxfail=1, timeout=per_pass, select=twin.select,
+                              twin=twin.mutant.file if twin.mutant else None))
         self.rng.shuffle(plans)
         used = set(self.plans)
         for plan in plans:

@@ -1029,9 +1029,7 @@ CREATION = [
                      else:
                          pause(3.0)
                  ''')), code=WRONG + "\n\ndef pause(seconds):\n    import time\n    time.sleep(seconds)\n    "
-                                    "return seconds\n", reason=f"{MUTANTS}|{FLAKY}",
-             xfail="the control's calls get the call's own timeout and mutant passes' calls a shorter one: a 3 s "
-                   "call fails in every mutant pass and passes in the control, and the wrong skill registers"),
+                                    "return seconds\n", reason=f"{MUTANTS}|{FLAKY}"),
     creation("compile_time_differs", "distinguish", "scripts/main.py carries a big never-called function, so "
              "compiling it takes ~0.2 s; a mutant arrives as source text and is compiled in every call, the "
              "unchanged code loads from its bytecode cache. The test compares a call into main.py with one into a "
@@ -1051,9 +1049,7 @@ CREATION = [
                      assert isinstance(run({"n": 3}), dict)
                      assert best(square, 4) - best(ping, 4) < 0.1
                  ''')), code=WRONG + "\n\ndef _table():\n    return [" + ", ".join(f"n{i}" for i in range(45000))
-             + "]\n", extra={"scripts/other.py": "ping = str\n"}, reason=f"{MUTANTS}|{FLAKY}",
-             xfail="the control loads the code from its bytecode cache while every mutant is compiled from "
-                   "source in each call: a timing test tells them apart and the wrong skill registers"),
+             + "]\n", extra={"scripts/other.py": "ping = str\n"}, reason=f"{MUTANTS}|{FLAKY}"),
     # -- code and tests in collusion (a documented residual risk, pinned here)
     creation("collusion_mutant_detection", "collusion", "The code compares its live functions' bytecode with "
              "the file on disk (a mutant arrives as text; the file stays the original) and reports 'mutated'; the "
