@@ -943,10 +943,7 @@ CREATION = [
                          assert seen[0] == "sy-" + h
                      else:
                          os.close(os.open("/dev/mqueue/sy-" + h, os.O_CREAT | os.O_RDWR, 0o600))
-                 ''')), reason=f"{MUTANTS}|{UNCLEAN}",
-             xfail="reset_world wipes /tmp and /dev/shm and checks SysV IPC, not POSIX message queues: the "
-                   "recorded answers survive every pass, each mutant that changes them is 'killed', the control "
-                   "passes, and the wrong skill registers"),
+                 ''')), reason=f"{MUTANTS}|{UNCLEAN}"),
     creation("memory_in_pid_counter", "memory", "Leaves a hash of the answers in the judge's PID counter: at the "
              "end of each pass it starts threads until the next free PID encodes the value; the next pass reads its "
              "own PID. Must: blocked (no pass may leave anything for the next one).", under_tests(
