@@ -503,9 +503,7 @@ FROZEN = [
            "package is a proxy, found before the tests' own helper. Must: refused (a code module named like a "
            "module of the tests).", {"cases.py": ROGUE_HELPER},
            tests={"tests/test_main.py": HONEST_WITH_HELPER, "tests/cases.py": HONEST_HELPER},
-           reason=POLICY("import name 'cases'"), detail=None, check=no_test_ran,
-           xfail="policy.check_shadowing does not compare code modules with the tests' module names: the "
-                 "proxy for the code's cases.py answers `from cases import CASES` and the wrong skill registers"),
+           reason=POLICY("import name 'cases'"), detail=None, check=no_test_ran),
     frozen("config_files", "shadowing", "pytest.ini, setup.cfg, tox.ini and pyproject.toml (data files reach "
            "the judge) deselecting every test and disabling the python plugin. Must: ignored (the judge passes "
            "its own -c and rootdir): blocked on the real failures.",
