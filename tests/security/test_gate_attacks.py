@@ -544,8 +544,7 @@ FROZEN = [
            "honest tests use `all(map(is_even, ...))`, and a StopIteration from inside map() ends the iteration "
            "silently, so all() of nothing is True. Must: blocked (the exception must not act as the end of an "
            "iteration in the test).", STOP_ITERATION_CODE, tests={"tests/test_main.py": STOP_ITERATION_TESTS},
-           detail=None, xfail="the judge re-raises the callee's StopIteration as a StopIteration subclass: the "
-                              "tests' map() stops early and the wrong skill registers"),
+           detail=None),
     # -- objects whose __eq__ is always true
     frozen("eq_object", "eq", "square() returns an object whose __eq__ is always true. Must: it cannot cross "
            "(plain data only): the call fails, blocked.", EQ_OBJECT, detail=r"cannot cross the sandbox boundary"),
@@ -562,8 +561,7 @@ FROZEN = [
            "abs(); the code exports its own abs() that answers 0 for the wrong mean's exact differences. Must: "
            "blocked (a star import must not rebind the tests' builtins).", STAR_CODE,
            tests={"tests/test_main.py": STAR_TESTS}, reason=FAILED + "|" + r"collecting .* failed",
-           detail=None, xfail="ProxyModule.__all__ lists every public name, so `import *` rebinds abs() in the "
-                              "test module to the skill's function, and the wrong skill registers"),
+           detail=None),
     # -- behaving differently when the gate is detected
     frozen("detect_gate", "detect", "Answers correctly only when it sees a sign of the gate: pytest/judge/gate "
            "words in the environment or argv, pytest or coverage in sys.modules, /tmp/sy or test dirs, 'judge' in "
@@ -1144,9 +1142,7 @@ def controls() -> list[Case]:
     cases.append(Case("humaneval_star_import", "special-casing", "HumanEval/4 (mean absolute deviation) with a wrong "
                       "solution plus a module-level abs() that answers 0 for the exact differences the problem's "
                       "check() computes: bench/humaneval.py's tests star-import the solution module. Must: blocked.",
-                      {"humaneval-star": "4"}, FAILED + "|" + r"collecting .* failed",
-                      xfail="the star import rebinds abs() in the HumanEval test module to the skill's own "
-                            "function: the wrong solution registers"))
+                      {"humaneval-star": "4"}, FAILED + "|" + r"collecting .* failed"))
     return cases
 
 
