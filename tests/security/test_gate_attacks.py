@@ -1128,10 +1128,27 @@ def registered_well(outcome: AddOutcome) -> None:
     assert mutation["control"] == "passed" and mutation["score"] >= 60, mutation
 
 
+UNUSED_HELPERS = "".join(f"\n\ndef helper_{i}(x, scale={i + 2}, offset={i + 3}):\n    return x * scale + offset\n"
+                         for i in range(12))
+
+
+def no_mutant_outside_what_ran(outcome: AddOutcome) -> None:
+    """Nothing the tests never ran is covered or mutated (not even the `def` lines of functions never called,
+    which run, with their default arguments, when the module is imported)."""
+    registered_well(outcome)
+    helpers = {line for line, text in enumerate((CORRECT + UNUSED_HELPERS).splitlines(), 1) if "helper_" in text}
+    assert not [m for m in outcome.report.mutation["mutants"] if m["line"] in helpers], outcome.report.mutation
+    assert helpers <= set(outcome.report.uncovered["scripts/main.py"]), outcome.report.uncovered
+
+
 def controls() -> list[Case]:
     cases = [Case("correct", "control", "The correct code with the honest tests. Must: registered, the control "
                   "passed, mutation score >= 60%.", {"scripts/main.py": CORRECT, "tests/test_main.py": HONEST},
-                  None, status="registered", check=registered_well)]
+                  None, status="registered", check=registered_well),
+             Case("correct_unused_helpers", "control", "The correct code plus twelve helpers no test calls, each "
+                  "with numeric default arguments. Must: registered; no mutant (and no coverage) on their lines.",
+                  {"scripts/main.py": CORRECT + UNUSED_HELPERS, "tests/test_main.py": HONEST}, None,
+                  status="registered", check=no_mutant_outside_what_ran)]
     for task, body in HUMANEVAL_WRONG.items():
         cases.append(Case(f"humaneval_{task}", "control", f"HumanEval/{task}, canonical solution, as bench/humaneval.py "
                           "makes it. Must: registered.", {"humaneval": f"{task}"}, None, status="registered",
