@@ -54,6 +54,9 @@ UNFINISHED = r"pytest's session did not finish|the test run did not end normally
 SKIPPED = r"tests were skipped or xfailed"
 UNCLEAN = r"the judge could not reset between passes"
 NEVER_RAN = r"the tests never ran the skill's code"
+# A suite keyed on timing: the mutants and the control look alike (flaky, or the mutants survive); on a loaded
+# machine its own verdict pass may already fail.
+TIMING = f"{MUTANTS}|{FLAKY}|{FAILED}"
 # Reports forged to 'passed' while pytest itself counted the failures: the verdict pass needs both.
 EXIT_STATUS = r"pytest exited with status 1 \(tests failed\)"
 
@@ -1022,7 +1025,7 @@ CREATION = [
                      else:
                          pause(3.0)
                  ''')), code=WRONG + "\n\ndef pause(seconds):\n    import time\n    time.sleep(seconds)\n    "
-                                    "return seconds\n", reason=f"{MUTANTS}|{FLAKY}"),
+                                    "return seconds\n", reason=TIMING),
     creation("compile_time_differs", "distinguish", "scripts/main.py carries a big never-called function, so "
              "compiling it takes ~0.2 s; a mutant arrives as source text and is compiled in every call, the "
              "unchanged code loads from its bytecode cache. The test compares a call into main.py with one into a "
@@ -1042,7 +1045,7 @@ CREATION = [
                      assert isinstance(run({"n": 3}), dict)
                      assert best(square, 4) - best(ping, 4) < 0.1
                  ''')), code=WRONG + "\n\ndef _table():\n    return [" + ", ".join(f"n{i}" for i in range(45000))
-             + "]\n", extra={"scripts/other.py": "ping = str\n"}, reason=f"{MUTANTS}|{FLAKY}"),
+             + "]\n", extra={"scripts/other.py": "ping = str\n"}, reason=TIMING),
     # -- code and tests in collusion (a documented residual risk, pinned here)
     creation("collusion_mutant_detection", "collusion", "The code compares its live functions' bytecode with "
              "the file on disk (a mutant arrives as text; the file stays the original) and reports 'mutated'; the "
