@@ -155,11 +155,6 @@ BILLION_LAUGHS = (
             front("name: demo\ndescription: x\nversion: '1.0'\n"), ["version", "extra"], id="unknown-key"
         ),
         pytest.param(
-            front("name: demo\ndescription: x\nmetadata:\n  version: 1.0\n"),
-            ["metadata.version", "string"],
-            id="metadata-float",
-        ),
-        pytest.param(
             front("name: demo\ndescription: x\nmetadata:\n  tags: [a, b]\n"),
             ["metadata.tags", "string"],
             id="metadata-list",
@@ -167,7 +162,6 @@ BILLION_LAUGHS = (
         pytest.param(
             front("name: demo\ndescription: x\nmetadata: [a]\n"), ["metadata"], id="metadata-not-mapping"
         ),
-        pytest.param(front("name: demo\ndescription: 12\n"), ["description", "string"], id="description-int"),
         pytest.param(
             front("name: other\ndescription: x\n"), ["'other'", "folder name 'demo'"], id="name-not-folder"
         ),
@@ -204,17 +198,35 @@ def test_description_at_limits_accepted(src, settings):
         pytest.param("demo-", id="trailing-hyphen"),
         pytest.param("de--mo", id="double-hyphen"),
         pytest.param("a" * 65, id="65-chars"),
-        pytest.param("dem\u043e", id="cyrillic-o"),
-        pytest.param("\u0430bc", id="cyrillic-a"),
         pytest.param("de_mo", id="underscore"),
         pytest.param("de mo", id="space"),
-        pytest.param("d\u00e9mo", id="accent"),
     ],
 )
 def test_bad_names_rejected(src, settings, rejected, name):
     # The folder has the same name: the refusal is about the name's form, not a mismatch.
     d = make_skill(src, name=name, skill_md=front(f"name: '{name}'\ndescription: x\n"))
     rejected(d, settings, "SKILL.md", "invalid skill name")
+
+
+@pytest.mark.parametrize(
+    "name,suggestion",
+    [
+        pytest.param("dem\u043e", None, id="cyrillic-o"),
+        pytest.param("\u0430bc", None, id="cyrillic-a"),
+        pytest.param("d\u00e9mo", "'demo'", id="accent"),
+        pytest.param("donn\u00e9es-csv", "'donnees-csv'", id="accents"),
+        pytest.param("\u6570\u636e-\u5206\u6790", None, id="cjk"),
+    ],
+)
+def test_spec_valid_unicode_names_are_refused_with_the_reason(src, settings, rejected, name, suggestion):
+    # The spec allows them (skills-ref agrees, see test_spec_agreement.py); skillyard's names
+    # become image tags and tool names, which are ASCII-only, and mixed scripts impersonate.
+    d = make_skill(src, name=name, skill_md=front(f"name: '{name}'\ndescription: x\n"))
+    err = rejected(d, settings, "SKILL.md", "valid by the Agent Skills spec", "a-z, 0-9", "Rename")
+    if suggestion is None:
+        assert "for example" not in str(err)
+    else:
+        assert f"for example {suggestion}" in str(err)
 
 
 @pytest.mark.parametrize("name", ["a", "a" * 64, "demo", "csv-profile", "x1-2y-3z", "0abc"])
