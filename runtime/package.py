@@ -507,6 +507,9 @@ def package_from_files(
     except UnicodeDecodeError as exc:
         raise PackageError("SKILL.md", "is not valid UTF-8") from exc
     data, body = parse_skill_md(text)
+    extra = sorted(set(data) - SPEC_FIELDS)
+    if extra:
+        raise PackageError("SKILL.md", outside_spec(extra))
     name = data.get("name")
     if isinstance(name, str) and not name.isascii() and spec_name_problem(name) is None:
         raise PackageError("SKILL.md", unregistrable_name(name))
@@ -585,6 +588,14 @@ def requirements_from_files(files: dict[str, bytes]) -> list[str]:
     return found
 
 
+def outside_spec(keys: list[str]) -> str:
+    """Why frontmatter keys the spec does not define are refused, and where they can go."""
+    return (
+        f"frontmatter keys outside the spec: {', '.join(keys)} (the spec allows "
+        f"{', '.join(sorted(SPEC_FIELDS))}; put your own under metadata, as strings)"
+    )
+
+
 def unregistrable_name(name: str) -> str:
     """Why a name the spec allows cannot be registered here, and what to do."""
     suggestion = ascii_name(name)
@@ -615,10 +626,7 @@ def spec_problems(folder: str, files: dict[str, bytes]) -> list[str]:
     problems = []
     extra = sorted(set(data) - SPEC_FIELDS)
     if extra:
-        problems.append(
-            f"frontmatter keys outside the spec: {', '.join(extra)} "
-            f"(allowed: {', '.join(sorted(SPEC_FIELDS))}; put your own under metadata)"
-        )
+        problems.append(outside_spec(extra))
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("frontmatter needs a non-empty 'name'")

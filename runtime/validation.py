@@ -165,7 +165,8 @@ def validate_folder(path: Path, settings: Settings | None = None) -> Validation:
     result.requirements = list(pkg.config.requirements)
     listed = [rel for rel in REQUIREMENTS_FILES if rel in files]
     if listed:
-        result.notes.append(f"requirements read from {', '.join(listed)} and skillyard.yaml")
+        reqs = ", ".join(pkg.config.requirements)
+        result.notes.append(f"requirements (with {', '.join(listed)}): {reqs}")
     if not pkg.has_code:
         result.plan, result.tier = "instructions", "instructions"
         result.notes.append(INSTRUCTIONS_NOTE)

@@ -35,10 +35,10 @@ def validate_command(path: Path, as_json: bool) -> None:
         emit_json(report.to_dict())
         sys.exit(0 if report.ok else 2)
     table = Table(title=f"{len(report.results)} skill(s) under {esc(path)}")
-    for col in ("skill", "spec", "skillyard", "plan", "code", "tests", "why / next step"):
+    for col in ("skill", "spec", "skillyard", "plan", "code", "tests", "why, or what add does"):
         table.add_column(col, overflow="fold")
     for r in report.results:
-        why = r.problems or r.spec_problems or r.reasons
+        why = r.problems or r.spec_problems or r.reasons or [r.next_step]
         colour = PLAN_COLOURS.get(r.plan, "white")
         table.add_row(
             esc(r.name),
@@ -47,7 +47,7 @@ def validate_command(path: Path, as_json: bool) -> None:
             f"[{colour}]{r.plan}[/]",
             str(len(r.code_files)),
             str(len(r.test_files)),
-            esc("; ".join([*why, r.next_step])[:400]),
+            esc("; ".join(why)[:400]),
         )
     out.print(table)
     for r in report.results:
