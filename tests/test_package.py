@@ -152,7 +152,9 @@ BILLION_LAUGHS = (
             id="compatibility-501",
         ),
         pytest.param(
-            front("name: demo\ndescription: x\nversion: '1.0'\n"), ["version", "outside the spec"], id="unknown-key"
+            front("name: demo\ndescription: x\nversion: '1.0'\n"),
+            ["version", "outside the spec"],
+            id="unknown-key",
         ),
         pytest.param(
             front("name: demo\ndescription: x\nmetadata:\n  tags: [a, b]\n"),
