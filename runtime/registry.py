@@ -225,7 +225,7 @@ class Registry:
         if status == "registered" and not gate.passed and tier != INSTRUCTIONS:
             raise RegistryError(f"{name}: cannot register a version whose gate failed")
         if (status == "registered") != (tier != "blocked"):
-            raise RegistryError(f"{name}: a {tier} version cannot be {status}")
+            raise RegistryError(f"{name}: a version of tier {tier} cannot be {status}")
         if not isinstance(package, (bytes, bytearray, memoryview)) or not package:
             raise ValueError("package must be non-empty bytes")
         tags = [str(t) for t in (tags or [])]
