@@ -449,7 +449,13 @@ class Yard:
         instructions), seed its notes, and note a blocked verdict there."""
         if report is None:
             gate = GateSummary(False, 0, 0, 0, 0, None, 0.0, [])
-            gate_report: dict[str, Any] = {"tier": INSTRUCTIONS, "gated": False, "note": INSTRUCTIONS_NOTE}
+            gate_report: dict[str, Any] = {
+                "tier": INSTRUCTIONS,
+                "gated": False,
+                "passed": False,
+                "reasons": [],
+                "note": INSTRUCTIONS_NOTE,
+            }
             status = "registered"
         else:
             gate, gate_report = GateSummary.of(report), report.to_dict()

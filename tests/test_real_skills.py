@@ -309,3 +309,42 @@ def test_mcp_serves_instructions_as_resources_prompts_and_load_skill(repo, yard,
     assert got["run"].is_error and "not_runnable" in got["run"].content[0].text
     hits = got["found"].structured_content["results"]
     assert hits[0]["name"] == "pptx-style" and hits[0]["tier"] == "instructions"
+
+
+# -- the LLM's prompts for skills without an entrypoint -------------------------------------------------
+def test_tests_for_a_command_skill_and_no_fix_for_instructions(repo, settings, yard):
+    """`create --tests-for` on untested command-line code tells the model what the code is
+    (no entrypoint assumed); the model's answer is checked like any (here: it writes outside
+    tests/, so it is refused and no gate runs). An instructions-only skill has nothing to fix
+    or test, and no LLM request is made for it."""
+    from runtime.config import Settings
+    from runtime.errors import FixError
+    from runtime.fixer import Fixer
+    from runtime.llm import LLM
+    from tests.llm_server import ScriptedLLM
+
+    server = ScriptedLLM().start()
+    try:
+        llm_settings = Settings(
+            home=settings.home, openai_base_url=server.url, openai_api_key="sk-test", model="gpt-4o-mini"
+        )
+        yard.settings = llm_settings
+        yard.add_many(discover(repo))
+        fixer = Fixer(yard, LLM(llm_settings))
+        bad = json.dumps(
+            {"files": [{"path": "scripts/extract.py", "content": "x = 1\n"}], "explanation": "."}
+        )
+        server.reply(bad).reply(bad)
+        with pytest.raises(FixError, match="write only files under tests"):
+            fixer.create_tests("pdf-extract", max_attempts=1)
+        prompt = server.requests[0]["messages"][1]["content"]
+        assert "`pdf-extract` has no entrypoint" in prompt and "scripts/extract.py" in prompt
+        assert "is called through its entrypoint" not in prompt
+        asked = len(server.requests)
+        with pytest.raises(FixError, match="instructions only"):
+            fixer.fix("brand-voice")
+        with pytest.raises(FixError, match="instructions-only skill needs no tests"):
+            fixer.create_tests("brand-voice")
+        assert len(server.requests) == asked
+    finally:
+        server.stop()
