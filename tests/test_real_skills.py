@@ -337,7 +337,7 @@ def test_tests_for_a_command_skill_and_no_fix_for_instructions(repo, settings, y
         server.reply(bad).reply(bad)
         with pytest.raises(FixError, match="write only files under tests"):
             fixer.create_tests("pdf-extract", max_attempts=1)
-        prompt = server.requests[0]["messages"][1]["content"]
+        prompt = server.requests[0]["body"]["messages"][1]["content"]
         assert "`pdf-extract` has no entrypoint" in prompt and "scripts/extract.py" in prompt
         assert "is called through its entrypoint" not in prompt
         asked = len(server.requests)
