@@ -491,7 +491,12 @@ class Yard:
     ) -> list[AddOutcome]:
         """Add every skill under `path` (or in a list of folders); `workers` > 1 builds and gates
         that many at once (registry writes are serialised by its lock). Results keep input order."""
-        folders = path if isinstance(path, list) else discover(Path(path))
+        if isinstance(path, list):
+            folders = path
+        else:
+            folders = discover(Path(path))
+            for skipped in find_skills(path).skipped:
+                log.info("skill_folder_skipped", path=str(skipped.path), reason=skipped.reason)
         # Every package is loaded and checked first (in memory, no engine); the images are
         # built once, before the workers start, and only if some package will be gated.
         loaded: list[SkillPackage | AddOutcome] = [self._load(folder) for folder in folders]

@@ -348,3 +348,31 @@ def test_tests_for_a_command_skill_and_no_fix_for_instructions(repo, settings, y
         assert len(server.requests) == asked
     finally:
         server.stop()
+
+
+def test_the_python_client_over_real_http(repo, yard, settings):
+    """The Python client against a served app on loopback: a folder with a lower-case
+    skill.md and untested code imports as blocked, an instructions skill as instructions;
+    the tier filter, SKILL.md and the refused run."""
+    from runtime.client import SkillyardClient
+    from runtime.errors import ApiError
+    from runtime.tenants import Tenants
+    from tests.helpers import ServerThread
+
+    key = Tenants(settings.home).add_tenant("root", admin=True)
+    with (
+        ServerThread(create_app(settings, yard_factory=lambda s: yard)) as srv,
+        SkillyardClient(srv.url, key) as sy,
+    ):
+        notes = sy.import_package(repo / "skills" / "meeting-notes", shared=True, wait=True)
+        assert notes["result"]["status"] == "registered" and notes["result"]["tier"] == "instructions"
+        docx = sy.import_package(repo / "skills" / "docx-tools", shared=True, wait=True)
+        assert docx["result"]["status"] == "blocked" and docx["result"]["tier"] == "blocked"
+        assert [s["name"] for s in sy.list(tier="instructions")] == ["meeting-notes"]
+        assert [s["name"] for s in sy.list(status="blocked")] == ["docx-tools"]
+        assert "Action items" in sy.skill_md("meeting-notes")
+        refused = sy.run("meeting-notes", {})  # a call result, as for every run that was answered
+        assert refused["ok"] is False and refused["error"]["kind"] == "not_runnable"
+        with pytest.raises(ApiError) as missing:
+            sy.skill_md("no-such-skill")
+        assert missing.value.status == 404

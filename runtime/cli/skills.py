@@ -500,14 +500,12 @@ def demo(path: Path, max_calls: int) -> None:
             "search 'how many words and sentences are in this text': "
             + ", ".join(f"{r.name} ({s:.2f})" for r, s in hits)
         )
-    registered = sum(
-        o.status in ("registered",) or (o.status == "unchanged" and not o.reasons) for o in outcomes
-    )
-    blocked = [
-        o for o in outcomes if o.status in ("blocked", "rejected") or (o.status == "unchanged" and o.reasons)
-    ]
+    verified = sum(o.tier == "verified" for o in outcomes)
+    instructions = sum(o.tier == "instructions" for o in outcomes)
+    blocked = [o for o in outcomes if o.tier == "blocked" or o.status in ("rejected", "error")]
     out.print(
-        f"\n[bold]{registered} registered, {len(blocked)} blocked[/] "
+        f"\n[bold]{verified + instructions} registered ({verified} verified, {instructions} instructions "
+        f"only), {len(blocked)} blocked[/] "
         f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
         f"total {_time.monotonic() - started:.1f} s)"
     )
