@@ -342,6 +342,15 @@ def _load_yaml(text: str, file: str, *, scalars_as_text: bool = False) -> Any:
     if len(text.encode()) > MAX_YAML_BYTES:
         raise PackageError(file, f"YAML is over {MAX_YAML_BYTES // 1024} KB")
     _reject_yaml_aliases(text, file)
+    if scalars_as_text:
+        # The base schema would drop a tag silently (`!!python/object/apply:...` read as a plain
+        # list): the frontmatter's values are text, so a tag is refused instead of ignored.
+        try:
+            tagged = any(isinstance(t, yaml.TagToken) for t in yaml.scan(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            raise PackageError(file, f"bad YAML: {exc}") from exc
+        if tagged:
+            raise PackageError(file, "bad YAML: tags (!!type, !name) are not allowed in the frontmatter")
     try:
         if scalars_as_text:
             return yaml.load(text, Loader=yaml.BaseLoader)  # builds only str, list and dict
@@ -601,10 +610,10 @@ def unregistrable_name(name: str) -> str:
     suggestion = ascii_name(name)
     hint = f" (for example {suggestion!r})" if suggestion else ""
     return (
-        f"name {name!r} is valid by the Agent Skills spec, but skillyard registers only names of "
-        "a-z, 0-9 and single hyphens: names become image tags and tool names, which OpenAI, "
-        "Anthropic and MCP clients accept only in ASCII, and letters from other scripts can pass "
-        f"for Latin ones. Rename the folder and the frontmatter name{hint}"
+        f"invalid skill name {name!r} here: it is valid by the Agent Skills spec, but skillyard "
+        "registers only names of a-z, 0-9 and single hyphens: names become image tags and tool "
+        "names, which OpenAI, Anthropic and MCP clients accept only in ASCII, and letters from "
+        f"other scripts can pass for Latin ones. Rename the folder and the frontmatter name{hint}"
     )
 
 

@@ -133,6 +133,7 @@ BILLION_LAUGHS = (
         pytest.param(
             front("name: demo\ndescription: '" + "x" * 70_000 + "'\n"), ["over 64 KB"], id="huge-yaml"
         ),
+        pytest.param(front("name: demo\ndescription: !!binary eA==\n"), ["bad YAML", "tags"], id="yaml-tag"),
         pytest.param(front("- name\n- demo\n"), ["must be a YAML mapping"], id="list"),
         pytest.param(front("just a string\n"), ["must be a YAML mapping"], id="scalar"),
         pytest.param("---\n---\n# demo\n", ["must be a YAML mapping"], id="empty"),
