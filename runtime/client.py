@@ -86,9 +86,13 @@ class SkillyardClient:
         return self._request(method, path, **kw).json()
 
     # -- skills -----------------------------------------------------------------------------------------
-    def list(self, scope: str = "all", status: str | None = None) -> list[dict[str, Any]]:
-        """Skills this key sees (`scope`: all, private, shared; `status` filters)."""
-        return self._json("GET", "/v1/skills", params={"scope": scope, "status": status})
+    def list(
+        self, scope: str = "all", status: str | None = None, tier: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Skills this key sees (`scope`: all, private, shared; `status` and `tier` filter:
+        tier instructions, verified or blocked)."""
+        params = {"scope": scope, "status": status, "tier": tier}
+        return self._json("GET", "/v1/skills", params={k: v for k, v in params.items() if v is not None})
 
     def get(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
         """A skill's record, config, files, gate report and notes."""

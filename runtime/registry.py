@@ -3,9 +3,11 @@ in runtime/records.py; plumbing, locks, retries, compaction and migrations are
 runtime/lancestore.py's; search is runtime/search.py's).
 
 Invariants: at most one row per name has ``current = true``; it is always a
-version whose gate passed (status ``registered``, or ``retired`` after the skill
-was retired -- the head keeps its flag so the skill still lists as retired).
-Blocked versions are kept with their reasons and report but are never current.
+version whose gate passed or one of tier ``instructions`` (status ``registered``, or
+``retired`` after the skill was retired -- the head keeps its flag so the skill still
+lists as retired). Blocked versions are kept with their reasons and report but are
+never current. A version's tier (runtime/records.py) is set when it is added and never
+changes; ``registered`` goes with tier ``instructions`` or ``verified`` only.
 
 Concurrency: allocating a version and moving the ``current`` flag happen under the
 registry's lock (``<store>/.registry.lock``). ``record_call`` takes no lock: it is a
@@ -44,6 +46,7 @@ from .names import validate_name
 from .records import (
     DIM,
     EVENTS,
+    INSTRUCTIONS,
     LIGHT_COLUMNS,
     PACKAGES,
     SCHEMAS,
@@ -58,8 +61,10 @@ from .records import (
     pack_listing,
     record_from_row,
     restamp,
+    tier_of_verdict,
     validate_hash,
     validate_status,
+    validate_tier,
     validate_version,
 )
 from .search import VECTOR_INDEX_MIN_ROWS, Searcher
@@ -206,14 +211,21 @@ class Registry:
         gate: GateSummary,
         gate_report: dict[str, Any],
         package: bytes,
+        tier: str | None = None,
     ) -> SkillRecord:
-        """Store a new version (next number for the name). A registered one becomes current."""
+        """Store a new version (next number for the name). A registered one becomes current.
+
+        `tier` (default: from the verdict, verified or blocked): ``instructions`` registers a
+        version that was never gated (it has no code); it must come with status registered."""
         validate_name(name)
         validate_hash(content_hash)
         if status not in ("registered", "blocked"):
             raise ValueError(f"a new version is 'registered' or 'blocked', not {status!r}")
-        if status == "registered" and not gate.passed:
+        tier = tier_of_verdict(gate.passed) if tier is None else validate_tier(tier)
+        if status == "registered" and not gate.passed and tier != INSTRUCTIONS:
             raise RegistryError(f"{name}: cannot register a version whose gate failed")
+        if (status == "registered") != (tier != "blocked"):
+            raise RegistryError(f"{name}: a version of tier {tier} cannot be {status}")
         if not isinstance(package, (bytes, bytearray, memoryview)) or not package:
             raise ValueError("package must be non-empty bytes")
         tags = [str(t) for t in (tags or [])]
@@ -238,6 +250,7 @@ class Registry:
                 version=version,
                 content_hash=content_hash,
                 status=status,
+                tier=tier,
                 description=description,
                 tags=tags,
                 instructions=instructions,
@@ -266,6 +279,7 @@ class Registry:
             self._write_rows(SKILLS, rows, on=["id"])
             detail: dict[str, Any] = {
                 "content_hash": content_hash,
+                "tier": tier,
                 "gate": {
                     "tests": gate.tests,
                     "failures": gate.failures,
@@ -345,7 +359,7 @@ class Registry:
                 target = next((r for r in recs if r.version == version), None)
             if target is None:
                 raise NotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
-            if status == "registered" and not target.gate.passed:
+            if status == "registered" and target.tier == "blocked":
                 raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
             if target.status != status:
                 values: dict[str, Any] = {"status": status, "updated_at": utc_now()}

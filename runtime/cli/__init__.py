@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "serve": "runtime.cli.serve:serve_command",
     "tenant": "runtime.cli.tenant:tenant_group",
     "tools": "runtime.cli.tools:tools_command",
+    "validate": "runtime.cli.validate:validate_command",
 }
 
 

@@ -45,7 +45,13 @@ STATUS: dict[str, int] = {
 # the request (bad input, no such version) or the service (the engine) failed, not the
 # skill, and get an error status. Every other result -- the skill's own failure
 # (exception, timeout, oom, bad_output, crashed) -- is a 200 with ok: false.
-CALL_STATUS: dict[str, int] = {"invalid_input": 422, "not_found": 404, "not_registered": 409, "sandbox": 503}
+CALL_STATUS: dict[str, int] = {
+    "invalid_input": 422,
+    "not_found": 404,
+    "not_registered": 409,
+    "not_runnable": 409,
+    "sandbox": 503,
+}
 # Kinds whose message is for the operator: the client gets this instead (the log, the message).
 FIXED_TEXT = {
     "sandbox": "the container engine is unavailable; try again later",

@@ -45,6 +45,10 @@ class SkillOut(BaseModel):
     version: int
     scope: Literal["private", "shared"] = Field(description="private: this tenant's own; shared: everyone's.")
     status: str = Field(description="registered, blocked or retired")
+    tier: str = Field(
+        description="instructions (no code: read its SKILL.md, never run), verified (code whose "
+        "gate passed: it runs) or blocked (code whose gate failed, or code without tests)"
+    )
     current: bool
     description: str
     tags: list[str]
@@ -79,7 +83,7 @@ class CallErrorOut(BaseModel):
 
     kind: str = Field(
         description="invalid_input, exception, timeout, oom, bad_output, crashed, sandbox, "
-        "not_found, not_registered"
+        "not_found, not_registered, not_runnable (an instructions-only skill: read it, do not run it)"
     )
     message: str
     type: str | None = Field(default=None, description="The exception type, for kind=exception.")
@@ -185,6 +189,7 @@ def skill_out(rec: SkillRecord, scope: str, cls: type[SkillOut] = SkillOut, **ex
         version=rec.version,
         scope=scope,
         status=rec.status,
+        tier=rec.tier,
         current=rec.current,
         description=rec.description,
         tags=list(rec.tags or []),

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import PackageError
-from ..package import SkillPackage, package_from_files, parse_skill_md, unpack_files
+from ..package import SkillPackage, package_from_files, parse_skill_md, unpack_files, with_canonical_skill_md
 
 JSON_LIMIT = 4 * 1024 * 1024
 UPLOAD_LIMIT = 20 * 1024 * 1024
@@ -58,12 +58,13 @@ def parse_upload(blob: bytes, settings: Settings) -> SkillPackage:
         raise HTTPException(422, "empty upload: send the skill folder as a .tar.gz archive")
     check_archive(blob, settings)
     files, executable = unpack_files(blob, settings)
+    files = with_canonical_skill_md(files)
     folder = None
     if "SKILL.md" not in files and files:
         tops = {p.split("/", 1)[0] for p in files}
         if len(tops) == 1 and all("/" in p for p in files):
             folder = tops.pop()
-            files = {p[len(folder) + 1 :]: data for p, data in files.items()}
+            files = with_canonical_skill_md({p[len(folder) + 1 :]: data for p, data in files.items()})
             executable = {p[len(folder) + 1 :] for p in executable}
     if "SKILL.md" not in files:
         raise PackageError("SKILL.md", "missing: the archive needs SKILL.md at its root or in one top folder")

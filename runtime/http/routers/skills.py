@@ -51,10 +51,11 @@ def list_skills(
     view: View,
     scope: Literal["private", "shared", "all"] = "all",
     status: Literal["registered", "blocked", "retired"] | None = None,
+    tier: Literal["instructions", "verified", "blocked"] | None = None,
 ) -> list[SkillOut]:
     """Skills you can see: your private ones and the shared ones (a private skill hides the
-    shared one of its name)."""
-    return [skill_out(rec, sc) for rec, sc in view.records(scope, status)]
+    shared one of its name); `status` and `tier` filter."""
+    return [skill_out(rec, sc) for rec, sc in view.records(scope, status) if tier in (None, rec.tier)]
 
 
 @router.get("/skills/{name}", response_model=SkillDetailOut, responses=SKILL_ERRORS)
