@@ -9,6 +9,7 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     ├── InvalidInput (+ ValueError)    invalid_input    input refused before anything ran
     │   ├── InvalidName                invalid_input    not a skill name
     │   └── PackageError               package          a package that is not valid
+    │       └── ArchiveTooLarge        too_large        an archive that expands past the limits (a bomb)
     ├── NotFound                       not_found        no such version, package or job
     │   └── UnknownSkill               not_found        no skill of that name (for this caller)
     ├── Forbidden                      forbidden        may read it, may not change it
@@ -17,6 +18,7 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     │   ├── TooManyRuns                too_many_runs
     │   └── TooManyJobs                too_many_jobs
     ├── RegistryError                  registry         a refused change of the registry
+    │   └── NotRegistered              not_registered   the version may not run (blocked, retired)
     ├── StoreError                     store            the LanceDB store failed (lock, write)
     ├── SkillError                     skill            a lifecycle step refused
     ├── TenantError                    tenant           a tenant operation refused
@@ -46,6 +48,7 @@ from sandbox.errors import ImageMissing, SandboxError, SkillyardError
 
 __all__ = [
     "ApiError",
+    "ArchiveTooLarge",
     "ConfigError",
     "FixError",
     "Forbidden",
@@ -55,6 +58,7 @@ __all__ = [
     "LLMError",
     "LLMUnavailable",
     "NotFound",
+    "NotRegistered",
     "PackageError",
     "RegistryError",
     "SandboxError",
@@ -93,6 +97,14 @@ class PackageError(InvalidInput):
         self.file = file
         self.problem = problem
         super().__init__(f"{file}: {problem}" if file else problem)
+
+
+class ArchiveTooLarge(PackageError):
+    """An archive whose decompressed bytes (every gzip member, every header record) pass
+    what a package within the limits can need: a compression bomb. Refused before more is
+    made."""
+
+    kind = "too_large"
 
 
 class NotFound(SkillyardError):
@@ -143,6 +155,12 @@ class RegistryError(SkillyardError):
     version whose gate failed, rolling back to a blocked one)."""
 
     kind = "registry"
+
+
+class NotRegistered(RegistryError):
+    """The version exists but may not run: its gate blocked it, or it was retired."""
+
+    kind = "not_registered"
 
 
 class StoreError(SkillyardError):

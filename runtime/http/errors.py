@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 STATUS: dict[str, int] = {
     "invalid_input": 422,
     "package": 422,
+    "too_large": 413,
     "not_found": 404,
     "forbidden": 403,
     "unauthorized": 401,
@@ -32,6 +33,7 @@ STATUS: dict[str, int] = {
     "too_many_runs": 429,
     "too_many_jobs": 429,
     "registry": 409,
+    "not_registered": 409,
     "skill": 409,
     "sandbox": 503,
     "store": 503,
