@@ -21,7 +21,10 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     │   └── NotRegistered              not_registered   the version may not run (blocked, retired)
     ├── StoreError                     store            the LanceDB store failed (lock, write)
     ├── SkillError                     skill            a lifecycle step refused
-    ├── TenantError                    tenant           a tenant operation refused
+    ├── TenantError                    tenant           a tenant operation refused (its file is unreadable)
+    │   ├── InvalidTenantName          invalid_input    not a tenant name, or a reserved one
+    │   ├── UnknownTenant              not_found        no such tenant or key
+    │   └── TenantConflict             conflict         a change that clashes (a name taken, too many keys)
     ├── ConfigError                    config           a setting or an optional part is wrong
     │   └── TokenizerDataError         config
     ├── LLMUnavailable                 llm_unavailable  no LLM endpoint is configured
@@ -55,6 +58,7 @@ __all__ = [
     "ImageMissing",
     "InvalidInput",
     "InvalidName",
+    "InvalidTenantName",
     "LLMError",
     "LLMUnavailable",
     "NotFound",
@@ -65,6 +69,7 @@ __all__ = [
     "SkillError",
     "SkillyardError",
     "StoreError",
+    "TenantConflict",
     "TenantError",
     "TokenizerDataError",
     "TooBusy",
@@ -72,6 +77,7 @@ __all__ = [
     "TooManyRuns",
     "Unauthorized",
     "UnknownSkill",
+    "UnknownTenant",
     "error_kind",
 ]
 
@@ -179,6 +185,25 @@ class TenantError(SkillyardError):
     """A tenant operation was refused (bad name, duplicate, unreadable tenants file)."""
 
     kind = "tenant"
+
+
+class InvalidTenantName(TenantError, InvalidInput):
+    """Not a tenant name (1-32 of a-z, 0-9 and '-'), or one the system reserves."""
+
+    kind = "invalid_input"
+
+
+class UnknownTenant(TenantError, NotFound):
+    """No tenant (or no key of the tenant) of that name or id."""
+
+    kind = "not_found"
+
+
+class TenantConflict(TenantError):
+    """A tenant change that clashes with what exists: the name is taken, the tenant has as
+    many keys as it may, an admin removing its own tenant."""
+
+    kind = "conflict"
 
 
 class ConfigError(SkillyardError):

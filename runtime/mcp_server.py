@@ -34,7 +34,7 @@ from .config import Settings, get_settings, version
 from .errors import SkillyardError, TenantError, Unauthorized, UnknownSkill
 from .fixer import Fixer
 from .names import NAME_PATTERN
-from .serving import Service
+from .serving import Service, check_input
 from .tenants import Tenant
 from .views import TenantView
 from .yard import Yard
@@ -285,15 +285,18 @@ class SkillTools:
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        target = view.resolve(name)  # a tool name that is no skill name is no skill either
-        pkg = target.yard.package(name, target.record.version)
-        _, wrapped = tool_schema(pkg.config.input_schema)
-        params: Any = args
-        if wrapped:
-            if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
-                return error_result(f'invalid_input: {name} takes its input as {{"{WRAP_KEY}": ...}}')
-            params = args[WRAP_KEY]
-        result = self.service.call(view, target, params, via="mcp")
+        # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
+        with self.service.run_slot(view.tenant, name, via="mcp"):
+            target = view.resolve(name)  # a tool name that is no skill name is no skill either
+            pkg = target.yard.package(name, target.record.version)
+            _, wrapped = tool_schema(pkg.config.input_schema)
+            params: Any = args
+            if wrapped:
+                if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
+                    return error_result(f'invalid_input: {name} takes its input as {{"{WRAP_KEY}": ...}}')
+                params = args[WRAP_KEY]
+            check_input(params)
+            result = self.service.run(view, target, params, via="mcp")
         if result.ok:
             return ok_result(result.output)
         err = result.error

@@ -30,6 +30,7 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
     from .. import logs
     from ..embeddings import warm_up_in_background
     from ..http import create_app
+    from ..http.accesslog import log_config
     from ..tenants import Tenants
 
     logs.configure(log_level.upper(), json_logs=True)
@@ -42,7 +43,15 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
         )
     app = create_app(settings, max_concurrent_runs=max_runs)
     warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(),  # credentials in request targets never reach the access log
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 @click.command("mcp", cls=Command)
@@ -77,12 +86,19 @@ def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_ru
         else:
             import uvicorn
 
+            from ..http.accesslog import log_config
+
             if not tools.service.tenants:
                 raise ConfigError(
                     "the HTTP transport needs API keys: add a tenant with `skillyard tenant add NAME`"
                 )
             uvicorn.run(
-                http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False
+                http_app(tools, host=host),
+                host=host,
+                port=port,
+                log_level="warning",
+                log_config=log_config(),
+                server_header=False,
             )
     finally:
         tools.close()

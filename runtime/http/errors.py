@@ -1,6 +1,6 @@
 """The HTTP API's one mapping from errors to answers: every error body is
-``{"error": "<what went wrong and what to do>", "request_id": "<id>"}`` (plus ``detail``,
-per-field problems, for an invalid request).
+``{"error": "<what went wrong and what to do>", "kind": "<the error's kind>",
+"request_id": "<id>"}`` (plus ``detail``, per-field problems, for an invalid request).
 
 A SkillyardError becomes the status its ``kind`` maps to in STATUS; a kind not listed
 there is a bug or an operator's problem, not the client's, and becomes a 500
@@ -38,12 +38,17 @@ STATUS: dict[str, int] = {
     "sandbox": 503,
     "store": 503,
     "llm_unavailable": 503,
+    "conflict": 409,
 }
-# A run that reached the skill answers with its call result; these call-error kinds say
-# the request (bad input, no such version) or the service (the engine) failed, not the
-# skill, and get an error status. Every other result -- the skill's own failure
-# (exception, timeout, oom, bad_output, crashed) -- is a 200 with ok: false.
-CALL_STATUS: dict[str, int] = {"invalid_input": 422, "not_found": 404, "not_registered": 409, "sandbox": 503}
+# Starlette's own errors (no route, wrong method, ...) by status: the kind their body names.
+HTTP_KINDS: dict[int, str] = {
+    400: "invalid_input",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+}
 # Kinds whose message is for the operator: the client gets this instead (the log, the message).
 FIXED_TEXT = {
     "sandbox": "the container engine is unavailable; try again later",
@@ -60,11 +65,12 @@ def error_response(
     request: Request,
     status: int,
     message: str,
+    kind: str,
     headers: dict[str, str] | None = None,
     detail: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     """The one shape of an error answer."""
-    body: dict[str, Any] = {"error": message, "request_id": request_id(request)}
+    body: dict[str, Any] = {"error": message, "kind": kind, "request_id": request_id(request)}
     if detail:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
@@ -75,10 +81,10 @@ def answer(request: Request, exc: SkillyardError) -> JSONResponse:
     status = STATUS.get(exc.kind)
     if status is None:
         log.error("unmapped_error", kind=exc.kind, error=str(exc)[:500], request_id=request_id(request))
-        return error_response(request, 500, "internal error")
+        return error_response(request, 500, "internal error", "internal")
     if exc.kind in FIXED_TEXT:
         log.error(f"{exc.kind}_error", error=str(exc)[:500], request_id=request_id(request))
-        return error_response(request, status, FIXED_TEXT[exc.kind])
+        return error_response(request, status, FIXED_TEXT[exc.kind], exc.kind)
     message = str(exc)
     if isinstance(exc, UnknownSkill):
         message = f"{exc}: list skills with GET /v1/skills"
@@ -89,7 +95,7 @@ def answer(request: Request, exc: SkillyardError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)}
     elif exc.kind == "unauthorized":
         headers = {"WWW-Authenticate": 'Bearer realm="skillyard"'}
-    return error_response(request, status, message, headers=headers)
+    return error_response(request, status, message, exc.kind, headers=headers)
 
 
 async def _skillyard_error(request: Request, exc: Exception) -> JSONResponse:
@@ -108,7 +114,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = "no such endpoint: see /openapi.json"
     elif status == 405:
         message = "method not allowed on this endpoint: see /openapi.json"
-    return error_response(request, status, message, headers=getattr(exc, "headers", None))
+    kind = HTTP_KINDS.get(status, "internal" if status >= 500 else "invalid_input")
+    return error_response(request, status, message, kind, headers=getattr(exc, "headers", None))
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -120,20 +127,13 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
         if e.get("type") == "json_invalid":
             why = (e.get("ctx") or {}).get("error", "invalid JSON")
             at = loc[-1] if loc else "?"
-            return error_response(request, 422, f"malformed JSON in the request body: {why} (at byte {at})")
+            return error_response(
+                request, 422, f"malformed JSON in the request body: {why} (at byte {at})", "invalid_input"
+            )
         problems.append({"loc": loc, "msg": str(e.get("msg", ""))[:300], "type": e.get("type")})
-    ctype = request.headers.get("content-type", "")
-    if ctype and "json" not in ctype.lower() and any(p["loc"] == ["body"] for p in problems):
-        # FastAPI reads a body as JSON only when Content-Type says so; otherwise it is bytes, "not a dict".
-        return error_response(
-            request,
-            422,
-            f"the request body was not read as JSON because its Content-Type is {ctype[:100]!r}: "
-            "send JSON with the header 'Content-Type: application/json'",
-            detail=problems,
-        )
+    # (A body of another media type than the operation declares never gets here: the guard's 415.)
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
-    return error_response(request, 422, f"invalid request: {summary}", detail=problems)
+    return error_response(request, 422, f"invalid request: {summary}", "invalid_input", detail=problems)
 
 
 def install(app: FastAPI) -> None:

@@ -19,6 +19,11 @@ class ErrorOut(BaseModel):
     """Every error answer's body."""
 
     error: str = Field(description="What went wrong and, where it helps, what to do.")
+    kind: str = Field(
+        description="The error's kind, stable for programs: invalid_input, not_found, not_registered, "
+        "forbidden, unauthorized, too_many_runs, too_many_jobs, too_many_requests, too_large, "
+        "unsupported_media_type, conflict, registry, sandbox, store, llm_unavailable, internal, ..."
+    )
     request_id: str | None = Field(default=None, description="Quote it when reporting a problem.")
     detail: list[dict[str, Any]] | None = Field(
         default=None, description="Per-field problems of a rejected request."
@@ -75,19 +80,17 @@ class SearchHitOut(SkillOut):
 
 
 class CallErrorOut(BaseModel):
-    """Why a call failed (never the raw traceback)."""
+    """Why the skill's run failed (never the raw traceback)."""
 
-    kind: str = Field(
-        description="invalid_input, exception, timeout, oom, bad_output, crashed, sandbox, "
-        "not_found, not_registered"
-    )
+    kind: str = Field(description="exception, timeout, oom, bad_output or crashed")
     message: str
     type: str | None = Field(default=None, description="The exception type, for kind=exception.")
     location: str | None = Field(default=None, description="Where in the skill's scripts it was raised.")
 
 
 class CallResultOut(BaseModel):
-    """What a run answers: the output, or the error, and what the run used."""
+    """What a run answers when the skill ran: its output (ok), or its failure (ok false,
+    `error`), and what the run used. A call that did not reach the skill is an error answer."""
 
     skill: str
     version: int | None
@@ -247,18 +250,7 @@ COMMON_ERRORS = {
     401: error_doc("No or a bad API key"),
     422: error_doc("Invalid request"),
     413: error_doc("Request body too large"),
+    429: error_doc("Too many requests of this key's tenant in progress"),
 }
+BODY_ERRORS = {415: error_doc("The body's media type is not one this endpoint takes (see requestBody)")}
 SKILL_ERRORS = {**COMMON_ERRORS, 404: error_doc("No such skill (for this key)")}
-# A run's answers other than 200 carry a call result when the skill was reached, else an error.
-RESULT_OR_ERROR = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "anyOf": [
-                    {"$ref": "#/components/schemas/CallResultOut"},
-                    {"$ref": "#/components/schemas/ErrorOut"},
-                ]
-            }
-        }
-    }
-}

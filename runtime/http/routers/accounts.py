@@ -16,6 +16,9 @@ from ..deps import ScopeQ, SkillName, State, View, WhenQ
 from ..schemas import COMMON_ERRORS, SKILL_ERRORS, error_doc
 
 router = APIRouter()
+AuditEvent = Literal[
+    "call", "gate", "import", "rollback", "delete", "fix", "create", "tenant", "key", "request"
+]
 SHARED_COST = "the cost of shared skills (all tenants' use) is visible to admin keys only"
 
 
@@ -69,11 +72,13 @@ def audit(
     skill: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
     since: WhenQ = None,
     until: WhenQ = None,
-    event: Literal["call", "gate", "import", "rollback", "fix", "create"] | None = None,
+    event: AuditEvent | None = None,
+    outcome: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 200,
 ) -> list[dict[str, Any]]:
     """The audit trail, oldest first (the newest `limit` entries). Admin keys see every tenant's;
-    other keys see their own. `since`/`until`: ISO 8601 or relative (30m, 2h, 7d), as in the CLI."""
+    other keys see their own. `since`/`until`: ISO 8601 or relative (30m, 2h, 7d), as in the CLI.
+    Repeated refusals are one entry with a `count` (and `first_ts`, `last_ts`)."""
     try:
         lo = parse_when(since) if since else None
         hi = parse_when(until) if until else None
@@ -83,4 +88,4 @@ def audit(
         if tenant is not None and tenant != view.name:
             raise Forbidden("a tenant key sees only its own audit entries")
         tenant = view.name
-    return state.service.audit.query(tenant, skill, lo, hi, event=event, limit=limit)
+    return state.service.audit.query(tenant, skill, lo, hi, event=event, outcome=outcome, limit=limit)

@@ -15,6 +15,7 @@ from ..deps import ScopeQ, SkillName, State, VersionQ, View, job_response
 from ..errors import request_id
 from ..jobs import Job
 from ..schemas import (
+    BODY_ERRORS,
     COMMON_ERRORS,
     SKILL_ERRORS,
     JobOut,
@@ -29,12 +30,17 @@ from ..uploads import parse_upload, read_upload
 
 router = APIRouter(tags=["skills"])
 
+_ARCHIVE = {"schema": {"type": "string", "format": "binary"}}
+# What an upload may be sent as: these types and no others (the guard's 415 for the rest).
 _IMPORT_BODY = {
     "required": True,
-    "description": "The skill folder as a .tar.gz (files at the root or in one folder named like the skill), "
-    "as the body or as the multipart field 'file'.",
+    "description": "The skill folder as a .tar.gz or .tar (files at the root or in one folder named like the "
+    "skill), as the body or as the multipart field 'file'.",
     "content": {
-        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+        "application/gzip": _ARCHIVE,
+        "application/x-gzip": _ARCHIVE,
+        "application/x-tar": _ARCHIVE,
+        "application/octet-stream": _ARCHIVE,
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -110,6 +116,7 @@ def search(
     response_model=JobOut,
     responses={
         **COMMON_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("shared=true without an admin key"),
         429: error_doc("Too many jobs"),
     },
@@ -156,6 +163,7 @@ def versions(view: View, name: SkillName, scope: ScopeQ = "auto") -> list[SkillO
     response_model=SkillOut,
     responses={
         **SKILL_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("A shared skill and no admin key"),
         409: error_doc("That version cannot be made current"),
     },
