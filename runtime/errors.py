@@ -248,7 +248,8 @@ class FixError(SkillyardError):
 
 class ApiError(SkillyardError):
     """The HTTP API answered with an error (raised by runtime.client.SkillyardClient):
-    `status`, the server's `message`, its `request_id` and the parsed `body`."""
+    `status`, the server's `message`, its `request_id`, the parsed `body`, and
+    `remote_kind`, the kind the server named (invalid_input, not_found, too_many_runs, ...)."""
 
     kind = "api"
 
@@ -257,6 +258,7 @@ class ApiError(SkillyardError):
         self.message = message
         self.request_id = request_id
         self.body = body
+        self.remote_kind = body.get("kind") if isinstance(body, dict) else None
         super().__init__(f"HTTP {status}: {message}" + (f" (request {request_id})" if request_id else ""))
 
 

@@ -79,3 +79,40 @@ def export_agent_skill(yard: Yard, name: str, dest: str | Path, version: int | N
     target = yard.export(name, dest, version)
     load_package(target, yard.settings)  # raises PackageError if what we wrote is not a valid package
     return target
+
+
+# -- every agent's tool shape, from one schema ---------------------------------------------------------------
+# The schema of each shape is openai_tool's `parameters`: one place decides what a tool's
+# input schema looks like, whichever agent reads it.
+ToolFormat = Literal["openai", "openai-chat", "anthropic", "mcp"]
+TOOL_FORMATS: tuple[str, ...] = ("openai", "openai-chat", "anthropic", "mcp")
+
+
+def anthropic_tool(pkg: SkillPackage) -> dict[str, Any]:
+    """One package as an Anthropic Messages API tool: name, description, input_schema."""
+    fn = openai_tool(pkg)
+    return {"name": fn["name"], "description": fn["description"], "input_schema": fn["parameters"]}
+
+
+def mcp_tool(pkg: SkillPackage) -> dict[str, Any]:
+    """One package as an MCP tool definition: name, description, inputSchema, and its
+    outputSchema when the skill's output_schema is an object schema."""
+    fn = openai_tool(pkg)
+    tool = {"name": fn["name"], "description": fn["description"], "inputSchema": fn["parameters"]}
+    out = pkg.config.output_schema
+    if out and out.get("type") == "object":
+        tool["outputSchema"] = {k: v for k, v in out.items() if k != "$schema"}
+    return tool
+
+
+def tool_definition(pkg: SkillPackage, fmt: ToolFormat) -> dict[str, Any]:
+    """One package as a tool in `fmt`: openai (Responses), openai-chat, anthropic or mcp."""
+    if fmt == "openai":
+        return openai_tool(pkg, "responses")
+    if fmt == "openai-chat":
+        return openai_tool(pkg, "chat")
+    if fmt == "anthropic":
+        return anthropic_tool(pkg)
+    if fmt == "mcp":
+        return mcp_tool(pkg)
+    raise ValueError(f"unknown tool format {fmt!r}: use one of {', '.join(TOOL_FORMATS)}")

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from .audit import AuditLog, audited
 from .calls import MAX_INPUT_DEPTH, CallResult
 from .config import Settings
@@ -46,6 +48,8 @@ from .views import Target, TenantView, TenantYards
 
 if TYPE_CHECKING:
     from .yard import Yard
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_RUNS = 4
 
@@ -195,6 +199,19 @@ class Service:
     def view(self, tenant: Tenant | None) -> TenantView:
         """What `tenant` sees (None: the local operator)."""
         return self.yards.view(tenant)
+
+    def remove_tenant(self, name: str, *, purge: bool = False) -> bool:
+        """Remove a tenant: its keys stop working at once, its yards here are closed (warm
+        containers stopped), and with `purge` its private skills and workspace are deleted."""
+        removed = self.tenants.remove(name)
+        for yard in self.yards.forget(name):
+            try:
+                yard.close()
+            except Exception as exc:  # noqa: BLE001 - the tenant is gone either way; say what stayed
+                log.warning("tenant_yard_close_failed", tenant=name, error=str(exc)[:200])
+        if purge:
+            self.tenants.purge(name)
+        return removed
 
     # -- refusals ----------------------------------------------------------------------------
     def refuse(

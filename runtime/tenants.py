@@ -398,10 +398,15 @@ class Tenants:
 
         removed = self._modify(change)
         if purge:
-            home = Tenant(name).home(self.home)
-            if home.exists():
-                shutil.rmtree(home)
+            self.purge(name)
         return bool(removed)
+
+    def purge(self, name: str) -> None:
+        """Delete a tenant's private skills and workspace (`<home>/tenants/<name>`); its audit
+        trail is kept. Close what has its store open first."""
+        home = Tenant(name).home(self.home)
+        if home.exists():
+            shutil.rmtree(home)
 
     def list(self) -> list[Tenant]:
         """Every tenant, by name."""

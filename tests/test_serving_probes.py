@@ -27,15 +27,10 @@ import pytest
 from runtime.audit import AuditLog
 from runtime.config import Settings
 from runtime.errors import TenantError
-from runtime.http import create_app
 from runtime.package import pack_files
 from runtime.tenants import Tenants
-from runtime.testing import PrebuiltImages, register, skill_calls
-from runtime.yard import Yard
-from sandbox import Sandbox
-from sandbox.testing import ScriptedBackend
 from tests.conftest import WHEELHOUSE
-from tests.helpers import ServerThread, free_port
+from tests.helpers import ScriptedServer, free_port
 
 MiB = 1024 * 1024
 
@@ -184,24 +179,11 @@ def test_credentials_in_the_url_never_reach_the_log(served):
 
 
 # -- an in-thread server whose skills are host functions ------------------------------------------------
-SKILL_MD = "---\nname: {name}\ndescription: {description}\n---\n# {name}\nUse it.\n"
-SIDECAR = b"entrypoint: scripts/main.py:run\n"
-
-
-def files(name: str, description: str = "A probe skill.") -> dict[str, bytes]:
-    return {
-        "SKILL.md": SKILL_MD.format(name=name, description=description).encode(),
-        "skillyard.yaml": SIDECAR,
-        "scripts/main.py": b"def run(params):\n    return params\n",
-    }
-
-
-class Scripted:
-    """The in-thread server: tenants root (admin), bob, carol (one run at a time), eve (one run)."""
+class Scripted(ScriptedServer):
+    """Tenants root (admin), bob, carol (one run at a time), eve (one run); shared skills
+    `echo` and `hold` (which holds its run until `release` is set)."""
 
     def __init__(self, tmp: Path) -> None:
-        self.home = tmp / "home"
-        self.settings = Settings(home=self.home, wheelhouse=WHEELHOUSE, pool_size=0)
         self.release = threading.Event()
         self.entered = threading.Semaphore(0)
 
@@ -210,38 +192,20 @@ class Scripted:
             self.release.wait(30)
             return {"held": True}
 
-        self.backend = ScriptedBackend(skill_calls({"hold": hold, "echo": lambda p: p}))
-        self.shared = Yard(self.settings, sandbox=Sandbox(self.backend), images=PrebuiltImages(), pool=False)
-        register(self.shared, files("hold"))
-        register(self.shared, files("echo"))
-        tenants = Tenants(self.home)
-        self.keys = {
-            "root": tenants.add_tenant("root", admin=True),
-            "bob": tenants.add_tenant("bob"),
-            "carol": tenants.add_tenant("carol", max_concurrent_runs=1),
-            "eve": tenants.add_tenant("eve", max_concurrent_runs=1),
-        }
-
-        def factory(s: Settings) -> Yard:
-            if s.home == self.settings.home:
-                return self.shared
-            return Yard(s, sandbox=Sandbox(self.backend), images=PrebuiltImages(), pool=False)
-
-        self.app = create_app(self.settings, yard_factory=factory)
-        self.server = ServerThread(self.app)
-
-    def client(self, who: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url, headers={"Authorization": f"Bearer {self.keys[who]}"}, timeout=60
+        super().__init__(
+            tmp,
+            {"hold": hold, "echo": lambda p: p},
+            tenants={"root": (True, None), "bob": (False, None), "carol": (False, 1), "eve": (False, 1)},
         )
+        self.register_shared("hold")
+        self.register_shared("echo")
 
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
     env = Scripted(tmp_path_factory.mktemp("scripted"))
-    with env.server:
+    with env:
         yield env
-    env.shared.close()
 
 
 class Held:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from ... import accounting
-from ...errors import Forbidden, InvalidInput
+from ...errors import Forbidden, InvalidInput, UnknownSkill
 from ...names import NAME_PATTERN
 from ...tenants import TENANT_PATTERN
 from ...times import parse_when
@@ -52,11 +52,28 @@ def cost(view: View, scope: Literal["private", "shared", "all"] = "all") -> list
     responses={**SKILL_ERRORS, 403: error_doc("A shared skill and no admin key")},
 )
 def cost_one(view: View, name: SkillName, scope: ScopeQ = "auto") -> dict[str, Any]:
-    """One skill's token account."""
-    target = view.resolve(name, scope)
-    if target.scope == "shared" and not view.admin:
+    """One skill's token account; a deleted skill's too (its ledger rows stay)."""
+    try:
+        target = view.resolve(name, scope)
+        yard, found = target.yard, target.scope
+    except UnknownSkill:
+        yard, found = _deleted(view, name, scope)
+    if found == "shared" and not view.admin:
         raise Forbidden(SHARED_COST)
-    return _cost_rows(target.yard, target.scope, name)[0]
+    return _cost_rows(yard, found, name)[0]
+
+
+def _deleted(view: View, name: str, scope: str) -> tuple[Yard, str]:
+    """The yard whose ledger still holds `name` (a deleted skill), as resolution would pick it."""
+    places: list[tuple[Yard, str]] = []
+    if scope in ("auto", "private") and view.private is not None:
+        places.append((view.private, "private"))
+    if scope in ("auto", "shared"):
+        places.append((view.shared, "shared"))
+    for yard, where in places:
+        if any(row.skill == name for row in accounting.report(yard)):
+            return yard, where
+    raise UnknownSkill(f"no skill {name}")
 
 
 @router.get(
