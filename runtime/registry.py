@@ -464,6 +464,10 @@ class Registry:
         heads = [h for recs in by_name.values() if (h := head(recs)) is not None]
         return sorted((h for h in heads if status is None or h.status == status), key=lambda r: r.name)
 
+    def all_versions(self) -> list[SkillRecord]:
+        """Every version of every skill, with its counters (image retention reads them)."""
+        return self._records(None)
+
     def versions(self, name: str) -> list[SkillRecord]:
         """Every version of `name`, oldest first (none: an empty list)."""
         validate_name(name)

@@ -47,6 +47,7 @@ from .tenants import Tenant, Tenants, bearer_key
 from .views import Target, TenantView, TenantYards
 
 if TYPE_CHECKING:
+    from .image_retention import RetentionLoop, RetentionReport
     from .yard import Yard
 
 log = structlog.get_logger(__name__)
@@ -169,6 +170,11 @@ class Service:
         limit = max_concurrent_runs if max_concurrent_runs is not None else configured_max_runs(settings)
         self.runs = RunLimiter(limit)
         self.audit = AuditLog(settings.home)
+        self._retention: RetentionLoop | None = None
+        if settings.image_gc_interval_s > 0:
+            from .image_retention import RetentionLoop  # docker and the store: only for servers
+
+            self._retention = RetentionLoop(settings.image_gc_interval_s, self.retain_images).start()
 
     def authenticate(self, authorization: str | None) -> Tenant | None:
         """The tenant an ``Authorization: Bearer KEY`` header speaks for, or None (no key,
@@ -288,8 +294,22 @@ class Service:
             check_input(params)
             return self.run(view, target, params, **context)
 
+    def retain_images(self) -> RetentionReport | None:
+        """One image retention pass with the settings (runtime.image_retention); None when
+        the yards do not run on a Docker engine."""
+        from sandbox.docker_backend import DockerBackend
+
+        from .image_retention import retain_configured
+
+        backend = self.yards.shared.sandbox.backend
+        if not isinstance(backend, DockerBackend):
+            return None
+        return retain_configured(backend.client, self.settings)
+
     def close(self) -> None:
-        """Stop every yard's warm containers, wait for their accounting and write the audit
-        trail's pending refusals (at shutdown)."""
+        """Stop image retention and every yard's warm containers, wait for their accounting
+        and write the audit trail's pending refusals (at shutdown)."""
+        if self._retention is not None:
+            self._retention.stop()
         self.yards.close()
         self.audit.close()
