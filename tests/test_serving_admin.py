@@ -302,3 +302,49 @@ def test_a_run_is_200_exactly_when_the_skill_ran(srv):
         assert responses[status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorOut"
         }, status
+
+
+# -- the same from the command line ------------------------------------------------------------------------
+def test_the_cli_manages_keys_and_deletes_skills(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from runtime.cli import cli
+    from runtime.config import Settings, get_settings
+    from runtime.tenants import Tenants
+    from runtime.yard import Yard
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SKILLYARD_HOME", str(home))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        first = runner.invoke(cli, ["tenant", "add", "cli-t", "--expires", "30d"]).stdout.strip()
+        keys = json.loads(runner.invoke(cli, ["tenant", "keys", "cli-t", "--json"]).stdout)
+        assert len(keys) == 1 and keys[0]["expires_at"] and first.startswith(f"sy_{keys[0]['id']}_")
+        second = runner.invoke(cli, ["tenant", "add-key", "cli-t", "--label", "ci"]).stdout.strip()
+        rotated = runner.invoke(cli, ["tenant", "rotate-key", "cli-t", keys[0]["id"], "--overlap", "0s"])
+        assert rotated.exit_code == 0, rotated.output
+        third = rotated.stdout.strip()
+        store = Tenants(home)
+        assert store.authenticate(first) is None and store.authenticate(third).name == "cli-t"
+        second_id = second.split("_")[1]
+        assert runner.invoke(cli, ["tenant", "revoke-key", "cli-t", second_id]).exit_code == 0
+        assert Tenants(home).authenticate(second) is None
+        refused = runner.invoke(cli, ["tenant", "add", "local"])
+        assert refused.exit_code == 1 and "reserved" in refused.stderr
+        # delete: the ledger keeps the skill's rows
+        yard = Yard(Settings(home=home), images=None, pool=False)
+        register(yard, skill_files("cli-doomed"))
+        yard.ledger.record_use(
+            skill="cli-doomed", version=1, context_tokens=10, outcome="ok", duration_ms=1.0
+        )
+        gone = runner.invoke(cli, ["delete", "cli-doomed", "--json"])
+        assert gone.exit_code == 0, gone.output
+        assert json.loads(gone.stdout) == {"name": "cli-doomed", "versions": [1], "skill_deleted": True}
+        cost = json.loads(runner.invoke(cli, ["cost", "--json"]).stdout)
+        assert [(r["skill"], r["status"], r["uses"]) for r in cost["skills"]] == [
+            ("cli-doomed", "deleted", 1)
+        ]
+        yard.close()
+    finally:
+        get_settings.cache_clear()
