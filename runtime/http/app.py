@@ -31,6 +31,8 @@ from .uploads import JSON_LIMIT, UPLOAD_LIMIT
 # Requests one tenant may have in progress at once. The server runs blocking work on a pool
 # of 40 worker threads (anyio's default): no tenant may hold them all.
 MAX_INFLIGHT = 24
+# A tenant's refusals (429) answered at once per second, in bursts of twice that; more wait.
+REFUSAL_RATE = 20.0
 
 
 def create_app(
@@ -43,11 +45,13 @@ def create_app(
     json_limit: int = JSON_LIMIT,
     upload_limit: int | None = None,
     max_inflight_per_tenant: int = MAX_INFLIGHT,
+    refusal_rate: float = REFUSAL_RATE,
 ) -> FastAPI:
     """The API app. `yard_factory(settings) -> Yard` makes every yard the app uses (default: a
     Yard sharing one Docker sandbox). `max_concurrent_runs` is the per-tenant default (a tenant's
     own max_concurrent_runs wins); env SKILLYARD_MAX_CONCURRENT_RUNS sets it too.
-    `max_inflight_per_tenant`: requests one tenant may have in progress at once (the guard's 429)."""
+    `max_inflight_per_tenant`: requests one tenant may have in progress at once (the guard's 429);
+    `refusal_rate`: a tenant's 429s answered at once per second (the rest wait: guard.RefusalPacer)."""
     settings = settings or get_settings()
     if job_workers is None:
         job_workers = int(os.environ.get("SKILLYARD_JOB_WORKERS", max(1, min(4, os.cpu_count() or 1))))
@@ -84,6 +88,7 @@ def create_app(
         json_limit=json_limit,
         upload_limit=state.upload_limit,
         max_inflight=max_inflight_per_tenant,
+        refusal_rate=refusal_rate,
     )
     errors.install(app)
 

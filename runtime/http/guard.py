@@ -12,14 +12,21 @@ cheaper than the next and each refusal costing only the steps before it:
    document (415, see media.py), and the body limits, on ``Content-Length`` and again
    while a chunked body streams (413).
 
+Every 429 a tenant gets -- over its runs, its jobs or its requests in flight -- is paced
+(RefusalPacer): at most ``refusal_rate`` a second are answered at once, the others wait
+on the event loop, costing no CPU, until their turn. A tenant that floods refused requests
+slows only itself; the work its refusals cost stays within its own budget.
+
 It also turns any exception no handler took into ``500 {"error": "internal error", ...}``
 with the traceback in the server log only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +51,27 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
+class RefusalPacer:
+    """Per tenant, a token bucket for refusals: `rate` a second, bursts of `burst`. `delay`
+    reserves the next token and says how long to wait for it (0: answer now). Event loop
+    only: no lock."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, when counted)
+
+    def delay(self, tenant: str) -> float:
+        """Seconds this refusal of `tenant`'s waits before it is answered."""
+        now = time.monotonic()
+        tokens, then = self._buckets.get(tenant, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate) - 1.0
+        self._buckets[tenant] = (tokens, now)
+        if len(self._buckets) > 10_000:  # forget tenants whose buckets are full again
+            self._buckets = {t: b for t, b in self._buckets.items() if b[0] < self.burst - 1}
+        return 0.0 if tokens >= 0 else -tokens / self.rate
+
+
 class Guard:
     """Request id, authentication of /v1, the per-tenant in-flight cap, media types, body
     limits and the last-resort error handler (see the module docstring)."""
@@ -57,6 +85,7 @@ class Guard:
         json_limit: int,
         upload_limit: int,
         max_inflight: int,
+        refusal_rate: float,
     ) -> None:
         self.app = app
         self.service = service
@@ -65,6 +94,7 @@ class Guard:
         self.upload_limit = upload_limit
         self.max_inflight = max_inflight
         self._inflight: dict[str, int] = {}  # tenant -> requests in progress (event loop only: no lock)
+        self.pacer = RefusalPacer(refusal_rate, burst=max(1, int(refusal_rate * 2)))
 
     async def _tenant(self, scope: dict[str, Any]) -> Any:
         """The tenant the request's key opens, or None."""
@@ -93,6 +123,9 @@ class Guard:
                 return
             if message["type"] == "http.response.start":
                 started = True
+                tenant = state.get("tenant")
+                if message.get("status") == 429 and tenant is not None:
+                    await asyncio.sleep(self.pacer.delay(tenant.name))
                 message = {
                     **message,
                     "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())],
