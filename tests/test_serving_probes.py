@@ -336,3 +336,14 @@ def test_media_types_the_openapi_document_does_not_declare_are_415(scripted):
         assert r.status_code == 200 and r.json()["output"] == {"x": 1}
         r = bob.post("/v1/skills", content=archive, headers={"Content-Type": "application/gzip"})
         assert r.status_code == 202, r.text
+
+
+def test_a_tenants_refusals_are_paced_and_only_its_own():
+    from runtime.http.guard import RefusalPacer
+
+    pacer = RefusalPacer(rate=10.0, burst=3)
+    waits = [pacer.delay("eve") for _ in range(6)]
+    assert waits[:3] == [0.0, 0.0, 0.0]  # a burst is answered at once
+    for i, wait in enumerate(waits[3:], start=1):  # then one every 0.1 s: each waits its turn
+        assert wait == pytest.approx(0.1 * i, abs=0.05), waits
+    assert pacer.delay("bob") == 0.0  # another tenant's refusals have their own budget
