@@ -538,6 +538,7 @@ class Tenants:
                 for key_id, ts in mine.items():
                     iso = datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
                     merged[key_id] = max(merged.get(key_id, iso), iso)
+                self._load()  # keys made or revoked since: their uses are kept, or dropped
                 known = self._keys
                 self._write_json(self.used_path, {k: v for k, v in merged.items() if k in known})
         except Exception as exc:  # noqa: BLE001 - last_used is information: never fail a request for it
