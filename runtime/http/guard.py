@@ -163,7 +163,7 @@ class Guard:
                         "unauthorized",
                         "missing or invalid API key: send 'Authorization: Bearer <key>' "
                         + (
-                            "(a key in the URL is never accepted: URLs end up in logs) "
+                            "(a key in the URL is never accepted: URLs end up in logs)"
                             if in_url
                             else "(keys come from `skillyard tenant add NAME`)"
                         ),
