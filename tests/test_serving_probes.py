@@ -29,8 +29,9 @@ from runtime.config import Settings
 from runtime.errors import TenantError
 from runtime.package import pack_files
 from runtime.tenants import Tenants
+from runtime.testing import register
 from tests.conftest import WHEELHOUSE
-from tests.helpers import ScriptedServer, free_port
+from tests.helpers import ScriptedServer, free_port, skill_files
 
 MiB = 1024 * 1024
 
@@ -347,3 +348,37 @@ def test_a_tenants_refusals_are_paced_and_only_its_own():
     for i, wait in enumerate(waits[3:], start=1):  # then one every 0.1 s: each waits its turn
         assert wait == pytest.approx(0.1 * i, abs=0.05), waits
     assert pacer.delay("bob") == 0.0  # another tenant's refusals have their own budget
+
+
+def test_a_tenant_at_its_job_limit_is_refused_before_its_upload_is_read(tmp_path):
+    from sandbox import RunResult
+
+    env = ScriptedServer(
+        tmp_path, {"echo": lambda p: p}, tenants={"gus": (False, None)}, max_jobs_per_tenant=1
+    )
+    tests = b"from scripts.main import run\n\n\ndef test_run():\n    assert run({'a': 1}) == {'a': 1}\n"
+    register(env.shared, {**skill_files("echo"), "tests/test_main.py": tests})
+    release, judging = threading.Event(), threading.Event()
+    answer = env.backend.handler
+
+    def handler(spec):
+        if spec.owner == "gate":  # the gate's judge: hold the job (and the tenant's one job slot)
+            judging.set()
+            release.wait(30)
+            return RunResult(exit_code=1, error="released by the test")
+        return answer(spec)
+
+    env.backend.handler = handler
+    with env, env.client("gus") as gus:
+        assert gus.post("/v1/skills/echo/test", json={}).status_code == 202
+        assert judging.wait(30)
+        try:
+            # the upload is never read, the skill never looked up: the refusal comes first
+            r = gus.post(
+                "/v1/skills", content=b"not an archive", headers={"Content-Type": "application/gzip"}
+            )
+            assert r.status_code == 429 and r.json()["kind"] == "too_many_jobs", r.text
+            r = gus.post("/v1/skills/no-such-skill/test", json={})
+            assert r.status_code == 429 and r.json()["kind"] == "too_many_jobs", r.text
+        finally:
+            release.set()

@@ -32,6 +32,17 @@ class ServerState:
         self.upload_limit = upload_limit
         self.version = version
 
+    def check_room(self, request: Request, tenant: Tenant, kind: JobKind, skill: str | None = None) -> None:
+        """Refuse now (a counted refusal, TooManyJobs: 429) if a job of the caller's would be,
+        before the route reads an upload or looks a skill up."""
+        try:
+            self.jobs.check_room(tenant.name)
+        except TooManyJobs:
+            self.service.refuse(
+                tenant, kind, error="too_many_jobs", skill=skill, request_id=request_id(request)
+            )
+            raise
+
     def submit(
         self,
         request: Request,

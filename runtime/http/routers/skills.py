@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from ... import exports
 from ...audit import audited
 from ...package import pack_files
-from ..deps import ScopeQ, SkillName, State, VersionQ, View, job_response
+from ..deps import ScopeQ, SkillName, State, VersionQ, View, caller, job_response
 from ..errors import request_id
 from ..jobs import Job
 from ..schemas import (
@@ -135,6 +135,7 @@ async def import_skill(
     rid = request_id(request)
     with state.service.refusals_audited("import", view, request_id=rid):
         yard = view.yard_for_new(shared)
+    state.check_room(request, caller(request), "import")  # before the upload is read, let alone unpacked
     blob = await read_upload(request, state.upload_limit)
     pkg = await anyio.to_thread.run_sync(parse_upload, blob, state.settings)
     scope = "shared" if yard is view.shared else "private"

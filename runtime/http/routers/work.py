@@ -18,7 +18,7 @@ from ...fixer import Fixer, creation_status
 from ...serving import check_input, request_error
 from ...views import Target, TenantView
 from ...yard import Yard
-from ..deps import Caller, ScopeQ, SkillName, State, View, job_response
+from ..deps import Caller, ScopeQ, SkillName, State, View, caller, job_response
 from ..errors import request_id
 from ..jobs import Job
 from ..schemas import (
@@ -120,6 +120,7 @@ def test_skill(
     scope: ScopeQ = "auto",
 ) -> JSONResponse:
     """Re-run the test gate on a stored version (nothing is recorded). The job's result is the gate report."""
+    state.check_room(request, caller(request), "gate", name)  # before the skill is looked up
     target = view.resolve(name, scope, body.version if body else None)
     version, rid = target.record.version, request_id(request)
 
@@ -175,6 +176,7 @@ def fix(
 ) -> JSONResponse:
     """Ask the LLM to repair the skill; each attempt is regated as a new version (a job)."""
     body = body or FixRequest()
+    state.check_room(request, caller(request), "fix", name)  # before the skill is looked up
     target = view.resolve(name, scope)
     _changeable(state, request, view, target, "fix")
     fixer = Fixer(target.yard)  # LLMUnavailable: 503, before any job starts
@@ -219,6 +221,7 @@ def fix(
 def create(request: Request, state: State, view: View, body: CreateRequest) -> JSONResponse:
     """Have the LLM write a new skill for `task`, gate it, and fix it if it fails (a job)."""
     rid = request_id(request)
+    state.check_room(request, caller(request), "create", body.name)
     with state.service.refusals_audited("create", view, request_id=rid):
         yard: Yard = view.yard_for_new(body.shared)
     scope = "shared" if yard is view.shared else "private"
