@@ -231,7 +231,7 @@ class Registry:
         with self.store.locked():
             q_name = sql_str(name)
             existing = self._rows(SKILLS, f"name = {q_name}", ["version"])
-            version = max((r["version"] for r in existing), default=self._last_deleted(q_name)) + 1
+            version = max([*(r["version"] for r in existing), self._last_deleted(q_name)]) + 1
             now = utc_now()
             row = new_version_row(
                 name=name,
