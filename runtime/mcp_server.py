@@ -44,7 +44,7 @@ from .exports import call_input, mcp_tool
 from .fixer import Fixer
 from .names import NAME_PATTERN
 from .records import INSTRUCTIONS, SkillRecord
-from .serving import Service
+from .serving import Service, check_input
 from .tenants import Tenant
 from .views import TenantView
 from .yard import Yard
@@ -384,13 +384,16 @@ class SkillTools:
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        target = view.resolve(name)  # a tool name that is no skill name is no skill either
-        pkg = target.yard.package(name, target.record.version)
-        try:
-            params = call_input(pkg.config.input_schema, args)
-        except InvalidInput as exc:
-            return error_result(f"invalid_input: {name}: {exc}")
-        result = self.service.call(view, target, params, via="mcp")
+        # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
+        with self.service.run_slot(view.tenant, name, via="mcp"):
+            target = view.resolve(name)  # a tool name that is no skill name is no skill either
+            pkg = target.yard.package(name, target.record.version)
+            try:
+                params = call_input(pkg.config.input_schema, args)
+            except InvalidInput as exc:
+                return error_result(f"invalid_input: {name}: {exc}")
+            check_input(params)
+            result = self.service.run(view, target, params, via="mcp")
         if result.ok:
             return ok_result(result.output)
         err = result.error
