@@ -2,8 +2,10 @@
 
 Two images per skill, both content-addressed (an unchanged input is never rebuilt):
 
-- the **dependencies image**: the runner plus the skill's requirements, installed from
-  the host wheelhouse with the network off (the runner itself when there are none). The
+- the **dependencies image**: the skill's image family (the runner, or the runner plus
+  Debian packages: node, documents) plus the skill's requirements, installed from the host
+  wheelhouse with the network off, pinned by a lock with hashes (the family image itself
+  when there are none). The
   test gate's judge runs the tests there: it has what the tests import, and none of the
   skill's code;
 - the **skill image**: the dependencies image plus one layer holding the package under
@@ -35,13 +37,16 @@ from .package import SkillPackage
 log = structlog.get_logger(__name__)
 IMAGE_LAYOUT = "2"  # bump when what the skill layer holds changes (2: no tests/, with bytecode)
 
+# The lock pins every package with its sha256 (sandbox.images.ensure_wheels): pip installs
+# exactly those files or fails. It stays in the image for anyone who asks what is installed.
 DEPS_DOCKERFILE = """\
 ARG RUNNER
 FROM ${RUNNER}
 USER 0:0
 COPY wheels /tmp/wheels
 RUN /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check -q \\
-      --find-links /tmp/wheels -r /tmp/wheels/requirements.txt && rm -rf /tmp/wheels
+      --require-hashes --find-links /tmp/wheels -r /tmp/wheels/requirements.lock \\
+ && cp /tmp/wheels/requirements.lock /opt/venv/skillyard-requirements.lock && rm -rf /tmp/wheels
 USER 65534:65534
 WORKDIR /tmp
 """
@@ -158,12 +163,16 @@ def build_deps_image(
     runner: str,
     wheelhouse: Path,
     progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
 ) -> str:
-    """The runner plus the skill's requirements (wheels from the host wheelhouse, network off)."""
+    """`runner` (the skill's family image) plus the skill's requirements: wheels from the host
+    wheelhouse (or the index, where reachable), pinned with hashes, installed with the network
+    off. `constraints`: what the image already pins (the runner's requirements)."""
     tag = deps_image_tag(client, pkg, runner)
     if tag == runner or image_exists(client, tag):
         return tag
-    folder = ensure_wheels(pkg.config.requirements, wheelhouse, progress)
+    folder = ensure_wheels(pkg.config.requirements, wheelhouse, progress, constraints=constraints or [])
     with tempfile.TemporaryDirectory(prefix=f"skillyard-deps-{pkg.name}-") as tmp:
         ctx = Path(tmp)
         shutil.copytree(folder, ctx / "wheels")
@@ -187,9 +196,12 @@ def build_skill_image(
     runner: str,
     wheelhouse: Path,
     progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
 ) -> tuple[str, bool]:
-    """Return (tag, built): built is False when the image already existed."""
-    deps = build_deps_image(client, pkg, runner, wheelhouse, progress)
+    """Return (tag, built): built is False when the image already existed. `runner` is the
+    skill's family image."""
+    deps = build_deps_image(client, pkg, runner, wheelhouse, progress, constraints=constraints)
     tag = skill_image_tag(client, pkg, deps)
     if image_exists(client, tag):
         return tag, False
@@ -199,6 +211,7 @@ def build_skill_image(
         "skillyard.skill": pkg.name,
         "skillyard.content_hash": pkg.content_hash,
         "skillyard.deps": deps,
+        "skillyard.family": pkg.config.family,
     }
     progress(f"{pkg.name}: committing image")
     _commit_image(client, deps, with_bytecode(pkg.image_files), pkg.executable, tag, labels)

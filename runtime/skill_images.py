@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from sandbox.images import Images, ImageSet
+from sandbox.images import PYTHON_FAMILY, Images, ImageSet
 
 from .build import build_skill_image, deps_image_tag
 from .config import Settings
@@ -51,6 +51,22 @@ class SkillImages(Protocol):
     def judge_image(self, pkg: SkillPackage) -> str:
         """The image the gate's judge runs the tests in: the runner plus the package's
         requirements, without its code (built by `build`)."""
+        ...
+
+    def check_family(self, family: str) -> None:
+        """SandboxError unless `family` names an image family there is a recipe for."""
+        ...
+
+    def families(self) -> list[str]:
+        """The image families there are recipes for."""
+        ...
+
+    def family_image(self, family: str) -> str:
+        """The family's image, built (with progress) the first time it is needed."""
+        ...
+
+    def has_family(self, family: str) -> bool:
+        """Whether the family's image is built already (nothing is built)."""
         ...
 
 
@@ -99,13 +115,31 @@ class DockerImages:
     def current_runner(self) -> str | None:
         return self.images.current_runner()
 
+    def family_image(self, family: str) -> str:
+        """The family's image (the runner for python), built the first time a skill needs it."""
+        return self.images.ensure_family(family, self.runner)
+
+    def check_family(self, family: str) -> None:
+        self.images.check_family(family)
+
+    def families(self) -> list[str]:
+        return self.images.families()
+
+    def has_family(self, family: str) -> bool:
+        return family == PYTHON_FAMILY or self.images.find_family(family) is not None
+
     def build(self, pkg: SkillPackage) -> tuple[str, bool]:
         return build_skill_image(
-            self.backend.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress
+            self.backend.client,
+            pkg,
+            self.family_image(pkg.config.family),
+            self.settings.wheel_dir.resolve(),
+            self.progress,
+            constraints=self.images.runner_requirements(),
         )
 
     def judge_image(self, pkg: SkillPackage) -> str:
-        return deps_image_tag(self.backend.client, pkg, self.runner)
+        return deps_image_tag(self.backend.client, pkg, self.family_image(pkg.config.family))
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
         if fresh or pkg.content_hash not in self._tags:

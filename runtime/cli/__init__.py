@@ -56,6 +56,7 @@ for command in (
     engine.gc,
     engine.doctor,
     engine.images,
+    engine.wheelhouse,
     skills.add,
     skills.test,
     skills.list_cmd,
