@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from sandbox import Limits, RunSpec, Sandbox, SandboxError
+from sandbox import Limits, RunSpec, Sandbox, SandboxError, WheelMissing
 
 from . import calling, notes
 from .accounting import Writer
 from .calls import CallError, CallResult, call_limits, callee_spec
+from .commands import CommandRequest, CommandResult, OnOutput
 from .config import Settings, get_settings
 from .errors import InvalidName, NotFound, SkillError, UnknownSkill
 from .gate import GateReport, gate_limits, gate_policy, run_gate
@@ -373,9 +374,17 @@ class Yard:
             return outcome(
                 "unchanged", version=existing.version, reasons=existing.gate.reasons, report=report
             )
+        try:
+            self.images.check_family(pkg.config.family)  # cheap: before anything is built
+        except SandboxError as exc:
+            return outcome("rejected", reasons=[f"skillyard.yaml: {exc}"])
         self.progress(f"{pkg.name}: building image")
         try:
             report, built = self.gate(pkg, frozen_tests=frozen_tests)
+        except WheelMissing as exc:
+            # The wheelhouse lacks a wheel (and the index could not supply it): nothing was built
+            # or recorded; the operator adds the wheel, or the skill changes its requirements.
+            return outcome("error", reasons=[str(exc), "nothing was recorded; retry once the wheel is there"])
         except SandboxError as exc:
             raise SandboxError(f"{pkg.name}: {exc}") from exc
         if report.infrastructure_error:
@@ -471,6 +480,45 @@ class Yard:
         skill's own failures a note and the failing input. See `run`."""
         result = calling.sandboxed_call(self, record, params)
         calling.account(self, self._accounting, record, params, result)
+        return result
+
+    def run_command(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        files: dict[str, bytes] | None = None,
+        outputs: list[str] | tuple[str, ...] = (),
+        version: int | None = None,
+        on_output: OnOutput | None = None,
+    ) -> CommandResult:
+        """Run a command of a registered skill (`version`, else the current one): `argv`
+        begins with one of its declared commands; `files` (relative paths) are written into
+        the working dir first; `outputs` (relative paths) are brought back, capped;
+        `on_output` receives live output. Accounted like a call; every failure is in the
+        result (`error.kind`: not_found, not_registered, invalid_input, exit, timeout, oom,
+        sandbox), never raised."""
+        request = CommandRequest(list(argv), stdin, dict(files or {}), list(outputs))
+        try:
+            rec = (
+                self._cached_record(name)
+                if self.long_lived and version is None
+                else self.record(name, version)
+            )
+        except (NotFound, InvalidName) as exc:
+            return CommandResult(
+                skill=name, version=version, ok=False, argv=list(argv), error=CallError("not_found", str(exc))
+            )
+        return self.call_command(rec, request, on_output=on_output)
+
+    def call_command(
+        self, record: SkillRecord, request: CommandRequest, *, on_output: OnOutput | None = None
+    ) -> CommandResult:
+        """Run a command of the version `record` names (as its caller resolved it) and account
+        for it as a use. See `run_command`."""
+        result = calling.sandboxed_command(self, record, request, on_output)
+        calling.account(self, self._accounting, record, request.describe(), result)
         return result
 
     def trial_call(self, record: SkillRecord, params: Any) -> CallResult:

@@ -229,14 +229,65 @@ def search(query: str, limit: int, as_json: bool) -> None:
 
 @click.command(cls=Command)
 @click.argument("name")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @click.option("--input", "input_json", default=None, help="Input JSON (an object, per the skill's schema).")
 @click.option(
     "--input-file", type=click.File("rb"), default=None, help="Read the input JSON from a file ('-' = stdin)."
 )
+@click.option(
+    "--file",
+    "file_args",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="A command's input file, put in its working dir under its own name (or NAME). Repeatable.",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="NAME",
+    help="A file the command writes, to bring back (default: every argument that looks like a file name "
+    "and is no input file).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where output files are written (default: the current dir).",
+)
+@click.option(
+    "--stdin-file", type=click.File("rb"), default=None, help="A command's stdin, from a file ('-' = stdin)."
+)
 @click.option("--version", "version", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result envelope as JSON.")
-def run(name: str, input_json: str | None, input_file, version: int | None, as_json: bool) -> None:
-    """Run a registered skill on JSON input in a fresh container; prints its JSON output."""
+def run(
+    name: str,
+    argv: tuple[str, ...],
+    input_json: str | None,
+    input_file,
+    file_args: tuple[str, ...],
+    outputs: tuple[str, ...],
+    out_dir: Path | None,
+    stdin_file,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    """Run a registered skill in a fresh container: a function on JSON input (prints its JSON
+    output), or one of its commands (argv after `--`; prints its output, writes its files).
+
+    \b
+    Examples:
+      skillyard run unit-convert --input '{"value": 5, "from": "km", "to": "mi"}'
+      skillyard run pdf-text --file in.pdf -- python scripts/extract.py in.pdf out.txt
+    """
+    if argv:
+        if input_json is not None or input_file is not None:
+            fail("give either --input (a function call) or a command after `--`, not both")
+        _run_command(name, list(argv), file_args, outputs, out_dir, stdin_file, version, as_json)
+        return
+    if file_args or outputs or out_dir or stdin_file:
+        fail("--file, --output, --out and --stdin-file are for commands: give the command after `--`")
     from ..calls import parse_input
 
     raw = input_file.read() if input_file else (input_json if input_json is not None else "{}")
@@ -261,6 +312,90 @@ def run(name: str, input_json: str | None, input_file, version: int | None, as_j
         if e.traceback:
             err.print(esc(e.traceback.rstrip()), highlight=False)
     sys.exit(0 if result.ok else (3 if result.error and result.error.kind == "invalid_input" else 1))
+
+
+def _input_files(file_args: tuple[str, ...]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for arg in file_args:
+        target, sep, source = arg.partition("=")
+        path = Path(source if sep else arg)
+        name = target if sep else path.name
+        if not path.is_file():
+            fail(f"--file {arg}: {path} is not a readable file")
+        if name in files:
+            fail(f"--file {arg}: two input files are named {name}")
+        files[name] = path.read_bytes()
+    return files
+
+
+def _looks_like_output(arg: str, inputs: dict[str, bytes]) -> bool:
+    """A caller argument the CLI asks back as an output file when none is named: a relative
+    file name with an extension or a folder, that is not an input file or an option."""
+    if arg in inputs or arg.startswith("-") or arg.startswith("/") or ".." in arg.split("/"):
+        return False
+    base = arg.rsplit("/", 1)[-1]
+    return bool(base) and ("." in base.strip(".") or "/" in arg) and len(arg) < 256 and "=" not in arg
+
+
+def write_outputs(files: dict[str, bytes], dest: Path) -> list[Path]:
+    """Write a command's output files under `dest` (relative paths, checked by the runtime);
+    never through a symlink, never outside `dest`."""
+    import os
+
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    written = []
+    for rel, data in sorted(files.items()):
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if root not in target.parent.resolve().parents and target.parent.resolve() != root:
+            fail(f"output {rel}: its folder resolves outside {root}; nothing written there")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        written.append(target)
+    return written
+
+
+def _run_command(
+    name: str,
+    argv: list[str],
+    file_args: tuple[str, ...],
+    outputs: tuple[str, ...],
+    out_dir: Path | None,
+    stdin_file,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    files = _input_files(file_args)
+    wanted = list(outputs) or [a for a in argv[1:] if _looks_like_output(a, files)][:8]
+    stdin = stdin_file.read() if stdin_file else b""
+    result = one_shot_yard().run_command(
+        name, argv, stdin=stdin, files=files, outputs=wanted, version=version
+    )
+    written = write_outputs(result.files, out_dir or Path.cwd()) if result.files else []
+    if as_json:
+        data = result.to_dict()
+        data["files"] = {rel: {"bytes": len(blob)} for rel, blob in result.files.items()}
+        data["written"] = [str(p) for p in written]
+        emit_json(data)
+    else:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(result.stderr)
+        for path in written:
+            err.print(f"[dim]skillyard: wrote {esc(path)}[/]", highlight=False)
+        for rel in result.truncated_files:
+            err.print(f"[yellow]skillyard:[/] {esc(rel)} was cut at the output cap", highlight=False)
+        if result.error is not None and result.error.kind != "exit":
+            e = result.error
+            text = f"{e.message}: {FIND_HINT}" if e.kind == "not_found" else e.message
+            err.print(f"[bold red]{esc(name)}: {esc(e.kind)}[/]: {esc(text)}", highlight=False)
+    kind = result.error.kind if result.error else None
+    codes = {"invalid_input": 3, "timeout": 124, "sandbox": 125}
+    if kind is None:
+        sys.exit(0)
+    sys.exit(codes.get(kind, result.exit_code if kind == "exit" and result.exit_code else 1))
 
 
 @click.command(cls=Command)
