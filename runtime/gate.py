@@ -274,6 +274,9 @@ class Conductor:
         self.test_calls: dict[str | None, int] = {}
         self.replay_bytes = 0
         self.commands: list[tuple[CommandRequest, str | None]] = []  # the verdict pass's, for coverage
+        # Commands whose program is not the package's Python (node, a shell script, a system
+        # tool): what their runs in the verdict pass produced, for their output mutants.
+        self.foreign: dict[str, dict[str, Any]] = {}
         self.package_files = set(pkg.image_files)
         self.slowest_call = 0.0
         self.coverage: dict[str, set[int]] | None = None
@@ -379,7 +382,8 @@ class Conductor:
             request.update(function=function, args=args, kwargs=kwargs)
         limits = self.call_limits
         if plan.mutant is not None:
-            request["sources"] = {plan.mutant.file: plan.mutant.source}
+            if not is_output_mutant(plan.mutant):
+                request["sources"] = {plan.mutant.file: plan.mutant.source}
             limits = limits.loosen(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
@@ -424,10 +428,10 @@ class Conductor:
         limits = self.call_limits
         argv: list[str] | None = None
         extra: dict[str, bytes] | None = None
+        python = self._python_command(request)
         if plan.mutant is not None:
             limits = limits.replace(timeout=self._mutant_call_timeout())
-            python = self._python_command(request)
-            if python is not None:
+            if python is not None and not is_output_mutant(plan.mutant):
                 argv, extra = bootstrap(python, sources={plan.mutant.file: plan.mutant.source})
         started = time.monotonic()
         result, _ = run_command(
@@ -449,13 +453,24 @@ class Conductor:
                 "ok": False,
                 "error": {"kind": kind, "message": result.error.message if result.error else ""},
             }
+        test = message.get("test")
+        test = test[:500] if isinstance(test, str) else None
         if plan is self.verdict:
             self.slowest_call = max(self.slowest_call, took)
             size = len(request.stdin) + sum(len(d) for d in request.files.values())
             if self.replay_bytes + size <= MAX_REPLAY_BYTES:
-                test = message.get("test")
-                self.commands.append((request, test[:500] if isinstance(test, str) else None))
+                self.commands.append((request, test))
                 self.replay_bytes += size
+            if python is None:
+                seen = self.foreign.setdefault(
+                    result.command,
+                    {"stdout": False, "files": False, "run": self.pkg.config.commands[result.command].run},
+                )
+                seen["stdout"] |= bool(result.stdout)
+                seen["files"] |= bool(result.files)
+                self.test_lines.setdefault(test, set()).add((output_point(result.command), 0))
+        elif plan.mutant is not None and plan.mutant.file == output_point(result.command):
+            result = changed_output(result, plan.mutant.operator)
         return command_answer(result)
 
     def _python_command(self, request: CommandRequest) -> PythonCommand | None:
@@ -510,6 +525,7 @@ class Conductor:
         lines = len(points)
         total = sum(len(sampler.points[key]) + len(sampler.made.get(key, [])) for key in points)
         self.mutants = sampler.sample(covered, min(self.policy.mutants, max(lines, min(6, total), 1)))
+        self.mutants += self._output_mutants()
         if not self.mutants:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
@@ -539,6 +555,21 @@ class Conductor:
             used.add(plan.id)
             self.plans[plan.id] = plan
         self.queue = plans
+
+    def _output_mutants(self) -> list[Mutant]:
+        """For commands that are not the package's Python (no code mutant reaches them): passes
+        in which their answers change (stdout emptied, output files emptied, exit status
+        flipped; a change that would alter nothing they produced is left out). Tests that
+        never look at what such a command returns let these survive."""
+        mutants = []
+        for name in sorted(self.foreign)[:MAX_OUTPUT_MUTATED_COMMANDS]:
+            seen = self.foreign[name]
+            for change, after in OUTPUT_CHANGES.items():
+                if change in ("stdout", "files") and not seen[change]:
+                    continue
+                before = " ".join(seen["run"])[:80]
+                mutants.append(Mutant(output_point(name), 0, f"Output_{change}", before, after, source=""))
+        return mutants
 
     def _selection(self, mutant: Mutant) -> list[str] | None:
         """The tests that ran the mutated line, fewest calls first; None (all) if none is known to."""
@@ -682,6 +713,8 @@ class Conductor:
         if self.coverage is None:
             return None, {}
         total = sum(len(lines) for lines in self.executable.values())
+        if not total and self.foreign:
+            return None, {}  # no Python, and the other programs have no coverage to report
         ran = sum(len(self.coverage.get(rel, set())) for rel in self.executable)
         missing = {
             rel: sorted(lines - self.coverage.get(rel, set()))[:50]
@@ -689,6 +722,29 @@ class Conductor:
             if lines - self.coverage.get(rel, set())
         }
         return (round(100 * ran / total, 2) if total else 100.0), missing
+
+
+OUTPUT_CHANGES = {"stdout": "stdout emptied", "files": "output files emptied", "exit": "exit status flipped"}
+MAX_OUTPUT_MUTATED_COMMANDS = 3
+
+
+def output_point(command: str) -> str:
+    """Where an output mutant is "placed": the command, as a file name no package file has."""
+    return f"command:{command}"
+
+
+def is_output_mutant(mutant: Mutant) -> bool:
+    return mutant.operator.startswith("Output_")
+
+
+def changed_output(result: CommandResult, operator: str) -> CommandResult:
+    """A command's result with one thing changed (an output mutant's pass)."""
+    change = operator.removeprefix("Output_")
+    if change == "stdout":
+        return dataclasses.replace(result, stdout=b"")
+    if change == "files":
+        return dataclasses.replace(result, files={name: b"" for name in result.files})
+    return dataclasses.replace(result, exit_code=1 if result.exit_code == 0 else 0)
 
 
 def command_request(message: dict[str, Any]) -> CommandRequest:

@@ -165,3 +165,52 @@ def test_production_runs_the_command_its_tests_saw(yard, tmp_path):
     assert result.ok and result.exit_code == 0, result
     assert result.files == {"out.txt": b"3\n"}
     assert yard.registry.get("counter").calls == 1  # a use, like a function call
+
+
+# -- a program that is not the package's Python: no code mutant reaches it ---------------------
+SHOUT_JS = """
+const text = require("fs").readFileSync(0, "utf8");
+if (!text) { process.stderr.write("nothing to shout\\n"); process.exit(3); }
+process.stdout.write(text.toUpperCase());
+"""
+NODE_SIDECAR = "family: node\ncommands:\n  shout:\n    run: node scripts/shout.js\n"
+NODE_HONEST = textwrap.dedent("""
+    def test_shouts(skill):
+        r = skill.run(["node", "scripts/shout.js"], stdin="hey you\\n")
+        assert (r.returncode, r.stdout) == (0, b"HEY YOU\\n")
+
+    def test_nothing_to_shout(skill):
+        r = skill.run(["node", "scripts/shout.js"])
+        assert r.returncode == 3 and r.stderr == b"nothing to shout\\n"
+""")
+NODE_VACUOUS = textwrap.dedent("""
+    def test_runs(skill):
+        skill.run(["node", "scripts/shout.js"], stdin="hey")
+        skill.run(["node", "scripts/shout.js"])
+        assert True
+""")
+
+
+def node_skill(root, tests):
+    d = write_skill(root, "shouter", script="", tests={"test_shout.py": tests}, sidecar=NODE_SIDECAR)
+    (d / "scripts" / "main.py").unlink()
+    (d / "scripts" / "shout.js").write_text(SHOUT_JS)
+    return d
+
+
+def test_node_command_registers_on_its_output_mutants(yard, tmp_path):
+    outcome = yard.add(node_skill(tmp_path, NODE_HONEST))
+    assert outcome.status == "registered", outcome.reasons
+    mutation = outcome.report.mutation
+    assert {m["operator"] for m in mutation["mutants"]} == {"Output_stdout", "Output_exit"}
+    assert mutation["killed"] == mutation["ran"] == 2, mutation
+    assert outcome.report.coverage is None  # no Python to measure
+    result = yard.run_command("shouter", ["node", "scripts/shout.js"], stdin=b"ok")
+    assert result.ok and result.stdout == b"OK"
+
+
+def test_vacuous_tests_of_a_node_command_are_blocked(yard, tmp_path):
+    outcome = yard.add(node_skill(tmp_path, NODE_VACUOUS))
+    assert outcome.status == "blocked", outcome.reasons
+    reason = next(r for r in outcome.reasons if "mutants" in r)
+    assert "command:shout:0 node scripts/shout.js -> stdout emptied" in reason, reason
