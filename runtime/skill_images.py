@@ -15,12 +15,25 @@ from typing import TYPE_CHECKING, Protocol
 
 from sandbox.images import PYTHON_FAMILY, Images, ImageSet
 
-from .build import build_skill_image, deps_image_tag
+from .build import build_session_image, build_skill_image, deps_image_tag
 from .config import Settings
+from .errors import SkillError
 from .package import SkillPackage
 
 if TYPE_CHECKING:
     from sandbox.docker_backend import DockerBackend
+
+
+def session_family(pkgs: list[SkillPackage]) -> str:
+    """The one image family that serves every skill of a session: python serves only python
+    skills; every other family is the runner plus packages, so it serves python skills too,
+    but two other families (node and documents) cannot share one image."""
+    others = sorted({pkg.config.family for pkg in pkgs} - {PYTHON_FAMILY})
+    if len(others) > 1:
+        raise SkillError(
+            f"these skills need different image families ({', '.join(others)}): start one session per family"
+        )
+    return others[0] if others else PYTHON_FAMILY
 
 
 class SkillImages(Protocol):
@@ -59,6 +72,10 @@ class SkillImages(Protocol):
 
     def families(self) -> list[str]:
         """The image families there are recipes for."""
+        ...
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        """The image of a session holding these skills (see runtime.build.build_session_image)."""
         ...
 
     def family_image(self, family: str) -> str:
@@ -140,6 +157,16 @@ class DockerImages:
 
     def judge_image(self, pkg: SkillPackage) -> str:
         return deps_image_tag(self.backend.client, pkg, self.family_image(pkg.config.family))
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        return build_session_image(
+            self.backend.client,
+            pkgs,
+            self.family_image(session_family(pkgs)),
+            self.settings.wheel_dir.resolve(),
+            self.progress,
+            constraints=self.images.runner_requirements(),
+        )
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
         if fresh or pkg.content_hash not in self._tags:

@@ -66,6 +66,9 @@ class PrebuiltImages:
     def family_image(self, family: str) -> str:
         return self.runner
 
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        return f"skillyard/session:{'-'.join(pkg.content_hash[:6] for pkg in pkgs)}"
+
 
 def skill_calls(functions: Mapping[str, Callable[[Any], Any]]) -> Handler:
     """A ScriptedBackend handler that answers skill calls as the in-container call runner

@@ -29,10 +29,12 @@ from .names import validate_name
 from .package import PackageError, SkillPackage, load_package, package_from_files, unpack_files, write_files
 from .records import GateSummary, SkillRecord
 from .registry import Registry
+from .sessions import DEFAULT_IDLE_S, Session, SessionManager, resolve_skills
 from .skill_images import DockerImages, SkillImages
 from .workspace import Workspace
 
 if TYPE_CHECKING:
+    from sandbox.docker_backend import DockerBackend
     from sandbox.pool import WarmPool
 
     from .ledger import Ledger
@@ -126,6 +128,7 @@ class Yard:
         # Pooled yards are long-lived; a strict-isolation server (cold calls only) says so itself.
         self.long_lived = self.use_pool if long_lived is None else long_lived
         self._pool: Sandbox | None = None  # Sandbox(self._warm)
+        self._sessions: SessionManager | None = None
         self._warm: WarmPool | None = None
         self._sandbox = sandbox
         self._images = images
@@ -234,8 +237,37 @@ class Yard:
         """The skill's workspace folder (its notes and failing inputs)."""
         return self.home / "skills" / validate_name(name)
 
+    @property
+    def sessions(self) -> SessionManager:
+        """The sessions this yard started (runtime/sessions.py), closed with the yard."""
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = SessionManager(self.docker_backend)
+            return self._sessions
+
+    def docker_backend(self) -> DockerBackend:
+        """The sandbox's Docker backend (SandboxError for another backend)."""
+        from sandbox.docker_backend import DockerBackend
+
+        backend = self.sandbox.backend
+        if not isinstance(backend, DockerBackend):
+            raise SandboxError(f"sessions need the Docker backend, not {backend.name}")
+        return backend
+
+    def session(self, skills: list[str], *, idle_timeout: float = DEFAULT_IDLE_S) -> Session:
+        """A workspace container with these registered skills under /skills/NAME (read-only)
+        and a writable /work: run commands one after another, put files in, take files out.
+        Use it as a context manager (or call `close`); idle longer than `idle_timeout`
+        seconds, it closes itself."""
+        records = resolve_skills(self, list(skills))
+        return self.sessions.start(
+            [(self, rec) for rec in records], tenant=self.tenant or "local", idle_timeout=idle_timeout
+        )
+
     def close(self) -> None:
         """Wait for pending accounting, stop warm containers and background removals."""
+        if self._sessions is not None:
+            self._sessions.close_all()
         self.flush()
         if self._pool is not None:
             self._pool.close()

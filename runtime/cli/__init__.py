@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "maintain": "runtime.cli.maintain:maintain_command",
     "mcp": "runtime.cli.serve:mcp_command",
     "serve": "runtime.cli.serve:serve_command",
+    "session": "runtime.cli.session:session_group",
     "tenant": "runtime.cli.tenant:tenant_group",
     "tools": "runtime.cli.tools:tools_command",
 }
