@@ -37,8 +37,11 @@ NOT_A_USE = ("invalid_input", "sandbox", "not_registered", "not_found")
 REPLAYABLE = ("exception", "bad_output", "crashed")
 
 
-def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
-    """Run `record`'s version on `params` in `yard`'s call sandbox; account for nothing."""
+def sandboxed_call(
+    yard: Yard, record: SkillRecord, params: Any, on_output: OnOutput | None = None
+) -> CallResult:
+    """Run `record`'s version on `params` in `yard`'s call sandbox; account for nothing.
+    `on_output` receives what the skill prints as it prints it."""
     if record.status != "registered":
         message = f"{record.name} v{record.version} is {record.status}; only registered versions run"
         return CallResult(
@@ -57,6 +60,7 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
             params=params,
             limits=limits,
             tenant=yard.tenant,
+            on_output=on_output,
         )
 
     try:

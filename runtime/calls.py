@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -187,8 +188,10 @@ def run_callee(
     request: bytes,
     tenant: str = "",
     labels: dict[str, str] | None = None,
+    on_output: Callable[[str, bytes], None] | None = None,
 ) -> RunResult:
-    """Run one request in a fresh process of the skill's image (warm container when pooled)."""
+    """Run one request in a fresh process of the skill's image (warm container when pooled);
+    `on_output` receives what it prints as it prints it."""
     return sandbox.run(
         callee_argv(),
         image=image,
@@ -201,6 +204,7 @@ def run_callee(
         owner="call",
         labels=labels or {},
         tenant=tenant,
+        on_output=on_output,
     )
 
 
@@ -296,6 +300,7 @@ def call_skill(
     params: Any,
     limits: Limits,
     tenant: str = "",
+    on_output: Callable[[str, bytes], None] | None = None,
 ) -> CallResult:
     """Validate input, run the entrypoint in a fresh process, validate output."""
     started = time.monotonic()
@@ -326,6 +331,7 @@ def call_skill(
         request=request,
         tenant=tenant,
         labels={"skill": name},
+        on_output=on_output,
     )
     result.duration_s = time.monotonic() - started
     result.exit_code = run.exit_code

@@ -506,11 +506,11 @@ class Yard:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         return self.call(rec, params)
 
-    def call(self, record: SkillRecord, params: Any) -> CallResult:
+    def call(self, record: SkillRecord, params: Any, *, on_output: OnOutput | None = None) -> CallResult:
         """Run the version `record` names (as its caller resolved it: nothing is looked up
         again) on `params`, then account for it: the counters and a ledger use, and for the
         skill's own failures a note and the failing input. See `run`."""
-        result = calling.sandboxed_call(self, record, params)
+        result = calling.sandboxed_call(self, record, params, on_output)
         calling.account(self, self._accounting, record, params, result)
         return result
 

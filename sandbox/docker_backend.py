@@ -190,6 +190,9 @@ class DockerBackend(Backend):
             labels["skillyard.pool"] = "1"
         if detached:
             labels[LABEL_DETACHED] = "1"
+            # Its maker's pid says nothing about it (the maker is gone at once): pid 1 is alive
+            # for as long as the host is, so a `gc` that knows no detached containers leaves it too.
+            labels[LABEL_PID] = "1"
         try:
             config = api.create_container_config(
                 spec.image,
@@ -399,8 +402,10 @@ class DockerBackend(Backend):
             if labels.get(LABEL_HOST) != host:
                 continue  # another machine sharing this engine: we cannot tell whether its process lives
             pid = int(labels.get(LABEL_PID, "0") or 0)
-            if labels.get(LABEL_DETACHED) == "1" and c.get("State") == "running":
-                continue  # a detached session: it ends itself when idle (then it is collected)
+            if labels.get(LABEL_DETACHED) == "1":
+                if c.get("State") != "running":  # a detached session ends itself when idle
+                    out.append(c)
+                continue
             if pid != os.getpid() and not (pid and pid_alive(pid)):
                 out.append(c)
         return out
