@@ -253,7 +253,14 @@ def images_build(families: tuple[str, ...], all_families: bool, as_json: bool) -
     """Build the base (registry or offline debootstrap) and runner images if missing, and the
     image families asked for."""
     with err.status("images: checking") as status:
-        yard = one_shot_yard(progress=lambda m: status.update(f"images: {esc(m)}"))
+        # On a terminal the spinner says what is happening; in a log (CI), every step is a line.
+        def progress(message: str) -> None:
+            if err.is_terminal:
+                status.update(f"images: {esc(message)}")
+            else:
+                err.print(f"images: {esc(message)}", highlight=False)
+
+        yard = one_shot_yard(progress=progress)
         imgs = yard.images.ensure()
         wanted = yard.images.families() if all_families else list(families)
         for family in wanted:

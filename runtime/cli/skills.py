@@ -49,11 +49,11 @@ def _add_table(outcomes) -> Table:
     return table
 
 
-def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, workers: int = 2):
-    """Add every skill under `path` with a progress bar on stderr; the outcomes."""
+def add_with_progress(yard, path: Path | list[Path], force: bool, quiet: bool = False, workers: int = 2):
+    """Add every skill under `path` (or these folders) with a progress bar on stderr; the outcomes."""
     from ..yard import discover
 
-    folders = discover(path)
+    folders = path if isinstance(path, list) else discover(path)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -558,18 +558,41 @@ def create(
     sys.exit(0 if final == "registered" else 2)
 
 
+def _family_ready(yard, folder: Path) -> str | None:
+    """The image family a skill folder needs when it is not built yet (None: ready, or not a
+    valid package, which its add reports)."""
+    from ..package import PackageError, load_package
+
+    try:
+        family = load_package(folder, yard.settings).config.family
+    except PackageError:  # its add reports it
+        return None
+    return None if yard.images.has_family(family) else family
+
+
 @click.command(cls=Command)
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default="skills")
 @click.option("--calls", "max_calls", type=int, default=20, help="Run at most this many example calls.")
-def demo(path: Path, max_calls: int) -> None:
+@click.option(
+    "--families",
+    "build_families",
+    is_flag=True,
+    help="Also gate skills whose image family (node, documents) is not built yet, building it.",
+)
+def demo(path: Path, max_calls: int, build_families: bool) -> None:
     """The main job: gate every skill in PATH, register those that pass, make example calls,
-    and print a summary. A second run reuses every image and verdict."""
+    and print a summary. A second run reuses every image and verdict. Skills of an image family
+    not built yet are skipped (they would build it first: minutes) unless --families."""
     import time as _time
+
+    from ..yard import discover
 
     started = _time.monotonic()
     yard = one_shot_yard()
     out.print(f"[bold]skillyard demo[/]: store {esc(yard.settings.store)}, skills from {esc(path)}")
-    outcomes = add_with_progress(yard, path, force=False)
+    folders = discover(path)
+    skipped = {} if build_families else {f.name: fam for f in folders if (fam := _family_ready(yard, f))}
+    outcomes = add_with_progress(yard, [f for f in folders if f.name not in skipped], force=False)
     gate_s = _time.monotonic() - started
     out.print(_add_table(outcomes))
     calls = Table(title="example calls (each in a fresh hardened container)")
@@ -622,4 +645,10 @@ def demo(path: Path, max_calls: int) -> None:
     )
     for o in blocked:
         out.print(f"  blocked {esc(o.name)}: {reason_text(o.reasons)}", highlight=False)
+    for name, family in sorted(skipped.items()):
+        out.print(
+            f"  skipped {esc(name)}: it needs the {esc(family)} image family, not built yet "
+            f"(`skillyard images build --family {esc(family)}`, or `skillyard demo --families`)",
+            highlight=False,
+        )
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
