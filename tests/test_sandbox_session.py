@@ -100,5 +100,8 @@ def test_detached_session_ends_itself_when_idle(backend, runner_image, docker_cl
             sh(other, "true")
         with pytest.raises(SessionEnded):
             SandboxSession.attach(backend, s.container_id, limits=LIMITS)
+        assert s.container_id in {c["Id"] for c in backend.orphans()}  # ended: gc's now
+        assert s.container_id in backend.gc()
+        assert not docker_client.containers.list(all=True, filters={"id": s.container_id})
     finally:
         s.close()

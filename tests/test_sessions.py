@@ -167,6 +167,22 @@ def test_idle_sessions_are_reaped(home, docker_client):
         yard.sessions.get("local", session.id)
 
 
+def test_pooled_command_runs_share_no_state(home, backend, runner_image):
+    from runtime.yard import Yard
+
+    yard = Yard(home["settings"], sandbox=Sandbox(backend), pool=True)
+    yard.runner = runner_image
+    try:
+        argv = ["python", "scripts/rev.py", "in.txt", "out.txt"]
+        first = yard.run_command(TOOL, argv, files={"in.txt": b"ab"}, outputs=["out.txt"])
+        second = yard.run_command(TOOL, argv, outputs=["out.txt", "in.txt"])  # no input this time
+        assert first.ok and first.files == {"out.txt": b"ba"}
+        assert second.exit_code == 1 and second.files == {}  # the first run's files are gone
+        assert yard.warm_pool is not None and yard.warm_pool.idle_containers()  # they ran warm
+    finally:
+        yard.close()
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 def cli(home, *args, check=True, stdin=None):
     env = {
