@@ -196,8 +196,14 @@ def show(name: str, version: int | None, as_json: bool) -> None:
     )
     out.print(esc(rec.description), highlight=False)
     out.print(
-        f"entrypoint: {esc(pkg.config.entrypoint)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}"
+        f"entrypoint: {esc(pkg.config.entrypoint)}   family: {esc(pkg.config.family)}   "
+        f"files: {len(pkg.files)}   hash: {rec.content_hash[:16]}"
     )
+    for command_name, command in sorted(pkg.config.commands.items()):
+        out.print(
+            f"command {esc(command_name)}: {esc(' '.join(command.run))} ...  {esc(command.description)}",
+            highlight=False,
+        )
     verdict = "passed" if rec.gate.passed else "blocked"
     out.print(f"gate: {verdict}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%")
     for reason in rec.gate.reasons:
