@@ -35,6 +35,8 @@ STATUS: dict[str, int] = {
     "too_busy": 429,
     "too_many_runs": 429,
     "too_many_jobs": 429,
+    "too_many_sessions": 429,
+    "dependency": 422,
     "registry": 409,
     "skill": 409,
     "sandbox": 503,

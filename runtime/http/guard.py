@@ -33,6 +33,17 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
+def carries_files(method: str, path: str) -> bool:
+    """Requests whose body may hold files, and gets the upload limit instead of the JSON one:
+    a package import, a run (a command's input files, base64) and a session file upload."""
+    parts = path.rstrip("/").split("/")
+    if method == "POST" and path.rstrip("/") == "/v1/skills":
+        return True
+    if method == "POST" and len(parts) == 5 and parts[:3] == ["", "v1", "skills"] and parts[4] == "run":
+        return True
+    return method == "PUT" and len(parts) > 5 and parts[:3] == ["", "v1", "sessions"] and parts[4] == "files"
+
+
 class Guard:
     """Request id, authentication of /v1, body limits and the last-resort error handler."""
 
@@ -106,8 +117,7 @@ class Guard:
                     )
                     return
                 state["tenant"] = tenant
-            upload = scope.get("method") == "POST" and path.rstrip("/") == "/v1/skills"
-            limit = self.upload_limit if upload else self.json_limit
+            limit = self.upload_limit if carries_files(scope.get("method", ""), path) else self.json_limit
             length = _header(scope, b"content-length")
             if length is not None:
                 if not length.strip().isdigit():

@@ -3,12 +3,16 @@ answers at once (or as a job, with ``async``); the others are jobs."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ...audit import audited
+from ...commands import CommandRequest, CommandResult, OnOutput
+from ...errors import InvalidInput
 from ...fixer import Fixer, creation_status
 from ...serving import check_input
 from ...views import Target, TenantView
@@ -21,21 +25,24 @@ from ..schemas import (
     RESULT_OR_ERROR,
     SKILL_ERRORS,
     CallResultOut,
+    CommandResultOut,
     CreateRequest,
     FixRequest,
     GateRequest,
     JobOut,
     RunRequest,
     call_out,
+    command_out,
     error_doc,
 )
+from ..streaming import live_response
 
 router = APIRouter()
 
 
 @router.post(
     "/skills/{name}/run",
-    response_model=CallResultOut,
+    response_model=CallResultOut | CommandResultOut,
     tags=["calls"],
     responses={
         **SKILL_ERRORS,
@@ -52,14 +59,26 @@ router = APIRouter()
 )
 def run(
     request: Request, state: State, view: View, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
-) -> JSONResponse:
-    """Run the skill on `input` in a fresh sandbox. 200 with the result when the call ran (ok true, or ok
-    false with the skill's error: exception, timeout, oom, bad_output, crashed); 422 for input that does
-    not fit the skill's schema; 409 for a version that is not registered; 503 if the engine is down."""
+) -> Response:
+    """Run the skill in a fresh sandbox: a function on `input`, or one of its commands (`argv`, with
+    `files` in and `outputs` back, base64). 200 with the result when the run happened (ok true, or ok
+    false with the skill's error: exception, timeout, oom, bad_output, crashed, or a command's exit);
+    422 for input that does not fit the skill; 409 for a version that is not registered; 503 if the
+    engine is down. `stream: true` answers with server-sent events: the output as it comes, then the
+    result."""
     service, rid = state.service, request_id(request)
+    if body.argv is not None:
+        return _run_command(request, state, view, name, body, scope)
     check_input(body.input)
     target = view.resolve(name, scope, body.version)
     service.acquire_run(view, target, request_id=rid)
+    if body.stream:
+
+        def live(on_output: OnOutput) -> dict[str, Any]:
+            result = service.run(view, target, body.input, request_id=rid, on_output=on_output)
+            return call_out(result, target.scope).model_dump(mode="json")
+
+        return live_response(live, lambda: service.release_run(view))
     if body.async_:
 
         def work(job: Job) -> dict[str, Any]:
@@ -87,6 +106,60 @@ def run(
         service.release_run(view)
     status = 200 if out.ok or out.error is None else CALL_STATUS.get(out.error.kind, 200)
     return JSONResponse(out.model_dump(mode="json"), status_code=status)
+
+
+def decode_b64(text: str, what: str) -> bytes:
+    """Base64 from a request body, or InvalidInput saying which field is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} is not valid base64: {exc}") from exc
+
+
+def _run_command(
+    request: Request, state: State, view: View, name: str, body: RunRequest, scope: ScopeQ
+) -> Response:
+    service, rid = state.service, request_id(request)
+    command = CommandRequest(
+        argv=list(body.argv or []),
+        stdin=decode_b64(body.stdin_b64, "stdin_b64"),
+        files={path: decode_b64(data, f"files[{path!r}]") for path, data in body.files.items()},
+        outputs=list(body.outputs),
+    )
+    target = view.resolve(name, scope, body.version)
+    service.acquire_run(view, target, request_id=rid)
+
+    def answer(result: CommandResult) -> dict[str, Any]:
+        return command_out(result, target.scope).model_dump(mode="json")
+
+    if body.stream:
+        return live_response(
+            lambda on_output: answer(
+                service.run_command(view, target, command, on_output=on_output, request_id=rid)
+            ),
+            lambda: service.release_run(view),
+        )
+    if body.async_:
+        try:
+            job = state.jobs.submit(
+                view.name,
+                "run",
+                name,
+                target.scope,
+                lambda job: answer(service.run_command(view, target, command, request_id=rid)),
+                counted=False,
+                on_done=lambda _: service.release_run(view),
+            )
+        except BaseException:
+            service.release_run(view)
+            raise
+        return job_response(job)
+    try:
+        result = service.run_command(view, target, command, request_id=rid)
+    finally:
+        service.release_run(view)
+    kind = result.error.kind if result.error else None
+    return JSONResponse(answer(result), status_code=CALL_STATUS.get(kind, 200) if kind else 200)
 
 
 @router.post(
