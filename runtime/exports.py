@@ -304,3 +304,23 @@ def export_agent_skill(yard: Yard, name: str, dest: str | Path, version: int | N
     target = yard.export(name, dest, version)
     load_package(target, yard.settings)  # raises PackageError if what we wrote is not a valid package
     return target
+
+
+# -- one package in any agent's shape (GET /v1/tools) -----------------------------------------------------
+ToolFormat = Vendor
+TOOL_FORMATS = VENDORS
+
+
+def tool_definition(pkg: SkillPackage, fmt: ToolFormat) -> dict[str, Any]:
+    """One package as a tool in `fmt`: openai (Responses), openai-chat, anthropic or mcp."""
+    if fmt == "openai":
+        return openai_tool(pkg, "responses")
+    if fmt == "openai-chat":
+        return openai_tool(pkg, "chat")
+    if fmt == "anthropic":
+        return anthropic_tool(pkg)
+    if fmt == "mcp":  # as tools/list puts it on the wire: camelCase
+        tool = mcp_tool(pkg)
+        renamed = {"input_schema": "inputSchema", "output_schema": "outputSchema"}
+        return {renamed.get(k, k): v for k, v in tool.items()}
+    raise ValueError(f"unknown tool format {fmt!r}: use one of {', '.join(TOOL_FORMATS)}")

@@ -447,7 +447,9 @@ class SkillTools:
             if name == "fix_skill":
                 return self._fix(view, args)
             if name == "run_command":
-                return self._command(view, str(args.get("skill", "")), args)
+                skill = str(args.get("skill", ""))
+                with self.service.run_slot(view.tenant, skill, via="mcp"):  # first: a refusal reads nothing
+                    return self._command(view, skill, args)
             if name.startswith("session_"):
                 return self._session(view, name, args)
             return self._run(view, name, args)
@@ -551,11 +553,7 @@ class SkillTools:
             raise InvalidInput(f"files must hold base64: {exc}") from exc
         request = CommandRequest(argv if isinstance(argv, list) else [], stdin.encode(), data, outputs)
         check_input(args)
-        self.service.acquire_run(view, target, via="mcp")
-        try:
-            result = self.service.run_command(view, target, request, via="mcp")
-        finally:
-            self.service.release_run(view)
+        result = self.service.run_command(view, target, request, via="mcp")  # the caller holds a run slot
         out = result.to_dict()
         for key in ("stdout_b64", "stderr_b64", "limits"):
             out.pop(key, None)
@@ -617,15 +615,18 @@ class SkillTools:
         return error_result(f"no tool {tool}: {FIND_HINT}")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        target = view.resolve(name)  # a tool name that is no skill name is no skill either
-        pkg = target.yard.package(name, target.record.version)
-        if not pkg.config.entrypoint and pkg.config.commands:
-            return self._command(view, name, args)
-        try:
-            params = call_input(pkg.config.input_schema, args)
-        except InvalidInput as exc:
-            return error_result(f"invalid_input: {name}: {exc}")
-        result = self.service.call(view, target, params, via="mcp")
+        # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
+        with self.service.run_slot(view.tenant, name, via="mcp"):
+            target = view.resolve(name)  # a tool name that is no skill name is no skill either
+            pkg = target.yard.package(name, target.record.version)
+            if not pkg.config.entrypoint and pkg.config.commands:
+                return self._command(view, name, args)
+            try:
+                params = call_input(pkg.config.input_schema, args)
+            except InvalidInput as exc:
+                return error_result(f"invalid_input: {name}: {exc}")
+            check_input(params)
+            result = self.service.run(view, target, params, via="mcp")
         if result.ok:
             return ok_result(result.output)
         err = result.error

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Settings, get_settings
-from .errors import PackageError
+from .errors import ArchiveTooLarge, PackageError
 from .names import NAME_RE as NAME_RE  # re-exported: runtime/fixer.py imports it from here
 from .names import ascii_name, spec_name_problem, validate_name
 
@@ -61,6 +61,8 @@ SCRIPT_SUFFIXES = (
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
 IGNORED_FILES = {".coverage", ".DS_Store"}  # .memory.md is read, but kept out of the hashed files
 MAX_YAML_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+INFLATE_STEP = 1024 * 1024  # the most one decompression step may make before the count is checked
 
 
 DESCRIPTION_MAX = 1024
@@ -762,14 +764,59 @@ def pack_files(files: dict[str, bytes], executable: set[str] | None = None) -> b
     return buf.getvalue()
 
 
+def archive_cap(settings: Settings) -> int:
+    """How many bytes a package's tar stream may hold: the package limit plus tar's own
+    overhead (headers, padding, pax records) for as many files as a package may have."""
+    return settings.max_package_bytes + settings.max_files * 3 * 1024 + 1024 * 1024
+
+
+def inflate(blob: bytes, cap: int) -> bytes:
+    """The tar bytes of an archive: a gzip stream decompressed whole -- every member, as
+    tarfile would read them all -- counting every byte and stopping with ArchiveTooLarge as
+    soon as they pass `cap`, before more is made. Anything else is returned as it is.
+
+    Why here and not in tarfile: tarfile decompresses as it goes and buffers a pax or GNU
+    long-name record whole before we see a member, so a bomb hidden in a header record or
+    in a later gzip member would grow the process by its full size. Once inflated, tarfile
+    only ever reads from these (at most `cap`) bytes."""
+    if blob[:2] != GZIP_MAGIC:
+        return blob
+    out = bytearray()
+    rest: bytes = bytes(blob)
+    try:
+        while rest:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member
+            pending = rest
+            while not stream.eof:
+                piece = stream.decompress(pending, min(INFLATE_STEP, cap - len(out) + 1))
+                out += piece
+                if len(out) > cap:
+                    raise ArchiveTooLarge(
+                        "",
+                        f"the archive expands to more than {cap} bytes, more than any package within "
+                        "the limits needs (SKILLYARD_MAX_PACKAGE_BYTES, SKILLYARD_MAX_FILES)",
+                    )
+                if not piece and pending == stream.unconsumed_tail:
+                    raise PackageError("", "not a valid package archive: the gzip stream is truncated")
+                pending = stream.unconsumed_tail
+            rest = stream.unused_data.lstrip(b"\0")  # gzip allows zero padding between members
+            if rest and rest[:2] != GZIP_MAGIC:
+                raise PackageError("", "not a valid package archive: bytes after the gzip stream")
+    except zlib.error as exc:
+        raise PackageError("", f"not a valid gzip stream ({exc})") from exc
+    return bytes(out)
+
+
 def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[str, bytes], set[str]]:
-    """Read a package archive into memory, refusing links, devices, traversal and oversize."""
+    """Read a package archive (.tar.gz or .tar) into memory, refusing bombs, links, devices,
+    traversal and oversize."""
     settings = settings or get_settings()
     files: dict[str, bytes] = {}
     executable: set[str] = set()
     total = 0
+    tar_bytes = inflate(blob, archive_cap(settings))  # tarfile never decompresses: see inflate
     try:
-        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
             for member in tar:
                 name = member.name
                 while name.startswith("./"):

@@ -243,7 +243,7 @@ class Registry:
         with self.store.locked():
             q_name = sql_str(name)
             existing = self._rows(SKILLS, f"name = {q_name}", ["version"])
-            version = max((r["version"] for r in existing), default=0) + 1
+            version = max([*(r["version"] for r in existing), self._last_deleted(q_name)]) + 1
             now = utc_now()
             row = new_version_row(
                 name=name,
@@ -403,6 +403,50 @@ class Registry:
         if getattr(result, "rows_updated", 1) == 0:
             raise NotFound(f"{name} v{version} does not exist")
 
+    def delete(self, name: str, version: int | None = None) -> list[SkillRecord]:
+        """Delete every version of `name`, or one version that is not current; returns the
+        records deleted. History stays: an ``events`` row (kind ``deleted``) names each
+        version and its content hash, the ledger (another owner's tables) is untouched, and
+        version numbers are never given out again (add_version counts the deleted ones).
+        The skills rows go first: they are the commit point, as in add_version."""
+        validate_name(name)
+        q_name = sql_str(name)
+        with self.store.locked():
+            recs = self._records(f"name = {q_name}", usage=False)
+            if not recs:
+                raise NotFound(f"no skill {name}")
+            where = f"name = {q_name}"
+            doomed = recs
+            if version is not None:
+                version = validate_version(version)
+                doomed = [r for r in recs if r.version == version]
+                if not doomed:
+                    raise NotFound(f"{name} v{version} does not exist")
+                if doomed[0].current and len(recs) > 1:
+                    raise RegistryError(
+                        f"{name} v{version} is the current version: roll back to another one first, "
+                        "or delete the whole skill"
+                    )
+                where += f" AND version = {version}"
+            self._write(SKILLS, lambda t: t.delete(where), what="delete versions")
+            self._write(PACKAGES, lambda t: t.delete(where), what="delete packages")
+            self._write(USAGE, lambda t: t.delete(where), what="delete call counters")
+            self._event(
+                "deleted",
+                name,
+                max(r.version for r in doomed),
+                versions=[
+                    {"version": r.version, "content_hash": r.content_hash, "status": r.status} for r in doomed
+                ],
+            )
+        log.info("skill versions deleted", skill=name, versions=[r.version for r in doomed])
+        return sorted(doomed, key=lambda r: r.version)
+
+    def _last_deleted(self, q_name: str) -> int:
+        """The highest version number of `name` ever deleted (0: none), so none is reused."""
+        rows = self._rows(EVENTS, f"name = {q_name} AND kind = 'deleted'", ["version"])
+        return max((int(r["version"] or 0) for r in rows), default=0)
+
     # ----------------------------------------------------------------- reads
 
     def find(self, name: str, content_hash: str) -> SkillRecord | None:
@@ -433,6 +477,10 @@ class Registry:
             by_name.setdefault(r.name, []).append(r)
         heads = [h for recs in by_name.values() if (h := head(recs)) is not None]
         return sorted((h for h in heads if status is None or h.status == status), key=lambda r: r.name)
+
+    def all_versions(self) -> list[SkillRecord]:
+        """Every version of every skill, with its counters (image retention reads them)."""
+        return self._records(None)
 
     def versions(self, name: str) -> list[SkillRecord]:
         """Every version of `name`, oldest first (none: an empty list)."""

@@ -5,6 +5,7 @@ are thin layers over this class.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -716,6 +717,25 @@ class Yard:
         self._record_cache.pop(name, None)
         log.info("skill_rollback", skill=name, version=version)
         return rec
+
+    def delete(self, name: str, version: int | None = None) -> list[SkillRecord]:
+        """Delete the skill (every version) or one version that is not current (the current
+        one only with the whole skill, or when it is the last); the records deleted.
+
+        What stays: the ledger's rows (the cost report still shows the skill's account), the
+        registry's events (history), and the images, which image retention removes in time
+        (runtime.image_retention). What goes with the last version: the skill's notes and
+        failing inputs."""
+        validate_name(name)
+        removed = self.registry.delete(name, version)
+        with self._lock:
+            self._record_cache.pop(name, None)
+            for rec in removed:
+                self._packages.pop((name, rec.version), None)
+        if version is None or not self.registry.versions(name):
+            shutil.rmtree(self.workspace(name), ignore_errors=True)
+        log.info("skill_deleted", skill=name, versions=[r.version for r in removed])
+        return removed
 
     def export(self, name: str, dest: str | Path, version: int | None = None) -> Path:
         """Write the skill (and its notes) as a folder DEST/NAME; refuses a non-empty one."""

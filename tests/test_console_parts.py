@@ -330,6 +330,7 @@ def record(status: str = "registered", **extra) -> SkillRecord:
         version=1,
         content_hash="h",
         status=status,
+        tier="verified" if status == "registered" else "blocked",
         current=True,
         description="",
         tags=[],
@@ -345,11 +346,10 @@ def record(status: str = "registered", **extra) -> SkillRecord:
     return rec
 
 
-def test_a_tier_is_the_records_own_or_derived_from_status_and_code():
+def test_a_tier_is_the_records_own():
     assert tier_of(record()) == "verified"
-    assert tier_of(record(), has_code=False) == "instructions"
-    assert tier_of(record("blocked"), has_code=True) == "blocked"
-    assert tier_of(record("blocked", tier="instructions")) == "instructions"  # records that carry one
+    assert tier_of(record("blocked")) == "blocked"
+    assert tier_of(record(tier="instructions")) == "instructions"
 
 
 def test_a_gate_report_in_sections():

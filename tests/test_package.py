@@ -755,3 +755,26 @@ def test_unpack_refuses_file_and_folder_at_one_path(settings):
     blob = tar_of(GOOD, member("resources/stopwords.txt", b"a"), member("resources/stopwords.txt/x", b"b"))
     with pytest.raises(PackageError, match="file and also a folder"):
         unpack_files(blob, settings)
+
+
+def test_inflate_counts_every_gzip_member_and_stops_at_the_cap():
+    import gzip
+
+    from runtime.errors import ArchiveTooLarge
+    from runtime.package import inflate
+
+    tar = pack_files({"SKILL.md": b"x" * 3000})
+    plain = gzip.decompress(tar)
+    members = b"".join(gzip.compress(plain[i : i + 1000]) for i in range(0, len(plain), 1000))
+    assert inflate(members, len(plain)) == plain  # every member, in order
+    assert inflate(members + b"\0" * 64, len(plain)) == plain  # zero padding after a member, as gzip allows
+    with pytest.raises(ArchiveTooLarge, match=f"more than {len(plain) - 1} bytes"):
+        inflate(members, len(plain) - 1)  # the last member passes the cap
+    bomb = gzip.compress(b"") * 1 + b"".join(gzip.compress(b"\0" * 1_000_000) for _ in range(50))
+    with pytest.raises(ArchiveTooLarge):
+        inflate(bomb, 10_000_000)
+    with pytest.raises(PackageError, match="truncated"):
+        inflate(tar[:-20], 10_000_000)
+    with pytest.raises(PackageError, match="after the gzip stream"):
+        inflate(tar + b"trailing", 10_000_000)
+    assert inflate(plain, 10) == plain  # not gzip: tarfile reads it as it is

@@ -230,6 +230,28 @@ def test_version_allocation(reg: Registry):
     assert reg.versions("nope") == []
 
 
+def test_delete_keeps_history_and_never_reuses_a_version_number(reg: Registry):
+    v1, v2, v3 = (add(reg, "csv-profile") for _ in range(3))
+    reg.record_call("csv-profile", 3, True)
+    with pytest.raises(RegistryError, match="current version"):
+        reg.delete("csv-profile", 3)
+    reg.rollback("csv-profile", 2)
+    assert [r.version for r in reg.delete("csv-profile", 3)] == [3]
+    assert [r.version for r in reg.versions("csv-profile")] == [1, 2]
+    assert add(reg, "csv-profile").version == 4  # 3 was deleted: never given out again
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile", 3)
+    assert [r.version for r in reg.delete("csv-profile")] == [1, 2, 4]
+    assert reg.versions("csv-profile") == [] and reg.get("csv-profile") is None
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile")
+    assert add(reg, "csv-profile").version == 5
+    deleted = [e for e in reg.events("csv-profile") if e["kind"] == "deleted"]
+    assert [[v["version"] for v in e["detail"]["versions"]] for e in deleted] == [[3], [1, 2, 4]]
+    assert all(v["content_hash"] for e in deleted for v in e["detail"]["versions"])
+    assert add(reg, "pdf-text").version == 1  # other names are not affected
+
+
 def test_record_fields_round_trip(reg: Registry):
     report = {"junit": {"tests": 4}, "coverage": {"percent": 92.5}, "log": "ok ✓"}
     made = add(reg, "csv-profile", report=report)

@@ -20,6 +20,7 @@ from .signals import exit_on_signals
 LAZY_COMMANDS = {
     "audit": "runtime.cli.audit:audit_command",
     "cost": "runtime.cli.cost:cost_command",
+    "delete": "runtime.cli.delete:delete_command",
     "ledger": "runtime.cli.cost:ledger_group",
     "maintain": "runtime.cli.maintain:maintain_command",
     "mcp": "runtime.cli.serve:mcp_command",

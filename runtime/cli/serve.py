@@ -55,6 +55,7 @@ def serve_command(
     from .. import logs
     from ..embeddings import warm_up_in_background
     from ..http import create_app
+    from ..http.accesslog import log_config
     from ..tenants import Tenants
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
@@ -76,6 +77,7 @@ def serve_command(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(),  # credentials in request targets never reach the access log
         server_header=False,
         proxy_headers=False,
         ssl_certfile=ssl_certfile,
@@ -115,12 +117,19 @@ def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_ru
         else:
             import uvicorn
 
+            from ..http.accesslog import log_config
+
             if not tools.service.tenants:
                 raise ConfigError(
                     "the HTTP transport needs API keys: add a tenant with `skillyard tenant add NAME`"
                 )
             uvicorn.run(
-                http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False
+                http_app(tools, host=host),
+                host=host,
+                port=port,
+                log_level="warning",
+                log_config=log_config(),
+                server_header=False,
             )
     finally:
         tools.close()

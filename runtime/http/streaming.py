@@ -61,7 +61,7 @@ def live_response(work: Callable[[OnOutput], dict[str, Any]], done: Callable[[],
             except SkillyardError as exc:
                 status = STATUS.get(exc.kind, 500)
                 message = FIXED_TEXT.get(exc.kind, str(exc)) if status != 500 else "internal error"
-                put(("error", {"error": message, "status": status}))
+                put(("error", {"error": message, "kind": exc.kind, "status": status}))
             except Exception:  # the stream says "internal error", the log has the traceback
                 log.exception("live_run_crashed")
                 put(("error", {"error": "internal error", "status": 500}))

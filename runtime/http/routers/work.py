@@ -1,5 +1,9 @@
 """Routes that do work on a skill: run it, re-run its gate, fix it, create one. A run
-answers at once (or as a job, with ``async``); the others are jobs."""
+answers at once (or as a job, with ``async``); the others are jobs.
+
+The run's status rule: 200 (or the async job's success) means the skill ran -- its result,
+`ok` true or false; every other status means it did not, and the body is the usual error
+(runtime.serving.request_error names why)."""
 
 from __future__ import annotations
 
@@ -7,22 +11,23 @@ import base64
 import binascii
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ...audit import audited
-from ...commands import CommandRequest, CommandResult, OnOutput
+from ...commands import CommandRequest, OnOutput
 from ...errors import InvalidInput
 from ...fixer import Fixer, creation_status
-from ...serving import check_input
+from ...serving import check_input, request_error
 from ...views import Target, TenantView
 from ...yard import Yard
-from ..deps import ScopeQ, SkillName, State, View, job_response
-from ..errors import CALL_STATUS, request_id
+from ..deps import Caller, ScopeQ, SkillName, State, View, caller, job_response
+from ..errors import request_id
 from ..jobs import Job
 from ..schemas import (
+    BODY_ERRORS,
     COMMON_ERRORS,
-    RESULT_OR_ERROR,
     SKILL_ERRORS,
     CallResultOut,
     CommandResultOut,
@@ -46,66 +51,96 @@ router = APIRouter()
     tags=["calls"],
     responses={
         **SKILL_ERRORS,
+        **BODY_ERRORS,
         202: {"model": JobOut, "description": "async=true: the run's job"},
-        404: {**RESULT_OR_ERROR, "description": "No such skill or version (for this key)"},
-        409: {**RESULT_OR_ERROR, "description": "The version is not registered"},
-        422: {
-            **RESULT_OR_ERROR,
-            "description": "The input does not fit the skill, or the request is invalid",
-        },
-        429: error_doc("Too many concurrent runs for this key"),
-        503: {**RESULT_OR_ERROR, "description": "The container engine is unavailable"},
+        404: error_doc("No such skill or version (for this key)"),
+        409: error_doc("The version may not run: it is blocked or retired (kind not_registered)"),
+        422: error_doc("The input does not fit the skill's input_schema, or the request is invalid"),
+        429: error_doc("Too many runs (or requests) of this key's tenant in progress"),
+        503: error_doc("The container engine is unavailable"),
     },
 )
-def run(
-    request: Request, state: State, view: View, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
+async def run(
+    request: Request, state: State, tenant: Caller, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
 ) -> Response:
     """Run the skill in a fresh sandbox: a function on `input`, or one of its commands (`argv`, with
-    `files` in and `outputs` back, base64). 200 with the result when the run happened (ok true, or ok
-    false with the skill's error: exception, timeout, oom, bad_output, crashed, or a command's exit);
-    422 for input that does not fit the skill; 409 for a version that is not registered; 503 if the
-    engine is down. `stream: true` answers with server-sent events: the output as it comes, then the
-    result."""
+    `files` in and `outputs` back, base64). **200 means the skill ran**: `ok` true with its output,
+    or `ok` false with its failure (`error.kind`: exception, timeout, oom, bad_output, crashed, or a
+    command's exit). Any other status means it did not run, with the usual error body: 422 input that
+    does not fit the skill, 404 no such skill or version, 409 a version that may not run, 429 over
+    the run limit, 503 the engine is down. `stream: true` answers with server-sent events: the output
+    as it comes, then the result."""
     service, rid = state.service, request_id(request)
-    if body.argv is not None:
-        return _run_command(request, state, view, name, body, scope)
-    check_input(body.input)
-    target = view.resolve(name, scope, body.version)
-    service.acquire_run(view, target, request_id=rid)
-    if body.stream:
+    # The run limit first, on the event loop: a refusal reads no store and writes nothing.
+    service.acquire_run(tenant, name, request_id=rid)
+    handed_over = False  # to an async job or a stream, which gives the slot back when it ends
+    try:
 
-        def live(on_output: OnOutput) -> dict[str, Any]:
+        def resolve() -> tuple[TenantView, Target, CommandRequest | None]:
+            command = command_request(body) if body.argv is not None else None
+            if command is None:
+                check_input(body.input)
+            view = service.view(tenant)
+            return view, view.resolve(name, scope, body.version), command
+
+        view, target, command = await anyio.to_thread.run_sync(resolve)
+
+        def once(on_output: OnOutput | None = None) -> tuple[dict[str, Any], Exception | None]:
+            """(the answer, why the skill did not run or None)."""
+            if command is not None:
+                done = service.run_command(view, target, command, request_id=rid, on_output=on_output)
+                return command_out(done, target.scope).model_dump(mode="json"), request_error(done)
             result = service.run(view, target, body.input, request_id=rid, on_output=on_output)
-            return call_out(result, target.scope).model_dump(mode="json")
+            return call_out(result, target.scope).model_dump(mode="json"), request_error(result)
 
-        return live_response(live, lambda: service.release_run(view))
-    if body.async_:
+        if body.stream:
 
-        def work(job: Job) -> dict[str, Any]:
-            job.emit("progress", {"message": f"{name}: running"})
-            result = service.run(view, target, body.input, request_id=rid)
-            return call_out(result, target.scope).model_dump(mode="json")
+            def live(on_output: OnOutput) -> dict[str, Any]:
+                answer, failed = once(on_output)
+                if failed is not None:
+                    raise failed
+                return answer
 
-        try:
+            response = live_response(live, lambda: service.release_run(tenant))
+            handed_over = True
+            return response
+        if body.async_:
+
+            def work(job: Job) -> dict[str, Any]:
+                job.emit("progress", {"message": f"{name}: running"})
+                answer, failed = once()
+                if failed is not None:  # the job failed: the skill never ran
+                    raise failed
+                return answer
+
             job = state.jobs.submit(
-                view.name,
+                tenant.name,
                 "run",
                 name,
                 target.scope,
                 work,
                 counted=False,
-                on_done=lambda _: service.release_run(view),
+                on_done=lambda _: service.release_run(tenant),
             )
-        except BaseException:
-            service.release_run(view)
-            raise
-        return job_response(job)
-    try:
-        out = call_out(service.run(view, target, body.input, request_id=rid), target.scope)
+            handed_over = True
+            return job_response(job)
+        answer, failed = await anyio.to_thread.run_sync(once)
     finally:
-        service.release_run(view)
-    status = 200 if out.ok or out.error is None else CALL_STATUS.get(out.error.kind, 200)
-    return JSONResponse(out.model_dump(mode="json"), status_code=status)
+        if not handed_over:
+            service.release_run(tenant)
+    if failed is not None:
+        raise failed
+    return JSONResponse(answer)
+
+
+def command_request(body: RunRequest) -> CommandRequest:
+    """The command part of a run request, its base64 fields decoded."""
+    return CommandRequest(
+        argv=list(body.argv or []),
+        stdin=decode_b64(body.stdin_b64, "stdin_b64"),
+        files={path: decode_b64(data, f"files[{path!r}]") for path, data in body.files.items()},
+        outputs=list(body.outputs),
+    )
 
 
 def decode_b64(text: str, what: str) -> bytes:
@@ -116,58 +151,12 @@ def decode_b64(text: str, what: str) -> bytes:
         raise InvalidInput(f"{what} is not valid base64: {exc}") from exc
 
 
-def _run_command(
-    request: Request, state: State, view: View, name: str, body: RunRequest, scope: ScopeQ
-) -> Response:
-    service, rid = state.service, request_id(request)
-    command = CommandRequest(
-        argv=list(body.argv or []),
-        stdin=decode_b64(body.stdin_b64, "stdin_b64"),
-        files={path: decode_b64(data, f"files[{path!r}]") for path, data in body.files.items()},
-        outputs=list(body.outputs),
-    )
-    target = view.resolve(name, scope, body.version)
-    service.acquire_run(view, target, request_id=rid)
-
-    def answer(result: CommandResult) -> dict[str, Any]:
-        return command_out(result, target.scope).model_dump(mode="json")
-
-    if body.stream:
-        return live_response(
-            lambda on_output: answer(
-                service.run_command(view, target, command, on_output=on_output, request_id=rid)
-            ),
-            lambda: service.release_run(view),
-        )
-    if body.async_:
-        try:
-            job = state.jobs.submit(
-                view.name,
-                "run",
-                name,
-                target.scope,
-                lambda job: answer(service.run_command(view, target, command, request_id=rid)),
-                counted=False,
-                on_done=lambda _: service.release_run(view),
-            )
-        except BaseException:
-            service.release_run(view)
-            raise
-        return job_response(job)
-    try:
-        result = service.run_command(view, target, command, request_id=rid)
-    finally:
-        service.release_run(view)
-    kind = result.error.kind if result.error else None
-    return JSONResponse(answer(result), status_code=CALL_STATUS.get(kind, 200) if kind else 200)
-
-
 @router.post(
     "/skills/{name}/test",
     status_code=202,
     response_model=JobOut,
     tags=["jobs"],
-    responses={**SKILL_ERRORS, 429: error_doc("Too many jobs")},
+    responses={**SKILL_ERRORS, **BODY_ERRORS, 429: error_doc("Too many jobs")},
 )
 def test_skill(
     request: Request,
@@ -178,6 +167,9 @@ def test_skill(
     scope: ScopeQ = "auto",
 ) -> JSONResponse:
     """Re-run the test gate on a stored version (nothing is recorded). The job's result is the gate report."""
+    # Before the skill is looked up. The view's tenant, not the request's: the console runs this
+    # route for a signed-in session, whose request carries no API key.
+    state.check_room(request, view.tenant, "gate", name)
     target = view.resolve(name, scope, body.version if body else None)
     version, rid = target.record.version, request_id(request)
 
@@ -217,6 +209,7 @@ def _changeable(state: State, request: Request, view: TenantView, target: Target
     tags=["jobs"],
     responses={
         **SKILL_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("A shared skill and no admin key"),
         429: error_doc("Too many jobs"),
         503: error_doc("No LLM endpoint is configured"),
@@ -232,6 +225,7 @@ def fix(
 ) -> JSONResponse:
     """Ask the LLM to repair the skill; each attempt is regated as a new version (a job)."""
     body = body or FixRequest()
+    state.check_room(request, caller(request), "fix", name)  # before the skill is looked up
     target = view.resolve(name, scope)
     _changeable(state, request, view, target, "fix")
     fixer = Fixer(target.yard)  # LLMUnavailable: 503, before any job starts
@@ -267,6 +261,7 @@ def fix(
     tags=["jobs"],
     responses={
         **COMMON_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("shared=true without an admin key"),
         429: error_doc("Too many jobs"),
         503: error_doc("No LLM endpoint is configured"),
@@ -275,6 +270,7 @@ def fix(
 def create(request: Request, state: State, view: View, body: CreateRequest) -> JSONResponse:
     """Have the LLM write a new skill for `task`, gate it, and fix it if it fails (a job)."""
     rid = request_id(request)
+    state.check_room(request, caller(request), "create", body.name)
     with state.service.refusals_audited("create", view, request_id=rid):
         yard: Yard = view.yard_for_new(body.shared)
     scope = "shared" if yard is view.shared else "private"

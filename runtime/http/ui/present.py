@@ -1,10 +1,8 @@
 """What the console's pages show of the runtime's records: a skill's tier, its gate report
 in sections (failing tests, coverage, surviving mutants), sizes and times.
 
-Tiers: a record that carries a ``tier`` (instructions, verified, blocked) is shown as it
-says. A record from before tiers gets one derived from what it has: a blocked status is
-``blocked``; a skill with no code (no entrypoint) is ``instructions``; any other is
-``verified`` (today, registration means its tests passed against its code).
+Tiers: every record carries its ``tier`` (instructions, verified, blocked; the registry's
+migration gave older records theirs), and the console shows it as it says.
 """
 
 from __future__ import annotations
@@ -18,16 +16,9 @@ from ...records import SkillRecord
 TIERS = ("verified", "instructions", "blocked")
 
 
-def tier_of(record: SkillRecord, has_code: bool | None = None) -> str:
-    """The record's tier (see the module docstring); `has_code` when known (None: assume so)."""
-    tier = getattr(record, "tier", None)
-    if isinstance(tier, str) and tier:
-        return tier
-    if record.status == "blocked":
-        return "blocked"
-    if has_code is False:
-        return "instructions"
-    return "verified"
+def tier_of(record: SkillRecord) -> str:
+    """The record's tier, as the registry keeps it."""
+    return record.tier
 
 
 @dataclass

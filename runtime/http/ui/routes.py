@@ -255,10 +255,10 @@ def _skill_context(
         "target": target,
         "rec": rec,
         "scope_q": scope,
-        "tier": tier_of(rec, has_code),
+        "tier": tier_of(rec),
         "pkg": pkg,
         "files": sorted((path, len(data)) for path, data in pkg.files.items()),
-        "versions": [(v, tier_of(v, has_code if v.version == rec.version else None)) for v in versions],
+        "versions": [(v, tier_of(v)) for v in versions],
         "diff_from": earlier[-1] if earlier else None,
         "gate": gate_view(rec.gate_report),
         "memory": target.run_yard.memory_text(name) if _cost_visible(view, target) else None,
@@ -355,31 +355,31 @@ def _run(
     """Read the form, run the skill through the one call path, show the result (htmx: the
     result and the refreshed cost chart; without JavaScript: the whole skill page)."""
     state, view, rid = console.state, signed.view, request_id(request)
-    target, context = _skill_context(view, name, scope, _version_field(posted.get("version", "")))
-    params = form_input(context["form"], posted)
-    check_input(params)
     service = state.service
-    service.acquire_run(view, target, request_id=rid, via="console")
-    status = 200
-    if posted.get("async") == "on":
-        try:
+    # The run limit first, as on the API (runtime.serving): a refusal reads no store.
+    service.acquire_run(view.tenant, name, request_id=rid, via="console")
+    handed_off = False
+    try:
+        target, context = _skill_context(view, name, scope, _version_field(posted.get("version", "")))
+        params = form_input(context["form"], posted)
+        check_input(params)
+        status = 200
+        if posted.get("async") == "on":
             job = _run_job(state, view, target, params, rid)
-        except BaseException:
-            service.release_run(view)
-            raise
-        context["job"] = job.out()
-        status = 202
-    else:
-        try:
+            handed_off = True  # the job gives the slot back when it ends
+            context["job"] = job.out()
+            status = 202
+        else:
             result = service.run(view, target, params, request_id=rid, via="console")
-        finally:
-            service.release_run(view)
-        out = call_out(result, target.scope)
-        status = 200 if out.ok or out.error is None else CALL_STATUS.get(out.error.kind, 200)
-        context["result"] = out
-        if _cost_visible(view, target):
-            target.run_yard.flush()  # the use just made, in the chart
-            context["cost"] = _skill_cost(view, target)
+            out = call_out(result, target.scope)
+            status = 200 if out.ok or out.error is None else CALL_STATUS.get(out.error.kind, 200)
+            context["result"] = out
+    finally:
+        if not handed_off:
+            service.release_run(view.tenant)
+    if "result" in context and _cost_visible(view, target):
+        target.run_yard.flush()  # the use just made, in the chart
+        context["cost"] = _skill_cost(view, target)
     context["result_status"] = status
     context["oob"] = _htmx(request)
     template = "_run_result.html" if _htmx(request) else "skill.html"
@@ -403,7 +403,7 @@ def _run_job(state: Any, view: TenantView, target: Target, params: Any, rid: str
         target.scope,
         work,
         counted=False,
-        on_done=lambda _: service.release_run(view),
+        on_done=lambda _: service.release_run(view.tenant),
     )
 
 
