@@ -17,7 +17,7 @@ import pytest
 
 from runtime.client import SkillyardClient
 from runtime.config import Settings
-from runtime.errors import NotFound, SkillError, UnknownSkill
+from runtime.errors import ApiError, NotFound, SkillError, UnknownSkill
 from runtime.http import create_app
 from runtime.package import package_from_files
 from runtime.records import GateSummary
@@ -270,15 +270,16 @@ def test_http_command_run_with_files(server):
     assert result["ok"] and result["command"] == "rev", result
     assert result["files"] == {"out.bin": b"\x03\x02\x01"}
     assert result["stdout"] == "reversed 3 bytes\n"
-    refused = alice.run_command(TOOL, ["python", "-c", "print(1)"])
-    assert not refused["ok"] and refused["error"]["kind"] == "invalid_input"
+    with pytest.raises(ApiError) as refused:  # it did not run: an error, not a result
+        alice.run_command(TOOL, ["python", "-c", "print(1)"])
+    assert refused.value.status == 422 and refused.value.remote_kind == "invalid_input", refused.value
     with httpx.Client(
         base_url=server["url"], headers={"Authorization": f"Bearer {server['keys']['alice']}"}
     ) as c:
         bad = c.post(
             f"/v1/skills/{TOOL}/run", json={"argv": ["python", "scripts/rev.py"], "files": {"../x": "AA=="}}
         )
-        assert bad.status_code == 422 and "plain relative path" in bad.json()["error"]["message"]
+        assert bad.status_code == 422 and "plain relative path" in bad.json()["error"], bad.json()
         both = c.post(f"/v1/skills/{TOOL}/run", json={"argv": ["python"], "input": {}})
         assert both.status_code == 422 and "not both" in both.json()["error"]
 
