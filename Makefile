@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test lint test-gvisor gvisor engine browser install images bench clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine browser install images families bench clean gc doctor
 
 all: demo
 
@@ -34,6 +34,11 @@ install: $(STAMP)
 images: engine install
 	@$(SY) images build
 
+# The image families the bundled skills need beyond python (node; documents: LibreOffice and
+# poppler, ~2 min once). `make demo` does not need them; `make test` gates every bundled skill.
+families: images
+	@$(SY) images build --family node --family documents
+
 demo: engine install images
 	@$(SY) demo skills
 
@@ -46,7 +51,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-test: lint engine gvisor browser install images
+test: lint engine gvisor browser install images families
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).

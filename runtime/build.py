@@ -2,8 +2,10 @@
 
 Two images per skill, both content-addressed (an unchanged input is never rebuilt):
 
-- the **dependencies image**: the runner plus the skill's requirements, installed from
-  the host wheelhouse with the network off (the runner itself when there are none). The
+- the **dependencies image**: the skill's image family (the runner, or the runner plus
+  Debian packages: node, documents) plus the skill's requirements, installed from the host
+  wheelhouse with the network off, pinned by a lock with hashes (the family image itself
+  when there are none). The
   test gate's judge runs the tests there: it has what the tests import, and none of the
   skill's code;
 - the **skill image**: the dependencies image plus one layer holding the package under
@@ -36,13 +38,16 @@ from .package import SkillPackage
 log = structlog.get_logger(__name__)
 IMAGE_LAYOUT = "2"  # bump when what the skill layer holds changes (2: no tests/, with bytecode)
 
+# The lock pins every package with its sha256 (sandbox.images.ensure_wheels): pip installs
+# exactly those files or fails. It stays in the image for anyone who asks what is installed.
 DEPS_DOCKERFILE = """\
 ARG RUNNER
 FROM ${RUNNER}
 USER 0:0
 COPY wheels /tmp/wheels
 RUN /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check -q \\
-      --find-links /tmp/wheels -r /tmp/wheels/requirements.txt && rm -rf /tmp/wheels
+      --require-hashes --find-links /tmp/wheels -r /tmp/wheels/requirements.lock \\
+ && cp /tmp/wheels/requirements.lock /opt/venv/skillyard-requirements.lock && rm -rf /tmp/wheels
 USER 65534:65534
 WORKDIR /tmp
 """
@@ -101,10 +106,15 @@ def judge_untouched(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 def deps_image_tag(client: docker.DockerClient, pkg: SkillPackage, runner: str) -> str:
     """The dependencies image's tag: the runner itself when the skill needs nothing more."""
-    if not pkg.config.requirements:
+    return requirements_image_tag(client, pkg.config.requirements, runner)
+
+
+def requirements_image_tag(client: docker.DockerClient, requirements: list[str], runner: str) -> str:
+    """The tag of `runner` plus `requirements` (`runner` itself when there are none)."""
+    if not requirements:
         return runner
     runner_id = client.images.get(runner).id
-    return f"skillyard/deps:{digest(runner_id, *sorted(pkg.config.requirements), length=16)}"
+    return f"skillyard/deps:{digest(runner_id, *sorted(set(requirements)), length=16)}"
 
 
 def skill_image_tag(client: docker.DockerClient, pkg: SkillPackage, deps: str) -> str:
@@ -138,12 +148,12 @@ def with_bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
-def _skill_tar(files: dict[str, bytes], executable: set[str]) -> bytes:
-    """The files under skill/, root-owned, world-readable, with explicit directory entries."""
+def _skill_tar(files: dict[str, bytes], executable: set[str], root: str = "skill") -> bytes:
+    """The files under `root`/, root-owned, world-readable, with explicit directory entries."""
     buf = io.BytesIO()
-    dirs = {"skill"}
+    dirs = {root}
     for rel in files:
-        parts = ("skill/" + rel).split("/")[:-1]
+        parts = (f"{root}/" + rel).split("/")[:-1]
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in sorted(dirs):
@@ -151,7 +161,7 @@ def _skill_tar(files: dict[str, bytes], executable: set[str]) -> bytes:
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
         for rel in sorted(files):
-            info = tarfile.TarInfo("skill/" + rel)
+            info = tarfile.TarInfo(f"{root}/" + rel)
             info.size = len(files[rel])
             info.mode = 0o755 if rel in executable else 0o644
             tar.addfile(info, io.BytesIO(files[rel]))
@@ -165,9 +175,11 @@ def _commit_image(
     executable: set[str],
     tag: str,
     labels: dict[str, str],
+    root: str = "skill",
 ) -> None:
-    """`base` + one layer holding /skill, without the classic builder: create a container
-    (never started), copy the files in, commit it. About 3x faster than a one-COPY build here."""
+    """`base` + one layer holding /`root` (/skill), without the classic builder: create a
+    container (never started), copy the files in, commit it. About 3x faster than a one-COPY
+    build here."""
     api = client.api
     repo, _, version = tag.rpartition(":")
     # Labelled like any sandbox container so `gc` collects it if we crash mid-build.
@@ -184,7 +196,7 @@ def _commit_image(
         },
     )
     try:
-        api.put_archive(container["Id"], "/", _skill_tar(files, executable))
+        api.put_archive(container["Id"], "/", _skill_tar(files, executable, root))
         changes = ["USER 65534:65534", "WORKDIR /tmp", 'CMD ["python3"]']
         # Commit copies the container's labels into the image: overwrite the build-only ones.
         changes += [
@@ -210,17 +222,37 @@ def build_deps_image(
     runner: str,
     wheelhouse: Path,
     progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
 ) -> str:
-    """The runner plus the skill's requirements (wheels from the host wheelhouse, network off)."""
-    tag = deps_image_tag(client, pkg, runner)
+    """`runner` (the skill's family image) plus the skill's requirements: wheels from the host
+    wheelhouse (or the index, where reachable), pinned with hashes, installed with the network
+    off. `constraints`: what the image already pins (the runner's requirements)."""
+    return build_requirements_image(
+        client, pkg.config.requirements, runner, wheelhouse, progress, constraints=constraints, who=pkg.name
+    )
+
+
+def build_requirements_image(
+    client: docker.DockerClient,
+    requirements: list[str],
+    runner: str,
+    wheelhouse: Path,
+    progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
+    who: str = "",
+) -> str:
+    """`runner` plus `requirements`, built if missing (see build_deps_image)."""
+    tag = requirements_image_tag(client, requirements, runner)
     if tag == runner or image_exists(client, tag):
         return tag
-    folder = ensure_wheels(pkg.config.requirements, wheelhouse, progress)
-    with tempfile.TemporaryDirectory(prefix=f"skillyard-deps-{pkg.name}-") as tmp:
+    folder = ensure_wheels(requirements, wheelhouse, progress, constraints=constraints or [])
+    with tempfile.TemporaryDirectory(prefix="skillyard-deps-") as tmp:
         ctx = Path(tmp)
         shutil.copytree(folder, ctx / "wheels")
         (ctx / "Dockerfile").write_text(DEPS_DOCKERFILE)
-        progress(f"{pkg.name}: installing requirements {', '.join(pkg.config.requirements)}")
+        progress(f"{who}: installing requirements {', '.join(sorted(set(requirements)))}")
         build_image(
             client,
             ctx,
@@ -232,7 +264,7 @@ def build_deps_image(
     # Installing a wheel runs no code, but a wheel may overwrite any file of the venv: the gate's
     # judge (pytest, its plugins, the interpreter link) lives there too. A deps image that changed
     # any of it is refused, so the judge in the gate is always the runner's.
-    progress(f"{pkg.name}: checking the requirements left the test judge alone")
+    progress(f"{who}: checking the requirements left the test judge alone")
     touched = judge_untouched(venv_manifest(client, runner), venv_manifest(client, tag))
     if touched:
         try:
@@ -242,11 +274,11 @@ def build_deps_image(
         shown = ", ".join(p.removeprefix("/opt/venv/") for p in touched[:5])
         raise PackageError(
             "skillyard.yaml",
-            f"the requirements {', '.join(pkg.config.requirements)} replace files of the test judge's "
+            f"the requirements {', '.join(sorted(set(requirements)))} replace files of the test judge's "
             f"environment ({shown}{', ...' if len(touched) > 5 else ''}): drop the requirement, or pin it to "
             "the version the runner image already has",
         )
-    log.info("deps_image_built", skill=pkg.name, tag=tag)
+    log.info("deps_image_built", who=who, tag=tag)
     return tag
 
 
@@ -256,9 +288,12 @@ def build_skill_image(
     runner: str,
     wheelhouse: Path,
     progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
 ) -> tuple[str, bool]:
-    """Return (tag, built): built is False when the image already existed."""
-    deps = build_deps_image(client, pkg, runner, wheelhouse, progress)
+    """Return (tag, built): built is False when the image already existed. `runner` is the
+    skill's family image."""
+    deps = build_deps_image(client, pkg, runner, wheelhouse, progress, constraints=constraints)
     tag = skill_image_tag(client, pkg, deps)
     if image_exists(client, tag):
         return tag, False
@@ -268,8 +303,46 @@ def build_skill_image(
         "skillyard.skill": pkg.name,
         "skillyard.content_hash": pkg.content_hash,
         "skillyard.deps": deps,
+        "skillyard.family": pkg.config.family,
     }
     progress(f"{pkg.name}: committing image")
     _commit_image(client, deps, with_bytecode(pkg.image_files), pkg.executable, tag, labels)
     log.info("skill_image_built", skill=pkg.name, tag=tag)
     return tag, True
+
+
+def build_session_image(
+    client: docker.DockerClient,
+    pkgs: list[SkillPackage],
+    runner: str,
+    wheelhouse: Path,
+    progress: Progress = lambda _: None,
+    *,
+    constraints: list[str] | None = None,
+) -> str:
+    """A session's image: `runner` (the skills' family image) plus every skill's requirements,
+    plus one layer holding each skill under /skills/NAME without its tests. Tagged by the
+    content hashes: a session of the same skills reuses it."""
+    requirements = sorted({req for pkg in pkgs for req in pkg.config.requirements})
+    names = ", ".join(pkg.name for pkg in pkgs)
+    deps = build_requirements_image(
+        client, requirements, runner, wheelhouse, progress, constraints=constraints, who=names
+    )
+    deps_id = client.images.get(deps).id
+    tag = "skillyard/session:" + digest(
+        deps_id, IMAGE_LAYOUT, *sorted(f"{pkg.name}={pkg.content_hash}" for pkg in pkgs), length=16
+    )
+    if image_exists(client, tag):
+        return tag
+    files = {f"{pkg.name}/{rel}": data for pkg in pkgs for rel, data in pkg.image_files.items()}
+    executable = {f"{pkg.name}/{rel}" for pkg in pkgs for rel in pkg.executable}
+    labels = {
+        "skillyard.managed": "1",
+        "skillyard.kind": "session",
+        "skillyard.skills": ",".join(f"{pkg.name}:{pkg.content_hash[:12]}" for pkg in pkgs)[:200],
+        "skillyard.deps": deps,
+    }
+    progress(f"session image: {names}")
+    _commit_image(client, deps, files, executable, tag, labels, root="skills")
+    log.info("session_image_built", skills=names, tag=tag)
+    return tag

@@ -3,9 +3,11 @@
 `sandboxed_call` runs the version in its image through the yard's call sandbox (the warm
 pool or a fresh container): an image removed since its tag was cached is rebuilt once,
 and an engine failure becomes a ``sandbox`` error in the result, never an exception.
-`account` then records what a use of the skill records: the registry's call counters
-and a ledger use (through the yard's accounting writer, never failing the call), and, for
-the skill's own failures, a dated note and the failing input (for the fixer to replay).
+`sandboxed_command` does the same for a command (runtime/commands.py). `account` then
+records what a use of the skill records, for a function call and a command alike: the
+registry's call counters and a ledger use (through the yard's accounting writer, never
+failing the call), and, for the skill's own failures, a dated note and the failing input
+(for the fixer to replay; a command's inputs are not kept: the fixer replays functions).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sandbox import ImageMissing, SandboxError
 from . import notes
 from .accounting import Writer
 from .calls import CallError, CallResult, call_limits, call_skill
+from .commands import CommandRequest, CommandResult, OnOutput, run_command
 from .records import SkillRecord
 from .workspace import Workspace
 
@@ -34,8 +37,11 @@ NOT_A_USE = ("invalid_input", "sandbox", "not_registered", "not_runnable", "not_
 REPLAYABLE = ("exception", "bad_output", "crashed")
 
 
-def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
-    """Run `record`'s version on `params` in `yard`'s call sandbox; account for nothing."""
+def sandboxed_call(
+    yard: Yard, record: SkillRecord, params: Any, on_output: OnOutput | None = None
+) -> CallResult:
+    """Run `record`'s version on `params` in `yard`'s call sandbox; account for nothing.
+    `on_output` receives what the skill prints as it prints it."""
     if record.status != "registered":
         message = f"{record.name} v{record.version} is {record.status}; only registered versions run"
         return CallResult(
@@ -64,6 +70,7 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
             limits=limits,
             tenant=yard.tenant,
             env=yard.callee_env(pkg),
+            on_output=on_output,
         )
 
     try:
@@ -77,7 +84,57 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
         )
 
 
-def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result: CallResult) -> None:
+def sandboxed_command(
+    yard: Yard, record: SkillRecord, request: CommandRequest, on_output: OnOutput | None = None
+) -> CommandResult:
+    """Run a command of `record`'s version in `yard`'s call sandbox (runtime/commands.py);
+    account for nothing. As `sandboxed_call`: only registered versions run, a removed image
+    is rebuilt once, an engine failure is a ``sandbox`` error in the result."""
+    if record.status != "registered":
+        message = f"{record.name} v{record.version} is {record.status}; only registered versions run"
+        return CommandResult(
+            skill=record.name,
+            version=record.version,
+            ok=False,
+            argv=list(request.argv),
+            error=CallError("not_registered", message),
+        )
+    pkg = yard.package(record.name, record.version)
+    limits = call_limits(pkg.config, yard.base_limits)
+
+    def attempt(*, fresh: bool) -> CommandResult:
+        result, _ = run_command(
+            yard.call_sandbox,
+            skill=record.name,
+            version=record.version,
+            image=yard.image_for(pkg, fresh=fresh),
+            config=pkg.config,
+            package_files=set(pkg.image_files),
+            request=request,
+            limits=limits,
+            tenant=yard.tenant,
+            on_output=on_output,
+        )
+        return result
+
+    try:
+        try:
+            return attempt(fresh=False)
+        except ImageMissing:  # removed since we cached its tag: rebuild once
+            return attempt(fresh=True)
+    except SandboxError as exc:
+        return CommandResult(
+            skill=record.name,
+            version=record.version,
+            ok=False,
+            argv=list(request.argv),
+            error=CallError("sandbox", str(exc)),
+        )
+
+
+def account(
+    yard: Yard, writer: Writer, record: SkillRecord, params: Any, result: CallResult | CommandResult
+) -> None:
     """Record the call as a use of the skill (see the module docstring)."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
@@ -108,7 +165,7 @@ def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result
     )
 
 
-def _record_use(yard: Yard, record: SkillRecord, result: CallResult) -> None:
+def _record_use(yard: Yard, record: SkillRecord, result: CallResult | CommandResult) -> None:
     yard.ledger.record_use(
         skill=record.name,
         version=record.version,

@@ -14,6 +14,7 @@ import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -221,9 +222,11 @@ def run_callee(
     request: bytes,
     tenant: str = "",
     labels: dict[str, str] | None = None,
+    on_output: Callable[[str, bytes], None] | None = None,
 ) -> RunResult:
     """Run one request in a fresh process of the skill's image (warm container when pooled);
-    `env` is `callee_env(pkg)`."""
+    `env` is `callee_env(pkg)`.
+    `on_output` receives what it prints as it prints it."""
     return sandbox.run(
         callee_argv(),
         image=image,
@@ -236,6 +239,7 @@ def run_callee(
         owner="call",
         labels=labels or {},
         tenant=tenant,
+        on_output=on_output,
     )
 
 
@@ -332,6 +336,7 @@ def call_skill(
     limits: Limits,
     tenant: str = "",
     env: dict[str, str] | None = None,
+    on_output: Callable[[str, bytes], None] | None = None,
 ) -> CallResult:
     """Validate input, run the entrypoint in a fresh process, validate output. `env`: the
     package's `callee_env` (what its calls' fork server imports once)."""
@@ -363,6 +368,7 @@ def call_skill(
         request=request,
         tenant=tenant,
         labels={"skill": name},
+        on_output=on_output,
     )
     result.duration_s = time.monotonic() - started
     result.exit_code = run.exit_code

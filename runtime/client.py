@@ -17,6 +17,7 @@ skill: 422 ``invalid_input``; a version that may not run: 409 ``not_registered``
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -201,6 +202,134 @@ class SkillyardClient:
             body["version"] = version
         return self._json("POST", f"/v1/skills/{name}/run", params={"scope": scope}, json=body)
 
+    def run_command(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        files: dict[str, bytes] | None = None,
+        outputs: list[str] | tuple[str, ...] = (),
+        stdin: bytes = b"",
+        version: int | None = None,
+        scope: str = "auto",
+    ) -> dict[str, Any]:
+        """Run one of a skill's commands: `argv` begins with a declared command; `files` (relative
+        path -> bytes) go into its working dir; `outputs` come back. Returns the command result,
+        its `files` decoded to bytes (also for 422 invalid_input: check `ok` and `error`)."""
+        resp = self._http.post(
+            f"/v1/skills/{name}/run",
+            params={"scope": scope},
+            json=self._command_body(argv, files, outputs, stdin, version),
+        )
+        return self._command_answer(resp)
+
+    @staticmethod
+    def _command_body(
+        argv: list[str], files: dict[str, bytes] | None, outputs: Any, stdin: bytes, version: int | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "argv": list(argv),
+            "files": {k: base64.b64encode(v).decode() for k, v in (files or {}).items()},
+            "outputs": list(outputs),
+            "stdin_b64": base64.b64encode(stdin).decode(),
+        }
+        if version is not None:
+            body["version"] = version
+        return body
+
+    def _command_answer(self, resp: httpx.Response) -> dict[str, Any]:
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not (isinstance(data, dict) and "ok" in data):
+            self._raise(resp)
+        data["files"] = {k: base64.b64decode(v) for k, v in (data.get("files") or {}).items()}
+        return data
+
+    def run_stream(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        argv: list[str] | None = None,
+        files: dict[str, bytes] | None = None,
+        outputs: list[str] | tuple[str, ...] = (),
+        stdin: bytes = b"",
+        version: int | None = None,
+        scope: str = "auto",
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Run a skill (a function on `input`, or a command with `argv`) and yield its server-sent
+        events as they come: ("stdout"|"stderr", {"text"}), then ("result", the result)."""
+        if argv is not None:
+            body = self._command_body(argv, files, outputs, stdin, version)
+        else:
+            body = {"input": {} if input is None else input}
+            if version is not None:
+                body["version"] = version
+        body["stream"] = True
+        yield from self._sse("POST", f"/v1/skills/{name}/run", params={"scope": scope}, json=body)
+
+    # -- sessions --------------------------------------------------------------------------------------
+    def session_start(self, skills: list[str], *, idle_timeout: float = 600.0) -> dict[str, Any]:
+        """Start a session (skills under /skills/NAME, a writable /work); the session, with its id."""
+        return self._json("POST", "/v1/sessions", json={"skills": list(skills), "idle_timeout": idle_timeout})
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """This key's open sessions."""
+        return self._json("GET", "/v1/sessions")
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """One session."""
+        return self._json("GET", f"/v1/sessions/{session_id}")
+
+    def session_exec(
+        self,
+        session_id: str,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a command in the session; its exit code, stdout and stderr."""
+        body = {
+            "argv": list(argv),
+            "stdin_b64": base64.b64encode(stdin).decode(),
+            "timeout": timeout,
+            "cwd": cwd,
+        }
+        return self._json("POST", f"/v1/sessions/{session_id}/exec", json=body)
+
+    def session_exec_stream(
+        self, session_id: str, argv: list[str], *, stdin: bytes = b"", timeout: float | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Run a command in the session, yielding its output as it comes, then ("result", ...)."""
+        body = {
+            "argv": list(argv),
+            "stdin_b64": base64.b64encode(stdin).decode(),
+            "timeout": timeout,
+            "stream": True,
+        }
+        yield from self._sse("POST", f"/v1/sessions/{session_id}/exec", json=body)
+
+    def session_put(self, session_id: str, path: str, data: bytes) -> dict[str, Any]:
+        """Write `data` as the file `path` (in /work) of the session."""
+        return self._json(
+            "PUT",
+            f"/v1/sessions/{session_id}/files/{path}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def session_get(self, session_id: str, path: str) -> bytes:
+        """The file `path` (in /work) of the session."""
+        return self._request("GET", f"/v1/sessions/{session_id}/files/{path}").content
+
+    def session_close(self, session_id: str) -> None:
+        """End the session."""
+        self._request("DELETE", f"/v1/sessions/{session_id}")
+
     def test(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
         """Re-run a version's gate (records nothing); the job."""
         return self._json(
@@ -267,7 +396,11 @@ class SkillyardClient:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's server-sent events as (event, data) pairs, ending with ("result", job)."""
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-        with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None) as resp:
+        yield from self._sse("GET", f"/v1/jobs/{job_id}/events", headers=headers)
+
+    def _sse(self, method: str, path: str, **kw: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A server-sent event stream as (event, data) pairs."""
+        with self._http.stream(method, path, timeout=None, **kw) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self._raise(resp)

@@ -169,6 +169,12 @@ class NotRegistered(RegistryError):
     kind = "not_registered"
 
 
+class NotRunnable(RegistryError):
+    """The skill is instructions only: there is nothing to run; read its SKILL.md."""
+
+    kind = "not_runnable"
+
+
 class StoreError(SkillyardError):
     """The LanceDB store failed: its lock stayed busy, it was closed, a write failed."""
 

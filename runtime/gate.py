@@ -30,6 +30,8 @@ module of the package.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -46,6 +48,9 @@ import structlog
 from sandbox import Limits, RunResult, Sandbox, SandboxError
 
 from .calls import CallError, callee_env, read_callee, run_callee
+from .commands import CommandRequest, CommandResult, check_request, resolve_argv, run_command
+from .errors import InvalidInput
+from .gate_commands import TRACE_FILE, PythonCommand, bootstrap, python_command
 from .harness import harness_source
 from .mutation import Mutant, MutantSampler, executable_lines
 from .package import SkillPackage
@@ -67,6 +72,7 @@ PYTEST_EXIT = {
 MAX_CALLS = 50_000  # per gate: a test suite cannot make the host run more callee processes than this
 MAX_REPLAY_BYTES = 8 << 20  # recorded calls kept for the coverage replay
 MAX_REPLY_TEXT = 64 * 1024  # of the callee's stdout and stderr, per call, sent back to the test
+MAX_TRACED_COMMANDS = 40  # commands of the verdict pass run again, traced, for coverage
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -182,12 +188,22 @@ def module_names(code_files: list[str]) -> tuple[list[str], list[str]]:
     return sorted(modules | packages), sorted(packages)
 
 
+# Files the judge never gets outside tests/: the package's programs, in any language.
+CODE_SUFFIXES = (".py", ".pyw", ".js", ".mjs", ".cjs", ".ts", ".sh", ".bash", ".rb", ".pl", ".php", ".lua")
+
+
+def is_code(pkg: SkillPackage, rel: str) -> bool:
+    """Whether a package file is code (a program or a module) rather than data for the tests."""
+    return rel.endswith(CODE_SUFFIXES) or rel in pkg.executable
+
+
 def judge_files(pkg: SkillPackage, manifest: dict[str, Any]) -> dict[str, bytes]:
-    """The tests and the package's data files (never its code), the harness and the manifest."""
+    """The tests and the package's data files (never its code: no Python module, no script of
+    a command in any language), the harness and the manifest."""
     files = {
         f"{JUDGE_ROOT}/{rel}": data
         for rel, data in pkg.files.items()
-        if rel.startswith("tests/") or not rel.endswith(".py")
+        if rel.startswith("tests/") or not is_code(pkg, rel)
     }
     for name in JUDGE_FILES:
         files[f"{HARNESS}/{name}"] = harness_source(name).encode()
@@ -258,6 +274,11 @@ class Conductor:
         self.test_lines: dict[str | None, set[tuple[str, int]]] = {}  # (file, line) each test ran
         self.test_calls: dict[str | None, int] = {}
         self.replay_bytes = 0
+        self.commands: list[tuple[CommandRequest, str | None]] = []  # the verdict pass's, for coverage
+        # Commands whose program is not the package's Python (node, a shell script, a system
+        # tool): what their runs in the verdict pass produced, for their output mutants.
+        self.foreign: dict[str, dict[str, Any]] = {}
+        self.package_files = set(pkg.image_files)
         self.slowest_call = 0.0
         self.coverage: dict[str, set[int]] | None = None
         self.executable: dict[str, set[int]] = {}
@@ -296,6 +317,8 @@ class Conductor:
                 answer = self._pass_done(message)
             elif op in ("call", "describe"):
                 answer = self._call(message)
+            elif op == "command":
+                answer = self._command(message)
             else:
                 raise ValueError(f"unknown op {op!r}")
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -366,7 +389,8 @@ class Conductor:
             # cache). A control with the call's own timeout passed a 3 s call that every mutant pass
             # failed, and one loading from the cache was faster: tests could fail exactly the mutants.
             if plan.mutant is not None:
-                request["sources"] = {plan.mutant.file: plan.mutant.source}
+                if not is_output_mutant(plan.mutant):  # an output mutant changes no source
+                    request["sources"] = {plan.mutant.file: plan.mutant.source}
             elif plan.twin is not None:
                 request["sources"] = {plan.twin: self.sources[plan.twin]}
             limits = limits.replace(timeout=self._mutant_call_timeout())
@@ -389,6 +413,92 @@ class Conductor:
                 self.replay_tests.append(test[:500] if isinstance(test, str) else None)
                 self.replay_bytes += len(body)
         return self._answer(run, limits, describe=message["op"] == "describe")
+
+    def _running(self, message: dict[str, Any]) -> PassPlan:
+        plan = self.plans.get(int(message.get("pass", -1)))
+        if plan is None or plan.result is not None:
+            raise ValueError("a call from a pass that is not running")
+        return plan
+
+    def _command(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A test's `skill.run(...)`: the command runs through the production command path
+        (runtime/commands.py). The verdict pass and the control run its argv exactly as
+        production does; a mutant pass runs a Python command through the bootstrap that puts
+        the mutant in place (runtime/gate_commands.py)."""
+        plan = self._running(message)
+        with self._lock:
+            self.calls += 1
+            if self.calls > MAX_CALLS:
+                return {
+                    "ok": False,
+                    "error": {"kind": "refused", "message": f"the tests made over {MAX_CALLS} calls"},
+                }
+        request = command_request(message)
+        limits = self.call_limits
+        argv: list[str] | None = None
+        extra: dict[str, bytes] | None = None
+        python = self._python_command(request)
+        if plan.target in ("mutant", "control"):
+            # As for calls: nothing may tell the control from a mutant pass. The same timeout,
+            # and every Python command goes through the bootstrap, with the mutated file (a code
+            # mutant), the twin's source (the control) or nothing (an output mutant's pass).
+            limits = limits.replace(timeout=self._mutant_call_timeout())
+            if python is not None:
+                sources: dict[str, str] = {}
+                if plan.mutant is not None and not is_output_mutant(plan.mutant):
+                    sources = {plan.mutant.file: plan.mutant.source}
+                elif plan.mutant is None and plan.twin is not None:
+                    sources = {plan.twin: self.sources[plan.twin]}
+                argv, extra = bootstrap(python, sources=sources)
+        started = time.monotonic()
+        result, _ = run_command(
+            self.callee,
+            skill=self.pkg.name,
+            version=None,
+            image=self.image,
+            config=self.pkg.config,
+            package_files=self.package_files,
+            request=request,
+            limits=limits,
+            argv=argv,
+            extra_files=extra,
+        )
+        took = time.monotonic() - started
+        kind = result.error.kind if result.error else None
+        if kind in ("invalid_input", "sandbox"):
+            return {
+                "ok": False,
+                "error": {"kind": kind, "message": result.error.message if result.error else ""},
+            }
+        test = message.get("test")
+        test = test[:500] if isinstance(test, str) else None
+        if plan is self.verdict:
+            self.slowest_call = max(self.slowest_call, took)
+            size = len(request.stdin) + sum(len(d) for d in request.files.values())
+            if self.replay_bytes + size <= MAX_REPLAY_BYTES:
+                self.commands.append((request, test))
+                self.replay_bytes += size
+            if python is None:
+                seen = self.foreign.setdefault(
+                    result.command,
+                    {"stdout": False, "files": False, "run": self.pkg.config.commands[result.command].run},
+                )
+                seen["stdout"] |= bool(result.stdout)
+                seen["files"] |= bool(result.files)
+                self.test_lines.setdefault(test, set()).add((output_point(result.command), 0))
+        elif plan.mutant is not None and plan.mutant.file == output_point(result.command):
+            result = changed_output(result, plan.mutant.operator)
+        return command_answer(result)
+
+    def _python_command(self, request: CommandRequest) -> PythonCommand | None:
+        """The request's resolved argv as a Python command of the package, or None."""
+        try:
+            name = check_request(self.pkg.config, request)
+        except InvalidInput:
+            return None  # run_command refuses it the same way
+        return python_command(
+            resolve_argv(self.pkg.config, name, request.argv, self.package_files), self.package_files
+        )
 
     def _answer(self, run: RunResult, limits: Limits, *, describe: bool) -> dict[str, Any]:
         outcome = read_callee(run, limits)
@@ -432,6 +542,7 @@ class Conductor:
         lines = len(points)
         total = sum(len(sampler.points[key]) + len(sampler.made.get(key, [])) for key in points)
         self.mutants = sampler.sample(covered, min(self.policy.mutants, max(lines, min(6, total), 1)))
+        self.mutants += self._output_mutants()
         if not self.mutants:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
@@ -464,6 +575,21 @@ class Conductor:
             self.plans[plan.id] = plan
         self.queue = plans
 
+    def _output_mutants(self) -> list[Mutant]:
+        """For commands that are not the package's Python (no code mutant reaches them): passes
+        in which their answers change (stdout emptied, output files emptied, exit status
+        flipped; a change that would alter nothing they produced is left out). Tests that
+        never look at what such a command returns let these survive."""
+        mutants = []
+        for name in sorted(self.foreign)[:MAX_OUTPUT_MUTATED_COMMANDS]:
+            seen = self.foreign[name]
+            for change, after in OUTPUT_CHANGES.items():
+                if change in ("stdout", "files") and not seen[change]:
+                    continue
+                before = " ".join(seen["run"])[:80]
+                mutants.append(Mutant(output_point(name), 0, f"Output_{change}", before, after, source=""))
+        return mutants
+
     def _selection(self, mutant: Mutant) -> list[str] | None:
         """The tests that ran the mutated line, fewest calls first; None (all) if none is known to."""
         point = (mutant.file, mutant.line)
@@ -474,9 +600,27 @@ class Conductor:
 
     def _measure_coverage(self) -> None:
         self.executable = {rel: executable_lines(src, f"/skill/{rel}") for rel, src in self.sources.items()}
-        if not self.replay:
-            self.coverage = {rel: set() for rel in self.sources}
+        coverage: dict[str, set[int]] = {rel: set() for rel in self.sources}
+        traced = self._trace_calls(coverage) if self.replay else True
+        if self.commands:
+            self._trace_commands(coverage)
+        self.coverage = coverage if traced else None
+
+    def _ran(self, coverage: dict[str, set[int]], test: str | None, lines: Any) -> None:
+        """Merge one call's or command's traced lines ({file: [line, ...]}) into `coverage`
+        and into what `test` ran."""
+        if not isinstance(lines, dict):
             return
+        ran = self.test_lines.setdefault(test, set())
+        self.test_calls[test] = self.test_calls.get(test, 0) + 1
+        for rel, numbers in lines.items():
+            if rel in coverage and isinstance(numbers, list):
+                found = {n for n in numbers if isinstance(n, int)} & self.executable[rel]
+                coverage[rel] |= found
+                ran.update((rel, n) for n in found)
+
+    def _trace_calls(self, coverage: dict[str, set[int]]) -> bool:
+        """Replay the verdict pass's function calls in one traced callee process."""
         request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
         limits = self.call_limits.replace(
             timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay))
@@ -492,24 +636,52 @@ class Conductor:
             )
         except SandboxError as exc:
             self.notes.append(f"coverage could not be measured: {exc}")
-            return
+            return False
         outcome = read_callee(run, limits)
         if not outcome.ok or not isinstance(outcome.value, dict):
             why = outcome.error.message if outcome.error else "no answer"
             self.notes.append(f"coverage could not be measured: the traced replay failed ({why[:200]})")
-            return
+            return False
         per_call = outcome.value.get("per_call") if isinstance(outcome.value.get("per_call"), list) else []
-        self.coverage = {rel: set() for rel in self.sources}
         for test, lines in zip(self.replay_tests, per_call, strict=False):  # a crashed replay answers fewer
-            if not isinstance(lines, dict):
+            self._ran(coverage, test, lines)
+        return True
+
+    def _trace_commands(self, coverage: dict[str, set[int]]) -> None:
+        """Run the verdict pass's Python commands again, each traced (one process per command,
+        as each was): the lines they ran. Other programs have no coverage."""
+        for request, test in self.commands[:MAX_TRACED_COMMANDS]:
+            python = self._python_command(request)
+            if python is None or self._remaining() < 5:
                 continue
-            ran = self.test_lines.setdefault(test, set())
-            self.test_calls[test] = self.test_calls.get(test, 0) + 1
-            for rel, numbers in lines.items():
-                if rel in self.coverage and isinstance(numbers, list):
-                    found = {n for n in numbers if isinstance(n, int)} & self.executable[rel]
-                    self.coverage[rel] |= found
-                    ran.update((rel, n) for n in found)
+            argv, extra = bootstrap(python, trace=True)
+            limits = self.call_limits.replace(timeout=min(self._remaining(0.5), 30 + 5 * self.slowest_call))
+            try:
+                _, run = run_command(
+                    self.callee,
+                    skill=self.pkg.name,
+                    version=None,
+                    image=self.image,
+                    config=self.pkg.config,
+                    package_files=self.package_files,
+                    request=request,
+                    limits=limits,
+                    argv=argv,
+                    extra_files=extra,
+                    extra_collect=[TRACE_FILE],
+                )
+            except SandboxError as exc:
+                self.notes.append(f"a command's coverage could not be measured: {exc}")
+                continue
+            raw = run.files.get(TRACE_FILE) if run is not None else None
+            try:
+                lines = json.loads(raw) if raw else None
+            except ValueError:
+                lines = None
+            if lines is None:
+                self.notes.append("a command's coverage could not be measured: it left no trace")
+                continue
+            self._ran(coverage, test, lines)
 
     def _mutation_decided(self) -> bool:
         control = [p for p in self.plans.values() if p.target == "control"]
@@ -561,6 +733,8 @@ class Conductor:
         if self.coverage is None:
             return None, {}
         total = sum(len(lines) for lines in self.executable.values())
+        if not total and self.foreign:
+            return None, {}  # no Python, and the other programs have no coverage to report
         ran = sum(len(self.coverage.get(rel, set())) for rel in self.executable)
         missing = {
             rel: sorted(lines - self.coverage.get(rel, set()))[:50]
@@ -568,6 +742,77 @@ class Conductor:
             if lines - self.coverage.get(rel, set())
         }
         return (round(100 * ran / total, 2) if total else 100.0), missing
+
+
+OUTPUT_CHANGES = {"stdout": "stdout emptied", "files": "output files emptied", "exit": "exit status flipped"}
+MAX_OUTPUT_MUTATED_COMMANDS = 3
+
+
+def output_point(command: str) -> str:
+    """Where an output mutant is "placed": the command, as a file name no package file has."""
+    return f"command:{command}"
+
+
+def is_output_mutant(mutant: Mutant) -> bool:
+    return mutant.operator.startswith("Output_")
+
+
+def changed_output(result: CommandResult, operator: str) -> CommandResult:
+    """A command's result with one thing changed (an output mutant's pass)."""
+    change = operator.removeprefix("Output_")
+    if change == "stdout":
+        return dataclasses.replace(result, stdout=b"")
+    if change == "files":
+        return dataclasses.replace(result, files={name: b"" for name in result.files})
+    return dataclasses.replace(result, exit_code=1 if result.exit_code == 0 else 0)
+
+
+def command_request(message: dict[str, Any]) -> CommandRequest:
+    """A test's command request, from the judge's message (untrusted): ValueError if malformed."""
+    argv, files, outputs = message.get("argv"), message.get("files", {}), message.get("outputs", [])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValueError("argv must be a list of strings")
+    if not isinstance(files, dict) or not isinstance(outputs, list):
+        raise ValueError("files must be an object and outputs a list")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ValueError("files map names to base64 text")
+    if not all(isinstance(o, str) for o in outputs) or not isinstance(message.get("stdin", ""), str):
+        raise ValueError("outputs are names and stdin is base64 text")
+    try:
+        stdin = base64.b64decode(message.get("stdin", ""), validate=True)
+        data = {name: base64.b64decode(text, validate=True) for name, text in files.items()}
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"bad base64 in a command request: {exc}") from exc
+    return CommandRequest(argv, stdin, data, outputs)
+
+
+MAX_COMMAND_ANSWER = 24 << 20  # base64 bytes: under the judge's 32 MB message limit
+
+
+def command_answer(result: CommandResult) -> dict[str, Any]:
+    """What a test gets back from a command: exit status, output and files, as plain data."""
+    answer = {
+        "ok": True,
+        "returncode": result.exit_code,
+        "stdout": base64.b64encode(result.stdout).decode(),
+        "stderr": base64.b64encode(result.stderr).decode(),
+        "files": {name: base64.b64encode(data).decode() for name, data in result.files.items()},
+        "missing_files": result.missing_files,
+        "truncated_files": result.truncated_files,
+        "timed_out": result.timed_out,
+        "oom_killed": result.oom_killed,
+    }
+    size = len(answer["stdout"]) + len(answer["stderr"]) + sum(len(v) for v in answer["files"].values())
+    if size > MAX_COMMAND_ANSWER:
+        return {
+            "ok": False,
+            "error": {
+                "kind": "too_large",
+                "message": f"the command's output and files hold {size} bytes of base64; a test may get "
+                f"at most {MAX_COMMAND_ANSWER}",
+            },
+        }
+    return answer
 
 
 def verdict_passed(result: dict[str, Any] | None) -> bool:

@@ -29,6 +29,8 @@ Errors are mapped once, in :func:`tool_error`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import traceback
 from collections.abc import Callable
@@ -38,6 +40,7 @@ import anyio
 import structlog
 
 from .audit import audited
+from .commands import CommandRequest
 from .config import Settings, get_settings, version
 from .errors import InvalidInput, SkillyardError, TenantError, Unauthorized, UnknownSkill
 from .exports import call_input, mcp_tool
@@ -51,7 +54,41 @@ from .yard import Yard
 
 log = structlog.get_logger(__name__)
 
-BUILTIN_TOOLS = ("search_skills", "load_skill", "test_skill", "fix_skill")  # underscores: no skill has one
+# Underscores: no skill can be named so.
+BUILTIN_TOOLS = (
+    "search_skills",
+    "load_skill",
+    "test_skill",
+    "fix_skill",
+    "run_command",
+    "session_start",
+    "session_exec",
+    "session_write_file",
+    "session_read_file",
+    "session_close",
+)
+B64 = "base64"
+COMMAND_PROPERTIES: dict[str, Any] = {
+    "argv": {
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": 1,
+        "maxItems": 256,
+        "description": "One of the skill's commands, then your arguments (relative paths: its working dir).",
+    },
+    "stdin": {"type": "string", "description": "Text for the command's stdin."},
+    "files": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": f"Input files: relative path -> content, {B64}.",
+    },
+    "outputs": {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": 8,
+        "description": f"Files the command writes, returned ({B64}, capped).",
+    },
+}
 RESOURCE_PREFIX = "skillyard://skills/"
 MAX_RESOURCE_BYTES = 512 * 1024  # a file read through a resource or load_skill
 RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for an unknown resource
@@ -77,6 +114,16 @@ def ok_result(output: Any, *, is_error: bool = False) -> dict[str, Any]:
 def error_result(message: str) -> dict[str, Any]:
     """An isError CallToolResult (as a dict) saying `message`."""
     return {"content": [{"type": "text", "text": message}], "is_error": True}
+
+
+def command_tool_description(description: str, commands: dict[str, Any]) -> str:
+    """A command skill's tool description: the skill's, then each command it offers."""
+    lines = [description, "", "Commands (argv begins with one of these, then your arguments):"]
+    for _, command in sorted(commands.items()):
+        lines.append(
+            f"- {' '.join(command.run)}" + (f": {command.description}" if command.description else "")
+        )
+    return "\n".join(lines)[:4000]
 
 
 def tool_error(exc: SkillyardError) -> dict[str, Any]:
@@ -139,8 +186,22 @@ class SkillTools:
             except Exception as exc:  # noqa: BLE001 - one unreadable package must not hide the others
                 log.warning("mcp_tool_skipped", skill=rec.name, error=str(exc)[:200])
                 continue
-            if pkg.config.entrypoint:
-                tools.append(mcp_tool(pkg, rec.description))
+            if not pkg.config.entrypoint:
+                if pkg.config.commands:  # a command skill: its tool runs its commands
+                    tools.append(
+                        {
+                            "name": rec.name,
+                            "description": command_tool_description(rec.description, pkg.config.commands),
+                            "input_schema": {
+                                "type": "object",
+                                "properties": COMMAND_PROPERTIES,
+                                "required": ["argv"],
+                                "additionalProperties": False,
+                            },
+                        }
+                    )
+                continue
+            tools.append(mcp_tool(pkg, rec.description))
         return tools
 
     # -- resources and prompts: skills to read -----------------------------------------------------
@@ -283,9 +344,95 @@ class SkillTools:
             },
         ]
 
+    @staticmethod
+    def command_and_session_tools() -> list[dict[str, Any]]:
+        """run_command (any skill's commands) and the session tools."""
+        session_id = {"type": "string", "pattern": "^[0-9a-f]{24}$", "description": "From session_start."}
+        path = {"type": "string", "maxLength": 1024, "description": "A path in /work (relative to it)."}
+        name = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}
+        return [
+            {
+                "name": "run_command",
+                "description": "Run one of a skill's commands (programs with argv, files in and out) in a "
+                "fresh sandbox. The skill's commands are in its description and SKILL.md.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"skill": {**name, "description": "A skill name."}, **COMMAND_PROPERTIES},
+                    "required": ["skill", "argv"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "session_start",
+                "description": "Start a workspace: a sandbox container with these skills read-only under "
+                "/skills/NAME and a writable /work that lasts between commands (no network). Returns its id.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "skills": {"type": "array", "items": name, "minItems": 1, "maxItems": 16},
+                        "idle_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+                    },
+                    "required": ["skills"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "session_exec",
+                "description": "Run a command in a session (any program in it), in /work; returns exit code, "
+                "stdout and stderr. Processes do not outlive the command; files in /work do.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "session": session_id,
+                        "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "stdin": {"type": "string"},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+                    },
+                    "required": ["session", "argv"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "session_write_file",
+                "description": "Write a file in a session's /work: `content` (text) or `content_base64`.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "session": session_id,
+                        "path": path,
+                        "content": {"type": "string"},
+                        "content_base64": {"type": "string"},
+                    },
+                    "required": ["session", "path"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "session_read_file",
+                "description": "Read a file from a session's /work: `content` when it is UTF-8 text, else "
+                "`content_base64`.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"session": session_id, "path": path},
+                    "required": ["session", "path"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "session_close",
+                "description": "End a session (its container and /work are removed).",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"session": session_id},
+                    "required": ["session"],
+                    "additionalProperties": False,
+                },
+            },
+        ]
+
     def list_tools(self, view: TenantView) -> list[dict[str, Any]]:
         """Every tool `view` may call."""
-        return self.builtin_tools() + self.skill_tools(view)
+        return self.builtin_tools() + self.command_and_session_tools() + self.skill_tools(view)
 
     # -- tools/call ------------------------------------------------------------------------------
     def call(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +446,12 @@ class SkillTools:
                 return self._test(view, args)
             if name == "fix_skill":
                 return self._fix(view, args)
+            if name == "run_command":
+                skill = str(args.get("skill", ""))
+                with self.service.run_slot(view.tenant, skill, via="mcp"):  # first: a refusal reads nothing
+                    return self._command(view, skill, args)
+            if name.startswith("session_"):
+                return self._session(view, name, args)
             return self._run(view, name, args)
         except SkillyardError as exc:
             return tool_error(exc)
@@ -383,11 +536,91 @@ class SkillTools:
             entry.update(version=outcome.version, outcome=outcome.status, tokens=outcome.tokens)
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
+    def _command(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A command of the skill `name` (the command tool of a command skill, or run_command)."""
+        target = view.resolve(name)
+        argv, stdin, files, outputs = (
+            args.get("argv"),
+            args.get("stdin", ""),
+            args.get("files", {}),
+            args.get("outputs", []),
+        )
+        if not isinstance(stdin, str) or not isinstance(files, dict) or not isinstance(outputs, list):
+            raise InvalidInput("stdin is text, files an object of base64 strings, outputs a list of names")
+        try:
+            data = {str(k): base64.b64decode(str(v), validate=True) for k, v in files.items()}
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(f"files must hold base64: {exc}") from exc
+        request = CommandRequest(argv if isinstance(argv, list) else [], stdin.encode(), data, outputs)
+        check_input(args)
+        result = self.service.run_command(view, target, request, via="mcp")  # the caller holds a run slot
+        out = result.to_dict()
+        for key in ("stdout_b64", "stderr_b64", "limits"):
+            out.pop(key, None)
+        if result.error is not None and result.error.kind not in ("exit", "timeout", "oom"):
+            return {**error_result(f"{result.error.kind}: {result.error.message}"), "structured_content": out}
+        return ok_result(out, is_error=not result.ok)
+
+    def _session(self, view: TenantView, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        sessions = self.service.sessions
+        if tool == "session_start":
+            skills, idle = args.get("skills"), args.get("idle_timeout", 600)
+            if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
+                raise InvalidInput("session_start needs 'skills', a list of skill names")
+            if not isinstance(idle, (int, float)) or isinstance(idle, bool):
+                raise InvalidInput("idle_timeout is a number of seconds")
+            session = self.service.open_session(view, skills, idle_timeout=float(idle), via="mcp")
+            return ok_result(session.to_dict())
+        session_id = args.get("session")
+        if not isinstance(session_id, str):
+            raise InvalidInput(f"{tool} needs 'session', an id from session_start")
+        session = sessions.get(view.name, session_id)
+        if tool == "session_close":
+            sessions.close(view.name, session_id)
+            return ok_result({"closed": session_id})
+        if tool == "session_exec":
+            argv, stdin, timeout = args.get("argv"), args.get("stdin", ""), args.get("timeout")
+            if not isinstance(stdin, str) or (timeout is not None and not isinstance(timeout, (int, float))):
+                raise InvalidInput("stdin is text and timeout a number of seconds")
+            result = self.service.session_exec(
+                view,
+                session,
+                argv if isinstance(argv, list) else [],
+                stdin=stdin.encode(),
+                timeout=timeout,
+                via="mcp",
+            )
+            return ok_result(result.to_dict(), is_error=not result.ok)
+        path = args.get("path")
+        if not isinstance(path, str):
+            raise InvalidInput(f"{tool} needs 'path', a file in /work")
+        if tool == "session_write_file":
+            text, b64 = args.get("content"), args.get("content_base64")
+            if (text is None) == (b64 is None):
+                raise InvalidInput("give either content (text) or content_base64")
+            try:
+                data = text.encode() if isinstance(text, str) else base64.b64decode(str(b64), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InvalidInput(f"content_base64 is not base64: {exc}") from exc
+            where = sessions.run(session, lambda: session.write_file(path, data))
+            return ok_result({"path": where, "bytes": len(data)})
+        if tool == "session_read_file":
+            data = sessions.run(session, lambda: session.read_file(path))
+            try:
+                return ok_result({"path": path, "content": data.decode("utf-8"), "bytes": len(data)})
+            except UnicodeDecodeError:
+                return ok_result(
+                    {"path": path, "content_base64": base64.b64encode(data).decode(), "bytes": len(data)}
+                )
+        return error_result(f"no tool {tool}: {FIND_HINT}")
+
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
         # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
         with self.service.run_slot(view.tenant, name, via="mcp"):
             target = view.resolve(name)  # a tool name that is no skill name is no skill either
             pkg = target.yard.package(name, target.record.version)
+            if not pkg.config.entrypoint and pkg.config.commands:
+                return self._command(view, name, args)
             try:
                 params = call_input(pkg.config.input_schema, args)
             except InvalidInput as exc:

@@ -11,6 +11,7 @@ import io
 import keyword
 import os
 import re
+import shlex
 import stat
 import tarfile
 import unicodedata
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Settings, get_settings
 from .errors import ArchiveTooLarge, PackageError
@@ -167,6 +168,62 @@ ENTRY_RE = re.compile(
 )
 
 
+COMMAND_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
+PROGRAM_RE = re.compile(r"[A-Za-z0-9_.+-]+\Z")
+FAMILY_RE = re.compile(r"[a-z][a-z0-9-]{0,31}\Z")
+MAX_COMMANDS = 32
+
+
+class CommandSpec(BaseModel):
+    """One command a skill offers (skillyard.yaml `commands`): a program run with argv.
+
+    `run` is the start of the argv every use of the command begins with (a string is split as
+    a shell would split it, without expanding anything); callers add their own arguments after
+    it. Paths of the package in it (`scripts/extract.py`) name the package's files, which sit
+    under /skill at run time. Its program is a name on PATH (`python`, `node`, `pdftotext`) or
+    a file of the package."""
+
+    model_config = ConfigDict(extra="forbid")
+    run: list[str]
+    description: str = Field(default="", max_length=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"run": v} if isinstance(v, (str, list)) else v
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return shlex.split(v)
+            except ValueError as exc:
+                raise ValueError(f"cannot split {v!r} into arguments: {exc}") from exc
+        return v
+
+    @field_validator("run")
+    @classmethod
+    def _argv(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("a command needs a program to run")
+        for token in v:
+            if not token or len(token) > 1024 or any(c in token for c in "\0\n\r"):
+                raise ValueError(f"argument {token[:40]!r} must be 1-1024 characters on one line")
+        program = v[0]
+        if not PROGRAM_RE.match(program) and not _package_relative(program):
+            raise ValueError(f"program {program!r} must be a name on PATH or a relative path in the package")
+        return v
+
+
+def _package_relative(token: str) -> bool:
+    """Whether `token` reads as a relative path of a package file (`scripts/x.py`)."""
+    if "/" not in token or token.startswith(("/", "-")) or "\\" in token:
+        return False
+    parts = token.split("/")
+    return all(part and part not in (".", "..") for part in parts)
+
+
 class SkillConfig(BaseModel):
     """skillyard.yaml: the runtime settings the Agent Skills spec has no field for."""
 
@@ -181,6 +238,27 @@ class SkillConfig(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     examples: list[Example] = Field(default_factory=list)
     baseline_tokens: int | None = Field(default=None, ge=0)
+    # Commands (programs run with argv, files in and out), beside or instead of the entrypoint.
+    commands: dict[str, CommandSpec] = Field(default_factory=dict)
+    # The image family the skill runs in: python (the runner), node, documents (images/families/).
+    family: str = "python"
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, v: dict[str, CommandSpec]) -> dict[str, CommandSpec]:
+        if len(v) > MAX_COMMANDS:
+            raise ValueError(f"at most {MAX_COMMANDS} commands")
+        for name in v:
+            if not COMMAND_NAME_RE.match(name):
+                raise ValueError(f"command name {name!r} must be 1-32 chars of a-z, 0-9, '-' or '_'")
+        return v
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        if not FAMILY_RE.match(v):
+            raise ValueError(f"family {v!r} must name an image family such as python, node or documents")
+        return v
 
     @field_validator("entrypoint")
     @classmethod
@@ -552,6 +630,7 @@ def package_from_files(
         entry_file = config.entrypoint.split(":")[0]
         if entry_file not in files:
             raise PackageError(SIDECAR, f"entrypoint file {entry_file} is not in the package")
+    _check_command_paths(config, files)
     return SkillPackage(
         name=meta.name,
         meta=meta,
@@ -656,6 +735,16 @@ def spec_problems(folder: str, files: dict[str, bytes]) -> list[str]:
     if compatibility is not None and (not isinstance(compatibility, str) or len(compatibility) > 500):
         problems.append("compatibility must be a string of at most 500 characters")
     return problems
+
+
+def _check_command_paths(config: SkillConfig, files: dict[str, bytes]) -> None:
+    """A command's package paths (`scripts/x.py`: a token whose first folder is one of the
+    package's) must name files of the package."""
+    tops = {rel.split("/", 1)[0] for rel in files if "/" in rel}
+    for name, command in config.commands.items():
+        for token in command.run:
+            if _package_relative(token) and token.split("/", 1)[0] in tops and token not in files:
+                raise PackageError(SIDECAR, f"commands.{name}: {token} is not a file of the package")
 
 
 # -- archives ---------------------------------------------------------------------------------

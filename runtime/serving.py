@@ -32,17 +32,21 @@ import structlog
 
 from .audit import AuditLog, audited
 from .calls import MAX_INPUT_DEPTH, CallResult
+from .commands import CommandRequest, CommandResult, OnOutput
 from .config import Settings
 from .errors import (
     ConfigError,
     Forbidden,
     InvalidInput,
     NotRegistered,
+    NotRunnable,
     SandboxError,
+    SkillError,
     SkillyardError,
     TooManyRuns,
     UnknownSkill,
 )
+from .sessions import Session, SessionManager, SessionResult, check_argv
 from .tenants import Tenant, Tenants, bearer_key
 from .views import Target, TenantView, TenantYards
 
@@ -73,7 +77,7 @@ def check_input(value: Any) -> None:
             stack.extend((f"{where}[{i}]", v, depth + 1) for i, v in enumerate(item))
 
 
-def request_error(result: CallResult) -> SkillyardError | None:
+def request_error(result: CallResult | CommandResult) -> SkillyardError | None:
     """Why a call did not reach the skill, as an error of the tree -- or None when the skill
     ran, whether it returned or failed (an exception, a timeout, ... is its answer)."""
     err = result.error
@@ -83,6 +87,7 @@ def request_error(result: CallResult) -> SkillyardError | None:
         "invalid_input": InvalidInput,
         "not_found": UnknownSkill,
         "not_registered": NotRegistered,
+        "not_runnable": NotRunnable,
         "sandbox": SandboxError,
     }
     cls = errors.get(err.kind)
@@ -170,6 +175,8 @@ class Service:
         limit = max_concurrent_runs if max_concurrent_runs is not None else configured_max_runs(settings)
         self.runs = RunLimiter(limit)
         self.audit = AuditLog(settings.home)
+        # Sessions run on the shared yard's engine; each belongs to one tenant.
+        self.sessions = SessionManager(lambda: self.yards.shared.docker_backend())
         self._retention: RetentionLoop | None = None
         if settings.image_gc_interval_s > 0:
             from .image_retention import RetentionLoop  # docker and the store: only for servers
@@ -266,9 +273,17 @@ class Service:
         finally:
             self.release_run(tenant)
 
-    def run(self, view: TenantView, target: Target, params: Any, **context: Any) -> CallResult:
-        """Run the resolved version on `params` in the tenant's yard, audited however it ends.
-        The caller holds a run slot (see `call`)."""
+    def run(
+        self,
+        view: TenantView,
+        target: Target,
+        params: Any,
+        *,
+        on_output: OnOutput | None = None,
+        **context: Any,
+    ) -> CallResult:
+        """Run the resolved version on `params` in the tenant's yard, audited however it ends
+        (`on_output`: live output). The caller holds a run slot (see `call`)."""
         with audited(
             self.audit,
             "call",
@@ -278,7 +293,7 @@ class Service:
             scope=target.scope,
             **context,
         ) as entry:
-            result = target.run_yard.call(target.record, params)
+            result = target.run_yard.call(target.record, params, on_output=on_output)
             entry.update(
                 version=result.version,
                 limits=result.limits,
@@ -287,6 +302,97 @@ class Service:
                 duration_ms=round(result.duration_s * 1000, 1),
             )
         return result
+
+    def run_command(
+        self,
+        view: TenantView,
+        target: Target,
+        request: CommandRequest,
+        *,
+        on_output: OnOutput | None = None,
+        **context: Any,
+    ) -> CommandResult:
+        """Run a command of the resolved version, audited however it ends (event `call`,
+        `command` naming which). The caller holds a run slot."""
+        with audited(
+            self.audit,
+            "call",
+            tenant=view.name,
+            skill=target.name,
+            version=target.record.version,
+            scope=target.scope,
+            **context,
+        ) as entry:
+            result = target.run_yard.call_command(target.record, request, on_output=on_output)
+            entry.update(
+                command=result.command or None,
+                limits=result.limits,
+                peak_memory_bytes=result.peak_memory_bytes,
+                outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                duration_ms=round(result.duration_s * 1000, 1),
+            )
+        return result
+
+    # -- sessions ---------------------------------------------------------------------------
+    def open_session(
+        self, view: TenantView, skills: list[str], *, idle_timeout: float, **context: Any
+    ) -> Session:
+        """Start a session for the tenant with these skills (as it sees them), audited."""
+        if len(skills) != len(set(skills)):
+            raise InvalidInput("name each skill once")
+        targets = [view.resolve(name) for name in skills]
+        for target in targets:
+            if target.record.status != "registered":
+                raise SkillError(
+                    f"{target.name} v{target.record.version} is {target.record.status}: "
+                    "only registered skills go into a session"
+                )
+        with audited(
+            self.audit, "session", tenant=view.name, skill=",".join(skills)[:200], **context
+        ) as entry:
+            session = self.sessions.start(
+                [(t.yard, t.record) for t in targets], tenant=view.name, idle_timeout=idle_timeout
+            )
+            entry.update(outcome="ok", session=session.id)
+        return session
+
+    def session_exec(
+        self,
+        view: TenantView,
+        session: Session,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        timeout: float | None = None,
+        cwd: str | None = None,
+        on_output: OnOutput | None = None,
+        **context: Any,
+    ) -> SessionResult:
+        """One command in the tenant's session: a run slot, audited (argv is not logged)."""
+        check_argv(argv)
+        if not self.runs.try_acquire(view.tenant):
+            self.audit.record(
+                "session_exec", tenant=view.name, outcome="refused", error="too_many_runs", **context
+            )
+            raise TooManyRuns(
+                f"{self.runs.active(view.tenant)} runs of yours are in progress (the limit is "
+                f"{self.runs.limit_for(view.tenant)}); retry when one finishes"
+            )
+        try:
+            with audited(
+                self.audit, "session_exec", tenant=view.name, session=session.id, **context
+            ) as entry:
+                result = self.sessions.run(
+                    session,
+                    lambda: session.exec(argv, stdin=stdin, timeout=timeout, cwd=cwd, on_output=on_output),
+                )
+                entry.update(
+                    outcome="ok" if result.ok else "timeout" if result.timed_out else "exit",
+                    duration_ms=round(result.duration_s * 1000, 1),
+                )
+            return result
+        finally:
+            self.runs.release(view.tenant)
 
     def call(self, view: TenantView, target: Target, params: Any, **context: Any) -> CallResult:
         """The whole path for a resolved skill: a slot, the input check, the run, the slot back."""
@@ -307,8 +413,9 @@ class Service:
         return retain_configured(backend.client, self.settings)
 
     def close(self) -> None:
-        """Stop image retention and every yard's warm containers, wait for their accounting
-        and write the audit trail's pending refusals (at shutdown)."""
+        """Close every session, stop image retention and every yard's warm containers, wait for
+        their accounting and write the audit trail's pending refusals (at shutdown)."""
+        self.sessions.close_all()
         if self._retention is not None:
             self._retention.stop()
         self.yards.close()

@@ -13,14 +13,27 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from sandbox.images import Images, ImageSet
+from sandbox.images import PYTHON_FAMILY, Images, ImageSet
 
-from .build import build_skill_image, deps_image_tag
+from .build import build_session_image, build_skill_image, deps_image_tag
 from .config import Settings
+from .errors import SkillError
 from .package import SkillPackage
 
 if TYPE_CHECKING:
     from sandbox.docker_backend import DockerBackend
+
+
+def session_family(pkgs: list[SkillPackage]) -> str:
+    """The one image family that serves every skill of a session: python serves only python
+    skills; every other family is the runner plus packages, so it serves python skills too,
+    but two other families (node and documents) cannot share one image."""
+    others = sorted({pkg.config.family for pkg in pkgs} - {PYTHON_FAMILY})
+    if len(others) > 1:
+        raise SkillError(
+            f"these skills need different image families ({', '.join(others)}): start one session per family"
+        )
+    return others[0] if others else PYTHON_FAMILY
 
 
 class SkillImages(Protocol):
@@ -51,6 +64,26 @@ class SkillImages(Protocol):
     def judge_image(self, pkg: SkillPackage) -> str:
         """The image the gate's judge runs the tests in: the runner plus the package's
         requirements, without its code (built by `build`)."""
+        ...
+
+    def check_family(self, family: str) -> None:
+        """SandboxError unless `family` names an image family there is a recipe for."""
+        ...
+
+    def families(self) -> list[str]:
+        """The image families there are recipes for."""
+        ...
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        """The image of a session holding these skills (see runtime.build.build_session_image)."""
+        ...
+
+    def family_image(self, family: str) -> str:
+        """The family's image, built (with progress) the first time it is needed."""
+        ...
+
+    def has_family(self, family: str) -> bool:
+        """Whether the family's image is built already (nothing is built)."""
         ...
 
 
@@ -99,13 +132,41 @@ class DockerImages:
     def current_runner(self) -> str | None:
         return self.images.current_runner()
 
+    def family_image(self, family: str) -> str:
+        """The family's image (the runner for python), built the first time a skill needs it."""
+        return self.images.ensure_family(family, self.runner)
+
+    def check_family(self, family: str) -> None:
+        self.images.check_family(family)
+
+    def families(self) -> list[str]:
+        return self.images.families()
+
+    def has_family(self, family: str) -> bool:
+        return family == PYTHON_FAMILY or self.images.find_family(family) is not None
+
     def build(self, pkg: SkillPackage) -> tuple[str, bool]:
         return build_skill_image(
-            self.backend.client, pkg, self.runner, self.settings.wheel_dir.resolve(), self.progress
+            self.backend.client,
+            pkg,
+            self.family_image(pkg.config.family),
+            self.settings.wheel_dir.resolve(),
+            self.progress,
+            constraints=self.images.runner_requirements(),
         )
 
     def judge_image(self, pkg: SkillPackage) -> str:
-        return deps_image_tag(self.backend.client, pkg, self.runner)
+        return deps_image_tag(self.backend.client, pkg, self.family_image(pkg.config.family))
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        return build_session_image(
+            self.backend.client,
+            pkgs,
+            self.family_image(session_family(pkgs)),
+            self.settings.wheel_dir.resolve(),
+            self.progress,
+            constraints=self.images.runner_requirements(),
+        )
 
     def image_for(self, pkg: SkillPackage, *, fresh: bool = False) -> str:
         if fresh or pkg.content_hash not in self._tags:

@@ -54,6 +54,21 @@ class PrebuiltImages:
     def judge_image(self, pkg: SkillPackage) -> str:
         return self.runner
 
+    def check_family(self, family: str) -> None:
+        return None
+
+    def has_family(self, family: str) -> bool:
+        return True
+
+    def families(self) -> list[str]:
+        return ["python"]
+
+    def family_image(self, family: str) -> str:
+        return self.runner
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        return f"skillyard/session:{'-'.join(pkg.content_hash[:6] for pkg in pkgs)}"
+
 
 def skill_calls(functions: Mapping[str, Callable[[Any], Any]]) -> Handler:
     """A ScriptedBackend handler that answers skill calls as the in-container call runner

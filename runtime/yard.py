@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from sandbox import Limits, RunSpec, Sandbox, SandboxError
+from sandbox import Limits, RunSpec, Sandbox, SandboxError, WheelMissing
 
 from . import calling, notes
 from .accounting import Writer
 from .calls import CallError, CallResult, call_limits, callee_env, callee_spec
+from .commands import CommandRequest, CommandResult, OnOutput
 from .config import Settings, get_settings
 from .discovery import MAX_DEPTH, find_skills
 from .errors import InvalidName, NotFound, SkillError, UnknownSkill
@@ -30,11 +31,13 @@ from .names import validate_name
 from .package import PackageError, SkillPackage, load_package, package_from_files, unpack_files, write_files
 from .records import BLOCKED, INSTRUCTIONS, GateSummary, SkillRecord
 from .registry import Registry
+from .sessions import DEFAULT_IDLE_S, Session, SessionManager, resolve_skills
 from .skill_images import DockerImages, SkillImages
 from .validation import INSTRUCTIONS_NOTE, ValidationReport, cheap_block_reasons, validate_path
 from .workspace import Workspace
 
 if TYPE_CHECKING:
+    from sandbox.docker_backend import DockerBackend
     from sandbox.pool import WarmPool
 
     from .ledger import Ledger
@@ -132,6 +135,7 @@ class Yard:
         # Pooled yards are long-lived; a strict-isolation server (cold calls only) says so itself.
         self.long_lived = self.use_pool if long_lived is None else long_lived
         self._pool: Sandbox | None = None  # Sandbox(self._warm)
+        self._sessions: SessionManager | None = None
         self._warm: WarmPool | None = None
         self._sandbox = sandbox
         self._images = images
@@ -241,8 +245,37 @@ class Yard:
         """The skill's workspace folder (its notes and failing inputs)."""
         return self.home / "skills" / validate_name(name)
 
+    @property
+    def sessions(self) -> SessionManager:
+        """The sessions this yard started (runtime/sessions.py), closed with the yard."""
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = SessionManager(self.docker_backend)
+            return self._sessions
+
+    def docker_backend(self) -> DockerBackend:
+        """The sandbox's Docker backend (SandboxError for another backend)."""
+        from sandbox.docker_backend import DockerBackend
+
+        backend = self.sandbox.backend
+        if not isinstance(backend, DockerBackend):
+            raise SandboxError(f"sessions need the Docker backend, not {backend.name}")
+        return backend
+
+    def session(self, skills: list[str], *, idle_timeout: float = DEFAULT_IDLE_S) -> Session:
+        """A workspace container with these registered skills under /skills/NAME (read-only)
+        and a writable /work: run commands one after another, put files in, take files out.
+        Use it as a context manager (or call `close`); idle longer than `idle_timeout`
+        seconds, it closes itself."""
+        records = resolve_skills(self, list(skills))
+        return self.sessions.start(
+            [(self, rec) for rec in records], tenant=self.tenant or "local", idle_timeout=idle_timeout
+        )
+
     def close(self) -> None:
         """Wait for pending accounting, stop warm containers and background removals."""
+        if self._sessions is not None:
+            self._sessions.close_all()
         self.flush()
         if self._pool is not None:
             self._pool.close()
@@ -416,6 +449,10 @@ class Yard:
         if not pkg.has_code:
             record = self._record_version(pkg, None, tier=INSTRUCTIONS)
             return outcome("registered", version=record.version, tier=INSTRUCTIONS)
+        try:
+            self.images.check_family(pkg.config.family)  # cheap: before anything is built
+        except SandboxError as exc:
+            return outcome("rejected", reasons=[f"skillyard.yaml: {exc}"])
         cheap = cheap_block_reasons(pkg)
         if cheap:  # blocked before any image is built
             report = GateReport(passed=False, reasons=cheap, content_hash=pkg.content_hash)
@@ -425,6 +462,10 @@ class Yard:
         self.progress(f"{pkg.name}: building image")
         try:
             report, built = self.gate(pkg, frozen_tests=frozen_tests)
+        except WheelMissing as exc:
+            # The wheelhouse lacks a wheel (and the index could not supply it): nothing was built
+            # or recorded; the operator adds the wheel, or the skill changes its requirements.
+            return outcome("error", reasons=[str(exc), "nothing was recorded; retry once the wheel is there"])
         except SandboxError as exc:
             raise SandboxError(f"{pkg.name}: {exc}") from exc
         if report.infrastructure_error:
@@ -560,12 +601,51 @@ class Yard:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         return self.call(rec, params)
 
-    def call(self, record: SkillRecord, params: Any) -> CallResult:
+    def call(self, record: SkillRecord, params: Any, *, on_output: OnOutput | None = None) -> CallResult:
         """Run the version `record` names (as its caller resolved it: nothing is looked up
         again) on `params`, then account for it: the counters and a ledger use, and for the
         skill's own failures a note and the failing input. See `run`."""
-        result = calling.sandboxed_call(self, record, params)
+        result = calling.sandboxed_call(self, record, params, on_output)
         calling.account(self, self._accounting, record, params, result)
+        return result
+
+    def run_command(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: bytes = b"",
+        files: dict[str, bytes] | None = None,
+        outputs: list[str] | tuple[str, ...] = (),
+        version: int | None = None,
+        on_output: OnOutput | None = None,
+    ) -> CommandResult:
+        """Run a command of a registered skill (`version`, else the current one): `argv`
+        begins with one of its declared commands; `files` (relative paths) are written into
+        the working dir first; `outputs` (relative paths) are brought back, capped;
+        `on_output` receives live output. Accounted like a call; every failure is in the
+        result (`error.kind`: not_found, not_registered, invalid_input, exit, timeout, oom,
+        sandbox), never raised."""
+        request = CommandRequest(list(argv), stdin, dict(files or {}), list(outputs))
+        try:
+            rec = (
+                self._cached_record(name)
+                if self.long_lived and version is None
+                else self.record(name, version)
+            )
+        except (NotFound, InvalidName) as exc:
+            return CommandResult(
+                skill=name, version=version, ok=False, argv=list(argv), error=CallError("not_found", str(exc))
+            )
+        return self.call_command(rec, request, on_output=on_output)
+
+    def call_command(
+        self, record: SkillRecord, request: CommandRequest, *, on_output: OnOutput | None = None
+    ) -> CommandResult:
+        """Run a command of the version `record` names (as its caller resolved it) and account
+        for it as a use. See `run_command`."""
+        result = calling.sandboxed_command(self, record, request, on_output)
+        calling.account(self, self._accounting, record, request.describe(), result)
         return result
 
     def trial_call(self, record: SkillRecord, params: Any) -> CallResult:

@@ -5,7 +5,7 @@ in production, :class:`sandbox.testing.ScriptedBackend` in tests that need no en
 """
 
 from .backend import WORKDIR, Backend, RunSpec
-from .errors import ImageMissing, SandboxError, SkillyardError
+from .errors import ImageMissing, SandboxError, SkillyardError, WheelMissing
 from .limits import Limits, format_size, parse_size
 from .result import RunResult
 from .sandbox import Sandbox
@@ -20,6 +20,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SkillyardError",
+    "WheelMissing",
     "format_size",
     "parse_size",
 ]

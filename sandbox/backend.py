@@ -50,6 +50,13 @@ class RunSpec:
     # way. Messages come from untrusted code: the handler must validate them. The host
     # refuses messages over CHANNEL_MAX_MESSAGE bytes by ending the run.
     channel: Callable[[bytes], bytes] | None = None
+    # Live output: the supervisor also sends the output it keeps (within the caps) as it
+    # arrives, and each chunk is passed to this handler on the host as ("stdout"|"stderr",
+    # bytes), in order, before the run's result. The result still holds the whole kept output.
+    on_output: Callable[[str, bytes], None] | None = None
+    # Collected files must really lie inside this directory: a path that reaches outside it
+    # through a symlinked folder counts as missing (None: any path, final symlinks refused).
+    collect_root: str | None = None
 
     def validate(self) -> None:
         """ValueError unless the spec is runnable as asked: absolute paths, files and cwd

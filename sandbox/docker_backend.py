@@ -49,6 +49,7 @@ LABEL_OWNER = "skillyard.owner"
 LABEL_PID = "skillyard.pid"
 LABEL_HOST = "skillyard.host"
 LABEL_CREATED = "skillyard.created"
+LABEL_DETACHED = "skillyard.detached"  # a session container that outlives its maker (see create)
 
 
 def _supervisor_source() -> str:
@@ -170,30 +171,48 @@ class DockerBackend(Backend):
     def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
         return _request_frame(spec, nonce, runtime=self.runtime_for(spec), wipe=wipe)
 
-    def create(self, spec: RunSpec, *, serve: bool = False) -> str:
-        """Create (not start) a hardened container running the supervisor. Returns its id."""
+    def create(
+        self, spec: RunSpec, *, serve: bool = False, idle_exit: float | None = None, detached: bool = False
+    ) -> str:
+        """Create (not start) a hardened container running the supervisor. Returns its id.
+
+        `serve`: the supervisor answers requests one after another (warm pools, sessions);
+        `idle_exit`: it then exits when no request came for that many seconds, so the
+        container ends even if every host process that knew it is gone; `detached`: the
+        container outlives the process that made it (a session other processes attach to):
+        its stdin stays open between attachments, and `gc` leaves it alone while it runs."""
         api = self.client.api
         name = f"skillyard-{_safe_label(spec.owner)}-{secrets.token_hex(6)}"
         command = ["python3", "-I", "-S", "-c", _SUPERVISOR] + (["--serve"] if serve else [])
+        if serve and idle_exit is not None:
+            command += ["--idle", str(float(idle_exit))]
         labels = self._labels(spec)
         if serve:
             labels["skillyard.pool"] = "1"
+        if detached:
+            labels[LABEL_DETACHED] = "1"
+            # Its maker's pid says nothing about it (the maker is gone at once): pid 1 is alive
+            # for as long as the host is, so a `gc` that knows no detached containers leaves it too.
+            labels[LABEL_PID] = "1"
         try:
-            container = api.create_container(
+            config = api.create_container_config(
                 spec.image,
                 command=command,
-                name=name,
                 user=spec.limits.user,
                 working_dir="/",
-                environment={},
+                environment=[],
                 labels=labels,
                 stdin_open=True,
-                use_config_proxy=False,  # never copy the host's proxy settings into a container
                 tty=False,
                 hostname="sandbox",
                 network_disabled=spec.limits.network == "none",
                 host_config=self._host_config(spec),
             )
+            # Never the host's proxy settings: the config is built here, not by create_container
+            # (which would inject them unless told not to).
+            if detached:
+                config["StdinOnce"] = False  # another process attaches next: stdin must stay open
+            container = api.create_container_from_config(config, name=name)
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(
                 f"image {spec.image!r} is not on the engine: build it with `skillyard images build`"
@@ -277,8 +296,10 @@ class DockerBackend(Backend):
             # Read up to the response frame, not to EOF: the supervisor writes the frame
             # last (after killing every process it ran), and the container's exit reaches
             # this stream ~40 ms later; removal (forced) runs in the background.
-            if spec.channel is not None:
-                out, diag, host_timeout, flooded = converse(raw, deadline, budget, nonce, spec.channel)
+            if spec.channel is not None or spec.on_output is not None:
+                out, diag, host_timeout, flooded = converse(
+                    raw, deadline, budget, nonce, spec.channel, spec.on_output
+                )
             else:
                 out, diag, host_timeout, flooded = read_attach_stream(
                     raw, deadline, budget, until=frame_marker(nonce)
@@ -300,7 +321,7 @@ class DockerBackend(Backend):
                 error=None if not flooded else "response channel flooded",
             )
         response = parse_response(out, nonce)
-        if flooded and spec.channel is not None:
+        if flooded and (spec.channel is not None or spec.on_output is not None):
             self.kill_quietly(cid)  # a channel broken by the program: it is still running
         # The container's final state (wait + inspect, ~35 ms) only matters when the supervisor
         # could not say what happened: no response, or a SIGKILL it cannot attribute to OOM.
@@ -378,6 +399,10 @@ class DockerBackend(Backend):
             if labels.get(LABEL_HOST) != host:
                 continue  # another machine sharing this engine: we cannot tell whether its process lives
             pid = int(labels.get(LABEL_PID, "0") or 0)
+            if labels.get(LABEL_DETACHED) == "1":
+                if c.get("State") != "running":  # a detached session ends itself when idle
+                    out.append(c)
+                continue
             if pid != os.getpid() and not (pid and pid_alive(pid)):
                 out.append(c)
         return out

@@ -37,3 +37,16 @@ class SandboxError(SkillyardError):
 
 class ImageMissing(SandboxError):
     """The image to run is not on the engine (never built, or removed since)."""
+
+
+class WheelMissing(SkillyardError):
+    """A requirement has no wheel to install: not in the wheelhouse, and the package index
+    could not supply one (unreachable, no such package or version, no Linux CPython 3.11
+    wheel). Names the package; nothing was built. Not an engine failure: the operator adds
+    the wheel (`skillyard wheelhouse add REQ`) or the skill changes its requirements."""
+
+    kind = "dependency"
+
+    def __init__(self, package: str, message: str) -> None:
+        super().__init__(message)
+        self.package = package

@@ -29,6 +29,7 @@ from .backend import Backend, RunSpec
 from .docker_backend import DockerBackend
 from .protocol import (
     START_GRACE_S,
+    converse,
     frame_marker,
     is_gvisor,
     parse_response,
@@ -231,9 +232,14 @@ class WarmPool(Backend):
             warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=wipe))
             deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
             sent = time.monotonic()
-            out, diag, host_timeout, flooded = read_attach_stream(
-                warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
-            )
+            if spec.on_output is not None:  # live output: frames to pass on before the result
+                out, diag, host_timeout, flooded = converse(
+                    warm.raw, deadline, response_budget(spec), nonce, None, spec.on_output
+                )
+            else:
+                out, diag, host_timeout, flooded = read_attach_stream(
+                    warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
+                )
             silent_eof = not out and not diag and time.monotonic() - sent < 0.1
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")

@@ -28,6 +28,8 @@ from .result import RunResult
 
 MAGIC = b"@@SKILLYARD-RESULT"
 CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"  # a chunk of the program's channel bytes (RunSpec.channel)
+# Live output (RunSpec.on_output): chunks of what the supervisor keeps of stdout and stderr.
+OUTPUT_MAGIC = {b"@@SKILLYARD-STDOUT": "stdout", b"@@SKILLYARD-STDERR": "stderr"}
 # Extra seconds the host waits past the program's own timeout for the container to start,
 # the supervisor to collect files and the response to arrive, before it kills the container.
 START_GRACE_S = 20.0
@@ -58,8 +60,15 @@ def request_frame(spec: RunSpec, nonce: str, *, runtime: str | None, wipe: list[
                 {"path": p, "data": base64.b64encode(d).decode(), "mode": 0o644}
                 for p, d in spec.files.items()
             ]
-            + [{"path": spec.cwd.rstrip("/") + "/.keep", "data": "", "mode": 0o644}],
+            # The working dir must exist: a file in it makes the supervisor create it (a tmpfs
+            # mount point exists already, and a file there would show in the program's listing).
+            + (
+                []
+                if spec.cwd.rstrip("/") in lim.tmpfs
+                else [{"path": spec.cwd.rstrip("/") + "/.keep", "data": "", "mode": 0o644}]
+            ),
             "collect": spec.collect,
+            "collect_root": spec.collect_root,
             "max_collect": lim.max_collect,
             "max_stdout": lim.max_stdout,
             "max_stderr": lim.max_stderr,
@@ -70,6 +79,7 @@ def request_frame(spec: RunSpec, nonce: str, *, runtime: str | None, wipe: list[
             "prestart": spec.prestart,
             "fork_server": spec.fork_server,
             "channel": spec.channel is not None,
+            "stream": spec.on_output is not None,
         }
     ).encode()
     return str(len(body)).encode() + b"\n" + body
@@ -131,14 +141,20 @@ def read_attach_stream(
 
 
 def converse(
-    raw: socket.socket, deadline: float, budget: int, nonce: str, handler: Callable[[bytes], bytes]
+    raw: socket.socket,
+    deadline: float,
+    budget: int,
+    nonce: str,
+    handler: Callable[[bytes], bytes] | None,
+    on_output: Callable[[str, bytes], None] | None = None,
 ) -> tuple[bytes, bytes, bool, bool]:
-    """Like read_attach_stream, for a run with a channel: answer each message the program
-    sends (through the supervisor's CHANNEL frames) with `handler`, until the result frame.
+    """Like read_attach_stream, for a run that talks while it runs: answer each message the
+    program sends (through the supervisor's CHANNEL frames) with `handler`, and pass each
+    chunk of live output (STDOUT/STDERR frames) to `on_output`, until the result frame.
 
-    The program's messages are `<length>\n<bytes>`; a malformed header or a message over
-    CHANNEL_MAX_MESSAGE ends the conversation (returned as flooded: the caller kills the
-    run). The handler runs on this thread: the program waits for its answer anyway."""
+    The program's messages are `<length>\n<bytes>`; a malformed header, a message over
+    CHANNEL_MAX_MESSAGE, or a channel frame with no handler ends the conversation (returned
+    as flooded: the caller kills the run). Both callbacks run on this thread."""
     demux = bytearray()  # docker's multiplexed frames
     stdout = bytearray()  # the supervisor's byte stream
     err = bytearray()
@@ -146,6 +162,7 @@ def converse(
     program = bytearray()  # the program's channel bytes, not yet a whole message
     head = b"\n@@SKILLYARD-"
     chan_marker, result_marker = frame_marker(nonce, CHANNEL_MAGIC), frame_marker(nonce)
+    output_markers = {frame_marker(nonce, magic): name for magic, name in OUTPUT_MAGIC.items()}
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -177,21 +194,35 @@ def converse(
                 if parse_response(bytes(stdout[start:]), nonce) is not None:
                     return bytes(stdout[start:]), bytes(err), False, False
                 break  # the result frame has not fully arrived
-            if not stdout.startswith(chan_marker, start):
+            marker = chan_marker if stdout.startswith(chan_marker, start) else None
+            output = None
+            if marker is None:
+                for candidate, name in output_markers.items():
+                    if stdout.startswith(candidate, start):
+                        marker, output = candidate, name
+                        break
+            if marker is None:
                 if len(stdout) - start < len(chan_marker):
                     break
                 pos = start + 1  # not ours (cannot happen: only the supervisor writes here)
                 continue
-            newline = stdout.find(b"\n", start + len(chan_marker))
+            newline = stdout.find(b"\n", start + len(marker))
             if newline < 0:
                 break
-            header = bytes(stdout[start + len(chan_marker) : newline])
+            header = bytes(stdout[start + len(marker) : newline])
             if not header.isdigit() or len(stdout) < newline + 1 + int(header):
                 if not header.isdigit():
                     return b"", bytes(err), False, True
                 break
-            program += stdout[newline + 1 : newline + 1 + int(header)]
+            body = bytes(stdout[newline + 1 : newline + 1 + int(header)])
             pos = newline + 1 + int(header)
+            if output is not None:
+                if on_output is not None:
+                    on_output(output, body)
+                continue
+            if handler is None:
+                return b"", bytes(err), False, True  # a channel nobody asked for
+            program += body
             if len(program) > CHANNEL_MAX_MESSAGE + 32:
                 return b"", bytes(err), False, True
             while True:
@@ -286,7 +317,8 @@ def result_from_response(
     oom = bool(resp.get("oom_kills")) or (
         sig == 9 and not resp.get("timed_out") and bool(state.get("OOMKilled"))
     )
-    files = {p: base64.b64decode(f["data"]) for p, f in (resp.get("files") or {}).items()}
+    collected = resp.get("files") or {}
+    files = {p: base64.b64decode(f["data"]) for p, f in collected.items()}
     return RunResult(
         exit_code=resp.get("exit_code"),
         stdout=stdout,
@@ -302,6 +334,7 @@ def result_from_response(
         peak_memory_bytes=resp.get("peak_memory_bytes"),
         files=files,
         missing_files=list(resp.get("missing") or []),
+        truncated_files=sorted(p for p, f in collected.items() if f.get("truncated")),
         container_id=cid,
         prestarted=bool(resp.get("prestarted")),
     )

@@ -25,6 +25,7 @@ class RunResult:
     peak_memory_bytes: int | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # collected files that existed
     missing_files: list[str] = field(default_factory=list)
+    truncated_files: list[str] = field(default_factory=list)  # collected, but longer than max_collect
     error: str | None = (
         None  # a sandbox-level failure (engine gone, supervisor died): not the program's fault
     )

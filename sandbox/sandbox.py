@@ -46,6 +46,8 @@ class Sandbox:
         prestart: bool = False,
         fork_server: bool = False,
         channel: Callable[[bytes], bytes] | None = None,
+        on_output: Callable[[str, bytes], None] | None = None,
+        collect_root: str | None = None,
     ) -> RunResult:
         """Run `argv` in a fresh isolated container and return what it did.
 
@@ -55,7 +57,9 @@ class Sandbox:
         code, timeout, OOM kill) is in the result; a failure of the sandbox itself is
         `RunResult.error`, or a SandboxError when the engine cannot be reached at all.
         `tenant` keeps warm containers apart per tenant; `prestart` (see RunSpec) lets a
-        warm container start the next call's process early.
+        warm container start the next call's process early; `on_output` receives live
+        output as it arrives; `collect_root` keeps collected files inside one directory (see
+        RunSpec).
         """
         image = image or self.image
         if not image:
@@ -75,6 +79,8 @@ class Sandbox:
             prestart=prestart,
             fork_server=fork_server,
             channel=channel,
+            on_output=on_output,
+            collect_root=collect_root,
         )
         return self.backend.run(spec)
 

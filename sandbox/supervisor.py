@@ -17,6 +17,11 @@ nothing from the image's site-packages runs before it. It:
 The nonce comes from the host and is never shown to the program, so the program cannot
 forge a response. As PID 1 it also cannot be killed from inside the container.
 
+With `"stream": true` the output the supervisor keeps (never more than the caps) is also
+sent as it arrives, as `\n@@SKILLYARD-STDOUT <nonce> <length>\n<bytes>` (or STDERR)
+frames before the response: live output for a long run, at the cost of one write per
+chunk read. The response still carries the whole kept output.
+
 With `"channel": true` (one-shot runs only) the program also gets a duplex byte stream to
 the host while it runs: fd 3 (named in SANDBOX_CHANNEL_FD) is a socket whose bytes the
 supervisor forwards to the host as `\n@@SKILLYARD-CHANNEL <nonce> <length>\n<bytes>`
@@ -39,6 +44,7 @@ import time
 
 MAGIC = b"@@SKILLYARD-RESULT"
 CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"
+OUTPUT_MAGIC = {1: b"@@SKILLYARD-STDOUT", 2: b"@@SKILLYARD-STDERR"}
 CHANNEL_FD = 3
 PR_SET_DUMPABLE = 4
 
@@ -191,9 +197,18 @@ def _reap(block_until=None):
     return reaped
 
 
-def _collect(paths, cap):
+def _collect(paths, cap, root=None):
+    """Read back the requested files: regular files only, never through a final symlink, at most
+    `cap` bytes each. With `root`, a path whose real location is outside it (a symlinked
+    folder on the way) counts as missing. A file that cannot be read counts as missing."""
+    import stat as _stat
+
     files, missing = {}, []
+    base = root.rstrip("/") + "/" if root else None
     for path in paths:
+        if base is not None and not (os.path.realpath(path) + "/").startswith(base):
+            missing.append(path)
+            continue
         try:
             # O_NONBLOCK: opening a FIFO the program left there must not hang us.
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -201,8 +216,6 @@ def _collect(paths, cap):
             missing.append(path)
             continue
         try:
-            import stat as _stat
-
             if not _stat.S_ISREG(os.fstat(fd).st_mode):
                 missing.append(path)
                 continue
@@ -213,6 +226,8 @@ def _collect(paths, cap):
                     break
                 data += chunk
             files[path] = {"data": base64.b64encode(data[:cap]).decode(), "truncated": len(data) > cap}
+        except OSError:
+            missing.append(path)
         finally:
             os.close(fd)
     return files, missing
@@ -263,6 +278,7 @@ def _run(req, proc=None, nonce="", fs=None):
     kept = {1: bytearray(), 2: bytearray()}
     total = {1: 0, 2: 0}
     stdin_data = base64.b64decode(req.get("stdin", ""))
+    streaming = bool(req.get("stream"))
 
     channel = _Channel(nonce) if req.get("channel") and proc is None and fs is None else None
     if fs is not None:
@@ -370,6 +386,8 @@ def _run(req, proc=None, nonce="", fs=None):
             room = caps[stream] - len(kept[stream])
             if room > 0:
                 kept[stream] += chunk[:room]
+                if streaming:
+                    _frame(OUTPUT_MAGIC[stream], nonce, chunk[:room])
         reaped.update(_reap())
     if writer is not None:
         os.close(writer)
@@ -386,7 +404,9 @@ def _run(req, proc=None, nonce="", fs=None):
     elif os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         exit_code = 128 + sig
-    files, missing = _collect(req.get("collect", []), int(req.get("max_collect", 8 << 20)))
+    files, missing = _collect(
+        req.get("collect", []), int(req.get("max_collect", 8 << 20)), req.get("collect_root")
+    )
     return {
         "exit_code": exit_code,
         "signal": sig,
@@ -454,16 +474,7 @@ class _Channel:
             except OSError:
                 chunk = b""
             if chunk:
-                _write_all(
-                    b"\n"
-                    + CHANNEL_MAGIC
-                    + b" "
-                    + self.nonce
-                    + b" "
-                    + str(len(chunk)).encode()
-                    + b"\n"
-                    + chunk
-                )
+                _frame(CHANNEL_MAGIC, self.nonce, chunk)
             elif chunk is not None:
                 self.program_open = False
         if 0 in rready:
@@ -709,6 +720,13 @@ def _respond(nonce, resp):
         _write_all(piece)
 
 
+def _frame(magic, nonce, data):
+    """One frame of bytes for the host (a channel chunk, live output), tagged with the nonce."""
+    if isinstance(nonce, str):
+        nonce = nonce.encode()
+    _write_all(b"\n" + magic + b" " + nonce + b" " + str(len(data)).encode() + b"\n" + data)
+
+
 def _write_all(data):
     view = memoryview(data)
     while view:
@@ -751,9 +769,10 @@ def _still_waiting(proc):
     return pid == 0
 
 
-def serve():
-    """Warm mode: answer requests one after another until stdin closes. Each call gets a
-    fresh process; afterwards every process is killed and the writable dirs are wiped.
+def serve(idle=None):
+    """Warm mode: answer requests one after another until stdin closes (or, with `idle`, until
+    no request came for that many seconds). Each call gets a fresh process; afterwards every
+    process is killed and the writable dirs named in the request are wiped.
 
     With "prestart" in a request, once the answer is sent the next call's process is started
     (same argv, cwd, env and limits) and left blocked on its stdin: interpreter start-up leaves
@@ -762,6 +781,8 @@ def serve():
     pending = None
     fork_server = _ForkServer()
     while True:
+        if idle is not None and not select.select([0], [], [], idle)[0]:
+            os._exit(0)  # idle: nobody will ask again (a session's own end, whoever forgot it)
         try:
             req = _read_request()
         except EOFError:
@@ -791,7 +812,7 @@ def serve():
                 resp["prestarted"] = not fresh
                 healthy = fork_server.alive()
             else:
-                resp = _run(req, proc)
+                resp = _run(req, proc, nonce=nonce)
                 resp["prestarted"] = proc is not None
                 healthy = True
             resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty() and healthy
@@ -814,8 +835,10 @@ def main():
     # (KeyboardInterrupt): reset it, or the program could interrupt us with kill(1, SIGINT).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    if "--serve" in sys.argv[1:]:
-        serve()
+    args = sys.argv[1:]
+    if "--serve" in args:
+        idle = float(args[args.index("--idle") + 1]) if "--idle" in args else None
+        serve(idle)
     nonce = ""
     try:
         req = _read_request()

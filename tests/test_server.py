@@ -452,12 +452,15 @@ def test_body_limits(env, tmp_path):
 
     r = bob.post("/v1/skills", content=chunks(), headers={"Content-Type": "application/gzip"})
     assert r.status_code == 413
+    # A run may carry a command's input files (base64): it gets the upload limit, not the JSON one.
     r = bob.post(
         f"/v1/skills/{SHARED}/run",
-        content=b'{"input": "' + b"x" * (4 * 1024 * 1024) + b'"}',
+        content=b'{"input": "' + b"x" * (20 * 1024 * 1024 + 1) + b'"}',
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 413
+    r = bob.post(f"/v1/skills/{SHARED}/tests", json={"x": "y" * (4 * 1024 * 1024)})
+    assert r.status_code == 413  # any other JSON body: the JSON limit
     bomb = gzip.compress(b"\0" * (40 * 1024 * 1024))  # 40 MB of zeros in ~40 KB
     assert len(bomb) < 100_000
     r = bob.post("/v1/skills", content=bomb, headers={"Content-Type": "application/gzip"})
@@ -608,7 +611,7 @@ def test_openapi_describes_the_api(env):
     ):
         assert path in paths, path
     run = spec["components"]["schemas"]["RunRequest"]["properties"]
-    assert set(run) == {"input", "version", "async"}
+    assert set(run) == {"input", "version", "async", "stream", "argv", "stdin_b64", "files", "outputs"}
     assert paths["/v1/skills/{name}/run"]["post"]["security"] == [{"apiKey": []}]
     assert "multipart/form-data" in paths["/v1/skills"]["post"]["requestBody"]["content"]
 

@@ -307,13 +307,80 @@ def images() -> None:
 
 
 @images.command("build")
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    metavar="NAME",
+    help="Also build this image family (node, documents; repeatable). Skills build theirs on first use.",
+)
+@click.option("--all-families", is_flag=True, help="Build every image family.")
 @click.option("--json", "as_json", is_flag=True)
-def images_build(as_json: bool) -> None:
-    """Build the base (registry or offline debootstrap) and runner images if missing."""
+def images_build(families: tuple[str, ...], all_families: bool, as_json: bool) -> None:
+    """Build the base (registry or offline debootstrap) and runner images if missing, and the
+    image families asked for."""
     with err.status("images: checking") as status:
-        yard = one_shot_yard(progress=lambda m: status.update(f"images: {m}"))
+        # On a terminal the spinner says what is happening; in a log (CI), every step is a line.
+        def progress(message: str) -> None:
+            if err.is_terminal:
+                status.update(f"images: {esc(message)}")
+            else:
+                err.print(f"images: {esc(message)}", highlight=False)
+
+        yard = one_shot_yard(progress=progress)
         imgs = yard.images.ensure()
+        wanted = yard.images.families() if all_families else list(families)
+        for family in wanted:
+            yard.images.check_family(family)  # every name before the first (long) build
+        built = {family: yard.images.family_image(family) for family in wanted}
     if as_json:
-        emit_json({"base": imgs.base, "runner": imgs.runner})
+        emit_json({"base": imgs.base, "runner": imgs.runner, "families": built})
     else:
         out.print(f"base   {imgs.base}\nrunner {imgs.runner}")
+        for family, tag in built.items():
+            out.print(f"family {family}: {tag}")
+
+
+@click.group(cls=Group)
+def wheelhouse() -> None:
+    """The host wheelhouse: where skill requirements are installed from, network off."""
+
+
+@wheelhouse.command("add")
+@click.argument("requirements", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def wheelhouse_add(requirements: tuple[str, ...], as_json: bool) -> None:
+    """Fetch wheels for REQUIREMENTS (and what they need) from the package index into the
+    wheelhouse, so later builds find them without a network.
+
+    Example: skillyard wheelhouse add 'pypdf==5.1.0'"""
+    from sandbox.images import add_to_wheelhouse
+
+    from ..package import SkillConfig
+
+    SkillConfig(requirements=list(requirements))  # the same plain-specifier rule as skillyard.yaml
+    folder = get_settings().wheel_dir.resolve()
+    with err.status("wheelhouse: downloading") as status:
+        names = add_to_wheelhouse(requirements, folder, progress=lambda m: status.update(esc(m)))
+    if as_json:
+        emit_json({"wheelhouse": str(folder), "wheels": names})
+    else:
+        out.print(f"{len(names)} wheel(s) in {esc(folder)}/pool:")
+        for name in names:
+            out.print(f"  {esc(name)}", highlight=False)
+
+
+@wheelhouse.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def wheelhouse_list(as_json: bool) -> None:
+    """The wheels in the wheelhouse's pool (what builds can install offline)."""
+    from sandbox.images import POOL
+
+    pool = get_settings().wheel_dir.resolve() / POOL
+    names = sorted(p.name for p in pool.glob("*.whl")) if pool.is_dir() else []
+    if as_json:
+        emit_json({"wheelhouse": str(pool), "wheels": names})
+    else:
+        out.print(f"{len(names)} wheel(s) in {esc(pool)}")
+        for name in names:
+            out.print(f"  {esc(name)}", highlight=False)

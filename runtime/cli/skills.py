@@ -50,14 +50,17 @@ def _add_table(outcomes) -> Table:
     return table
 
 
-def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, workers: int = 2):
-    """Add every skill under `path` with a progress bar on stderr; (the outcomes, the
+def add_with_progress(yard, path: Path | list[Path], force: bool, quiet: bool = False, workers: int = 2):
+    """Add every skill under `path` (or these folders) with a progress bar on stderr; (the outcomes, the
     folders discovery passed over)."""
     from ..discovery import find_skills
     from ..yard import discover
 
-    folders = discover(path)  # SkillError (with what was passed over) when there is none
-    skipped = find_skills(path).skipped
+    if isinstance(path, list):
+        folders, skipped = path, []
+    else:
+        folders = discover(path)  # SkillError (with what was passed over) when there is none
+        skipped = find_skills(path).skipped
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -216,7 +219,14 @@ def show(name: str, version: int | None, as_json: bool) -> None:
     )
     out.print(esc(rec.description), highlight=False)
     entry = f"entrypoint: {esc(pkg.config.entrypoint)}   " if pkg.config.entrypoint else ""
-    out.print(f"{entry}files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
+    out.print(
+        f"{entry}family: {esc(pkg.config.family)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}"
+    )
+    for command_name, command in sorted(pkg.config.commands.items()):
+        out.print(
+            f"command {esc(command_name)}: {esc(' '.join(command.run))} ...  {esc(command.description)}",
+            highlight=False,
+        )
     if rec.tier == "instructions":
         out.print("gate: none (instructions only: no executable code, so nothing is gated or run)")
     else:
@@ -254,14 +264,65 @@ def search(query: str, limit: int, as_json: bool) -> None:
 
 @click.command(cls=Command)
 @click.argument("name")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @click.option("--input", "input_json", default=None, help="Input JSON (an object, per the skill's schema).")
 @click.option(
     "--input-file", type=click.File("rb"), default=None, help="Read the input JSON from a file ('-' = stdin)."
 )
+@click.option(
+    "--file",
+    "file_args",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="A command's input file, put in its working dir under its own name (or NAME). Repeatable.",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="NAME",
+    help="A file the command writes, to bring back (default: every argument that looks like a file name "
+    "and is no input file).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where output files are written (default: the current dir).",
+)
+@click.option(
+    "--stdin-file", type=click.File("rb"), default=None, help="A command's stdin, from a file ('-' = stdin)."
+)
 @click.option("--version", "version", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result envelope as JSON.")
-def run(name: str, input_json: str | None, input_file, version: int | None, as_json: bool) -> None:
-    """Run a registered skill on JSON input in a fresh container; prints its JSON output."""
+def run(
+    name: str,
+    argv: tuple[str, ...],
+    input_json: str | None,
+    input_file,
+    file_args: tuple[str, ...],
+    outputs: tuple[str, ...],
+    out_dir: Path | None,
+    stdin_file,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    """Run a registered skill in a fresh container: a function on JSON input (prints its JSON
+    output), or one of its commands (argv after `--`; prints its output, writes its files).
+
+    \b
+    Examples:
+      skillyard run unit-convert --input '{"value": 5, "from": "km", "to": "mi"}'
+      skillyard run pdf-text --file in.pdf -- python scripts/extract.py in.pdf out.txt
+    """
+    if argv:
+        if input_json is not None or input_file is not None:
+            fail("give either --input (a function call) or a command after `--`, not both")
+        _run_command(name, list(argv), file_args, outputs, out_dir, stdin_file, version, as_json)
+        return
+    if file_args or outputs or out_dir or stdin_file:
+        fail("--file, --output, --out and --stdin-file are for commands: give the command after `--`")
     from ..calls import parse_input
 
     raw = input_file.read() if input_file else (input_json if input_json is not None else "{}")
@@ -286,6 +347,90 @@ def run(name: str, input_json: str | None, input_file, version: int | None, as_j
         if e.traceback:
             err.print(esc(e.traceback.rstrip()), highlight=False)
     sys.exit(0 if result.ok else (3 if result.error and result.error.kind == "invalid_input" else 1))
+
+
+def _input_files(file_args: tuple[str, ...]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for arg in file_args:
+        target, sep, source = arg.partition("=")
+        path = Path(source if sep else arg)
+        name = target if sep else path.name
+        if not path.is_file():
+            fail(f"--file {arg}: {path} is not a readable file")
+        if name in files:
+            fail(f"--file {arg}: two input files are named {name}")
+        files[name] = path.read_bytes()
+    return files
+
+
+def _looks_like_output(arg: str, inputs: dict[str, bytes]) -> bool:
+    """A caller argument the CLI asks back as an output file when none is named: a relative
+    file name with an extension or a folder, that is not an input file or an option."""
+    if arg in inputs or arg.startswith("-") or arg.startswith("/") or ".." in arg.split("/"):
+        return False
+    base = arg.rsplit("/", 1)[-1]
+    return bool(base) and ("." in base.strip(".") or "/" in arg) and len(arg) < 256 and "=" not in arg
+
+
+def write_outputs(files: dict[str, bytes], dest: Path) -> list[Path]:
+    """Write a command's output files under `dest` (relative paths, checked by the runtime);
+    never through a symlink, never outside `dest`."""
+    import os
+
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    written = []
+    for rel, data in sorted(files.items()):
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if root not in target.parent.resolve().parents and target.parent.resolve() != root:
+            fail(f"output {rel}: its folder resolves outside {root}; nothing written there")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        written.append(target)
+    return written
+
+
+def _run_command(
+    name: str,
+    argv: list[str],
+    file_args: tuple[str, ...],
+    outputs: tuple[str, ...],
+    out_dir: Path | None,
+    stdin_file,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    files = _input_files(file_args)
+    wanted = list(outputs) or [a for a in argv[1:] if _looks_like_output(a, files)][:8]
+    stdin = stdin_file.read() if stdin_file else b""
+    result = one_shot_yard().run_command(
+        name, argv, stdin=stdin, files=files, outputs=wanted, version=version
+    )
+    written = write_outputs(result.files, out_dir or Path.cwd()) if result.files else []
+    if as_json:
+        data = result.to_dict()
+        data["files"] = {rel: {"bytes": len(blob)} for rel, blob in result.files.items()}
+        data["written"] = [str(p) for p in written]
+        emit_json(data)
+    else:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(result.stderr)
+        for path in written:
+            err.print(f"[dim]skillyard: wrote {esc(path)}[/]", highlight=False)
+        for rel in result.truncated_files:
+            err.print(f"[yellow]skillyard:[/] {esc(rel)} was cut at the output cap", highlight=False)
+        if result.error is not None and result.error.kind != "exit":
+            e = result.error
+            text = f"{e.message}: {FIND_HINT}" if e.kind == "not_found" else e.message
+            err.print(f"[bold red]{esc(name)}: {esc(e.kind)}[/]: {esc(text)}", highlight=False)
+    kind = result.error.kind if result.error else None
+    codes = {"invalid_input": 3, "timeout": 124, "sandbox": 125}
+    if kind is None:
+        sys.exit(0)
+    sys.exit(codes.get(kind, result.exit_code if kind == "exit" and result.exit_code else 1))
 
 
 @click.command(cls=Command)
@@ -449,18 +594,41 @@ def create(
     sys.exit(0 if final == "registered" else 2)
 
 
+def _family_ready(yard, folder: Path) -> str | None:
+    """The image family a skill folder needs when it is not built yet (None: ready, or not a
+    valid package, which its add reports)."""
+    from ..package import PackageError, load_package
+
+    try:
+        family = load_package(folder, yard.settings).config.family
+    except PackageError:  # its add reports it
+        return None
+    return None if yard.images.has_family(family) else family
+
+
 @click.command(cls=Command)
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default="skills")
 @click.option("--calls", "max_calls", type=int, default=20, help="Run at most this many example calls.")
-def demo(path: Path, max_calls: int) -> None:
+@click.option(
+    "--families",
+    "build_families",
+    is_flag=True,
+    help="Also gate skills whose image family (node, documents) is not built yet, building it.",
+)
+def demo(path: Path, max_calls: int, build_families: bool) -> None:
     """The main job: gate every skill in PATH, register those that pass, make example calls,
-    and print a summary. A second run reuses every image and verdict."""
+    and print a summary. A second run reuses every image and verdict. Skills of an image family
+    not built yet are skipped (they would build it first: minutes) unless --families."""
     import time as _time
+
+    from ..yard import discover
 
     started = _time.monotonic()
     yard = one_shot_yard()
     out.print(f"[bold]skillyard demo[/]: store {esc(yard.settings.store)}, skills from {esc(path)}")
-    outcomes, _ = add_with_progress(yard, path, force=False)
+    folders = discover(path)
+    skipped = {} if build_families else {f.name: fam for f in folders if (fam := _family_ready(yard, f))}
+    outcomes, _ = add_with_progress(yard, [f for f in folders if f.name not in skipped], force=False)
     gate_s = _time.monotonic() - started
     out.print(_add_table(outcomes))
     calls = Table(title="example calls (each in a fresh hardened container)")
@@ -511,6 +679,12 @@ def demo(path: Path, max_calls: int) -> None:
     )
     for o in blocked:
         out.print(f"  blocked {esc(o.name)}: {reason_text(o.reasons)}", highlight=False)
+    for name, family in sorted(skipped.items()):
+        out.print(
+            f"  skipped {esc(name)}: it needs the {esc(family)} image family, not built yet "
+            f"(`skillyard images build --family {esc(family)}`, or `skillyard demo --families`)",
+            highlight=False,
+        )
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
     from ..tenants import Tenants
     from .serve import console_url

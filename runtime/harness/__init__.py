@@ -23,3 +23,20 @@ def call_runner_source() -> str:
     loop, then the runner."""
     fork_server = resources.files("sandbox").joinpath("forkserver.py").read_text(encoding="utf-8")
     return "\n\n".join([harness_source("datacodec.py"), fork_server, harness_source("call_runner.py")])
+
+
+@functools.lru_cache(maxsize=1)
+def command_boot_source() -> str:
+    """The gate's bootstrap for Python commands (command_boot.py) as one `python3 -c` program,
+    after the call runner's own `install_sources` (the same source override a mutant call
+    gets), taken from call_runner.py's text."""
+    import ast
+
+    runner = harness_source("call_runner.py")
+    tree = ast.parse(runner)
+    install = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "install_sources"
+    )
+    segment = ast.get_source_segment(runner, install)
+    header = 'import os\nimport sys\n\nSKILL_ROOT = "/skill"\n'
+    return "\n\n".join([header, segment or "", harness_source("command_boot.py")])

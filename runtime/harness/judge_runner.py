@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 MAX_MESSAGE = 32 << 20
 MAX_REPORTS = 20000  # per pass: a flood of reports cannot grow the runner past this
+RELAYED = ("call", "describe", "command")  # a pass's requests the host answers (the skill's code runs)
 
 
 def nondumpable():
@@ -383,7 +384,7 @@ def run_pass(host, zygote_control, zygote_link, command):
                 msg = json.loads(data)
                 if not isinstance(msg, dict):
                     raise ValueError("not an object")
-                if msg.get("op") in ("call", "describe"):
+                if msg.get("op") in RELAYED:
                     state.calls += 1
                     msg["pass"] = state.id
                     host.send(msg)
@@ -411,7 +412,7 @@ def run_pass(host, zygote_control, zygote_link, command):
             if data is None:
                 break
             msg = json.loads(data)
-            if isinstance(msg, dict) and msg.get("op") not in ("call", "describe"):
+            if isinstance(msg, dict) and msg.get("op") not in RELAYED:
                 state.report(msg)
     except ValueError:
         pass

@@ -9,6 +9,10 @@ exception as type, message and args, raised here as an exception class that deri
 the same builtin exceptions, so `pytest.raises(ValueError)` and `pytest.raises(mod.Error)`
 work. No object of the skill's ever exists in this process.
 
+The `skill` fixture runs the skill's commands (programs with argv and files) the same way:
+`{"op": "command", argv, stdin, files, outputs}` to the runner, answered by the host with
+the command's exit status, output and files, as plain data.
+
 Module attributes that are plain data (constants) come from one `describe` request per
 module and pass. Classes are callable like functions (their instances cannot cross, so
 calling one fails with a clear error unless it returns plain data); other objects raise
@@ -343,6 +347,88 @@ class ProxyLoader:
         pass
 
 
+class CommandRun:
+    """What one of the skill's commands did, as `skill.run` returns it (plain data, built here)."""
+
+    def __init__(self, reply):
+        self.returncode = reply.get("returncode")
+        self.stdout = _b64(reply.get("stdout"))
+        self.stderr = _b64(reply.get("stderr"))
+        files = reply.get("files") if isinstance(reply.get("files"), dict) else {}
+        self.files = {str(name): _b64(data) for name, data in files.items()}
+        self.missing_files = [str(n) for n in reply.get("missing_files") or []]
+        self.truncated_files = [str(n) for n in reply.get("truncated_files") or []]
+        self.timed_out = bool(reply.get("timed_out"))
+        self.oom_killed = bool(reply.get("oom_killed"))
+
+    def __repr__(self):
+        return (
+            f"<CommandRun returncode={self.returncode} stdout={self.stdout[:80]!r} "
+            f"stderr={self.stderr[-200:]!r} files={sorted(self.files)}>"
+        )
+
+
+def _b64(text):
+    import base64
+
+    return base64.b64decode(text) if isinstance(text, str) else b""
+
+
+def _bytes(value, what):
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+class Skill:
+    """The `skill` fixture: run one of the skill's commands in its sandbox, exactly as a
+    production use runs it (a fresh process in the skill's image, the same limits).
+
+        result = skill.run(["python", "scripts/extract.py", "in.pdf", "out.txt"],
+                           files={"in.pdf": data}, outputs=["out.txt"])
+        assert result.returncode == 0 and result.files["out.txt"] == b"..."
+
+    `argv` must begin with a command of the skill's skillyard.yaml; `files` (relative path ->
+    bytes) are written into the working dir first; `outputs` (relative paths) are read back
+    afterwards. The result holds returncode, stdout and stderr (bytes), files (the outputs that
+    existed), missing_files, truncated_files, timed_out and oom_killed. A request the skill's
+    commands do not allow raises CalleeFailed."""
+
+    def run(self, argv, stdin=b"", files=None, outputs=None):
+        import base64
+
+        if not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv):
+            raise TypeError("argv must be a list of strings")
+        files = dict(files or {})
+        reply = _answer(
+            LINK.request(
+                {
+                    "op": "command",
+                    "argv": list(argv),
+                    "stdin": base64.b64encode(_bytes(stdin, "stdin")).decode(),
+                    "files": {
+                        str(name): base64.b64encode(_bytes(data, f"files[{name!r}]")).decode()
+                        for name, data in files.items()
+                    },
+                    "outputs": [str(name) for name in outputs or []],
+                    "test": CURRENT,
+                }
+            )
+        )
+        return CommandRun(reply)
+
+
+class Fixtures:
+    """The fixtures the judge offers every test suite."""
+
+    @pytest.fixture
+    def skill(self):
+        """Runs the skill's commands (see Skill)."""
+        return Skill()
+
+
 class Reporter:
     """Sends every report pytest makes to the runner (which keeps and judges them)."""
 
@@ -446,7 +532,7 @@ def run_pass(fd, manifest):
         args += ["--maxfail", str(int(command["maxfail"]))]
     args.append(manifest.get("tests", "tests"))
     try:
-        code = int(pytest.main(args, plugins=[Reporter()]))
+        code = int(pytest.main(args, plugins=[Reporter(), Fixtures()]))
     except BaseException as exc:  # noqa: BLE001 - reported as an unfinished pass
         sys.stderr.write(f"the pass ended with {exc!r}\n")
         return 3

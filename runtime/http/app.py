@@ -24,7 +24,7 @@ from .deps import ServerState
 from .guard import Guard
 from .jobs import JobStore, progress
 from .media import DeclaredBodies
-from .routers import accounts, jobs, skills, tenants, work
+from .routers import accounts, jobs, sessions, skills, tenants, work
 from .schemas import HealthOut, error_doc
 from .ui import install_console
 from .uploads import JSON_LIMIT, UPLOAD_LIMIT
@@ -106,7 +106,7 @@ def create_app(
     v1 = APIRouter(
         prefix="/v1", dependencies=[Depends(bearer)], responses={401: error_doc("No or a bad API key")}
     )
-    for router in (skills.router, work.router, jobs.router, accounts.router, tenants.router):
+    for router in (skills.router, work.router, jobs.router, accounts.router, tenants.router, sessions.router):
         v1.include_router(router)
     app.include_router(v1)
     return app

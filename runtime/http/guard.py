@@ -51,6 +51,17 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
+def carries_files(method: str, path: str) -> bool:
+    """Requests whose body may hold files, and gets the upload limit instead of the JSON one:
+    a package import, a run (a command's input files, base64) and a session file upload."""
+    parts = path.rstrip("/").split("/")
+    if method == "POST" and path.rstrip("/") == "/v1/skills":
+        return True
+    if method == "POST" and len(parts) == 5 and parts[:3] == ["", "v1", "skills"] and parts[4] == "run":
+        return True
+    return method == "PUT" and len(parts) > 5 and parts[:3] == ["", "v1", "sessions"] and parts[4] == "files"
+
+
 class RefusalPacer:
     """Per tenant, a token bucket for refusals: `rate` a second, bursts of `burst`. `delay`
     reserves the next token and says how long to wait for it (0: answer now). Event loop
@@ -200,8 +211,7 @@ class Guard:
                     f"set the header 'Content-Type: {wanted[0]}'",
                 )
                 return
-            upload = method == "POST" and path.rstrip("/") == "/v1/skills"
-            limit = self.upload_limit if upload else self.json_limit
+            limit = self.upload_limit if carries_files(method, path) else self.json_limit
             if length is not None:
                 if not length.strip().isdigit():
                     await reply(400, "invalid_input", "bad Content-Length header")

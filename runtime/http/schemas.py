@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..calls import CallResult
+from ..commands import CommandResult
 from ..names import NAME_PATTERN
 from ..records import SkillRecord
 from ..tenants import TENANT_PATTERN
@@ -132,17 +133,131 @@ class JobOut(BaseModel):
     links: dict[str, str]
 
 
+B64 = "base64 (standard alphabet)"
+
+
 class RunRequest(BaseModel):
-    """The body of a run."""
+    """The body of a run: a function call (`input`) or a command (`argv`, with files)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     input: Any = Field(
         default_factory=dict, description="The call's input, checked against the skill's input_schema."
     )
+    argv: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Run a command instead: argv beginning with one of the skill's commands (skillyard.yaml "
+        "`commands`), then your arguments. Relative paths are in the command's working dir.",
+    )
+    stdin_b64: str = Field(default="", description=f"A command's stdin, {B64}.")
+    files: dict[str, str] = Field(
+        default_factory=dict, description=f"A command's input files: relative path -> content, {B64}."
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Files (relative paths) the command writes, returned in `files` (base64), each capped.",
+    )
     version: int | None = Field(default=None, ge=1, le=2**31, description="Default: the current version.")
     async_: bool = Field(
         default=False, alias="async", description="true: return 202 and a job instead of waiting."
     )
+    stream: bool = Field(
+        default=False,
+        description="true: answer with server-sent events: `stdout`/`stderr` as the run prints, then one "
+        "`result` event holding what the run answers otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RunRequest:
+        if self.argv is not None and "input" in self.model_fields_set:
+            raise ValueError("give either `input` (a function call) or `argv` (a command), not both")
+        if self.argv is None and (self.files or self.outputs or self.stdin_b64):
+            raise ValueError("files, outputs and stdin_b64 go with `argv` (a command)")
+        if self.async_ and self.stream:
+            raise ValueError("`async` and `stream` exclude each other: a stream is the live answer")
+        return self
+
+
+class CommandResultOut(BaseModel):
+    """What a command run answers: exit status, output, the output files (base64)."""
+
+    skill: str
+    version: int | None
+    scope: Literal["private", "shared"] | None = None
+    ok: bool = Field(description="It ran within its limits and exited 0.")
+    command: str = Field(description="The declared command the argv began with.")
+    argv: list[str]
+    exit_code: int | None
+    stdout: str = Field(description="As UTF-8 text (what is not UTF-8 replaced); stdout_b64 has the bytes.")
+    stderr: str
+    stdout_b64: str
+    stderr_b64: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    files: dict[str, str] = Field(description=f"The output files that existed, {B64}.")
+    missing_files: list[str]
+    truncated_files: list[str] = Field(description="Output files cut at the cap.")
+    timed_out: bool
+    oom_killed: bool
+    error: CallErrorOut | None = Field(
+        default=None,
+        description="kind: invalid_input, not_found, not_registered, exit, timeout, oom, sandbox.",
+    )
+    duration_ms: float
+    peak_memory_bytes: int | None = None
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionCreateRequest(BaseModel):
+    """The body of a new session."""
+
+    model_config = ConfigDict(extra="forbid")
+    skills: list[str] = Field(
+        min_length=1, max_length=16, description="Registered skills, under /skills/NAME."
+    )
+    idle_timeout: float = Field(default=600.0, gt=0, le=86400, description="Seconds idle before it ends.")
+
+
+class SessionOut(BaseModel):
+    """A session: its skills, its working dir and how long it has left."""
+
+    id: str
+    skills: list[dict[str, Any]]
+    workdir: str
+    created_at: str
+    idle_timeout_s: float
+    expires_in_s: float
+    commands: int
+    alive: bool
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class SessionExecRequest(BaseModel):
+    """One command in a session."""
+
+    model_config = ConfigDict(extra="forbid")
+    argv: list[str] = Field(min_length=1, max_length=1024, description="Any program in the session's image.")
+    stdin_b64: str = Field(default="", description=f"stdin, {B64}.")
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds (default 60).")
+    cwd: str | None = Field(default=None, description="Working dir inside /work (default /work).")
+    stream: bool = Field(
+        default=False, description="true: server-sent events (see POST /v1/skills/{name}/run)."
+    )
+
+
+class SessionResultOut(BaseModel):
+    """What one session command did."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    timed_out: bool
+    oom_killed: bool
+    duration_ms: float
 
 
 class RollbackRequest(BaseModel):
@@ -222,6 +337,15 @@ def skill_out(rec: SkillRecord, scope: str, cls: type[SkillOut] = SkillOut, **ex
 
 
 _FRAME_RE = re.compile(r'File "/skill/([^"]+)", line (\d+), in (\S+)')
+
+
+def command_out(result: CommandResult, scope: str | None) -> CommandResultOut:
+    """The API's view of a command run."""
+    data = result.to_dict()
+    err = data.pop("error")
+    return CommandResultOut(
+        **data, scope=scope, error=CallErrorOut(**err, location=None) if err is not None else None
+    )
 
 
 def call_out(result: CallResult, scope: str | None) -> CallResultOut:

@@ -7,13 +7,17 @@ The run's status rule: 200 (or the async job's success) means the skill ran -- i
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ...audit import audited
+from ...commands import CommandRequest, OnOutput
+from ...errors import InvalidInput
 from ...fixer import Fixer, creation_status
 from ...serving import check_input, request_error
 from ...views import Target, TenantView
@@ -26,21 +30,24 @@ from ..schemas import (
     COMMON_ERRORS,
     SKILL_ERRORS,
     CallResultOut,
+    CommandResultOut,
     CreateRequest,
     FixRequest,
     GateRequest,
     JobOut,
     RunRequest,
     call_out,
+    command_out,
     error_doc,
 )
+from ..streaming import live_response
 
 router = APIRouter()
 
 
 @router.post(
     "/skills/{name}/run",
-    response_model=CallResultOut,
+    response_model=CallResultOut | CommandResultOut,
     tags=["calls"],
     responses={
         **SKILL_ERRORS,
@@ -55,33 +62,56 @@ router = APIRouter()
 )
 async def run(
     request: Request, state: State, tenant: Caller, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
-) -> JSONResponse:
-    """Run the skill on `input` in a fresh sandbox. **200 means the skill ran**: `ok` true with its
-    `output`, or `ok` false with its failure (`error.kind`: exception, timeout, oom, bad_output,
-    crashed). Any other status means it did not run, with the usual error body: 422 input that does
-    not fit the skill's schema, 404 no such skill or version, 409 a version that may not run,
-    429 over the run limit, 503 the engine is down."""
+) -> Response:
+    """Run the skill in a fresh sandbox: a function on `input`, or one of its commands (`argv`, with
+    `files` in and `outputs` back, base64). **200 means the skill ran**: `ok` true with its output,
+    or `ok` false with its failure (`error.kind`: exception, timeout, oom, bad_output, crashed, or a
+    command's exit). Any other status means it did not run, with the usual error body: 422 input that
+    does not fit the skill, 404 no such skill or version, 409 a version that may not run, 429 over
+    the run limit, 503 the engine is down. `stream: true` answers with server-sent events: the output
+    as it comes, then the result."""
     service, rid = state.service, request_id(request)
     # The run limit first, on the event loop: a refusal reads no store and writes nothing.
     service.acquire_run(tenant, name, request_id=rid)
-    handed_over = False  # to an async job, which gives the slot back when it ends
+    handed_over = False  # to an async job or a stream, which gives the slot back when it ends
     try:
 
-        def resolve() -> tuple[TenantView, Target]:
-            check_input(body.input)
+        def resolve() -> tuple[TenantView, Target, CommandRequest | None]:
+            command = command_request(body) if body.argv is not None else None
+            if command is None:
+                check_input(body.input)
             view = service.view(tenant)
-            return view, view.resolve(name, scope, body.version)
+            return view, view.resolve(name, scope, body.version), command
 
-        view, target = await anyio.to_thread.run_sync(resolve)
+        view, target, command = await anyio.to_thread.run_sync(resolve)
+
+        def once(on_output: OnOutput | None = None) -> tuple[dict[str, Any], Exception | None]:
+            """(the answer, why the skill did not run or None)."""
+            if command is not None:
+                done = service.run_command(view, target, command, request_id=rid, on_output=on_output)
+                return command_out(done, target.scope).model_dump(mode="json"), request_error(done)
+            result = service.run(view, target, body.input, request_id=rid, on_output=on_output)
+            return call_out(result, target.scope).model_dump(mode="json"), request_error(result)
+
+        if body.stream:
+
+            def live(on_output: OnOutput) -> dict[str, Any]:
+                answer, failed = once(on_output)
+                if failed is not None:
+                    raise failed
+                return answer
+
+            response = live_response(live, lambda: service.release_run(tenant))
+            handed_over = True
+            return response
         if body.async_:
 
             def work(job: Job) -> dict[str, Any]:
                 job.emit("progress", {"message": f"{name}: running"})
-                result = service.run(view, target, body.input, request_id=rid)
-                failed = request_error(result)
+                answer, failed = once()
                 if failed is not None:  # the job failed: the skill never ran
                     raise failed
-                return call_out(result, target.scope).model_dump(mode="json")
+                return answer
 
             job = state.jobs.submit(
                 tenant.name,
@@ -94,14 +124,31 @@ async def run(
             )
             handed_over = True
             return job_response(job)
-        result = await anyio.to_thread.run_sync(lambda: service.run(view, target, body.input, request_id=rid))
+        answer, failed = await anyio.to_thread.run_sync(once)
     finally:
         if not handed_over:
             service.release_run(tenant)
-    failed = request_error(result)
     if failed is not None:
         raise failed
-    return JSONResponse(call_out(result, target.scope).model_dump(mode="json"))
+    return JSONResponse(answer)
+
+
+def command_request(body: RunRequest) -> CommandRequest:
+    """The command part of a run request, its base64 fields decoded."""
+    return CommandRequest(
+        argv=list(body.argv or []),
+        stdin=decode_b64(body.stdin_b64, "stdin_b64"),
+        files={path: decode_b64(data, f"files[{path!r}]") for path, data in body.files.items()},
+        outputs=list(body.outputs),
+    )
+
+
+def decode_b64(text: str, what: str) -> bytes:
+    """Base64 from a request body, or InvalidInput saying which field is not."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} is not valid base64: {exc}") from exc
 
 
 @router.post(
