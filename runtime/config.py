@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     pool_idle_s: float = Field(
         default=300.0, gt=0, description="Idle seconds before a warm container is removed."
     )
+    cluster: str | None = Field(
+        default=None,
+        description="A Ray cluster's head address (HOST:PORT) to run gates and calls on (docs/SCALING.md); "
+        "unset: this machine's Docker engine. Needs `pip install 'skillyard[cluster]'`.",
+    )
+    cluster_name: str = Field(
+        default="skillyard",
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        description="Labels the containers of one cluster's nodes: clusters sharing a Docker engine need "
+        "different names (a node removes only its own cluster's leftovers).",
+    )
 
     # LLM access (issue: auto-fix). Read without the SKILLYARD_ prefix too, as the openai SDK does.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -141,6 +141,11 @@ class Yard:
     def sandbox(self) -> Sandbox:
         """Where gates and cold calls run: fresh, hardened one-shot containers."""
         if self._sandbox is None:
+            if self.settings.cluster:  # a Ray cluster's nodes (runtime/cluster.py, docs/SCALING.md)
+                from .cluster import cluster_backend
+
+                self._sandbox = Sandbox(cluster_backend(self.settings, pooled=self.use_pool))
+                return self._sandbox
             from sandbox.docker_backend import DockerBackend
 
             self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
@@ -190,6 +195,11 @@ class Yard:
             from sandbox.docker_backend import DockerBackend
 
             backend = self.sandbox.backend
+            if self.settings.cluster and backend.name == "ray":
+                from .cluster import ClusterImages
+
+                self._images = ClusterImages(backend, self.settings)  # type: ignore[arg-type]
+                return self._images
             if not isinstance(backend, DockerBackend):
                 raise SandboxError(f"the {backend.name} backend builds no images: give the Yard images=")
             self._images = DockerImages(backend, self.settings, lambda message: self.progress(message))
@@ -285,7 +295,12 @@ class Yard:
         """Build the package's images (if missing) and run its gate (runtime/gate.py): (report, built).
 
         The callee is a warm pool of the production image private to this gate: every call a
-        test makes is a fresh process there, as a production call is. Records nothing."""
+        test makes is a fresh process there, as a production call is. Records nothing. On a
+        cluster the whole gate runs on one node (runtime/cluster.py)."""
+        if self.settings.cluster:
+            from .cluster import gate_on_node
+
+            return gate_on_node(self, pkg, frozen_tests)
         tag, built = self.images.build(pkg)
         judge_image = self.images.judge_image(pkg)
         limits = call_limits(pkg.config, self.base_limits)

@@ -37,3 +37,9 @@ class SandboxError(SkillyardError):
 
 class ImageMissing(SandboxError):
     """The image to run is not on the engine (never built, or removed since)."""
+
+
+class ClusterUnavailable(SandboxError):
+    """The cluster cannot take work now: its head is unreachable, or no node offers the
+    ``skillyard`` resource. The message names the address, since when, and what to do;
+    work resumes by itself once the cluster is back."""
