@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -480,12 +481,14 @@ class Yard:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         return self.call(rec, params)
 
-    def call(self, record: SkillRecord, params: Any) -> CallResult:
+    def call(self, record: SkillRecord, params: Any, *, call_id: str | None = None) -> CallResult:
         """Run the version `record` names (as its caller resolved it: nothing is looked up
         again) on `params`, then account for it: the counters and a ledger use, and for the
-        skill's own failures a note and the failing input. See `run`."""
+        skill's own failures a note and the failing input. See `run`. `call_id` (32 hex
+        digits; default: a new one) names the call in the ledger: accounting the same id
+        again adds nothing."""
         result = calling.sandboxed_call(self, record, params)
-        calling.account(self, self._accounting, record, params, result)
+        calling.account(self, self._accounting, record, params, result, call_id or uuid.uuid4().hex)
         return result
 
     def trial_call(self, record: SkillRecord, params: Any) -> CallResult:
