@@ -23,7 +23,15 @@ from .signals import exit_on_signals
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
-def serve_command(host: str, port: int, max_runs: int | None, log_level: str) -> None:
+@click.option(
+    "--cluster",
+    "cluster",
+    default=None,
+    metavar="ADDRESS",
+    help="Run gates and calls on the Ray cluster whose head is at ADDRESS (HOST:PORT; default "
+    "SKILLYARD_CLUSTER); see docs/SCALING.md.",
+)
+def serve_command(host: str, port: int, max_runs: int | None, log_level: str, cluster: str | None) -> None:
     """Serve the HTTP API (see docs/API.md). Requests need a tenant key: `skillyard tenant add NAME`."""
     import uvicorn
 
@@ -33,6 +41,7 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
     from ..tenants import Tenants
 
     logs.configure(log_level.upper(), json_logs=True)
+    use_cluster(cluster)
     settings = get_settings()
     if not Tenants(settings.home):
         click.echo(
@@ -43,6 +52,20 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
     app = create_app(settings, max_concurrent_runs=max_runs)
     warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
+
+
+def use_cluster(address: str | None) -> None:
+    """Make every yard of this process run on the cluster at `address` (as SKILLYARD_CLUSTER
+    would), after checking that it answers: a server must not start on a wrong address."""
+    if not address:
+        return
+    import os
+
+    from ..cluster import cluster_backend
+
+    os.environ["SKILLYARD_CLUSTER"] = address
+    get_settings.cache_clear()
+    cluster_backend(get_settings()).cluster.connect()  # ClusterUnavailable says what to do
 
 
 @click.command("mcp", cls=Command)
