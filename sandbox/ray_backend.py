@@ -128,6 +128,7 @@ class RayCluster:
         self._actor: Any = None
         self._monitor: threading.Thread | None = None
         self._owns_connection = False
+        self.lost_work = 0  # work that did not come back from its node and went to another
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -338,6 +339,8 @@ class RayCluster:
             finally:
                 with self._lock:
                     self._inflight[node] -= 1
+            with self._lock:
+                self.lost_work += 1
             log.warning("cluster_node_lost", node=node[:12], what=what, attempt=attempt, error=failures[-1])
             self._check_up()
             self._lost(node)
