@@ -183,11 +183,8 @@ class RayCluster:
                 continue
             up = reachable(gcs)
             if not up and self._down_since is None:
-                self._down_since = time.time()
-                log.warning("cluster_head_lost", address=gcs, hint="work fails until the head is back")
+                self._head_lost(gcs)
                 with self._lock:
-                    self._agents.clear()
-                    self._warm.clear()
                     if ray.is_initialized():
                         ray.shutdown()  # before Ray ends this process; reopened below
             elif up and self._down_since is not None:
@@ -195,6 +192,16 @@ class RayCluster:
                     self._reopen(gcs)
                 except Exception as exc:  # noqa: BLE001 - the head is half up: probe again next round
                     log.info("cluster_reconnect_failed", address=gcs, error=str(exc)[:200])
+
+    def _head_lost(self, gcs: str) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.time()
+            self._agents.clear()
+            self._warm.clear()
+            self._holders.clear()
+        log.warning("cluster_head_lost", address=gcs, hint="work fails until the head is back")
 
     def _reopen(self, gcs: str) -> None:
         import ray
@@ -205,6 +212,7 @@ class RayCluster:
             ray.init(address=gcs, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
             self._owns_connection = True
             self.gcs = ray.get_runtime_context().gcs_address
+            self._actor = _actor_class()
             self._nodes_read = 0.0
             self._down_since = None
         log.info("cluster_reconnected", address=self.gcs)
@@ -230,6 +238,9 @@ class RayCluster:
         with self._lock:
             if not refresh and time.monotonic() - self._nodes_read < NODES_TTL_S:
                 return dict(self._agents)
+            if self.gcs is not None and not reachable(self.gcs):  # GCS calls would block, not fail
+                self._head_lost(self.gcs)
+                self._check_up()
             now = time.monotonic()
             self._suspect = {n: t for n, t in self._suspect.items() if now - t < SUSPECT_S}
             live = {
@@ -328,6 +339,9 @@ class RayCluster:
                 cause = exc.cause
                 if isinstance(cause, SkillyardError):  # the agent's own clear error (image missing, ...)
                     raise cause from None
+                raise
+            except Exception:  # filtered: only a connection closed under us (the head left) is mapped
+                self._check_up()
                 raise
             else:
                 with self._lock:
