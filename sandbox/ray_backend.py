@@ -179,7 +179,7 @@ class RayCluster:
         while not self._closed:
             time.sleep(PROBE_EVERY_S)
             gcs = self.gcs
-            if gcs is None:
+            if gcs is None or self._closed:
                 continue
             up = reachable(gcs)
             if not up and self._down_since is None:
