@@ -139,7 +139,8 @@ class NodeAgent:
         """Run `spec` here: its image name resolved to this node's tag, through the warm pool
         when `pooled` (and the agent keeps one), else in a fresh one-shot container. An image
         removed behind the cache's back is made again once."""
-        self.runs += 1
+        with self._lock:
+            self.runs += 1
         for fresh in (False, True):
             local = dataclasses.replace(spec, image=self.image(spec.image, source, fresh=fresh))
             backend = self.pool if pooled and self.pool is not None else self.backend
