@@ -8,7 +8,7 @@ SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CLUSTER_STAMP := $(VENV)/.cluster-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test lint test-gvisor gvisor engine install cluster-extra images bench bench-cluster clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine install cluster-extra registry-tool images bench bench-cluster clean gc doctor
 
 all: demo
 
@@ -38,6 +38,10 @@ $(CLUSTER_STAMP): $(STAMP)
 
 cluster-extra: $(CLUSTER_STAMP)
 
+# An image registry the cluster tests start on 127.0.0.1 (Debian's docker-registry).
+registry-tool:
+	@bash scripts/ensure-registry.sh
+
 images: engine install
 	@$(SY) images build
 
@@ -53,7 +57,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-test: lint engine gvisor install cluster-extra images
+test: lint engine gvisor install cluster-extra registry-tool images
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).

@@ -121,16 +121,52 @@ def node_images(agent: NodeAgent, settings: Settings) -> DockerImages:
     return images
 
 
+def registry_ref(registry: str, pkg: SkillPackage) -> str:
+    """A package's image in the registry: named by what makes it, never by a node's image ids
+    (the package's content, the skill layer's layout, the runner's recipe)."""
+    from sandbox.images import digest, hash_tree, recipes_dir
+
+    from .build import IMAGE_LAYOUT
+
+    version = digest(pkg.content_hash, IMAGE_LAYOUT, hash_tree(recipes_dir() / "runner"), length=24)
+    return f"{registry.rstrip('/')}/skill-{pkg.name}:{version}"
+
+
 @dataclass(frozen=True)
 class SkillImage:
-    """Makes a package's image exist on a node: built there by content hash, from the
-    package and the shared wheelhouse (nothing is built twice)."""
+    """Makes a package's image exist on a node: pulled from the registry when one is set
+    and another node pushed it there; otherwise built on the node by content hash, from
+    the package and the shared wheelhouse (nothing is built twice), and pushed."""
 
     settings: Settings
     pkg: SkillPackage
 
     def __call__(self, agent: NodeAgent) -> str:
+        import docker.errors
+
+        registry = self.settings.image_registry
+        client = agent.backend.client
+        if registry:
+            remote = registry_ref(registry, self.pkg)
+            repo, _, version = remote.rpartition(":")
+            try:
+                client.images.pull(repo, tag=version)
+                log.info("node_image_pulled", node=agent.node_id[:12], image=remote)
+                return remote
+            except docker.errors.NotFound:
+                pass  # no node has pushed it yet: build it here, then push it
+            except docker.errors.APIError as exc:
+                log.warning("node_registry_unreachable", registry=registry, error=str(exc)[:200])
+                registry = None
         tag, _ = node_images(agent, self.settings).build(self.pkg)
+        if registry:
+            client.api.tag(tag, repo, version)
+            for line in client.api.push(repo, tag=version, stream=True, decode=True):
+                if "error" in line:  # the image still runs here; the next node builds its own
+                    log.warning("node_image_push_failed", image=remote, error=str(line["error"])[:200])
+                    break
+            else:
+                log.info("node_image_pushed", node=agent.node_id[:12], image=remote)
         return tag
 
 

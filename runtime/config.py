@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Labels the containers of one cluster's nodes: clusters sharing a Docker engine need "
         "different names (a node removes only its own cluster's leftovers).",
     )
+    image_registry: str | None = Field(
+        default=None,
+        description="On a cluster: a registry (HOST[:PORT]/PREFIX) the first node to need a skill image "
+        "pushes it to and the others pull it from; unset: every node builds its own.",
+    )
 
     # LLM access (issue: auto-fix). Read without the SKILLYARD_ prefix too, as the openai SDK does.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
+import subprocess
 import tarfile
 import textwrap
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +37,7 @@ from sandbox import Limits, RunSpec, SandboxError
 from sandbox.node_agent import LABEL_CLUSTER, LABEL_NODE
 from sandbox.ray_backend import RayBackend
 from tests.conftest import WHEELHOUSE, write_skill
+from tests.helpers import free_port
 
 # Quick failure detection, as `skillyard cluster up` starts its head: a killed node is
 # declared dead in about 1.5 s (Ray's default is 30 s).
@@ -338,5 +342,65 @@ def test_an_image_moves_between_nodes_through_the_object_store(cluster_yard, doc
     finally:
         try:
             docker_client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """An image registry of the test's own (Debian's docker-registry, installed by `make test`)
+    on 127.0.0.1, which the engine trusts over plain HTTP; stopped by its process id."""
+    binary = shutil.which("docker-registry")
+    assert binary, (
+        "the cluster tests need docker-registry: `make test` installs it (scripts/ensure-registry.sh)"
+    )
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    (root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(root / "log", "wb") as out:
+        proc = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (root / "log").read_text()[-2000:]
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}/skillyard-test"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_with_a_registry_a_node_pulls_what_another_node_pushed(
+    cluster_settings, cluster_yard, registry, docker_client
+):
+    """The first node to need a skill image builds and pushes it; the next pulls it: the
+    same image (a build would make a new one), not built again."""
+    from runtime.cluster import SkillImage, node_settings, registry_ref
+
+    settings = node_settings(cluster_settings.model_copy(update={"image_registry": registry}))
+    pkg = cluster_yard.package("napper", 1)
+    remote = registry_ref(registry, pkg)
+    agents = backend_of(cluster_yard).cluster.agents(refresh=True)
+    first, second = sorted(agents)[:2]
+    try:
+        built = ray.get(agents[first].execute.remote(SkillImage(settings, pkg)), timeout=300)
+        pushed = docker_client.images.get(remote).id
+        assert docker_client.images.get(built).id == pushed
+        for tag in (built, remote):  # one engine here: make the second node find nothing
+            docker_client.images.remove(tag, force=True)
+        got = ray.get(agents[second].execute.remote(SkillImage(settings, pkg)), timeout=300)
+        assert got == remote and docker_client.images.get(remote).id == pushed
+    finally:
+        try:
+            docker_client.images.remove(remote, force=True)
         except docker.errors.ImageNotFound:
             pass
