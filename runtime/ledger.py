@@ -221,6 +221,8 @@ class Ledger:
             owner="ledger",
             schemas=SCHEMAS,
             migrations=LEDGER_MIGRATIONS,
+            # A use is an upsert keyed on its call's id: the index keeps that a look-up, not a scan.
+            indexes={USES: [("id", "BTree")]},
             compact_every=compact_every,
             cleanup_older_than=cleanup_older_than,
             lock_timeout=lock_timeout,

@@ -25,6 +25,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import docker.errors
 import pytest
@@ -234,6 +235,8 @@ def test_same_call_accounted_twice_is_one_use(cluster_yard):
     rows = cluster_yard.ledger.uses("napper")
     assert len(rows) == uses + 1 and sum(r["id"] == call_id for r in rows) == 1
     assert cluster_yard.record("napper").calls == calls + 1
+    indexed = {tuple(ix.columns) for ix in cluster_yard.ledger.store.table("uses").list_indices()}
+    assert ("id",) in indexed  # the upsert looks the id up, it does not scan the table
 
 
 def _agent_pid(backend: RayBackend, node: str) -> int:
@@ -404,3 +407,34 @@ def test_with_a_registry_a_node_pulls_what_another_node_pushed(
             docker_client.images.remove(remote, force=True)
         except docker.errors.ImageNotFound:
             pass
+
+
+def test_a_ledger_made_before_call_ids_gets_its_index_and_upserts(tmp_path):
+    """A store whose `uses` table predates call ids (no index on `id`, random row ids) is
+    migrated once; then a use recorded twice under one call id is one row."""
+    import lancedb
+
+    from runtime.ledger import USES, USES_SCHEMA, Ledger
+
+    db = lancedb.connect(tmp_path / "store")
+    old = db.create_table(USES, schema=USES_SCHEMA)
+    row = {"id": uuid.uuid4().hex, "ts": datetime.now(UTC), "skill": "old", "version": 1}
+    old.add([{**row, "context_tokens": 5, "outcome": "ok", "duration_ms": 1.0}])
+    assert not old.list_indices()
+
+    ledger = Ledger(tmp_path / "store")
+    call_id = uuid.uuid4().hex
+    recorded = [
+        ledger.record_use(
+            skill="new", version=1, context_tokens=7, outcome="ok", duration_ms=2.0, call_id=call_id
+        )
+        for _ in range(2)
+    ]
+    assert recorded == [True, False]
+    assert "ledger-0002-uses-id-index" in ledger.store.applied_migrations()
+    assert ("id",) in {tuple(ix.columns) for ix in ledger.store.table(USES).list_indices()}
+    assert [r["skill"] for r in ledger.uses()] == ["old", "new"]
+    with pytest.raises(ValueError, match="32 lower-case hex"):
+        ledger.record_use(
+            skill="new", version=1, context_tokens=7, outcome="ok", duration_ms=2.0, call_id="x"
+        )
