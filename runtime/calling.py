@@ -54,6 +54,7 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
             params=params,
             limits=limits,
             tenant=yard.tenant,
+            env=yard.callee_env(pkg),
         )
 
     try:

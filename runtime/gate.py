@@ -45,7 +45,7 @@ import structlog
 
 from sandbox import Limits, RunResult, Sandbox, SandboxError
 
-from .calls import CallError, read_callee, run_callee
+from .calls import CallError, callee_env, read_callee, run_callee
 from .harness import harness_source
 from .mutation import Mutant, MutantSampler, executable_lines
 from .package import SkillPackage
@@ -143,7 +143,7 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout
     memory = max(base.memory, 512 * 1024**2)
-    return base.loosen(
+    return base.replace(
         memory=memory,
         pids=max(base.pids, 128),
         timeout=timeout,
@@ -261,6 +261,7 @@ class Conductor:
         self.coverage: dict[str, set[int]] | None = None
         self.executable: dict[str, set[int]] = {}
         self.sources = {rel: pkg.files[rel].decode("utf-8", "replace") for rel in pkg.code_files}
+        self.env = callee_env(pkg)  # exactly what a production call of this package gets
         self.notes: list[str] = []
         self.protocol_errors: list[str] = []
         self._lock = threading.Lock()
@@ -360,14 +361,14 @@ class Conductor:
         limits = self.call_limits
         if plan.mutant is not None:
             request["sources"] = {plan.mutant.file: plan.mutant.source}
-            limits = limits.loosen(timeout=self._mutant_call_timeout())
+            limits = limits.replace(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
         run = run_callee(
             self.callee,
             image=self.image,
             limits=limits,
-            config=self.pkg.config,
+            env=self.env,
             request=body,
             labels={"skill": self.pkg.name},
         )
@@ -467,7 +468,7 @@ class Conductor:
             self.coverage = {rel: set() for rel in self.sources}
             return
         request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
-        limits = self.call_limits.loosen(
+        limits = self.call_limits.replace(
             timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay))
         )
         try:
@@ -475,7 +476,7 @@ class Conductor:
                 self.callee,
                 image=self.image,
                 limits=limits,
-                config=self.pkg.config,
+                env=self.env,
                 request=json.dumps(request).encode(),
                 labels={"skill": self.pkg.name},
             )

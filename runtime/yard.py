@@ -21,7 +21,7 @@ from sandbox import Limits, RunSpec, Sandbox, SandboxError
 
 from . import calling, notes
 from .accounting import Writer
-from .calls import CallError, CallResult, call_limits, callee_spec
+from .calls import CallError, CallResult, call_limits, callee_env, callee_spec
 from .config import Settings, get_settings
 from .errors import InvalidName, NotFound, SkillError, UnknownSkill
 from .gate import GateReport, gate_limits, gate_policy, run_gate
@@ -132,6 +132,7 @@ class Yard:
         self._registry = registry
         self._accounting = Writer(background=self.long_lived)
         self._context_tokens: dict[str, int] = {}  # content hash -> tokens of SKILL.md
+        self._callee_envs: dict[str, dict[str, str]] = {}  # content hash -> the calls' environment
         self._record_cache: dict[str, tuple[SkillRecord, float]] = {}  # name -> (record, when read)
         self._packages: OrderedDict[tuple[str, int], SkillPackage] = OrderedDict()
         self._lock = threading.Lock()  # servers call from many threads: the caches and the pool
@@ -289,6 +290,14 @@ class Yard:
             self._context_tokens[pkg.content_hash] = count_tokens(pkg.skill_md)
         return self._context_tokens[pkg.content_hash]
 
+    def callee_env(self, pkg: SkillPackage) -> dict[str, str]:
+        """The environment every call of `pkg`'s code gets (runtime.calls.callee_env), cached per
+        content hash: a call pays no import scan."""
+        env = self._callee_envs.get(pkg.content_hash)
+        if env is None:
+            env = self._callee_envs[pkg.content_hash] = callee_env(pkg)
+        return env
+
     # -- add and gate ------------------------------------------------------------------------
     def gate(
         self, pkg: SkillPackage, *, frozen_tests: frozenset[str] | None = None
@@ -311,7 +320,7 @@ class Yard:
             threshold=self.settings.mutation_threshold,
             timeout=self.settings.gate_timeout,
         )
-        callee, warming = self._gate_callee(callee_spec(tag, limits, pkg.config))
+        callee, warming = self._gate_callee(callee_spec(tag, limits, self.callee_env(pkg)))
         try:
             self.progress(f"{pkg.name}: running the tests")
             report = run_gate(

@@ -214,11 +214,12 @@ def zygote(control, manifest):
     import skillyard_judge
     from _pytest import config as _config
 
-    for name in list(_config.default_plugins) + list(manifest.get("preimport", [])):
+    plugins = [
+        "_pytest." + name for name in _config.default_plugins if name not in skillyard_judge.DISABLED_PLUGINS
+    ]
+    for name in plugins + list(manifest.get("preimport", [])):
         try:
-            importlib.import_module(
-                name if "." in name or name in manifest.get("preimport", []) else "_pytest." + name
-            )
+            importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a pass imports it itself
             pass
     sys.path.remove(HERE)  # the files there are restored between passes, but nothing more is read from them
