@@ -72,6 +72,49 @@ def p95(values: list[float]) -> float:
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 1)
 
 
+class LocalRegistry:
+    """Debian's docker-registry on 127.0.0.1 (the engine trusts 127.0.0.0/8 over plain HTTP),
+    stopped by its process id; None where it is not installed (`make test` installs it)."""
+
+    def __init__(self, proc: Any, address: str) -> None:
+        self.proc, self.address = proc, address
+
+    @classmethod
+    def start(cls, root: Path) -> LocalRegistry | None:
+        import shutil
+        import socket
+        import subprocess
+        import urllib.request
+
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            say("  images: no docker-registry here: push/pull not measured (make test installs it)")
+            return None
+        root.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        )
+        proc = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                return cls(proc, f"127.0.0.1:{port}")
+            except OSError:
+                time.sleep(0.2)
+        proc.terminate()
+        return None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
 class OnCluster:
     """A fresh local cluster of `nodes` nodes, joined by this process, with a cluster yard
     (the trivial skill registered) and a local pooled yard of the same store."""
@@ -230,8 +273,10 @@ def section_images(on: OnCluster, client: Any, home: Path, rounds: int) -> dict[
     first, second = sorted(agents)[:2]
     node_cfg = node_settings(on.settings)
     build, save, load, sizes, tags = [], [], [], [], []
+    push, pull = [], []
+    registry = LocalRegistry.start(home / "registry")
     try:
-        for i in range(rounds):
+        for i in range(rounds + (1 if registry else 0)):
             folder = write_trivial_skill(home / f"img-{i}", name="bench-image")
             (folder / "resources").mkdir(exist_ok=True)
             (folder / "resources" / "nonce.txt").write_text(uuid.uuid4().hex)
@@ -250,10 +295,27 @@ def section_images(on: OnCluster, client: Any, home: Path, rounds: int) -> dict[
             ray.get(agents[second].load_image.remote(saved), timeout=600)
             load.append(time.perf_counter() - started)
             del saved
-            say(f"  images: round {i + 1}/{rounds}")
+            if registry is not None:
+                remote = f"{registry.address}/bench/{tag.partition('/')[2]}"
+                repo, _, version = remote.rpartition(":")
+                client.api.tag(tag, repo, version)
+                started = time.perf_counter()
+                for line in client.api.push(repo, tag=version, stream=True, decode=True):
+                    if "error" in line:
+                        raise SystemExit(f"bench: push to the local registry failed: {line['error']}")
+                push.append(time.perf_counter() - started)
+                client.images.remove(remote, force=True)
+                client.images.remove(tag, force=True)
+                started = time.perf_counter()
+                client.images.pull(repo, tag=version)
+                pull.append(time.perf_counter() - started)
+                tags.append(remote)
+            say(f"  images: round {i + 1}")
     finally:
         remove_images(client, tags)
-    return {
+        if registry is not None:
+            registry.stop()
+    out = {
         "rounds": rounds,
         "image_mb": round(statistics.median(sizes) / 1e6, 1),
         "build_on_node_s": round(statistics.median(build), 2),
@@ -264,6 +326,12 @@ def section_images(on: OnCluster, client: Any, home: Path, rounds: int) -> dict[
             (statistics.median(save) + statistics.median(load)) / statistics.median(build), 1
         ),
     }
+    if push:
+        # The first push also uploads the runner's layers; later ones only the skill layer.
+        out["first_push_s"] = round(push[0], 2)
+        out["push_s"] = round(statistics.median(push[1:]), 2)
+        out["pull_s"] = round(statistics.median(pull[1:]), 2)
+    return out
 
 
 def section_humaneval(
@@ -349,6 +417,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"load {i['load_from_object_store_s']} s = {i['move_total_s']} s "
             f"({i['ratio_move_to_build']}x the build) |"
         )
+        if "push_s" in i:
+            lines.append(
+                f"| images | the same through a local registry (docker-registry on 127.0.0.1) | push "
+                f"{i['push_s']} s + pull {i['pull_s']} s (the skill layer; the first push, with the runner's "
+                f"layers: {i['first_push_s']} s) |"
+            )
     h = report.get("humaneval")
     if h:
         lines.append(
