@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import textwrap
 import time
@@ -438,3 +439,18 @@ def test_a_ledger_made_before_call_ids_gets_its_index_and_upserts(tmp_path):
         ledger.record_use(
             skill="new", version=1, context_tokens=7, outcome="ok", duration_ms=2.0, call_id="x"
         )
+
+
+def test_local_use_never_imports_ray():
+    """`make demo` stays local and needs no Ray: the CLI, the yard and the servers' modules
+    import it only when a cluster is used."""
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "import runtime.cli, runtime.yard, runtime.serving, runtime.http.app, sandbox\n"
+        "assert CliRunner().invoke(runtime.cli.cli, ['--help']).exit_code == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
