@@ -8,12 +8,16 @@ SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 CLUSTER_STAMP := $(VENV)/.cluster-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test lint test-gvisor gvisor engine install cluster-extra registry-tool images bench bench-cluster clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine browser install cluster-extra registry-tool images bench bench-cluster clean gc doctor
 
 all: demo
 
 engine:
 	@bash scripts/ensure-docker.sh
+
+# The console's tests drive a real browser: Debian's chromium (Playwright cannot download its own here).
+browser:
+	@bash scripts/ensure-browser.sh
 
 $(STAMP): pyproject.toml
 	@echo "venv: creating $(VENV) and installing skillyard (about 1-2 min, once)"
@@ -57,7 +61,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-test: lint engine gvisor install cluster-extra registry-tool images
+test: lint engine gvisor browser install cluster-extra registry-tool images
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).

@@ -1,6 +1,8 @@
 """Section 3: gate time for the bundled skills (skills/*): cold (fresh store, images not
 built), unchanged (same store: Yard.add answers "unchanged"), and re-gate (images cached,
-fresh store: the tests run again, nothing is built)."""
+fresh store: the tests run again, nothing is built). The re-gate runs twice per skill,
+interleaved: with the mutation check (the default) and without it (mutants 0), so the
+check's cost is a ratio from the same run."""
 
 from __future__ import annotations
 
@@ -82,12 +84,22 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
             unchanged = _phase(cold_yard, folders, "unchanged")
         finally:
             cold_yard.close()
-        say("gate: re-gate (fresh store, images cached)")
+        say("gate: re-gate (fresh store, images cached), with and without the mutation check, interleaved")
         regate_yard = Yard(settings(tmp_p / "home2", runner_image=runner), pool=False)
+        plain_yard = Yard(settings(tmp_p / "home3", runner_image=runner, mutants=0), pool=False)
         try:
-            regate = _phase(regate_yard, folders, "regate")
+            regate = {"total_s": 0.0, "skills": {}}
+            plain = {"total_s": 0.0, "skills": {}}
+            for i, folder in enumerate(folders):
+                # Alternate which goes first, so neither always meets a warmer machine.
+                pair = [(regate_yard, regate, "regate"), (plain_yard, plain, "regate, no mutation")]
+                for yard, into, label in pair if i % 2 == 0 else pair[::-1]:
+                    one = _phase(yard, [folder], label)
+                    into["skills"].update(one["skills"])
+                    into["total_s"] = round(into["total_s"] + one["total_s"], 2)
         finally:
             regate_yard.close()
+            plain_yard.close()
 
     names = list(cold["skills"])
     per_skill = {}
@@ -103,6 +115,8 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
             "regate_built": g.get("built"),
             "unchanged_x_cold": ratio(u.get("s"), c["s"], 3),
             "regate_x_cold": ratio(g.get("s"), c["s"], 3),
+            "regate_no_mutation_s": plain["skills"].get(n, {}).get("s"),
+            "mutation_x_plain": ratio(g.get("s"), plain["skills"].get(n, {}).get("s"), 3),
             "reasons": c["reasons"],
         }
     unchanged_ratios = [
@@ -128,6 +142,8 @@ def run(client, runner: str, ledger: Ledger, *, exact_copies: bool = False) -> d
         "regate_total_s": regate["total_s"],
         "unchanged_x_cold": ratio(unchanged["total_s"], cold["total_s"], 3),
         "regate_x_cold": ratio(regate["total_s"], cold["total_s"], 3),
+        "regate_no_mutation_total_s": plain["total_s"],
+        "mutation_x_plain": ratio(regate["total_s"], plain["total_s"], 3),
         "unchanged_x_cold_worst_skill": max(unchanged_ratios) if unchanged_ratios else None,
         "cold_statuses": _count(v["status"] for v in per_skill.values()),
         "unchanged_statuses": _count(v["unchanged_status"] for v in per_skill.values()),
