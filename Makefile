@@ -6,8 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+CLUSTER_STAMP := $(VENV)/.cluster-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test lint test-gvisor gvisor engine browser install images families bench clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine browser install cluster-extra registry-tool images families bench bench-cluster clean gc doctor
 
 all: demo
 
@@ -31,6 +32,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Ray, for the cluster tests and bench (skillyard[cluster]); `make demo` stays local and never needs it.
+$(CLUSTER_STAMP): $(STAMP)
+	@echo "venv: installing the cluster extra (Ray, about 20 s, once)"
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[cluster]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c "import ray" || { echo "venv: installing Ray failed; see pip's output above" >&2; exit 1; }
+	@rm -f $(VENV)/.cluster-*
+	@touch $(CLUSTER_STAMP)
+
+cluster-extra: $(CLUSTER_STAMP)
+
+# An image registry the cluster tests start on 127.0.0.1 (Debian's docker-registry).
+registry-tool:
+	@bash scripts/ensure-registry.sh
+
 images: engine install
 	@$(SY) images build
 
@@ -51,7 +66,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-test: lint engine gvisor browser install images families
+test: lint engine gvisor browser install cluster-extra registry-tool images families
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).
@@ -61,6 +76,11 @@ test-gvisor: engine gvisor install images
 bench: engine install images
 	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) bench/run.py $(BENCH_ARGS)
+
+# Calls/s on 1, 2 and 3 local nodes, Ray's dispatch overhead, images, HumanEval on the cluster.
+bench-cluster: engine install cluster-extra images
+	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) bench/cluster.py $(BENCH_ARGS)
 
 doctor: install
 	@$(SY) doctor

@@ -133,18 +133,25 @@ def sandboxed_command(
 
 
 def account(
-    yard: Yard, writer: Writer, record: SkillRecord, params: Any, result: CallResult | CommandResult
+    yard: Yard,
+    writer: Writer,
+    record: SkillRecord,
+    params: Any,
+    result: CallResult | CommandResult,
+    call_id: str,
 ) -> None:
-    """Record the call as a use of the skill (see the module docstring)."""
+    """Record the call as a use of the skill (see the module docstring). The use row is keyed
+    on `call_id` and the counters move only when that row is new: a call accounted twice
+    (retried, replayed, from two servers) counts once."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
         ok = result.ok
-        writer.submit(
-            "count a call",
-            lambda: yard.registry.record_call(record.name, record.version, ok),
-            skill=record.name,
-        )
-        writer.submit("record a use", lambda: _record_use(yard, record, result), skill=record.name)
+
+        def use_then_count() -> None:
+            if _record_use(yard, record, result, call_id):
+                yard.registry.record_call(record.name, record.version, ok)
+
+        writer.submit("record a use", use_then_count, skill=record.name)
     if result.error is not None and kind not in NOT_A_USE:
         workspace = Workspace(yard.workspace(record.name))
         error = result.error
@@ -165,11 +172,12 @@ def account(
     )
 
 
-def _record_use(yard: Yard, record: SkillRecord, result: CallResult | CommandResult) -> None:
-    yard.ledger.record_use(
+def _record_use(yard: Yard, record: SkillRecord, result: CallResult | CommandResult, call_id: str) -> bool:
+    return yard.ledger.record_use(
         skill=record.name,
         version=record.version,
         context_tokens=yard.context_tokens(yard.package(record.name, record.version)),
         outcome="ok" if result.ok else result.error.kind if result.error else "error",
         duration_ms=round(result.duration_s * 1000, 1),
+        call_id=call_id,
     )

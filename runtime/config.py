@@ -60,6 +60,23 @@ class Settings(BaseSettings):
     pool_idle_s: float = Field(
         default=300.0, gt=0, description="Idle seconds before a warm container is removed."
     )
+    cluster: str | None = Field(
+        default=None,
+        description="A Ray cluster's head address (HOST:PORT) to run gates and calls on (docs/SCALING.md); "
+        "unset: this machine's Docker engine. Needs `pip install 'skillyard[cluster]'`.",
+    )
+    cluster_name: str = Field(
+        default="skillyard",
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        description="Labels the containers of one cluster's nodes: clusters sharing a Docker engine need "
+        "different names (a node removes only its own cluster's leftovers).",
+    )
+    image_registry: str | None = Field(
+        default=None,
+        description="On a cluster: a registry (HOST[:PORT]/PREFIX) the first node to need a skill image "
+        "pushes it to and the others pull it from; unset: every node builds its own.",
+    )
+
     # Image retention (runtime/image_retention.py): what a server keeps of its skill images.
     image_budget: str | None = Field(
         default=None,

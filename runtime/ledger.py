@@ -19,7 +19,10 @@ append-only tables (created on first write):
 ``uses``
     one row per run of a skill by a caller: ts, skill, version, the context tokens the
     skill cost the agent (its SKILL.md as loaded), outcome and duration. The fixer's
-    own replays of failing inputs are not uses and are not recorded.
+    own replays of failing inputs are not uses and are not recorded. A use recorded
+    with its call's id (``call_id``) has that id as its row id and is written as an
+    upsert keyed on it: the same call recorded twice (a write retried after a lost
+    answer, a replayed journal, a server on another node) stays one row.
 ``baselines``
     estimates or measurements of the tokens an agent spends on a skill's task
     *without* the skill (source "creation": the model's estimate when it wrote the
@@ -218,6 +221,8 @@ class Ledger:
             owner="ledger",
             schemas=SCHEMAS,
             migrations=LEDGER_MIGRATIONS,
+            # A use is an upsert keyed on its call's id: the index keeps that a look-up, not a scan.
+            indexes={USES: [("id", "BTree")]},
             compact_every=compact_every,
             cleanup_older_than=cleanup_older_than,
             lock_timeout=lock_timeout,
@@ -286,10 +291,15 @@ class Ledger:
         outcome: str,
         duration_ms: float,
         ts: datetime | None = None,
-    ) -> None:
-        """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
+        call_id: str | None = None,
+    ) -> bool:
+        """Record one run of a skill (context_tokens: its SKILL.md as an agent loads it).
+        With `call_id` (32 hex digits) the row is the call's, written once however often
+        it is recorded: returns whether this write added it (always True without one)."""
+        if call_id is not None and not _ID_RE.fullmatch(call_id):
+            raise ValueError(f"call_id must be 32 lower-case hex digits, not {call_id!r}")
         row = {
-            "id": uuid.uuid4().hex,
+            "id": call_id or uuid.uuid4().hex,
             "ts": _row_time(ts),
             "skill": _skill(skill),
             "version": _version(version),
@@ -298,7 +308,15 @@ class Ledger:
             "duration_ms": _amount("duration_ms", duration_ms),
         }
         batch = pa.Table.from_pylist([row], schema=USES_SCHEMA)
-        self.store.write(USES, lambda t: t.add(batch), what="record_use")
+        if call_id is None:
+            self.store.write(USES, lambda t: t.add(batch), what="record_use")
+            return True
+        result = self.store.write(
+            USES,
+            lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch),
+            what="record_use",
+        )
+        return int(getattr(result, "num_inserted_rows", 1) or 0) > 0
 
     def record_baseline(
         self,

@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 LATER_COLUMNS = ("tier",)
 
 # The ledger's tables (runtime/ledger.py defines them; named here to keep imports one way).
-LLM_CALLS, BASELINES = "llm_calls", "baselines"
+LLM_CALLS, BASELINES, USES = "llm_calls", "baselines", "uses"
 
 
 def skills_listing(store: LanceStore) -> None:
@@ -123,8 +123,27 @@ def baselines_out_of_llm_calls(store: LanceStore) -> None:
     log.info("moved baseline estimates out of llm_calls", rows=len(moved))
 
 
+def uses_id_index(store: LanceStore) -> None:
+    """A use is written as an upsert keyed on its call's id (runtime/ledger.py: a call
+    accounted twice stays one row), which looks the id up in ``uses``: stores made before
+    get the scalar index on ``id`` that new ones are created with. Safe to run again."""
+    from lancedb.index import BTree
+
+    uses = store.open_existing(USES)
+    if uses is None:
+        return
+    if any(tuple(ix.columns) == ("id",) for ix in uses.list_indices()):
+        return
+    started = time.perf_counter()
+    uses.create_index("id", config=BTree(), replace=True)
+    log.info("indexed the uses table's id", seconds=round(time.perf_counter() - started, 2))
+
+
 REGISTRY_MIGRATIONS = (
     Migration("registry-0001-skills-listing", skills_listing),
     Migration("registry-0002-skills-tier", skills_tier),
 )
-LEDGER_MIGRATIONS = (Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),)
+LEDGER_MIGRATIONS = (
+    Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),
+    Migration("ledger-0002-uses-id-index", uses_id_index),
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,6 +154,11 @@ class Yard:
     def sandbox(self) -> Sandbox:
         """Where gates and cold calls run: fresh, hardened one-shot containers."""
         if self._sandbox is None:
+            if self.settings.cluster:  # a Ray cluster's nodes (runtime/cluster.py, docs/SCALING.md)
+                from .cluster import cluster_backend
+
+                self._sandbox = Sandbox(cluster_backend(self.settings, pooled=self.use_pool))
+                return self._sandbox
             from sandbox.docker_backend import DockerBackend
 
             self._sandbox = Sandbox(DockerBackend(runtime=self.settings.runtime))
@@ -202,6 +208,11 @@ class Yard:
             from sandbox.docker_backend import DockerBackend
 
             backend = self.sandbox.backend
+            if self.settings.cluster and backend.name == "ray":
+                from .cluster import ClusterImages
+
+                self._images = ClusterImages(backend, self.settings)  # type: ignore[arg-type]
+                return self._images
             if not isinstance(backend, DockerBackend):
                 raise SandboxError(f"the {backend.name} backend builds no images: give the Yard images=")
             self._images = DockerImages(backend, self.settings, lambda message: self.progress(message))
@@ -334,7 +345,12 @@ class Yard:
         """Build the package's images (if missing) and run its gate (runtime/gate.py): (report, built).
 
         The callee is a warm pool of the production image private to this gate: every call a
-        test makes is a fresh process there, as a production call is. Records nothing."""
+        test makes is a fresh process there, as a production call is. Records nothing. On a
+        cluster the whole gate runs on one node (runtime/cluster.py)."""
+        if self.settings.cluster:
+            from .cluster import gate_on_node
+
+            return gate_on_node(self, pkg, frozen_tests)
         tag, built = self.images.build(pkg)
         judge_image = self.images.judge_image(pkg)
         limits = call_limits(pkg.config, self.base_limits)
@@ -601,12 +617,21 @@ class Yard:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         return self.call(rec, params)
 
-    def call(self, record: SkillRecord, params: Any, *, on_output: OnOutput | None = None) -> CallResult:
+    def call(
+        self,
+        record: SkillRecord,
+        params: Any,
+        *,
+        on_output: OnOutput | None = None,
+        call_id: str | None = None,
+    ) -> CallResult:
         """Run the version `record` names (as its caller resolved it: nothing is looked up
         again) on `params`, then account for it: the counters and a ledger use, and for the
-        skill's own failures a note and the failing input. See `run`."""
+        skill's own failures a note and the failing input. See `run`. `call_id` (32 hex
+        digits; default: a new one) names the call in the ledger: accounting the same id
+        again adds nothing."""
         result = calling.sandboxed_call(self, record, params, on_output)
-        calling.account(self, self._accounting, record, params, result)
+        calling.account(self, self._accounting, record, params, result, call_id or uuid.uuid4().hex)
         return result
 
     def run_command(
@@ -640,12 +665,19 @@ class Yard:
         return self.call_command(rec, request, on_output=on_output)
 
     def call_command(
-        self, record: SkillRecord, request: CommandRequest, *, on_output: OnOutput | None = None
+        self,
+        record: SkillRecord,
+        request: CommandRequest,
+        *,
+        on_output: OnOutput | None = None,
+        call_id: str | None = None,
     ) -> CommandResult:
         """Run a command of the version `record` names (as its caller resolved it) and account
-        for it as a use. See `run_command`."""
+        for it as a use (once per `call_id`, as `call`). See `run_command`."""
         result = calling.sandboxed_command(self, record, request, on_output)
-        calling.account(self, self._accounting, record, request.describe(), result)
+        calling.account(
+            self, self._accounting, record, request.describe(), result, call_id or uuid.uuid4().hex
+        )
         return result
 
     def trial_call(self, record: SkillRecord, params: Any) -> CallResult:

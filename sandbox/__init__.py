@@ -5,7 +5,7 @@ in production, :class:`sandbox.testing.ScriptedBackend` in tests that need no en
 """
 
 from .backend import WORKDIR, Backend, RunSpec
-from .errors import ImageMissing, SandboxError, SkillyardError, WheelMissing
+from .errors import ClusterUnavailable, ImageMissing, SandboxError, SkillyardError, WheelMissing
 from .limits import Limits, format_size, parse_size
 from .result import RunResult
 from .sandbox import Sandbox
@@ -13,6 +13,7 @@ from .sandbox import Sandbox
 __all__ = [
     "WORKDIR",
     "Backend",
+    "ClusterUnavailable",
     "ImageMissing",
     "Limits",
     "RunResult",

@@ -76,10 +76,20 @@ def pid_alive(pid: int) -> bool:
 class DockerBackend(Backend):
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient | None = None, *, runtime: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        runtime: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self._client = client
         self._lock = threading.Lock()
         self.runtime = runtime
+        # Put on every container this backend makes, after the spec's own (a cluster node agent
+        # names its node here: on one machine several nodes share one engine, and the label,
+        # never the engine, says whose a container is).
+        self.labels = dict(labels or {})
         # Containers whose removal failed (engine restarting): retried before the next run and by gc.
         self._pending_removal: set[str] = set()
         self._remover = None  # a small thread pool for background removals
@@ -133,6 +143,7 @@ class DockerBackend(Backend):
             LABEL_HOST: socket.gethostname(),
             LABEL_CREATED: datetime.now(UTC).isoformat(),
             **{f"skillyard.{_safe_label(k)}": str(v)[:200] for k, v in spec.labels.items()},
+            **self.labels,
         }
 
     def _host_config(self, spec: RunSpec) -> dict[str, Any]:
@@ -421,3 +432,8 @@ class DockerBackend(Backend):
 
     def managed_containers(self) -> list[dict[str, Any]]:
         return self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+
+    def labelled(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The managed containers carrying every one of `labels` (name -> value), of any process."""
+        wanted = [f"{LABEL_MANAGED}=1", *(f"{k}={v}" for k, v in labels.items())]
+        return self.client.api.containers(all=True, filters={"label": wanted})

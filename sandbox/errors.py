@@ -50,3 +50,9 @@ class WheelMissing(SkillyardError):
     def __init__(self, package: str, message: str) -> None:
         super().__init__(message)
         self.package = package
+
+
+class ClusterUnavailable(SandboxError):
+    """The cluster cannot take work now: its head is unreachable, or no node offers the
+    ``skillyard`` resource. The message names the address, since when, and what to do;
+    work resumes by itself once the cluster is back."""

@@ -19,6 +19,7 @@ from .signals import exit_on_signals
 
 LAZY_COMMANDS = {
     "audit": "runtime.cli.audit:audit_command",
+    "cluster": "runtime.cli.cluster:cluster_group",
     "cost": "runtime.cli.cost:cost_command",
     "delete": "runtime.cli.delete:delete_command",
     "ledger": "runtime.cli.cost:ledger_group",

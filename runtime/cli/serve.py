@@ -40,6 +40,14 @@ def console_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, tls: bool
 @click.option(
     "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None, help="The certificate's key."
 )
+@click.option(
+    "--cluster",
+    "cluster",
+    default=None,
+    metavar="ADDRESS",
+    help="Run gates and calls on the Ray cluster whose head is at ADDRESS (HOST:PORT; default "
+    "SKILLYARD_CLUSTER); see docs/SCALING.md.",
+)
 def serve_command(
     host: str,
     port: int,
@@ -47,6 +55,7 @@ def serve_command(
     log_level: str,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    cluster: str | None,
 ) -> None:
     """Serve the HTTP API (see docs/API.md) and the operators' console at /ui. Requests need a
     tenant key: `skillyard tenant add NAME`."""
@@ -61,6 +70,7 @@ def serve_command(
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise ConfigError("TLS needs both --ssl-certfile and --ssl-keyfile")
     logs.configure(log_level.upper(), json_logs=True)
+    use_cluster(cluster)
     settings = get_settings()
     if not Tenants(settings.home):
         click.echo(
@@ -83,6 +93,20 @@ def serve_command(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
+
+
+def use_cluster(address: str | None) -> None:
+    """Make every yard of this process run on the cluster at `address` (as SKILLYARD_CLUSTER
+    would), after checking that it answers: a server must not start on a wrong address."""
+    if not address:
+        return
+    import os
+
+    from ..cluster import cluster_backend
+
+    os.environ["SKILLYARD_CLUSTER"] = address
+    get_settings.cache_clear()
+    cluster_backend(get_settings()).cluster.connect()  # ClusterUnavailable says what to do
 
 
 @click.command("mcp", cls=Command)
