@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from sandbox.images import Images, ImageSet
+from sandbox.images import PYTHON_FAMILY, Images, ImageSet
 from sandbox.node_agent import AgentConfig, ImageSource, NodeAgent
 from sandbox.ray_backend import RayBackend, cluster
 
@@ -291,4 +291,33 @@ class ClusterImages:
         return name
 
     def judge_image(self, pkg: SkillPackage) -> str:
-        return self.image_for(pkg)  # the gate runs on a node, with that node's own images
+        # Never the skill's image: the judge must not hold the code it judges. On a cluster the
+        # whole gate runs on a node (GateWork), whose local yard picks the deps image there.
+        from sandbox import SandboxError
+
+        raise SandboxError("on a cluster the gate runs on a node (Yard.gate -> gate_on_node)")
+
+    # Image families and sessions: the nodes make python skills' images only, so far.
+    def families(self) -> list[str]:
+        return [PYTHON_FAMILY]
+
+    def check_family(self, family: str) -> None:
+        if family != PYTHON_FAMILY:
+            from sandbox import SandboxError
+
+            raise SandboxError(
+                f"image family {family!r} is not available on a cluster yet (only python): "
+                "add this skill to a local home, or run it without --cluster"
+            )
+
+    def has_family(self, family: str) -> bool:
+        return family == PYTHON_FAMILY
+
+    def family_image(self, family: str) -> str:
+        self.check_family(family)
+        return self.runner
+
+    def session_image(self, pkgs: list[SkillPackage]) -> str:
+        from sandbox import SandboxError
+
+        raise SandboxError("sessions are not available on a cluster yet: start them on a local server")

@@ -407,7 +407,10 @@ class Conductor:
         took = time.monotonic() - started
         if plan is self.verdict and message["op"] == "call":
             self.slowest_call = max(self.slowest_call, took)
-            if self.replay_bytes + len(body) <= MAX_REPLAY_BYTES:
+            # A call cut off by its limits is not replayed for coverage: replayed, it would run
+            # into the replay's (much longer) time limit, and it finished nothing to measure.
+            cut_off = run.timed_out or run.oom_killed
+            if not cut_off and self.replay_bytes + len(body) <= MAX_REPLAY_BYTES:
                 self.replay.append({k: request[k] for k in ("module", "function", "args", "kwargs")})
                 test = message.get("test")
                 self.replay_tests.append(test[:500] if isinstance(test, str) else None)
@@ -475,7 +478,8 @@ class Conductor:
         if plan is self.verdict:
             self.slowest_call = max(self.slowest_call, took)
             size = len(request.stdin) + sum(len(d) for d in request.files.values())
-            if self.replay_bytes + size <= MAX_REPLAY_BYTES:
+            cut_off = kind in ("timeout", "oom")  # not replayed for coverage (see _call)
+            if not cut_off and self.replay_bytes + size <= MAX_REPLAY_BYTES:
                 self.commands.append((request, test))
                 self.replay_bytes += size
             if python is None:
