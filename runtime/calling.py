@@ -4,8 +4,9 @@
 pool or a fresh container): an image removed since its tag was cached is rebuilt once,
 and an engine failure becomes a ``sandbox`` error in the result, never an exception.
 `account` then records what a use of the skill records: the registry's call counters
-and a ledger use (through the yard's accounting writer, never failing the call), and, for
-the skill's own failures, a dated note and the failing input (for the fixer to replay).
+and a ledger use (a `Use`, durable when `account` returns: the yard's accounting writer
+journals it, or writes it at once; never failing the call), and, for the skill's own
+failures, a dated note and the failing input (for the fixer to replay).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from sandbox import ImageMissing, SandboxError
 
 from . import notes
-from .accounting import Writer
+from .accounting import Use, Writer, best_effort
 from .calls import CallError, CallResult, call_limits, call_skill
 from .records import SkillRecord
 from .workspace import Workspace
@@ -71,13 +72,21 @@ def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result
     """Record the call as a use of the skill (see the module docstring)."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
-        ok = result.ok
-        writer.submit(
-            "count a call",
-            lambda: yard.registry.record_call(record.name, record.version, ok),
+        # A field that fails the ledger's checks is a bug of ours: logged and counted, never the call's.
+        use = best_effort(
+            "record a use",
+            lambda: Use.of(
+                skill=record.name,
+                version=record.version,
+                ok=result.ok,
+                outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                context_tokens=yard.known_context_tokens(record.name, record.version),
+                duration_ms=round(result.duration_s * 1000, 1),
+            ),
             skill=record.name,
         )
-        writer.submit("record a use", lambda: _record_use(yard, record, result), skill=record.name)
+        if use is not None:
+            writer.record(use)  # durable when it returns: the call may be acknowledged
     if result.error is not None and kind not in NOT_A_USE:
         workspace = Workspace(yard.workspace(record.name))
         error = result.error
@@ -95,14 +104,4 @@ def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result
         ok=result.ok,
         error=kind,
         duration_s=round(result.duration_s, 3),
-    )
-
-
-def _record_use(yard: Yard, record: SkillRecord, result: CallResult) -> None:
-    yard.ledger.record_use(
-        skill=record.name,
-        version=record.version,
-        context_tokens=yard.context_tokens(yard.package(record.name, record.version)),
-        outcome="ok" if result.ok else result.error.kind if result.error else "error",
-        duration_ms=round(result.duration_s * 1000, 1),
     )

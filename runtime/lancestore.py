@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ import pyarrow as pa
 import structlog
 
 from .errors import StoreError
-from .times import utc_now
+from .times import as_utc, utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,12 @@ class Migration:
 def sql_str(value: str) -> str:
     """A SQL string literal. Callers validate what they quote first; this is the second fence."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_ts(ts: datetime) -> str:
+    """A SQL timestamp literal (microseconds, UTC) for a datetime (naive = UTC)."""
+    text = as_utc(ts).isoformat()  # digits, '-', ':', '.', 'T' and '+00:00' only
+    return f"arrow_cast({sql_str(text)}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
 
 
 def first_line(exc: BaseException) -> str:

@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
-from .lancestore import LanceStore, sql_str
+from .lancestore import LanceStore, sql_str, sql_ts
 from .migrations import LEDGER_MIGRATIONS
 from .times import as_utc, utc_now
 
@@ -193,8 +193,31 @@ def _row_time(ts: datetime | None) -> datetime:
 
 
 def _sql_ts(ts: datetime) -> str:
-    # isoformat of a UTC datetime: digits, '-', ':', '.', 'T' and '+00:00' only.
-    return f"arrow_cast({sql_str(_row_time(ts).isoformat())}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    return sql_ts(_row_time(ts))
+
+
+def use_row(
+    *,
+    skill: str,
+    version: int | None,
+    context_tokens: int,
+    outcome: str,
+    duration_ms: float,
+    ts: datetime | None = None,
+    row_id: str | None = None,
+) -> dict[str, Any]:
+    """One checked ``uses`` row (ValueError on a bad field); `row_id` keeps a known id."""
+    if row_id is not None and not (isinstance(row_id, str) and _ID_RE.fullmatch(row_id)):
+        raise ValueError(f"invalid row id {row_id!r}")
+    return {
+        "id": row_id or uuid.uuid4().hex,
+        "ts": _row_time(ts),
+        "skill": _skill(skill),
+        "version": _version(version),
+        "context_tokens": non_negative_int("context_tokens", context_tokens),
+        "outcome": _outcome(outcome),
+        "duration_ms": _amount("duration_ms", duration_ms),
+    }
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -288,17 +311,29 @@ class Ledger:
         ts: datetime | None = None,
     ) -> None:
         """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
-        row = {
-            "id": uuid.uuid4().hex,
-            "ts": _row_time(ts),
-            "skill": _skill(skill),
-            "version": _version(version),
-            "context_tokens": non_negative_int("context_tokens", context_tokens),
-            "outcome": _outcome(outcome),
-            "duration_ms": _amount("duration_ms", duration_ms),
-        }
-        batch = pa.Table.from_pylist([row], schema=USES_SCHEMA)
-        self.store.write(USES, lambda t: t.add(batch), what="record_use")
+        row = use_row(
+            skill=skill,
+            version=version,
+            context_tokens=context_tokens,
+            outcome=outcome,
+            duration_ms=duration_ms,
+            ts=ts,
+        )
+        self.append_uses([row])
+
+    def append_uses(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows made by `use_row` in one write (the accounting writer's batches)."""
+        if rows:
+            self.store.append(USES, rows, what="record uses")
+
+    def use_ids(self, ids: list[str]) -> set[str]:
+        """Which of these use-row ids the ledger holds (a journal's replay skips them)."""
+        wanted = [i for i in ids if isinstance(i, str) and _ID_RE.fullmatch(i)]
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            where = f"id IN ({', '.join(sql_str(x) for x in wanted[i : i + 500])})"
+            found.update(r["id"] for r in self.store.rows(USES, where, ["id"]))
+        return found
 
     def record_baseline(
         self,

@@ -16,7 +16,7 @@ import structlog
 
 from .errors import StoreError
 from .lancestore import LanceStore, Migration
-from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing
+from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, USAGE, pack_listing
 
 log = structlog.get_logger(__name__)
 
@@ -83,5 +83,18 @@ def baselines_out_of_llm_calls(store: LanceStore) -> None:
     log.info("moved baseline estimates out of llm_calls", rows=len(moved))
 
 
-REGISTRY_MIGRATIONS = (Migration("registry-0001-skills-listing", skills_listing),)
+def usage_journal_marks(store: LanceStore) -> None:
+    """Stores made before the accounting journal: add the usage table's `journal` column
+    (null: no journal has counted anything there yet)."""
+    table = store.open_existing(USAGE)
+    if table is None or "journal" in table.schema.names:
+        return
+    table.add_columns(pa.field("journal", pa.string()))
+    log.info("migrated the usage table: added `journal`")
+
+
+REGISTRY_MIGRATIONS = (
+    Migration("registry-0001-skills-listing", skills_listing),
+    Migration("registry-0002-usage-journal-marks", usage_journal_marks),
+)
 LEDGER_MIGRATIONS = (Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),)
