@@ -38,6 +38,7 @@ from .protocol import (
     result_from_response,
 )
 from .protocol import is_gvisor as _is_gvisor
+from .protocol import program_key as _program_key
 from .protocol import request_frame as _request_frame
 from .result import RunResult
 
@@ -166,8 +167,16 @@ class DockerBackend(Backend):
     def runtime_for(self, spec: RunSpec) -> str | None:
         return spec.limits.runtime or self.runtime
 
-    def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
-        return _request_frame(spec, nonce, runtime=self.runtime_for(spec), wipe=wipe)
+    def request_frame(
+        self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None, program_known: bool = False
+    ) -> bytes:
+        return _request_frame(
+            spec, nonce, runtime=self.runtime_for(spec), wipe=wipe, program_known=program_known
+        )
+
+    def program_key(self, spec: RunSpec) -> str:
+        """The key a warm supervisor knows `spec`'s program by (protocol.program_key)."""
+        return _program_key(spec, runtime=self.runtime_for(spec))
 
     def create(self, spec: RunSpec, *, serve: bool = False) -> str:
         """Create (not start) a hardened container running the supervisor. Returns its id."""

@@ -50,6 +50,7 @@ class _Warm:
     calls: int = 0
     created: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
+    program: str | None = None  # the key of the program its supervisor knows (protocol.program_key)
 
 
 def pool_key(spec: RunSpec) -> str:
@@ -224,17 +225,24 @@ class WarmPool(Backend):
         warm = self._start(spec, key) if fresh else self._acquire(spec, key)
         reused = warm.calls > 0
         nonce = secrets.token_hex(16)
+        program = self.backend.program_key(spec)
         try:
-            # /dev/shm too: POSIX shared memory must not reach the next call either.
-            warm.raw.sendall(
-                self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"])
-            )
-            deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
-            sent = time.monotonic()
-            out, diag, host_timeout, flooded = read_attach_stream(
-                warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
-            )
-            silent_eof = not out and not diag and time.monotonic() - sent < 0.1
+            for known in (warm.program == program, False):
+                # /dev/shm too: POSIX shared memory must not reach the next call either.
+                frame = self.backend.request_frame(
+                    spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"], program_known=known
+                )
+                warm.raw.sendall(frame)
+                deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
+                sent = time.monotonic()
+                out, diag, host_timeout, flooded = read_attach_stream(
+                    warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
+                )
+                silent_eof = not out and not diag and time.monotonic() - sent < 0.1
+                response = None if host_timeout else parse_response(out, nonce)
+                if not known or (response or {}).get("unknown_program") is None:
+                    break
+                warm.program = None  # it did not know the program after all (nothing ran): send it
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")
             return RunResult(
@@ -251,7 +259,6 @@ class WarmPool(Backend):
             return RunResult(
                 exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid
             ), False
-        response = parse_response(out, nonce)
         if response is None and reused and silent_eof:
             # Not a byte back from a container that served before: it was gone before our request.
             self._release(warm, healthy=False, why="stale")
@@ -275,6 +282,7 @@ class WarmPool(Backend):
                 container_id=warm.cid,
                 error=f"the warm container's supervisor failed: {detail}",
             ), False
+        warm.program = program
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
         if is_gvisor(self.backend.runtime_for(spec)):

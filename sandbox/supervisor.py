@@ -767,9 +767,13 @@ def _write_all(data):
             raise
 
 
+PROGRAM_FIELDS = ("argv", "cwd", "env", "rlimits", "seccomp")
+
+
 def _prestart_key(req):
-    """What must match for a process started ahead of time to serve a request."""
-    return json.dumps([req.get(k) for k in ("argv", "cwd", "env", "rlimits", "seccomp")], sort_keys=True)
+    """What must match for a process started ahead of time to serve a request: the host's
+    key for the program (a hash of PROGRAM_FIELDS), or those fields themselves."""
+    return req.get("program") or json.dumps([req.get(k) for k in PROGRAM_FIELDS], sort_keys=True)
 
 
 def _discard(proc):
@@ -798,6 +802,8 @@ def _still_waiting(proc):
 def serve():
     """Warm mode: answer requests one after another until stdin closes. Each call gets a
     fresh process; afterwards every process is killed and the writable dirs are wiped.
+    A request may name its program by the key of an earlier request's program instead of
+    carrying argv, env and the seccomp filter again (answered `unknown_program` otherwise).
 
     With "prestart" in a request, once the answer is sent the next call's process is started
     (same argv, cwd, env and limits) and left blocked on its stdin: interpreter start-up leaves
@@ -805,6 +811,7 @@ def serve():
     that belongs to the call. The next request uses it only if it asks for the same program."""
     pending = None
     fork_server = _ForkServer()
+    program = None  # (key, PROGRAM_FIELDS) of the last request that carried its program in full
     while True:
         try:
             req = _read_request()
@@ -814,6 +821,14 @@ def serve():
             _respond("", {"supervisor_error": f"bad request: {exc}"})
             os._exit(1)
         nonce = str(req.get("nonce", ""))
+        # A request for a program this container already ran names it by the host's key alone.
+        if "argv" not in req:
+            if program is None or program[0] != req.get("program"):
+                _respond(nonce, {"unknown_program": True})  # nothing ran: the host sends it in full
+                continue
+            req.update(program[1])
+        elif req.get("program"):
+            program = (req["program"], {k: req.get(k) for k in PROGRAM_FIELDS})
         proc = None
         if pending is not None:
             if pending[0] == _prestart_key(req) and _still_waiting(pending[1]):
