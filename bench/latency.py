@@ -97,8 +97,9 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
         )
         check("docker_sdk", out == b"1\n")
 
-    # skillyard cold: a fresh hardened container per run, default Limits
-    cold_sb = Sandbox(DockerBackend())
+    # skillyard cold: a fresh hardened container per run, default Limits, with a spare created
+    # ahead (never started before its run), as a strict-isolation server's yard makes its calls
+    cold_sb = Sandbox(DockerBackend(spares=True))
 
     def cold() -> None:
         r = cold_sb.run(ARGV, image=runner, owner="bench")
@@ -116,7 +117,7 @@ def run(client, runner: str, ledger: Ledger, *, n: int) -> dict[str, Any]:
         ("host_python", f"host {host_py} -c 'print(1)'", host, None),
         ("docker_cli", "docker run --rm --network none RUNNER python3 -c 'print(1)'", cli, None),
         ("docker_sdk", "docker SDK containers.run(remove=True)", sdk, None),
-        ("skillyard_cold", "skillyard cold Sandbox(DockerBackend()).run", cold, None),
+        ("skillyard_cold", "skillyard cold Sandbox(DockerBackend(spares=True)).run", cold, None),
         ("skillyard_warm", "skillyard warm WarmPool(size=1)", warm, None),
     ]
     peers: list[peer_paths.Peer] = []

@@ -159,7 +159,7 @@ def build_rows(
             "docker_sdk": "docker SDK containers.run",
             "epicbox_run": "peer: epicbox.run (fresh container)",
             "llm_sandbox_exec": "peer: llm-sandbox session reused, execute_command",
-            "skillyard_cold": "skillyard cold Sandbox.run",
+            "skillyard_cold": "skillyard cold Sandbox.run (spares)",
             "skillyard_warm": "skillyard warm WarmPool(size=1), python3 -c",
             "skill_call_cold": "skill call cold Yard(pool=False, long_lived=True)",
             "skill_call_warm": "skill call warm Yard(pool=True), back to back",

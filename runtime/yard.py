@@ -125,6 +125,7 @@ class Yard:
         # Pooled yards are long-lived; a strict-isolation server (cold calls only) says so itself.
         self.long_lived = self.use_pool if long_lived is None else long_lived
         self._pool: Sandbox | None = None  # Sandbox(self._warm)
+        self._cold: Sandbox | None = None  # fresh containers with spares (long-lived, no pool)
         self._warm: WarmPool | None = None
         self._sandbox = sandbox
         self._images = images
@@ -165,12 +166,21 @@ class Yard:
 
     @property
     def call_sandbox(self) -> Sandbox:
-        """Where calls run: the warm pool when pooling (on a Docker engine), else the sandbox."""
+        """Where calls run: the warm pool when pooling (on a Docker engine); in a long-lived yard
+        without a pool (a strict-isolation server), fresh containers of which one per kind of call
+        is created ahead (DockerBackend spares: never started before its call); else the sandbox."""
         from sandbox.docker_backend import DockerBackend
 
         backend = self.sandbox.backend
-        if not self.use_pool or not isinstance(backend, DockerBackend):
+        if not isinstance(backend, DockerBackend):
             return self.sandbox
+        if not self.use_pool:
+            if not self.long_lived:
+                return self.sandbox
+            with self._lock:
+                if self._cold is None:
+                    self._cold = Sandbox(backend.with_spares())
+                return self._cold
         with self._lock:
             if self._pool is None:
                 from sandbox.pool import WarmPool
@@ -245,6 +255,8 @@ class Yard:
         self._accounting.close()
         if self._pool is not None:
             self._pool.close()
+        if self._cold is not None:
+            self._cold.close()  # removes its spares
         if self._sandbox is not None:
             self._sandbox.close()  # waits for background container removals
 
