@@ -122,9 +122,9 @@ def test_a_server_yard_journals_each_call_and_merges_them_in_batches(server_yard
     assert len(rows) == 40 and len({r["id"] for r in rows}) == 40
     assert sorted(r["outcome"] for r in rows)[:2] == ["exception", "exception"]
     assert all(r["context_tokens"] > 0 for r in rows)
-    # Batched: far fewer table versions (writes) than calls, two per call before.
-    assert server_yard.ledger.store.table(USES).version - ledger_before < 10
-    assert server_yard.registry.store.table(USAGE).version - usage_before < 10
+    # Batched: far fewer table versions (writes) than calls (one per call each before).
+    assert server_yard.ledger.store.table(USES).version - ledger_before <= 20
+    assert server_yard.registry.store.table(USAGE).version - usage_before <= 20
     server_yard.close()
     assert not journal.path.exists()  # everything merged: the journal is gone
     assert server_yard.registry.journal_marks(journal.writer) == {}  # and so are its marks
