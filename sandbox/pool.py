@@ -41,6 +41,11 @@ from .result import RunResult
 log = structlog.get_logger(__name__)
 
 
+# How long a call waits for a container while one is being started in the background for its
+# kind of run, before it starts its own (a start takes ~0.3-0.5 s on a quiet machine).
+ACQUIRE_WAIT_S = 2.0
+
+
 @dataclass
 class _Warm:
     cid: str
@@ -97,6 +102,8 @@ class WarmPool(Backend):
         self._templates: dict[str, RunSpec] = {}
         self._live = 0
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)  # notified when a container goes idle
+        self._filling: dict[str, int] = defaultdict(int)  # background fills running, per key
         self._closed = False
         self._refill = threading.Semaphore(2)  # background starts at once
         self._fillers: list[threading.Thread] = []
@@ -138,15 +145,31 @@ class WarmPool(Backend):
         thread.start()
 
     def _acquire(self, spec: RunSpec, key: str) -> _Warm:
+        """An idle container for `key`; else, while a background fill for the key is running
+        (a container was just recycled), the first one to go idle -- a returning one or the
+        new one -- for up to ACQUIRE_WAIT_S; else one started on the call's path. Why: at full
+        concurrency every recycle (each `max_calls` calls) put a container start on some call's
+        path, which set the p99."""
+        deadline = time.monotonic() + ACQUIRE_WAIT_S
+        expired: list[_Warm] = []
+        found = None
         with self._lock:
             self._templates.setdefault(key, spec)
             queue = self._idle[key]
-            while queue:
-                warm = queue.popleft()
-                if time.monotonic() - warm.last_used < self.idle_expiry:
-                    return warm
-                self._discard_async(warm, "idle")
-        return self._start(spec, key)
+            while found is None:
+                while queue and found is None:
+                    warm = queue.popleft()
+                    if time.monotonic() - warm.last_used < self.idle_expiry:
+                        found = warm
+                    else:
+                        expired.append(warm)
+                remaining = deadline - time.monotonic()
+                if found is not None or not self._filling[key] or remaining <= 0 or self._closed:
+                    break
+                self._returned.wait(remaining)
+        for warm in expired:  # outside the lock: _discard_async takes it
+            self._discard_async(warm, "idle")
+        return found if found is not None else self._start(spec, key)
 
     def _release(self, warm: _Warm, healthy: bool, why: str = "") -> None:
         warm.last_used = time.monotonic()
@@ -154,6 +177,7 @@ class WarmPool(Backend):
             with self._lock:
                 if len(self._idle[warm.key]) < self.size:
                     self._idle[warm.key].append(warm)
+                    self._returned.notify()
                     return
             why = "pool full"
         self._discard_async(warm, why or "recycled")
@@ -164,6 +188,9 @@ class WarmPool(Backend):
 
         def fill() -> None:
             if not self._refill.acquire(blocking=False):
+                with self._lock:
+                    self._filling[key] -= 1
+                    self._returned.notify_all()
                 return
             try:
                 while not self._closed:
@@ -183,15 +210,20 @@ class WarmPool(Backend):
                     with self._lock:
                         if not self._closed:
                             self._idle[key].append(warm)
+                            self._returned.notify()
                             continue
                     self._discard(warm, "closed while starting")
                     return
             finally:
                 self._refill.release()
+                with self._lock:
+                    self._filling[key] -= 1
+                    self._returned.notify_all()  # waiters start their own if nothing came
 
         thread = threading.Thread(target=fill, daemon=True, name="skillyard-pool-fill")
         with self._lock:
             self._fillers = [t for t in self._fillers if t.is_alive()] + [thread]
+            self._filling[key] += 1
         thread.start()
 
     def prewarm(self, spec: RunSpec, count: int | None = None) -> None:
@@ -340,6 +372,8 @@ class WarmPool(Backend):
         if self._closed:
             return
         self._closed = True
+        with self._lock:
+            self._returned.notify_all()  # callers waiting for a container start their own
         with self._lock:
             fillers = list(self._fillers)
         for thread in fillers:  # a container being started now must not outlive us

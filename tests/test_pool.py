@@ -237,3 +237,27 @@ def test_a_container_that_does_not_know_the_key_gets_the_program(pool, runner_im
     warm.program = pool.backend.program_key(echo)  # a container that never saw it
     result = pool.run(echo)
     assert result.ok and result.stdout == b"served\n" and result.container_id == warm.cid
+
+
+def test_a_call_after_a_recycle_waits_for_the_replacement_instead_of_starting_one(backend, runner_image):
+    """At full use, a recycled container's replacement is being started in the background: the
+    next call takes it (or any container that goes idle first) rather than starting another on
+    its own path."""
+    pool = WarmPool(backend, size=1, max_calls=2)
+    starts = []
+    real = pool._start
+
+    def counting(spec_, key):
+        starts.append(key)
+        return real(spec_, key)
+
+    pool._start = counting
+    try:
+        echo = spec(runner_image, ["sh", "-c", "echo ok"])
+        first, second = pool.run(echo), pool.run(echo)  # the second call recycles the container
+        third = pool.run(echo)  # right away: its replacement is still starting
+        assert [r.stdout for r in (first, second, third)] == [b"ok\n"] * 3
+        assert first.container_id == second.container_id != third.container_id
+        assert len(starts) == 2  # the first container and its replacement, nothing on the third's path
+    finally:
+        pool.close()
