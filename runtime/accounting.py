@@ -279,6 +279,9 @@ class Writer:
                 if self.journal_dir is None:
                     raise OSError("no journal folder")
                 self._journal = Journal(self.journal_dir)
+                # A new journal numbers its lines from 1; nothing of an old one is queued here
+                # (close() merged it all, or left it on disk for the next process).
+                self._pending, self._merged_seq, self._retry = [], 0, False
                 self._stopping = False
             journal = self._journal
             if self._thread is None or not self._thread.is_alive():
@@ -322,6 +325,8 @@ class Writer:
                 except OSError as exc:
                     log.warning("accounting_journal_truncate_failed", error=str(exc)[:200])
             if not ok:
+                if self._stopping:
+                    return  # close() leaves the journal for the next process to replay
                 time.sleep(min(5.0, self.interval * 4))
 
     def _wait_for_work(self) -> None:
@@ -413,6 +418,8 @@ class Writer:
             thread.join(timeout=30)
         with self._cond:
             done = not self._pending
+            if not done:
+                self._pending = []  # on disk, for the next process (its marks are that journal's)
         if journal is None or journal.closed:
             return
         if not done:

@@ -210,3 +210,13 @@ def test_the_record_cache_follows_the_skills_table(server_yard):
     register(server_yard, {**FILES, "scripts/main.py": FILES["scripts/main.py"] + b"# v2\n"})
     assert server_yard.run("double", {"x": 1}).version == 2  # another writer's commit is seen at once
     assert len(reads) == 1
+
+
+def test_a_yard_used_again_after_close_journals_anew(server_yard):
+    """close() merges and removes the journal; calls after it start a new journal (numbered
+    from 1 again) that is merged like the first."""
+    assert server_yard.run("double", {"x": 1}).ok
+    server_yard.close()
+    assert server_yard.run("double", {"x": 2}).ok
+    server_yard.flush()
+    assert counters(server_yard) == (2, 0) and len(server_yard.ledger.uses("double")) == 2
