@@ -9,8 +9,10 @@ environment, limits and warm pool. The envelope and the result carry plain data 
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from sandbox import Limits, RunResult, RunSpec, Sandbox
 
 from .harness import call_runner_source
 from .harness.datacodec import Uncarriable, decode, encode
-from .package import SkillConfig
+from .package import SkillConfig, SkillPackage
 
 OUT_FILE = "/tmp/sy-out/result.json"
 MAX_INPUT_BYTES = 4 * 1024 * 1024
@@ -125,7 +127,7 @@ def _schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[s
 
 def call_limits(config: SkillConfig, base: Limits) -> Limits:
     over = config.limits
-    return base.loosen(
+    return base.replace(
         memory=over.memory,
         cpus=over.cpus,
         pids=over.pids,
@@ -153,23 +155,55 @@ def call_request(
     }
 
 
-RUNNER_PACKAGES = "yaml,jsonschema"  # the runner image's own packages (images/runner/requirements.txt)
+RUNNER_PACKAGES = ("yaml", "jsonschema")  # the runner image's own packages (images/runner/requirements.txt)
+# Modules whose import does work a fresh process would repeat on every call: `time.strptime` and
+# `datetime.strptime` build _strptime's locale tables (~80 ms) on first use.
+FIRST_USE = {"datetime": ("_strptime",), "time": ("_strptime",)}
 
 
-def callee_env(config: SkillConfig) -> dict[str, str]:
+@functools.lru_cache(maxsize=512)
+def _imports_of(code: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
+    """The absolute module names the code imports (a static scan; code that does not parse
+    imports nothing here: the call reports its syntax error itself)."""
+    found: set[str] = set()
+    for _rel, data in code:
+        try:
+            tree = ast.parse(data)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+    return tuple(sorted(found))
+
+
+def callee_env(pkg: SkillPackage) -> dict[str, str]:
     """The environment of every call of the skill's code (the same for production and the gate).
-    Without requirements of its own, the image's packages are the runner's: the fork server may
-    import them once, for every call."""
-    return {} if config.requirements else {"SKILLYARD_PREIMPORT": RUNNER_PACKAGES}
+
+    SKILLYARD_PREIMPORT names what the call runner's fork server imports once for all calls:
+    the standard-library modules the skill's code imports (plus what they build on first use),
+    and the runner image's own packages it imports when the skill brings no requirements of its
+    own (a requirement could have replaced them: then nothing of site-packages is imported
+    before the call, where it would run in the fork server)."""
+    code = tuple((rel, pkg.files[rel]) for rel in pkg.code_files)
+    names: list[str] = []
+    for name in _imports_of(code):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or (top in RUNNER_PACKAGES and not pkg.config.requirements):
+            names.append(name)
+            names.extend(FIRST_USE.get(name, ()))
+    return {"SKILLYARD_PREIMPORT": ",".join(dict.fromkeys(names))} if names else {}
 
 
-def callee_spec(image: str, limits: Limits, config: SkillConfig, tenant: str = "") -> RunSpec:
+def callee_spec(image: str, limits: Limits, env: dict[str, str], tenant: str = "") -> RunSpec:
     """The run every call of the skill's code makes (to pre-warm a pool for it)."""
     return RunSpec(
         image=image,
         argv=callee_argv(),
         limits=limits,
-        env=callee_env(config),
+        env=env,
         prestart=True,
         fork_server=True,
         collect=[OUT_FILE],
@@ -183,17 +217,18 @@ def run_callee(
     *,
     image: str,
     limits: Limits,
-    config: SkillConfig,
+    env: dict[str, str],
     request: bytes,
     tenant: str = "",
     labels: dict[str, str] | None = None,
 ) -> RunResult:
-    """Run one request in a fresh process of the skill's image (warm container when pooled)."""
+    """Run one request in a fresh process of the skill's image (warm container when pooled);
+    `env` is `callee_env(pkg)`."""
     return sandbox.run(
         callee_argv(),
         image=image,
         limits=limits,
-        env=callee_env(config),
+        env=env,
         stdin=request,
         prestart=True,
         fork_server=True,
@@ -296,8 +331,10 @@ def call_skill(
     params: Any,
     limits: Limits,
     tenant: str = "",
+    env: dict[str, str] | None = None,
 ) -> CallResult:
-    """Validate input, run the entrypoint in a fresh process, validate output."""
+    """Validate input, run the entrypoint in a fresh process, validate output. `env`: the
+    package's `callee_env` (what its calls' fork server imports once)."""
     started = time.monotonic()
     result = CallResult(skill=name, version=version, ok=False, limits=limits.describe())
     if not config.entrypoint:
@@ -322,7 +359,7 @@ def call_skill(
         sandbox,
         image=image,
         limits=limits,
-        config=config,
+        env=env or {},
         request=request,
         tenant=tenant,
         labels={"skill": name},

@@ -259,11 +259,11 @@ class WarmPool(Backend):
         nonce = secrets.token_hex(16)
         program = self.backend.program_key(spec)
         try:
+            # /dev/shm and /dev/mqueue too: POSIX shared memory and message queues must not reach
+            # the next call either (a queue's name alone can carry data).
+            wipe = [*sorted(spec.limits.tmpfs), "/dev/shm", "/dev/mqueue"]
             for known in (warm.program == program, False):
-                # /dev/shm too: POSIX shared memory must not reach the next call either.
-                frame = self.backend.request_frame(
-                    spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"], program_known=known
-                )
+                frame = self.backend.request_frame(spec, nonce, wipe=wipe, program_known=known)
                 warm.raw.sendall(frame)
                 deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
                 sent = time.monotonic()

@@ -26,10 +26,18 @@ import structlog
 from structlog.testing import capture_logs
 
 from runtime.errors import InvalidName, NotFound, RegistryError, StoreError
+from runtime.migrations import REGISTRY_MIGRATIONS
 from runtime.package import load_package, unpack_files
 from runtime.records import GateSummary, SkillRecord
 from runtime.registry import Registry
 from runtime.times import utc_now
+
+ALL_MIGRATIONS = sorted(m.name for m in REGISTRY_MIGRATIONS)
+REGISTRY_MIGRATION_NAMES = [
+    "registry-0001-skills-listing",
+    "registry-0002-skills-tier",
+    "registry-0003-usage-journal-marks",
+]
 
 # --------------------------------------------------------------------------- helpers
 
@@ -226,6 +234,28 @@ def test_version_allocation(reg: Registry):
     assert reg.get("csv-profile").version == 3
     assert reg.get("nope") is None and reg.get("csv-profile", 9) is None
     assert reg.versions("nope") == []
+
+
+def test_delete_keeps_history_and_never_reuses_a_version_number(reg: Registry):
+    v1, v2, v3 = (add(reg, "csv-profile") for _ in range(3))
+    reg.record_call("csv-profile", 3, True)
+    with pytest.raises(RegistryError, match="current version"):
+        reg.delete("csv-profile", 3)
+    reg.rollback("csv-profile", 2)
+    assert [r.version for r in reg.delete("csv-profile", 3)] == [3]
+    assert [r.version for r in reg.versions("csv-profile")] == [1, 2]
+    assert add(reg, "csv-profile").version == 4  # 3 was deleted: never given out again
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile", 3)
+    assert [r.version for r in reg.delete("csv-profile")] == [1, 2, 4]
+    assert reg.versions("csv-profile") == [] and reg.get("csv-profile") is None
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile")
+    assert add(reg, "csv-profile").version == 5
+    deleted = [e for e in reg.events("csv-profile") if e["kind"] == "deleted"]
+    assert [[v["version"] for v in e["detail"]["versions"]] for e in deleted] == [[3], [1, 2, 4]]
+    assert all(v["content_hash"] for e in deleted for v in e["detail"]["versions"])
+    assert add(reg, "pdf-text").version == 1  # other names are not affected
 
 
 def test_record_fields_round_trip(reg: Registry):
@@ -750,7 +780,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
         add(old, name)
     add(old, "csv-profile", status="blocked", gate=FAIL)
     before = {r.name: dataclasses.asdict(r) for r in old.list()}
-    assert old.store.applied_migrations() == REGISTRY_MIGRATION_NAMES  # a new store records them too
+    assert old.store.applied_migrations() == REGISTRY_MIGRATION_NAMES  # a new store records them, in order
     # Make it the store older code left: no `listing`, no record of the migration.
     old.store.table("skills").drop_columns(["listing"])
     old.store.table("_migrations").delete("name = 'registry-0001-skills-listing'")
@@ -773,11 +803,8 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     with all_logs() as logs:
         assert names(again.search("json"))[0] == "json-diff"
     assert not any(e["event"].startswith("migrated") for e in logs)
-    assert sorted(again.store.applied_migrations()) == REGISTRY_MIGRATION_NAMES  # 0001 again, last
+    assert sorted(again.store.applied_migrations()) == ALL_MIGRATIONS  # 0001 again, last
     again.close()
-
-
-REGISTRY_MIGRATION_NAMES = ["registry-0001-skills-listing", "registry-0002-usage-journal-marks"]
 
 
 def test_a_store_without_journal_marks_is_migrated_on_open(tmp_path: Path):
@@ -788,7 +815,7 @@ def test_a_store_without_journal_marks_is_migrated_on_open(tmp_path: Path):
     add(old, "csv-profile")
     old.record_call("csv-profile", 1, ok=True)
     old.store.table("usage").drop_columns(["journal"])
-    old.store.table("_migrations").delete("name = 'registry-0002-usage-journal-marks'")
+    old.store.table("_migrations").delete("name = 'registry-0003-usage-journal-marks'")
     old.close()
     reg = Registry(uri, embedder=None)
     assert reg.get("csv-profile").calls == 1

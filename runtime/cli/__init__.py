@@ -20,12 +20,14 @@ from .signals import exit_on_signals
 LAZY_COMMANDS = {
     "audit": "runtime.cli.audit:audit_command",
     "cost": "runtime.cli.cost:cost_command",
+    "delete": "runtime.cli.delete:delete_command",
     "ledger": "runtime.cli.cost:ledger_group",
     "maintain": "runtime.cli.maintain:maintain_command",
     "mcp": "runtime.cli.serve:mcp_command",
     "serve": "runtime.cli.serve:serve_command",
     "tenant": "runtime.cli.tenant:tenant_group",
     "tools": "runtime.cli.tools:tools_command",
+    "validate": "runtime.cli.validate:validate_command",
 }
 
 

@@ -90,6 +90,24 @@ class Link:
             self.buf += chunk
 
 
+# pytest's plugins no pass needs (the zygote does not import them either): caches and reports
+# we never read, and plugins whose end-of-session work (garbage collections) costs ~100 ms a pass.
+DISABLED_PLUGINS = (
+    "cacheprovider",
+    "pastebin",
+    "junitxml",
+    "pytester",
+    "unraisableexception",
+    "threadexception",
+    "faulthandler",
+    "stepwise",
+    "doctest",
+    "legacypath",
+    "setuponly",
+    "setupplan",
+    "debugging",
+)
+
 LINK = None
 CURRENT = None  # the test running now: calls are tagged with it (coverage per test)
 SELECT = None  # the tests this pass runs, in order (None: all)
@@ -110,6 +128,11 @@ def exception_class(info):
             break
     if base is None or not issubclass(base, Exception) and base is not SystemExit:
         base = None  # KeyboardInterrupt, GeneratorExit, BaseException: a plain callee error
+    elif issubclass(base, (StopIteration, StopAsyncIteration)):
+        # An iterator's "I am done" must not cross as one: raised inside a test's map(), filter() or
+        # zip(), it would end the iteration silently (all() of nothing is True). A RuntimeError, as
+        # PEP 479 makes of a StopIteration escaping a generator.
+        base = RuntimeError
     name = key[1].rsplit(".", 1)[-1] or "Error"
     namespace = {"__module__": key[0] or "skill", "__qualname__": key[1]}
     cls = None
@@ -226,8 +249,24 @@ class ProxyModule(types.ModuleType):
         if name.startswith("__") and name not in ("__all__",):
             raise AttributeError(name)
         attrs = self._describe()
-        if name == "__all__" and "__all__" not in attrs:
-            value = [n for n, info in attrs.items() if not n.startswith("_")]
+        if name == "__all__":
+            value = (
+                self._resolve(name, attrs[name])
+                if name in attrs
+                else [n for n in attrs if not n.startswith("_")]
+            )
+            # `from module import *` in a test must not rebind the test's builtins (a skill exporting its
+            # own abs() made `assert abs(got - want) < 1e-6` pass for wrong answers).
+            clash = (
+                sorted(n for n in value if isinstance(n, str) and hasattr(builtins, n))
+                if isinstance(value, (list, tuple))
+                else []
+            )
+            if clash:
+                raise ImportError(
+                    "from {} import * would replace the test's builtins {} with the skill's: import "
+                    "the names the test needs explicitly".format(self.__name__, ", ".join(clash))
+                )
         elif name not in attrs:
             submodule = self.__name__ + "." + name
             if submodule in _MODULES:
@@ -395,26 +434,7 @@ def run_pass(fd, manifest):
         os.path.join(os.path.dirname(os.path.abspath(datacodec.__file__)), "pytest.ini"),
         "--rootdir",
         manifest.get("root", "/tmp/skill"),
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:pastebin",
-        "-p",
-        "no:junitxml",
-        "-p",
-        "no:pytester",
-        "-p",
-        "no:unraisableexception",
-        "-p",
-        "no:threadexception",
-        "-p",
-        "no:faulthandler",
-        "-p",
-        "no:stepwise",
-        "-p",
-        "no:doctest",
-        "-p",
-        "no:legacypath",
+        *(arg for name in DISABLED_PLUGINS for arg in ("-p", "no:" + name)),
         "--import-mode=append",
         "--capture=sys",
     ]
