@@ -1,8 +1,10 @@
 """Section `load`: many calls of a trivial skill at concurrency 16 through Yard with the warm
 pool (pool_size 16). Checks: every error is counted by kind, no container is left after
-close, and the runtime's RSS (sampled every second) stays flat.
+close, every call has its ledger row, the runtime's RSS (sampled every second) stays flat
+(the end within 10% of the value after the first 1,000 calls), and -- bench/durability.py --
+a serving process SIGKILLed at a random point loses no acknowledged call's row.
 
-Standalone:  .venv/bin/python bench/load.py [--calls 2000] [--concurrency 16]
+Standalone:  .venv/bin/python bench/load.py [--calls 10000] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
+from . import durability
 from .common import Ledger, quiet_logs, say, settings, wait_no_containers
-from .throughput import hammer, register_trivial, warm_up
+from .throughput import hammer, ledger_check, register_trivial, warm_up
 
 
 def rss_bytes() -> int:
@@ -66,10 +69,11 @@ def run(
     runner: str,
     ledger: Ledger,
     *,
-    calls: int = 2000,
+    calls: int = 10_000,
     concurrency: int = 16,
-    baseline_after: int = 200,
-    flat_tolerance: float = 0.20,
+    baseline_after: int = 1000,
+    flat_tolerance: float = 0.10,
+    sigkill: bool = True,
 ) -> dict[str, Any]:
     from runtime.yard import Yard
 
@@ -93,6 +97,10 @@ def run(
             yard.close()
             sampler.stop()
         left = wait_no_containers(client, ledger.run_id)
+        res["ledger"] = ledger_check(home, calls + concurrency)
+        if sigkill:
+            say(f"load: durability: a serving child process at concurrency {concurrency}, then SIGKILL")
+            res["durability"] = durability.run(client, runner, home, concurrency=concurrency)
         os.environ.pop("SKILLYARD_HOME", None)
     samples = sampler.samples
     rss = [s[2] for s in samples]
@@ -104,7 +112,7 @@ def run(
         {
             "leftover_containers": len(left),
             "rss_start_mib": mib(rss_start),
-            f"rss_after_first_{baseline_after}_mib": mib(baseline),
+            f"rss_after_first_{min(baseline_after, calls)}_mib": mib(baseline),
             "rss_peak_mib": mib(max(rss) if rss else 0),
             "rss_end_mib": mib(end),
             "rss_flat": flat,
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from .common import docker_client, runner_image
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--keep-images", action="store_true")
     a = ap.parse_args(argv)
@@ -151,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             remove_images(client, ledger.images(client))
     res.pop("rss_samples")
     print(json.dumps(res, indent=2))
-    ok = res["errors"] == 0 and res["leftover_containers"] == 0 and res["rss_flat"]
+    ok = (
+        res["errors"] == 0
+        and res["leftover_containers"] == 0
+        and res["rss_flat"]
+        and res["ledger"]["lost_rows"] == 0
+        and res.get("durability", {}).get("acknowledged_without_row") == 0
+    )
     return 0 if ok else 1
 
 

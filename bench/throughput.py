@@ -1,5 +1,7 @@
 """Section 2: throughput of trivial skill calls through Yard with the warm pool
-(pool_size = concurrency), at several concurrencies."""
+(pool_size = concurrency), at several concurrencies. After each level the yard is closed
+and the ledger read back: every call made (warm-up included) must have its row and its
+count ("lost rows" otherwise)."""
 
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def hammer(
         "calls_per_s": round(calls / wall, 2) if wall else None,
         "p50_ms": r1(pct(ms, 50)),
         "p95_ms": r1(pct(ms, 95)),
+        "p99_ms": r1(pct(ms, 99)),
         "max_ms": r1(max(ms) if ms else None),
         "errors": sum(kinds.values()),
         "errors_by_kind": dict(kinds),
@@ -84,6 +87,28 @@ def register_trivial(client, runner: str, ledger: Ledger, home: Path, src: Path)
         raise RuntimeError(f"{SKILL} was not registered: {outcome.status} {outcome.reasons}")
 
 
+def ledger_check(home: Path, expected: int) -> dict[str, Any]:
+    """What a fresh process finds in the store of `home` for the trivial skill: its ledger rows
+    (each once) and its call counter, against the calls made. Read after the yard closed."""
+    from runtime.ledger import Ledger as SkillLedger
+    from runtime.registry import Registry
+
+    ledger, registry = SkillLedger(home / "store"), Registry(home / "store", embedder=None)
+    try:
+        ids = [r["id"] for r in ledger.uses(SKILL)]
+        counted = sum(v.calls for v in registry.versions(SKILL))
+    finally:
+        ledger.close()
+        registry.close()
+    return {
+        "calls_made": expected,
+        "ledger_rows": len(ids),
+        "duplicate_rows": len(ids) - len(set(ids)),
+        "counted": counted,
+        "lost_rows": max(0, expected - len(set(ids))),
+    }
+
+
 def warm_up(yard, concurrency: int) -> None:
     """`concurrency` calls at once, so the pool holds that many warm containers before timing."""
     with ThreadPoolExecutor(max_workers=concurrency) as ex:
@@ -96,17 +121,19 @@ def warm_up(yard, concurrency: int) -> None:
         time.sleep(0.2)
 
 
-def run(client, runner: str, ledger: Ledger, *, levels: tuple[int, ...], calls: int) -> dict[str, Any]:
+def run(client, runner: str, ledger: Ledger, *, levels: dict[int, int]) -> dict[str, Any]:
+    """`levels`: concurrency -> calls timed at it."""
     from runtime.yard import Yard
 
     quiet_logs()
     out: dict[str, Any] = {"levels": {}}
+    made = 0
     with tempfile.TemporaryDirectory(prefix="skillyard-bench-tp-") as tmp:
         home = Path(tmp) / "home"
         os.environ["SKILLYARD_HOME"] = str(home)
         say("throughput: registering the trivial skill")
         register_trivial(client, runner, ledger, home, Path(tmp) / "src")
-        for c in levels:
+        for c, calls in levels.items():
             say(f"throughput: concurrency {c}, pool_size {c}, {calls} calls (after {c} warm-up calls)")
             yard = Yard(settings(home, runner_image=runner, pool_size=c), pool=True)
             try:
@@ -115,8 +142,10 @@ def run(client, runner: str, ledger: Ledger, *, levels: tuple[int, ...], calls: 
                 res["pool_after"] = yard.call_sandbox.backend.stats()
             finally:
                 yard.close()
+            made += c + calls
             left = wait_no_containers(client, ledger.run_id)
             res["leftover_containers"] = len(left)
+            res["ledger"] = ledger_check(home, made)
             out["levels"][str(c)] = res
         os.environ.pop("SKILLYARD_HOME", None)
     return out

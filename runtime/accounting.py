@@ -20,16 +20,23 @@ Accounting writes never fail the work they account for: they go through
 from __future__ import annotations
 
 import atexit
-import queue
+import functools
 import threading
+import time
+import uuid
+from bisect import insort
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
 from .errors import UnknownSkill
-from .ledger import PURPOSES, Ledger, is_placeholder, non_negative_int
+from .journal import Journal, orphans
+from .ledger import PURPOSES, Ledger, is_placeholder, non_negative_int, use_row
+from .times import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from .package import SkillPackage
@@ -75,50 +82,366 @@ def lost_writes() -> int:
     return _LOST.count
 
 
-class Writer:
-    """A yard's accounting writes (call counters, ledger rows), each through best_effort:
-    inline in a one-shot process, on a writer thread of its own in a long-lived one (they
-    cost ~15 ms of LanceDB writes per call, which a server keeps off the call's path).
-    `flush()` waits until every write handed over so far is done."""
+@dataclass(frozen=True)
+class Use:
+    """One use of a skill (an accounted call): its ledger row and one count on its counters."""
 
-    def __init__(self, *, background: bool) -> None:
+    id: str
+    ts: datetime
+    skill: str
+    version: int
+    ok: bool
+    outcome: str
+    context_tokens: int | None
+    duration_ms: float
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        call_id: str | None = None,
+        skill: str,
+        version: int,
+        ok: bool,
+        outcome: str,
+        context_tokens: int | None,
+        duration_ms: float,
+    ) -> Use:
+        """A new use, checked as its ledger row will be (ValueError on a bad field).
+        `context_tokens` None: counted when the use is merged (tokenising is not free).
+        `call_id` (32 hex digits) names the use: accounting the same call again adds nothing."""
+        use_id = call_id or uuid.uuid4().hex
+        use = cls(use_id, utc_now(), skill, version, ok, outcome, context_tokens, duration_ms)
+        replace(use, context_tokens=context_tokens or 0).row()
+        return use
+
+    def row(self) -> dict[str, Any]:
+        """Its ``uses`` row (ledger.use_row: the same checks, the same id)."""
+        if self.context_tokens is None:
+            raise ValueError("the use's context tokens are not counted yet")
+        return use_row(
+            skill=self.skill,
+            version=self.version,
+            context_tokens=self.context_tokens,
+            outcome=self.outcome,
+            duration_ms=self.duration_ms,
+            ts=self.ts,
+            row_id=self.id,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """As a journal line's data (JSON)."""
+        return {**asdict(self), "ts": self.ts.isoformat()}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Use:
+        """Back from a journal line's data."""
+        return cls(**{**data, "ts": datetime.fromisoformat(data["ts"])})
+
+
+ContextTokens = Callable[[str, int], int]  # (skill, version) -> tokens of its SKILL.md
+
+
+def merge_uses(
+    registry: Registry,
+    ledger: Ledger,
+    writer: str,
+    uses: list[tuple[int, Use]],
+    *,
+    replay: bool,
+    context_tokens: ContextTokens | None = None,
+) -> None:
+    """Store journaled uses (seq, use) of journal `writer`: their ledger rows in one append,
+    then one counters update per skill version, carrying the journal's mark in the same
+    update. Idempotent with `replay`: rows the ledger holds and uses the marks cover are
+    skipped, so a batch that failed half-way, or a killed process's journal, is merged again
+    with nothing counted twice. A fresh batch (without `replay`) skips the uses whose call
+    the ledger holds already (one read per batch): a call accounted twice counts once.
+    Uses journaled before their context was counted get it from `context_tokens`.
+    Raises StoreError when a write does not commit."""
+    present = ledger.use_ids([use.id for _, use in uses])
+    if not replay:
+        # A use whose call was accounted already (another server, a retry) counts nothing more.
+        seen: set[str] = set(present)
+        fresh = []
+        for seq, use in uses:
+            if use.id not in seen:
+                seen.add(use.id)
+                fresh.append((seq, use))
+        uses = fresh
+    rows = [_counted(use, context_tokens).row() for _, use in uses if use.id not in present]
+    ledger.append_uses(rows)
+    marks = registry.journal_marks(writer) if replay else {}
+    by_version: dict[tuple[str, int], list[tuple[int, Use]]] = {}
+    for seq, use in uses:
+        by_version.setdefault((use.skill, use.version), []).append((seq, use))
+    for (skill, version), group in by_version.items():
+        todo = [(seq, use) for seq, use in group if seq > marks.get((skill, version), 0)]
+        if not todo:
+            continue
+        found = registry.count_calls(
+            skill,
+            version,
+            calls=len(todo),
+            failures=sum(1 for _, use in todo if not use.ok),
+            last_used=max(use.ts for _, use in todo),
+            mark=(writer, max(seq for seq, _ in todo)),
+        )
+        if not found:
+            log.warning("accounting_counters_missing", skill=skill, version=version, calls=len(todo))
+
+
+def _counted(use: Use, context_tokens: ContextTokens | None) -> Use:
+    if use.context_tokens is not None:
+        return use
+    if context_tokens is None:
+        raise ValueError(f"no way to count the context tokens of {use.skill} v{use.version}")
+    return replace(use, context_tokens=context_tokens(use.skill, use.version))
+
+
+class Writer:
+    """A yard's accounting of its calls (each a `Use`: a ledger row and its counters).
+
+    In a one-shot process (`background` False) each use is written at once, through
+    best_effort. In a long-lived one it is journaled -- on disk before `record` returns, so
+    before the call is acknowledged (runtime/journal.py) -- and the writer thread merges
+    the journal into LanceDB in batches (`merge_uses`): every `interval` seconds, as soon
+    as `batch_size` uses wait, and on `flush` and `close`. Two LanceDB writes per batch
+    per skill version instead of two per call. A batch that does not commit stays queued
+    and is merged again (idempotently) after a pause; journals that killed processes of
+    the same home left behind are replayed when the thread starts (`recover`).
+
+    Invariants: every recorded use reaches the store exactly once (its journal line is
+    durable first, and every merge is idempotent); batches are merged in journal order,
+    one at a time, so a journal's mark on a counter covers every earlier use of it."""
+
+    def __init__(
+        self,
+        *,
+        background: bool,
+        journal_dir: Path | None = None,
+        registry: Callable[[], Registry] | None = None,
+        ledger: Callable[[], Ledger] | None = None,
+        context_tokens: ContextTokens | None = None,
+        interval: float = 0.25,
+        batch_size: int = 256,
+    ) -> None:
         self.background = background
-        self._writes: queue.Queue[Callable[[], None]] = queue.Queue()
+        self.journal_dir = journal_dir
+        self._registry = registry
+        self._ledger = ledger
+        self._context_tokens = context_tokens
+        self.interval = interval
+        self.batch_size = batch_size
+        self._cond = threading.Condition()
+        self._pending: list[tuple[int, Use]] = []  # journaled, not yet merged, in seq order
+        self._journal: Journal | None = None
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._flushes = 0  # flush requests so far
+        self._attempts = 0  # merge attempts finished so far
+        self._merged_seq = 0
+        self._retry = False  # the last attempt failed: merge the next one as a replay
+        self._stopping = False
 
     @property
     def running(self) -> bool:
-        """Whether the writer thread has started (it starts with the first write)."""
+        """Whether the writer thread has started (it starts with the first use)."""
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, what: str, write: Callable[[], object], **context: Any) -> None:
-        """Do `write` now (one-shot) or soon (background); never raises."""
+    @property
+    def journal(self) -> Journal | None:
+        """This writer's journal, once a use has been recorded in the background."""
+        return self._journal
 
-        def job() -> None:
-            best_effort(what, write, **context)
+    def record(self, use: Use) -> None:
+        """Account for `use`: durable when this returns (journaled, or written inline).
+        Never raises: a journal that cannot be written falls back to writing inline."""
+        if self.background:
+            try:
+                self._enqueue(use)
+                return
+            except OSError as exc:
+                log.error("accounting_journal_failed", error=str(exc)[:200], skill=use.skill)
+        self._write_now(use)
 
-        if not self.background:
-            job()
-            return
-        with self._lock:
-            if self._thread is None:
+    def _write_now(self, use: Use) -> None:
+        registry, ledger = self._stores()
+        if best_effort("look a use up", lambda: use.id in ledger.use_ids([use.id]), skill=use.skill):
+            return  # this call was accounted already
+        best_effort(
+            "record a use",
+            lambda: ledger.append_uses([_counted(use, self._context_tokens).row()]),
+            skill=use.skill,
+        )
+        best_effort(
+            "count a call",
+            lambda: registry.count_calls(
+                use.skill, use.version, calls=1, failures=0 if use.ok else 1, last_used=use.ts
+            ),
+            skill=use.skill,
+        )
+
+    def _stores(self) -> tuple[Registry, Ledger]:
+        if self._registry is None or self._ledger is None:
+            raise RuntimeError("this accounting writer has no store")
+        return self._registry(), self._ledger()
+
+    def _enqueue(self, use: Use) -> None:
+        with self._cond:
+            if self._journal is None or self._journal.closed:
+                if self.journal_dir is None:
+                    raise OSError("no journal folder")
+                self._journal = Journal(self.journal_dir)
+                # A new journal numbers its lines from 1; nothing of an old one is queued here
+                # (close() merged it all, or left it on disk for the next process).
+                self._pending, self._merged_seq, self._retry = [], 0, False
+                self._stopping = False
+            journal = self._journal
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="skillyard-accounting")
                 self._thread.start()
-                atexit.register(self.flush)
-        self._writes.put(job)
+                atexit.register(self.close)
+        seq = journal.append(use.to_data())  # outside the lock: appends share their syncs
+        with self._cond:
+            # Appends may return out of order; the queue stays in journal order.
+            insort(self._pending, (seq, use), key=lambda item: item[0])
+            if len(self._pending) >= self.batch_size:
+                self._cond.notify_all()
 
     def _loop(self) -> None:
+        self.recover()
         while True:
-            job = self._writes.get()
+            with self._cond:
+                self._wait_for_work()
+                batch = self._ready_batch()
+                if not batch:
+                    self._attempts += 1
+                    self._cond.notify_all()
+                    if self._stopping:
+                        return
+                    continue
+                replay, journal = self._retry, self._journal
+            ok = self._merge_batch(batch, journal, replay=replay)
+            with self._cond:
+                self._attempts += 1
+                if ok:
+                    del self._pending[: len(batch)]
+                    self._merged_seq = batch[-1][0]
+                    self._retry = False
+                else:
+                    self._retry = True
+                self._cond.notify_all()
+                merged, idle = self._merged_seq, not self._pending
+            if ok and idle and journal is not None:
+                try:
+                    journal.truncate_if_merged(merged)
+                except OSError as exc:
+                    log.warning("accounting_journal_truncate_failed", error=str(exc)[:200])
+            if not ok:
+                if self._stopping:
+                    return  # close() leaves the journal for the next process to replay
+                time.sleep(min(5.0, self.interval * 4))
+
+    def _wait_for_work(self) -> None:
+        """(Holding the lock.) Until a batch is full, a flush or a stop is asked for, or the
+        interval has passed with something pending."""
+        flushes = self._flushes
+        deadline = time.monotonic() + self.interval
+        while not self._stopping and self._flushes == flushes and len(self._pending) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if self._pending:
+                    return
+                deadline, remaining = time.monotonic() + self.interval, self.interval
+            self._cond.wait(remaining)
+
+    def _ready_batch(self) -> list[tuple[int, Use]]:
+        """The oldest pending uses, at most batch_size, if all of them are contiguous in the
+        journal (an append that has its seq but is not queued yet keeps later ones waiting)."""
+        batch = self._pending[: self.batch_size]
+        expected = self._merged_seq + 1
+        for i, (seq, _) in enumerate(batch):
+            if seq != expected + i:
+                return batch[:i]
+        return batch
+
+    def _merge_batch(self, batch: list[tuple[int, Use]], journal: Journal | None, *, replay: bool) -> bool:
+        if journal is None:
+            return False
+        try:
+            registry, ledger = self._stores()
+            merge_uses(
+                registry, ledger, journal.writer, batch, replay=replay, context_tokens=self._context_tokens
+            )
+            return True
+        except Exception as exc:  # noqa: BLE001 - the uses stay journaled and queued: merged again later
+            log.error("accounting_merge_failed", uses=len(batch), error=str(exc)[:200], retry=True)
+            return False
+
+    def recover(self) -> int:
+        """Merge the journals that dead processes of this home left behind (each locked
+        while we do); returns the uses merged. A journal that fails to merge is left for
+        the next attempt."""
+        if self.journal_dir is None:
+            return 0
+        merged = 0
+        for orphan in orphans(self.journal_dir):
             try:
-                job()  # best_effort: it logs what fails, and never raises
-            finally:
-                self._writes.task_done()
+                registry, ledger = self._stores()
+                uses = [(entry.seq, Use.from_data(entry.data)) for entry in orphan.entries()]
+                if uses:
+                    tokens = self._context_tokens
+                    merge_uses(registry, ledger, orphan.writer, uses, replay=True, context_tokens=tokens)
+            except Exception as exc:  # noqa: BLE001 - left in place: the next start replays it
+                log.error("accounting_replay_failed", journal=orphan.path.name, error=str(exc)[:200])
+                orphan.release()
+                continue
+            orphan.done()
+            best_effort("forget a journal", functools.partial(registry.forget_journal, orphan.writer))
+            merged += len(uses)
+            log.info("accounting_journal_replayed", journal=orphan.path.name, uses=len(uses))
+        return merged
 
     def flush(self) -> None:
-        """Wait until every write submitted so far is done."""
-        self._writes.join()  # returns at once when nothing was queued
+        """Merge everything recorded so far, and wait for it (or for one failed attempt)."""
+        with self._cond:
+            if not self.running:
+                return
+            target = self._pending[-1][0] if self._pending else self._merged_seq
+            self._flushes += 1
+            attempts = self._attempts
+            self._cond.notify_all()
+            while self.running and self._merged_seq < target:
+                if self._retry and self._attempts > attempts:
+                    return  # the store refuses: the journal keeps the uses for later
+                self._cond.wait(0.5)
+            # One more pass after the target so that a recovery in progress is done too.
+            while self.running and self._attempts <= attempts:
+                self._cond.wait(0.5)
+
+    def close(self) -> None:
+        """Merge what is pending, stop the thread, and remove the journal if all of it is
+        merged (else leave it for the next process to replay)."""
+        self.flush()
+        with self._cond:
+            thread, journal = self._thread, self._journal
+            self._stopping = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout=30)
+        with self._cond:
+            done = not self._pending
+            if not done:
+                self._pending = []  # on disk, for the next process (its marks are that journal's)
+        if journal is None or journal.closed:
+            return
+        if not done:
+            journal.abandon()
+            log.warning("accounting_left_in_journal", journal=str(journal.path))
+            return
+        journal.retire()
+        if self._registry is not None:
+            best_effort("forget a retired journal", lambda: self._registry().forget_journal(journal.writer))
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -377,7 +700,9 @@ def unattributed(ledger: Ledger) -> dict[str, Any]:
 
 def report(yard: Yard, name: str | None = None) -> list[SkillCost]:
     """The cost report of one yard's store (every skill, or only `name`), with the yard's
-    settings for the default baseline. UnknownSkill when `name` has no record anywhere."""
+    settings for the default baseline. UnknownSkill when `name` has no record anywhere.
+    Journals that killed processes left behind are merged first, so their uses count."""
+    yard.recover_accounting()
 
     def current(skill: str) -> SkillPackage | None:
         rec = yard.registry.get(skill)

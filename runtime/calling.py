@@ -5,9 +5,11 @@ pool or a fresh container): an image removed since its tag was cached is rebuilt
 and an engine failure becomes a ``sandbox`` error in the result, never an exception.
 `sandboxed_command` does the same for a command (runtime/commands.py). `account` then
 records what a use of the skill records, for a function call and a command alike: the
-registry's call counters and a ledger use (through the yard's accounting writer, never
-failing the call), and, for the skill's own failures, a dated note and the failing input
-(for the fixer to replay; a command's inputs are not kept: the fixer replays functions).
+registry's call counters and a ledger use (a `Use` named by its call's id, durable when
+`account` returns: the yard's accounting writer journals it, or writes it at once; never
+failing the call; a call accounted twice counts once), and, for the skill's own failures,
+a dated note and the failing input (for the fixer to replay; a command's inputs are not
+kept: the fixer replays functions).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import structlog
 from sandbox import ImageMissing, SandboxError
 
 from . import notes
-from .accounting import Writer
+from .accounting import Use, Writer, best_effort
 from .calls import CallError, CallResult, call_limits, call_skill
 from .commands import CommandRequest, CommandResult, OnOutput, run_command
 from .records import SkillRecord
@@ -145,13 +147,22 @@ def account(
     (retried, replayed, from two servers) counts once."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
-        ok = result.ok
-
-        def use_then_count() -> None:
-            if _record_use(yard, record, result, call_id):
-                yard.registry.record_call(record.name, record.version, ok)
-
-        writer.submit("record a use", use_then_count, skill=record.name)
+        # A field that fails the ledger's checks is a bug of ours: logged and counted, never the call's.
+        use = best_effort(
+            "record a use",
+            lambda: Use.of(
+                call_id=call_id,
+                skill=record.name,
+                version=record.version,
+                ok=result.ok,
+                outcome="ok" if result.ok else result.error.kind if result.error else "error",
+                context_tokens=yard.known_context_tokens(record.name, record.version),
+                duration_ms=round(result.duration_s * 1000, 1),
+            ),
+            skill=record.name,
+        )
+        if use is not None:
+            writer.record(use)  # durable when it returns: the call may be acknowledged
     if result.error is not None and kind not in NOT_A_USE:
         workspace = Workspace(yard.workspace(record.name))
         error = result.error
@@ -169,15 +180,4 @@ def account(
         ok=result.ok,
         error=kind,
         duration_s=round(result.duration_s, 3),
-    )
-
-
-def _record_use(yard: Yard, record: SkillRecord, result: CallResult | CommandResult, call_id: str) -> bool:
-    return yard.ledger.record_use(
-        skill=record.name,
-        version=record.version,
-        context_tokens=yard.context_tokens(yard.package(record.name, record.version)),
-        outcome="ok" if result.ok else result.error.kind if result.error else "error",
-        duration_ms=round(result.duration_s * 1000, 1),
-        call_id=call_id,
     )

@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import structlog
 
-from .lancestore import LanceStore, sql_str
+from .lancestore import LanceStore, sql_str, sql_ts
 from .migrations import LEDGER_MIGRATIONS
 from .times import as_utc, utc_now
 
@@ -196,8 +196,31 @@ def _row_time(ts: datetime | None) -> datetime:
 
 
 def _sql_ts(ts: datetime) -> str:
-    # isoformat of a UTC datetime: digits, '-', ':', '.', 'T' and '+00:00' only.
-    return f"arrow_cast({sql_str(_row_time(ts).isoformat())}, 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    return sql_ts(_row_time(ts))
+
+
+def use_row(
+    *,
+    skill: str,
+    version: int | None,
+    context_tokens: int,
+    outcome: str,
+    duration_ms: float,
+    ts: datetime | None = None,
+    row_id: str | None = None,
+) -> dict[str, Any]:
+    """One checked ``uses`` row (ValueError on a bad field); `row_id` keeps a known id."""
+    if row_id is not None and not (isinstance(row_id, str) and _ID_RE.fullmatch(row_id)):
+        raise ValueError(f"invalid row id {row_id!r}")
+    return {
+        "id": row_id or uuid.uuid4().hex,
+        "ts": _row_time(ts),
+        "skill": _skill(skill),
+        "version": _version(version),
+        "context_tokens": non_negative_int("context_tokens", context_tokens),
+        "outcome": _outcome(outcome),
+        "duration_ms": _amount("duration_ms", duration_ms),
+    }
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -291,32 +314,38 @@ class Ledger:
         outcome: str,
         duration_ms: float,
         ts: datetime | None = None,
-        call_id: str | None = None,
-    ) -> bool:
-        """Record one run of a skill (context_tokens: its SKILL.md as an agent loads it).
-        With `call_id` (32 hex digits) the row is the call's, written once however often
-        it is recorded: returns whether this write added it (always True without one)."""
-        if call_id is not None and not _ID_RE.fullmatch(call_id):
-            raise ValueError(f"call_id must be 32 lower-case hex digits, not {call_id!r}")
-        row = {
-            "id": call_id or uuid.uuid4().hex,
-            "ts": _row_time(ts),
-            "skill": _skill(skill),
-            "version": _version(version),
-            "context_tokens": non_negative_int("context_tokens", context_tokens),
-            "outcome": _outcome(outcome),
-            "duration_ms": _amount("duration_ms", duration_ms),
-        }
-        batch = pa.Table.from_pylist([row], schema=USES_SCHEMA)
-        if call_id is None:
-            self.store.write(USES, lambda t: t.add(batch), what="record_use")
-            return True
-        result = self.store.write(
-            USES,
-            lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch),
-            what="record_use",
+    ) -> None:
+        """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
+        row = use_row(
+            skill=skill,
+            version=version,
+            context_tokens=context_tokens,
+            outcome=outcome,
+            duration_ms=duration_ms,
+            ts=ts,
         )
-        return int(getattr(result, "num_inserted_rows", 1) or 0) > 0
+        self.append_uses([row])
+
+    def append_uses(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows made by `use_row` in one write (the accounting writer's batches). A row
+        whose id the ledger holds already is not added again: a use is named by its call's
+        id, and a call accounted twice (retried, replayed, from two servers) is one row."""
+        if rows:
+            batch = pa.Table.from_pylist(rows, schema=USES_SCHEMA)
+            self.store.write(
+                USES,
+                lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch),
+                what="record uses",
+            )
+
+    def use_ids(self, ids: list[str]) -> set[str]:
+        """Which of these use-row ids the ledger holds (a journal's replay skips them)."""
+        wanted = [i for i in ids if isinstance(i, str) and _ID_RE.fullmatch(i)]
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            where = f"id IN ({', '.join(sql_str(x) for x in wanted[i : i + 500])})"
+            found.update(r["id"] for r in self.store.rows(USES, where, ["id"]))
+        return found
 
     def record_baseline(
         self,

@@ -16,7 +16,7 @@ import structlog
 
 from .errors import StoreError
 from .lancestore import LanceStore, Migration
-from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing, tier_of_verdict
+from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, USAGE, pack_listing, tier_of_verdict
 
 log = structlog.get_logger(__name__)
 
@@ -139,9 +139,20 @@ def uses_id_index(store: LanceStore) -> None:
     log.info("indexed the uses table's id", seconds=round(time.perf_counter() - started, 2))
 
 
+def usage_journal_marks(store: LanceStore) -> None:
+    """Stores made before the accounting journal: add the usage table's `journal` column
+    (null: no journal has counted anything there yet)."""
+    table = store.open_existing(USAGE)
+    if table is None or "journal" in table.schema.names:
+        return
+    table.add_columns(pa.field("journal", pa.string()))
+    log.info("migrated the usage table: added `journal`")
+
+
 REGISTRY_MIGRATIONS = (
     Migration("registry-0001-skills-listing", skills_listing),
     Migration("registry-0002-skills-tier", skills_tier),
+    Migration("registry-0003-usage-journal-marks", usage_journal_marks),
 )
 LEDGER_MIGRATIONS = (
     Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),

@@ -14,10 +14,13 @@ status, description, the flattened gate summary, and the call counters. The tabl
     (name, version, content_hash, size, data) -- the tar.gz blob, kept apart so
     listing and searching never read package bytes.
 ``usage``
-    (name, version, calls, failures, last_used) -- the call counters. They live in
-    their own small table so that ``record_call`` (the hot path) neither rewrites
+    (name, version, calls, failures, last_used, journal) -- the call counters. They live
+    in their own small table so that counting calls (the hot path) neither rewrites
     the wide ``skills`` rows nor turns them into un-indexed FTS rows, and never
-    conflicts with a registration committing to ``skills``.
+    conflicts with a registration committing to ``skills``. ``journal`` holds, per
+    accounting journal whose calls were counted here, the last sequence number counted
+    (``;<writer>:<seq>`` tokens, runtime/journal.py): written in the same update as the
+    counts, it is what makes replaying a journal count nothing twice.
 ``events``
     append-only audit trail: (ts, name, version, kind, detail JSON).
 
@@ -114,6 +117,7 @@ USAGE_SCHEMA = pa.schema(
         pa.field("calls", pa.int64()),
         pa.field("failures", pa.int64()),
         pa.field("last_used", _TS),
+        pa.field("journal", pa.string()),
     ]
 )
 EVENTS_SCHEMA = pa.schema(

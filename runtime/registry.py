@@ -28,10 +28,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +41,7 @@ import structlog
 
 from . import search as searching
 from .errors import NotFound, RegistryError
-from .lancestore import LanceStore, sql_str
+from .lancestore import LanceStore, sql_str, sql_ts
 from .migrations import REGISTRY_MIGRATIONS
 from .names import validate_name
 from .records import (
@@ -81,6 +82,16 @@ INDEXES: dict[str, tuple[tuple[str, str], ...]] = {
     PACKAGES: (("name", "BTree"),),
     USAGE: (("name", "BTree"),),
 }
+
+
+JOURNAL_WRITER_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _journal_writer(writer: str) -> str:
+    """A journal's writer id (runtime/journal.py), checked before it reaches SQL."""
+    if not isinstance(writer, str) or not JOURNAL_WRITER_RE.fullmatch(writer):
+        raise ValueError(f"not a journal writer id: {writer!r}")
+    return writer
 
 
 def _after_compact(vector_index_min_rows: int | None, table_name: str, table: Any) -> None:
@@ -403,6 +414,61 @@ class Registry:
         if getattr(result, "rows_updated", 1) == 0:
             raise NotFound(f"{name} v{version} does not exist")
 
+    def count_calls(
+        self,
+        name: str,
+        version: int,
+        *,
+        calls: int,
+        failures: int,
+        last_used: datetime,
+        mark: tuple[str, int] | None = None,
+    ) -> bool:
+        """Add `calls` and `failures` to one version's counters in one lock-free update
+        (like record_call). With `mark` = (journal writer, seq), the same update records
+        that this journal's calls up to `seq` are counted here (records.py: ``journal``),
+        which is what lets a replay skip them. False if the version has no counters row."""
+        validate_name(name)
+        version = validate_version(version)
+        values_sql = {
+            "calls": f"calls + {int(calls)}",
+            "failures": f"failures + {int(failures)}",
+            "last_used": f"coalesce(greatest(last_used, {sql_ts(last_used)}), {sql_ts(last_used)})",
+        }
+        if mark is not None:
+            writer, seq = _journal_writer(mark[0]), int(mark[1])
+            values_sql["journal"] = (
+                f"concat(regexp_replace(coalesce(journal, ''), ';{writer}:[0-9]+', ''), ';{writer}:{seq}')"
+            )
+        where = f"name = {sql_str(name)} AND version = {version}"
+        result = self._write(
+            USAGE, lambda t: t.update(where=where, values_sql=values_sql), what="count calls"
+        )
+        return getattr(result, "rows_updated", 1) != 0
+
+    def journal_marks(self, writer: str) -> dict[tuple[str, int], int]:
+        """Per (name, version), the last sequence number of journal `writer` counted there."""
+        writer = _journal_writer(writer)
+        token = re.compile(f";{writer}:([0-9]+)")
+        marks = {}
+        for row in self._rows(USAGE, f"journal LIKE '%;{writer}:%'", ["name", "version", "journal"]):
+            found = token.search(row["journal"] or "")
+            if found:
+                marks[(row["name"], row["version"])] = int(found.group(1))
+        return marks
+
+    def forget_journal(self, writer: str) -> None:
+        """Drop journal `writer`'s marks (its file is gone: nothing of it can be replayed)."""
+        writer = _journal_writer(writer)
+        self._write(
+            USAGE,
+            lambda t: t.update(
+                where=f"journal LIKE '%;{writer}:%'",
+                values_sql={"journal": f"regexp_replace(journal, ';{writer}:[0-9]+', '')"},
+            ),
+            what="forget a journal",
+        )
+
     def delete(self, name: str, version: int | None = None) -> list[SkillRecord]:
         """Delete every version of `name`, or one version that is not current; returns the
         records deleted. History stays: an ``events`` row (kind ``deleted``) names each
@@ -448,6 +514,12 @@ class Registry:
         return max((int(r["version"] or 0) for r in rows), default=0)
 
     # ----------------------------------------------------------------- reads
+
+    def skills_version(self) -> int:
+        """The skills table's current version (any process's commit moves it): what a cache
+        of records is keyed on. A look at the table's latest manifest, ~0.2 ms."""
+        self.store.ensure()
+        return int(self.store.table(SKILLS).version)
 
     def find(self, name: str, content_hash: str) -> SkillRecord | None:
         """The latest version of `name` with this content hash, if any."""

@@ -105,12 +105,12 @@ class Yard:
     Its parts are made on first use: `sandbox` (Docker unless given), `images` (on the
     sandbox's Docker engine unless given), `registry` and `ledger` (the store at
     settings.store). `pool` (default: settings.pool_size > 0) runs calls in warm
-    containers; `long_lived` (default: pooled) keeps accounting off the call's path and
-    records for RECORD_TTL_S; `tenant` keeps warm containers apart per tenant;
+    containers; `long_lived` (default: pooled) journals accounting and merges it in batches
+    off the call's path, and keeps records while the registry's skills table stands still;
+    `tenant` keeps warm containers apart per tenant;
     `collect_orphans` removes containers of dead processes at first use of the engine.
     """
 
-    RECORD_TTL_S = 1.0  # how stale a cached record may be in a long-lived process (rollback elsewhere)
     PACKAGE_CACHE = 64  # unpacked packages kept per yard
 
     def __init__(
@@ -137,14 +137,21 @@ class Yard:
         self.long_lived = self.use_pool if long_lived is None else long_lived
         self._pool: Sandbox | None = None  # Sandbox(self._warm)
         self._sessions: SessionManager | None = None
+        self._cold: Sandbox | None = None  # fresh containers with spares (long-lived, no pool)
         self._warm: WarmPool | None = None
         self._sandbox = sandbox
         self._images = images
         self._registry = registry
-        self._accounting = Writer(background=self.long_lived)
+        self._accounting = Writer(
+            background=self.long_lived,
+            journal_dir=self.home / "journal",
+            registry=lambda: self.registry,
+            ledger=lambda: self.ledger,
+            context_tokens=lambda name, version: self.context_tokens(self.package(name, version)),
+        )
         self._context_tokens: dict[str, int] = {}  # content hash -> tokens of SKILL.md
         self._callee_envs: dict[str, dict[str, str]] = {}  # content hash -> the calls' environment
-        self._record_cache: dict[str, tuple[SkillRecord, float]] = {}  # name -> (record, when read)
+        self._record_cache: dict[str, tuple[SkillRecord, int]] = {}  # name -> (record, skills table version)
         self._packages: OrderedDict[tuple[str, int], SkillPackage] = OrderedDict()
         self._lock = threading.Lock()  # servers call from many threads: the caches and the pool
         self.progress: Progress = progress or (lambda msg: log.info("progress", msg=msg))
@@ -177,12 +184,21 @@ class Yard:
 
     @property
     def call_sandbox(self) -> Sandbox:
-        """Where calls run: the warm pool when pooling (on a Docker engine), else the sandbox."""
+        """Where calls run: the warm pool when pooling (on a Docker engine); in a long-lived yard
+        without a pool (a strict-isolation server), fresh containers of which one per kind of call
+        is created ahead (DockerBackend spares: never started before its call); else the sandbox."""
         from sandbox.docker_backend import DockerBackend
 
         backend = self.sandbox.backend
-        if not self.use_pool or not isinstance(backend, DockerBackend):
+        if not isinstance(backend, DockerBackend):
             return self.sandbox
+        if not self.use_pool:
+            if not self.long_lived:
+                return self.sandbox
+            with self._lock:
+                if self._cold is None:
+                    self._cold = Sandbox(backend.with_spares())
+                return self._cold
         with self._lock:
             if self._pool is None:
                 from sandbox.pool import WarmPool
@@ -284,12 +300,15 @@ class Yard:
         )
 
     def close(self) -> None:
-        """Wait for pending accounting, stop warm containers and background removals."""
+        """Close every session, merge pending accounting (and remove this yard's journal), stop
+        warm containers and background removals."""
         if self._sessions is not None:
             self._sessions.close_all()
-        self.flush()
+        self._accounting.close()
         if self._pool is not None:
             self._pool.close()
+        if self._cold is not None:
+            self._cold.close()  # removes its spares
         if self._sandbox is not None:
             self._sandbox.close()  # waits for background container removals
 
@@ -329,6 +348,12 @@ class Yard:
 
             self._context_tokens[pkg.content_hash] = count_tokens(pkg.skill_md)
         return self._context_tokens[pkg.content_hash]
+
+    def known_context_tokens(self, name: str, version: int) -> int | None:
+        """`context_tokens` of a version if it is at hand now (package and count cached), else None."""
+        with self._lock:
+            pkg = self._packages.get((name, version))
+        return None if pkg is None else self._context_tokens.get(pkg.content_hash)
 
     def callee_env(self, pkg: SkillPackage) -> dict[str, str]:
         """The environment every call of `pkg`'s code gets (runtime.calls.callee_env), cached per
@@ -686,18 +711,28 @@ class Yard:
         return calling.sandboxed_call(self, record, params)
 
     def _cached_record(self, name: str) -> SkillRecord:
-        """The current record, read at most once per RECORD_TTL_S (long-lived processes)."""
+        """The current record, read again only when the registry's skills table has moved
+        (long-lived processes). Any commit to that table -- a version added, a rollback or a
+        status change by any process, a compaction -- moves its version, so a cached record is
+        never staler than the table; checking costs ~0.2 ms, a read 10-25 ms. The version is
+        read before the record: a commit in between only makes the next call read again."""
+        version = self.registry.skills_version()
         hit = self._record_cache.get(name)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self.RECORD_TTL_S:
+        if hit is not None and hit[1] == version:
             return hit[0]
         rec = self.record(name)
-        self._record_cache[name] = (rec, now)
+        self._record_cache[name] = (rec, version)
         return rec
 
     def flush(self) -> None:
-        """Wait until every queued counter/ledger write is stored (or logged as lost)."""
+        """Merge every use accounted so far into the store now, and wait for it (a use stays
+        in the journal if the store refuses it: merged again later, never lost)."""
         self._accounting.flush()
+
+    def recover_accounting(self) -> int:
+        """Merge the accounting journals that killed processes of this home left behind
+        (a long-lived yard does it when its writer starts); the uses merged."""
+        return self._accounting.recover()
 
     @property
     def accounting_thread_running(self) -> bool:

@@ -9,6 +9,7 @@ killed and removed, so nothing keeps running after a timeout.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -39,6 +40,7 @@ from .protocol import (
     result_from_response,
 )
 from .protocol import is_gvisor as _is_gvisor
+from .protocol import program_key as _program_key
 from .protocol import request_frame as _request_frame
 from .result import RunResult
 
@@ -73,7 +75,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+ATTACH_PARAMS = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+SPARE_TTL_S = 60.0  # a spare not used within this long is removed (its kind of run stopped coming)
+SPARE_KINDS = 4  # spares kept at most, one per kind of run (the most recent kinds)
+
+
+def creation_key(spec: RunSpec) -> str:
+    """Everything a container's creation depends on (not the program: the supervisor is the
+    command, and the program arrives in the request once it runs)."""
+    return json.dumps([spec.image, spec.owner, sorted(spec.labels.items()), spec.limits.model_dump_json()])
+
+
 class DockerBackend(Backend):
+    """One fresh, hardened container per run (see the module docstring).
+
+    With `spares`, the backend keeps one container *created* ahead (never started: it has run
+    nothing) for each of the last SPARE_KINDS kinds of run it made twice, so the next run of
+    that kind skips the create (~40-60 ms) on its path: a one-shot run still gets a container
+    no program has ever run in. A spare unused for SPARE_TTL_S is removed; close() removes them
+    all, and gc collects those of a process that died (they carry its pid label)."""
+
     name = "docker"
 
     def __init__(
@@ -82,6 +103,7 @@ class DockerBackend(Backend):
         *,
         runtime: str | None = None,
         labels: dict[str, str] | None = None,
+        spares: bool = False,
     ) -> None:
         self._client = client
         self._lock = threading.Lock()
@@ -90,10 +112,18 @@ class DockerBackend(Backend):
         # names its node here: on one machine several nodes share one engine, and the label,
         # never the engine, says whose a container is).
         self.labels = dict(labels or {})
+        self.spares = spares
         # Containers whose removal failed (engine restarting): retried before the next run and by gc.
         self._pending_removal: set[str] = set()
         self._remover = None  # a small thread pool for background removals
         self._close_at_exit = False
+        self._spare: dict[str, tuple[str, float]] = {}  # creation key -> (container id, created at)
+        self._seen: dict[str, float] = {}  # creation keys run before -> when last
+        self._spare_maker = None  # one thread creating spares in the background
+
+    def with_spares(self) -> DockerBackend:
+        """A backend on the same engine and runtime that keeps spares (see the class docstring)."""
+        return DockerBackend(self._client, runtime=self.runtime, labels=self.labels, spares=True)
 
     # -- engine -----------------------------------------------------------------------
     @property
@@ -179,8 +209,16 @@ class DockerBackend(Backend):
     def runtime_for(self, spec: RunSpec) -> str | None:
         return spec.limits.runtime or self.runtime
 
-    def request_frame(self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None) -> bytes:
-        return _request_frame(spec, nonce, runtime=self.runtime_for(spec), wipe=wipe)
+    def request_frame(
+        self, spec: RunSpec, nonce: str, *, wipe: list[str] | None = None, program_known: bool = False
+    ) -> bytes:
+        return _request_frame(
+            spec, nonce, runtime=self.runtime_for(spec), wipe=wipe, program_known=program_known
+        )
+
+    def program_key(self, spec: RunSpec) -> str:
+        """The key a warm supervisor knows `spec`'s program by (protocol.program_key)."""
+        return _program_key(spec, runtime=self.runtime_for(spec))
 
     def create(
         self, spec: RunSpec, *, serve: bool = False, idle_exit: float | None = None, detached: bool = False
@@ -251,10 +289,12 @@ class DockerBackend(Backend):
         self.retry_pending_removals()
         nonce = secrets.token_hex(16)
         started = time.monotonic()
-        cid = self.create(spec)
+        cid, sock = self._spare_for(spec) if self.spares else (None, None)
+        if cid is None:
+            cid = self.create(spec)
         result: RunResult | None = None
         try:
-            result = self._attach_and_run(cid, spec, nonce, started)
+            result = self._attach_and_run(cid, spec, nonce, started, sock=sock)
             return result
         except (docker.errors.APIError, requests.RequestException, OSError) as exc:
             return RunResult(
@@ -271,6 +311,74 @@ class DockerBackend(Backend):
                 self._remove_later(cid)  # the normal path: the program has ended, removal is bookkeeping
             else:
                 self.remove_quietly(cid)  # timeouts and failures: gone before we return
+
+    # -- spares ---------------------------------------------------------------------------------
+    def _spare_for(self, spec: RunSpec) -> tuple[str | None, Any]:
+        """A spare for this kind of run, attached (None if there is none, or it vanished: then the
+        run creates its own); a new spare is made in the background once the kind comes twice."""
+        key = creation_key(spec)
+        now = time.monotonic()
+        with self._lock:
+            spare = self._spare.pop(key, None)
+            again = key in self._seen
+            self._seen[key] = now
+            if len(self._seen) > 64:  # remember recent kinds only
+                self._seen = dict(sorted(self._seen.items(), key=lambda kv: kv[1])[-32:])
+        if again:
+            self._make_spare_later(spec, key)
+        if spare is None:
+            return None, None
+        cid, created = spare
+        if now - created > SPARE_TTL_S:
+            self._remove_later(cid)
+            return None, None
+        try:  # attached before start, as a container created on the path would be
+            sock = self.client.api.attach_socket(
+                cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+        except (docker.errors.APIError, requests.RequestException):
+            self._remove_later(cid)  # removed from outside (gc --everything): nothing ever ran in it
+            return None, None
+        return cid, sock
+
+    def _make_spare_later(self, spec: RunSpec, key: str) -> None:
+        def make() -> None:
+            with self._lock:
+                if key in self._spare or self._spare_maker is None:
+                    return
+            try:
+                cid = self.create(spec)
+            except Exception as exc:  # noqa: BLE001 - a spare is an optimisation: the run creates its own
+                log.debug("spare_create_failed", error=str(exc)[:200])
+                return
+            with self._lock:
+                closed = self._spare_maker is None
+                old = self._spare.get(key)
+                if not closed:
+                    self._spare[key] = (cid, time.monotonic())
+                    evicted = sorted(self._spare, key=lambda k: self._spare[k][1])[:-SPARE_KINDS]
+                    stale = [self._spare.pop(k)[0] for k in evicted]
+            for doomed in [cid] if closed else [*stale, *([old[0]] if old else [])]:
+                self.remove_quietly(doomed)
+
+        with self._lock:
+            if self._spare_maker is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._spare_maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillyard-spare")
+                if not self._close_at_exit:
+                    import atexit
+
+                    atexit.register(self.close)
+                    self._close_at_exit = True
+            maker = self._spare_maker
+        maker.submit(make)
+
+    @property
+    def spare_containers(self) -> set[str]:
+        """Ids of the containers created ahead and not used yet."""
+        with self._lock:
+            return {cid for cid, _ in self._spare.values()}
 
     def _remove_later(self, cid: str) -> None:
         """Remove off the caller's path (~45 ms); close() and interpreter exit wait for it,
@@ -289,15 +397,28 @@ class DockerBackend(Backend):
         remover.submit(self.remove_quietly, cid)
 
     def close(self) -> None:
-        """Wait for background removals. The backend stays usable: the next run starts a new remover."""
+        """Remove the spares, wait for background removals. The backend stays usable: the next
+        run starts a new remover (and spares again)."""
+        with self._lock:
+            maker, self._spare_maker = self._spare_maker, None
+        if maker is not None:
+            maker.shutdown(wait=True)
+        with self._lock:
+            spares = [cid for cid, _ in self._spare.values()]
+            self._spare.clear()
+        for cid in spares:
+            self.remove_quietly(cid)
         with self._lock:
             remover, self._remover = self._remover, None
         if remover is not None:
             remover.shutdown(wait=True)
 
-    def _attach_and_run(self, cid: str, spec: RunSpec, nonce: str, started: float) -> RunResult:
+    def _attach_and_run(
+        self, cid: str, spec: RunSpec, nonce: str, started: float, *, sock: Any = None
+    ) -> RunResult:
         api = self.client.api
-        sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        if sock is None:
+            sock = api.attach_socket(cid, params=ATTACH_PARAMS)
         raw: socket.socket = getattr(sock, "_sock", sock)
         try:
             api.start(cid)

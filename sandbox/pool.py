@@ -42,6 +42,11 @@ from .result import RunResult
 log = structlog.get_logger(__name__)
 
 
+# How long a call waits for a container while one is being started in the background for its
+# kind of run, before it starts its own (a start takes ~0.3-0.5 s on a quiet machine).
+ACQUIRE_WAIT_S = 2.0
+
+
 @dataclass
 class _Warm:
     cid: str
@@ -51,6 +56,7 @@ class _Warm:
     calls: int = 0
     created: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
+    program: str | None = None  # the key of the program its supervisor knows (protocol.program_key)
 
 
 def pool_key(spec: RunSpec) -> str:
@@ -97,6 +103,8 @@ class WarmPool(Backend):
         self._templates: dict[str, RunSpec] = {}
         self._live = 0
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)  # notified when a container goes idle
+        self._filling: dict[str, int] = defaultdict(int)  # background fills running, per key
         self._closed = False
         self._refill = threading.Semaphore(2)  # background starts at once
         self._fillers: list[threading.Thread] = []
@@ -138,15 +146,31 @@ class WarmPool(Backend):
         thread.start()
 
     def _acquire(self, spec: RunSpec, key: str) -> _Warm:
+        """An idle container for `key`; else, while a background fill for the key is running
+        (a container was just recycled), the first one to go idle -- a returning one or the
+        new one -- for up to ACQUIRE_WAIT_S; else one started on the call's path. Why: at full
+        concurrency every recycle (each `max_calls` calls) put a container start on some call's
+        path, which set the p99."""
+        deadline = time.monotonic() + ACQUIRE_WAIT_S
+        expired: list[_Warm] = []
+        found = None
         with self._lock:
             self._templates.setdefault(key, spec)
             queue = self._idle[key]
-            while queue:
-                warm = queue.popleft()
-                if time.monotonic() - warm.last_used < self.idle_expiry:
-                    return warm
-                self._discard_async(warm, "idle")
-        return self._start(spec, key)
+            while found is None:
+                while queue and found is None:
+                    warm = queue.popleft()
+                    if time.monotonic() - warm.last_used < self.idle_expiry:
+                        found = warm
+                    else:
+                        expired.append(warm)
+                remaining = deadline - time.monotonic()
+                if found is not None or not self._filling[key] or remaining <= 0 or self._closed:
+                    break
+                self._returned.wait(remaining)
+        for warm in expired:  # outside the lock: _discard_async takes it
+            self._discard_async(warm, "idle")
+        return found if found is not None else self._start(spec, key)
 
     def _release(self, warm: _Warm, healthy: bool, why: str = "") -> None:
         warm.last_used = time.monotonic()
@@ -154,6 +178,7 @@ class WarmPool(Backend):
             with self._lock:
                 if len(self._idle[warm.key]) < self.size:
                     self._idle[warm.key].append(warm)
+                    self._returned.notify()
                     return
             why = "pool full"
         self._discard_async(warm, why or "recycled")
@@ -164,6 +189,9 @@ class WarmPool(Backend):
 
         def fill() -> None:
             if not self._refill.acquire(blocking=False):
+                with self._lock:
+                    self._filling[key] -= 1
+                    self._returned.notify_all()
                 return
             try:
                 while not self._closed:
@@ -183,15 +211,20 @@ class WarmPool(Backend):
                     with self._lock:
                         if not self._closed:
                             self._idle[key].append(warm)
+                            self._returned.notify()
                             continue
                     self._discard(warm, "closed while starting")
                     return
             finally:
                 self._refill.release()
+                with self._lock:
+                    self._filling[key] -= 1
+                    self._returned.notify_all()  # waiters start their own if nothing came
 
         thread = threading.Thread(target=fill, daemon=True, name="skillyard-pool-fill")
         with self._lock:
             self._fillers = [t for t in self._fillers if t.is_alive()] + [thread]
+            self._filling[key] += 1
         thread.start()
 
     def prewarm(self, spec: RunSpec, count: int | None = None) -> None:
@@ -225,22 +258,29 @@ class WarmPool(Backend):
         warm = self._start(spec, key) if fresh else self._acquire(spec, key)
         reused = warm.calls > 0
         nonce = secrets.token_hex(16)
+        program = self.backend.program_key(spec)
         try:
             # /dev/shm and /dev/mqueue too: POSIX shared memory and message queues must not reach
             # the next call either (a queue's name alone can carry data).
             wipe = [*sorted(spec.limits.tmpfs), "/dev/shm", "/dev/mqueue"]
-            warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=wipe))
-            deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
-            sent = time.monotonic()
-            if spec.on_output is not None:  # live output: frames to pass on before the result
-                out, diag, host_timeout, flooded = converse(
-                    warm.raw, deadline, response_budget(spec), nonce, None, spec.on_output
-                )
-            else:
-                out, diag, host_timeout, flooded = read_attach_stream(
-                    warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
-                )
-            silent_eof = not out and not diag and time.monotonic() - sent < 0.1
+            for known in (warm.program == program, False):
+                frame = self.backend.request_frame(spec, nonce, wipe=wipe, program_known=known)
+                warm.raw.sendall(frame)
+                deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
+                sent = time.monotonic()
+                if spec.on_output is not None:  # live output: frames to pass on before the result
+                    out, diag, host_timeout, flooded = converse(
+                        warm.raw, deadline, response_budget(spec), nonce, None, spec.on_output
+                    )
+                else:
+                    out, diag, host_timeout, flooded = read_attach_stream(
+                        warm.raw, deadline, response_budget(spec), until=frame_marker(nonce)
+                    )
+                silent_eof = not out and not diag and time.monotonic() - sent < 0.1
+                response = None if host_timeout else parse_response(out, nonce)
+                if not known or (response or {}).get("unknown_program") is None:
+                    break
+                warm.program = None  # it did not know the program after all (nothing ran): send it
         except (OSError, docker.errors.APIError, requests.RequestException) as exc:
             self._release(warm, healthy=False, why=f"error {exc}")
             return RunResult(
@@ -257,7 +297,6 @@ class WarmPool(Backend):
             return RunResult(
                 exit_code=None, timed_out=True, duration_s=duration, container_id=warm.cid
             ), False
-        response = parse_response(out, nonce)
         if response is None and reused and silent_eof:
             # Not a byte back from a container that served before: it was gone before our request.
             self._release(warm, healthy=False, why="stale")
@@ -281,6 +320,7 @@ class WarmPool(Backend):
                 container_id=warm.cid,
                 error=f"the warm container's supervisor failed: {detail}",
             ), False
+        warm.program = program
         result = result_from_response(response, spec, duration, warm.cid, {})
         breach = result.timed_out or result.oom_killed or not response.get("wiped", False) or flooded
         if is_gvisor(self.backend.runtime_for(spec)):
@@ -338,6 +378,8 @@ class WarmPool(Backend):
         if self._closed:
             return
         self._closed = True
+        with self._lock:
+            self._returned.notify_all()  # callers waiting for a container start their own
         with self._lock:
             fillers = list(self._fillers)
         for thread in fillers:  # a container being started now must not outlive us

@@ -15,6 +15,8 @@ engine itself.
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 import socket
 import struct
@@ -42,19 +44,65 @@ def is_gvisor(runtime: str | None) -> bool:
     return bool(runtime) and "runsc" in str(runtime)
 
 
-def request_frame(spec: RunSpec, nonce: str, *, runtime: str | None, wipe: list[str] | None = None) -> bytes:
-    """The request frame for one run of `spec` under the OCI `runtime`; `wipe` lists the
-    directories a warm container empties before the program starts."""
+@functools.lru_cache(maxsize=64)
+def _program(
+    argv: tuple[str, ...],
+    cwd: str,
+    env: tuple[tuple[str, str], ...],
+    rlimits: tuple[tuple[str, int], ...],
+    strict: bool,
+) -> tuple[str, str]:
+    """(key, JSON object text) of what a request asks the supervisor to run. Cached: the call
+    runner's argv alone is ~25 KB, and its JSON and hash are the same on every call."""
+    program = {
+        "argv": list(argv),
+        "cwd": cwd,
+        "env": dict(env),
+        "rlimits": dict(rlimits),
+        "seccomp": _SECCOMP_B64 if strict else None,
+    }
+    text = json.dumps(program, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32], text
+
+
+def _program_of(spec: RunSpec, runtime: str | None) -> tuple[str, str]:
     lim = spec.limits
-    rlimits = {"RLIMIT_NPROC": lim.pids} if is_gvisor(runtime) else {}
     env = {"PATH": DEFAULT_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     env.update(spec.env)
+    return _program(
+        tuple(spec.argv),
+        spec.cwd,
+        tuple(sorted(env.items())),
+        (("RLIMIT_NPROC", lim.pids),) if is_gvisor(runtime) else (),
+        lim.seccomp == "strict" and seccomp.supported(),
+    )
+
+
+def program_key(spec: RunSpec, *, runtime: str | None) -> str:
+    """What identifies the program a request of `spec` runs (argv, cwd, env, rlimits,
+    seccomp filter): a warm container told it once is asked for it by this key after."""
+    return _program_of(spec, runtime)[0]
+
+
+def request_frame(
+    spec: RunSpec,
+    nonce: str,
+    *,
+    runtime: str | None,
+    wipe: list[str] | None = None,
+    program_known: bool = False,
+) -> bytes:
+    """The request frame for one run of `spec` under the OCI `runtime`; `wipe` lists the
+    directories a warm container empties before the program starts. `program_known`: the
+    (warm) supervisor already ran this program, so the frame names it by its key alone
+    instead of carrying argv, env and the seccomp filter again (~27 KB for a skill call,
+    through the engine and parsed by the supervisor, on every call)."""
+    lim = spec.limits
+    key, program = _program_of(spec, runtime)
     body = json.dumps(
         {
             "nonce": nonce,
-            "argv": spec.argv,
-            "cwd": spec.cwd,
-            "env": env,
+            "program": key,
             "stdin": base64.b64encode(spec.stdin).decode(),
             "files": [
                 {"path": p, "data": base64.b64encode(d).decode(), "mode": 0o644}
@@ -74,15 +122,16 @@ def request_frame(spec: RunSpec, nonce: str, *, runtime: str | None, wipe: list[
             "max_stderr": lim.max_stderr,
             "timeout": lim.timeout,
             "wipe": wipe or [],
-            "rlimits": rlimits,
-            "seccomp": _SECCOMP_B64 if lim.seccomp == "strict" and seccomp.supported() else None,
             "prestart": spec.prestart,
             "fork_server": spec.fork_server,
             "channel": spec.channel is not None,
             "stream": spec.on_output is not None,
         }
-    ).encode()
-    return str(len(body)).encode() + b"\n" + body
+    )
+    if not program_known:
+        body = body[:-1] + ", " + program[1:]  # the program's fields spliced in, not dumped again
+    data = body.encode()
+    return str(len(data)).encode() + b"\n" + data
 
 
 def response_budget(spec: RunSpec) -> int:

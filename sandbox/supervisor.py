@@ -32,15 +32,73 @@ channel frame than a result frame.
 This file must stay standard-library only and compatible with Python 3.8+.
 """
 
-import base64
+import binascii
 import ctypes
 import errno
-import json
 import os
 import select
 import signal
 import sys
 import time
+
+
+def _codec():
+    """(loads, dumps) for our frames without importing json and base64 at start-up: they pull
+    in re, enum and functools (~5-8 ms of every container's start, on a cold call's path).
+    CPython's _json does the work json would; anything unexpected -> the json module."""
+    try:
+        import _json
+
+        class Context:  # what _json.make_scanner reads off a json.JSONDecoder
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            parse_constant = float
+            memo = {}
+
+        def default(o):
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+        scan = _json.make_scanner(Context)
+        encode = _json.make_encoder(
+            {}, default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+        )
+
+        def loads(text):
+            if isinstance(text, (bytes, bytearray)):
+                text = text.decode("utf-8")
+            start = len(text) - len(text.lstrip(" \t\n\r"))
+            value, end = scan(text, start)
+            if text[end:].strip(" \t\n\r"):
+                raise ValueError("extra data after the JSON value")
+            return value
+
+        def dumps(value):
+            return "".join(encode(value, 0))
+
+        if loads(b' {"a": [1, 2.5, "\\u00e9", null, true]} ') != {"a": [1, 2.5, "\u00e9", None, True]}:
+            raise ValueError("_json behaves unlike json")
+        if dumps({"k": [1.5, "\u00e9"]}) != '{"k": [1.5, "\\u00e9"]}':
+            raise ValueError("_json behaves unlike json")
+        return loads, dumps
+    except Exception:  # noqa: BLE001 - any doubt: the real thing
+        import json
+
+        return json.loads, json.dumps
+
+
+_loads, _dumps = _codec()
+
+
+def _b64decode(text):
+    return binascii.a2b_base64(text)
+
+
+def _b64encode(data):
+    return binascii.b2a_base64(data, newline=False)
+
 
 MAGIC = b"@@SKILLYARD-RESULT"
 CHANNEL_MAGIC = b"@@SKILLYARD-CHANNEL"
@@ -77,7 +135,7 @@ def _read_request():
         header += c
         if len(header) > 20:
             raise ValueError("bad request header")
-    return json.loads(_read_exact(0, int(header)))
+    return _loads(_read_exact(0, int(header)))
 
 
 def _cgroup_read(*candidates):
@@ -116,7 +174,7 @@ def _write_files(files):
             os.makedirs(parent, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, item.get("mode", 0o644))
         try:
-            data = base64.b64decode(item["data"])
+            data = _b64decode(item["data"])
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -128,7 +186,7 @@ def _install_seccomp(filter_b64):
     """Stack the host-built seccomp filter on this process (fail closed: no filter, no exec)."""
     import struct
 
-    prog = base64.b64decode(filter_b64)
+    prog = _b64decode(filter_b64)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set by the engine; harmless)
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
@@ -174,18 +232,45 @@ def _kill_everything():
         pass
 
 
+class _Alarm(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Alarm()
+
+
+def _wait_any(until):
+    """os.wait4(-1, 0), given up at the monotonic time `until`: (pid, status, usage), or
+    (0, 0, None) when it is up. A blocking wait, not a poll: a child that exits is reaped at
+    once (a 5 ms poll cost a one-shot run ~2.5 ms on average). SIGALRM is ours: the program
+    cannot signal PID 1, and nothing else here uses it."""
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        return 0, 0, None
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, remaining)
+    try:
+        return os.wait4(-1, 0)
+    except _Alarm:
+        return 0, 0, None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _reap(block_until=None):
-    """Reap zombies. Returns {pid: (status, rusage)} of what was reaped."""
+    """Reap zombies; with `block_until`, wait (blocking) for every child to end until then.
+    Returns {pid: (status, rusage)} of what was reaped."""
     reaped = {}
     while True:
         try:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0 and block_until is not None:
+                pid, status, usage = _wait_any(block_until)
         except ChildProcessError:
             break
         if pid == 0:
-            if block_until is not None and time.monotonic() < block_until:
-                time.sleep(0.005)
-                continue
             break
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             reaped[pid] = (status, usage)
@@ -225,12 +310,21 @@ def _collect(paths, cap, root=None):
                 if not chunk:
                     break
                 data += chunk
-            files[path] = {"data": base64.b64encode(data[:cap]).decode(), "truncated": len(data) > cap}
+            files[path] = {"data": _b64encode(data[:cap]).decode(), "truncated": len(data) > cap}
         except OSError:
             missing.append(path)
         finally:
             os.close(fd)
     return files, missing
+
+
+def _pidfd(pid):
+    """A descriptor that turns readable when `pid` exits (Linux 5.3+, Python 3.9+), or None:
+    then the run loop polls, as it did before pidfds (gVisor's older builds lack them)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _spawn(req, channel=None):
@@ -277,7 +371,7 @@ def _run(req, proc=None, nonce="", fs=None):
     caps = {1: int(req["max_stdout"]), 2: int(req["max_stderr"])}
     kept = {1: bytearray(), 2: bytearray()}
     total = {1: 0, 2: 0}
-    stdin_data = base64.b64decode(req.get("stdin", ""))
+    stdin_data = _b64decode(req.get("stdin", ""))
     streaming = bool(req.get("stream"))
 
     channel = _Channel(nonce) if req.get("channel") and proc is None and fs is None else None
@@ -287,6 +381,7 @@ def _run(req, proc=None, nonce="", fs=None):
     else:
         pid, w_in, r_out, r_err = proc or _spawn(req, channel.program_end if channel else None)
         kill = _kill_everything
+    exit_fd = _pidfd(pid) if fs is None else None  # readable once the program has exited
     if channel is not None:
         channel.started()
     os.set_blocking(w_in, False)
@@ -343,12 +438,17 @@ def _run(req, proc=None, nonce="", fs=None):
         if not readers and (channel is None or status is not None):
             reaped.update(_reap())
             if status is None:
-                time.sleep(0.002)
+                if exit_fd is not None:  # block until it exits (or the deadline), no polling
+                    select.select([exit_fd], [], [], max(0.0, min(deadline - time.monotonic(), 0.05)))
+                else:
+                    time.sleep(0.002)
             continue
         wlist = [writer] if writer is not None else []
         rlist = list(readers)
         if fs is not None and status is None and fs.sock is not None:
             rlist.append(fs.sock.fileno())  # wake up when the fork server reports the exit
+        if exit_fd is not None and status is None:
+            rlist.append(exit_fd)  # wake up when the program exits, its pipes still held open
         if channel is not None and status is None:
             rlist += channel.readable()
             wlist += channel.writable()
@@ -391,6 +491,8 @@ def _run(req, proc=None, nonce="", fs=None):
         reaped.update(_reap())
     if writer is not None:
         os.close(writer)
+    if exit_fd is not None:
+        os.close(exit_fd)
     if channel is not None:
         channel.close()
     duration = time.monotonic() - started
@@ -597,7 +699,7 @@ class _ForkServer:
                 return None
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
+        return _loads(line)
 
     def spawn(self, req):
         import socket
@@ -607,7 +709,7 @@ class _ForkServer:
         r_in, w_in = os.pipe()
         try:
             socket.send_fds(
-                self.sock, [json.dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err]
+                self.sock, [_dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err]
             )
             answer = self._line(time.monotonic() + 10)
         finally:
@@ -700,7 +802,7 @@ def _ipc_dirty():
 
 def _b64_and_free(kept, fd):
     """Base64 of the kept bytes of `fd`, the buffer released first: peak ~2.3x the output, not ~5x."""
-    encoded = base64.b64encode(kept[fd])
+    encoded = _b64encode(kept[fd])  # the bytearray as it is: a copy would double the peak
     kept[fd] = bytearray()
     return encoded
 
@@ -709,10 +811,10 @@ def _respond(nonce, resp):
     """Write one response frame. Big base64 fields (bytes) are written as they are, beside the
     JSON of the rest, rather than copied into one JSON document and again into one frame."""
     small = {k: v for k, v in resp.items() if not isinstance(v, bytes)}
-    pieces = [json.dumps(small)[:-1].encode()]  # without its closing brace
+    pieces = [_dumps(small)[:-1].encode()]  # without its closing brace
     for key, value in resp.items():
         if isinstance(value, bytes):
-            pieces += [b", " + json.dumps(key).encode() + b': "', value, b'"']
+            pieces += [b", " + _dumps(key).encode() + b': "', value, b'"']
     pieces.append(b"}")
     length = sum(len(piece) for piece in pieces)
     _write_all(b"\n" + MAGIC + b" " + nonce.encode() + b" " + str(length).encode() + b"\n")
@@ -741,9 +843,13 @@ def _write_all(data):
             raise
 
 
+PROGRAM_FIELDS = ("argv", "cwd", "env", "rlimits", "seccomp")
+
+
 def _prestart_key(req):
-    """What must match for a process started ahead of time to serve a request."""
-    return json.dumps([req.get(k) for k in ("argv", "cwd", "env", "rlimits", "seccomp")], sort_keys=True)
+    """What must match for a process started ahead of time to serve a request: the host's
+    key for the program (a hash of PROGRAM_FIELDS), or those fields themselves."""
+    return req.get("program") or _dumps([req.get(k) for k in PROGRAM_FIELDS])
 
 
 def _discard(proc):
@@ -773,6 +879,8 @@ def serve(idle=None):
     """Warm mode: answer requests one after another until stdin closes (or, with `idle`, until
     no request came for that many seconds). Each call gets a fresh process; afterwards every
     process is killed and the writable dirs named in the request are wiped.
+    A request may name its program by the key of an earlier request's program instead of
+    carrying argv, env and the seccomp filter again (answered `unknown_program` otherwise).
 
     With "prestart" in a request, once the answer is sent the next call's process is started
     (same argv, cwd, env and limits) and left blocked on its stdin: interpreter start-up leaves
@@ -780,6 +888,7 @@ def serve(idle=None):
     that belongs to the call. The next request uses it only if it asks for the same program."""
     pending = None
     fork_server = _ForkServer()
+    program = None  # (key, PROGRAM_FIELDS) of the last request that carried its program in full
     while True:
         if idle is not None and not select.select([0], [], [], idle)[0]:
             os._exit(0)  # idle: nobody will ask again (a session's own end, whoever forgot it)
@@ -791,6 +900,14 @@ def serve(idle=None):
             _respond("", {"supervisor_error": f"bad request: {exc}"})
             os._exit(1)
         nonce = str(req.get("nonce", ""))
+        # A request for a program this container already ran names it by the host's key alone.
+        if "argv" not in req:
+            if program is None or program[0] != req.get("program"):
+                _respond(nonce, {"unknown_program": True})  # nothing ran: the host sends it in full
+                continue
+            req.update(program[1])
+        elif req.get("program"):
+            program = (req["program"], {k: req.get(k) for k in PROGRAM_FIELDS})
         proc = None
         if pending is not None:
             if pending[0] == _prestart_key(req) and _still_waiting(pending[1]):

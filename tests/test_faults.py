@@ -414,6 +414,95 @@ def test_runtime_sigkilled_during_fix(point, tmp_path, backend, runner_image, do
         llm.stop()
 
 
+# -- a server-style process SIGKILLed in the middle of a stream of calls -----------------------------------
+# A long-lived pooled yard (as the servers run it) called from 4 threads. After each call returns -- the
+# call is acknowledged -- the caller prints the id of the ledger row it was accounted under (read from the
+# thread's last Writer.record: instrumentation of this test's process only).
+STREAM_SERVER = textwrap.dedent("""
+    import sys, threading
+    from pathlib import Path
+
+    from runtime import accounting
+    from runtime.config import Settings
+    from runtime.yard import Yard
+
+    home, wheelhouse, runner = sys.argv[1:4]
+    yard = Yard(Settings(home=Path(home), wheelhouse=Path(wheelhouse), pool_size=2), pool=True)
+    yard.runner = runner
+    last = threading.local()
+    record = accounting.Writer.record
+
+    def recording(self, use):
+        record(self, use)
+        last.use_id = use.id
+
+    accounting.Writer.record = recording
+    out = threading.Lock()
+
+    def caller(worker):
+        i = 0
+        while True:
+            result = yard.run("sleeper", {} if i % 5 else {"sleep": 0.01, "marker": "systream"})
+            with out:
+                print("ack", last.use_id, int(result.ok), flush=True)
+            i += 1
+
+    for worker in range(4):
+        threading.Thread(target=caller, args=(worker,), daemon=True).start()
+    threading.Event().wait()
+""")
+
+
+def test_server_sigkilled_mid_stream_keeps_every_acknowledged_use(
+    sleeper_yard, tmp_path, backend, runner_image, docker_client
+):
+    """SIGKILL at a random point of a stream of calls: every call the process acknowledged has its
+    ledger row and its count once the next yard of the home has started (it replays the journal the
+    dead process left), no row is there twice, and the counters agree with the rows."""
+    import random
+
+    home = sleeper_yard.settings.home
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STREAM_SERVER, str(home), str(WHEELHOUSE), runner_image],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ack "):
+                acked.append(line.split()[1])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(lambda: len(acked) >= 5 or proc.poll() is not None, 120, "the first calls")
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    time.sleep(random.uniform(0.2, 2.0))  # a random point of the stream
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    reader.join(10)
+    journals = list((home / "journal").glob("*.jsonl"))
+    assert journals, "the killed process left no journal"
+    fresh = new_yard(home, backend, runner_image, pool_size=2)
+    try:
+        fresh.gc()  # the dead process's warm containers
+        assert fresh.recover_accounting() > 0  # what a starting server's accounting does first
+        rows = fresh.ledger.uses("sleeper")
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids)), "a use was recorded twice"
+        missing = set(acked) - set(ids)
+        assert not missing, f"{len(missing)} of {len(acked)} acknowledged calls have no ledger row"
+        assert fresh.registry.get("sleeper").calls == len(rows)  # counted once each, no more
+        assert list((home / "journal").glob("*.jsonl")) == []  # replayed, then removed
+        assert fresh.recover_accounting() == 0
+    finally:
+        fresh.close()
+
+
 # -- dockerd restarted during a call and during a gate ------------------------------------------------------
 DOCKERD_LOG = "/var/log/skillyard-dockerd.log"
 

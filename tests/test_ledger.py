@@ -636,3 +636,15 @@ def test_cost_command_on_an_empty_store(home: Settings, tmp_path: Path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "no skills" in runner.invoke(cost_command, [], catch_exceptions=False).stdout
     assert "no LLM calls" in runner.invoke(ledger_group, ["calls"], catch_exceptions=False).stdout
+
+
+def test_the_store_takes_a_new_connection_every_so_many_writes(tmp_path):
+    """A connection's memory grows with each table version it sees (lancestore.RENEW_EVERY):
+    a long-lived writer renews it, and reads and writes go on as before."""
+    ledger = Ledger(tmp_path / "store")
+    ledger.store.renew_every = 3
+    for _ in range(7):
+        ledger.record_use(skill="echo", version=1, context_tokens=1, outcome="ok", duration_ms=1.0)
+    assert ledger.store.renewals == 2
+    assert len(ledger.uses("echo")) == 7
+    ledger.close()

@@ -88,7 +88,7 @@ def test_call_returns_output_and_counts(yard, doubler):
 
 def test_long_lived_cold_yard_accounts_off_the_call_path(yard, doubler, settings, backend, runner_image):
     """A strict-isolation server (cold calls, no pool) is long-lived: counters and ledger rows
-    go to the writer thread and land by flush(); the record is read once per RECORD_TTL_S."""
+    are journaled, merged by the writer thread and land by flush()."""
     from runtime.views import TenantYards
     from runtime.yard import Yard
     from sandbox.sandbox import Sandbox

@@ -205,3 +205,59 @@ def test_prestarted_process_killed_while_idle_is_replaced(pool, runner_image, do
     second = pool.run(spec(runner_image, program, prestart=True))
     assert second.exit_code == 0 and second.stdout == b"ok\n" and not second.prestarted
     assert second.container_id == first.container_id
+
+
+def test_a_known_program_is_asked_for_by_its_key(pool, runner_image, monkeypatch):
+    """The first call to a container carries the program (argv, env, filter); later calls of
+    the same program name it by key alone, and another program is sent in full again."""
+    frames = []
+    real = pool.backend.request_frame
+
+    def recording(spec, nonce, **kw):
+        frame = real(spec, nonce, **kw)
+        frames.append((kw.get("program_known"), b'"argv"' in frame))
+        return frame
+
+    monkeypatch.setattr(pool.backend, "request_frame", recording)
+    echo = spec(runner_image, ["sh", "-c", "echo $X", "x" * 20_000], env={"X": "one"})
+    results = [pool.run(echo) for _ in range(3)]
+    results.append(pool.run(spec(runner_image, ["sh", "-c", "echo $X"], env={"X": "two"})))
+    results.append(pool.run(echo))
+    assert [r.stdout for r in results] == [b"one\n"] * 3 + [b"two\n", b"one\n"]
+    assert len({r.container_id for r in results}) == 1
+    assert frames == [(False, True), (True, False), (True, False), (False, True), (False, True)]
+
+
+def test_a_container_that_does_not_know_the_key_gets_the_program(pool, runner_image, monkeypatch):
+    """Should the host believe a container knows a program it does not, the supervisor runs
+    nothing and says so, and the host sends the program in full: the call is served."""
+    echo = spec(runner_image, ["sh", "-c", "echo served"])
+    pool.prewarm(echo, 1)
+    (warm,) = [w for q in pool._idle.values() for w in q]
+    warm.program = pool.backend.program_key(echo)  # a container that never saw it
+    result = pool.run(echo)
+    assert result.ok and result.stdout == b"served\n" and result.container_id == warm.cid
+
+
+def test_a_call_after_a_recycle_waits_for_the_replacement_instead_of_starting_one(backend, runner_image):
+    """At full use, a recycled container's replacement is being started in the background: the
+    next call takes it (or any container that goes idle first) rather than starting another on
+    its own path."""
+    pool = WarmPool(backend, size=1, max_calls=2)
+    starts = []
+    real = pool._start
+
+    def counting(spec_, key):
+        starts.append(key)
+        return real(spec_, key)
+
+    pool._start = counting
+    try:
+        echo = spec(runner_image, ["sh", "-c", "echo ok"])
+        first, second = pool.run(echo), pool.run(echo)  # the second call recycles the container
+        third = pool.run(echo)  # right away: its replacement is still starting
+        assert [r.stdout for r in (first, second, third)] == [b"ok\n"] * 3
+        assert first.container_id == second.container_id != third.container_id
+        assert len(starts) == 2  # the first container and its replacement, nothing on the third's path
+    finally:
+        pool.close()

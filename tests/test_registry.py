@@ -30,8 +30,14 @@ from runtime.migrations import REGISTRY_MIGRATIONS
 from runtime.package import load_package, unpack_files
 from runtime.records import GateSummary, SkillRecord
 from runtime.registry import Registry
+from runtime.times import utc_now
 
 ALL_MIGRATIONS = sorted(m.name for m in REGISTRY_MIGRATIONS)
+REGISTRY_MIGRATION_NAMES = [
+    "registry-0001-skills-listing",
+    "registry-0002-skills-tier",
+    "registry-0003-usage-journal-marks",
+]
 
 # --------------------------------------------------------------------------- helpers
 
@@ -774,7 +780,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
         add(old, name)
     add(old, "csv-profile", status="blocked", gate=FAIL)
     before = {r.name: dataclasses.asdict(r) for r in old.list()}
-    assert sorted(old.store.applied_migrations()) == ALL_MIGRATIONS  # a new store records them too
+    assert old.store.applied_migrations() == REGISTRY_MIGRATION_NAMES  # a new store records them, in order
     # Make it the store older code left: no `listing`, no record of the migration.
     old.store.table("skills").drop_columns(["listing"])
     old.store.table("_migrations").delete("name = 'registry-0001-skills-listing'")
@@ -797,8 +803,32 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     with all_logs() as logs:
         assert names(again.search("json"))[0] == "json-diff"
     assert not any(e["event"].startswith("migrated") for e in logs)
-    assert sorted(again.store.applied_migrations()) == ALL_MIGRATIONS
+    assert sorted(again.store.applied_migrations()) == ALL_MIGRATIONS  # 0001 again, last
     again.close()
+
+
+def test_a_store_without_journal_marks_is_migrated_on_open(tmp_path: Path):
+    """A store made before the accounting journal: its usage table gains the `journal`
+    column on open, keeps its counts, and counts with a journal's mark from then on."""
+    uri = str(tmp_path / "store")
+    old = Registry(uri, embedder=None)
+    add(old, "csv-profile")
+    old.record_call("csv-profile", 1, ok=True)
+    old.store.table("usage").drop_columns(["journal"])
+    old.store.table("_migrations").delete("name = 'registry-0003-usage-journal-marks'")
+    old.close()
+    reg = Registry(uri, embedder=None)
+    assert reg.get("csv-profile").calls == 1
+    assert "journal" in reg.store.table("usage").schema.names
+    writer = "0123456789abcdef"
+    assert reg.count_calls("csv-profile", 1, calls=2, failures=1, last_used=utc_now(), mark=(writer, 7))
+    rec = reg.get("csv-profile")
+    assert (rec.calls, rec.failures) == (3, 1)
+    assert reg.journal_marks(writer) == {("csv-profile", 1): 7}
+    reg.forget_journal(writer)
+    assert reg.journal_marks(writer) == {}
+    assert reg.store.applied_migrations() == REGISTRY_MIGRATION_NAMES
+    reg.close()
 
 
 def _register_json_diff(uri: str) -> None:

@@ -892,3 +892,37 @@ def test_frame_watch_sees_a_frame_complete_exactly_when_it_is():
         for i in range(0, len(stream), step):
             out += stream[i : i + step]
             assert watch.complete(out) == (len(out) >= end), (step, len(out))
+
+
+def test_spares_are_fresh_containers_created_ahead(backend, runner_image, docker_client):
+    """With spares, a kind of run made twice gets a container created ahead for its next run:
+    never started before (each run has a container of its own), removed on close."""
+    spared = backend.with_spares()
+    spec = RunSpec(image=runner_image, argv=["sh", "-c", "echo $$; ls /tmp/work"], owner="sparetest")
+    try:
+        first, second = spared.run(spec), spared.run(spec)
+        spare = wait_for_spare(spared)
+        third = spared.run(spec)
+        # The program's pid in its namespace is the same in each: no run came before it there.
+        assert len({r.stdout.split()[0] for r in (first, second, third)}) == 1
+        assert third.container_id == spare  # the one created ahead
+        assert len({first.container_id, second.container_id, third.container_id}) == 3
+        gone = wait_for_spare(spared)
+        docker_client.api.remove_container(gone, force=True)  # removed from outside (gc --everything)
+        fourth = spared.run(spec)
+        assert fourth.ok and fourth.container_id != gone
+    finally:
+        left = wait_for_spare(spared)
+        spared.close()
+    assert docker_client.api.containers(all=True, filters={"id": left}) == []
+    assert spared.spare_containers == set()
+
+
+def wait_for_spare(backend, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spares = backend.spare_containers
+        if spares:
+            return next(iter(spares))
+        time.sleep(0.05)
+    raise AssertionError("no spare was created")
