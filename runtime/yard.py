@@ -299,6 +299,13 @@ class Yard:
             [(self, rec) for rec in records], tenant=self.tenant or "local", idle_timeout=idle_timeout
         )
 
+    def spare_containers(self) -> set[str]:
+        """Containers this yard holds created ahead for its next cold calls (never started)."""
+        from sandbox.docker_backend import DockerBackend
+
+        backend = self._cold.backend if self._cold is not None else None
+        return backend.spare_ids() if isinstance(backend, DockerBackend) else set()
+
     def close(self) -> None:
         """Close every session, merge pending accounting (and remove this yard's journal), stop
         warm containers and background removals."""

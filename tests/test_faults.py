@@ -120,10 +120,12 @@ def unexpected_containers(yard: Yard, client: docker.DockerClient, timeout: floa
         pool = yard.warm_pool
         idle = pool.idle_containers() if pool is not None else set()
         busy = pool is not None and pool.busy
+        spares = yard.spare_containers()  # created ahead for the next cold call, never started
         extra = [
             f"{c['Names'][0]} ({c['State']})"
             for c in containers_of_pid(client, os.getpid())
-            if c["Id"] not in idle or c["State"] != "running"
+            if (c["Id"] not in idle or c["State"] != "running")
+            and not (c["Id"] in spares and c["State"] == "created")
         ]
         if (not extra and not busy) or time.monotonic() > deadline:
             return extra
