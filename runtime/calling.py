@@ -68,8 +68,18 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
         )
 
 
-def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result: CallResult) -> None:
-    """Record the call as a use of the skill (see the module docstring)."""
+def account(
+    yard: Yard,
+    writer: Writer,
+    record: SkillRecord,
+    params: Any,
+    result: CallResult,
+    *,
+    ledger_use: bool = True,
+) -> None:
+    """Record the call as a use of the skill (see the module docstring). Without
+    `ledger_use` the call is counted and noted but is no ledger use of its own: it is part
+    of a use the caller records (the proxy's ``proxy_uses`` row of a chat request)."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
         ok = result.ok
@@ -78,7 +88,8 @@ def account(yard: Yard, writer: Writer, record: SkillRecord, params: Any, result
             lambda: yard.registry.record_call(record.name, record.version, ok),
             skill=record.name,
         )
-        writer.submit("record a use", lambda: _record_use(yard, record, result), skill=record.name)
+        if ledger_use:
+            writer.submit("record a use", lambda: _record_use(yard, record, result), skill=record.name)
     if result.error is not None and kind not in NOT_A_USE:
         workspace = Workspace(yard.workspace(record.name))
         error = result.error

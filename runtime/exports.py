@@ -34,7 +34,7 @@ def _callable_packages(yard: Yard, names: list[str] | None) -> list[SkillPackage
         recs = []
         for name in names:
             validate_name(name)
-            rec = yard.record(name)
+            rec = yard.resolve(name)  # a name a merge retired stands for the skill that absorbed it
             if rec.status != "registered":
                 raise SkillError(
                     f"{name} v{rec.version} is {rec.status}: only registered skills become tools"

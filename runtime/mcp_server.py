@@ -285,8 +285,9 @@ class SkillTools:
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        target = view.resolve(name)  # a tool name that is no skill name is no skill either
-        pkg = target.yard.package(name, target.record.version)
+        # A tool name that is no skill name is no skill either; a merged-away name runs its survivor.
+        target = view.resolve(name, follow_merges=True)
+        pkg = target.yard.package(target.name, target.record.version)
         _, wrapped = tool_schema(pkg.config.input_schema)
         params: Any = args
         if wrapped:

@@ -16,12 +16,12 @@ import structlog
 
 from .errors import StoreError
 from .lancestore import LanceStore, Migration
-from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing
+from .records import ALIASES, LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing
 
 log = structlog.get_logger(__name__)
 
 # The ledger's tables (runtime/ledger.py defines them; named here to keep imports one way).
-LLM_CALLS, BASELINES = "llm_calls", "baselines"
+LLM_CALLS, BASELINES, PROXY_USES = "llm_calls", "baselines", "proxy_uses"
 
 
 def skills_listing(store: LanceStore) -> None:
@@ -83,5 +83,24 @@ def baselines_out_of_llm_calls(store: LanceStore) -> None:
     log.info("moved baseline estimates out of llm_calls", rows=len(moved))
 
 
-REGISTRY_MIGRATIONS = (Migration("registry-0001-skills-listing", skills_listing),)
-LEDGER_MIGRATIONS = (Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),)
+def aliases_table(store: LanceStore) -> None:
+    """The ``aliases`` table (a retired skill's name -> the skill that absorbed it, set by a
+    merge): made empty, with its index. Stores made before it had no merges, so there is
+    nothing to fill in."""
+    store.table(ALIASES)
+
+
+def proxy_uses_table(store: LanceStore) -> None:
+    """The ``proxy_uses`` table (each skill's share of a proxied chat request): made empty.
+    Stores made before it had no proxy, so there is nothing to fill in."""
+    store.table(PROXY_USES)
+
+
+REGISTRY_MIGRATIONS = (
+    Migration("registry-0001-skills-listing", skills_listing),
+    Migration("registry-0002-aliases", aliases_table),
+)
+LEDGER_MIGRATIONS = (
+    Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),
+    Migration("ledger-0002-proxy-uses", proxy_uses_table),
+)

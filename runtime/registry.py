@@ -42,9 +42,11 @@ from .lancestore import LanceStore, sql_str
 from .migrations import REGISTRY_MIGRATIONS
 from .names import validate_name
 from .records import (
+    ALIASES,
     DIM,
     EVENTS,
     LIGHT_COLUMNS,
+    MAX_ALIAS_HOPS,
     PACKAGES,
     SCHEMAS,
     SKILLS,
@@ -347,6 +349,9 @@ class Registry:
                 raise NotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
             if status == "registered" and not target.gate.passed:
                 raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
+            if status == "registered" and self._rows(ALIASES, f"name = {q_name}"):
+                # Reinstated: the name stands for itself again, not for the skill that absorbed it.
+                self._write(ALIASES, lambda t: t.delete(f"name = {q_name}"), what="drop an alias")
             if target.status != status:
                 values: dict[str, Any] = {"status": status, "updated_at": utc_now()}
                 if status == "blocked":
@@ -374,6 +379,88 @@ class Registry:
         if rec is None:  # only if the store changed under us
             raise NotFound(f"{name} v{target.version} does not exist")
         return rec
+
+    def retire_into(self, name: str, survivor: str, *, reason: str) -> SkillRecord:
+        """Retire `name` (its head version) as absorbed by `survivor`: calls, exports and
+        look-ups of `name` then resolve to `survivor` (see `resolve`). Refused unless
+        `survivor` is a current registered skill other than `name` that does not itself
+        resolve to `name` (no cycles). Returns the retired record."""
+        validate_name(name)
+        validate_name(survivor)
+        if name == survivor:
+            raise RegistryError(f"{name} cannot be merged into itself")
+        q_name = sql_str(name)
+        with self.store.locked():
+            kept = self.get(survivor)
+            if kept is None or kept.status != "registered":
+                state = "missing" if kept is None else kept.status
+                raise RegistryError(f"cannot retire {name} into {survivor}: {survivor} is {state}")
+            if self.resolve(survivor) == name:
+                raise RegistryError(f"cannot retire {name} into {survivor}: {survivor} resolves to {name}")
+            target = head(self._records(f"name = {q_name}", usage=False))
+            if target is None:
+                raise NotFound(f"{name} does not exist")
+            self._write_rows(
+                ALIASES,
+                [
+                    {
+                        "name": name,
+                        "alias_of": survivor,
+                        "version": target.version,
+                        "reason": reason[:500],
+                        "created_at": utc_now(),
+                    }
+                ],
+                on=["name"],
+            )
+            if target.status != "retired":
+                now = utc_now()
+                where = f"id = {sql_str(target.id)}"
+                row = self._rows(SKILLS, where, LIGHT_COLUMNS)[0]
+                values: dict[str, Any] = {"status": "retired", "updated_at": now}
+                values["listing"] = pack_listing({**row, **values})
+                self._write(SKILLS, lambda t: t.update(where=where, values=values), what="retire into")
+            self._event(
+                "retired",
+                name,
+                target.version,
+                previous_status=target.status,
+                reason=reason[:500],
+                alias_of=survivor,
+                via="retire_into",
+            )
+            log.info("skill retired into another", skill=name, version=target.version, survivor=survivor)
+        rec = self.get(name, target.version)
+        if rec is None:  # only if the store changed under us
+            raise NotFound(f"{name} v{target.version} does not exist")
+        return rec
+
+    def alias_of(self, name: str) -> str | None:
+        """The skill that absorbed `name` (one hop), or None."""
+        validate_name(name)
+        rows = self._rows(ALIASES, f"name = {sql_str(name)}", ["alias_of"])
+        return rows[0]["alias_of"] if rows else None
+
+    def aliases(self) -> dict[str, str]:
+        """Every retired name and the skill that absorbed it (one hop)."""
+        return {r["name"]: r["alias_of"] for r in self._rows(ALIASES, None, ["name", "alias_of"])}
+
+    def resolve(self, name: str) -> str:
+        """The name a call of `name` runs: `name` itself, or -- when a merge retired it --
+        the skill that absorbed it, followed through later merges (at most MAX_ALIAS_HOPS;
+        a longer chain or a cycle raises RegistryError)."""
+        validate_name(name)
+        seen = [name]
+        current = name
+        for _ in range(MAX_ALIAS_HOPS):
+            nxt = self.alias_of(current)
+            if nxt is None:
+                return current
+            if nxt in seen:
+                raise RegistryError(f"the aliases of {name} form a cycle: {' -> '.join([*seen, nxt])}")
+            seen.append(nxt)
+            current = nxt
+        raise RegistryError(f"{name} resolves through more than {MAX_ALIAS_HOPS} merges")
 
     def record_call(self, name: str, version: int, ok: bool) -> None:
         """Count one call (and a failure if not ok); lock-free and safe across processes."""

@@ -185,9 +185,11 @@ class Service:
         """Give back the slot `acquire_run` took."""
         self.runs.release(view.tenant)
 
-    def run(self, view: TenantView, target: Target, params: Any, **context: Any) -> CallResult:
+    def run(
+        self, view: TenantView, target: Target, params: Any, *, ledger_use: bool = True, **context: Any
+    ) -> CallResult:
         """Run the resolved version on `params` in the tenant's yard, audited however it ends.
-        The caller holds a run slot (see `call`)."""
+        The caller holds a run slot (see `call`). `ledger_use`: see Yard.call."""
         with audited(
             self.audit,
             "call",
@@ -197,7 +199,7 @@ class Service:
             scope=target.scope,
             **context,
         ) as entry:
-            result = target.run_yard.call(target.record, params)
+            result = target.run_yard.call(target.record, params, ledger_use=ledger_use)
             entry.update(
                 version=result.version,
                 limits=result.limits,
@@ -207,12 +209,14 @@ class Service:
             )
         return result
 
-    def call(self, view: TenantView, target: Target, params: Any, **context: Any) -> CallResult:
+    def call(
+        self, view: TenantView, target: Target, params: Any, *, ledger_use: bool = True, **context: Any
+    ) -> CallResult:
         """The whole path: check the input, take a slot, run, give the slot back."""
         check_input(params)
         self.acquire_run(view, target, **context)
         try:
-            return self.run(view, target, params, **context)
+            return self.run(view, target, params, ledger_use=ledger_use, **context)
         finally:
             self.release_run(view)
 

@@ -82,9 +82,13 @@ class TenantView:
         """Whether this view may change shared skills."""
         return self.tenant is None or self.tenant.admin
 
-    def resolve(self, name: str, scope: Scope = "auto", version: int | None = None) -> Target:
+    def resolve(
+        self, name: str, scope: Scope = "auto", version: int | None = None, *, follow_merges: bool = False
+    ) -> Target:
         """The skill NAME as this tenant sees it. Raises UnknownSkill (also for a string that
-        is not a skill name: to a caller that is simply no skill)."""
+        is not a skill name: to a caller that is simply no skill). With `follow_merges` (a
+        call) and no version, a name a merge retired resolves to the skill that absorbed it,
+        in the same store; everything else (show, versions, fix) sees the retired skill."""
         try:
             validate_name(name)
         except InvalidName as exc:
@@ -96,12 +100,16 @@ class TenantView:
                     rec = self.private.registry.get(name, version)
                     if rec is None:
                         raise UnknownSkill(f"no skill {name} v{version}")
-                return Target(name, "private", self.private, self.private, rec)
+                elif follow_merges:
+                    rec = _absorbing(self.private, rec)
+                return Target(rec.name, "private", self.private, self.private, rec)
         if scope in ("auto", "shared"):
             rec = self.shared.registry.get(name, version)
             if rec is not None:
+                if version is None and follow_merges:
+                    rec = _absorbing(self.shared, rec)
                 run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
-                return Target(name, "shared", self.shared, run_yard, rec)
+                return Target(rec.name, "shared", self.shared, run_yard, rec)
         what = f"{name} v{version}" if version is not None else name
         raise UnknownSkill(f"no skill {what}")  # each surface adds how to list skills there
 
@@ -159,6 +167,11 @@ class TenantView:
                     merged.append(hits[rank])
                     seen.add(hits[rank][0].name)
         return merged[:limit]
+
+
+def _absorbing(yard: Yard, rec: SkillRecord) -> SkillRecord:
+    """`rec`, or for a skill a merge retired, the skill that absorbed it (same store)."""
+    return yard.resolve(rec.name) if rec.status == "retired" else rec
 
 
 class TenantYards:

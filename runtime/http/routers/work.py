@@ -58,7 +58,7 @@ def run(
     not fit the skill's schema; 409 for a version that is not registered; 503 if the engine is down."""
     service, rid = state.service, request_id(request)
     check_input(body.input)
-    target = view.resolve(name, scope, body.version)
+    target = view.resolve(name, scope, body.version, follow_merges=True)
     service.acquire_run(view, target, request_id=rid)
     if body.async_:
 
