@@ -21,6 +21,7 @@ import structlog
 from starlette.requests import ClientDisconnect
 
 from ..tenants import Tenant
+from .errors import error_body
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +73,7 @@ class Guard:
 
         async def reply(status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
             nonlocal hijacked
-            body = json.dumps({"error": error, "request_id": rid}).encode()
+            body = json.dumps(error_body(path, status, error, rid)).encode()
             await send_(
                 {
                     "type": "http.response.start",
