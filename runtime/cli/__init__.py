@@ -20,9 +20,11 @@ from .signals import exit_on_signals
 LAZY_COMMANDS = {
     "audit": "runtime.cli.audit:audit_command",
     "cost": "runtime.cli.cost:cost_command",
+    "learn": "runtime.cli.learn:learn_command",
     "ledger": "runtime.cli.cost:ledger_group",
     "maintain": "runtime.cli.maintain:maintain_command",
     "mcp": "runtime.cli.serve:mcp_command",
+    "proxy": "runtime.cli.serve:proxy_command",
     "serve": "runtime.cli.serve:serve_command",
     "tenant": "runtime.cli.tenant:tenant_group",
     "tools": "runtime.cli.tools:tools_command",
