@@ -124,7 +124,7 @@ SIGNALS: dict[str, tuple[str, ...]] = {
     "procedure": (
         r"step \d",
         r"first,? .{0,200}\bthen\b",
-        r"(^|\n)\s*\d+[.)]\s+\S.*(\n\s*\d+[.)]\s+\S.*){1,}",
+        r"1[.)]\s+\S[^\n]*\n\s*2[.)]\s+\S",  # a numbered list of steps
     ),
 }
 _COMPILED = {

@@ -20,10 +20,11 @@ For each chat request (an *exchange*):
    client's tools and skill tools goes back to the client with the client's calls only
    (the skill calls are not run: the client cannot answer them).
 4. **Accounting**: one ``chat`` audit entry per request (skills, rounds, tokens, outcome;
-   each tool run is a ``call`` entry of its own), and per selected skill, one ``proxy_uses`` ledger row in the store that
-   holds it (runtime/ledger.py): the tokens it put into the upstream's prompts over every
-   round (instructions, tool definition, its tool results), its tool runs and failures,
-   and the usage the upstream reported for the request. Written off the response's path.
+   each tool run is a ``call`` entry of its own), and per selected skill one ``proxy_uses``
+   ledger row in the store that holds it (runtime/ledger.py): the tokens it put into the
+   upstream's prompts over every round (instructions, tool definition, its tool results),
+   its tool runs and failures, and the usage the upstream reported for the request.
+   Written off the response's path.
 5. **Learning**: when the client's last message carries a durable signal
    (runtime/experience.py), the conversation (with the answer) is handed to `learn`, which
    the server runs as a background job -- never on the response's path.
@@ -40,6 +41,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from .accounting import Writer
-from .errors import LLMError, TooManyRuns, UpstreamError
+from .errors import InvalidInput, LLMError, TooManyRuns, UpstreamError
 from .experience import Experience
 from .llm import count_prompt_tokens
 from .retrieval import Candidate, Retrieval, Retriever
@@ -62,6 +64,9 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_ROUNDS = 6
 MODELS_TTL_S = 60.0  # how long the upstream's model list is kept
+LEARNT_KEPT = (
+    1024  # (tenant, last user message) pairs already handed to learning: a retry is not learnt twice
+)
 MAX_RESULT_CHARS = 16_000  # of a tool result fed back to the model
 WRAP_KEY = "input"  # a skill whose input is not an object takes it as {"input": ...} as a tool
 
@@ -168,6 +173,7 @@ class Proxy:
         self.writer = Writer(background=True)
         self._models: tuple[float, list[dict[str, Any]]] | None = None
         self._models_lock = threading.Lock()
+        self._learnt: OrderedDict[str, None] = OrderedDict()
 
     def models(self) -> list[dict[str, Any]]:
         """The upstream's models (kept MODELS_TTL_S); an upstream without a model list (404)
@@ -280,8 +286,8 @@ class Proxy:
                 result = self.service.call(
                     ex.view, target, params, ledger_use=False, request_id=ex.request_id, via="proxy"
                 )
-            except TooManyRuns as exc:
-                content = _tool_error("too_many_runs", str(exc))
+            except (TooManyRuns, InvalidInput) as exc:  # over the run limit; input no JSON reader should see
+                content = _tool_error(exc.kind, str(exc))
                 ok = False
             else:
                 ok = result.ok
@@ -538,6 +544,13 @@ class Proxy:
         last_user = [m for m in messages if m.get("role") == "user"][-1:]
         if not last_user or not Experience.of_messages(last_user).signals():
             return
+        seen = f"{ex.view.name}:{Experience.of_messages(last_user).fingerprint()}"
+        with self._models_lock:
+            if seen in self._learnt:
+                return  # the same lesson again (a retried request): learnt once
+            self._learnt[seen] = None
+            while len(self._learnt) > LEARNT_KEPT:
+                self._learnt.popitem(last=False)
         answer = "".join(ex.contents)
         conversation = [*messages, {"role": "assistant", "content": answer}] if answer else messages
         try:

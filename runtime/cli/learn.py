@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..errors import InvalidInput
 from ..experience import ExperienceIn
 from .errors import Command
-from .output import emit_json, err, esc, out
+from .output import emit_json, err, esc, out, quiet_logs
 from .yard import one_shot_yard
 
 
@@ -62,6 +62,7 @@ def learn_command(source: str, events: bool, dry_run: bool, now: bool, as_json: 
     from ..audit import AuditLog
     from ..learning import Learner
 
+    quiet_logs()
     experience = read_experience(source, events).experience()
     yard = one_shot_yard()
     learner = Learner(yard, audit=AuditLog(yard.home), tenant="local")
