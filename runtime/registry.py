@@ -545,7 +545,7 @@ class Registry:
 
     # -- search ----------------------------------------------------------------------------
     def search(
-        self, query: str, limit: int = 5, *, min_similarity: float = 0.2
+        self, query: str, limit: int = 5, *, min_similarity: float = 0.2, query_vector: Any = None
     ) -> list[tuple[SkillRecord, float]]:
         """Current registered skills matching `query`, best first, with a score.
 
@@ -556,7 +556,8 @@ class Registry:
         `min_similarity` (the vector leg always returns *something*; for
         all-MiniLM-L6-v2, unrelated texts score about -0.1..0.15, paraphrases 0.3+).
         Without an embedder: full-text only, score = BM25, and a warning is logged.
-        Scores are comparable within one result list only.
+        Scores are comparable within one result list only. `query_vector`: the query as
+        this registry's embedder embeds it, when the caller has it already.
 
         Cost (see search.Searcher): the query is embedded (~7 ms on ONNX Runtime; on
         numpy, ~12-18 ms, with the full-text leg running beside it), the legs run, are
@@ -574,7 +575,7 @@ class Registry:
         if embedder is None and not self._warned_no_embedder:
             log.warning("no embedder: search is full-text only", uri=self.uri)
             self._warned_no_embedder = True
-        found = searching.search(self.searcher, embedder, query, limit, min_similarity)
+        found = searching.search(self.searcher, embedder, query, limit, min_similarity, query_vector)
         return [(self._record(row, usage), score) for row, score, usage in found]
 
     @property

@@ -185,19 +185,19 @@ class Retriever:
         result = Retrieval(query=query, threshold=threshold, top_k=top_k, budget=budget)
         if not query or top_k < 1:
             return result
-        hits = [h for h in view.search(query, limit=max(top_k * 3, 5)) if scope in ("all", h[2])]
-        if not hits:
-            return result
-        targets = []
-        for rec, search_score, hit_scope in hits:
-            yard = view.private if hit_scope == "private" and view.private is not None else view.shared
-            target = view.resolve(rec.name, "private" if hit_scope == "private" else "shared")
-            if target.yard is not yard or target.record.version != rec.version:
-                continue  # changed since the search: skip rather than guess
-            targets.append((target, search_score))
         embedder = view.shared.registry.embedder
         result.method = "embedding" if embedder is not None else "jaccard"
-        scores = self._scores(query, [t for t, _ in targets], embedder)
+        # The query is embedded once, for both stores' searches and the scores below.
+        qv = np.asarray(embedder.embed([query])[0], dtype=np.float64) if embedder is not None else None
+        hits = view.search(query, limit=max(top_k * 3, 5), query_vector=qv)
+        targets = [
+            (view.target_of(rec, "private" if hit_scope == "private" else "shared"), search_score)
+            for rec, search_score, hit_scope in hits
+            if scope in ("all", hit_scope)
+        ]
+        if not targets:
+            return result
+        scores = self._scores(query, qv, [t for t, _ in targets], embedder)
         for (target, search_score), score in zip(targets, scores, strict=True):
             pkg = target.yard.package(target.name, target.record.version)
             result.candidates.append(Candidate(target, pkg, score, search_score))
@@ -225,20 +225,19 @@ class Retriever:
                 cand.tool_tokens = count_tokens(str(cand.tool))
         return result
 
-    def _scores(self, query: str, targets: list[Target], embedder: Any) -> list[float]:
-        """Cosine of the query and each skill's text (word Jaccard without an embedder)."""
+    def _scores(self, query: str, qv: np.ndarray | None, targets: list[Target], embedder: Any) -> list[float]:
+        """Cosine of the query (`qv`) and each skill's text (word Jaccard without an embedder)."""
         if not targets:
             return []
         texts = [embed_text(t.name, t.record.description, t.record.tags) for t in targets]
-        if embedder is None:
+        if embedder is None or qv is None:
             return [jaccard(query, text) for text in texts]
         keys = [(t.yard.registry.uri, t.name, t.record.version) for t in targets]
         with self._lock:
             missing = [i for i, k in enumerate(keys) if k not in self._vectors]
-        fresh = embedder.embed([query, *(texts[i] for i in missing)])
-        qv = np.asarray(fresh[0], dtype=np.float64)
+        fresh = embedder.embed([texts[i] for i in missing]) if missing else []
         with self._lock:
-            for row, i in enumerate(missing, start=1):
+            for row, i in enumerate(missing):
                 self._vectors[keys[i]] = np.asarray(fresh[row], dtype=np.float64)
             vectors = [self._vectors[k] for k in keys]
             for k in keys:

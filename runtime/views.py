@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -113,6 +113,14 @@ class TenantView:
         what = f"{name} v{version}" if version is not None else name
         raise UnknownSkill(f"no skill {what}")  # each surface adds how to list skills there
 
+    def target_of(self, record: SkillRecord, scope: Literal["private", "shared"]) -> Target:
+        """The Target of a record this view found itself (a search hit of `scope`), read no
+        second time: for a current registered version, what `resolve` would return."""
+        if scope == "private" and self.private is not None:
+            return Target(record.name, "private", self.private, self.private, record)
+        run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
+        return Target(record.name, "shared", self.shared, run_yard, record)
+
     def check_change(self, target: Target) -> None:
         """Forbidden unless this view may change `target` (a shared skill needs an admin)."""
         if target.scope == "shared" and not self.admin:
@@ -145,17 +153,21 @@ class TenantView:
                     out.append((rec, "shared"))
         return sorted(out, key=lambda t: t[0].name)
 
-    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float, str]]:
-        """Hybrid search over the private and shared stores, merged rank by rank."""
+    def search(
+        self, query: str, limit: int = 5, *, query_vector: Any = None
+    ) -> list[tuple[SkillRecord, float, str]]:
+        """Hybrid search over the private and shared stores, merged rank by rank
+        (`query_vector`: the query already embedded, see Registry.search)."""
         lists: list[list[tuple[SkillRecord, float, str]]] = []
         private_names: set[str] = set()
         if self.private is not None:
-            lists.append([(r, s, "private") for r, s in self.private.search(query, limit=limit)])
+            hits = self.private.search(query, limit=limit, query_vector=query_vector)
+            lists.append([(r, s, "private") for r, s in hits])
             private_names = {r.name for r in self.private.list()}
         lists.append(
             [
                 (r, s, "shared")
-                for r, s in self.shared.search(query, limit=limit)
+                for r, s in self.shared.search(query, limit=limit, query_vector=query_vector)
                 if r.name not in private_names
             ]
         )

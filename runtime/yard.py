@@ -535,9 +535,12 @@ class Yard:
             raise UnknownSkill(f"no skill {name}")
         return found
 
-    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float]]:
-        """Registered skills matching `query` (words and meaning), best first, with scores."""
-        return self.registry.search(query, limit=limit)
+    def search(
+        self, query: str, limit: int = 5, *, query_vector: Any = None
+    ) -> list[tuple[SkillRecord, float]]:
+        """Registered skills matching `query` (words and meaning), best first, with scores
+        (`query_vector`: the query already embedded, see Registry.search)."""
+        return self.registry.search(query, limit=limit, query_vector=query_vector)
 
     def memory_text(self, name: str) -> str:
         """The skill's .memory.md notes ("" if none)."""
