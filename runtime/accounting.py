@@ -401,7 +401,7 @@ def cost_report(
                 proxy_upstream_prompt_tokens=sums["proxy_upstream_prompt_tokens"],
                 proxy_upstream_completion_tokens=sums["proxy_upstream_completion_tokens"],
                 proxy_usage_source="/".join(sums["proxy_usage_sources"]),
-                alias_of=aliases.get(name),
+                alias_of=aliases.get(name) if head is not None and head.status == "retired" else None,
             )
         )
     return report

@@ -211,3 +211,46 @@ def test_maintain_apply_hands_each_overlap_to_the_merge(tmp_path):
     dry = maintain(reg, apply=False, embedder=None, merge=lambda o: pytest.fail("a dry run merged"))
     assert dry.merges == [] and dry.overlaps
     reg.close()
+
+
+def test_aliases_resolve_through_merges_and_refuse_cycles(tmp_path):
+    from runtime.errors import RegistryError
+    from runtime.ledger import Ledger
+    from runtime.migrations import LEDGER_MIGRATIONS, REGISTRY_MIGRATIONS
+    from runtime.records import GateSummary
+    from runtime.registry import Registry
+
+    reg = Registry(str(tmp_path / "store"), embedder=None)
+    passed = GateSummary(True, 1, 0, 0, 0, 100.0, 0.1, [])
+    for name in ("a-one", "b-two", "c-three"):
+        reg.add_version(
+            name=name,
+            content_hash=f"h-{name}",
+            status="registered",
+            description=name,
+            tags=[],
+            instructions="",
+            gate=passed,
+            gate_report={},
+            package=b"x",
+        )
+    assert reg.resolve("a-one") == "a-one" and reg.aliases() == {}
+    reg.retire_into("a-one", "b-two", reason="merged")
+    reg.retire_into("b-two", "c-three", reason="merged")
+    assert reg.resolve("a-one") == "c-three" and reg.alias_of("a-one") == "b-two"
+    with pytest.raises(RegistryError, match="b-two is retired"):
+        reg.retire_into("c-three", "b-two", reason="x")  # only into a registered skill
+    with pytest.raises(RegistryError, match="into itself"):
+        reg.retire_into("c-three", "c-three", reason="x")
+    reg.set_status("b-two", "registered")  # reinstated: b-two stands for itself, a-one for b-two
+    assert reg.resolve("a-one") == "b-two" and reg.alias_of("b-two") is None
+    reg.retire_into("c-three", "b-two", reason="merged back")  # no cycle: c-three is retired now ...
+    with pytest.raises(RegistryError, match="c-three is retired"):
+        reg.retire_into("b-two", "c-three", reason="x")  # ... so b-two cannot go into it
+    assert reg.resolve("c-three") == "b-two" and reg.resolve("a-one") == "b-two"
+    assert [m.name for m in REGISTRY_MIGRATIONS] == reg.store.applied_migrations()
+    reg.close()
+    led = Ledger(str(tmp_path / "store"))
+    led.uses()  # opening a table runs the ledger's migrations
+    assert {m.name for m in LEDGER_MIGRATIONS} <= set(led.store.applied_migrations())
+    led.close()

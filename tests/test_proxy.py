@@ -558,6 +558,70 @@ def test_experiences_endpoint_learns_as_a_job_with_events(env: Env):
     assert env.state.service.audit.query(event="learn", tenant="bob")[-1]["error"] == "forbidden"
 
 
+# --------------------------------------------------------------------------- the command
+
+
+def test_skillyard_proxy_serves_with_the_upstream_key_from_the_environment(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import free_port
+
+    upstream = ScriptedLLM().start()
+    home = tmp_path / "home"
+    key = Tenants(home).add_tenant("cli-user")
+    port = free_port()
+    environ = {
+        **os.environ,
+        "SKILLYARD_HOME": str(home),
+        "SKILLYARD_UPSTREAM_BASE_URL": upstream.url,
+        "SKILLYARD_UPSTREAM_API_KEY": UPSTREAM_KEY,
+        "SKILLYARD_LLM_MAX_RETRIES": "0",
+    }
+    environ.pop("OPENAI_BASE_URL", None)
+    environ.pop("OPENAI_API_KEY", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "proxy",
+            "--port",
+            str(port),
+            "--no-learn",
+            "--log-level",
+            "warning",
+        ],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.2)
+        upstream.reply("hello from upstream")
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-up", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "hello from upstream"
+        assert upstream.requests[-1]["auth"] == f"Bearer {UPSTREAM_KEY}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        upstream.stop()
+    assert "in front of" in err and UPSTREAM_KEY not in err
+
+
 # --------------------------------------------------------------------------- a real sandbox
 
 SCALE = (
