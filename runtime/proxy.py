@@ -289,6 +289,12 @@ class Proxy:
             except (TooManyRuns, InvalidInput) as exc:  # over the run limit; input no JSON reader should see
                 content = _tool_error(exc.kind, str(exc))
                 ok = False
+            except Exception as exc:  # noqa: BLE001 - a run the runtime could not make must not sink the answer
+                log.error(
+                    "proxy_tool_run_failed", request_id=ex.request_id, skill=name, error=repr(exc)[:300]
+                )
+                content = _tool_error("internal", "the skill could not be run; the server log has details")
+                ok = False
             else:
                 ok = result.ok
                 if result.ok:
