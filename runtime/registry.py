@@ -40,7 +40,7 @@ from . import search as searching
 from .errors import NotFound, RegistryError
 from .lancestore import LanceStore, sql_str
 from .migrations import REGISTRY_MIGRATIONS
-from .names import validate_name
+from .names import is_skill_name, validate_name
 from .records import (
     ALIASES,
     DIM,
@@ -576,7 +576,22 @@ class Registry:
             log.warning("no embedder: search is full-text only", uri=self.uri)
             self._warned_no_embedder = True
         found = searching.search(self.searcher, embedder, query, limit, min_similarity, query_vector)
-        return [(self._record(row, usage), score) for row, score, usage in found]
+        hits = [(self._record(row, usage), score) for row, score, usage in found]
+        return self._with_survivor(query.strip(), hits, limit)
+
+    def _with_survivor(
+        self, query: str, hits: list[tuple[SkillRecord, float]], limit: int
+    ) -> list[tuple[SkillRecord, float]]:
+        """A query that is the name of a skill a merge retired finds the skill that absorbed
+        it, first (the retired one is never a hit). One small read, for name-like queries only."""
+        if not is_skill_name(query) or self.alias_of(query) is None:
+            return hits
+        survivor = self.get(self.resolve(query))
+        if survivor is None or survivor.status != "registered" or not survivor.current:
+            return hits
+        top = max((score for _, score in hits), default=1.0)
+        rest = [(rec, score) for rec, score in hits if rec.name != survivor.name]
+        return [(survivor, top), *rest][:limit]
 
     @property
     def searcher(self) -> Searcher:

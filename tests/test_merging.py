@@ -165,6 +165,7 @@ def test_a_merge_that_fails_either_suite_is_refused_and_one_that_passes_both_ret
     assert (
         exports.openai_tools(merge_yard, ["text-stats"], style="chat")[0]["function"]["name"] == "word-count"
     )
+    assert merge_yard.search("text-stats")[0][0].name == "word-count"  # its name finds the survivor
     local = TenantView(tenant=None, shared=merge_yard)
     assert local.resolve("text-stats", follow_merges=True).record.name == "word-count"
     assert local.resolve("text-stats").record.status == "retired"  # show, versions, fix: the skill itself
@@ -238,6 +239,9 @@ def test_aliases_resolve_through_merges_and_refuse_cycles(tmp_path):
     reg.retire_into("a-one", "b-two", reason="merged")
     reg.retire_into("b-two", "c-three", reason="merged")
     assert reg.resolve("a-one") == "c-three" and reg.alias_of("a-one") == "b-two"
+    assert [r.name for r, _ in reg.search("a-one")] == [
+        "c-three"
+    ]  # the name finds the skill that absorbed it
     with pytest.raises(RegistryError, match="b-two is retired"):
         reg.retire_into("c-three", "b-two", reason="x")  # only into a registered skill
     with pytest.raises(RegistryError, match="into itself"):
