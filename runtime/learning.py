@@ -376,8 +376,8 @@ class Learner:
             "duration_ms": round(outcome.duration_s * 1000, 1),
             **context,
         }
-        if error is not None:
-            fields.update(outcome="error", error=error_kind(error))
+        if error is not None:  # no decision was made: the entry says how far the run got
+            fields.update(outcome="error", error=error_kind(error), decision=None)
         else:
             fields["outcome"] = "dry_run" if outcome.dry_run else outcome.decision
         self.audit.record("learn", **fields)

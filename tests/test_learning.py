@@ -424,9 +424,11 @@ def test_a_skill_with_code_registers_only_when_its_gate_passes(code_yard, llm_se
 
 
 def test_learn_command_dry_run_and_add(tmp_path: Path, llm_settings, llm_server, monkeypatch):
+    from runtime import logs
     from runtime.cli.learn import learn_command
     from runtime.config import get_settings
 
+    logs.configure("WARNING")  # as the `skillyard` group does: logs on stderr, stdout is the JSON
     monkeypatch.setenv("SKILLYARD_HOME", str(llm_settings.home))
     monkeypatch.setenv("OPENAI_BASE_URL", llm_server.url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
