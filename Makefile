@@ -7,12 +7,16 @@ PY := $(VENV)/bin/python
 SY := $(VENV)/bin/skillyard
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: all demo test lint test-gvisor gvisor engine install images bench clean gc doctor
+.PHONY: all demo test lint test-gvisor gvisor engine browser install images bench clean gc doctor
 
 all: demo
 
 engine:
 	@bash scripts/ensure-docker.sh
+
+# The console's tests drive a real browser: Debian's chromium (Playwright cannot download its own here).
+browser:
+	@bash scripts/ensure-browser.sh
 
 $(STAMP): pyproject.toml
 	@echo "venv: creating $(VENV) and installing skillyard (about 1-2 min, once)"
@@ -42,7 +46,7 @@ lint: install
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-test: lint engine gvisor install images
+test: lint engine gvisor browser install images
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The sandbox and attack suites again, every container under gVisor (see docs/SECURITY.md).

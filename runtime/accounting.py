@@ -284,7 +284,9 @@ class SkillCost:
     net_tokens: int
     baseline_source: str
     version: int | None = None
-    status: str = ""  # registry status of the head version; "" for ledger-only skills
+    status: str = (
+        ""  # the head version's status; "deleted" for a deleted skill, "" for other ledger-only ones
+    )
     successful_uses: int = 0
     learning_tokens: int = 0
     merge_tokens: int = 0
@@ -329,6 +331,8 @@ def cost_report(
         totals.pop(label)
     heads = {rec.name: rec for rec in registry.list()}
     aliases = registry.aliases()
+    ledger_only = set(totals) - set(heads)
+    deleted = {e["name"] for e in registry.events() if e["kind"] == "deleted"} if ledger_only else set()
     report = []
     for name in sorted(set(heads) | set(totals)):
         sums = totals.get(name) or aggregate(name, [], [])
@@ -389,7 +393,7 @@ def cost_report(
                 net_tokens=net,
                 baseline_source=source,
                 version=head.version if head else None,
-                status=head.status if head else "",
+                status=head.status if head else "deleted" if name in deleted else "",
                 successful_uses=ok_uses,
                 learning_tokens=sums["learning_tokens"],
                 merge_tokens=sums["merge_tokens"],

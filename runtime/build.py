@@ -30,6 +30,7 @@ import structlog
 
 from sandbox.images import PY_VERSION, Progress, build_image, digest, ensure_wheels, image_exists
 
+from .errors import PackageError
 from .package import SkillPackage
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,57 @@ RUN /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-ch
 USER 65534:65534
 WORKDIR /tmp
 """
+
+
+# Lists every file under /opt/venv as "path<TAB>sha256 or link target". Run by the system
+# interpreter in isolated mode without site: nothing a requirement installed (a .pth file, a
+# replaced /opt/venv/bin/python3) can take part in computing it.
+VENV_MANIFEST = (
+    "import hashlib,os\n"
+    "for d,dirs,files in os.walk('/opt/venv'):\n"
+    "  dirs.sort()\n"
+    "  for n in sorted(files)+[x for x in dirs if os.path.islink(os.path.join(d,x))]:\n"
+    "    p=os.path.join(d,n)\n"
+    "    if os.path.islink(p): h='link:'+os.readlink(p)\n"
+    "    elif '__pycache__' in p: continue\n"
+    "    else: h=hashlib.sha256(open(p,'rb').read()).hexdigest()\n"
+    "    print(p+'\\t'+h)\n"
+)
+_venv_manifests: dict[str, dict[str, str]] = {}
+
+
+def venv_manifest(client: docker.DockerClient, image: str) -> dict[str, str]:
+    """{path: digest} of the image's /opt/venv, computed in a throwaway container (network off)."""
+    image_id = client.images.get(image).id
+    if image_id not in _venv_manifests:
+        out = client.containers.run(
+            image_id,
+            ["/usr/bin/python3", "-I", "-S", "-c", VENV_MANIFEST],
+            network_disabled=True,
+            user="65534:65534",
+            remove=True,
+            stdout=True,
+            stderr=False,
+        )
+        lines = out.decode("utf-8", "replace").splitlines()
+        _venv_manifests[image_id] = dict(line.split("\t", 1) for line in lines if "\t" in line)
+    return _venv_manifests[image_id]
+
+
+def judge_untouched(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What the requirements changed of the runner's environment (the judge's pytest, its plugins,
+    the interpreter link): files replaced or removed, and files added inside a package the runner
+    already had. New packages and new scripts beside the runner's are fine."""
+    site = next((p[: p.index("/site-packages/") + 14] for p in before if "/site-packages/" in p), "")
+    inside = [p[len(site) + 1 :] for p in before if site and p.startswith(site + "/")]
+    runner_dirs = {p.split("/", 1)[0] for p in inside if "/" in p}
+    changed = [p for p, h in before.items() if after.get(p) != h]
+    for path in after.keys() - before.keys():
+        if site and path.startswith(site + "/"):
+            top = path[len(site) + 1 :].split("/", 1)
+            if len(top) == 2 and top[0] in runner_dirs:
+                changed.append(path)
+    return sorted(changed)
 
 
 def deps_image_tag(client: docker.DockerClient, pkg: SkillPackage, runner: str) -> str:
@@ -176,6 +228,23 @@ def build_deps_image(
             buildargs={"RUNNER": runner},
             labels={"skillyard.kind": "deps"},
             progress=progress,
+        )
+    # Installing a wheel runs no code, but a wheel may overwrite any file of the venv: the gate's
+    # judge (pytest, its plugins, the interpreter link) lives there too. A deps image that changed
+    # any of it is refused, so the judge in the gate is always the runner's.
+    progress(f"{pkg.name}: checking the requirements left the test judge alone")
+    touched = judge_untouched(venv_manifest(client, runner), venv_manifest(client, tag))
+    if touched:
+        try:
+            client.images.remove(tag, force=True)
+        except docker.errors.APIError:
+            pass
+        shown = ", ".join(p.removeprefix("/opt/venv/") for p in touched[:5])
+        raise PackageError(
+            "skillyard.yaml",
+            f"the requirements {', '.join(pkg.config.requirements)} replace files of the test judge's "
+            f"environment ({shown}{', ...' if len(touched) > 5 else ''}): drop the requirement, or pin it to "
+            "the version the runner image already has",
         )
     log.info("deps_image_built", skill=pkg.name, tag=tag)
     return tag

@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 
 # Call errors that are not a use of the skill: the caller's input, the engine, a version
 # that may not run. No counter, no ledger row, and nothing for its notes.
-NOT_A_USE = ("invalid_input", "sandbox", "not_registered", "not_found")
+NOT_A_USE = ("invalid_input", "sandbox", "not_registered", "not_runnable", "not_found")
 # Failures whose input is worth replaying once a fix exists.
 REPLAYABLE = ("exception", "bad_output", "crashed")
 
@@ -40,6 +40,15 @@ def sandboxed_call(yard: Yard, record: SkillRecord, params: Any) -> CallResult:
         message = f"{record.name} v{record.version} is {record.status}; only registered versions run"
         return CallResult(
             skill=record.name, version=record.version, ok=False, error=CallError("not_registered", message)
+        )
+    if not record.runnable:  # registered, but instructions only: there is nothing to run
+        message = (
+            f"{record.name} is an instructions-only skill: it has no code to run. Read its "
+            f"instructions instead (`skillyard show {record.name}`, GET /v1/skills/{record.name}/skill.md, "
+            "or the MCP tool load_skill)"
+        )
+        return CallResult(
+            skill=record.name, version=record.version, ok=False, error=CallError("not_runnable", message)
         )
     pkg = yard.package(record.name, record.version)
     limits = call_limits(pkg.config, yard.base_limits)

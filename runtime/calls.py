@@ -127,7 +127,7 @@ def _schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[s
 
 def call_limits(config: SkillConfig, base: Limits) -> Limits:
     over = config.limits
-    return base.loosen(
+    return base.replace(
         memory=over.memory,
         cpus=over.cpus,
         pids=over.pids,

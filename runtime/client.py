@@ -9,9 +9,10 @@
         print(result["output"])
 
 Errors come back as :class:`ApiError` (a :class:`SkillyardError`) with the HTTP status,
-the server's message and its request id. ``run`` returns the call result (a dict with
-``ok``) for every answer that carries one -- also 422 invalid_input -- and raises only when
-there is no result.
+the server's message, the kind it named (``remote_kind``) and its request id. ``run``
+returns the call result (a dict with ``ok``) when the skill ran -- ``ok`` false is the
+skill's own failure -- and raises ApiError when it did not (input that does not fit the
+skill: 422 ``invalid_input``; a version that may not run: 409 ``not_registered``; ...).
 """
 
 from __future__ import annotations
@@ -86,9 +87,13 @@ class SkillyardClient:
         return self._request(method, path, **kw).json()
 
     # -- skills -----------------------------------------------------------------------------------------
-    def list(self, scope: str = "all", status: str | None = None) -> list[dict[str, Any]]:
-        """Skills this key sees (`scope`: all, private, shared; `status` filters)."""
-        return self._json("GET", "/v1/skills", params={"scope": scope, "status": status})
+    def list(
+        self, scope: str = "all", status: str | None = None, tier: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Skills this key sees (`scope`: all, private, shared; `status` and `tier` filter:
+        tier instructions, verified or blocked)."""
+        params = {"scope": scope, "status": status, "tier": tier}
+        return self._json("GET", "/v1/skills", params={k: v for k, v in params.items() if v is not None})
 
     def get(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
         """A skill's record, config, files, gate report and notes."""
@@ -145,6 +150,18 @@ class SkillyardClient:
             "POST", f"/v1/skills/{name}/rollback", params={"scope": scope}, json={"version": version}
         )
 
+    def delete(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
+        """Delete a skill (every version), or one version; what was deleted. The ledger keeps its rows."""
+        path = f"/v1/skills/{name}" if version is None else f"/v1/skills/{name}/versions/{version}"
+        return self._json("DELETE", path, params={"scope": scope})
+
+    def tools(
+        self, format: str = "openai", *, scope: str = "all", names: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Tool definitions for the skills this key can call (format: openai, openai-chat,
+        anthropic, mcp): {"format", "tools": [...], "skills": [...]}."""
+        return self._json("GET", "/v1/tools", params={"format": format, "scope": scope, "name": names})
+
     def export(
         self, name: str, dest: str | Path | None = None, *, version: int | None = None, scope: str = "auto"
     ) -> bytes | Path:
@@ -176,22 +193,13 @@ class SkillyardClient:
         scope: str = "auto",
         async_: bool = False,
     ) -> dict[str, Any]:
-        """Run a skill. Returns the call result ({"ok": ..., "output" | "error": ...}); with async_=True,
-        the job (poll it with job()/wait())."""
+        """Run a skill. Returns the call result when the skill ran ({"ok": true, "output": ...}, or
+        {"ok": false, "error": {"kind": "exception" | "timeout" | ...}}); with async_=True, the job
+        (poll it with job()/wait()). ApiError when it did not run (see the module docstring)."""
         body: dict[str, Any] = {"input": {} if input is None else input, "async": async_}
         if version is not None:
             body["version"] = version
-        resp = self._http.post(f"/v1/skills/{name}/run", params={"scope": scope}, json=body)
-        if resp.status_code in (200, 202):
-            return resp.json()
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and "ok" in data:
-            return data
-        self._raise(resp)
-        raise AssertionError("unreachable")
+        return self._json("POST", f"/v1/skills/{name}/run", params={"scope": scope}, json=body)
 
     def test(self, name: str, *, version: int | None = None, scope: str = "auto") -> dict[str, Any]:
         """Re-run a version's gate (records nothing); the job."""
@@ -276,6 +284,61 @@ class SkillyardClient:
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
 
+    # -- tenants and keys (admin keys) ---------------------------------------------------------------
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every tenant and its keys (never the keys themselves)."""
+        return self._json("GET", "/v1/tenants")
+
+    def tenant(self, name: str) -> dict[str, Any]:
+        """One tenant and its keys."""
+        return self._json("GET", f"/v1/tenants/{name}")
+
+    def create_tenant(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        max_concurrent_runs: int | None = None,
+        expires_in: str | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a tenant: {"key": <its first key, shown once>, "info", "tenant"}."""
+        body = {"name": name, "admin": admin, "max_concurrent_runs": max_concurrent_runs}
+        body |= {k: v for k, v in {"expires_in": expires_in, "label": label}.items() if v is not None}
+        return self._json("POST", "/v1/tenants", json=body)
+
+    def update_tenant(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a tenant's `admin` flag or `max_concurrent_runs` (None: the server's default)."""
+        return self._json("PATCH", f"/v1/tenants/{name}", json=changes)
+
+    def remove_tenant(self, name: str, *, purge: bool = False) -> dict[str, Any]:
+        """Remove a tenant (its keys stop working at once); purge also deletes its skills."""
+        return self._json("DELETE", f"/v1/tenants/{name}", params={"purge": str(purge).lower()})
+
+    def keys(self, tenant: str) -> list[dict[str, Any]]:
+        """A tenant's keys, with when each expires and was last used."""
+        return self._json("GET", f"/v1/tenants/{tenant}/keys")
+
+    def add_key(
+        self, tenant: str, *, expires_in: str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """A new key for `tenant`: {"key": <shown once>, "info"}."""
+        body = {k: v for k, v in {"expires_in": expires_in, "label": label}.items() if v is not None}
+        return self._json("POST", f"/v1/tenants/{tenant}/keys", json=body)
+
+    def rotate_key(
+        self, tenant: str, key_id: str, *, overlap: str = "1h", expires_in: str | None = None
+    ) -> dict[str, Any]:
+        """Replace a key; the old one keeps working for `overlap`: {"key", "info", "previous"}."""
+        body: dict[str, Any] = {"overlap": overlap}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return self._json("POST", f"/v1/tenants/{tenant}/keys/{key_id}/rotate", json=body)
+
+    def revoke_key(self, tenant: str, key_id: str) -> dict[str, Any]:
+        """Revoke a key: it stops working at once."""
+        return self._json("DELETE", f"/v1/tenants/{tenant}/keys/{key_id}")
+
     # -- accounting ----------------------------------------------------------------------------------------
     def cost(self, name: str | None = None, *, scope: str | None = None) -> Any:
         """Every skill's token account (scope: all, private, shared; default all), or one skill's
@@ -292,6 +355,7 @@ class SkillyardClient:
         since: str | None = None,
         until: str | None = None,
         event: str | None = None,
+        outcome: str | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """Audit entries, oldest first. since/until: ISO 8601 or relative (30m, 2h, 7d)."""
@@ -304,6 +368,7 @@ class SkillyardClient:
                 "since": since,
                 "until": until,
                 "event": event,
+                "outcome": outcome,
                 "limit": limit,
             },
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,39 @@ class Settings(BaseSettings):
     pool_idle_s: float = Field(
         default=300.0, gt=0, description="Idle seconds before a warm container is removed."
     )
+    # Image retention (runtime/image_retention.py): what a server keeps of its skill images.
+    image_budget: str | None = Field(
+        default=None,
+        description="Disk budget for the images of skill versions that are not current (e.g. 5g); "
+        "none: every recently used one is kept.",
+    )
+    image_keep_recent: str = Field(
+        default="7d", description="Keep the images of versions used within this long (30m, 12h, 7d, 2w)."
+    )
+    image_grace: str = Field(
+        default="1h", description="Never remove an image younger than this (a gate may be using it)."
+    )
+    image_gc_interval_s: float = Field(
+        default=3600.0, ge=0, description="Seconds between a server's retention passes; 0 = never."
+    )
+
+    @field_validator("image_budget")
+    @classmethod
+    def _image_budget(cls, v: str | None) -> str | None:
+        if v is not None and v.strip():
+            from sandbox.limits import parse_size
+
+            parse_size(v.strip())  # ValueError: a field error naming the setting
+            return v.strip()
+        return None
+
+    @field_validator("image_keep_recent", "image_grace")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        from .times import parse_duration
+
+        parse_duration(v)
+        return v
 
     # LLM access (issue: auto-fix). Read without the SKILLYARD_ prefix too, as the openai SDK does.
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -9,6 +9,7 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     ├── InvalidInput (+ ValueError)    invalid_input    input refused before anything ran
     │   ├── InvalidName                invalid_input    not a skill name
     │   └── PackageError               package          a package that is not valid
+    │       └── ArchiveTooLarge        too_large        an archive that expands past the limits (a bomb)
     ├── NotFound                       not_found        no such version, package or job
     │   └── UnknownSkill               not_found        no skill of that name (for this caller)
     ├── Forbidden                      forbidden        may read it, may not change it
@@ -17,9 +18,13 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     │   ├── TooManyRuns                too_many_runs
     │   └── TooManyJobs                too_many_jobs
     ├── RegistryError                  registry         a refused change of the registry
+    │   └── NotRegistered              not_registered   the version may not run (blocked, retired)
     ├── StoreError                     store            the LanceDB store failed (lock, write)
     ├── SkillError                     skill            a lifecycle step refused
-    ├── TenantError                    tenant           a tenant operation refused
+    ├── TenantError                    tenant           a tenant operation refused (its file is unreadable)
+    │   ├── InvalidTenantName          invalid_input    not a tenant name, or a reserved one
+    │   ├── UnknownTenant              not_found        no such tenant or key
+    │   └── TenantConflict             conflict         a change that clashes (a name taken, too many keys)
     ├── ConfigError                    config           a setting or an optional part is wrong
     │   └── TokenizerDataError         config
     ├── LLMUnavailable                 llm_unavailable  no LLM endpoint is configured
@@ -47,21 +52,25 @@ from sandbox.errors import ImageMissing, SandboxError, SkillyardError
 
 __all__ = [
     "ApiError",
+    "ArchiveTooLarge",
     "ConfigError",
     "FixError",
     "Forbidden",
     "ImageMissing",
     "InvalidInput",
     "InvalidName",
+    "InvalidTenantName",
     "LLMError",
     "LLMUnavailable",
     "NotFound",
+    "NotRegistered",
     "PackageError",
     "RegistryError",
     "SandboxError",
     "SkillError",
     "SkillyardError",
     "StoreError",
+    "TenantConflict",
     "TenantError",
     "TokenizerDataError",
     "TooBusy",
@@ -69,6 +78,7 @@ __all__ = [
     "TooManyRuns",
     "Unauthorized",
     "UnknownSkill",
+    "UnknownTenant",
     "UpstreamError",
     "error_kind",
 ]
@@ -95,6 +105,14 @@ class PackageError(InvalidInput):
         self.file = file
         self.problem = problem
         super().__init__(f"{file}: {problem}" if file else problem)
+
+
+class ArchiveTooLarge(PackageError):
+    """An archive whose decompressed bytes (every gzip member, every header record) pass
+    what a package within the limits can need: a compression bomb. Refused before more is
+    made."""
+
+    kind = "too_large"
 
 
 class NotFound(SkillyardError):
@@ -147,6 +165,12 @@ class RegistryError(SkillyardError):
     kind = "registry"
 
 
+class NotRegistered(RegistryError):
+    """The version exists but may not run: its gate blocked it, or it was retired."""
+
+    kind = "not_registered"
+
+
 class StoreError(SkillyardError):
     """The LanceDB store failed: its lock stayed busy, it was closed, a write failed."""
 
@@ -163,6 +187,25 @@ class TenantError(SkillyardError):
     """A tenant operation was refused (bad name, duplicate, unreadable tenants file)."""
 
     kind = "tenant"
+
+
+class InvalidTenantName(TenantError, InvalidInput):
+    """Not a tenant name (1-32 of a-z, 0-9 and '-'), or one the system reserves."""
+
+    kind = "invalid_input"
+
+
+class UnknownTenant(TenantError, NotFound):
+    """No tenant (or no key of the tenant) of that name or id."""
+
+    kind = "not_found"
+
+
+class TenantConflict(TenantError):
+    """A tenant change that clashes with what exists: the name is taken, the tenant has as
+    many keys as it may, an admin removing its own tenant."""
+
+    kind = "conflict"
 
 
 class ConfigError(SkillyardError):
@@ -277,7 +320,8 @@ class FixError(SkillyardError):
 
 class ApiError(SkillyardError):
     """The HTTP API answered with an error (raised by runtime.client.SkillyardClient):
-    `status`, the server's `message`, its `request_id` and the parsed `body`."""
+    `status`, the server's `message`, its `request_id`, the parsed `body`, and
+    `remote_kind`, the kind the server named (invalid_input, not_found, too_many_runs, ...)."""
 
     kind = "api"
 
@@ -286,6 +330,7 @@ class ApiError(SkillyardError):
         self.message = message
         self.request_id = request_id
         self.body = body
+        self.remote_kind = body.get("kind") if isinstance(body, dict) else None
         super().__init__(f"HTTP {status}: {message}" + (f" (request {request_id})" if request_id else ""))
 
 

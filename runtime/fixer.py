@@ -37,7 +37,15 @@ from .errors import FixError
 from .gate import GateReport
 from .ledger import TIKTOKEN_USAGE_NOTE
 from .llm import LLM, FailedRequest, LLMError, LLMReply, count_prompt_tokens
-from .package import MEMORY_FILE, NAME_RE, PackageError, SkillPackage, package_from_files
+from .package import (
+    MEMORY_FILE,
+    NAME_RE,
+    PackageError,
+    SkillPackage,
+    is_executable_code,
+    package_from_files,
+)
+from .records import INSTRUCTIONS
 from .tokens import encoding_for_model
 from .workspace import Workspace
 
@@ -97,13 +105,17 @@ A skill is a folder NAME/ with:
   of a-z, 0-9, single hyphens), description (what it does and when to use it, <= 1024 chars),
   optional license, metadata (string -> string); then instructions for an agent (input,
   output, an example).
-- skillyard.yaml: entrypoint: scripts/FILE.py:run ; input_schema and output_schema (JSON
-  Schema objects) ; tags (list) ; examples: [{input: {...}}] ; baseline_tokens (int: tokens an
-  agent would spend on the task without the skill).
-- scripts/FILE.py: def run(params: dict) -> dict, standard library only (PyYAML and
-  jsonschema are also installed). Raise ValueError with a clear message on bad input.
-- tests/test_*.py: pytest tests importing `from scripts.FILE import run` (and any helper
-  function), checking real behaviour with concrete expected values and error cases.
+- skillyard.yaml (optional): entrypoint: scripts/FILE.py:run when the skill is called with
+  JSON (a function taking one JSON object, returning JSON) ; input_schema and output_schema
+  (JSON Schema objects) ; tags (list) ; examples: [{input: {...}}] ; baseline_tokens (int:
+  tokens an agent would spend on the task without the skill). A skill without an entrypoint
+  is code an agent runs as programs (e.g. scripts/extract.py with a main() and argv).
+- code: Python files (in scripts/ or elsewhere), standard library only unless listed in
+  requirements (PyYAML and jsonschema are also installed). Raise ValueError with a clear
+  message on bad input.
+- tests/test_*.py: pytest tests importing the skill's functions from their modules
+  (`from scripts.FILE import run`, `from core.convert import paragraphs`), checking real
+  behaviour with concrete expected values and error cases.
 How the gate runs them: the tests and the code run in separate sandboxes. A test calls the
 skill's functions across the boundary: arguments and results are plain data (JSON values,
 tuples, bytes, sets); exceptions come back with their type and message. A test cannot
@@ -128,6 +140,7 @@ anything under tests/, or adds a conftest.py, is refused: fix the code."""
 CREATE_SYSTEM = f"""You write new skills for skillyard, a runtime that runs agent skills in
 sandboxes and registers a skill only when its tests pass in a container.
 {FORMAT_RULES}
+A new skill has an entrypoint: scripts/FILE.py:run.
 Answer with ONE JSON object and nothing else:
 {{"name": "<skill-name>", "files": [{{"path": "SKILL.md", "content": "..."}},
  {{"path": "skillyard.yaml", "content": "..."}}, {{"path": "scripts/x.py", "content": "..."}},
@@ -142,7 +155,20 @@ Write only files under tests/. Do not change the skill's code: the tests must pa
 it as it is, and must fail if its behaviour changes."""
 
 MAX_FILE_PROMPT_CHARS = 12_000  # a file shown to the model, beyond code and tests (e.g. a LICENSE)
-CODE_SUFFIXES = (".py", ".js", ".mjs", ".ts", ".sh")
+
+
+def skill_shape(pkg: SkillPackage) -> str:
+    """How this skill's code is reached, for a prompt (FORMAT_RULES covers both shapes)."""
+    if pkg.config.entrypoint:
+        return (
+            f"`{pkg.name}` is called through its entrypoint `{pkg.config.entrypoint}`: one JSON "
+            "object in, JSON out."
+        )
+    code = ", ".join(pkg.executable_code[:12]) or "none"
+    return (
+        f"`{pkg.name}` has no entrypoint: its code ({code}) is programs and modules an agent runs. "
+        "Tests import their functions and call them with plain data."
+    )
 
 
 def _trim(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -205,7 +231,8 @@ def fix_prompt(
             sections.append(PromptSection("Failing tests (trimmed tracebacks)", body, 1))
         if report.uncovered:
             body = "\n".join(f"- {path}: lines {lines}" for path, lines in report.uncovered.items())
-            sections.append(PromptSection(f"Lines not covered (coverage {report.coverage}%)", body, 4))
+            measured = f" (coverage {report.coverage:.0f}%)" if report.coverage is not None else ""
+            sections.append(PromptSection(f"Lines not covered{measured}", body, 4))
         if report.output_tail and not failing:
             sections.append(PromptSection("Test run output (tail)", _trim(report.output_tail, 2500), 3))
     if runtime_errors:
@@ -222,7 +249,7 @@ def fix_prompt(
         sections.append(PromptSection("The skill's memory (.memory.md)", _trim(memory_text, 3000), 5))
     sections += file_sections(pkg)
     body, dropped = fit_sections(sections, budget, model)
-    user = f"Fix the skill `{pkg.name}`.\n\n{body}"
+    user = f"Fix the skill `{pkg.name}`. {skill_shape(pkg)}\n\n{body}"
     return [{"role": "system", "content": FIX_SYSTEM}, {"role": "user", "content": user}], dropped
 
 
@@ -233,7 +260,11 @@ def file_sections(pkg: SkillPackage) -> list[PromptSection]:
     sections = []
     for rel in order:
         data = pkg.files[rel]
-        essential = rel.endswith(CODE_SUFFIXES) or rel in ("SKILL.md", "skillyard.yaml")
+        essential = (
+            is_executable_code(rel, data, rel in pkg.executable)
+            or (rel.startswith("tests/") and rel.endswith(".py"))
+            or rel in ("SKILL.md", "skillyard.yaml")
+        )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -574,6 +605,10 @@ class Fixer:
     ) -> FixOutcome:
         versions = self.yard.versions(name)
         latest = versions[-1]
+        if latest.tier == INSTRUCTIONS:
+            raise FixError(
+                f"{name} is instructions only: it has no code to fix (edit its SKILL.md and add it again)"
+            )
         if pkg is None:
             pkg = self.yard.package(name, latest.version)
             report = GateReport.from_dict(latest.gate_report) if latest.gate_report else None
@@ -872,11 +907,11 @@ class Fixer:
         gets the failures back (the code stays as it is; only tests/ may change)."""
         latest = self.yard.versions(name)[-1]
         pkg = self.yard.package(name, latest.version)
-        if not pkg.code_files:
+        if not pkg.has_code:
             raise FixError(f"{name} has no code: an instructions-only skill needs no tests")
         sections = file_sections(pkg)
         body, _ = fit_sections(sections, self.budget, self.llm.model)
-        user = f"Write tests for the skill `{name}` as it is.\n\n{body}"
+        user = f"Write tests for the skill `{name}` as it is. {skill_shape(pkg)}\n\n{body}"
         feedback: list[str] = []
         added: AddOutcome | None = None
         for number in range(1, max_attempts + 1):

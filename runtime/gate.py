@@ -143,7 +143,7 @@ def gate_limits(pkg: SkillPackage, base: Limits, default_timeout: float) -> Limi
     over = pkg.config.limits
     timeout = pkg.config.gate.timeout or default_timeout
     memory = max(base.memory, 512 * 1024**2)
-    return base.loosen(
+    return base.replace(
         memory=memory,
         pids=max(base.pids, 128),
         timeout=timeout,
@@ -218,6 +218,7 @@ class PassPlan:
     timeout: float = 60.0
     select: list[str] | None = None  # the tests the pass runs, in order (None: all)
     result: dict[str, Any] | None = None
+    twin: str | None = None  # the control: the file its twin mutant changes, sent unchanged the same way
 
 
 class Conductor:
@@ -359,9 +360,16 @@ class Conductor:
                 raise ValueError("args must be a list and kwargs an object")
             request.update(function=function, args=args, kwargs=kwargs)
         limits = self.call_limits
-        if plan.mutant is not None:
-            request["sources"] = {plan.mutant.file: plan.mutant.source}
-            limits = limits.loosen(timeout=self._mutant_call_timeout())
+        if plan.target in ("mutant", "control"):
+            # Nothing may tell the control from a mutant pass: the same call timeout, and the code
+            # delivered the same way (source text compiled in the call, not the image's bytecode
+            # cache). A control with the call's own timeout passed a 3 s call that every mutant pass
+            # failed, and one loading from the cache was faster: tests could fail exactly the mutants.
+            if plan.mutant is not None:
+                request["sources"] = {plan.mutant.file: plan.mutant.source}
+            elif plan.twin is not None:
+                request["sources"] = {plan.twin: self.sources[plan.twin]}
+            limits = limits.replace(timeout=self._mutant_call_timeout())
         body = json.dumps(request).encode()
         started = time.monotonic()
         run = run_callee(
@@ -427,21 +435,23 @@ class Conductor:
         if not self.mutants:
             return
         duration = float(self.verdict.result.get("duration_s") or 0.0) if self.verdict.result else 0.0
-        per_pass = max(5.0, 3 * duration + 5 * self.slowest_call + 2.0)
+        per_pass = max(15.0, 3 * duration + 10 * self.slowest_call + 5.0)
         plans = [
             PassPlan(id=0, target="mutant", mutant=m, maxfail=1, timeout=per_pass, select=self._selection(m))
             for m in self.mutants
         ]
         # The control runs what one of the mutant passes runs, so nothing in its command sets it apart.
+        # Its time limit, call timeout and code delivery are the mutants' too (a longer limit for the
+        # control alone let a suite that outlasted the mutants' limit fail exactly the mutant passes).
         twin = self.rng.choice(plans)
-        # The control's limit is generous: a control that times out under load would block a good skill.
         plans.append(
             PassPlan(
                 id=0,
                 target="control",
                 maxfail=1,
-                timeout=max(30.0, 5 * duration + 10 * self.slowest_call),
+                timeout=per_pass,
                 select=twin.select,
+                twin=twin.mutant.file if twin.mutant else None,
             )
         )
         self.rng.shuffle(plans)
@@ -468,7 +478,7 @@ class Conductor:
             self.coverage = {rel: set() for rel in self.sources}
             return
         request = {"module": self.replay[0]["module"], "replay": self.replay, "trace": True}
-        limits = self.call_limits.loosen(
+        limits = self.call_limits.replace(
             timeout=min(self._remaining(0.5), 30 + 20 * self.slowest_call * len(self.replay))
         )
         try:
@@ -535,6 +545,7 @@ class Conductor:
             "control": None
             if control is None or control.result is None
             else ("passed" if verdict_passed(control.result) else "failed"),
+            "control_timed_out": bool(control and control.result and control.result.get("how") == "timeout"),
             "survivors": [p.mutant.label for p in ran if not mutant_killed(p.result)],
             "mutants": [
                 dict(
@@ -715,7 +726,9 @@ def _one_session(
         deadline=started + judge_limits.timeout,
     )
     result = sandbox.run(
-        ["python3", "-I", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
+        # -S: no site module, so no .pth file of an installed requirement runs in the runner (which
+        # holds the host channel); the zygote adds site-packages to its path itself.
+        ["python3", "-I", "-S", f"{HARNESS}/judge_runner.py", f"{HARNESS}/manifest.json"],
         image=judge_image,
         limits=judge_limits,
         files=judge_files(view, manifest),
@@ -823,7 +836,15 @@ def judge(report: GateReport, result: RunResult, conductor: Conductor) -> None:
         return
     mutation = report.mutation
     if mutation:
-        if mutation.get("control") == "failed":
+        if mutation.get("control_timed_out"):
+            # The control's limit is the mutants' (it must look like one), so a loaded machine can
+            # exhaust it: that says nothing about the skill. Not a verdict; an attack gains nothing.
+            reasons.append(
+                "the control pass ran out of time (an overloaded machine, or tests that outlast "
+                "the mutation passes' limit): nothing was recorded; retry"
+            )
+            report.infrastructure_error = True
+        elif mutation.get("control") == "failed":
             reasons.append(
                 "the tests failed against the unchanged code in a later pass: a flaky test, or tests "
                 "that behave differently from one run to the next"

@@ -1,4 +1,5 @@
-"""structlog set-up: human-readable to stderr for the CLI, JSON lines when asked."""
+"""structlog set-up: human-readable to stderr for the CLI, JSON lines when asked; credentials
+redacted (runtime.redact)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import sys
 
 import structlog
+
+from .redact import redact_event
 
 
 def configure(level: str = "WARNING", json_logs: bool = False) -> None:
@@ -15,6 +18,7 @@ def configure(level: str = "WARNING", json_logs: bool = False) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_event,  # a key-shaped string never reaches a log line
     ]
     renderer = (
         structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)

@@ -22,7 +22,8 @@ all versions), then the newer current version, then the smaller name.
 
 Unused policy (``UnusedPolicy``): a registered skill is retired when it has no
 calls at all and its current version is older than ``unused_days``, or when its
-last call (any version) is older than ``idle_days``.
+last call (any version) is older than ``idle_days``. Instructions-only skills are
+never proposed: they are read, not called, and reads are not counted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import structlog
 
+from .records import INSTRUCTIONS
 from .times import as_utc, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,6 +274,8 @@ def find_unused(
     policy = policy or UnusedPolicy()
     out = []
     for rec in registry.list("registered"):
+        if rec.tier == INSTRUCTIONS:
+            continue  # read, never called: no call counter says whether it is used
         calls, last = _usage(registry, rec.name)
         created = as_utc(rec.created_at)
         if calls == 0 and now - created > timedelta(days=policy.unused_days):

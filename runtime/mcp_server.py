@@ -1,15 +1,23 @@
 """skillyard as an MCP server (official `mcp` SDK, 2.x low-level Server), over stdio or
 streamable HTTP. The `skillyard mcp` command (runtime/cli) starts it.
 
-Every registered skill with an entrypoint is a tool: name = skill name, description = the
-skill's description, inputSchema = its input_schema (a schema whose root is not an object
-is offered as ``{"input": <schema>}`` and unwrapped on the way in, since MCP tools take
-objects). Calling a tool runs the skill in the sandbox through the same call path as the
-HTTP API (runtime.serving); the JSON output comes back as text content and as structured
-content (an object output as is, anything else as ``{"result": ...}``); a failed call is
-an ``isError`` result saying what went wrong. Three more tools: ``search_skills``,
-``test_skill`` and ``fix_skill``. The tool list is read from the registry on every
-``tools/list``, so it is always the registry's current state.
+Every verified skill with an entrypoint is a tool: name = skill name, description = the
+skill's description, inputSchema = its input_schema made portable (runtime/exports.py: a
+schema whose root is not an object is offered as ``{"input": <schema>}`` and unwrapped on
+the way in; top-level combinators are flattened and stated in the description). Calling a
+tool runs the skill in the sandbox through the same call path as the HTTP API
+(runtime.serving); the JSON output comes back as text content and as structured content
+(an object output as is, anything else as ``{"result": ...}``); a failed call is an
+``isError`` result saying what went wrong. Four more tools: ``search_skills``,
+``load_skill``, ``test_skill`` and ``fix_skill``. The tool list is read from the registry
+on every ``tools/list``, so it is always the registry's current state.
+
+Skills are also readable, which is all an instructions-only skill is (runtime/records.py):
+every registered skill's SKILL.md is a resource (``skillyard://skills/NAME/SKILL.md``; any
+text file of the skill can be read by its path under the same prefix), every
+instructions-only skill is a prompt (its instructions as a user message), and
+``load_skill`` returns a skill's SKILL.md (or one of its text files) to a client that
+uses neither resources nor prompts.
 
 Who is asking: over stdio, the local user (the shared store, full control), or with
 ``--tenant NAME`` that tenant's view (its private skills and the shared ones). Over HTTP,
@@ -31,18 +39,22 @@ import structlog
 
 from .audit import audited
 from .config import Settings, get_settings, version
-from .errors import SkillyardError, TenantError, Unauthorized, UnknownSkill
+from .errors import InvalidInput, SkillyardError, TenantError, Unauthorized, UnknownSkill
+from .exports import call_input, mcp_tool
 from .fixer import Fixer
 from .names import NAME_PATTERN
-from .serving import Service
+from .records import INSTRUCTIONS, SkillRecord
+from .serving import Service, check_input
 from .tenants import Tenant
 from .views import TenantView
 from .yard import Yard
 
 log = structlog.get_logger(__name__)
 
-BUILTIN_TOOLS = ("search_skills", "test_skill", "fix_skill")  # underscores: no skill can be named so
-WRAP_KEY = "input"
+BUILTIN_TOOLS = ("search_skills", "load_skill", "test_skill", "fix_skill")  # underscores: no skill has one
+RESOURCE_PREFIX = "skillyard://skills/"
+MAX_RESOURCE_BYTES = 512 * 1024  # a file read through a resource or load_skill
+RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for an unknown resource
 FIND_HINT = (
     "the tools list (tools/list) has every skill you can call; search_skills finds one by what it does"
 )
@@ -51,14 +63,6 @@ FIXED_TEXT = {
     "sandbox": "the container engine is unavailable; try again later",
     "store": "the skill store is busy or unavailable; try again later",
 }
-
-
-def tool_schema(input_schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """(the tool's inputSchema, whether arguments are wrapped as {"input": ...})."""
-    if input_schema.get("type") == "object":
-        return input_schema, False
-    wrapped = {"type": "object", "properties": {WRAP_KEY: input_schema}, "required": [WRAP_KEY]}
-    return {**wrapped, "additionalProperties": False}, True
 
 
 def ok_result(output: Any, *, is_error: bool = False) -> dict[str, Any]:
@@ -124,24 +128,88 @@ class SkillTools:
 
     # -- tools/list ------------------------------------------------------------------------------
     def skill_tools(self, view: TenantView) -> list[dict[str, Any]]:
-        """Every registered skill `view` sees that has an entrypoint, as a tool."""
+        """Every verified skill `view` sees that has an entrypoint, as a tool."""
         tools = []
         for rec, scope in view.records("all", "registered"):
+            if not rec.runnable:
+                continue  # instructions only: a resource, a prompt and load_skill's, never a tool
             yard = view.private if scope == "private" and view.private is not None else view.shared
             try:
                 pkg = yard.package(rec.name, rec.version)
             except Exception as exc:  # noqa: BLE001 - one unreadable package must not hide the others
                 log.warning("mcp_tool_skipped", skill=rec.name, error=str(exc)[:200])
                 continue
-            if not pkg.config.entrypoint:
-                continue
-            schema, _ = tool_schema(pkg.config.input_schema)
-            tool: dict[str, Any] = {"name": rec.name, "description": rec.description, "input_schema": schema}
-            out = pkg.config.output_schema
-            if out and out.get("type") == "object":
-                tool["output_schema"] = out
-            tools.append(tool)
+            if pkg.config.entrypoint:
+                tools.append(mcp_tool(pkg, rec.description))
         return tools
+
+    # -- resources and prompts: skills to read -----------------------------------------------------
+    @staticmethod
+    def readable(view: TenantView) -> list[SkillRecord]:
+        """The registered skills `view` sees: every one can be read."""
+        return [rec for rec, _ in view.records("all", "registered")]
+
+    def list_resources(self, view: TenantView) -> list[dict[str, Any]]:
+        """Every readable skill's SKILL.md, as a resource."""
+        return [
+            {
+                "uri": f"{RESOURCE_PREFIX}{rec.name}/SKILL.md",
+                "name": rec.name,
+                "title": f"{rec.name} ({rec.tier})",
+                "description": rec.description,
+                "mime_type": "text/markdown",
+            }
+            for rec in self.readable(view)
+        ]
+
+    def read_file(self, view: TenantView, name: str, path: str = "SKILL.md") -> str:
+        """The text of `path` in the registered skill `name` (UnknownSkill, InvalidInput)."""
+        target = view.resolve(name)
+        if target.record.status != "registered":
+            raise UnknownSkill(f"no registered skill {name}")
+        pkg = target.yard.package(name, target.record.version)
+        data = pkg.files.get(path)
+        if data is None:
+            shown = ", ".join(sorted(p for p in pkg.files if not p.startswith("tests/"))[:30])
+            raise InvalidInput(f"{name} has no file {path!r}; its files: {shown}")
+        if len(data) > MAX_RESOURCE_BYTES:
+            raise InvalidInput(
+                f"{name}/{path} is {len(data)} bytes; files over {MAX_RESOURCE_BYTES} are not served"
+            )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{name}/{path} is not a text file") from exc
+
+    def read_resource(self, view: TenantView, uri: str) -> tuple[str, str]:
+        """(text, MIME type) of a resource URI (see RESOURCE_PREFIX)."""
+        rest = uri.removeprefix(RESOURCE_PREFIX) if uri.startswith(RESOURCE_PREFIX) else ""
+        name, _, path = rest.partition("/")
+        if not name or not path:
+            raise InvalidInput(
+                f"not a skill resource: {uri!r} (they look like {RESOURCE_PREFIX}NAME/SKILL.md)"
+            )
+        text = self.read_file(view, name, path)
+        return text, "text/markdown" if path.endswith(".md") else "text/plain"
+
+    def list_prompts(self, view: TenantView) -> list[dict[str, Any]]:
+        """Every instructions-only skill, as a prompt."""
+        return [
+            {"name": rec.name, "description": rec.description}
+            for rec in self.readable(view)
+            if rec.tier == INSTRUCTIONS
+        ]
+
+    def get_prompt(self, view: TenantView, name: str) -> dict[str, Any]:
+        """The prompt of an instructions-only skill: its SKILL.md as one user message."""
+        target = view.resolve(name)
+        if target.record.status != "registered" or target.record.tier != INSTRUCTIONS:
+            raise UnknownSkill(f"no instructions-only skill {name} (prompts/list has them)")
+        text = self.read_file(view, name)
+        return {
+            "description": target.record.description,
+            "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
+        }
 
     @staticmethod
     def builtin_tools() -> list[dict[str, Any]]:
@@ -155,8 +223,9 @@ class SkillTools:
         return [
             {
                 "name": "search_skills",
-                "description": "Find skills by what they do (words and meaning). Returns "
-                "names, descriptions and scores; call a skill by its name.",
+                "description": "Find skills by what they do (words and meaning). Returns names, "
+                "descriptions, tiers and scores: call a verified skill by its name; read an "
+                "instructions one with load_skill.",
                 "input_schema": {
                     "type": "object",
                     "properties": {
@@ -164,6 +233,26 @@ class SkillTools:
                         "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
                     },
                     "required": ["query"],
+                    "additionalProperties": False,
+                },
+            },
+            {
+                "name": "load_skill",
+                "description": "Read a skill's instructions (its SKILL.md), or another text file of "
+                "it by path (e.g. references/guide.md). Instructions-only skills have no code: "
+                "load them and follow them.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": name,
+                        "path": {
+                            "type": "string",
+                            "maxLength": 1024,
+                            "default": "SKILL.md",
+                            "description": "A file of the skill (default: SKILL.md).",
+                        },
+                    },
+                    "required": ["name"],
                     "additionalProperties": False,
                 },
             },
@@ -204,6 +293,8 @@ class SkillTools:
         try:
             if name == "search_skills":
                 return self._search(view, args)
+            if name == "load_skill":
+                return self._load(view, args)
             if name == "test_skill":
                 return self._test(view, args)
             if name == "fix_skill":
@@ -229,12 +320,20 @@ class SkillTools:
                 "name": r.name,
                 "description": r.description,
                 "scope": sc,
+                "tier": r.tier,
                 "version": r.version,
                 "score": round(float(s), 6),
             }
             for r, s, sc in view.search(query[:500], limit)
         ]
         return ok_result({"results": hits})
+
+    def _load(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
+        name, path = args.get("name"), args.get("path", "SKILL.md")
+        if not isinstance(name, str) or not isinstance(path, str):
+            return error_result("load_skill needs a skill 'name' and optionally a file 'path'")
+        text = self.read_file(view, name, path)
+        return {"content": [{"type": "text", "text": text}], "is_error": False}
 
     def _test(self, view: TenantView, args: dict[str, Any]) -> dict[str, Any]:
         name, version = args.get("name"), args.get("version")
@@ -285,16 +384,17 @@ class SkillTools:
         return ok_result(outcome.to_dict(), is_error=outcome.status != "fixed")
 
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        # A tool name that is no skill name is no skill either; a merged-away name runs its survivor.
-        target = view.resolve(name, follow_merges=True)
-        pkg = target.yard.package(target.name, target.record.version)
-        _, wrapped = tool_schema(pkg.config.input_schema)
-        params: Any = args
-        if wrapped:
-            if not isinstance(args, dict) or set(args) != {WRAP_KEY}:
-                return error_result(f'invalid_input: {name} takes its input as {{"{WRAP_KEY}": ...}}')
-            params = args[WRAP_KEY]
-        result = self.service.call(view, target, params, via="mcp")
+        # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
+        with self.service.run_slot(view.tenant, name, via="mcp"):
+            # A tool name that is no skill name is no skill either; a merged-away name runs its survivor.
+            target = view.resolve(name, follow_merges=True)
+            pkg = target.yard.package(target.name, target.record.version)
+            try:
+                params = call_input(pkg.config.input_schema, args)
+            except InvalidInput as exc:
+                return error_result(f"invalid_input: {name}: {exc}")
+            check_input(params)
+            result = self.service.run(view, target, params, via="mcp")
         if result.ok:
             return ok_result(result.output)
         err = result.error
@@ -322,6 +422,7 @@ def build_server(tools: SkillTools) -> Any:
     """The MCP server (SDK 2.x low-level Server) answering tools/list and tools/call with `tools`."""
     import mcp.types as types
     from mcp.server import Server
+    from mcp.shared.exceptions import MCPError
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         # Off the event loop: the key check may hash (once per key) and the registry reads block.
@@ -345,13 +446,49 @@ def build_server(tools: SkillTools) -> Any:
             is_error=result.get("is_error", False),
         )
 
+    async def on_list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+        listed = await anyio.to_thread.run_sync(lambda: tools.list_resources(tools.view_for(ctx)))
+        return types.ListResourcesResult(resources=[types.Resource(**r) for r in listed])
+
+    async def on_read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            text, mime = await anyio.to_thread.run_sync(lambda: tools.read_resource(tools.view_for(ctx), uri))
+        except SkillyardError as exc:
+            raise MCPError(RESOURCE_NOT_FOUND, tool_error(exc)["content"][0]["text"]) from exc
+        return types.ReadResourceResult(
+            contents=[types.TextResourceContents(uri=uri, mime_type=mime, text=text)]
+        )
+
+    async def on_list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
+        listed = await anyio.to_thread.run_sync(lambda: tools.list_prompts(tools.view_for(ctx)))
+        return types.ListPromptsResult(prompts=[types.Prompt(**p) for p in listed])
+
+    async def on_get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        try:
+            prompt = await anyio.to_thread.run_sync(
+                lambda: tools.get_prompt(tools.view_for(ctx), params.name)
+            )
+        except SkillyardError as exc:
+            raise MCPError(types.INVALID_PARAMS, tool_error(exc)["content"][0]["text"]) from exc
+        messages = [
+            types.PromptMessage(role=m["role"], content=types.TextContent(**m["content"]))
+            for m in prompt["messages"]
+        ]
+        return types.GetPromptResult(description=prompt["description"], messages=messages)
+
     return Server(
         "skillyard",
         version=version(),
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
-        instructions="Each skill is a tool that runs in a hardened sandbox and returns JSON. Use "
-        "search_skills to find one by what it does.",
+        on_list_resources=on_list_resources,
+        on_read_resource=on_read_resource,
+        on_list_prompts=on_list_prompts,
+        on_get_prompt=on_get_prompt,
+        instructions="Verified skills are tools that run in a hardened sandbox and return JSON; "
+        "instructions-only skills are read (resources, prompts, or the load_skill tool) and "
+        "followed. Use search_skills to find either by what it does.",
     )
 
 

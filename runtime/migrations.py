@@ -16,9 +16,12 @@ import structlog
 
 from .errors import StoreError
 from .lancestore import LanceStore, Migration
-from .records import ALIASES, LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing
+from .records import ALIASES, LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, pack_listing, tier_of_verdict
 
 log = structlog.get_logger(__name__)
+
+# Columns of the skills table that a migration after registry-0001 adds.
+LATER_COLUMNS = ("tier",)
 
 # The ledger's tables (runtime/ledger.py defines them; named here to keep imports one way).
 LLM_CALLS, BASELINES, PROXY_USES = "llm_calls", "baselines", "proxy_uses"
@@ -31,14 +34,16 @@ def skills_listing(store: LanceStore) -> None:
     table = store.open_existing(SKILLS)
     if table is None:  # a new store: nothing to migrate
         return
-    missing = [n for n in SKILLS_SCHEMA.names if n not in table.schema.names]
+    # Columns later migrations add are theirs to add (a store this old lacks them too).
+    missing = [n for n in SKILLS_SCHEMA.names if n not in table.schema.names and n not in LATER_COLUMNS]
     if not missing:
         return
     if missing != ["listing"]:
         raise StoreError(f"skills table lacks columns {missing}: not a store this code can migrate")
     started = time.perf_counter()
     table.add_columns(pa.field("listing", pa.string()))
-    rows = table.search().where("listing IS NULL").select(LIGHT_COLUMNS).limit(None).to_arrow().to_pylist()
+    columns = [c for c in LIGHT_COLUMNS if c in table.schema.names]
+    rows = table.search().where("listing IS NULL").select(columns).limit(None).to_arrow().to_pylist()
     for i in range(0, len(rows), 5_000):
         chunk = rows[i : i + 5_000]
         batch = pa.table({"id": [r["id"] for r in chunk], "listing": [pack_listing(r) for r in chunk]})
@@ -49,6 +54,41 @@ def skills_listing(store: LanceStore) -> None:
         seconds=round(time.perf_counter() - started, 2),
     )
     if rows:  # fold the rewritten rows back into the indexes
+        table.optimize(cleanup_older_than=store.cleanup_older_than)
+
+
+def skills_tier(store: LanceStore) -> None:
+    """Stores made before tiers (runtime/records.py): add the `tier` column and fill it in
+    from each row's verdict (verified if its gate passed, else blocked: older code gated
+    every package, so none of its rows is an instructions-only registration), repacking the
+    row's listing so it agrees. Rows already filled in (a run cut short) are left alone. An
+    instructions-only package that older code blocked becomes an `instructions` version the
+    next time it is added (runtime/yard.py does not reuse such a verdict)."""
+    table = store.open_existing(SKILLS)
+    if table is None:
+        return
+    started = time.perf_counter()
+    if "tier" not in table.schema.names:
+        table.add_columns(pa.field("tier", pa.string()))
+    rows = table.search().where("tier IS NULL").select(LIGHT_COLUMNS).limit(None).to_arrow().to_pylist()
+    for i in range(0, len(rows), 5_000):
+        chunk = rows[i : i + 5_000]
+        for row in chunk:
+            row["tier"] = tier_of_verdict(bool(row["gate_passed"]))
+        batch = pa.table(
+            {
+                "id": [r["id"] for r in chunk],
+                "tier": [r["tier"] for r in chunk],
+                "listing": [pack_listing(r) for r in chunk],
+            }
+        )
+        table.merge_insert("id").when_matched_update_all().execute(batch)
+    if rows:
+        log.info(
+            "migrated the skills table: added `tier`",
+            rows=len(rows),
+            seconds=round(time.perf_counter() - started, 2),
+        )
         table.optimize(cleanup_older_than=store.cleanup_older_than)
 
 
@@ -98,7 +138,8 @@ def proxy_uses_table(store: LanceStore) -> None:
 
 REGISTRY_MIGRATIONS = (
     Migration("registry-0001-skills-listing", skills_listing),
-    Migration("registry-0002-aliases", aliases_table),
+    Migration("registry-0002-skills-tier", skills_tier),
+    Migration("registry-0003-aliases", aliases_table),
 )
 LEDGER_MIGRATIONS = (
     Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),

@@ -24,16 +24,48 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import Settings, get_settings
-from .errors import PackageError
+from .errors import ArchiveTooLarge, PackageError
 from .names import NAME_RE as NAME_RE  # re-exported: runtime/fixer.py imports it from here
-from .names import validate_name
+from .names import ascii_name, spec_name_problem, validate_name
 
 MEMORY_FILE = ".memory.md"
 SIDECAR = "skillyard.yaml"
+SKILL_MD = "SKILL.md"
+# The spec's reference validator also accepts a lower-case skill.md; a package keeps one
+# spelling, so it is loaded (and hashed, stored, exported) as SKILL.md.
+SKILL_MD_ALIASES = ("skill.md",)
+# requirements.txt files honoured beside skillyard.yaml's `requirements`, in this order.
+REQUIREMENTS_FILES = ("requirements.txt", "scripts/requirements.txt")
+# What counts as executable code (said once): any .py outside tests/, and these script files
+# anywhere outside tests/ (also any file there marked executable that starts with "#!").
+SCRIPT_SUFFIXES = (
+    ".py",
+    ".js",
+    ".mjs",
+    ".cjs",
+    ".ts",
+    ".mts",
+    ".cts",
+    ".sh",
+    ".bash",
+    ".zsh",
+    ".rb",
+    ".pl",
+    ".php",
+    ".lua",
+    ".r",
+    ".ps1",
+)
 # Generated files that are never part of a package (not hashed, not shipped).
 IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".skillyard"}
 IGNORED_FILES = {".coverage", ".DS_Store"}  # .memory.md is read, but kept out of the hashed files
 MAX_YAML_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+INFLATE_STEP = 1024 * 1024  # the most one decompression step may make before the count is checked
+
+
+DESCRIPTION_MAX = 1024
+SPEC_FIELDS = frozenset({"name", "description", "license", "compatibility", "metadata", "allowed-tools"})
 
 
 # -- models at the boundary ----------------------------------------------------------------
@@ -43,11 +75,26 @@ class Frontmatter(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str
-    description: str = Field(min_length=1, max_length=1024)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
     license: str | None = None
     compatibility: str | None = Field(default=None, max_length=500)
     metadata: dict[str, str] = Field(default_factory=dict)
     allowed_tools: str | None = Field(default=None, alias="allowed-tools")
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, v: Any) -> Any:
+        # An empty `metadata:` is an empty map (the frontmatter is read with every scalar as
+        # its text, so it arrives as "").
+        return {} if v is None or v == "" else v
+
+    @field_validator("allowed_tools", mode="before")
+    @classmethod
+    def _allowed_tools(cls, v: Any) -> Any:
+        # The spec's form is one space-separated string; a YAML list of names says the same.
+        if isinstance(v, list) and all(isinstance(t, str) for t in v):
+            return " ".join(v)
+        return v
 
     @field_validator("name")
     @classmethod
@@ -95,6 +142,26 @@ class Example(BaseModel):
     output: Any = None
 
 
+REQUIREMENT_RE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*"
+)
+
+
+def requirement_problem(req: str) -> str | None:
+    """Why `req` is not a plain requirement specifier (like 'pypdf>=4,<6'), or None if it is.
+    URLs, paths and pip options are refused: requirements install offline from the wheelhouse,
+    by name."""
+    if REQUIREMENT_RE.fullmatch(req):
+        return None
+    if req.startswith("-"):
+        return f"pip option {req.split()[0]!r} is not supported: list plain specifiers like 'pypdf>=4'"
+    if "://" in req or req.startswith((".", "/", "~")) or " @ " in req:
+        return f"{req!r} is a URL or a path: list plain specifiers like 'pypdf>=4'"
+    if ";" in req:
+        return f"{req!r} has an environment marker: skills run on one platform; list a plain specifier"
+    return f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'"
+
+
 ENTRY_RE = re.compile(
     r"^scripts/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py:[A-Za-z_][A-Za-z0-9_]*\Z"
 )
@@ -139,12 +206,9 @@ class SkillConfig(BaseModel):
     @classmethod
     def _reqs(cls, v: list[str]) -> list[str]:
         for req in v:
-            # Plain requirement specifiers only: no URLs, paths or pip options.
-            if not re.fullmatch(
-                r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?( *[<>=!~]=? *[A-Za-z0-9.*+!-]+ *,? *)*",
-                req,
-            ):
-                raise ValueError(f"requirement {req!r} must be a plain specifier like 'jsonschema>=4.17'")
+            problem = requirement_problem(req)
+            if problem:
+                raise ValueError(problem)
         return v
 
     @field_validator("tags")
@@ -211,6 +275,17 @@ class SkillPackage:
         return sorted(p for p in self.files if p.endswith(".py") and not p.startswith("tests/"))
 
     @property
+    def executable_code(self) -> list[str]:
+        """The files that make this a skill with code (see `is_executable_code`): empty for an
+        instructions-only skill, which is never built, gated or run."""
+        return sorted(p for p in self.files if is_executable_code(p, self.files[p], p in self.executable))
+
+    @property
+    def has_code(self) -> bool:
+        """Whether the package holds executable code (else it is instructions only)."""
+        return bool(self.executable_code)
+
+    @property
     def image_files(self) -> dict[str, bytes]:
         """What the skill's image holds: everything but tests/ (the code cannot read its tests)."""
         return {rel: data for rel, data in self.files.items() if not rel.startswith("tests/")}
@@ -218,6 +293,18 @@ class SkillPackage:
     def to_archive(self) -> bytes:
         """The package as a deterministic tar.gz (what the store keeps)."""
         return pack_files(self.files, self.executable)
+
+
+def is_executable_code(rel: str, data: bytes, executable: bool = False) -> bool:
+    """Whether the package file `rel` is executable code: a file outside tests/ that is a
+    script by its suffix (SCRIPT_SUFFIXES), or marked executable and starting with "#!".
+    Everything else (Markdown, data, templates, images) is content an agent reads."""
+    if rel.startswith("tests/"):
+        return False
+    base = rel.rsplit("/", 1)[-1]
+    if base.lower().endswith(SCRIPT_SUFFIXES):
+        return True
+    return executable and data.startswith(b"#!")
 
 
 MAX_YAML_DEPTH = 32
@@ -250,11 +337,25 @@ def _reject_yaml_aliases(text: str, file: str) -> None:
         raise PackageError(file, "YAML is nested too deeply") from exc
 
 
-def _load_yaml(text: str, file: str) -> Any:
+def _load_yaml(text: str, file: str, *, scalars_as_text: bool = False) -> Any:
+    """Parse YAML after the bomb checks. `scalars_as_text`: every scalar stays the text it was
+    written as (YAML's base schema, as the spec's reference parser reads frontmatter), so
+    `version: 1.10` is "1.10", not the float 1.1."""
     if len(text.encode()) > MAX_YAML_BYTES:
         raise PackageError(file, f"YAML is over {MAX_YAML_BYTES // 1024} KB")
     _reject_yaml_aliases(text, file)
+    if scalars_as_text:
+        # The base schema would drop a tag silently (`!!python/object/apply:...` read as a plain
+        # list): the frontmatter's values are text, so a tag is refused instead of ignored.
+        try:
+            tagged = any(isinstance(t, yaml.TagToken) for t in yaml.scan(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            raise PackageError(file, f"bad YAML: {exc}") from exc
+        if tagged:
+            raise PackageError(file, "bad YAML: tags (!!type, !name) are not allowed in the frontmatter")
     try:
+        if scalars_as_text:
+            return yaml.load(text, Loader=yaml.BaseLoader)  # builds only str, list and dict
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PackageError(file, f"bad YAML: {exc}") from exc
@@ -274,7 +375,7 @@ def parse_skill_md(text: str) -> tuple[dict[str, Any], str]:
             break
     else:
         raise PackageError("SKILL.md", "frontmatter is not closed by a '---' line")
-    data = _load_yaml(front, "SKILL.md")
+    data = _load_yaml(front, "SKILL.md", scalars_as_text=True)
     if not isinstance(data, dict):
         raise PackageError("SKILL.md", "frontmatter must be a YAML mapping")
     return data, body
@@ -289,7 +390,7 @@ def _pydantic_problem(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _read_tree(root: Path, settings: Settings) -> tuple[dict[str, bytes], set[str], str]:
+def read_tree(root: Path, settings: Settings) -> tuple[dict[str, bytes], set[str], str]:
     """Read every file under root, enforcing the package limits. Nothing is written."""
     files: dict[str, bytes] = {}
     executable: set[str] = set()
@@ -393,7 +494,7 @@ def load_package(path: str | Path, settings: Settings | None = None) -> SkillPac
         root = Path(os.path.realpath(root))
     if not root.is_dir():
         raise PackageError(str(path), "a skill is a folder holding SKILL.md")
-    files, executable, memory = _read_tree(root, settings)
+    files, executable, memory = read_tree(root, settings)
     return package_from_files(root.name, files, executable, memory=memory, source=root)
 
 
@@ -409,13 +510,20 @@ def package_from_files(
     for rel in files:
         _check_rel_path(rel)
     _check_tree(files)
-    if "SKILL.md" not in files:
+    files = with_canonical_skill_md(files)
+    if SKILL_MD not in files:
         raise PackageError("SKILL.md", "missing: every skill needs a SKILL.md at its root")
     try:
         text = files["SKILL.md"].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageError("SKILL.md", "is not valid UTF-8") from exc
     data, body = parse_skill_md(text)
+    extra = sorted(set(data) - SPEC_FIELDS)
+    if extra:
+        raise PackageError("SKILL.md", outside_spec(extra))
+    name = data.get("name")
+    if isinstance(name, str) and not name.isascii() and spec_name_problem(name) is None:
+        raise PackageError("SKILL.md", unregistrable_name(name))
     try:
         meta = Frontmatter.model_validate(data)
     except ValidationError as exc:
@@ -436,6 +544,10 @@ def package_from_files(
             config = SkillConfig.model_validate(raw)
         except ValidationError as exc:
             raise PackageError(SIDECAR, _pydantic_problem(exc)) from exc
+    extra = requirements_from_files(files)
+    if extra:
+        merged = list(dict.fromkeys([*config.requirements, *extra]))
+        config = config.model_copy(update={"requirements": merged})
     if config.entrypoint:
         entry_file = config.entrypoint.split(":")[0]
         if entry_file not in files:
@@ -450,6 +562,100 @@ def package_from_files(
         memory=memory,
         source=source,
     )
+
+
+def with_canonical_skill_md(files: dict[str, bytes]) -> dict[str, bytes]:
+    """`files` with a lower-case skill.md (which the spec's reference validator accepts) named
+    SKILL.md, the one spelling a package keeps; unchanged when SKILL.md is there."""
+    if SKILL_MD in files:
+        return files
+    for alias in SKILL_MD_ALIASES:
+        if alias in files:
+            renamed = {SKILL_MD if rel == alias else rel: data for rel, data in files.items()}
+            return renamed
+    return files
+
+
+def requirements_from_files(files: dict[str, bytes]) -> list[str]:
+    """The requirements the package's requirements.txt files list (REQUIREMENTS_FILES, in
+    order): one plain specifier a line; blank lines and comments are fine; pip options, URLs
+    and paths are a PackageError naming the file and line."""
+    found: list[str] = []
+    for rel in REQUIREMENTS_FILES:
+        if rel not in files:
+            continue
+        try:
+            text = files[rel].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PackageError(rel, "is not valid UTF-8") from exc
+        for number, line in enumerate(text.splitlines(), start=1):
+            req = re.sub(r"(^|\s)#.*$", "", line).strip()
+            if not req:
+                continue
+            problem = requirement_problem(req)
+            if problem:
+                raise PackageError(f"{rel}:{number}", problem)
+            found.append(req)
+    return found
+
+
+def outside_spec(keys: list[str]) -> str:
+    """Why frontmatter keys the spec does not define are refused, and where they can go."""
+    return (
+        f"frontmatter keys outside the spec: {', '.join(keys)} (the spec allows "
+        f"{', '.join(sorted(SPEC_FIELDS))}; put your own under metadata, as strings)"
+    )
+
+
+def unregistrable_name(name: str) -> str:
+    """Why a name the spec allows cannot be registered here, and what to do."""
+    suggestion = ascii_name(name)
+    hint = f" (for example {suggestion!r})" if suggestion else ""
+    return (
+        f"invalid skill name {name!r} here: it is valid by the Agent Skills spec, but skillyard "
+        "registers only names of a-z, 0-9 and single hyphens: names become image tags and tool "
+        "names, which OpenAI, Anthropic and MCP clients accept only in ASCII, and letters from "
+        f"other scripts can pass for Latin ones. Rename the folder and the frontmatter name{hint}"
+    )
+
+
+def spec_problems(folder: str, files: dict[str, bytes]) -> list[str]:
+    """Every way the package breaks the Agent Skills specification (SKILL.md and its
+    frontmatter only), as the reference validator (skills-ref) judges it: [] when spec-valid.
+
+    Apart from `package_from_files` because the spec is wider than what skillyard registers
+    (a Unicode name) and validation reports both verdicts."""
+    files = with_canonical_skill_md(files)
+    if SKILL_MD not in files:
+        return ["missing SKILL.md: every skill needs one at its root"]
+    try:
+        data, _ = parse_skill_md(files[SKILL_MD].decode("utf-8"))
+    except UnicodeDecodeError:
+        return ["SKILL.md is not valid UTF-8"]
+    except PackageError as exc:
+        return [str(exc)]
+    problems = []
+    extra = sorted(set(data) - SPEC_FIELDS)
+    if extra:
+        problems.append(outside_spec(extra))
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("frontmatter needs a non-empty 'name'")
+    else:
+        problem = spec_name_problem(name)
+        if problem:
+            problems.append(problem)
+        elif unicodedata.normalize("NFKC", folder) != unicodedata.normalize("NFKC", name.strip()):
+            problems.append(f"name {name!r} must equal the folder name {folder!r}")
+    description = data.get("description")
+    if not isinstance(description, str) or not description.strip():
+        problems.append("frontmatter needs a non-empty 'description'")
+    elif len(description) > DESCRIPTION_MAX:
+        problems.append(f"description is {len(description)} characters; the limit is {DESCRIPTION_MAX}")
+    compatibility = data.get("compatibility")
+    if compatibility is not None and (not isinstance(compatibility, str) or len(compatibility) > 500):
+        problems.append("compatibility must be a string of at most 500 characters")
+    return problems
 
 
 # -- archives ---------------------------------------------------------------------------------
@@ -469,14 +675,59 @@ def pack_files(files: dict[str, bytes], executable: set[str] | None = None) -> b
     return buf.getvalue()
 
 
+def archive_cap(settings: Settings) -> int:
+    """How many bytes a package's tar stream may hold: the package limit plus tar's own
+    overhead (headers, padding, pax records) for as many files as a package may have."""
+    return settings.max_package_bytes + settings.max_files * 3 * 1024 + 1024 * 1024
+
+
+def inflate(blob: bytes, cap: int) -> bytes:
+    """The tar bytes of an archive: a gzip stream decompressed whole -- every member, as
+    tarfile would read them all -- counting every byte and stopping with ArchiveTooLarge as
+    soon as they pass `cap`, before more is made. Anything else is returned as it is.
+
+    Why here and not in tarfile: tarfile decompresses as it goes and buffers a pax or GNU
+    long-name record whole before we see a member, so a bomb hidden in a header record or
+    in a later gzip member would grow the process by its full size. Once inflated, tarfile
+    only ever reads from these (at most `cap`) bytes."""
+    if blob[:2] != GZIP_MAGIC:
+        return blob
+    out = bytearray()
+    rest: bytes = bytes(blob)
+    try:
+        while rest:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member
+            pending = rest
+            while not stream.eof:
+                piece = stream.decompress(pending, min(INFLATE_STEP, cap - len(out) + 1))
+                out += piece
+                if len(out) > cap:
+                    raise ArchiveTooLarge(
+                        "",
+                        f"the archive expands to more than {cap} bytes, more than any package within "
+                        "the limits needs (SKILLYARD_MAX_PACKAGE_BYTES, SKILLYARD_MAX_FILES)",
+                    )
+                if not piece and pending == stream.unconsumed_tail:
+                    raise PackageError("", "not a valid package archive: the gzip stream is truncated")
+                pending = stream.unconsumed_tail
+            rest = stream.unused_data.lstrip(b"\0")  # gzip allows zero padding between members
+            if rest and rest[:2] != GZIP_MAGIC:
+                raise PackageError("", "not a valid package archive: bytes after the gzip stream")
+    except zlib.error as exc:
+        raise PackageError("", f"not a valid gzip stream ({exc})") from exc
+    return bytes(out)
+
+
 def unpack_files(blob: bytes, settings: Settings | None = None) -> tuple[dict[str, bytes], set[str]]:
-    """Read a package archive into memory, refusing links, devices, traversal and oversize."""
+    """Read a package archive (.tar.gz or .tar) into memory, refusing bombs, links, devices,
+    traversal and oversize."""
     settings = settings or get_settings()
     files: dict[str, bytes] = {}
     executable: set[str] = set()
     total = 0
+    tar_bytes = inflate(blob, archive_cap(settings))  # tarfile never decompresses: see inflate
     try:
-        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
             for member in tar:
                 name = member.name
                 while name.startswith("./"):

@@ -172,8 +172,23 @@ def import_names(rel: str) -> list[str]:
     return names
 
 
+def names_under_tests(files: dict[str, bytes]) -> set[str]:
+    """Every name under tests/ a test could import as a top-level module: each file's stem and each
+    folder's name (pytest puts the test folders themselves on sys.path)."""
+    names = set()
+    for rel in files:
+        parts = rel.split("/")
+        if parts[0] != "tests" or len(parts) < 2:
+            continue
+        names.update(parts[1:-1])
+        if parts[-1].endswith(".py"):
+            names.add(parts[-1][:-3])
+    return names
+
+
 def check_shadowing(files: dict[str, bytes]) -> list[Violation]:
     reserved = reserved_names()
+    tests = names_under_tests(files)
     found = []
     for rel in sorted(files):
         for name in import_names(rel):
@@ -186,6 +201,18 @@ def check_shadowing(files: dict[str, bytes]) -> list[Violation]:
                         "the test tools or skillyard's harness: rename it",
                     )
                 )
+        # In the judge every module of the code is a proxy, found before anything on sys.path: a code
+        # module named like a module of the tests would answer the tests' own `import` (a cases.py
+        # listing the wrong code's answers registered wrong code against frozen tests).
+        if not rel.startswith("tests/") and rel.endswith(".py") and import_names(rel)[0] in tests:
+            found.append(
+                Violation(
+                    rel,
+                    1,
+                    f"its import name {import_names(rel)[0]!r} is also a module or folder of the tests: "
+                    "the tests would import the code instead: rename it",
+                )
+            )
     return found
 
 

@@ -51,6 +51,7 @@ import structlog
 from .accounting import Writer
 from .errors import InvalidInput, LLMError, TooManyRuns, UpstreamError
 from .experience import Experience
+from .exports import call_input
 from .llm import count_prompt_tokens
 from .retrieval import Candidate, Retrieval, Retriever
 from .tokens import count_tokens
@@ -68,7 +69,6 @@ LEARNT_KEPT = (
     1024  # (tenant, last user message) pairs already handed to learning: a retry is not learnt twice
 )
 MAX_RESULT_CHARS = 16_000  # of a tool result fed back to the model
-WRAP_KEY = "input"  # a skill whose input is not an object takes it as {"input": ...} as a tool
 
 Learn = Callable[["TenantView", list[dict[str, Any]], str], None]
 
@@ -279,10 +279,9 @@ class Proxy:
             share.tool_runs += 1
             share.tool_failures += 1
         else:
-            schema = share.candidate.package.config.input_schema
-            if schema.get("type") != "object" and isinstance(params, dict) and set(params) == {WRAP_KEY}:
-                params = params[WRAP_KEY]
             try:
+                # Unwrapped as the tool's portable schema wrapped it (runtime/exports.py).
+                params = call_input(share.candidate.package.config.input_schema, params)
                 result = self.service.call(
                     ex.view, target, params, ledger_use=False, request_id=ex.request_id, via="proxy"
                 )

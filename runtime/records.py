@@ -4,7 +4,7 @@ A :class:`SkillRecord` is one version of one skill as the registry knows it: ide
 status, description, the flattened gate summary, and the call counters. The tables:
 
 ``skills``
-    one row per (name, version): status, ``current`` flag, description, tags,
+    one row per (name, version): status, tier, ``current`` flag, description, tags,
     instructions, the flattened gate summary, the full gate report (JSON text),
     ``search_text`` (name + description + tags + instructions, FTS-indexed),
     ``vector`` (fixed_size_list<float32>[384], null when no embedder was available)
@@ -28,7 +28,21 @@ status, description, the flattened gate summary, and the call counters. The tabl
 
 Field rules, checked before any value reaches a SQL filter: skill names follow
 runtime.names; content hashes a strict alphabet (HASH_RE); versions are ints >= 1;
-statuses come from STATUSES. Everything else is quoted (lancestore.sql_str) besides.
+statuses come from STATUSES, tiers from TIERS. Everything else is quoted
+(lancestore.sql_str) besides.
+
+Status and tier: ``status`` is what the registry does with a version (``registered``:
+may be current, listed, searched; ``blocked``: kept, never current; ``retired``);
+``tier`` is what kind of skill the version is:
+
+- ``instructions``: no executable code (runtime.package.is_executable_code). Registered
+  without a build or a gate; read by agents (search, SKILL.md, MCP resources, prompts and
+  ``load_skill``), never run.
+- ``verified``: code whose gate passed; registered, and it runs.
+- ``blocked``: code whose gate failed, or code without tests; status ``blocked``.
+
+So ``status == "registered"`` exactly when the tier is ``instructions`` or ``verified``,
+and only a ``verified`` version ever runs.
 """
 
 from __future__ import annotations
@@ -52,6 +66,9 @@ DIM = 384
 HASH_RE = re.compile(r"^[A-Za-z0-9:_-]{1,160}$")
 STATUSES = ("registered", "blocked", "retired")
 Status = Literal["registered", "blocked", "retired"]
+INSTRUCTIONS, VERIFIED, BLOCKED = "instructions", "verified", "blocked"
+TIERS = (INSTRUCTIONS, VERIFIED, BLOCKED)
+Tier = Literal["instructions", "verified", "blocked"]
 
 SKILLS, PACKAGES, USAGE, EVENTS, ALIASES = "skills", "packages", "usage", "events", "aliases"
 MAX_ALIAS_HOPS = 8  # a chain of merges longer than this is refused (and a cycle never resolves)
@@ -84,6 +101,7 @@ SKILLS_SCHEMA = pa.schema(
         # The listing columns but `id` (_LISTED), packed as one JSON text (_listing): the
         # search legs return it with their hits, so no second read of the hits' rows.
         pa.field("listing", pa.string()),
+        pa.field("tier", pa.string()),  # see the module docstring (migration registry-0002)
     ]
 )
 PACKAGES_SCHEMA = pa.schema(
@@ -136,6 +154,7 @@ LIGHT_COLUMNS = [
     "version",
     "content_hash",
     "status",
+    "tier",
     "current",
     "description",
     "tags",
@@ -195,6 +214,7 @@ class SkillRecord:
     version: int
     content_hash: str
     status: str
+    tier: str
     current: bool
     description: str
     tags: list[str]
@@ -210,6 +230,11 @@ class SkillRecord:
         # is loaded from the store on first access of `.gate_report`.
         self._report_loader: Callable[[], dict[str, Any]] | None = None
         self._report: dict[str, Any] | None = None
+
+    @property
+    def runnable(self) -> bool:
+        """Whether this version may run: registered, and code whose gate passed."""
+        return self.status == "registered" and self.tier == VERIFIED
 
     @property
     def gate_report(self) -> dict[str, Any]:
@@ -233,6 +258,18 @@ def validate_version(version: object) -> int:
     if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or int(version) < 1:
         raise ValueError(f"invalid version {version!r}: want an int >= 1")
     return int(version)
+
+
+def validate_tier(tier: object) -> str:
+    """`tier` if it is one of TIERS, else ValueError."""
+    if tier not in TIERS:
+        raise ValueError(f"invalid tier {tier!r}: want one of {TIERS}")
+    return str(tier)
+
+
+def tier_of_verdict(gate_passed: bool) -> str:
+    """The tier of a version with code: verified if its gate passed, else blocked."""
+    return VERIFIED if gate_passed else BLOCKED
 
 
 def validate_status(status: object) -> str:
@@ -292,6 +329,7 @@ def record_from_row(
         version=row["version"],
         content_hash=row["content_hash"],
         status=row["status"],
+        tier=row["tier"],
         current=bool(row["current"]),
         description=row["description"] or "",
         tags=list(row["tags"] or []),
@@ -332,6 +370,7 @@ def new_version_row(
     version: int,
     content_hash: str,
     status: str,
+    tier: str,
     description: str,
     tags: list[str],
     instructions: str,
@@ -347,6 +386,7 @@ def new_version_row(
         "version": version,
         "content_hash": content_hash,
         "status": status,
+        "tier": tier,
         "current": status == "registered",
         "description": description,
         "tags": tags,

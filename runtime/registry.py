@@ -3,9 +3,11 @@ in runtime/records.py; plumbing, locks, retries, compaction and migrations are
 runtime/lancestore.py's; search is runtime/search.py's).
 
 Invariants: at most one row per name has ``current = true``; it is always a
-version whose gate passed (status ``registered``, or ``retired`` after the skill
-was retired -- the head keeps its flag so the skill still lists as retired).
-Blocked versions are kept with their reasons and report but are never current.
+version whose gate passed or one of tier ``instructions`` (status ``registered``, or
+``retired`` after the skill was retired -- the head keeps its flag so the skill still
+lists as retired). Blocked versions are kept with their reasons and report but are
+never current. A version's tier (runtime/records.py) is set when it is added and never
+changes; ``registered`` goes with tier ``instructions`` or ``verified`` only.
 
 Concurrency: allocating a version and moving the ``current`` flag happen under the
 registry's lock (``<store>/.registry.lock``). ``record_call`` takes no lock: it is a
@@ -45,6 +47,7 @@ from .records import (
     ALIASES,
     DIM,
     EVENTS,
+    INSTRUCTIONS,
     LIGHT_COLUMNS,
     MAX_ALIAS_HOPS,
     PACKAGES,
@@ -60,8 +63,10 @@ from .records import (
     pack_listing,
     record_from_row,
     restamp,
+    tier_of_verdict,
     validate_hash,
     validate_status,
+    validate_tier,
     validate_version,
 )
 from .search import VECTOR_INDEX_MIN_ROWS, Searcher
@@ -208,14 +213,21 @@ class Registry:
         gate: GateSummary,
         gate_report: dict[str, Any],
         package: bytes,
+        tier: str | None = None,
     ) -> SkillRecord:
-        """Store a new version (next number for the name). A registered one becomes current."""
+        """Store a new version (next number for the name). A registered one becomes current.
+
+        `tier` (default: from the verdict, verified or blocked): ``instructions`` registers a
+        version that was never gated (it has no code); it must come with status registered."""
         validate_name(name)
         validate_hash(content_hash)
         if status not in ("registered", "blocked"):
             raise ValueError(f"a new version is 'registered' or 'blocked', not {status!r}")
-        if status == "registered" and not gate.passed:
+        tier = tier_of_verdict(gate.passed) if tier is None else validate_tier(tier)
+        if status == "registered" and not gate.passed and tier != INSTRUCTIONS:
             raise RegistryError(f"{name}: cannot register a version whose gate failed")
+        if (status == "registered") != (tier != "blocked"):
+            raise RegistryError(f"{name}: a version of tier {tier} cannot be {status}")
         if not isinstance(package, (bytes, bytearray, memoryview)) or not package:
             raise ValueError("package must be non-empty bytes")
         tags = [str(t) for t in (tags or [])]
@@ -233,13 +245,14 @@ class Registry:
         with self.store.locked():
             q_name = sql_str(name)
             existing = self._rows(SKILLS, f"name = {q_name}", ["version"])
-            version = max((r["version"] for r in existing), default=0) + 1
+            version = max([*(r["version"] for r in existing), self._last_deleted(q_name)]) + 1
             now = utc_now()
             row = new_version_row(
                 name=name,
                 version=version,
                 content_hash=content_hash,
                 status=status,
+                tier=tier,
                 description=description,
                 tags=tags,
                 instructions=instructions,
@@ -268,6 +281,7 @@ class Registry:
             self._write_rows(SKILLS, rows, on=["id"])
             detail: dict[str, Any] = {
                 "content_hash": content_hash,
+                "tier": tier,
                 "gate": {
                     "tests": gate.tests,
                     "failures": gate.failures,
@@ -347,7 +361,7 @@ class Registry:
                 target = next((r for r in recs if r.version == version), None)
             if target is None:
                 raise NotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
-            if status == "registered" and not target.gate.passed:
+            if status == "registered" and target.tier == "blocked":
                 raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
             if status == "registered" and self._rows(ALIASES, f"name = {q_name}"):
                 # Reinstated: the name stands for itself again, not for the skill that absorbed it.
@@ -476,6 +490,50 @@ class Registry:
         if getattr(result, "rows_updated", 1) == 0:
             raise NotFound(f"{name} v{version} does not exist")
 
+    def delete(self, name: str, version: int | None = None) -> list[SkillRecord]:
+        """Delete every version of `name`, or one version that is not current; returns the
+        records deleted. History stays: an ``events`` row (kind ``deleted``) names each
+        version and its content hash, the ledger (another owner's tables) is untouched, and
+        version numbers are never given out again (add_version counts the deleted ones).
+        The skills rows go first: they are the commit point, as in add_version."""
+        validate_name(name)
+        q_name = sql_str(name)
+        with self.store.locked():
+            recs = self._records(f"name = {q_name}", usage=False)
+            if not recs:
+                raise NotFound(f"no skill {name}")
+            where = f"name = {q_name}"
+            doomed = recs
+            if version is not None:
+                version = validate_version(version)
+                doomed = [r for r in recs if r.version == version]
+                if not doomed:
+                    raise NotFound(f"{name} v{version} does not exist")
+                if doomed[0].current and len(recs) > 1:
+                    raise RegistryError(
+                        f"{name} v{version} is the current version: roll back to another one first, "
+                        "or delete the whole skill"
+                    )
+                where += f" AND version = {version}"
+            self._write(SKILLS, lambda t: t.delete(where), what="delete versions")
+            self._write(PACKAGES, lambda t: t.delete(where), what="delete packages")
+            self._write(USAGE, lambda t: t.delete(where), what="delete call counters")
+            self._event(
+                "deleted",
+                name,
+                max(r.version for r in doomed),
+                versions=[
+                    {"version": r.version, "content_hash": r.content_hash, "status": r.status} for r in doomed
+                ],
+            )
+        log.info("skill versions deleted", skill=name, versions=[r.version for r in doomed])
+        return sorted(doomed, key=lambda r: r.version)
+
+    def _last_deleted(self, q_name: str) -> int:
+        """The highest version number of `name` ever deleted (0: none), so none is reused."""
+        rows = self._rows(EVENTS, f"name = {q_name} AND kind = 'deleted'", ["version"])
+        return max((int(r["version"] or 0) for r in rows), default=0)
+
     # ----------------------------------------------------------------- reads
 
     def find(self, name: str, content_hash: str) -> SkillRecord | None:
@@ -506,6 +564,10 @@ class Registry:
             by_name.setdefault(r.name, []).append(r)
         heads = [h for recs in by_name.values() if (h := head(recs)) is not None]
         return sorted((h for h in heads if status is None or h.status == status), key=lambda r: r.name)
+
+    def all_versions(self) -> list[SkillRecord]:
+        """Every version of every skill, with its counters (image retention reads them)."""
+        return self._records(None)
 
     def versions(self, name: str) -> list[SkillRecord]:
         """Every version of `name`, oldest first (none: an empty list)."""

@@ -9,8 +9,9 @@ query and the skill's "name: description" (the registry's embedder; the word-Jac
 index without one). A hit is selected when its score reaches `threshold`, it is among the
 `top_k` best, and its instructions fit the token budget left.
 
-A selected skill's instructions go into the context; a *verified* one (runtime/tiers.py:
-registered code whose gate ran its tests and passed) is also offered as a tool.
+A selected skill's instructions go into the context; a *verified* one (tier verified,
+runtime/tiers.py: registered code whose gate ran its tests and passed) is also offered as a
+tool; an instructions-only one never runs.
 
 Skill vectors are cached per (store, name, version): a version's text never changes, so a
 request embeds only its query (and skills it has not seen before).
@@ -77,7 +78,7 @@ class Candidate:
             "search_score": round(self.search_score, 6),
             "selected": self.selected,
             "why": self.why,
-            "tier": tiers.tier(self.package),
+            "tier": self.target.record.tier,
             "tool": self.tool is not None,
             "context_tokens": self.tokens,
             "tool_tokens": self.tool_tokens,

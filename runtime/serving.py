@@ -1,11 +1,19 @@
 """Serving tenants: what a server process keeps for them, and the one path a tenant's call
 takes, whichever surface it came through (HTTP API or MCP server).
 
-The call path, written once: check the input (finite numbers, bounded nesting) -> take
-one of the tenant's concurrent-run slots (over the limit: an audited refusal, TooManyRuns)
--> run the resolved version, audited however it ends -> give the slot back. The caller
-resolves the skill first (TenantView.resolve) and the record it found is the one that
-runs: the yard does not look it up again.
+The call path, written once: take one of the tenant's concurrent-run slots (over the
+limit: TooManyRuns) -> check the input (finite numbers, bounded nesting) -> resolve the
+skill (TenantView.resolve) -> run the resolved version, audited however it ends -> give
+the slot back. The record the view resolved is the one that runs: the yard does not look
+it up again.
+
+Refusals are cheap, and their cost stays with the refused tenant: the slot is asked for
+first, before the store is read or anything written, and a refusal is only counted in
+the audit trail (AuditLog.refused aggregates them per tenant, in that tenant's file).
+
+A call that did not reach the skill (bad input, a version that may not run, the engine
+down) is a request that failed, not a result: `request_error` names it as an error of the
+tree, which each surface maps as it maps any other.
 
 Limits are per server process: an HTTP server and an MCP server beside it each count
 only their own runs.
@@ -20,15 +28,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from .audit import AuditLog, audited
 from .calls import MAX_INPUT_DEPTH, CallResult
 from .config import Settings
-from .errors import ConfigError, Forbidden, InvalidInput, TooManyRuns
+from .errors import (
+    ConfigError,
+    Forbidden,
+    InvalidInput,
+    NotRegistered,
+    SandboxError,
+    SkillyardError,
+    TooManyRuns,
+    UnknownSkill,
+)
 from .tenants import Tenant, Tenants, bearer_key
 from .views import Target, TenantView, TenantYards
 
 if TYPE_CHECKING:
+    from .image_retention import RetentionLoop, RetentionReport
     from .yard import Yard
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_RUNS = 4
 
@@ -49,6 +71,22 @@ def check_input(value: Any) -> None:
             stack.extend((f"{where}.{k}", v, depth + 1) for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((f"{where}[{i}]", v, depth + 1) for i, v in enumerate(item))
+
+
+def request_error(result: CallResult) -> SkillyardError | None:
+    """Why a call did not reach the skill, as an error of the tree -- or None when the skill
+    ran, whether it returned or failed (an exception, a timeout, ... is its answer)."""
+    err = result.error
+    if err is None:
+        return None
+    errors: dict[str, type[SkillyardError]] = {
+        "invalid_input": InvalidInput,
+        "not_found": UnknownSkill,
+        "not_registered": NotRegistered,
+        "sandbox": SandboxError,
+    }
+    cls = errors.get(err.kind)
+    return None if cls is None else cls(err.message)
 
 
 def configured_max_runs(settings: Settings | None = None) -> int:
@@ -132,19 +170,63 @@ class Service:
         limit = max_concurrent_runs if max_concurrent_runs is not None else configured_max_runs(settings)
         self.runs = RunLimiter(limit)
         self.audit = AuditLog(settings.home)
+        self._retention: RetentionLoop | None = None
+        if settings.image_gc_interval_s > 0:
+            from .image_retention import RetentionLoop  # docker and the store: only for servers
+
+            self._retention = RetentionLoop(settings.image_gc_interval_s, self.retain_images).start()
 
     def authenticate(self, authorization: str | None) -> Tenant | None:
         """The tenant an ``Authorization: Bearer KEY`` header speaks for, or None (no key,
-        a bad one, or one of a tenant this server does not admit)."""
+        a bad one, or one of a tenant this server does not admit). May hash: not on an event loop."""
         key = bearer_key(authorization)
         tenant = self.tenants.authenticate(key) if key else None
+        return self._admitted(tenant)
+
+    def authenticate_cached(self, authorization: str | None) -> Tenant | None:
+        """As `authenticate` for a key this process verified before, else None: no hashing."""
+        key = bearer_key(authorization)
+        return self._admitted(self.tenants.authenticate_cached(key) if key else None)
+
+    def _admitted(self, tenant: Tenant | None) -> Tenant | None:
         if tenant is not None and self.only_tenant is not None and tenant.name != self.only_tenant:
             return None
         return tenant
 
+    @property
+    def key_uses_due(self) -> bool:
+        """Whether when keys were last used should be written (save_key_uses, off the event loop)."""
+        return self.tenants.uses_due
+
+    def save_key_uses(self) -> None:
+        """Write when keys were last used (runtime.tenants)."""
+        self.tenants.save_uses()
+
     def view(self, tenant: Tenant | None) -> TenantView:
         """What `tenant` sees (None: the local operator)."""
         return self.yards.view(tenant)
+
+    def remove_tenant(self, name: str, *, purge: bool = False) -> bool:
+        """Remove a tenant: its keys stop working at once, its yards here are closed (warm
+        containers stopped), and with `purge` its private skills and workspace are deleted."""
+        removed = self.tenants.remove(name)
+        for yard in self.yards.forget(name):
+            try:
+                yard.close()
+            except Exception as exc:  # noqa: BLE001 - the tenant is gone either way; say what stayed
+                log.warning("tenant_yard_close_failed", tenant=name, error=str(exc)[:200])
+        if purge:
+            self.tenants.purge(name)
+        return removed
+
+    # -- refusals ----------------------------------------------------------------------------
+    def refuse(
+        self, tenant: Tenant | None, event: str, *, error: str, skill: str | None = None, **context: Any
+    ) -> None:
+        """Count a refused attempt of `tenant`'s in its own audit trail (aggregated: no I/O here)."""
+        self.audit.refused(
+            event, tenant=tenant.name if tenant else "local", error=error, skill=skill, **context
+        )
 
     @contextmanager
     def refusals_audited(
@@ -155,35 +237,34 @@ class Service:
         try:
             yield
         except Forbidden:
-            self.audit.record(
-                event, tenant=view.name, skill=skill, outcome="refused", error="forbidden", **context
-            )
+            self.refuse(view.tenant, event, error="forbidden", skill=skill, **context)
             raise
 
-    # -- the call path ---------------------------------------------------------------------
-    def acquire_run(self, view: TenantView, target: Target, **context: Any) -> None:
-        """Take one of the tenant's run slots, or record the refusal and raise TooManyRuns.
+    # -- the call path ---------------------------------------------------------------------------
+    def acquire_run(self, tenant: Tenant | None, skill: str, **context: Any) -> None:
+        """Take one of `tenant`'s run slots, or count the refusal and raise TooManyRuns.
+        Decided before anything is looked up: a refusal reads no store and writes nothing.
         `context` (request_id, via, ...) goes into the audit entry."""
-        if self.runs.try_acquire(view.tenant):
+        if self.runs.try_acquire(tenant):
             return
-        self.audit.record(
-            "call",
-            tenant=view.name,
-            skill=target.name,
-            version=target.record.version,
-            scope=target.scope,
-            outcome="refused",
-            error="too_many_runs",
-            **context,
-        )
+        self.refuse(tenant, "call", error="too_many_runs", skill=skill, **context)
         raise TooManyRuns(
-            f"{self.runs.active(view.tenant)} runs of yours are in progress (the limit is "
-            f"{self.runs.limit_for(view.tenant)}); retry when one finishes"
+            f"{self.runs.active(tenant)} runs of yours are in progress (the limit is "
+            f"{self.runs.limit_for(tenant)}); retry when one finishes"
         )
 
-    def release_run(self, view: TenantView) -> None:
+    def release_run(self, tenant: Tenant | None) -> None:
         """Give back the slot `acquire_run` took."""
-        self.runs.release(view.tenant)
+        self.runs.release(tenant)
+
+    @contextmanager
+    def run_slot(self, tenant: Tenant | None, skill: str, **context: Any) -> Iterator[None]:
+        """One of `tenant`'s run slots for the block (see acquire_run)."""
+        self.acquire_run(tenant, skill, **context)
+        try:
+            yield
+        finally:
+            self.release_run(tenant)
 
     def run(
         self, view: TenantView, target: Target, params: Any, *, ledger_use: bool = True, **context: Any
@@ -212,14 +293,28 @@ class Service:
     def call(
         self, view: TenantView, target: Target, params: Any, *, ledger_use: bool = True, **context: Any
     ) -> CallResult:
-        """The whole path: check the input, take a slot, run, give the slot back."""
-        check_input(params)
-        self.acquire_run(view, target, **context)
-        try:
+        """The whole path for a resolved skill: a slot, the input check, the run, the slot back.
+        `ledger_use`: see Yard.call."""
+        with self.run_slot(view.tenant, target.name, **context):
+            check_input(params)
             return self.run(view, target, params, ledger_use=ledger_use, **context)
-        finally:
-            self.release_run(view)
+
+    def retain_images(self) -> RetentionReport | None:
+        """One image retention pass with the settings (runtime.image_retention); None when
+        the yards do not run on a Docker engine."""
+        from sandbox.docker_backend import DockerBackend
+
+        from .image_retention import retain_configured
+
+        backend = self.yards.shared.sandbox.backend
+        if not isinstance(backend, DockerBackend):
+            return None
+        return retain_configured(backend.client, self.settings)
 
     def close(self) -> None:
-        """Stop every yard's warm containers and wait for their accounting (at shutdown)."""
+        """Stop image retention and every yard's warm containers, wait for their accounting
+        and write the audit trail's pending refusals (at shutdown)."""
+        if self._retention is not None:
+            self._retention.stop()
         self.yards.close()
+        self.audit.close()

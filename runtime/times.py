@@ -1,7 +1,8 @@
 """Points in time as skillyard stores and shows them: always timezone-aware UTC.
 
 A naive datetime is taken to be UTC (that is what every writer here means by one). The
-CLI and the audit API also take relative times, ``30m``, ``2h``, ``7d``: that long ago.
+CLI and the audit API also take relative times, ``30m``, ``2h``, ``7d``: that long ago;
+the same forms are lengths of time (a key's expiry, a rotation's overlap).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ def as_utc(ts: datetime) -> datetime:
     """`ts` in UTC (a naive one is UTC already). Arrow hands out zoneinfo('UTC'); this gives
     every reader the same tzinfo, so records compare equal however they were read."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A length of time in the relative forms: ``90s``, ``30m``, ``2h``, ``7d``, ``1w``."""
+    m = _RELATIVE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a length of time: use 90s, 30m, 2h, 7d or 1w")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:

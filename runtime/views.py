@@ -251,8 +251,8 @@ class TenantYards:
         shared_view = None if tenant.admin else self._get("shared", tenant.name, shared_view_settings)
         return TenantView(tenant=tenant, shared=self.shared, private=private, shared_view=shared_view)
 
-    def forget(self, tenant: str) -> None:
-        """Drop a removed tenant's yards from the process's memory (they are not closed)."""
+    def forget(self, tenant: str) -> list[Yard]:
+        """Drop a removed tenant's yards from the process's memory and return them (they are
+        not closed: the caller closes them when nothing uses them any more)."""
         with self._lock:
-            for kind in ("private", "shared"):
-                self._yards.pop((kind, tenant), None)
+            return [y for kind in ("private", "shared") if (y := self._yards.pop((kind, tenant), None))]

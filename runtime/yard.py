@@ -5,6 +5,7 @@ are thin layers over this class.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -22,13 +23,15 @@ from . import calling, notes
 from .accounting import Writer
 from .calls import CallError, CallResult, call_limits, callee_env, callee_spec
 from .config import Settings, get_settings
+from .discovery import MAX_DEPTH, find_skills
 from .errors import InvalidName, NotFound, SkillError, UnknownSkill
 from .gate import GateReport, gate_limits, gate_policy, run_gate
 from .names import validate_name
 from .package import PackageError, SkillPackage, load_package, package_from_files, unpack_files, write_files
-from .records import GateSummary, SkillRecord
+from .records import BLOCKED, INSTRUCTIONS, GateSummary, SkillRecord
 from .registry import Registry
 from .skill_images import DockerImages, SkillImages
+from .validation import INSTRUCTIONS_NOTE, ValidationReport, cheap_block_reasons, validate_path
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -44,11 +47,13 @@ Progress = Callable[[str], None]
 class AddOutcome:
     """What adding one package came to: registered, blocked, unchanged (this exact content
     was gated before: its verdict stands), rejected (not a valid package) or error (the
-    engine failed mid-gate: nothing was recorded)."""
+    engine failed mid-gate: nothing was recorded). `tier` is the version's tier
+    (runtime/records.py): instructions, verified or blocked; None when nothing was recorded."""
 
     name: str
     status: str
     version: int | None = None
+    tier: str | None = None
     reasons: list[str] = field(default_factory=list)
     report: GateReport | None = None
     built: bool = False
@@ -60,6 +65,7 @@ class AddOutcome:
         out = {
             "name": self.name,
             "status": self.status,
+            "tier": self.tier,
             "version": self.version,
             "reasons": self.reasons,
             "built": self.built,
@@ -72,15 +78,16 @@ class AddOutcome:
 
 
 def discover(path: Path) -> list[Path]:
-    """One skill folder, or a folder of skill folders (those holding SKILL.md)."""
-    if (path / "SKILL.md").exists():
-        return [path]
-    if not path.is_dir():
-        raise SkillError(f"{path}: not a folder; pass a skill folder or a folder of skills")
-    found = sorted(p for p in path.iterdir() if p.is_dir() and (p / "SKILL.md").exists())
-    if not found:
-        raise SkillError(f"{path}: no SKILL.md here or in its sub-folders")
-    return found
+    """The skill folders at or under `path` (runtime/discovery.py: nested repository layouts
+    too); SkillError naming what was passed over if there is none."""
+    found = find_skills(path)
+    if not found.skills:
+        skipped = "; ".join(f"{s.path.name}: {s.reason}" for s in found.skipped[:5])
+        raise SkillError(
+            f"{path}: no SKILL.md here or in its sub-folders (up to {MAX_DEPTH} levels down)"
+            + (f"; passed over: {skipped}" if skipped else "")
+        )
+    return found.skills
 
 
 class Yard:
@@ -358,16 +365,30 @@ class Yard:
         return Sandbox(pool), warming
 
     def add(self, path: str | Path, *, force: bool = False) -> AddOutcome:
-        """Load, build, gate and record one skill folder (an invalid package is "rejected")."""
+        """Load, build, gate and record one skill folder (an invalid package is "rejected").
+        Nothing is built for a package the cheap checks settle (runtime/validation.py)."""
+        started = time.monotonic()
+        loaded = self._load(path)
+        if isinstance(loaded, AddOutcome):
+            return loaded
+        return self.add_package(loaded, force=force, started=started)
+
+    def _load(self, path: str | Path) -> SkillPackage | AddOutcome:
+        """The package at `path`, or its "rejected" outcome."""
         started = time.monotonic()
         try:
-            pkg = load_package(path, self.settings)
+            return load_package(path, self.settings)
         except PackageError as exc:
             duration = time.monotonic() - started
             return AddOutcome(
                 Path(path).name, "rejected", reasons=[str(exc)], source=str(path), duration_s=duration
             )
-        return self.add_package(pkg, force=force, started=started)
+
+    def _needs_gate(self, pkg: SkillPackage, force: bool) -> bool:
+        """Whether adding `pkg` would run its gate (so images must exist)."""
+        if not pkg.has_code or cheap_block_reasons(pkg):
+            return False
+        return force or self.registry.find(pkg.name, pkg.content_hash) is None
 
     def add_package(
         self,
@@ -388,11 +409,30 @@ class Yard:
             return AddOutcome(pkg.name, status, source=str(pkg.source or ""), duration_s=duration, **fields)
 
         existing = self.registry.find(pkg.name, pkg.content_hash)
-        if existing is not None and not force:
-            report = GateReport.from_dict(existing.gate_report) if existing.gate_report else None
-            return outcome(
-                "unchanged", version=existing.version, reasons=existing.gate.reasons, report=report
+        # A verdict older code gave instructions-only content (it gated everything) is not reused.
+        stale = existing is not None and not pkg.has_code and existing.tier != INSTRUCTIONS
+        if existing is not None and not force and not stale:
+            report = (
+                GateReport.from_dict(existing.gate_report)
+                if existing.gate_report and existing.tier != INSTRUCTIONS
+                else None
             )
+            return outcome(
+                "unchanged",
+                version=existing.version,
+                tier=existing.tier,
+                reasons=existing.gate.reasons,
+                report=report,
+            )
+        if not pkg.has_code:
+            record = self._record_version(pkg, None, tier=INSTRUCTIONS)
+            return outcome("registered", version=record.version, tier=INSTRUCTIONS)
+        cheap = cheap_block_reasons(pkg)
+        if cheap:  # blocked before any image is built
+            report = GateReport(passed=False, reasons=cheap, content_hash=pkg.content_hash)
+            report.policy = [r.removeprefix("test policy: ") for r in cheap if r.startswith("test policy: ")]
+            record = self._record_version(pkg, report)
+            return outcome("blocked", version=record.version, tier=BLOCKED, reasons=cheap, report=report)
         self.progress(f"{pkg.name}: building image")
         try:
             report, built = self.gate(pkg, frozen_tests=frozen_tests)
@@ -404,7 +444,43 @@ class Yard:
             log.warning("gate_not_recorded", skill=pkg.name, reasons=report.reasons)
             reasons = [*report.reasons, "nothing was recorded; retry"]
             return outcome("error", reasons=reasons, report=report, built=built)
-        status = "registered" if report.passed else "blocked"
+        record = self._record_version(pkg, report)
+        log.info(
+            "skill_gated",
+            skill=pkg.name,
+            version=record.version,
+            status=record.status,
+            tests=report.tests,
+            coverage=report.coverage,
+            duration_s=round(report.duration_s, 3),
+        )
+        return outcome(
+            record.status,
+            version=record.version,
+            tier=record.tier,
+            reasons=report.reasons,
+            report=report,
+            built=built,
+        )
+
+    def _record_version(
+        self, pkg: SkillPackage, report: GateReport | None, *, tier: str | None = None
+    ) -> SkillRecord:
+        """Store `pkg` as a new version with the gate's `report` (None: never gated, for tier
+        instructions), seed its notes, and note a blocked verdict there."""
+        if report is None:
+            gate = GateSummary(False, 0, 0, 0, 0, None, 0.0, [])
+            gate_report: dict[str, Any] = {
+                "tier": INSTRUCTIONS,
+                "gated": False,
+                "passed": False,
+                "reasons": [],
+                "note": INSTRUCTIONS_NOTE,
+            }
+            status = "registered"
+        else:
+            gate, gate_report = GateSummary.of(report), report.to_dict()
+            status = "registered" if report.passed else "blocked"
         record = self.registry.add_version(
             name=pkg.name,
             content_hash=pkg.content_hash,
@@ -412,27 +488,19 @@ class Yard:
             description=pkg.description,
             tags=pkg.config.tags,
             instructions=pkg.instructions,
-            gate=GateSummary.of(report),
-            gate_report=report.to_dict(),
+            gate=gate,
+            gate_report=gate_report,
             package=pkg.to_archive(),
+            tier=tier,
         )
         workspace = Workspace(self.workspace(pkg.name))
         workspace.seed_notes(pkg.memory)
         self._record_cache.pop(pkg.name, None)
-        if not report.passed:
+        if report is not None and not report.passed:
             workspace.add_note(
                 "gate", f"v{record.version} blocked: {notes.shorten('; '.join(report.reasons), 300)}"
             )
-        log.info(
-            "skill_gated",
-            skill=pkg.name,
-            version=record.version,
-            status=status,
-            tests=report.tests,
-            coverage=report.coverage,
-            duration_s=round(report.duration_s, 3),
-        )
-        return outcome(status, version=record.version, reasons=report.reasons, report=report, built=built)
+        return record
 
     def add_many(
         self,
@@ -444,12 +512,25 @@ class Yard:
     ) -> list[AddOutcome]:
         """Add every skill under `path` (or in a list of folders); `workers` > 1 builds and gates
         that many at once (registry writes are serialised by its lock). Results keep input order."""
-        folders = path if isinstance(path, list) else discover(Path(path))
-        _ = self.runner  # build images once, before the workers start
+        if isinstance(path, list):
+            folders = path
+        else:
+            folders = discover(Path(path))
+            for skipped in find_skills(path).skipped:
+                log.info("skill_folder_skipped", path=str(skipped.path), reason=skipped.reason)
+        # Every package is loaded and checked first (in memory, no engine); the images are
+        # built once, before the workers start, and only if some package will be gated.
+        loaded: list[SkillPackage | AddOutcome] = [self._load(folder) for folder in folders]
+        if any(isinstance(p, SkillPackage) and self._needs_gate(p, force) for p in loaded):
+            _ = self.runner
+
+        def add_one(item: SkillPackage | AddOutcome) -> AddOutcome:
+            return item if isinstance(item, AddOutcome) else self.add_package(item, force=force)
+
         if workers <= 1:
             outcomes = []
-            for folder in folders:
-                outcomes.append(self.add(folder, force=force))
+            for item in loaded:
+                outcomes.append(add_one(item))
                 if on_result:
                     on_result(outcomes[-1])
             return outcomes
@@ -457,7 +538,7 @@ class Yard:
 
         results: dict[int, AddOutcome] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skillyard-add") as pool:
-            futures = {pool.submit(self.add, folder, force=force): i for i, folder in enumerate(folders)}
+            futures = {pool.submit(add_one, item): i for i, item in enumerate(loaded)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
                 if on_result:
@@ -465,8 +546,13 @@ class Yard:
         return [results[i] for i in range(len(folders))]
 
     def test(self, name: str, version: int | None = None) -> GateReport:
-        """Re-run the gate on a stored version (the current one by default). Records nothing."""
+        """Re-run the gate on a stored version (the current one by default). Records nothing.
+        SkillError for an instructions-only version: it has nothing to gate."""
         rec = self.record(name, version)
+        if rec.tier == INSTRUCTIONS:
+            raise SkillError(
+                f"{name} v{rec.version} is instructions only: it has no code, so nothing to gate"
+            )
         report, _ = self.gate(self.package(rec.name, rec.version))
         return report
 
@@ -523,9 +609,15 @@ class Yard:
         return Workspace(self.workspace(name)).failed_inputs()
 
     # -- queries and history -----------------------------------------------------------------
-    def list(self, status: str | None = None) -> list[SkillRecord]:
-        """One record per skill (its current version, else its latest), by name."""
-        return self.registry.list(status)
+    def list(self, status: str | None = None, tier: str | None = None) -> list[SkillRecord]:
+        """One record per skill (its current version, else its latest), by name; `status`
+        and `tier` (instructions, verified, blocked) filter."""
+        return [r for r in self.registry.list(status) if tier is None or r.tier == tier]
+
+    def validate(self, path: str | Path) -> ValidationReport:
+        """Validate the skill at `path` or every skill under it (runtime/validation.py):
+        the spec, the sidecar and what adding would do. Builds and writes nothing."""
+        return validate_path(path, self.settings)
 
     def versions(self, name: str) -> list[SkillRecord]:
         """Every version of the skill, oldest first; UnknownSkill if there is none."""
@@ -538,8 +630,9 @@ class Yard:
     def search(
         self, query: str, limit: int = 5, *, query_vector: Any = None
     ) -> list[tuple[SkillRecord, float]]:
-        """Registered skills matching `query` (words and meaning), best first, with scores
-        (`query_vector`: the query already embedded, see Registry.search)."""
+        """Registered skills matching `query` (words and meaning), best first, with scores:
+        instructions-only skills too (their `tier` says they are read, not run).
+        `query_vector`: the query already embedded, see Registry.search."""
         return self.registry.search(query, limit=limit, query_vector=query_vector)
 
     def memory_text(self, name: str) -> str:
@@ -559,6 +652,25 @@ class Yard:
         self._record_cache.pop(name, None)
         log.info("skill_rollback", skill=name, version=version)
         return rec
+
+    def delete(self, name: str, version: int | None = None) -> list[SkillRecord]:
+        """Delete the skill (every version) or one version that is not current (the current
+        one only with the whole skill, or when it is the last); the records deleted.
+
+        What stays: the ledger's rows (the cost report still shows the skill's account), the
+        registry's events (history), and the images, which image retention removes in time
+        (runtime.image_retention). What goes with the last version: the skill's notes and
+        failing inputs."""
+        validate_name(name)
+        removed = self.registry.delete(name, version)
+        with self._lock:
+            self._record_cache.pop(name, None)
+            for rec in removed:
+                self._packages.pop((name, rec.version), None)
+        if version is None or not self.registry.versions(name):
+            shutil.rmtree(self.workspace(name), ignore_errors=True)
+        log.info("skill_deleted", skill=name, versions=[r.version for r in removed])
+        return removed
 
     def export(self, name: str, dest: str | Path, version: int | None = None) -> Path:
         """Write the skill (and its notes) as a folder DEST/NAME; refuses a non-empty one."""

@@ -35,6 +35,7 @@ from .protocol import (
     frame_marker,
     parse_response,
     read_attach_stream,
+    response_budget,
     result_from_response,
 )
 from .protocol import is_gvisor as _is_gvisor
@@ -272,11 +273,7 @@ class DockerBackend(Backend):
             api.start(cid)
             raw.sendall(self.request_frame(spec, nonce))
             deadline = started + spec.limits.timeout + START_GRACE_S
-            lim = spec.limits
-            # The response holds base64 of capped outputs and files: bound what we accept.
-            budget = 2 * (lim.max_stdout + lim.max_stderr + lim.max_collect * max(1, len(spec.collect))) + (
-                1 << 20
-            )
+            budget = response_budget(spec)  # base64 of capped outputs and files: bound what we accept
             # Read up to the response frame, not to EOF: the supervisor writes the frame
             # last (after killing every process it ran), and the container's exit reaches
             # this stream ~40 ms later; removal (forced) runs in the background.

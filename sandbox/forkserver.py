@@ -11,6 +11,7 @@ and reports the exit status.
 Invariants the supervisor relies on:
 - the child closes the fork server's socket before `handler` runs, so a call cannot
   speak for the fork server;
+- the fork server is non-dumpable: a call (same uid) cannot read or write its memory;
 - the child gets a new session, the fork server's limits and seccomp filter (inherited),
   and the working directory the supervisor names;
 - every message is one JSON line; the parent reports `{"pid"}` at once and
@@ -30,10 +31,23 @@ def fork_server_fd():
     return int(value) if value and value.isdigit() else None
 
 
+def _set_dumpable(flag):
+    """PR_SET_DUMPABLE: whether processes of the same uid may open our /proc/PID/mem or ptrace us."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, flag, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - no libc: nothing to set
+        pass
+
+
 def serve(handler):
     """Answer the supervisor's call requests until it closes the socket. Never returns."""
     fd = fork_server_fd()
     del _fs_os.environ["SANDBOX_FORK_SERVER_FD"]  # the calls must not see it
+    # A call runs as our uid: dumpable, we would let it open /proc/<us>/mem and write into the
+    # parent of every later call. Each child makes itself dumpable again (as an exec'd program is).
+    _set_dumpable(0)
     sock = _fs_socket.socket(fileno=fd)
     sock.sendall(b'{"ready": true}\n')
     while True:
@@ -49,6 +63,7 @@ def serve(handler):
             code = 70
             try:
                 sock.close()
+                _set_dumpable(1)
                 _fs_os.setsid()
                 for target, fd_ in enumerate(fds):
                     _fs_os.dup2(fd_, target)

@@ -146,10 +146,6 @@ class Limits(BaseModel):
         data.update({k: v for k, v in changes.items() if v is not None})
         return Limits.model_validate(data)
 
-    # The old name, kept only while runtime/gate.py (being reworked on another branch)
-    # and runtime/calls.py still call it; remove it once that lands.
-    loosen = replace
-
     def describe(self) -> dict[str, object]:
         """The limits as people read them (sizes as "64m"): for results, reports and logs."""
         return {

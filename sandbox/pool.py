@@ -225,10 +225,10 @@ class WarmPool(Backend):
         reused = warm.calls > 0
         nonce = secrets.token_hex(16)
         try:
-            # /dev/shm too: POSIX shared memory must not reach the next call either.
-            warm.raw.sendall(
-                self.backend.request_frame(spec, nonce, wipe=sorted(spec.limits.tmpfs) + ["/dev/shm"])
-            )
+            # /dev/shm and /dev/mqueue too: POSIX shared memory and message queues must not reach
+            # the next call either (a queue's name alone can carry data).
+            wipe = [*sorted(spec.limits.tmpfs), "/dev/shm", "/dev/mqueue"]
+            warm.raw.sendall(self.backend.request_frame(spec, nonce, wipe=wipe))
             deadline = time.monotonic() + spec.limits.timeout + START_GRACE_S
             sent = time.monotonic()
             out, diag, host_timeout, flooded = read_attach_stream(

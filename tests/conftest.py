@@ -56,7 +56,10 @@ def docker_client(request) -> docker.DockerClient:
 
     def check_and_clean() -> None:
         left = _leftovers(client)
-        for img in client.images.list(filters={"label": "skillyard.kind=skill"}):
+        # Skill images carry no owner: with runs side by side on one engine, each may keep its
+        # images (SKILLYARD_KEEP_TEST_IMAGES=1) rather than remove another run's in use.
+        keep = os.environ.get("SKILLYARD_KEEP_TEST_IMAGES") == "1"
+        for img in [] if keep else client.images.list(filters={"label": "skillyard.kind=skill"}):
             if img.id not in before_images:  # images the session found stay
                 try:
                     client.images.remove(img.id, force=True)

@@ -458,9 +458,11 @@ class Restart:
 GATED_TESTS = SLEEPER_TESTS + textwrap.dedent("""
 
     def test_slow():
+        import ctypes
         import time
-        with open("/proc/self/comm", "w") as f:
-            f.write(%r)
+        # PR_SET_NAME, not a write to /proc/self/comm: the judge is non-dumpable, so its /proc
+        # entries belong to root and refuse even its own writes.
+        ctypes.CDLL(None).prctl(15, %r.encode(), 0, 0, 0)
         # Longer than dockerd's 10 s shutdown grace: the supervisor (PID 1) ignores the engine's
         # SIGTERM, so only the SIGKILL after the grace ends the gate; it must still be running then.
         time.sleep(30)

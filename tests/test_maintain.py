@@ -34,11 +34,21 @@ SKILLS = {
 }
 
 
-def add(reg: Registry, name: str, description: str | None = None, *, status: str = "registered"):
-    description = description or SKILLS[name]
+def add(
+    reg: Registry,
+    name: str,
+    description: str | None = None,
+    *,
+    status: str = "registered",
+    tier: str | None = None,
+):
+    description = description or SKILLS.get(name, f"The {name} skill.")
     blob = f"{name}:{description}:{status}:{len(reg.versions(name))}".encode()
     gate = PASS if status == "registered" else GateSummary(False, 2, 1, 0, 0, 10.0, 0.5, ["1 test failed"])
+    if tier == "instructions":
+        gate = GateSummary(False, 0, 0, 0, 0, None, 0.0, [])
     return reg.add_version(
+        tier=tier,
         name=name,
         content_hash=hashlib.sha256(blob).hexdigest(),
         status=status,
@@ -124,6 +134,7 @@ def test_unused_policy_with_a_fixed_now(reg: Registry):
     used = add(reg, "image-resize")
     reg.record_call("image-resize", 1, ok=True)
     add(reg, "csv-profile", status="blocked")  # blocked: not a registered skill, never retired
+    add(reg, "style-guide", tier="instructions")  # read, never called: never proposed
     last_used = reg.get("image-resize").last_used
     t0 = max(never.created_at, used.created_at, last_used)
 

@@ -31,6 +31,8 @@ from runtime.package import load_package, unpack_files
 from runtime.records import GateSummary, SkillRecord
 from runtime.registry import Registry
 
+ALL_MIGRATIONS = sorted(m.name for m in REGISTRY_MIGRATIONS)
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -226,6 +228,28 @@ def test_version_allocation(reg: Registry):
     assert reg.get("csv-profile").version == 3
     assert reg.get("nope") is None and reg.get("csv-profile", 9) is None
     assert reg.versions("nope") == []
+
+
+def test_delete_keeps_history_and_never_reuses_a_version_number(reg: Registry):
+    v1, v2, v3 = (add(reg, "csv-profile") for _ in range(3))
+    reg.record_call("csv-profile", 3, True)
+    with pytest.raises(RegistryError, match="current version"):
+        reg.delete("csv-profile", 3)
+    reg.rollback("csv-profile", 2)
+    assert [r.version for r in reg.delete("csv-profile", 3)] == [3]
+    assert [r.version for r in reg.versions("csv-profile")] == [1, 2]
+    assert add(reg, "csv-profile").version == 4  # 3 was deleted: never given out again
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile", 3)
+    assert [r.version for r in reg.delete("csv-profile")] == [1, 2, 4]
+    assert reg.versions("csv-profile") == [] and reg.get("csv-profile") is None
+    with pytest.raises(NotFound):
+        reg.delete("csv-profile")
+    assert add(reg, "csv-profile").version == 5
+    deleted = [e for e in reg.events("csv-profile") if e["kind"] == "deleted"]
+    assert [[v["version"] for v in e["detail"]["versions"]] for e in deleted] == [[3], [1, 2, 4]]
+    assert all(v["content_hash"] for e in deleted for v in e["detail"]["versions"])
+    assert add(reg, "pdf-text").version == 1  # other names are not affected
 
 
 def test_record_fields_round_trip(reg: Registry):
@@ -740,9 +764,6 @@ def test_search_reads_rows_without_a_listing(treg: Registry):
     assert all(dataclasses.asdict(r) == dataclasses.asdict(treg.get(r.name)) for r, _ in hits)
 
 
-REGISTRY_MIGRATION_NAMES = [m.name for m in REGISTRY_MIGRATIONS]
-
-
 def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     """A store made before the `listing` column (and before migrations were recorded):
     opening it runs the named migration once, which adds the column and fills it in;
@@ -753,7 +774,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
         add(old, name)
     add(old, "csv-profile", status="blocked", gate=FAIL)
     before = {r.name: dataclasses.asdict(r) for r in old.list()}
-    assert old.store.applied_migrations() == REGISTRY_MIGRATION_NAMES  # a new store records them too
+    assert sorted(old.store.applied_migrations()) == ALL_MIGRATIONS  # a new store records them too
     # Make it the store older code left: no `listing`, no record of the migration.
     old.store.table("skills").drop_columns(["listing"])
     old.store.table("_migrations").delete("name = 'registry-0001-skills-listing'")
@@ -776,7 +797,7 @@ def test_a_store_without_listing_is_migrated_on_open(tmp_path: Path):
     with all_logs() as logs:
         assert names(again.search("json"))[0] == "json-diff"
     assert not any(e["event"].startswith("migrated") for e in logs)
-    assert sorted(again.store.applied_migrations()) == sorted(REGISTRY_MIGRATION_NAMES)  # 0001 ran again last
+    assert sorted(again.store.applied_migrations()) == ALL_MIGRATIONS
     again.close()
 
 

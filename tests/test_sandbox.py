@@ -881,7 +881,7 @@ def test_cli_gc_reports_the_orphans_it_removes(docker_client):
 
 
 def test_frame_watch_sees_a_frame_complete_exactly_when_it_is():
-    from sandbox.docker_backend import _FrameWatch, frame_marker
+    from sandbox.protocol import _FrameWatch, frame_marker
 
     marker = frame_marker("ab" * 16)
     body = b'{"exit_code": 0}'

@@ -149,12 +149,17 @@ def test_the_resolved_record_is_the_one_that_runs(yard, settings):
     target = view.resolve("double")
     register(yard, files(description="Doubles, version 2."))  # becomes current after the resolve
     assert service.call(view, target, {"x": 1}, via="test").version == 1
-    service.acquire_run(view, target)
+    service.acquire_run(view.tenant, "double")
     with pytest.raises(TooManyRuns, match="the limit is 1"):
         service.call(view, target, {"x": 1})
-    service.release_run(view)
-    entries = [(e["outcome"], e.get("error"), e.get("via")) for e in service.audit.query(skill="double")]
-    assert entries == [("ok", None, "test"), ("refused", "too_many_runs", None)]
+    with pytest.raises(TooManyRuns):
+        service.call(view, target, {"x": 2})
+    service.release_run(view.tenant)
+    entries = [
+        (e["outcome"], e.get("error"), e.get("via"), e.get("count"))
+        for e in service.audit.query(skill="double")
+    ]
+    assert entries == [("ok", None, "test", None), ("refused", "too_many_runs", None, 2)]
 
 
 # -- each surface's error mapping ----------------------------------------------------------------------

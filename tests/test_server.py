@@ -207,13 +207,20 @@ def _v1_routes(app) -> list[tuple[str, str]]:
     for path, ops in app.openapi()["paths"].items():
         if path.startswith("/v1"):
             for method in sorted(ops):
-                out.append((method.upper(), path.replace("{name}", SHARED).replace("{job_id}", "0" * 32)))
+                concrete = (
+                    path.replace("{name}", SHARED)
+                    .replace("{job_id}", "0" * 32)
+                    .replace("{version}", "1")
+                    .replace("{tenant}", "bob")
+                    .replace("{key_id}", "a" * 12)
+                )
+                out.append((method.upper(), concrete))
     return out
 
 
 def test_every_v1_endpoint_needs_a_valid_key(env):
     routes = _v1_routes(env["app"])
-    assert len(routes) >= 18, routes
+    assert len(routes) >= 30, routes
     real_id = env["keys"]["bob"].split("_")[1]
     bad_keys = [
         None,
@@ -270,8 +277,9 @@ def test_tenant_runs_shared_and_own_skills(env):
     assert err["kind"] == "exception" and err["type"] == "ValueError" and "asked to fail" in err["message"]
     assert err["location"].startswith("scripts/main.py:") and "traceback" not in err
     # input that does not fit the skill's schema
+    # a call that never reached the skill is an error answer, not a result
     r = bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"text": 5}})
-    assert r.status_code == 422 and r.json()["error"]["kind"] == "invalid_input"
+    assert r.status_code == 422 and r.json()["kind"] == "invalid_input" and "ok" not in r.json()
     r = bob.post(f"/v1/skills/{SHARED}/run", json={"input": {"text": "x"}, "version": 9})
     assert r.status_code == 404
 
@@ -283,7 +291,9 @@ def test_python_client_mirrors_the_api(env, tmp_path):
         assert sy.get(SECRET)["config"]["entrypoint"] == "scripts/main.py:run"
         assert sy.skill_md(SECRET).startswith("---\nname: sy-secret")
         assert sy.run(SECRET, {"text": "c"})["output"]["echo"] == "c"
-        assert sy.run(SECRET, {"text": 1})["error"]["kind"] == "invalid_input"
+        with pytest.raises(SkillyardError) as refused:
+            sy.run(SECRET, {"text": 1})
+        assert refused.value.status == 422 and refused.value.remote_kind == "invalid_input"
         assert [v["version"] for v in sy.versions(SECRET)] == [1]
         assert {h["name"] for h in sy.search("secret sauce echo", limit=5)} >= {SECRET}
         target = sy.export(SECRET, tmp_path)
@@ -485,7 +495,11 @@ def test_malformed_json_is_422_with_a_clear_message(env):
 def test_internal_errors_are_opaque(env):
     r = env["c"]["dave"].get("/v1/skills")
     assert r.status_code == 500
-    assert r.json() == {"error": "internal error", "request_id": r.headers["x-request-id"]}
+    assert r.json() == {
+        "error": "internal error",
+        "kind": "internal",
+        "request_id": r.headers["x-request-id"],
+    }
 
 
 # -- jobs ---------------------------------------------------------------------------------------------------
@@ -557,8 +571,9 @@ def test_audit_log_records_calls_and_is_queryable(env):
     assert env["c"]["root"].get("/v1/audit", params={"tenant": "bob", "limit": 10000}).json() == [
         e for e in admin_view if e["tenant"] == "bob"
     ]
-    mode = (env["home"] / "audit.jsonl").stat().st_mode & 0o777
-    assert mode == 0o600
+    for path in log.files():  # one trail per tenant, each private
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert {p.name for p in log.files()} >= {"alice.jsonl", "bob.jsonl", "root.jsonl"}
     out = subprocess.run(
         [sys.executable, "-m", "runtime", "audit", "--tenant", "bob", "--json"],
         capture_output=True,
@@ -750,7 +765,7 @@ def test_json_body_without_json_content_type_says_to_set_it(env):
         r = bob.post(
             f"/v1/skills/{SHARED}/run", content=b'{"input": {"text": "x"}}', headers={"Content-Type": ctype}
         )
-        assert r.status_code == 422 and "Content-Type: application/json" in r.json()["error"], r.text
+        assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"], r.text
     # with the header the same body runs; a JSON body of the wrong shape still says what is wrong
     r = bob.post(
         f"/v1/skills/{SHARED}/run",

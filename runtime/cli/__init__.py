@@ -20,6 +20,7 @@ from .signals import exit_on_signals
 LAZY_COMMANDS = {
     "audit": "runtime.cli.audit:audit_command",
     "cost": "runtime.cli.cost:cost_command",
+    "delete": "runtime.cli.delete:delete_command",
     "learn": "runtime.cli.learn:learn_command",
     "ledger": "runtime.cli.cost:ledger_group",
     "maintain": "runtime.cli.maintain:maintain_command",
@@ -28,6 +29,7 @@ LAZY_COMMANDS = {
     "serve": "runtime.cli.serve:serve_command",
     "tenant": "runtime.cli.tenant:tenant_group",
     "tools": "runtime.cli.tools:tools_command",
+    "validate": "runtime.cli.validate:validate_command",
 }
 
 

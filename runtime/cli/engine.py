@@ -115,15 +115,82 @@ def exec_cmd(
 @click.option(
     "--all", "everything", is_flag=True, help="Also remove containers of running skillyard processes."
 )
+@click.option(
+    "--images",
+    "images_too",
+    is_flag=True,
+    help="Also remove skill images of versions that are neither current nor recently used.",
+)
+@click.option("--budget", default=None, help="With --images: disk budget for the kept images (e.g. 5g).")
+@click.option(
+    "--keep-recent", default=None, help="With --images: keep versions used within this long (default 7d)."
+)
+@click.option("--grace", default=None, help="With --images: never remove images younger than this (1h).")
+@click.option(
+    "--engine-wide",
+    is_flag=True,
+    help="With --images: every skill image on the engine counts as this home's (an engine serving only "
+    "this home).",
+)
+@click.option("--dry-run", is_flag=True, help="With --images: report what would go; remove nothing.")
 @click.option("--json", "as_json", is_flag=True)
-def gc(everything: bool, as_json: bool) -> None:
-    """Remove containers that crashed or killed runs left behind."""
+def gc(
+    everything: bool,
+    images_too: bool,
+    budget: str | None,
+    keep_recent: str | None,
+    grace: str | None,
+    engine_wide: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove containers that crashed or killed runs left behind; with --images, also the skill
+    images retention does not keep (current and recently used versions stay, within --budget;
+    any other is rebuilt from its package when it is needed again)."""
     yard = one_shot_yard(collect_orphans=False)  # what a start-up sweep removed would go unreported
-    removed = yard.sandbox.gc(everything=everything)
+    removed = [] if dry_run else yard.sandbox.gc(everything=everything)
+    answer: dict[str, Any] = {"removed": removed}
+    if images_too:
+        from ..image_retention import retain_configured
+        from ..times import parse_duration
+
+        options: dict[str, Any] = {"engine_wide": engine_wide, "dry_run": dry_run}
+        if budget is not None:
+            options["budget"] = parse_size(budget)
+        if keep_recent is not None:
+            options["keep_recent"] = parse_duration(keep_recent)
+        if grace is not None:
+            options["grace"] = parse_duration(grace)
+        with err.status("images: checking") as status:
+            report = retain_configured(
+                yard.sandbox.backend.client,
+                yard.settings,
+                progress=lambda m: status.update(esc(m)),
+                **options,
+            )
+        answer["images"] = report.to_dict()
     if as_json:
-        emit_json({"removed": removed})
-    else:
-        out.print(f"removed {len(removed)} container(s)")
+        emit_json(answer)
+        return
+    out.print(f"removed {len(removed)} container(s)")
+    if images_too:
+        verb = "would remove" if dry_run else "removed"
+        out.print(
+            f"images: {verb} {len(report.removed)} ({report.freed_bytes / 1e6:.1f} MB), kept "
+            f"{len(report.kept)} ({report.kept_bytes / 1e6:.1f} MB"
+            + (f" of a {report.budget / 1e6:.1f} MB budget" if report.budget is not None else "")
+            + ")"
+            + (f", {len(report.removed_deps)} dependencies image(s) removed" if report.removed_deps else "")
+        )
+        for entry in report.removed:
+            out.print(f"  [dim]{verb}[/] {esc(entry.tag)}  {esc(entry.reason)}")
+        if report.over_budget:
+            err.print(
+                "[yellow]the current versions' images alone are over the budget: raise it "
+                "(--budget, SKILLYARD_IMAGE_BUDGET) or delete skills you no longer need[/]"
+            )
+        for problem in report.errors:
+            err.print(f"[yellow]{esc(problem)}[/]")
 
 
 @click.command(cls=Command)

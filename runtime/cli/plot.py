@@ -8,16 +8,10 @@ import math
 from pathlib import Path
 
 from ..accounting import SkillCost
+from ..costcurve import curve_end
 from ..errors import ConfigError
 
 DEFAULT_PLOT_SKILLS = 12
-
-
-def _curve_end(c: SkillCost) -> int:
-    n = max(c.uses, 5)
-    if c.break_even_uses is not None:
-        n = max(n, math.ceil(c.break_even_uses * 1.5), c.break_even_uses + 2)
-    return min(max(n, 5), 100_000)
 
 
 def plot_costs(report: list[SkillCost], path: str | Path, *, max_skills: int = DEFAULT_PLOT_SKILLS) -> Path:
@@ -49,7 +43,7 @@ def plot_costs(report: list[SkillCost], path: str | Path, *, max_skills: int = D
     if not chosen:
         axes[0][0].text(0.5, 0.5, "no skills in the ledger or registry", ha="center", va="center")
     for ax, c in zip(axes.flat, chosen, strict=False):  # the grid may have more axes than skills
-        end = _curve_end(c)
+        end = curve_end(c)
         xs = list(range(end + 1))
         ax.plot(
             xs,

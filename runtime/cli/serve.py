@@ -14,25 +14,53 @@ from ..serving import DEFAULT_MAX_RUNS
 from .errors import Command
 from .signals import exit_on_signals
 
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8700
+
+
+def console_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, tls: bool = False) -> str:
+    """Where `skillyard serve --host HOST --port PORT` serves the operators' console."""
+    shown = "<this host's address>" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}/ui"
+
 
 @click.command("serve", cls=Command)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8700, show_default=True)
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
 @click.option(
     "--max-runs", type=int, default=None, help=f"Concurrent runs per tenant (default {DEFAULT_MAX_RUNS})."
 )
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
-def serve_command(host: str, port: int, max_runs: int | None, log_level: str) -> None:
-    """Serve the HTTP API (see docs/API.md). Requests need a tenant key: `skillyard tenant add NAME`."""
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve over TLS with this certificate (PEM); the console's cookies are then Secure.",
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None, help="The certificate's key."
+)
+def serve_command(
+    host: str,
+    port: int,
+    max_runs: int | None,
+    log_level: str,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+) -> None:
+    """Serve the HTTP API (see docs/API.md) and the operators' console at /ui. Requests need a
+    tenant key: `skillyard tenant add NAME`."""
     import uvicorn
 
     from .. import logs
     from ..embeddings import warm_up_in_background
     from ..http import create_app
+    from ..http.accesslog import log_config
     from ..tenants import Tenants
 
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise ConfigError("TLS needs both --ssl-certfile and --ssl-keyfile")
     logs.configure(log_level.upper(), json_logs=True)
     settings = get_settings()
     if not Tenants(settings.home):
@@ -42,8 +70,20 @@ def serve_command(host: str, port: int, max_runs: int | None, log_level: str) ->
             err=True,
         )
     app = create_app(settings, max_concurrent_runs=max_runs)
+    url = console_url(host, port, tls=bool(ssl_certfile))
+    click.echo(f"skillyard: the API is at /v1 and the console at {url}", err=True)
     warm_up_in_background()  # search's query embedding: the model and its fast encoder, off the request path
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(),  # credentials in request targets never reach the access log
+        server_header=False,
+        proxy_headers=False,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
 
 
 @click.command("proxy", cls=Command)
@@ -164,12 +204,19 @@ def mcp_command(transport: str, host: str, port: int, tenant: str | None, max_ru
         else:
             import uvicorn
 
+            from ..http.accesslog import log_config
+
             if not tools.service.tenants:
                 raise ConfigError(
                     "the HTTP transport needs API keys: add a tenant with `skillyard tenant add NAME`"
                 )
             uvicorn.run(
-                http_app(tools, host=host), host=host, port=port, log_level="warning", server_header=False
+                http_app(tools, host=host),
+                host=host,
+                port=port,
+                log_level="warning",
+                log_config=log_config(),
+                server_header=False,
             )
     finally:
         tools.close()

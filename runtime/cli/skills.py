@@ -26,7 +26,7 @@ from .yard import one_shot_yard
 
 def _add_table(outcomes) -> Table:
     table = Table(title="skills")
-    for col in ("skill", "status", "version", "tests", "coverage", "time", "why"):
+    for col in ("skill", "status", "tier", "version", "tests", "coverage", "time", "why"):
         table.add_column(col, overflow="fold")
     colors = {
         "registered": "green",
@@ -40,6 +40,7 @@ def _add_table(outcomes) -> Table:
         table.add_row(
             esc(o.name),
             f"[{colors.get(o.status, 'white')}]{o.status}[/]",
+            o.tier or "-",
             str(o.version or "-"),
             f"{rep.tests - rep.failures - rep.errors}/{rep.tests}" if rep else "-",
             f"{rep.coverage:.0f}%" if rep and rep.coverage is not None else "-",
@@ -50,10 +51,13 @@ def _add_table(outcomes) -> Table:
 
 
 def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, workers: int = 2):
-    """Add every skill under `path` with a progress bar on stderr; the outcomes."""
+    """Add every skill under `path` with a progress bar on stderr; (the outcomes, the
+    folders discovery passed over)."""
+    from ..discovery import find_skills
     from ..yard import discover
 
-    folders = discover(path)
+    folders = discover(path)  # SkillError (with what was passed over) when there is none
+    skipped = find_skills(path).skipped
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -65,9 +69,7 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, worker
     ) as bar:
         task = bar.add_task("gating skills", total=len(folders))
         yard.progress = lambda m: bar.update(task, description=esc(m[:60]))
-        bar.update(task, description="images (base, runner)")
-        _ = yard.runner
-        bar.update(task, description="building and gating")
+        bar.update(task, description="checking, then building and gating")
 
         def done(outcome) -> None:
             bar.update(task, description=f"{esc(outcome.name)}: {outcome.status}")
@@ -75,7 +77,7 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, worker
 
         outcomes = yard.add_many(folders, force=force, workers=workers, on_result=done)
         bar.update(task, description="done")
-    return outcomes
+    return outcomes, skipped
 
 
 @click.command(cls=Command)
@@ -86,20 +88,30 @@ def add_with_progress(yard, path: Path, force: bool, quiet: bool = False, worker
 def add(path: Path, force: bool, workers: int, as_json: bool) -> None:
     """Build, test-gate and register one skill folder or a folder of skills."""
     yard = one_shot_yard()
-    outcomes = add_with_progress(yard, path, force, quiet=as_json, workers=workers)
+    outcomes, skipped = add_with_progress(yard, path, force, quiet=as_json, workers=workers)
     if as_json:
+        # A list, as before; what discovery passed over goes to stderr (the JSON stays one shape).
         emit_json([o.to_dict() for o in outcomes])
+        for s in skipped:
+            err.print(f"skipped {esc(s.path)}: {esc(s.reason)}", highlight=False)
     else:
         out.print(_add_table(outcomes))
+        for s in skipped:
+            out.print(f"  skipped {esc(s.path)}: {esc(s.reason)}", highlight=False)
     if any(o.status in ("blocked", "rejected", "error") for o in outcomes):
         sys.exit(2)
+
+
+def coverage_text(coverage: float | None) -> str:
+    """Line coverage as the CLI shows it (information; absent when nothing was measured)."""
+    return f"coverage {coverage:.0f}%" if coverage is not None else "coverage not measured"
 
 
 def _report_table(report) -> None:
     out.print(
         f"[bold]{'PASSED' if report.passed else 'BLOCKED'}[/]  tests {report.tests}  failures "
-        f"{report.failures}  errors {report.errors}  skipped {report.skipped}  coverage "
-        f"{report.coverage if report.coverage is not None else '-'}%  ({report.duration_s:.1f}s)"
+        f"{report.failures}  errors {report.errors}  skipped {report.skipped}  "
+        f"{coverage_text(report.coverage)}  ({report.duration_s:.1f}s)"
     )
     for reason in report.reasons:
         out.print(f"  - {esc(reason)}", highlight=False)
@@ -129,6 +141,7 @@ def _record_row(r) -> dict[str, Any]:
         "name": r.name,
         "version": r.version,
         "status": r.status,
+        "tier": r.tier,
         "current": r.current,
         "description": r.description,
         "tags": r.tags,
@@ -146,22 +159,29 @@ def _record_row(r) -> dict[str, Any]:
 
 @click.command(name="list", cls=Command)
 @click.option("--status", type=click.Choice(["registered", "blocked", "retired"]), default=None)
+@click.option(
+    "--tier",
+    type=click.Choice(["instructions", "verified", "blocked"]),
+    default=None,
+    help="instructions: no code, read only; verified: code whose gate passed; blocked.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(status: str | None, as_json: bool) -> None:
+def list_cmd(status: str | None, tier: str | None, as_json: bool) -> None:
     """Skills in the store: one line per skill (its current version, else its latest)."""
-    records = one_shot_yard().list(status)
+    records = one_shot_yard().list(status, tier)
     if as_json:
         emit_json([_record_row(r) for r in records])
         return
     table = Table(title=f"{len(records)} skill(s)")
-    for col in ("skill", "v", "status", "tests", "coverage", "calls", "fail", "description"):
+    for col in ("skill", "v", "status", "tier", "tests", "coverage", "calls", "fail", "description"):
         table.add_column(col, overflow="fold")
     for r in records:
         table.add_row(
             r.name,
             str(r.version),
             r.status,
-            str(r.gate.tests),
+            r.tier,
+            str(r.gate.tests) if r.tier != "instructions" else "-",
             f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-",
             str(r.calls),
             str(r.failures),
@@ -191,19 +211,24 @@ def show(name: str, version: int | None, as_json: bool) -> None:
         )
         return
     out.print(
-        f"[bold]{esc(rec.name)}[/] v{rec.version} ({rec.status}{', current' if rec.current else ''})  "
-        f"calls {rec.calls}  failures {rec.failures}"
+        f"[bold]{esc(rec.name)}[/] v{rec.version} ({rec.status}, {rec.tier}"
+        f"{', current' if rec.current else ''})  calls {rec.calls}  failures {rec.failures}"
     )
     out.print(esc(rec.description), highlight=False)
-    out.print(
-        f"entrypoint: {esc(pkg.config.entrypoint)}   files: {len(pkg.files)}   hash: {rec.content_hash[:16]}"
-    )
-    verdict = "passed" if rec.gate.passed else "blocked"
-    out.print(f"gate: {verdict}; tests {rec.gate.tests}; coverage {rec.gate.coverage}%")
+    entry = f"entrypoint: {esc(pkg.config.entrypoint)}   " if pkg.config.entrypoint else ""
+    out.print(f"{entry}files: {len(pkg.files)}   hash: {rec.content_hash[:16]}")
+    if rec.tier == "instructions":
+        out.print("gate: none (instructions only: no executable code, so nothing is gated or run)")
+    else:
+        verdict = "passed" if rec.gate.passed else "blocked"
+        out.print(f"gate: {verdict}; tests {rec.gate.tests}; {coverage_text(rec.gate.coverage)}")
     for reason in rec.gate.reasons:
         out.print(f"  - {esc(reason)}", highlight=False)
     if pkg.config.examples:
         out.print(f"example input: {esc(json.dumps(pkg.config.examples[0].input)[:200])}", highlight=False)
+    if pkg.instructions.strip():
+        out.print("\n[bold]instructions[/] (SKILL.md)")
+        out.print(esc(pkg.instructions.strip()), highlight=False)
     if data["memory"]:
         out.print("\n[bold].memory.md[/]")
         out.print(esc(data["memory"]), highlight=False)
@@ -273,12 +298,13 @@ def versions(name: str, as_json: bool) -> None:
         emit_json([_record_row(r) for r in recs])
         return
     table = Table(title=f"{esc(name)}: {len(recs)} version(s)")
-    for col in ("v", "status", "current", "tests", "coverage", "hash", "created", "why"):
+    for col in ("v", "status", "tier", "current", "tests", "coverage", "hash", "created", "why"):
         table.add_column(col, overflow="fold")
     for r in recs:
         table.add_row(
             str(r.version),
             r.status,
+            r.tier,
             "*" if r.current else "",
             str(r.gate.tests),
             f"{r.gate.coverage:.0f}%" if r.gate.coverage is not None else "-",
@@ -434,7 +460,7 @@ def demo(path: Path, max_calls: int) -> None:
     started = _time.monotonic()
     yard = one_shot_yard()
     out.print(f"[bold]skillyard demo[/]: store {esc(yard.settings.store)}, skills from {esc(path)}")
-    outcomes = add_with_progress(yard, path, force=False)
+    outcomes, _ = add_with_progress(yard, path, force=False)
     gate_s = _time.monotonic() - started
     out.print(_add_table(outcomes))
     calls = Table(title="example calls (each in a fresh hardened container)")
@@ -446,7 +472,7 @@ def demo(path: Path, max_calls: int) -> None:
         if made >= max_calls or o.status not in ("registered", "unchanged"):
             continue
         rec = yard.registry.get(o.name)
-        if rec is None or rec.status != "registered":
+        if rec is None or not rec.runnable:
             continue
         pkg = yard.package(rec.name, rec.version)
         if not pkg.config.examples:
@@ -474,17 +500,23 @@ def demo(path: Path, max_calls: int) -> None:
             "search 'how many words and sentences are in this text': "
             + ", ".join(f"{r.name} ({s:.2f})" for r, s in hits)
         )
-    registered = sum(
-        o.status in ("registered",) or (o.status == "unchanged" and not o.reasons) for o in outcomes
-    )
-    blocked = [
-        o for o in outcomes if o.status in ("blocked", "rejected") or (o.status == "unchanged" and o.reasons)
-    ]
+    verified = sum(o.tier == "verified" for o in outcomes)
+    instructions = sum(o.tier == "instructions" for o in outcomes)
+    blocked = [o for o in outcomes if o.tier == "blocked" or o.status in ("rejected", "error")]
     out.print(
-        f"\n[bold]{registered} registered, {len(blocked)} blocked[/] "
+        f"\n[bold]{verified + instructions} registered ({verified} verified, {instructions} instructions "
+        f"only), {len(blocked)} blocked[/] "
         f"(gate {gate_s:.1f} s, {made} calls {_time.monotonic() - call_started:.1f} s, "
         f"total {_time.monotonic() - started:.1f} s)"
     )
     for o in blocked:
         out.print(f"  blocked {esc(o.name)}: {reason_text(o.reasons)}", highlight=False)
     out.print("next: skillyard list | skillyard show NAME | skillyard run NAME --input '{...}'")
+    from ..tenants import Tenants
+    from .serve import console_url
+
+    keys = "" if Tenants(yard.settings.home) else "; first make a key: `skillyard tenant add ops --admin`"
+    out.print(
+        f"console: {console_url()} while `skillyard serve` runs (sign in with a tenant key{keys})",
+        highlight=False,
+    )

@@ -14,8 +14,9 @@ Process tree in the judge container:
   per pass. No test code ever runs in it, so every pass starts from the same clean state.
 - A pass child runs pytest over the tests. The skill's modules are proxies there: every
   call crosses to the callee through the runner and the host, carrying plain data.
-- Between passes the runner kills every other process, empties /tmp and /dev/shm and
-  restores the delivered files from memory: no pass can leave anything for the next one
+- Between passes the runner kills every other process, empties /tmp, /dev/shm and the
+  POSIX message queues and restores the delivered files from memory: no pass can leave
+  anything for the next one
   (a test that remembered the first pass's answers could otherwise "kill" every mutant).
 
 Messages on every link are `<length>\\n<json>`. The verdict of a pass is computed here,
@@ -33,7 +34,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WRITABLE = ("/tmp", "/dev/shm")
+# Every place a pass can leave something in: the tmpfs dirs, and POSIX message queues (a queue's name
+# alone carried a pass's answers to the next one). Unlinking a queue needs no privilege.
+WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 MAX_MESSAGE = 32 << 20
 MAX_REPORTS = 20000  # per pass: a flood of reports cannot grow the runner past this
 
@@ -207,6 +210,20 @@ def zygote(control, manifest):
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # no plugin of an installed package runs uninvited
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     sys.dont_write_bytecode = True
+    # The runner starts without the site module (-S: no .pth file of a requirement runs before the
+    # runner is non-dumpable). The zygote needs pytest: site-packages, appended, no .pth processed.
+    # Without site, a venv is not detected either (site.venv sets sys.prefix): find its
+    # site-packages from pyvenv.cfg beside the interpreter, as site would.
+    import sysconfig
+
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    paths = [sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+    if os.path.exists(os.path.join(venv, "pyvenv.cfg")):
+        paths.insert(0, os.path.join(venv, "lib", version, "site-packages"))
+    for path in paths:
+        if path not in sys.path and os.path.isdir(path):
+            sys.path.append(path)
     sys.path.insert(0, HERE)
     import importlib
 

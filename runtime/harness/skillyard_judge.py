@@ -128,6 +128,11 @@ def exception_class(info):
             break
     if base is None or not issubclass(base, Exception) and base is not SystemExit:
         base = None  # KeyboardInterrupt, GeneratorExit, BaseException: a plain callee error
+    elif issubclass(base, (StopIteration, StopAsyncIteration)):
+        # An iterator's "I am done" must not cross as one: raised inside a test's map(), filter() or
+        # zip(), it would end the iteration silently (all() of nothing is True). A RuntimeError, as
+        # PEP 479 makes of a StopIteration escaping a generator.
+        base = RuntimeError
     name = key[1].rsplit(".", 1)[-1] or "Error"
     namespace = {"__module__": key[0] or "skill", "__qualname__": key[1]}
     cls = None
@@ -244,8 +249,24 @@ class ProxyModule(types.ModuleType):
         if name.startswith("__") and name not in ("__all__",):
             raise AttributeError(name)
         attrs = self._describe()
-        if name == "__all__" and "__all__" not in attrs:
-            value = [n for n, info in attrs.items() if not n.startswith("_")]
+        if name == "__all__":
+            value = (
+                self._resolve(name, attrs[name])
+                if name in attrs
+                else [n for n in attrs if not n.startswith("_")]
+            )
+            # `from module import *` in a test must not rebind the test's builtins (a skill exporting its
+            # own abs() made `assert abs(got - want) < 1e-6` pass for wrong answers).
+            clash = (
+                sorted(n for n in value if isinstance(n, str) and hasattr(builtins, n))
+                if isinstance(value, (list, tuple))
+                else []
+            )
+            if clash:
+                raise ImportError(
+                    "from {} import * would replace the test's builtins {} with the skill's: import "
+                    "the names the test needs explicitly".format(self.__name__, ", ".join(clash))
+                )
         elif name not in attrs:
             submodule = self.__name__ + "." + name
             if submodule in _MODULES:

@@ -29,10 +29,18 @@ from . import errors
 from .deps import ServerState
 from .guard import Guard
 from .jobs import JobStore, progress
-from .routers import accounts, jobs, learn, proxy, skills, work
+from .media import DeclaredBodies
+from .routers import accounts, jobs, learn, proxy, skills, tenants, work
 from .routers.learn import submit_learning
 from .schemas import HealthOut, error_doc
+from .ui import install_console
 from .uploads import JSON_LIMIT, UPLOAD_LIMIT
+
+# Requests one tenant may have in progress at once. The server runs blocking work on a pool
+# of 40 worker threads (anyio's default): no tenant may hold them all.
+MAX_INFLIGHT = 24
+# A tenant's refusals (429) answered at once per second, in bursts of twice that; more wait.
+REFUSAL_RATE = 20.0
 
 
 def create_app(
@@ -44,12 +52,16 @@ def create_app(
     max_jobs_per_tenant: int = 8,
     json_limit: int = JSON_LIMIT,
     upload_limit: int | None = None,
+    max_inflight_per_tenant: int = MAX_INFLIGHT,
+    refusal_rate: float = REFUSAL_RATE,
     upstream: LLM | None = None,
 ) -> FastAPI:
     """The API app. `yard_factory(settings) -> Yard` makes every yard the app uses (default: a
     Yard sharing one Docker sandbox). `max_concurrent_runs` is the per-tenant default (a tenant's
-    own max_concurrent_runs wins); env SKILLYARD_MAX_CONCURRENT_RUNS sets it too. With an
-    `upstream` model the app is also the OpenAI-compatible proxy (runtime/proxy.py):
+    own max_concurrent_runs wins); env SKILLYARD_MAX_CONCURRENT_RUNS sets it too.
+    `max_inflight_per_tenant`: requests one tenant may have in progress at once (the guard's 429);
+    `refusal_rate`: a tenant's 429s answered at once per second (the rest wait: guard.RefusalPacer).
+    With an `upstream` model the app is also the OpenAI-compatible proxy (runtime/proxy.py):
     /v1/chat/completions, /v1/models and /v1/retrieval/preview."""
     settings = settings or get_settings()
     if job_workers is None:
@@ -85,9 +97,15 @@ def create_app(
     )
     app.state.skillyard = state
     app.add_middleware(
-        Guard, authenticate=service.authenticate, json_limit=json_limit, upload_limit=state.upload_limit
+        Guard,
+        service=service,
+        declared=DeclaredBodies(app),
+        json_limit=json_limit,
+        upload_limit=state.upload_limit,
+        max_inflight=max_inflight_per_tenant,
+        refusal_rate=refusal_rate,
     )
-    errors.install(app)
+    errors.install(app, pages=install_console(app, state))  # the operators' console at /ui
 
     @app.get("/healthz", response_model=HealthOut, tags=["meta"])
     def healthz() -> HealthOut:
@@ -102,7 +120,7 @@ def create_app(
     v1 = APIRouter(
         prefix="/v1", dependencies=[Depends(bearer)], responses={401: error_doc("No or a bad API key")}
     )
-    for router in (skills.router, work.router, jobs.router, accounts.router, learn.router):
+    for router in (skills.router, work.router, jobs.router, accounts.router, tenants.router, learn.router):
         v1.include_router(router)
     if state.proxy is not None:
         v1.include_router(proxy.router)

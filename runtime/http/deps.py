@@ -41,6 +41,19 @@ class ServerState:
         self.version = version
         self.proxy = proxy  # the OpenAI-compatible proxy, on a server started with an upstream
 
+    def check_room(
+        self, request: Request, tenant: Tenant | None, kind: JobKind, skill: str | None = None
+    ) -> None:
+        """Refuse now (a counted refusal, TooManyJobs: 429) if a job of the caller's would be,
+        before the route reads an upload or looks a skill up."""
+        try:
+            self.jobs.check_room(tenant.name if tenant else "local")
+        except TooManyJobs:
+            self.service.refuse(
+                tenant, kind, error="too_many_jobs", skill=skill, request_id=request_id(request)
+            )
+            raise
+
     def submit(
         self,
         request: Request,
@@ -52,33 +65,43 @@ class ServerState:
         **options: Any,
     ) -> Job:
         """Queue `work` as a job of the caller's; over the tenant's job limit the refusal
-        is audited and TooManyJobs raised (429)."""
+        is counted in its audit trail and TooManyJobs raised (429)."""
         try:
             return self.jobs.submit(view.name, kind, skill, scope, work, **options)
         except TooManyJobs:
-            self.service.audit.record(
+            self.service.refuse(
+                view.tenant,
                 kind,
-                tenant=view.name,
+                error="too_many_jobs",
                 skill=skill,
                 scope=scope,
-                outcome="refused",
-                error="too_many_jobs",
                 request_id=request_id(request),
             )
             raise
 
 
-def server_state(request: Request) -> ServerState:
+async def server_state(request: Request) -> ServerState:
     """The state of the app serving `request`."""
     return request.app.state.skillyard
 
 
-def caller_view(request: Request) -> TenantView:
-    """What the caller's key may see. The guard has checked the key for every /v1 path."""
+def caller(request: Request) -> Tenant:
+    """The tenant of the caller's key. The guard has checked the key for every /v1 path."""
     tenant = getattr(request.state, "tenant", None)
     if not isinstance(tenant, Tenant):  # the guard always sets it for /v1; belt and braces
         raise Unauthorized("missing or invalid API key")
-    return server_state(request).service.view(tenant)
+    return tenant
+
+
+async def caller_tenant(request: Request) -> Tenant:
+    """`caller`, as a dependency resolved on the event loop (no worker thread)."""
+    return caller(request)
+
+
+def caller_view(request: Request) -> TenantView:
+    """What the caller's key may see (its yards are made on first use: a worker thread's job)."""
+    state: ServerState = request.app.state.skillyard
+    return state.service.view(caller(request))
 
 
 def job_response(job: Job) -> JSONResponse:
@@ -90,6 +113,7 @@ def job_response(job: Job) -> JSONResponse:
 
 State = Annotated[ServerState, Depends(server_state)]
 View = Annotated[TenantView, Depends(caller_view)]
+Caller = Annotated[Tenant, Depends(caller_tenant)]
 SkillName = Annotated[
     str,
     Path(

@@ -164,14 +164,7 @@ class JobStore:
         with self._lock:
             self._prune()
             if counted:
-                active = sum(
-                    1 for j in self._jobs.values() if j.tenant == tenant and not j.done and j.kind != "run"
-                )
-                if active >= self.max_per_tenant:
-                    raise TooManyJobs(
-                        f"{active} jobs of yours are queued or running (the limit is {self.max_per_tenant}); "
-                        "wait for one to finish (GET /v1/jobs/{id})"
-                    )
+                self._check_room(tenant)
             job = Job(id=secrets.token_hex(16), tenant=tenant, kind=kind, skill=skill, scope=scope)
             self._jobs[job.id] = job
             job.emit("status", {"state": "queued"})
@@ -183,6 +176,22 @@ class JobStore:
             # One ticket per job: whichever worker takes it runs the fairest waiting job at that moment.
             self.pool.submit(self._next)
         return job
+
+    def _check_room(self, tenant: str) -> None:
+        """TooManyJobs if `tenant` has as many counted jobs queued or running as it may (lock held)."""
+        active = sum(1 for j in self._jobs.values() if j.tenant == tenant and not j.done and j.kind != "run")
+        if active >= self.max_per_tenant:
+            raise TooManyJobs(
+                f"{active} jobs of yours are queued or running (the limit is {self.max_per_tenant}); "
+                "wait for one to finish (GET /v1/jobs/{id})"
+            )
+
+    def check_room(self, tenant: str) -> None:
+        """TooManyJobs now if a job of `tenant`'s would be refused: a route asks before it does
+        the work a job needs (reading an upload, looking a skill up), so a refusal costs none
+        of it. `submit` checks again (the room may be gone meanwhile)."""
+        with self._lock:
+            self._check_room(tenant)
 
     def _pick(self) -> Queued | None:
         with self._lock:

@@ -8,18 +8,25 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..calls import CallResult
 from ..experience import ExperienceIn
 from ..names import NAME_PATTERN
 from ..records import SkillRecord
+from ..tenants import TENANT_PATTERN
+from ..times import as_utc, parse_duration, utc_now
 
 
 class ErrorOut(BaseModel):
     """Every error answer's body."""
 
     error: str = Field(description="What went wrong and, where it helps, what to do.")
+    kind: str = Field(
+        description="The error's kind, stable for programs: invalid_input, not_found, not_registered, "
+        "forbidden, unauthorized, too_many_runs, too_many_jobs, too_many_requests, too_large, "
+        "unsupported_media_type, conflict, registry, sandbox, store, llm_unavailable, internal, ..."
+    )
     request_id: str | None = Field(default=None, description="Quote it when reporting a problem.")
     detail: list[dict[str, Any]] | None = Field(
         default=None, description="Per-field problems of a rejected request."
@@ -46,6 +53,10 @@ class SkillOut(BaseModel):
     version: int
     scope: Literal["private", "shared"] = Field(description="private: this tenant's own; shared: everyone's.")
     status: str = Field(description="registered, blocked or retired")
+    tier: str = Field(
+        description="instructions (no code: read its SKILL.md, never run), verified (code whose "
+        "gate passed: it runs) or blocked (code whose gate failed, or code without tests)"
+    )
     current: bool
     description: str
     tags: list[str]
@@ -76,11 +87,11 @@ class SearchHitOut(SkillOut):
 
 
 class CallErrorOut(BaseModel):
-    """Why a call failed (never the raw traceback)."""
+    """Why the skill's run failed (never the raw traceback)."""
 
     kind: str = Field(
         description="invalid_input, exception, timeout, oom, bad_output, crashed, sandbox, "
-        "not_found, not_registered"
+        "not_found, not_registered, not_runnable (an instructions-only skill: read it, do not run it)"
     )
     message: str
     type: str | None = Field(default=None, description="The exception type, for kind=exception.")
@@ -88,7 +99,8 @@ class CallErrorOut(BaseModel):
 
 
 class CallResultOut(BaseModel):
-    """What a run answers: the output, or the error, and what the run used."""
+    """What a run answers when the skill ran: its output (ok), or its failure (ok false,
+    `error`), and what the run used. A call that did not reach the skill is an error answer."""
 
     skill: str
     version: int | None
@@ -198,6 +210,7 @@ def skill_out(rec: SkillRecord, scope: str, cls: type[SkillOut] = SkillOut, **ex
         version=rec.version,
         scope=scope,
         status=rec.status,
+        tier=rec.tier,
         current=rec.current,
         description=rec.description,
         tags=list(rec.tags or []),
@@ -260,18 +273,155 @@ COMMON_ERRORS = {
     401: error_doc("No or a bad API key"),
     422: error_doc("Invalid request"),
     413: error_doc("Request body too large"),
+    429: error_doc("Too many requests of this key's tenant in progress"),
 }
+BODY_ERRORS = {415: error_doc("The body's media type is not one this endpoint takes (see requestBody)")}
 SKILL_ERRORS = {**COMMON_ERRORS, 404: error_doc("No such skill (for this key)")}
-# A run's answers other than 200 carry a call result when the skill was reached, else an error.
-RESULT_OR_ERROR = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "anyOf": [
-                    {"$ref": "#/components/schemas/CallResultOut"},
-                    {"$ref": "#/components/schemas/ErrorOut"},
-                ]
-            }
-        }
-    }
-}
+
+
+# -- tenants and keys (admin keys only) ---------------------------------------------------------------------
+class KeyOut(BaseModel):
+    """What may be shown of an API key: never the key or its hash."""
+
+    id: str = Field(description="The key's id: the part after `sy_`, not secret.")
+    tenant: str
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None = Field(description="When it stops working; null: never.")
+    expired: bool
+    last_used: datetime | None = Field(description="When it last opened a request (to the minute).")
+
+
+class TenantOut(BaseModel):
+    """A tenant and its keys."""
+
+    name: str
+    admin: bool
+    created_at: datetime | None
+    max_concurrent_runs: int | None = Field(description="Its own run limit; null: the server's default.")
+    keys: list[KeyOut]
+
+
+class _KeyTerms(BaseModel):
+    """When a new key stops working: `expires_in` (90d, 12h, ...) or `expires_at` (ISO 8601), or never."""
+
+    model_config = ConfigDict(extra="forbid")
+    expires_in: str | None = Field(
+        default=None, max_length=32, description="A length of time: 90s, 30m, 12h, 90d, 1w."
+    )
+    expires_at: datetime | None = Field(default=None, description="An instant (naive: UTC).")
+    label: str | None = Field(
+        default=None, max_length=64, description="What the key is for (shown, not secret)."
+    )
+
+    @field_validator("expires_in")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)  # ValueError: a field error
+        return v
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> _KeyTerms:
+        if self.expires_in is not None and self.expires_at is not None:
+            raise ValueError("give expires_in or expires_at, not both")
+        return self
+
+    def expiry(self) -> datetime | None:
+        """The instant the key stops working, or None."""
+        if self.expires_in is not None:
+            return utc_now() + parse_duration(self.expires_in)
+        return as_utc(self.expires_at) if self.expires_at is not None else None
+
+
+class NewTenantRequest(_KeyTerms):
+    """A tenant to create; the expiry and label are its first key's."""
+
+    name: str = Field(pattern=TENANT_PATTERN, description="1-32 of a-z, 0-9 and '-'; not a reserved name.")
+    admin: bool = False
+    max_concurrent_runs: int | None = Field(default=None, ge=1, le=256)
+
+
+class TenantPatch(BaseModel):
+    """Changes to a tenant: only the fields given change (null run limit: the server's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    admin: bool | None = None
+    max_concurrent_runs: int | None = Field(default=None, ge=1, le=256)
+
+
+class NewKeyRequest(_KeyTerms):
+    """A new key for a tenant."""
+
+
+class RotateKeyRequest(_KeyTerms):
+    """A key's rotation: the new key's terms, and how long the old one keeps working."""
+
+    overlap: str = Field(
+        default="1h", max_length=32, description="How long the old key keeps working: 0s to 30d (default 1h)."
+    )
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class NewKeyOut(BaseModel):
+    """A key, shown this once: store it now (only its hash is kept)."""
+
+    key: str = Field(description="sy_<id>_<secret>: send it as 'Authorization: Bearer <key>'.")
+    info: KeyOut
+
+
+class NewTenantOut(NewKeyOut):
+    """A created tenant and its first key (shown this once)."""
+
+    tenant: TenantOut
+
+
+class RotatedKeyOut(NewKeyOut):
+    """The new key (shown this once) and the old one, with when it now stops working."""
+
+    previous: KeyOut
+
+
+def key_out(info: Any) -> KeyOut:
+    """The API's view of a runtime.tenants.KeyInfo."""
+    return KeyOut(**info.to_dict())
+
+
+def tenant_out(tenant: Any, keys: list[Any]) -> TenantOut:
+    """The API's view of a tenant and its keys."""
+    return TenantOut(
+        name=tenant.name,
+        admin=tenant.admin,
+        created_at=tenant.created_at or None,
+        max_concurrent_runs=tenant.max_concurrent_runs,
+        keys=[key_out(k) for k in keys],
+    )
+
+
+class DeletedOut(BaseModel):
+    """What a delete removed, and what it kept."""
+
+    name: str
+    scope: Literal["private", "shared"]
+    versions: list[int] = Field(description="The versions deleted.")
+    skill_deleted: bool = Field(description="Whether no version of the skill is left.")
+    kept: str = Field(
+        default="the ledger's rows (GET /v1/cost still reports the skill's account) "
+        "and the registry's history",
+        description="What a delete never removes.",
+    )
+
+
+class ToolsOut(BaseModel):
+    """Tool definitions for the registered skills a key can call, in one agent's shape."""
+
+    format: Literal["openai", "openai-chat", "anthropic", "mcp"]
+    tools: list[dict[str, Any]] = Field(description="Ready to pass to that agent's API as its tool list.")
+    skills: list[dict[str, Any]] = Field(
+        description="For each tool, in the same order: the skill's name, version and scope."
+    )

@@ -1,54 +1,41 @@
 """Package uploads to the HTTP API: read the body (raw or multipart), refuse compression
-bombs before tarfile sees a byte, and turn the archive into a validated package."""
+bombs before tarfile sees a byte (runtime.package.inflate counts every decompressed byte),
+and turn the archive into a validated package."""
 
 from __future__ import annotations
-
-import zlib
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import PackageError
-from ..package import SkillPackage, package_from_files, parse_skill_md, unpack_files
+from ..package import (
+    GZIP_MAGIC,
+    SkillPackage,
+    archive_cap,
+    inflate,
+    package_from_files,
+    parse_skill_md,
+    unpack_files,
+    with_canonical_skill_md,
+)
 
 JSON_LIMIT = 4 * 1024 * 1024
 UPLOAD_LIMIT = 20 * 1024 * 1024
 
 
-def check_archive(blob: bytes, settings: Settings) -> None:
-    """Refuse compression bombs before tarfile sees the bytes: only gzip or plain tar, and a
-    gzip stream may expand only to what a package within the limits can need."""
-    if blob[:2] == b"\x1f\x8b":
-        cap = settings.max_package_bytes + settings.max_files * 3 * 1024 + 1024 * 1024
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        total, view = 0, memoryview(blob)
-        try:
-            for i in range(0, len(blob), 256 * 1024):
-                chunk = view[i : i + 256 * 1024]
-                while chunk:
-                    out = d.decompress(chunk, 1024 * 1024)
-                    total += len(out)
-                    if total > cap:
-                        raise HTTPException(
-                            413,
-                            f"the archive expands to more than {cap} bytes; "
-                            f"a package may hold at most {settings.max_package_bytes}",
-                        )
-                    chunk = d.unconsumed_tail
-            while not d.eof:
-                out = d.decompress(b"", 1024 * 1024)
-                if not out:
-                    break
-                total += len(out)
-                if total > cap:
-                    raise HTTPException(413, f"the archive expands to more than {cap} bytes")
-        except zlib.error as exc:
-            raise HTTPException(422, f"package rejected: not a valid gzip stream ({exc})") from exc
-        return
-    if len(blob) > 262 and blob[257:262] == b"ustar":
-        return
-    raise HTTPException(422, "package rejected: send the skill folder as a .tar.gz (or .tar) archive")
+def check_archive(blob: bytes, settings: Settings) -> bytes:
+    """The upload's tar bytes, before tarfile sees any: a gzip stream inflated with every byte
+    of every member counted (ArchiveTooLarge, a 413, past what a package can need), or a
+    plain tar; anything else is refused (422)."""
+    tar = inflate(blob, archive_cap(settings))
+    if len(tar) > 262 and tar[257:262] == b"ustar":
+        return tar
+    if blob[:2] == GZIP_MAGIC:
+        raise PackageError(
+            "", "the gzip stream does not hold a tar archive: send the skill folder as a .tar.gz"
+        )
+    raise PackageError("", "send the skill folder as a .tar.gz (or .tar) archive")
 
 
 def parse_upload(blob: bytes, settings: Settings) -> SkillPackage:
@@ -56,14 +43,14 @@ def parse_upload(blob: bytes, settings: Settings) -> SkillPackage:
     inside one top folder named like the skill."""
     if not blob:
         raise HTTPException(422, "empty upload: send the skill folder as a .tar.gz archive")
-    check_archive(blob, settings)
-    files, executable = unpack_files(blob, settings)
+    files, executable = unpack_files(check_archive(blob, settings), settings)
+    files = with_canonical_skill_md(files)
     folder = None
     if "SKILL.md" not in files and files:
         tops = {p.split("/", 1)[0] for p in files}
         if len(tops) == 1 and all("/" in p for p in files):
             folder = tops.pop()
-            files = {p[len(folder) + 1 :]: data for p, data in files.items()}
+            files = with_canonical_skill_md({p[len(folder) + 1 :]: data for p, data in files.items()})
             executable = {p[len(folder) + 1 :] for p in executable}
     if "SKILL.md" not in files:
         raise PackageError("SKILL.md", "missing: the archive needs SKILL.md at its root or in one top folder")

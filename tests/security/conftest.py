@@ -5,6 +5,7 @@ secrets in the environment, real TCP/UDP listeners on the host) and looks at the
 afterwards (processes, files, containers, the runtime's own memory). Nothing here runs
 inside a container.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,7 +89,7 @@ class MarkerWatcher:
                 self.seen_ps = ps_lines(self.marker)
             self._stop.wait(0.05)
 
-    def __enter__(self) -> MarkerWatcher:  # noqa: PYI034
+    def __enter__(self) -> MarkerWatcher:
         self._thread.start()
         return self
 
@@ -137,9 +138,11 @@ def unexpected_containers(yard, docker_client, timeout: float = 15.0) -> list[st
                 idle = {w.cid for q in pool._idle.values() for w in q}
                 busy = any(t.is_alive() for t in pool._fillers)
         ours = docker_client.api.containers(
-            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_PID}={os.getpid()}"]})
-        extra = [f"{c['Names'][0]} ({c['State']})" for c in ours
-                 if c["Id"] not in idle or c["State"] != "running"]
+            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_PID}={os.getpid()}"]}
+        )
+        extra = [
+            f"{c['Names'][0]} ({c['State']})" for c in ours if c["Id"] not in idle or c["State"] != "running"
+        ]
         if (not extra and not busy) or time.monotonic() > deadline:
             return extra
         time.sleep(0.2)
@@ -154,7 +157,12 @@ class Canary:
 
     def snapshot(self) -> tuple[str, tuple]:
         st = self.path.stat()
-        return hashlib.sha256(self.path.read_bytes()).hexdigest(), (st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns)
+        return hashlib.sha256(self.path.read_bytes()).hexdigest(), (
+            st.st_mode,
+            st.st_uid,
+            st.st_size,
+            st.st_mtime_ns,
+        )
 
     def assert_untouched(self) -> None:
         assert self.path.exists(), "the canary file on the host was removed"
@@ -256,7 +264,9 @@ class HostListeners:
 
     def assert_untouched(self) -> None:
         for lst in self.all:
-            assert lst.hits == [], f"a container reached the host's {lst.kind} listener on {lst.host}:{lst.port}: {lst.hits}"
+            assert lst.hits == [], (
+                f"a container reached the host's {lst.kind} listener on {lst.host}:{lst.port}: {lst.hits}"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +274,8 @@ def host_listeners() -> HostListeners:
     """TCP and UDP listeners on the host's 127.0.0.1 and on docker0 (172.17.0.1), each self-tested."""
     has_gw = os.path.exists("/sys/class/net/docker0")
     lst = HostListeners(
-        tcp_lo=Listener("tcp", "127.0.0.1").start(), udp_lo=Listener("udp", "127.0.0.1").start(),
+        tcp_lo=Listener("tcp", "127.0.0.1").start(),
+        udp_lo=Listener("udp", "127.0.0.1").start(),
         tcp_gw=Listener("tcp", GATEWAY).start() if has_gw else None,
         udp_gw=Listener("udp", GATEWAY).start() if has_gw else None,
     )

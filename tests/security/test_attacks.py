@@ -1,11 +1,14 @@
-"""Attacks through skills, on a real engine: each payload runs as a skill call AND inside the gate.
+"""Attacks through skills, on a real engine: each payload runs as a skill call AND inside the gate's judge.
 
 A payload is a function of the attack skill's scripts/attacks.py (ATTACKS_PY below). Every case
 in CASES runs
   (a) as a call of ONE registered attack skill (the module fixture `attack_env`, a Yard with a
       warm pool in a tmp home): {"attack": NAME, "ctx": {...}} -> the payload's evidence, and
-  (b) inside the test gate: a fresh package whose tests/test_x.py runs the payload and then fails
-      with the evidence in its message (the gate's JUnit report carries it back to the host).
+  (b) inside the test gate, where test code runs: the judge container holds no code of the skill's
+      (its modules are proxies), so a fresh package carries the payloads under tests/ as well
+      (tests/payloads.py, see gate_payloads), and its tests/test_x.py runs the payload there and
+      then fails with the evidence in its message (the gate's report carries it back to the host).
+      The judge's limits are the gate's (runtime/gate.py::gate_limits: 512m, 128 pids, /tmp 128m).
 The host then checks what the payload saw or did (the attack did not succeed: every case names
 the exact errno / value it expects, so a regression makes it fail), and that the host and the
 runtime are unharmed: the canary file on the host is untouched, no process carrying the case's
@@ -14,13 +17,16 @@ the marker exists on the host, no host listener was reached, no container of thi
 left except idle warm-pool members, the attack skill is still listed as registered and a
 harmless call still works.
 
-Also here: gate spoofing beyond tests/test_gate.py (SPOOFS), hostile packages (loading only,
-no Docker: nothing may be written to the store) and hostile call inputs.
+Also here: spoofs aimed at the gate's judge (SPOOFS: the runner, the zygote, the pass's link, the
+harness files, the supervisor's frames; tests/test_gate.py and tests/security/test_gate_attacks.py
+hold the reward-hacking suite), hostile packages (loading only, no Docker: nothing may be written
+to the store) and hostile call inputs.
 
 Cases the runtime does not withstand today are marked xfail(strict=True); each one is a
 vulnerability described in docs/SECURITY.md ("Known weaknesses"). When one is fixed, its test
 XPASSes, which fails the run: remove the marker then.
 """
+
 from __future__ import annotations
 
 import errno
@@ -65,12 +71,17 @@ pytestmark = pytest.mark.slow
 
 ATTACK_SKILL = "atk-skill"
 CALL_TIMEOUT = 3.0  # the attack skill's call limit (skillyard.yaml below)
-CALL_PIDS, GATE_PIDS = 64, 128  # the call's pids limit (base default); the gate raises it to 128
-MEMORY = 256 * MB
-TMPFS = 32 * MB
+CALL_PIDS, GATE_PIDS = (
+    64,
+    128,
+)  # the call's pids limit (base default); the judge's (runtime/gate.py::gate_limits)
+MEMORY, GATE_MEMORY = 256 * MB, 512 * MB  # the attack skill's call memory; the judge's (at least 512m)
+TMPFS, GATE_TMPFS = 32 * MB, 128 * MB  # /tmp of a call (skillyard.yaml below) and of the judge
 FSIZE = 16 * MB  # RLIMIT_FSIZE, the base default
 SHM = Limits().shm_size  # /dev/shm: writable too, counted against memory
 EVIDENCE = "evidence"
+# The judge runner ends a pass at its deadline itself (the container does not time out).
+GATE_TIMEOUT = r"time limit and w(?:ere|as) killed"  # the pass's deadline, or the judge container's
 
 # The attack skill's scripts/attacks.py, byte for byte (a raw string: no escapes are processed).
 ATTACKS_PY = r'''"""Attack payloads of skillyard's security suite (tests/security/test_attacks.py).
@@ -462,10 +473,12 @@ def config_files(ctx):
     names = {"skillyard.env", ".skillyard", "docker.sock", "containerd.sock", ".registry.lock", "config.toml"}
     # Names of the host's secret variables (never their values: the payload is not told them),
     # split so that this file does not contain them itself.
-    needles = [b"OPENAI_" + b"API_KEY", b"SKILLYARD_" + b"SECRET_TOKEN", b"AWS_SECRET_" + b"ACCESS_KEY"]
+    # (joined at run time: a constant expression would be folded into the image's .pyc of this file)
+    needles = [b"_".join(parts) for parts in ([b"OPENAI", b"API", b"KEY"], [b"SKILLYARD", b"SECRET", b"TOKEN"],
+                                              [b"AWS", b"SECRET", b"ACCESS", b"KEY"])]
     skip = ("/proc", "/sys", "/dev", "/usr/lib/python3", "/usr/share", "/opt/venv/lib", "/usr/lib/x86_64-linux-gnu")
     found, hits, scanned = [], [], 0
-    end = time.monotonic() + 4
+    end = time.monotonic() + 2  # well inside the 3 s call limit, also on a loaded machine
     for dirpath, dirnames, filenames in os.walk("/"):
         if dirpath.startswith(skip) or time.monotonic() > end:
             dirnames[:] = []
@@ -492,7 +505,14 @@ def store_access(ctx):
         mounts = [line.split()[4] for line in f]
     return {"store": os.path.exists(ctx["store"]), "home": os.path.exists(ctx["home"]),
             "parent": _try(lambda: os.listdir(os.path.dirname(ctx["store"]))), "mounts": mounts,
-            "root": sorted(os.listdir("/"))}
+            "root": sorted(os.listdir("/")), "skill_dir": _listing("/skill")}
+
+
+def _listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return exc.errno
 
 
 def docker_socket(ctx):
@@ -812,94 +832,181 @@ def fifo_result(ctx):
     return {"fifo": True}
 
 
-# -- gate spoofing (run inside a skill's test) -----------------------------------------------------
-FAKE_JUNIT = ('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" failures="0" '
-              'skipped="0" tests="2"><testcase classname="tests.test_x" name="test_real"/>'
-              '<testcase classname="tests.test_x" name="test_attack"/></testsuite></testsuites>')
+def mqueue_write(ctx):
+    """A POSIX message queue (a file in /dev/mqueue): does it outlive the call?"""
+    try:
+        os.close(os.open("/dev/mqueue/" + ctx["marker"], os.O_CREAT | os.O_RDWR, 0o600))
+        return {"created": "ok"}
+    except OSError as exc:
+        return {"created": exc.errno}
 
 
-def _forge_reports():
-    written = {}
-
-    def put(name, data):
-        try:
-            with open(os.path.join(OUT, name), "w") as f:
-                f.write(data)
-            written[name] = "ok"
-        except OSError as exc:
-            written[name] = exc.errno
-
-    records = [{"kind": "collected", "count": 2}]
-    records += [{"kind": "phase", "id": "tests/test_x.py::" + t, "when": w, "raw": "passed"}
-                for t in ("test_real", "test_attack") for w in ("setup", "call", "teardown")]
-    records += [{"kind": "finish", "exitstatus": 0, "testsfailed": 0, "testscollected": 2}]
-    put("junit.xml", FAKE_JUNIT)
-    put("records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    put("coverage.json", json.dumps({"totals": {"percent_covered": 100.0},
-                                     "files": {"/skill/scripts/attacks.py": {"missing_lines": []}}}))
-    put("runner.json", json.dumps({"pytest_exit": 0, "pytest_duration_s": 0.1, "coverage_exit": 0,
-                                   "coverage_output": ""}))
-    return written
+def mqueue_read(ctx):
+    try:
+        return {"queues": sorted(os.listdir("/dev/mqueue"))}
+    except OSError as exc:
+        return {"queues": exc.errno}
 
 
-def spoof_fake_reports(ctx):
-    return {"written": _forge_reports()}
+def _doc_address():
+    """Where the text of textwrap's docstring lives: the fork server imported textwrap before it forked
+    this call, so the parent holds the same bytes at the same address."""
+    import textwrap
+
+    doc = textwrap.__doc__
+    return id(doc) + ctypes.string_at(id(doc), 256).find(doc[:16].encode())
 
 
-def spoof_edit_runner(ctx):
-    forged = ("import json, os, sys\nos.makedirs(sys.argv[1], exist_ok=True)\n"
-              "open(os.path.join(sys.argv[1], 'runner.json'), 'w').write(json.dumps({'pytest_exit': 0}))\n")
-    edited = {}
-    for name in ("gate_runner.py", "skillyard_gate_plugin.py", "pytest.ini"):
-        try:
-            with open("/tmp/sy/" + name, "w") as f:
-                f.write(forged if name.endswith(".py") else "[pytest]\naddopts = -p no:junitxml\n")
-            edited[name] = "ok"
-        except OSError as exc:
-            edited[name] = exc.errno
-    return {"edited": edited}
+def forkserver_poke(ctx):
+    """Write the marker into the fork server's memory (our parent: same uid, dumpable)."""
+    out = {"parent": open("/proc/%d/comm" % os.getppid()).read().strip()}
+    try:
+        with open("/proc/%d/mem" % os.getppid(), "r+b", buffering=0) as f:
+            f.seek(_doc_address())
+            f.write(ctx["marker"].encode())
+        out["poked"] = "ok"
+    except OSError as exc:
+        out["poked"] = exc.errno
+    return out
 
 
-def spoof_reports_as_dirs(ctx):
-    made = {}
-    for name in ("runner.json", "coverage.json"):
-        path = os.path.join(OUT, name)
+def forkserver_peek(ctx):
+    """What a later call, forked from the same fork server, finds at that address."""
+    import textwrap
 
-        def swap(path=path):
-            if os.path.lexists(path):
-                os.unlink(path)
-            os.mkdir(path)
-        made[name] = _try(swap)
-    return {"made": made}
+    return {"doc": textwrap.__doc__[:15]}
+
+
+def names(ctx=None):
+    return sorted(ATTACKS)
+
+
+# -- gate spoofing: run as test code in the judge (tests/payloads.py), aimed at the new gate ----------------
+def _judge():
+    return sys.modules["skillyard_judge"]
+
+
+def _stat_ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _judge_pids():
+    """(runner, zygote): this pass's parent is the zygote, whose parent is the runner."""
+    zygote = os.getppid()
+    return _stat_ppid(zygote), zygote
+
+
+def _forged_pass_done(pass_id=1):
+    return {"op": "pass_done", "pass": pass_id, "how": "ended", "finished": True, "exitstatus": 0, "tests": 2,
+            "passed": 2, "collected": 2, "collect_errors": [], "cases": [
+                {"name": "tests/test_x.py::test_real", "outcome": "passed"},
+                {"name": "tests/test_x.py::test_attack", "outcome": "passed"}]}
+
+
+def _frame(obj):
+    data = json.dumps(obj).encode()
+    return str(len(data)).encode() + b"\n" + data
+
+
+def spoof_edit_harness(ctx):
+    """Rewrite the judge's files (/tmp is writable), add start-up and pytest config files."""
+    done = {}
+    forged = "import os\nos._exit(0)\n"
+    for path, text in (("/tmp/sy/judge_runner.py", forged), ("/tmp/sy/skillyard_judge.py", forged),
+                       ("/tmp/sy/datacodec.py", "def decode(x):\n    return x\n"),
+                       ("/tmp/sy/pytest.ini", "[pytest]\naddopts = -p no:python\n"),
+                       ("/tmp/sy/manifest.json", json.dumps({"root": "/", "tests": "/nonexistent", "modules": []})),
+                       ("/tmp/sy/sitecustomize.py", forged), ("/tmp/skill/conftest.py", "collect_ignore = ['tests']\n"),
+                       ("/tmp/skill/pytest.ini", "[pytest]\naddopts = -k nothing\n"),
+                       ("/tmp/skill/tests/conftest.py", "collect_ignore = ['test_x.py']\n")):
+        done[path] = _try(lambda path=path, text=text: open(path, "w").write(text))
+    return {"written": done}
 
 
 def spoof_kill_runner(ctx):
-    os.kill(os.getppid(), signal.SIGKILL)
-    time.sleep(5)
-    return {"killed": True}
+    runner, _ = _judge_pids()
+    os.kill(runner, signal.SIGKILL)
+    time.sleep(3)
+    return {"killed": runner}
 
 
-def spoof_forge_and_kill_runner(ctx):
-    written = _forge_reports()
-    os.kill(os.getppid(), signal.SIGKILL)
-    time.sleep(5)
+def spoof_kill_zygote(ctx):
+    _, zygote = _judge_pids()
+    os.kill(zygote, signal.SIGKILL)
+    time.sleep(1)
+    return {"killed": zygote}
+
+
+def spoof_stop_judge(ctx):
+    runner, zygote = _judge_pids()
+    return {"runner": _try(lambda: os.kill(runner, signal.SIGSTOP)),
+            "zygote": _try(lambda: os.kill(zygote, signal.SIGSTOP))}
+
+
+def spoof_forge_link(ctx):
+    """On this pass's own link: 'passed' for every test, a clean finish, then leave before test_real runs."""
+    __import__("scripts.attacks", fromlist=["run"]).run({"attack": "noop"})  # a real call: coverage, mutants
+    link = _judge().LINK
+    for name in ("test_attack", "test_real"):
+        for when in ("setup", "call", "teardown"):
+            link.send({"op": "report", "nodeid": "tests/test_x.py::" + name, "when": when, "outcome": "passed"})
+    link.send({"op": "collected", "count": 2})
+    link.send({"op": "finish", "exitstatus": 0})
+    os._exit(0)
+
+
+def spoof_foreign_messages(ctx):
+    """Messages a pass has no business sending: a call tagged with another pass's id, a describe of the
+    standard library, the host's own ops (pass_done for some pass, next)."""
+    link = _judge().LINK
+    out = {"call": link.request({"op": "call", "pass": 12345, "module": "scripts.attacks", "function": "noop",
+                                 "args": [{}], "kwargs": {}}).get("ok"),
+           "describe_os": link.request({"op": "describe", "module": "os"}).get("error", {}).get("kind")}
+    link.send(_forged_pass_done())
+    link.send({"op": "next"})
+    link.send({"op": "finish", "exitstatus": 0, "timing": "x" * 1000})
+    return out
+
+
+def spoof_flood_link(ctx):
+    """A malformed frame on the link, then a flood: the runner must end this pass, not hang or trust it."""
+    fd = _judge().LINK.fd
+    written = 0
+    try:
+        os.write(fd, b"x" * 64)
+        for _ in range(64):
+            written += os.write(fd, b"9" * 65536)
+    except OSError as exc:
+        return {"written": written, "errno": exc.errno}
+    time.sleep(2)
     return {"written": written}
 
 
-EVIL_PLUGIN = ("import json, os\n"
-               "with open('/tmp/work/evil-plugin-ran', 'w') as f:\n"
-               "    f.write('code ran inside coverage json, after the runner killed every test process')\n"
-               "def coverage_init(reg, options):\n"
-               "    pass\n")
+def spoof_fake_frames(ctx):
+    """Supervisor frames (result, channel) with guessed nonces, on the real stdout/stderr and PID 1's fd 1."""
+    body = _frame(_forged_pass_done())
+    frames = (b"\n@@SKILLYARD-CHANNEL " + b"0" * 32 + b" " + str(len(body)).encode() + b"\n" + body +
+              b"\n@@SKILLYARD-RESULT " + b"0" * 32 + b" 13\n{\"exit_code\":0}")
+    out = {}
+    for fd in (1, 2):
+        out[str(fd)] = _try(lambda fd=fd: os.write(fd, frames))
+    out["pid1"] = _try(lambda: open("/proc/1/fd/1", "wb").write(frames))
+    return out
 
 
-def spoof_coveragerc(ctx):
-    """coverage reads its configuration from the working directory, which tests can write."""
-    with open("/tmp/work/.coveragerc", "w") as f:
-        f.write("[run]\nplugins = evilplug\n[report]\nexclude_lines =\n    .*\n")
-    with open("/tmp/work/evilplug.py", "w") as f:
-        f.write(EVIL_PLUGIN)
-    return {"written": True}
+def spoof_channel_fds(ctx):
+    """Every descriptor this pass holds beyond stdio, and the channel fd named in its environment (the
+    runner's, inherited through the zygote's fork): a forged, well-framed pass_done into each."""
+    out = {"env": os.environ.get("SANDBOX_CHANNEL_FD")}
+    fds = {}
+    for fd in sorted(int(x) for x in os.listdir("/proc/self/fd")):
+        if fd > 2:
+            target = _try(lambda fd=fd: os.readlink("/proc/self/fd/%d" % fd))
+            fds[str(fd)] = [target, _try(lambda fd=fd: os.write(fd, _frame(_forged_pass_done())))]
+    out["fds"] = fds
+    out["runner_fds"] = _try(lambda: os.listdir("/proc/%d/fd" % _judge_pids()[0]))
+    return out
 
 
 ATTACKS = {name: fn for name, fn in list(globals().items())
@@ -925,11 +1032,11 @@ limits:
   tmpfs: 32m
 gate:
   timeout: %(gate_timeout)s
-%(coverage)s"""
+"""
 
-HONEST_TESTS = '''
+HONEST_TESTS = """
 import pytest
-from scripts.attacks import ATTACKS, run
+from scripts.attacks import names, run
 
 
 def test_noop():
@@ -941,50 +1048,101 @@ def test_unknown_attack_is_refused():
         run({"attack": "no-such-attack"})
 
 
-def test_every_attack_is_a_function():
-    assert len(ATTACKS) > 40 and all(callable(f) for f in ATTACKS.values())
-'''
+def test_every_attack_is_listed():
+    assert names() == %r
+""" % sorted(
+    n.name
+    for n in __import__("ast").parse(ATTACKS_PY).body
+    if isinstance(n, __import__("ast").FunctionDef) and not n.name.startswith("_") and n.name != "run"
+)
 
-# The gate half of a case: the test runs the payload, then fails carrying its evidence.
-GATE_TEST = '''
+# The gate half of a case. The judge holds no code of the skill's: the payloads run as test code, from
+# tests/payloads.py (ATTACKS_PY made acceptable to the test policy: see gate_payloads). The test fails
+# carrying the evidence, compressed (the report keeps the last 2,500 characters of a failure).
+GATE_TEST = """
+import base64
 import json
-from scripts.attacks import ATTACKS
+import zlib
+
+from payloads import ATTACKS
 
 CTX = json.loads(%(ctx)r)
 
 
 def test_attack():
-    evidence = ATTACKS[%(payload)r](CTX)
-    raise AssertionError("EVIDENCE:" + json.dumps(evidence, sort_keys=True))
-'''
+    evidence = json.dumps(ATTACKS[%(payload)r](CTX), sort_keys=True).encode()
+    raise AssertionError("EVIDENCE:" + base64.b64encode(zlib.compress(evidence, 9)).decode())
+"""
 
-# A spoofing suite: a real test whose verdict is known, and a test that attacks the gate.
-SPOOF_TEST = '''
+# A spoofing suite: a test that attacks the gate first, then a real test whose verdict is known (it fails
+# unless the spoof says otherwise): the spoof must not turn the run into a pass.
+SPOOF_TEST = """
 import json
-from scripts.attacks import ATTACKS, run
+
+from payloads import ATTACKS
+from scripts.attacks import run
 
 CTX = json.loads(%(ctx)r)
-
-
-def test_real():
-    assert run({"attack": "noop"}) == %(expected)s
 
 
 def test_attack():
     ATTACKS[%(payload)r](CTX)
-'''
 
 
-def write_package(root: Path, name: str, tests: str, *, gate_timeout: float = 120, coverage: float | None = 0) -> Path:
+def test_real():
+    assert run({"attack": "noop"}) == %(expected)s
+"""
+
+# What the test policy refuses in test code (runtime/policy.py EXIT_CALLS): the payloads use these, so the
+# copy under tests/ reaches them through aliases. The policy is a static check; the judge's limits and
+# design are what these cases test.
+POLICY_ALIASES = {"os": "_os", "sys": "_sys", "signal": "_signal"}
+
+
+def gate_payloads() -> str:
+    """ATTACKS_PY with `os._exit`, `os.kill`, `os.fork`, `os.setsid`, `signal.signal`, ... spelled through
+    aliases (an AST rewrite: code inside string literals, run by child processes, is left alone)."""
+    import ast
+
+    from runtime.policy import EXIT_CALLS
+
+    lines = ATTACKS_PY.splitlines(keepends=True)
+    spots = sorted(
+        (
+            (n.value.lineno, n.value.col_offset, n.value.id)
+            for n in ast.walk(ast.parse(ATTACKS_PY))
+            if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name)
+            and (n.value.id, n.attr) in EXIT_CALLS
+        ),
+        reverse=True,
+    )
+    assert ATTACKS_PY.isascii() and spots
+    for line, col, name in spots:
+        text = lines[line - 1]
+        assert text[col : col + len(name)] == name
+        lines[line - 1] = text[:col] + POLICY_ALIASES[name] + text[col + len(name) :]
+    prologue = "import os as _os\nimport signal as _signal\nimport sys as _sys\n"
+    return prologue + "".join(lines)
+
+
+# Made once, here: ast.parse on the gate-building threads can hit CPython 3.11's AST recursion-depth race
+# (gh-106905, see runtime/policy.py).
+GATE_PAYLOADS = gate_payloads()
+
+
+def write_package(root: Path, name: str, tests: str, *, gate_timeout: float = 120) -> Path:
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
     (d / "tests").mkdir(parents=True, exist_ok=True)
-    (d / "SKILL.md").write_text(f"---\nname: {name}\ndescription: Hostile skill for the security suite.\n---\n"
-                                f"# {name}\nDo not use.\n")
-    (d / "skillyard.yaml").write_text(SIDECAR % {"gate_timeout": gate_timeout,
-                                                 "coverage": "" if coverage is None else f"  coverage: {coverage}\n"})
+    (d / "SKILL.md").write_text(
+        f"---\nname: {name}\ndescription: Hostile skill for the security suite.\n---\n# {name}\nDo not use.\n"
+    )
+    (d / "skillyard.yaml").write_text(SIDECAR % {"gate_timeout": gate_timeout})
     (d / "scripts" / "attacks.py").write_text(ATTACKS_PY)
     (d / "tests" / "test_x.py").write_text(tests)
+    if "from payloads import" in tests:
+        (d / "tests" / "payloads.py").write_text(GATE_PAYLOADS)
     return d
 
 
@@ -1012,12 +1170,28 @@ class AttackEnv:
 
     def ctx(self, case: str, mode: str) -> dict[str, Any]:
         lst = self.listeners
-        return {"marker": new_marker(), "case": case, "mode": mode, "gateway": GATEWAY,
-                "tcp_lo": lst.tcp_lo.port, "udp_lo": lst.udp_lo.port,
-                "tcp_gw": lst.tcp_gw.port if lst.tcp_gw else None, "udp_gw": lst.udp_gw.port if lst.udp_gw else None,
-                "canary": str(self.canary.path), "home": str(self.home), "store": str(self.store),
-                "host_paths": [str(self.config), str(self.home), str(self.store), str(self.canary.path), str(ROOT),
-                               os.getcwd(), str(self.root)]}
+        return {
+            "marker": new_marker(),
+            "case": case,
+            "mode": mode,
+            "gateway": GATEWAY,
+            "tcp_lo": lst.tcp_lo.port,
+            "udp_lo": lst.udp_lo.port,
+            "tcp_gw": lst.tcp_gw.port if lst.tcp_gw else None,
+            "udp_gw": lst.udp_gw.port if lst.udp_gw else None,
+            "canary": str(self.canary.path),
+            "home": str(self.home),
+            "store": str(self.store),
+            "host_paths": [
+                str(self.config),
+                str(self.home),
+                str(self.store),
+                str(self.canary.path),
+                str(ROOT),
+                os.getcwd(),
+                str(self.root),
+            ],
+        }
 
     def call(self, payload: str, ctx: dict[str, Any]):
         return self.yard.run(ATTACK_SKILL, {"attack": payload, "ctx": ctx})
@@ -1044,7 +1218,7 @@ class AttackEnv:
         pkgs = self.root / "gate"
         if isinstance(case, Spoof):
             tests = SPOOF_TEST % {"ctx": json.dumps(ctx), "payload": case.payload, "expected": case.real}
-            path = write_package(pkgs, name, tests, gate_timeout=case.gate_timeout, coverage=case.coverage)
+            path = write_package(pkgs, name, tests, gate_timeout=case.gate_timeout)
         else:
             tests = GATE_TEST % {"ctx": json.dumps(ctx), "payload": case.payload}
             path = write_package(pkgs, name, tests, gate_timeout=case.gate_timeout)
@@ -1067,9 +1241,9 @@ def attack_env(tmp_path_factory, backend, runner_image, docker_client, canary, h
     root = tmp_path_factory.mktemp("attacks")
     home = root / "home"
     home.mkdir()
-    # Threshold 0: the payload scripts are mostly not covered, and a package may only raise the
-    # operator's threshold (the coverage case asks for 80 in its own skillyard.yaml).
-    settings = Settings(home=home, wheelhouse=WHEELHOUSE, pool_size=1, pool_idle_s=900, coverage_threshold=0)
+    # The attack skill's honest tests cover only run(), noop() and names(): the mutation check samples
+    # its mutants there (a line no test runs gets none).
+    settings = Settings(home=home, wheelhouse=WHEELHOUSE, pool_size=1, pool_idle_s=900)
     # The runtime really holds the secrets: its settings carry the API key (read from the environment).
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == host_secrets["OPENAI_API_KEY"]
@@ -1080,8 +1254,17 @@ def attack_env(tmp_path_factory, backend, runner_image, docker_client, canary, h
     src = write_package(root / "src", ATTACK_SKILL, HONEST_TESTS)
     outcome = yard.add(src)
     assert outcome.status == "registered", outcome.reasons
-    env = AttackEnv(yard=yard, root=root, home=home, store=Path(settings.store), config=config, canary=canary,
-                    listeners=host_listeners, secrets=host_secrets, docker=docker_client)
+    env = AttackEnv(
+        yard=yard,
+        root=root,
+        home=home,
+        store=Path(settings.store),
+        config=config,
+        canary=canary,
+        listeners=host_listeners,
+        secrets=host_secrets,
+        docker=docker_client,
+    )
     try:
         yield env
     finally:
@@ -1104,6 +1287,19 @@ class Observed:
     def pids(self) -> int:
         return CALL_PIDS if self.mode == "call" else GATE_PIDS
 
+    @property
+    def memory(self) -> int:
+        return MEMORY if self.mode == "call" else GATE_MEMORY
+
+    @property
+    def tmpfs(self) -> int:
+        return TMPFS if self.mode == "call" else GATE_TMPFS
+
+    @property
+    def no_skill(self) -> tuple[int, ...]:
+        """Errnos for a path under /skill: the judge has no /skill at all (its tests live in /tmp/skill)."""
+        return () if self.mode == "call" else (errno.ENOENT,)
+
 
 def only_errnos(values: dict[str, Any], allowed: tuple[int, ...], what: str) -> None:
     bad = {k: v for k, v in values.items() if v not in allowed}
@@ -1115,10 +1311,17 @@ def only_errnos(values: dict[str, Any], allowed: tuple[int, ...], what: str) -> 
 IMAGE_ENV = {"HOME", "HOSTNAME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE"}
 UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH) if GVISOR else (errno.ENETUNREACH,)
 GV_ENOENT = (errno.ENOENT,) if GVISOR else ()
+
+
 def check_fork_bomb(o: Observed) -> None:
     if GVISOR:  # no pids cgroup under runsc: the bomb's memory ends it (the sandbox is OOM-killed)
         if o.mode == "call":
             assert o.result.error.kind == "oom", o.result.error
+        return
+    if o.mode == "gate":
+        # Forking a process with pytest loaded is slow, and the bomb's children take the one CPU: in its 2 s the
+        # test itself may not reach the limit. Bounded either way; its processes are gone (assert_unharmed).
+        assert 0 < o.ev["made"] < o.pids and o.ev["errno"] in (None, errno.EAGAIN), o.ev
         return
     assert o.ev["errno"] == errno.EAGAIN, o.ev  # fork failed with EAGAIN: the pids cgroup stopped it
     assert o.ev["fails"] >= 1 and 0 < o.ev["made"] < o.pids, o.ev
@@ -1149,17 +1352,25 @@ def check_daemon_escape(o: Observed) -> None:
 
 def check_fill_writable(o: Observed) -> None:
     tmp_mb, tmp_err = o.ev["/tmp"]
-    assert tmp_err == errno.ENOSPC and 30 <= tmp_mb <= TMPFS / MB, o.ev["/tmp"]  # the tmpfs size, no more
+    # The tmpfs size, no more (the judge's /tmp also holds the delivered tests and harness).
+    assert tmp_err == errno.ENOSPC and o.tmpfs / MB - 8 <= tmp_mb <= o.tmpfs / MB, o.ev["/tmp"]
     shm_mb, shm_err = o.ev["/dev/shm"]
     assert shm_err == errno.ENOSPC and shm_mb <= SHM / MB, o.ev["/dev/shm"]  # Limits.shm_size, no more
     for d, (mb, err) in o.ev.items():
         if d not in ("/tmp", "/dev/shm"):  # gVisor has no /dev/mqueue: ENOENT
-            assert mb == 0 and err in (errno.EROFS, errno.EACCES, errno.EINVAL, *GV_ENOENT), (d, mb, err)
+            no_skill = o.no_skill if d == "/skill" else ()
+            assert mb == 0 and err in (errno.EROFS, errno.EACCES, errno.EINVAL, *GV_ENOENT, *no_skill), (
+                d,
+                mb,
+                err,
+            )
 
 
 def check_fill_tmp_and_stay(o: Observed) -> None:
     if o.mode == "call":  # the skill filled the disk its own result goes to: its own failure, no more
-        assert re.search("without a result|not valid JSON", o.result.error.message), o.result.error
+        assert re.search(
+            "without a result|not valid JSON|result file is not valid", o.result.error.message
+        ), o.result.error
 
 
 def check_huge_file(o: Observed) -> None:
@@ -1209,13 +1420,17 @@ def check_host_loopback(o: Observed) -> None:
 
 
 def check_udp_send(o: Observed) -> None:
-    assert o.ev["loopback"] == "sent", o.ev  # sent to the container's own loopback: the host listener saw nothing
+    assert o.ev["loopback"] == "sent", (
+        o.ev
+    )  # sent to the container's own loopback: the host listener saw nothing
     if o.ctx["udp_gw"]:
         assert o.ev["gateway"] in UNREACHABLE, o.ev
 
 
 def check_raw_socket(o: Observed) -> None:
-    o.ev.pop("ping_dgram")  # unprivileged ICMP datagram sockets are allowed by Docker's ping_group_range; no route
+    o.ev.pop(
+        "ping_dgram"
+    )  # unprivileged ICMP datagram sockets are allowed by Docker's ping_group_range; no route
     only_errnos(o.ev, (errno.EPERM,), "raw, packet and non-route netlink sockets")
 
 
@@ -1224,11 +1439,22 @@ def check_host_env(o: Observed) -> None:
     for name, value in o.env.secrets.items():
         assert os.environ.get(name) == value  # the runtime's process does hold them
         assert value not in text and name not in text, f"{name} is visible in the container"
-    if GVISOR:  # gVisor ignores PR_SET_DUMPABLE for /proc: PID 1's environment is the image's ENV, nothing else
+    if (
+        GVISOR
+    ):  # gVisor ignores PR_SET_DUMPABLE for /proc: PID 1's environment is the image's ENV, nothing else
         assert o.ev["pid1"] == [e for e in o.ev["pid1"] if e.split("=")[0] in IMAGE_ENV], o.ev
     else:
-        assert o.ev["pid1"] == errno.EACCES and o.ev["parent"] == errno.EACCES, o.ev  # non-dumpable supervisor/runner
-    assert any(e.startswith("PATH=") for e in o.ev["self"]), o.ev  # the probe did read its own environment
+        assert o.ev["pid1"] == errno.EACCES, o.ev  # the non-dumpable supervisor
+        # The parent is the zygote (gate) or the fork server (call): both non-dumpable.
+        assert o.ev["parent"] == errno.EACCES, o.ev
+    if o.mode == "gate" and o.ev["self"] == errno.EACCES:
+        # Every judge process is non-dumpable (the runner made itself so before it forked the zygote, and
+        # the flag is inherited): not even the test can open its own /proc/self/environ.
+        assert "PATH" in o.ev["os_environ"], o.ev
+    else:
+        assert any(e.startswith("PATH=") for e in o.ev["self"]), (
+            o.ev
+        )  # the probe did read its own environment
     # PID 1's environment, read from the host (root): the warm container's supervisor. Under gVisor no container
     # is reused, so none idles; there the probe read PID 1's environment itself (checked above).
     if o.mode == "call" and not GVISOR:
@@ -1242,7 +1468,9 @@ def check_host_env(o: Observed) -> None:
                 environ = f.read().decode("utf-8", "replace")
             assert "PATH=" in environ
             for name, value in o.env.secrets.items():
-                assert name not in environ and value not in environ, f"{name} is in the supervisor's environment"
+                assert name not in environ and value not in environ, (
+                    f"{name} is in the supervisor's environment"
+                )
 
 
 def check_config_files(o: Observed) -> None:
@@ -1253,8 +1481,14 @@ def check_config_files(o: Observed) -> None:
 
 def check_store_access(o: Observed) -> None:
     assert (o.ev["store"], o.ev["home"], o.ev["parent"]) == (False, False, errno.ENOENT), o.ev
-    assert not [m for m in o.ev["mounts"] if m.startswith((str(o.env.root), "/work", str(ROOT)))], o.ev["mounts"]
-    assert "work" not in o.ev["root"] and "skill" in o.ev["root"], o.ev["root"]
+    assert not [m for m in o.ev["mounts"] if m.startswith((str(o.env.root), "/work", str(ROOT)))], o.ev[
+        "mounts"
+    ]
+    assert "work" not in o.ev["root"], o.ev["root"]
+    if o.mode == "call":  # the code, without its tests
+        assert "scripts" in o.ev["skill_dir"] and "tests" not in o.ev["skill_dir"], o.ev["skill_dir"]
+    else:  # the judge holds no code of the skill's: /skill is the runner image's empty folder
+        assert o.ev["skill_dir"] in ([], errno.ENOENT), o.ev["skill_dir"]
 
 
 def check_docker_socket(o: Observed) -> None:
@@ -1277,23 +1511,32 @@ def check_proc_visibility(o: Observed) -> None:
 
 
 def check_proc1_access(o: Observed) -> None:
-    assert "pid1:mem" in o.ev and ("parent:mem" in o.ev) == (o.mode == "gate"), sorted(o.ev)
+    assert "pid1:mem" in o.ev and "parent:mem" in o.ev, sorted(o.ev)
+    # A call's parent is the fork server, the judge's the zygote: both non-dumpable, so their /proc
+    # entries are refused like the supervisor's (forkserver_memory pins the write it would allow).
     if GVISOR:
         # gVisor ignores PR_SET_DUMPABLE for these /proc entries: the fd links, environ and maps open. The
         # response channel is then writable, but a frame needs the host's nonce, which lives only in PID 1's
         # memory (mem, ptrace, process_vm_readv stay refused): the forged frame was ignored (the call still
         # returned this evidence, the gate still failed on it).
-        opened = {k: o.ev.pop(k) for k in list(o.ev) if k.split(":")[1] in ("fd", "fd0", "fd1", "environ", "maps",
-                                                                            "forge_frame")}
+        opened = {
+            k: o.ev.pop(k)
+            for k in list(o.ev)
+            if k.split(":")[1] in ("fd", "fd0", "fd1", "environ", "maps", "forge_frame")
+        }
         assert set(opened.values()) <= {"ok", errno.EACCES}, opened
     else:
         assert o.ev.pop("pid1:forge_frame") == errno.EACCES, o.ev
-    only_errnos(o.ev, (errno.EACCES, errno.EPERM), "the supervisor's (and gate runner's) /proc entries")
+    only_errnos(
+        o.ev, (errno.EACCES, errno.EPERM), "the supervisor's (and, in the judge, the zygote's) /proc entries"
+    )
 
 
 def check_write_outside(o: Observed) -> None:
     assert o.ev.pop(o.ctx["canary"]) == errno.ENOENT  # the host's canary path does not even exist inside
     assert o.ev.pop(o.ctx["store"] + "/evil") == errno.ENOENT
+    skill = {k: o.ev.pop(k) for k in list(o.ev) if "/skill" in k}
+    only_errnos(skill, (errno.EROFS, errno.EACCES, errno.EPERM, *o.no_skill), "writes into /skill")
     only_errnos(o.ev, (errno.EROFS, errno.EACCES, errno.EPERM), "writes outside the tmpfs")
 
 
@@ -1320,12 +1563,14 @@ def check_capabilities(o: Observed) -> None:
 
 def check_proc_sys_writes(o: Observed) -> None:
     # The limit is what the host set, unchanged (gVisor shows no cgroup files: enforced outside the sandbox).
-    assert o.ev.pop("memory_limit_now") == (None if GVISOR else MEMORY), o.ev
+    assert o.ev.pop("memory_limit_now") == (None if GVISOR else o.memory), o.ev
     assert o.ev.pop("pids_max_now") == (None if GVISOR else str(o.pids)), o.ev
     if GVISOR:  # gVisor accepts a lower oom_score_adj for the program: its own kernel's value. The host's OOM
         # killer sees only the sandbox (one cgroup), and the supervisor dies with it either way.
         assert o.ev.pop("/proc/self/oom_score_adj") in ("ok", errno.EACCES), o.ev
-    only_errnos(o.ev, (errno.EROFS, errno.EACCES, errno.ENOENT, errno.EPERM), "/proc/sys, /sys and cgroup writes")
+    only_errnos(
+        o.ev, (errno.EROFS, errno.EACCES, errno.ENOENT, errno.EPERM), "/proc/sys, /sys and cgroup writes"
+    )
 
 
 def check_mount_attempts(o: Observed) -> None:
@@ -1335,7 +1580,8 @@ def check_mount_attempts(o: Observed) -> None:
 
 
 def check_ptrace_attempts(o: Observed) -> None:
-    assert ("attach_parent" in o.ev) == (o.mode == "gate"), sorted(o.ev)
+    # Neither a call (its parent: the fork server) nor a test (its parent: the zygote) runs under PID 1.
+    assert "attach_parent" in o.ev, sorted(o.ev)
     only_errnos(o.ev, (errno.EPERM,), "ptrace and cross-process memory access")
 
 
@@ -1383,6 +1629,24 @@ def check_shm_persist(o: Observed) -> None:
     assert later.output["sysv"] is None, f"SysV shared memory kept the previous call's data: {later.output}"
 
 
+def check_mqueue_persist(o: Observed) -> None:
+    assert o.ev["created"] in ("ok", *GV_ENOENT), o.ev  # gVisor has no /dev/mqueue
+    later = o.env.call("mqueue_read", o.ctx)
+    assert later.ok, later.error
+    queues = later.output["queues"]
+    assert not (isinstance(queues, list) and o.ctx["marker"] in queues), (
+        f"a POSIX message queue of the previous call is still there: {queues}"
+    )
+
+
+def check_forkserver_memory(o: Observed) -> None:
+    later = o.env.call("forkserver_peek", o.ctx)
+    assert later.ok, later.error
+    assert later.output["doc"] != o.ctx["marker"], (
+        f"a call wrote into the fork server's memory and the next call read it back: {o.ev} -> {later.output}"
+    )
+
+
 def check_fifo_result(o: Observed) -> None:
     assert o.result.error.kind in ("timeout", "crashed"), o.result.error
     assert o.wall < CALL_TIMEOUT + 5, f"a {CALL_TIMEOUT:g} s call held its container for {o.wall:.1f} s"
@@ -1394,7 +1658,9 @@ class Case:
     name: str
     doc: str  # what it tries and what must happen
     check: Callable[[Observed], None] | None = None
-    call: str | None = "ok"  # "ok": the payload returned evidence; else a regex on the CallError kind; None: no call
+    call: str | None = (
+        "ok"  # "ok": the payload returned evidence; else a regex on the CallError kind; None: no call
+    )
     gate: str | None = EVIDENCE  # EVIDENCE: the test failed carrying evidence; else a regex on the reasons
     gate_flag: str | None = None  # a GateReport attribute that must be true (timed_out, oom_killed)
     gate_timeout: float = 120
@@ -1415,103 +1681,259 @@ class Case:
 
 CASES = [
     # -- resources
-    Case("fork_bomb", "Forks until refused; every child forks too. Must: fork fails with EAGAIN below the pids "
-         "limit (64 calls / 128 gate); every bomb process is gone after the call; the next call works. (In the "
-         "gate the runner may find the pids still taken when it starts coverage: blocked either way.)",
-         check_fork_bomb, gate=r"^(?:pytest exited with status 1 \(tests failed\)|the gate runner did not finish normally "
-         r"\(exit 1\)|the gate runner's report is missing)[^;]*; 1 of 1 test failed: tests\.test_x::test_attack$",
-         gate_evidence=True, gvisor_call="oom", gvisor_gate="ran out of memory"),
-    Case("memory_bomb", "Allocates touched 16 MB blocks forever. Must: OOM-killed at the 256m limit, reported as "
-         "oom (call) / the gate's oom_killed; the host and the next call are fine.",
-         check_oom, call="oom", gate="ran out of memory", gate_flag="oom_killed"),
-    Case("cpu_spin", "Spins in the call and in a marked child (own session). Must: killed at the 3 s deadline "
-         "(not later), both processes gone from the host.",
-         check_timeout, call="timeout", gate="time limit", gate_flag="timed_out", gate_timeout=8, watch=True),
-    Case("sleep_forever", "Sleeps an hour. Must: killed at the deadline, reported as timeout.",
-         check_timeout, call="timeout", gate="time limit", gate_flag="timed_out", gate_timeout=8, watch=True),
-    Case("ignore_sigterm", "Ignores SIGTERM/INT/HUP/QUIT (and so does a marked child). Must: still killed at the "
-         "deadline (SIGKILL), without docker stop's 10 s grace.",
-         check_timeout, call="timeout", gate="time limit", gate_flag="timed_out", gate_timeout=8, watch=True),
-    Case("daemon_escape", "Double fork + setsid; the daemon writes a marker file after 1 s. Must: the call returns "
-         "at once, the daemon dies with it: no marker in a later call's /tmp or /dev/shm, none on the host.",
-         check_daemon_escape),
-    Case("fill_writable", "Fills every path it can write. Must: /tmp stops at its 32 MB tmpfs (ENOSPC), /dev/shm at "
-         "its 8 MB; /, /etc, /skill, /opt/venv, /usr/local, /var/tmp, /run, /home, ... take 0 bytes.",
-         check_fill_writable),
-    Case("fill_tmp_and_stay", "Fills /tmp and leaves it full, so the runtime's own result file cannot be written. "
-         "Must: a clear crash of this call only; the next call (same warm container, wiped) works.",
-         check_fill_tmp_and_stay, call="crashed|bad_output", gate=r"report is missing|JUnit|pytest exited"),
-    Case("huge_file", "Writes one 64 MB file, then one byte at offset 1 TiB, then tries to raise RLIMIT_FSIZE. "
-         "Must: EFBIG at exactly 16 MiB, EFBIG for the sparse write, the limit cannot be raised.", check_huge_file),
-    Case("stdout_flood", "Writes 100 MB to stdout. Must: the call returns quickly with the output truncated and "
-         "the runtime's peak RSS does not grow by more than 64 MB.", check_stdout_flood),
-    Case("stderr_flood", "Writes 100 MB to stderr. Must: as for stdout: truncated, quick, no RSS growth.",
-         check_stderr_flood),
-    Case("binary_output", "Invalid UTF-8, NULs, terminal escapes on stdout/stderr; a lone surrogate in its JSON "
-         "output. Must: the call succeeds, output decoded with replacement, the envelope stays JSON.",
-         check_binary_output),
+    Case(
+        "fork_bomb",
+        "Forks until refused; every child forks too. Must: fork fails with EAGAIN below the pids "
+        "limit (64 calls / 128 in the judge); every bomb process is gone after the call (the judge runner kills "
+        "them); the next call works.",
+        check_fork_bomb,
+        gvisor_call="oom",
+        gvisor_gate="ran out of memory",
+    ),
+    Case(
+        "memory_bomb",
+        "Allocates touched 16 MB blocks forever. Must: OOM-killed at the 256m limit (512m in the "
+        "judge), reported as oom (call) / the gate's oom_killed; the host and the next call are fine.",
+        check_oom,
+        call="oom",
+        gate="ran out of memory",
+        gate_flag="oom_killed",
+    ),
+    Case(
+        "cpu_spin",
+        "Spins in the call and in a marked child (own session). Must: killed at the 3 s deadline "
+        "(not later), both processes gone from the host.",
+        check_timeout,
+        call="timeout",
+        gate=GATE_TIMEOUT,
+        gate_timeout=8,
+        watch=True,
+    ),
+    Case(
+        "sleep_forever",
+        "Sleeps an hour. Must: killed at the deadline, reported as timeout.",
+        check_timeout,
+        call="timeout",
+        gate=GATE_TIMEOUT,
+        gate_timeout=8,
+        watch=True,
+    ),
+    Case(
+        "ignore_sigterm",
+        "Ignores SIGTERM/INT/HUP/QUIT (and so does a marked child). Must: still killed at the "
+        "deadline (SIGKILL), without docker stop's 10 s grace.",
+        check_timeout,
+        call="timeout",
+        gate=GATE_TIMEOUT,
+        gate_timeout=8,
+        watch=True,
+    ),
+    Case(
+        "daemon_escape",
+        "Double fork + setsid; the daemon writes a marker file after 1 s. Must: the call returns "
+        "at once, the daemon dies with it: no marker in a later call's /tmp or /dev/shm, none on the host.",
+        check_daemon_escape,
+    ),
+    Case(
+        "fill_writable",
+        "Fills every path it can write. Must: /tmp stops at its 32 MB tmpfs (128 MB in the judge; "
+        "ENOSPC), /dev/shm at its 8 MB; /, /etc, /skill, /opt/venv, /usr/local, /var/tmp, /run, /home, ... take 0 "
+        "bytes.",
+        check_fill_writable,
+    ),
+    Case(
+        "fill_tmp_and_stay",
+        "Fills /tmp and leaves it full, so the runtime's own result file cannot be written. "
+        "Must: a clear crash of this call only; the next call (same warm container, wiped) works. In the judge "
+        "nothing of the verdict lives in /tmp (reports go down the runner's link): the test's failure arrives.",
+        check_fill_tmp_and_stay,
+        call="crashed|bad_output",
+    ),
+    Case(
+        "huge_file",
+        "Writes one 64 MB file, then one byte at offset 1 TiB, then tries to raise RLIMIT_FSIZE. "
+        "Must: EFBIG at exactly 16 MiB, EFBIG for the sparse write, the limit cannot be raised.",
+        check_huge_file,
+    ),
+    Case(
+        "stdout_flood",
+        "Writes 100 MB to stdout. Must: the call returns quickly with the output truncated and "
+        "the runtime's peak RSS does not grow by more than 64 MB.",
+        check_stdout_flood,
+    ),
+    Case(
+        "stderr_flood",
+        "Writes 100 MB to stderr. Must: as for stdout: truncated, quick, no RSS growth.",
+        check_stderr_flood,
+    ),
+    Case(
+        "binary_output",
+        "Invalid UTF-8, NULs, terminal escapes on stdout/stderr; a lone surrogate in its JSON "
+        "output. Must: the call succeeds, output decoded with replacement, the envelope stays JSON.",
+        check_binary_output,
+    ),
     # -- network
-    Case("dns", "Resolves example.com, host.docker.internal, pypi.org. Must: every lookup fails (gaierror).",
-         check_dns),
-    Case("gateway_tcp", "TCP to the Docker gateway 172.17.0.1 on 2375/2376/22/80 and to a real listener the test "
-         "binds there. Must: ENETUNREACH every time (no interface but lo); the listener sees nothing.",
-         check_gateway_tcp),
-    Case("host_loopback", "TCP to 127.0.0.1/::1 on the port of a real listener on the HOST's loopback, and common "
-         "service ports. Must: refused (the container's own loopback), the host listener sees nothing.",
-         check_host_loopback),
-    Case("udp_send", "UDP datagrams to real host listeners on 172.17.0.1 and 127.0.0.1. Must: no route to the "
-         "gateway; loopback stays inside the container; the host listeners receive nothing.", check_udp_send),
-    Case("raw_socket", "Raw IPv4/IPv6, AF_PACKET, netlink audit/netfilter sockets. Must: EPERM for every one.",
-         check_raw_socket),
+    Case(
+        "dns",
+        "Resolves example.com, host.docker.internal, pypi.org. Must: every lookup fails (gaierror).",
+        check_dns,
+    ),
+    Case(
+        "gateway_tcp",
+        "TCP to the Docker gateway 172.17.0.1 on 2375/2376/22/80 and to a real listener the test "
+        "binds there. Must: ENETUNREACH every time (no interface but lo); the listener sees nothing.",
+        check_gateway_tcp,
+    ),
+    Case(
+        "host_loopback",
+        "TCP to 127.0.0.1/::1 on the port of a real listener on the HOST's loopback, and common "
+        "service ports. Must: refused (the container's own loopback), the host listener sees nothing.",
+        check_host_loopback,
+    ),
+    Case(
+        "udp_send",
+        "UDP datagrams to real host listeners on 172.17.0.1 and 127.0.0.1. Must: no route to the "
+        "gateway; loopback stays inside the container; the host listeners receive nothing.",
+        check_udp_send,
+    ),
+    Case(
+        "raw_socket",
+        "Raw IPv4/IPv6, AF_PACKET, netlink audit/netfilter sockets. Must: EPERM for every one.",
+        check_raw_socket,
+    ),
     # -- secrets and the host
-    Case("host_env", "Reads its environment, /proc/self/environ, /proc/1/environ, its parent's and every other "
-         "process's. Must: no OPENAI_API_KEY / SKILLYARD_* secret of the host; PID 1 and the parent unreadable.",
-         check_host_env),
-    Case("config_files", "Looks for the runtime's config file, home, store, the repo, by path and by name across "
-         "the image, and for the secret variables' names in its files. Must: nothing found.", check_config_files),
-    Case("store_access", "Looks for the LanceDB store and the runtime's home, and for host mounts. Must: absent.",
-         check_store_access),
-    Case("docker_socket", "Looks for and connects to the Docker/containerd sockets. Must: none exists (ENOENT), "
-         "no such unix socket is visible, nothing is mounted.", check_docker_socket),
-    Case("proc_visibility", "Lists /proc. Must: only the container's own processes (supervisor as PID 1, the "
-         "call's or gate's), none of the host's.", check_proc_visibility),
-    Case("proc1_access", "Opens /proc/1/{mem,fd,fd/0,fd/1,environ,maps,exe,cwd,root} of the supervisor and (in "
-         "the gate) of the gate runner; ptrace/process_vm_readv them; writes a forged result frame to PID 1's "
-         "stdout. Must: EACCES/EPERM for each (gVisor: fd, environ and maps open, the forged frame is ignored).",
-         check_proc1_access),
+    Case(
+        "host_env",
+        "Reads its environment, /proc/self/environ, /proc/1/environ, its parent's and every other "
+        "process's. Must: no OPENAI_API_KEY / SKILLYARD_* secret of the host; PID 1 and the parent unreadable.",
+        check_host_env,
+    ),
+    Case(
+        "config_files",
+        "Looks for the runtime's config file, home, store, the repo, by path and by name across "
+        "the image, and for the secret variables' names in its files. Must: nothing found.",
+        check_config_files,
+    ),
+    Case(
+        "store_access",
+        "Looks for the LanceDB store and the runtime's home, and for host mounts. Must: absent.",
+        check_store_access,
+    ),
+    Case(
+        "docker_socket",
+        "Looks for and connects to the Docker/containerd sockets. Must: none exists (ENOENT), "
+        "no such unix socket is visible, nothing is mounted.",
+        check_docker_socket,
+    ),
+    Case(
+        "proc_visibility",
+        "Lists /proc. Must: only the container's own processes (supervisor as PID 1, the "
+        "call's or gate's), none of the host's.",
+        check_proc_visibility,
+    ),
+    Case(
+        "proc1_access",
+        "Opens /proc/1/{mem,fd,fd/0,fd/1,environ,maps,exe,cwd,root} of the supervisor and (in "
+        "the judge) of its parent, the zygote; ptrace/process_vm_readv them; writes a forged result frame to PID 1's "
+        "stdout. Must: EACCES/EPERM for each (gVisor: fd, environ and maps open, the forged frame is ignored).",
+        check_proc1_access,
+    ),
     # -- privilege
-    Case("write_outside", "Writes /, /etc/passwd, /skill/scripts, /opt/venv, /usr/lib/python3, the host canary "
-         "path, the store path; chmod/rename in /skill. Must: EROFS/EACCES; the host paths do not exist.",
-         check_write_outside),
-    Case("setuid_binaries", "Finds setuid binaries and runs su, mount, passwd, chsh, newgrp. Must: they exist but "
-         "give nothing (no_new_privs): all fail, uid stays 65534.", check_setuid_binaries),
-    Case("capabilities", "Reads its capability sets; setuid(0), chown to root, mknod, nice -5, chroot, raise "
-         "RLIMIT_NOFILE, sethostname, read /etc/shadow. Must: all capability sets 0, seccomp filters >= 2, all "
-         "refused.", check_capabilities),
-    Case("proc_sys_writes", "Writes core_pattern, uevent_helper, sysrq-trigger, drop_caches, its cgroup's memory/"
-         "pids limits, release_agent, oom_score_adj -1000. Must: all refused, the limits unchanged.",
-         check_proc_sys_writes),
-    Case("mount_attempts", "mount tmpfs/proc, bind /, remount / rw, umount /tmp, fsopen, open_tree, the mount "
-         "binary. Must: EPERM / failure.", check_mount_attempts),
-    Case("ptrace_attempts", "ptrace PID 1, its parent and its own child; process_vm_readv/writev, kcmp, "
-         "pidfd_getfd. Must: EPERM for each.", check_ptrace_attempts),
-    Case("unshare_attempts", "unshare every namespace, clone(CLONE_NEWUSER), clone3, setns, unshare -Ur. Must: "
-         "EPERM (clone3: ENOSYS).", check_unshare_attempts),
+    Case(
+        "write_outside",
+        "Writes /, /etc/passwd, /skill/scripts, /opt/venv, /usr/lib/python3, the host canary "
+        "path, the store path; chmod/rename in /skill. Must: EROFS/EACCES; the host paths do not exist.",
+        check_write_outside,
+    ),
+    Case(
+        "setuid_binaries",
+        "Finds setuid binaries and runs su, mount, passwd, chsh, newgrp. Must: they exist but "
+        "give nothing (no_new_privs): all fail, uid stays 65534.",
+        check_setuid_binaries,
+    ),
+    Case(
+        "capabilities",
+        "Reads its capability sets; setuid(0), chown to root, mknod, nice -5, chroot, raise "
+        "RLIMIT_NOFILE, sethostname, read /etc/shadow. Must: all capability sets 0, seccomp filters >= 2, all "
+        "refused.",
+        check_capabilities,
+    ),
+    Case(
+        "proc_sys_writes",
+        "Writes core_pattern, uevent_helper, sysrq-trigger, drop_caches, its cgroup's memory/"
+        "pids limits, release_agent, oom_score_adj -1000. Must: all refused, the limits unchanged.",
+        check_proc_sys_writes,
+    ),
+    Case(
+        "mount_attempts",
+        "mount tmpfs/proc, bind /, remount / rw, umount /tmp, fsopen, open_tree, the mount "
+        "binary. Must: EPERM / failure.",
+        check_mount_attempts,
+    ),
+    Case(
+        "ptrace_attempts",
+        "ptrace PID 1, its parent and its own child; process_vm_readv/writev, kcmp, "
+        "pidfd_getfd. Must: EPERM for each.",
+        check_ptrace_attempts,
+    ),
+    Case(
+        "unshare_attempts",
+        "unshare every namespace, clone(CLONE_NEWUSER), clone3, setns, unshare -Ur. Must: "
+        "EPERM (clone3: ENOSYS).",
+        check_unshare_attempts,
+    ),
     Case("keyring", "keyctl, add_key, request_key on the session keyring. Must: EPERM.", check_keyring),
-    Case("kernel_surface", "bpf, perf_event_open, userfaultfd, io_uring, module loading, kexec, syslog, reboot, "
-         "open_by_handle_at, iopl, ...; /dev/kmsg, /dev/mem. Must: EPERM; no host devices.", check_kernel_surface),
-    Case("signal_pid1_unhandled", "Sends SIGKILL, SIGSTOP, SIGHUP, SIGQUIT, SIGABRT, SIGUSR1/2, SIGSEGV, SIGALRM, "
-         "SIGPIPE to PID 1 (the supervisor). Must: refused (EPERM); the supervisor answers as usual.",
-         check_signal_pid1_unhandled),
-    Case("signal_pid1", "Sends SIGTERM and SIGINT to PID 1 (the supervisor has no handler for either). Must: "
-         "refused (EPERM); the supervisor survives and the call returns the program's result.",
-         check_signal_pid1),
-    Case("shm_persist", "Call 1 writes /dev/shm/<marker> and a SysV shared memory segment; call 2 (same warm "
-         "container) looks for them. Must: nothing of call 1 is visible to call 2.",
-         check_shm_persist, gate=None, payload_name="shm_write"),
-    Case("fifo_result", "Replaces the call's result file with a FIFO. Must: the call ends within its time limit "
-         "(+5 s), not when the host's 20 s grace runs out.",
-         check_fifo_result, call="timeout", gate=None),
+    Case(
+        "kernel_surface",
+        "bpf, perf_event_open, userfaultfd, io_uring, module loading, kexec, syslog, reboot, "
+        "open_by_handle_at, iopl, ...; /dev/kmsg, /dev/mem. Must: EPERM; no host devices.",
+        check_kernel_surface,
+    ),
+    Case(
+        "signal_pid1_unhandled",
+        "Sends SIGKILL, SIGSTOP, SIGHUP, SIGQUIT, SIGABRT, SIGUSR1/2, SIGSEGV, SIGALRM, "
+        "SIGPIPE to PID 1 (the supervisor). Must: refused (EPERM); the supervisor answers as usual.",
+        check_signal_pid1_unhandled,
+    ),
+    Case(
+        "signal_pid1",
+        "Sends SIGTERM and SIGINT to PID 1 (the supervisor has no handler for either). Must: "
+        "refused (EPERM); the supervisor survives and the call returns the program's result.",
+        check_signal_pid1,
+    ),
+    Case(
+        "shm_persist",
+        "Call 1 writes /dev/shm/<marker> and a SysV shared memory segment; call 2 (same warm "
+        "container) looks for them. Must: nothing of call 1 is visible to call 2.",
+        check_shm_persist,
+        gate=None,
+        payload_name="shm_write",
+    ),
+    Case(
+        "fifo_result",
+        "Replaces the call's result file with a FIFO. Must: the call ends within its time limit "
+        "(+5 s), not when the host's 20 s grace runs out.",
+        check_fifo_result,
+        call="timeout",
+        gate=None,
+    ),
+    Case(
+        "mqueue_persist",
+        "Call 1 creates a POSIX message queue /dev/mqueue/<marker> (its name alone is data); "
+        "call 2, in the same warm container, lists /dev/mqueue. Must: nothing of call 1 is there.",
+        check_mqueue_persist,
+        gate=None,
+        payload_name="mqueue_write",
+    ),
+    Case(
+        "forkserver_memory",
+        "Call 1 writes its marker into its parent's memory (the fork server: same uid; "
+        "were it dumpable, /proc/PPID/mem would open read-write), at the address of a string every call inherits; call 2, "
+        "forked from the same fork server, reads that string. Must: call 2 sees the original text.",
+        check_forkserver_memory,
+        gate=None,
+        payload_name="forkserver_poke",
+    ),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 
@@ -1522,7 +1944,6 @@ class Spoof:
     doc: str
     expect: str  # regex the gate's reasons must match
     real: str = '{"ok": False}'  # what test_real expects: this real test FAILS unless said otherwise
-    coverage: float | None = 0
     gate_timeout: float = 120
     xfail: str | None = None
 
@@ -1531,22 +1952,70 @@ class Spoof:
         return self.name
 
 
+REAL_FAILED = r"1 of 2 tests failed: tests/test_x\.py::test_real"
 SPOOFS = [
-    Spoof("spoof_edit_runner", "A test rewrites the gate runner, the gate plugin and pytest.ini under "
-          "/tmp/sy (they are writable). Must: no effect on this run: blocked on the real failure.",
-          r"1 of 2 tests failed: tests\.test_x::test_real"),
-    Spoof("spoof_fake_reports", "A test writes an all-passed runner.json, junit.xml, records.jsonl, coverage.json "
-          "into the gate's output dir, then returns. Must: the runner and pytest overwrite them: blocked.",
-          r"1 of 2 tests failed: tests\.test_x::test_real"),
-    Spoof("spoof_reports_as_dirs", "A test replaces runner.json and coverage.json by directories. Must: blocked "
-          "(the runner cannot write its report and fails).", r"report is missing|gate runner did not finish normally"),
-    Spoof("spoof_kill_runner", "A test SIGKILLs its parent, the gate runner. Must: blocked (the supervisor saw the "
-          "runner die).", r"gate runner did not finish normally \(exit 137, signal 9\)"),
-    Spoof("spoof_forge_and_kill_runner", "A test writes a complete, consistent all-passed set of reports, then "
-          "SIGKILLs the gate runner so nothing overwrites them. Must: blocked.", r"."),
-    Spoof("spoof_coveragerc", "A passing test writes /tmp/work/.coveragerc (exclude every line, load a plugin from "
-          "/tmp/work) before `coverage json` runs in that directory. Must: coverage is measured honestly: "
-          "blocked below 80%.", r"below the 80% threshold", real='{"ok": True}', coverage=80),
+    Spoof(
+        "spoof_edit_harness",
+        "A test rewrites the judge's files under /tmp/sy (judge_runner.py, skillyard_judge.py, "
+        "datacodec.py, pytest.ini, manifest.json: /tmp is writable), adds /tmp/sy/sitecustomize.py and conftest/"
+        "pytest.ini files under /tmp/skill. Must: no effect (the runner, zygote and plugin are loaded; the files "
+        "are restored before any later pass): blocked on the real failure.",
+        REAL_FAILED,
+    ),
+    Spoof(
+        "spoof_kill_runner",
+        "A test SIGKILLs the judge runner (its grandparent; same uid, not PID 1). Must: "
+        "blocked: no verdict reached the host.",
+        r"the judge ended before the tests ran",
+    ),
+    Spoof(
+        "spoof_kill_zygote",
+        "A test SIGKILLs the zygote (its parent). Must: blocked: the runner reports the pass "
+        "as not ended normally.",
+        r"the test run did not end normally \(zygote died\)",
+    ),
+    Spoof(
+        "spoof_stop_judge",
+        "A test SIGSTOPs the runner and the zygote, so nothing reports its failure. Must: "
+        "blocked when the judge container's time runs out.",
+        r"the test run exceeded its time limit",
+        gate_timeout=8,
+    ),
+    Spoof(
+        "spoof_forge_link",
+        "A test makes a real call, then sends 'passed' for every test, a collected count and "
+        "a clean 'finish' down its own link to the runner and exits before test_real runs. The verdict pass is "
+        "forged (the runner cannot tell). Must: blocked by the mutation check: every mutant is 'passed' too.",
+        r"the tests killed \d+ of \d+ mutants",
+    ),
+    Spoof(
+        "spoof_foreign_messages",
+        "A test sends, on its link, a call tagged with another pass's id, a describe "
+        "of the standard library's os, a forged pass_done, 'next' and an early 'finish'. Must: the runner tags "
+        "calls itself, the host refuses what is not the skill's, the host's ops mean nothing from a pass: blocked "
+        "on the real failure.",
+        REAL_FAILED,
+    ),
+    Spoof(
+        "spoof_flood_link",
+        "A test writes a malformed frame and then 4 MB of digits into its link. Must: the "
+        "runner ends the pass as broken: blocked.",
+        r"the test run did not end normally \(broken link",
+    ),
+    Spoof(
+        "spoof_fake_frames",
+        "A test writes supervisor frames with guessed nonces (a channel frame carrying a "
+        "forged pass_done, a result frame) to its real stdout and stderr and to PID 1's stdout. Must: ignored "
+        "(no nonce; PID 1's fds are closed to it): blocked on the real failure.",
+        REAL_FAILED,
+    ),
+    Spoof(
+        "spoof_channel_fds",
+        "A test writes a well-framed, forged pass_done into every descriptor it holds (its "
+        "link among them) and looks for the host channel (SANDBOX_CHANNEL_FD, inherited in the environment; "
+        "the runner's fds). Must: only the runner holds the channel: blocked on the real failure.",
+        REAL_FAILED,
+    ),
 ]
 SPOOFS_BY_NAME = {s.name: s for s in SPOOFS}
 
@@ -1567,8 +2036,14 @@ def test_attack_as_call(case: Case, attack_env: AttackEnv) -> None:
         started = time.monotonic()
         result = env.call(case.payload, ctx)
         wall = time.monotonic() - started
-    obs = Observed("call", ctx, env, result=result, wall=wall,
-                   peak_growth_mb=(proc_status_kb("VmHWM") - rss_before) / 1024)
+    obs = Observed(
+        "call",
+        ctx,
+        env,
+        result=result,
+        wall=wall,
+        peak_growth_mb=(proc_status_kb("VmHWM") - rss_before) / 1024,
+    )
     failure: AssertionError | None = None
     expected = (case.gvisor_call if GVISOR else None) or case.call
     try:
@@ -1576,10 +2051,13 @@ def test_attack_as_call(case: Case, attack_env: AttackEnv) -> None:
             assert result.ok, f"the call failed: {result.error}"
             obs.ev = result.output
         else:
-            assert not result.ok and result.error is not None and re.fullmatch(expected, result.error.kind), \
+            assert not result.ok and result.error is not None and re.fullmatch(expected, result.error.kind), (
                 f"expected a {expected!r} error, got ok={result.ok} {result.error}"
+            )
         if case.watch and not GVISOR:
-            assert watch.seen and watch.seen_ps, "the host never saw the attack's processes: the ps check would be blind"
+            assert watch.seen and watch.seen_ps, (
+                "the host never saw the attack's processes: the ps check would be blind"
+            )
         if case.check:
             case.check(obs)
     except AssertionError as exc:
@@ -1591,11 +2069,15 @@ def test_attack_as_call(case: Case, attack_env: AttackEnv) -> None:
 
 # -- (b) inside the gate -----------------------------------------------------------------------------------
 def gate_evidence(report: Any) -> Any:
+    """The payload's evidence, as GATE_TEST sent it: zlib-compressed JSON in base64, in the failure."""
+    import base64
+    import zlib
+
     for case in report.cases:
         for text in (case.detail, case.message):
-            m = re.search(r"EVIDENCE:(\{.*\})", text or "")
+            m = re.search(r"EVIDENCE:([A-Za-z0-9+/=]+)", text or "")
             if m:
-                return json.loads(m.group(1))
+                return json.loads(zlib.decompress(base64.b64decode(m.group(1))))
     return None
 
 
@@ -1605,8 +2087,11 @@ def gate_runs(request, attack_env: AttackEnv) -> dict[str, GateRun]:
     wanted: dict[str, Case | Spoof] = {}
     for item in request.session.items:
         spec = getattr(item, "callspec", None)
-        if spec is not None and getattr(item, "module", None) is request.module and \
-                getattr(item, "originalname", "") in ("test_attack_in_gate", "test_gate_spoof"):
+        if (
+            spec is not None
+            and getattr(item, "module", None) is request.module
+            and getattr(item, "originalname", "") in ("test_attack_in_gate", "test_gate_spoof")
+        ):
             case = spec.params.get("case") or spec.params.get("spoof")
             wanted[case.name] = case
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sec-gate") as pool:
@@ -1626,15 +2111,16 @@ def test_attack_in_gate(case: Case, attack_env: AttackEnv, gate_runs: dict[str, 
         assert not report.passed
         if expected == EVIDENCE:
             # The gate ran normally and blocked on the (deliberately) failing test, and nothing else.
-            assert report.reasons == ["pytest exited with status 1 (tests failed)",
-                                      "1 of 1 test failed: tests.test_x::test_attack"], report.reasons
+            assert report.reasons == ["1 of 1 test failed: tests/test_x.py::test_attack"], report.reasons
             assert not report.timed_out and not report.oom_killed
             obs.ev = gate_evidence(report)
             assert obs.ev is not None, f"no evidence in the report: {[c.detail[-300:] for c in report.cases]}"
         else:
             assert re.search(expected, "; ".join(report.reasons)), report.reasons
             obs.ev = gate_evidence(report)
-            assert obs.ev is not None or not case.gate_evidence or (GVISOR and case.gvisor_gate), "no evidence"
+            assert obs.ev is not None or not case.gate_evidence or (GVISOR and case.gvisor_gate), (
+                "no evidence"
+            )
         if case.gate_flag:
             assert getattr(report, case.gate_flag), f"{case.gate_flag} is not set: {report.reasons}"
         if case.check:
@@ -1669,26 +2155,48 @@ def test_every_case_is_documented_and_unique() -> None:
     names = [c.name for c in CASES] + [s.name for s in SPOOFS]
     assert len(names) == len(set(names))
     assert all(len(c.doc) > 40 for c in CASES + SPOOFS)  # type: ignore[operator]
-    ns: dict[str, Any] = {"__name__": "attacks"}
-    exec(compile(ATTACKS_PY, "attacks.py", "exec"), ns)  # noqa: S102 - our own payload source
-    missing = {c.payload for c in CASES + SPOOFS} - set(ns["ATTACKS"])  # type: ignore[operator]
+    import ast
+
+    from runtime.policy import check_package
+
+    # The payloads are read, never run, on the host.
+    defined = {
+        n.name
+        for n in ast.parse(ATTACKS_PY).body
+        if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
+    }
+    missing = {c.payload for c in CASES + SPOOFS} - defined  # type: ignore[operator]
+    missing |= {"mqueue_read", "forkserver_peek", "shm_read", "list_tmp", "names"} - defined
     assert not missing
+    # The gate's copy of the payloads passes the test policy (the aliases), and is the same code otherwise.
+    gate_copy = gate_payloads()
+    assert check_package({"tests/payloads.py": gate_copy.encode()}) == []
+    assert check_package({"tests/payloads.py": ATTACKS_PY.encode()}) != []
+    unaliased = gate_copy.replace("_os.", "os.").replace("_signal.", "signal.").replace("_sys.", "sys.")
+    assert ast.dump(ast.Module(ast.parse(unaliased).body[4:], [])) == ast.dump(
+        ast.Module(ast.parse(ATTACKS_PY).body[1:], [])
+    )
 
 
 # -- hostile packages (loading only: no Docker, nothing written) ------------------------------------------
 @pytest.fixture
 def fresh_yard(tmp_path) -> Yard:
     """A runtime whose sandbox fails the test if touched, in a home that must stay absent."""
-    return Yard(Settings(home=tmp_path / "fresh-home", wheelhouse=WHEELHOUSE), sandbox=Sandbox(ExplodingBackend()))
+    return Yard(
+        Settings(home=tmp_path / "fresh-home", wheelhouse=WHEELHOUSE), sandbox=Sandbox(ExplodingBackend())
+    )
 
 
-def hostile_skill(root: Path, name: str = "hostile", *, front: str | None = None,
-                  files: dict[str, bytes] | None = None) -> Path:
+def hostile_skill(
+    root: Path, name: str = "hostile", *, front: str | None = None, files: dict[str, bytes] | None = None
+) -> Path:
     d = root / name
     (d / "scripts").mkdir(parents=True, exist_ok=True)
     (d / "tests").mkdir(exist_ok=True)
-    (d / "SKILL.md").write_text(f"---\n{front if front is not None else f'name: {name}'}\n"
-                                f"{'' if front else 'description: A hostile package.'}\n---\nbody\n")
+    (d / "SKILL.md").write_text(
+        f"---\n{front if front is not None else f'name: {name}'}\n"
+        f"{'' if front else 'description: A hostile package.'}\n---\nbody\n"
+    )
     (d / "scripts" / "main.py").write_text("def run(p):\n    return p\n")
     (d / "tests" / "test_main.py").write_text("def test_x():\n    assert True\n")
     for rel, data in (files or {}).items():
@@ -1709,7 +2217,7 @@ def assert_rejected_without_trace(yard: Yard, path: Path, match: str, within: fl
 
 def test_pkg_yaml_alias_bomb(fresh_yard, tmp_path):
     """Billion laughs in the frontmatter. Must: refused at the first anchor, in well under a second."""
-    bomb = "metadata:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+    bomb = 'metadata:\n  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     for i in range(1, 9):
         bomb += f"  {chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 9) + "]\n"
     d = hostile_skill(tmp_path, front="name: hostile\ndescription: d\n" + bomb)
@@ -1719,7 +2227,9 @@ def test_pkg_yaml_alias_bomb(fresh_yard, tmp_path):
 def test_pkg_yaml_python_tag(fresh_yard, tmp_path):
     """A !!python/object/apply tag that would run a command on an unsafe loader. Must: refused; nothing ran."""
     witness = tmp_path / "pwned"
-    d = hostile_skill(tmp_path, front=f"name: hostile\ndescription: !!python/object/apply:os.system [\"touch {witness}\"]")
+    d = hostile_skill(
+        tmp_path, front=f'name: hostile\ndescription: !!python/object/apply:os.system ["touch {witness}"]'
+    )
     assert_rejected_without_trace(fresh_yard, d, "bad YAML")
     assert not witness.exists()
 
@@ -1734,13 +2244,18 @@ def test_pkg_yaml_nesting_bomb(fresh_yard, tmp_path):
     """Deep nesting without aliases: 2,000 flow mappings, and 8,000 '[' (16 KB, under the 64 KB cap; PyYAML's
     parser recurses per level and its scanner is quadratic in flow depth). Must: a PackageError from the token
     pass, fast (no RecursionError, no CPU burn), nothing written."""
-    deep_map = hostile_skill(tmp_path / "a", front="name: hostile\ndescription: d\nmetadata: " + "{a: " * 2000 + "1"
-                             + "}" * 2000)
+    deep_map = hostile_skill(
+        tmp_path / "a", front="name: hostile\ndescription: d\nmetadata: " + "{a: " * 2000 + "1" + "}" * 2000
+    )
     assert_rejected_without_trace(fresh_yard, deep_map, "nested deeper than", within=1.0)
     deep_seq = hostile_skill(tmp_path / "b", front="name: hostile\ndescription: " + "[" * 8000 + "]" * 8000)
     assert_rejected_without_trace(fresh_yard, deep_seq, "nested deeper than", within=1.0)
-    sidecar = hostile_skill(tmp_path / "c", files={"skillyard.yaml": ("tags: " + "[" * 8000 + "]" * 8000).encode()})
-    assert_rejected_without_trace(fresh_yard, sidecar, "skillyard.yaml: YAML is nested deeper than", within=1.0)
+    sidecar = hostile_skill(
+        tmp_path / "c", files={"skillyard.yaml": ("tags: " + "[" * 8000 + "]" * 8000).encode()}
+    )
+    assert_rejected_without_trace(
+        fresh_yard, sidecar, "skillyard.yaml: YAML is nested deeper than", within=1.0
+    )
 
 
 def test_pkg_path_traversal(tmp_path):
@@ -1818,8 +2333,11 @@ def test_pkg_thousands_of_files(fresh_yard, tmp_path):
     assert_rejected_without_trace(fresh_yard, d, "more than 1000 files", within=3.0)
 
 
-@pytest.mark.parametrize("name", ["sk\u0456ll", "evil\u202egnp", "ski\u200bll", "Skill", "skill\u0000x"],
-                         ids=["homoglyph", "rtl-override", "zero-width", "uppercase", "nul"])
+@pytest.mark.parametrize(
+    "name",
+    ["sk\u0456ll", "evil\u202egnp", "ski\u200bll", "Skill", "skill\u0000x"],
+    ids=["homoglyph", "rtl-override", "zero-width", "uppercase", "nul"],
+)
 def test_pkg_unicode_tricks_in_skill_names(fresh_yard, tmp_path, name):
     """Skill names with a Cyrillic homoglyph, an RTL override, a zero-width space, NUL. Must: refused (names are
     ASCII a-z0-9-), nothing written."""
@@ -1838,8 +2356,11 @@ def test_pkg_nul_and_control_chars_in_paths():
             package_from_files("hostile", {"SKILL.md": md, bad: b"x"})
 
 
-@pytest.mark.parametrize("bad", ["scripts/\u202eyp.txt", "tests/\u200btest_x.py", "scripts/\u2066main.py"],
-                         ids=["rtl-override", "zero-width", "bidi-isolate"])
+@pytest.mark.parametrize(
+    "bad",
+    ["scripts/\u202eyp.txt", "tests/\u200btest_x.py", "scripts/\u2066main.py"],
+    ids=["rtl-override", "zero-width", "bidi-isolate"],
+)
 def test_pkg_invisible_characters_in_paths(bad):
     """File names that display as something else (RTL override, zero-width space). Must: refused."""
     md = b"---\nname: hostile\ndescription: d\n---\nbody\n"
@@ -1860,11 +2381,21 @@ def nested(depth: int) -> list:
 
 def cli(env: AttackEnv, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """The CLI in a subprocess on the module's store. stdout stays bytes; stderr is decoded with replacement."""
-    run_env = dict(os.environ, SKILLYARD_HOME=str(env.home), SKILLYARD_WHEELHOUSE=str(WHEELHOUSE),
-                   SKILLYARD_RUNNER_IMAGE=env.yard.runner)
-    p = subprocess.run([sys.executable, "-m", "runtime", *args], cwd=ROOT, env=run_env,
-                       input=stdin.encode() if stdin is not None else None, capture_output=True, timeout=180,
-                       check=False)
+    run_env = dict(
+        os.environ,
+        SKILLYARD_HOME=str(env.home),
+        SKILLYARD_WHEELHOUSE=str(WHEELHOUSE),
+        SKILLYARD_RUNNER_IMAGE=env.yard.runner,
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=ROOT,
+        env=run_env,
+        input=stdin.encode() if stdin is not None else None,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
     p.stderr = p.stderr.decode("utf-8", "replace")
     return p
 

@@ -51,9 +51,7 @@ def submit_learning(
     try:
         return state.jobs.submit(view.name, "learn", None, scope, work)
     except TooManyJobs:
-        state.service.audit.record(
-            "learn", tenant=view.name, scope=scope, outcome="refused", error="too_many_jobs", **context
-        )
+        state.service.refuse(view.tenant, "learn", error="too_many_jobs", scope=scope, **context)
         raise
 
 

@@ -1,24 +1,29 @@
 """Routes that do work on a skill: run it, re-run its gate, fix it, create one. A run
-answers at once (or as a job, with ``async``); the others are jobs."""
+answers at once (or as a job, with ``async``); the others are jobs.
+
+The run's status rule: 200 (or the async job's success) means the skill ran -- its result,
+`ok` true or false; every other status means it did not, and the body is the usual error
+(runtime.serving.request_error names why)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ...audit import audited
 from ...fixer import Fixer, creation_status
-from ...serving import check_input
+from ...serving import check_input, request_error
 from ...views import Target, TenantView
 from ...yard import Yard
-from ..deps import ScopeQ, SkillName, State, View, job_response
-from ..errors import CALL_STATUS, request_id
+from ..deps import Caller, ScopeQ, SkillName, State, View, caller, job_response
+from ..errors import request_id
 from ..jobs import Job
 from ..schemas import (
+    BODY_ERRORS,
     COMMON_ERRORS,
-    RESULT_OR_ERROR,
     SKILL_ERRORS,
     CallResultOut,
     CreateRequest,
@@ -39,54 +44,64 @@ router = APIRouter()
     tags=["calls"],
     responses={
         **SKILL_ERRORS,
+        **BODY_ERRORS,
         202: {"model": JobOut, "description": "async=true: the run's job"},
-        404: {**RESULT_OR_ERROR, "description": "No such skill or version (for this key)"},
-        409: {**RESULT_OR_ERROR, "description": "The version is not registered"},
-        422: {
-            **RESULT_OR_ERROR,
-            "description": "The input does not fit the skill, or the request is invalid",
-        },
-        429: error_doc("Too many concurrent runs for this key"),
-        503: {**RESULT_OR_ERROR, "description": "The container engine is unavailable"},
+        404: error_doc("No such skill or version (for this key)"),
+        409: error_doc("The version may not run: it is blocked or retired (kind not_registered)"),
+        422: error_doc("The input does not fit the skill's input_schema, or the request is invalid"),
+        429: error_doc("Too many runs (or requests) of this key's tenant in progress"),
+        503: error_doc("The container engine is unavailable"),
     },
 )
-def run(
-    request: Request, state: State, view: View, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
+async def run(
+    request: Request, state: State, tenant: Caller, name: SkillName, body: RunRequest, scope: ScopeQ = "auto"
 ) -> JSONResponse:
-    """Run the skill on `input` in a fresh sandbox. 200 with the result when the call ran (ok true, or ok
-    false with the skill's error: exception, timeout, oom, bad_output, crashed); 422 for input that does
-    not fit the skill's schema; 409 for a version that is not registered; 503 if the engine is down."""
+    """Run the skill on `input` in a fresh sandbox. **200 means the skill ran**: `ok` true with its
+    `output`, or `ok` false with its failure (`error.kind`: exception, timeout, oom, bad_output,
+    crashed). Any other status means it did not run, with the usual error body: 422 input that does
+    not fit the skill's schema, 404 no such skill or version, 409 a version that may not run,
+    429 over the run limit, 503 the engine is down."""
     service, rid = state.service, request_id(request)
-    check_input(body.input)
-    target = view.resolve(name, scope, body.version, follow_merges=True)
-    service.acquire_run(view, target, request_id=rid)
-    if body.async_:
+    # The run limit first, on the event loop: a refusal reads no store and writes nothing.
+    service.acquire_run(tenant, name, request_id=rid)
+    handed_over = False  # to an async job, which gives the slot back when it ends
+    try:
 
-        def work(job: Job) -> dict[str, Any]:
-            job.emit("progress", {"message": f"{name}: running"})
-            result = service.run(view, target, body.input, request_id=rid)
-            return call_out(result, target.scope).model_dump(mode="json")
+        def resolve() -> tuple[TenantView, Target]:
+            check_input(body.input)
+            view = service.view(tenant)
+            return view, view.resolve(name, scope, body.version, follow_merges=True)
 
-        try:
+        view, target = await anyio.to_thread.run_sync(resolve)
+        if body.async_:
+
+            def work(job: Job) -> dict[str, Any]:
+                job.emit("progress", {"message": f"{name}: running"})
+                result = service.run(view, target, body.input, request_id=rid)
+                failed = request_error(result)
+                if failed is not None:  # the job failed: the skill never ran
+                    raise failed
+                return call_out(result, target.scope).model_dump(mode="json")
+
             job = state.jobs.submit(
-                view.name,
+                tenant.name,
                 "run",
                 name,
                 target.scope,
                 work,
                 counted=False,
-                on_done=lambda _: service.release_run(view),
+                on_done=lambda _: service.release_run(tenant),
             )
-        except BaseException:
-            service.release_run(view)
-            raise
-        return job_response(job)
-    try:
-        out = call_out(service.run(view, target, body.input, request_id=rid), target.scope)
+            handed_over = True
+            return job_response(job)
+        result = await anyio.to_thread.run_sync(lambda: service.run(view, target, body.input, request_id=rid))
     finally:
-        service.release_run(view)
-    status = 200 if out.ok or out.error is None else CALL_STATUS.get(out.error.kind, 200)
-    return JSONResponse(out.model_dump(mode="json"), status_code=status)
+        if not handed_over:
+            service.release_run(tenant)
+    failed = request_error(result)
+    if failed is not None:
+        raise failed
+    return JSONResponse(call_out(result, target.scope).model_dump(mode="json"))
 
 
 @router.post(
@@ -94,7 +109,7 @@ def run(
     status_code=202,
     response_model=JobOut,
     tags=["jobs"],
-    responses={**SKILL_ERRORS, 429: error_doc("Too many jobs")},
+    responses={**SKILL_ERRORS, **BODY_ERRORS, 429: error_doc("Too many jobs")},
 )
 def test_skill(
     request: Request,
@@ -105,6 +120,9 @@ def test_skill(
     scope: ScopeQ = "auto",
 ) -> JSONResponse:
     """Re-run the test gate on a stored version (nothing is recorded). The job's result is the gate report."""
+    # Before the skill is looked up. The view's tenant, not the request's: the console runs this
+    # route for a signed-in session, whose request carries no API key.
+    state.check_room(request, view.tenant, "gate", name)
     target = view.resolve(name, scope, body.version if body else None)
     version, rid = target.record.version, request_id(request)
 
@@ -144,6 +162,7 @@ def _changeable(state: State, request: Request, view: TenantView, target: Target
     tags=["jobs"],
     responses={
         **SKILL_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("A shared skill and no admin key"),
         429: error_doc("Too many jobs"),
         503: error_doc("No LLM endpoint is configured"),
@@ -159,6 +178,7 @@ def fix(
 ) -> JSONResponse:
     """Ask the LLM to repair the skill; each attempt is regated as a new version (a job)."""
     body = body or FixRequest()
+    state.check_room(request, caller(request), "fix", name)  # before the skill is looked up
     target = view.resolve(name, scope)
     _changeable(state, request, view, target, "fix")
     fixer = Fixer(target.yard)  # LLMUnavailable: 503, before any job starts
@@ -194,6 +214,7 @@ def fix(
     tags=["jobs"],
     responses={
         **COMMON_ERRORS,
+        **BODY_ERRORS,
         403: error_doc("shared=true without an admin key"),
         429: error_doc("Too many jobs"),
         503: error_doc("No LLM endpoint is configured"),
@@ -202,6 +223,7 @@ def fix(
 def create(request: Request, state: State, view: View, body: CreateRequest) -> JSONResponse:
     """Have the LLM write a new skill for `task`, gate it, and fix it if it fails (a job)."""
     rid = request_id(request)
+    state.check_room(request, caller(request), "create", body.name)
     with state.service.refusals_audited("create", view, request_id=rid):
         yard: Yard = view.yard_for_new(body.shared)
     scope = "shared" if yard is view.shared else "private"
