@@ -4,7 +4,15 @@ break-even point, and the one cost report the CLI and the HTTP API both show.
 Token arithmetic. A call's tokens are ``prompt_tokens + completion_tokens`` (cached
 prompt tokens are a subset of the prompt tokens, as in the OpenAI usage object, and
 are reported but not added again). Tokens *invested* in a skill are those of its
-``create``, ``fix`` and ``retry`` calls. Several baseline rows are averaged.
+``create``, ``fix``, ``retry``, ``learn`` (extraction and the keep/merge decision that
+produced a version of it) and ``merge`` calls. Several baseline rows are averaged.
+
+Uses. A use is a ``uses`` row (a call by a caller) or a ``proxy_uses`` row (one proxied
+chat request that had the skill in its context: its context tokens are what it put into
+the upstream's prompts over every round; its tool runs inside that request are part of
+the use, not uses of their own). The proxy's part is also reported on its own: requests,
+tokens spent in the upstream's prompts, tool runs, what its successful uses saved, and
+the usage the upstream reported for those requests.
 
 Break-even. With ``s = baseline - context`` tokens saved per use, the skill has paid
 for itself after ``N* = ceil(invested / s)`` uses (see :func:`break_even`). Only
@@ -35,7 +43,7 @@ import structlog
 
 from .errors import UnknownSkill
 from .journal import Journal, orphans
-from .ledger import PURPOSES, Ledger, is_placeholder, non_negative_int, use_row
+from .ledger import PURPOSES, Ledger, is_learning, is_placeholder, non_negative_int, use_row
 from .times import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = structlog.get_logger(__name__)
 
-INVESTED_PURPOSES = ("create", "fix", "retry")
+INVESTED_PURPOSES = ("create", "fix", "retry", "learn", "merge")
 FIX_PURPOSES = ("fix", "retry")
 T = TypeVar("T")
 
@@ -476,8 +484,12 @@ def aggregate(
     calls: list[dict[str, Any]],
     uses: list[dict[str, Any]],
     baseline_rows: list[dict[str, Any]] | None = None,
+    proxy_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Totals over the ledger rows of one skill (see the module docstring for the arithmetic)."""
+    """Totals over the ledger rows of one skill (see the module docstring for the arithmetic).
+    The `uses` figures count both kinds of use; the `proxy_*` figures the proxy's alone."""
+    proxied = proxy_rows or []
+    uses = [*uses, *proxied]
     by_purpose = {p: 0 for p in PURPOSES}
     by_outcome: dict[str, int] = {}
     baselines: list[int] = [int(b["baseline_tokens"]) for b in baseline_rows or []]
@@ -512,9 +524,20 @@ def aggregate(
         "use_context_tokens": sum(u["context_tokens"] for u in uses),
         "ok_uses": len(ok_uses),
         "ok_use_context_tokens": sum(u["context_tokens"] for u in ok_uses),
+        "learning_tokens": by_purpose["learn"],
+        "merge_tokens": by_purpose["merge"],
+        "proxy_requests": len(proxied),
+        "proxy_ok": sum(1 for p in proxied if p["outcome"] == "ok"),
+        "proxy_context_tokens": sum(p["context_tokens"] for p in proxied),
+        "proxy_ok_context_tokens": sum(p["context_tokens"] for p in proxied if p["outcome"] == "ok"),
+        "proxy_tool_runs": sum(p["tool_runs"] for p in proxied),
+        "proxy_tool_failures": sum(p["tool_failures"] for p in proxied),
+        "proxy_upstream_prompt_tokens": sum(p["upstream_prompt_tokens"] for p in proxied),
+        "proxy_upstream_completion_tokens": sum(p["upstream_completion_tokens"] for p in proxied),
+        "proxy_usage_sources": sorted({p["usage_source"] for p in proxied}),
         "first_call": calls[0]["ts"] if calls else None,
         "last_call": calls[-1]["ts"] if calls else None,
-        "last_use": uses[-1]["ts"] if uses else None,
+        "last_use": max((u["ts"] for u in uses), default=None),
     }
 
 
@@ -522,16 +545,19 @@ def totals(ledger: Ledger, skill: str | None) -> dict[str, Any]:
     """Sums for one skill (skill=None: the calls not attributed to any skill)."""
     if skill is None:
         return aggregate(None, ledger.llm_calls_without_skill(), [], [])
-    return aggregate(skill, ledger.llm_calls(skill), ledger.uses(skill), ledger.baselines(skill))
+    return aggregate(
+        skill, ledger.llm_calls(skill), ledger.uses(skill), ledger.baselines(skill), ledger.proxy_uses(skill)
+    )
 
 
 def all_totals(ledger: Ledger) -> dict[str | None, dict[str, Any]]:
     """`totals` for every skill label in one scan of each table (key None: unattributed calls)."""
-    by: dict[str | None, tuple[list, list, list]] = {}
-    for i, rows in enumerate((ledger.llm_calls(), ledger.uses(), ledger.baselines())):
+    by: dict[str | None, tuple[list, list, list, list]] = {}
+    tables = (ledger.llm_calls(), ledger.uses(), ledger.baselines(), ledger.proxy_uses())
+    for i, rows in enumerate(tables):
         for r in rows:
-            by.setdefault(r["skill"], ([], [], []))[i].append(r)
-    return {k: aggregate(k, c, u, b) for k, (c, u, b) in by.items()}
+            by.setdefault(r["skill"], ([], [], [], []))[i].append(r)
+    return {k: aggregate(k, c, u, b, p) for k, (c, u, b, p) in by.items()}
 
 
 # --------------------------------------------------------------------------- the report
@@ -541,8 +567,8 @@ def all_totals(ledger: Ledger) -> dict[str | None, dict[str, Any]]:
 class SkillCost:
     """One skill's token account. All token figures are exact ints.
 
-    - creation_tokens / fix_tokens: tokens of its create / fix+retry LLM calls;
-      their sum is the investment to pay back.
+    - creation_tokens / fix_tokens / learning_tokens / merge_tokens: tokens of its
+      create / fix+retry / learn / merge LLM calls; their sum is the investment to pay back.
     - llm_calls, cost_usd: over all its calls (baseline measurements included).
     - uses / failures / successful_uses: runs of the skill by callers (ledger ``uses``
       rows; when the registry's call counters know of more runs -- runs from before
@@ -559,6 +585,11 @@ class SkillCost:
     - paid_off: savings_per_use > 0, at least one successful use, and net_tokens >= 0.
       A skill never used successfully has not paid off, even with nothing invested
       (N* = 0): a blocked or unused skill makes no claim.
+    - proxy_*: the proxy's part (included in the figures above): chat requests that had
+      the skill in context, the tokens it put into the upstream's prompts (spent), its tool
+      runs and failures, what its successful proxied uses saved (baseline - their context),
+      and the usage the upstream reported for those requests (`proxy_usage_source`: api,
+      tiktoken where the upstream gave none, or mixed).
     """
 
     skill: str
@@ -580,11 +611,22 @@ class SkillCost:
         ""  # the head version's status; "deleted" for a deleted skill, "" for other ledger-only ones
     )
     successful_uses: int = 0
+    learning_tokens: int = 0
+    merge_tokens: int = 0
+    proxy_requests: int = 0
+    proxy_spent_tokens: int = 0
+    proxy_saved_tokens: int = 0
+    proxy_tool_runs: int = 0
+    proxy_tool_failures: int = 0
+    proxy_upstream_prompt_tokens: int = 0
+    proxy_upstream_completion_tokens: int = 0
+    proxy_usage_source: str = ""
+    alias_of: str | None = None  # retired by a merge: the skill that absorbed it
 
     @property
     def invested_tokens(self) -> int:
-        """Tokens to pay back: creation + fixes."""
-        return self.creation_tokens + self.fix_tokens
+        """Tokens to pay back: creation + fixes + learning + merges."""
+        return self.creation_tokens + self.fix_tokens + self.learning_tokens + self.merge_tokens
 
     def to_dict(self) -> dict[str, Any]:
         """The account as JSON-ready data (the CLI's and the API's shape), with invested_tokens."""
@@ -611,6 +653,7 @@ def cost_report(
     for label in [k for k in totals if is_placeholder(k)]:  # failed creations: see unattributed()
         totals.pop(label)
     heads = {rec.name: rec for rec in registry.list()}
+    aliases = registry.aliases()
     ledger_only = set(totals) - set(heads)
     deleted = {e["name"] for e in registry.events() if e["kind"] == "deleted"} if ledger_only else set()
     report = []
@@ -640,8 +683,10 @@ def cost_report(
             baseline, source = default_baseline, "config"
         invested = sums["invested_tokens"]
         saved = baseline - context
-        # runs the registry counted but the ledger never saw (from before it existed)
-        extra_uses = max(0, reg_calls - sums["uses"])
+        # runs the registry counted but the ledger never saw (from before it existed); a
+        # proxied request's tool runs are counted there and are part of its one use here
+        seen_runs = sums["uses"] - sums["proxy_requests"] + sums["proxy_tool_runs"]
+        extra_uses = max(0, reg_calls - seen_runs)
         extra_failed = min(extra_uses, max(0, reg_failures - sums["failures"]))
         extra_ok = extra_uses - extra_failed
         uses = sums["uses"] + extra_uses
@@ -673,14 +718,26 @@ def cost_report(
                 version=head.version if head else None,
                 status=head.status if head else "deleted" if name in deleted else "",
                 successful_uses=ok_uses,
+                learning_tokens=sums["learning_tokens"],
+                merge_tokens=sums["merge_tokens"],
+                proxy_requests=sums["proxy_requests"],
+                proxy_spent_tokens=sums["proxy_context_tokens"],
+                proxy_saved_tokens=sums["proxy_ok"] * baseline - sums["proxy_ok_context_tokens"],
+                proxy_tool_runs=sums["proxy_tool_runs"],
+                proxy_tool_failures=sums["proxy_tool_failures"],
+                proxy_upstream_prompt_tokens=sums["proxy_upstream_prompt_tokens"],
+                proxy_upstream_completion_tokens=sums["proxy_upstream_completion_tokens"],
+                proxy_usage_source="/".join(sums["proxy_usage_sources"]),
+                alias_of=aliases.get(name) if head is not None and head.status == "retired" else None,
             )
         )
     return report
 
 
 def unattributed(ledger: Ledger) -> dict[str, Any]:
-    """LLM spending that belongs to no skill: calls recorded with no skill, and failed
-    creations (calls under a ``(creating-...)`` placeholder that never became a skill)."""
+    """LLM spending that belongs to no skill: calls recorded with no skill, failed
+    creations (calls under a ``(creating-...)`` placeholder that never became a skill), and
+    learning that produced no skill (a discard or a dry run: ``(learning-...)``)."""
     totals = all_totals(ledger)
 
     def summed(sums: list[dict[str, Any]]) -> dict[str, Any]:
@@ -691,10 +748,16 @@ def unattributed(ledger: Ledger) -> dict[str, Any]:
         }
 
     loose = [totals[None]] if None in totals else []
-    failed = [sums for label, sums in totals.items() if is_placeholder(label) and sums["llm_calls"]]
-    out = summed(loose + failed)
+    failed = [
+        sums
+        for label, sums in totals.items()
+        if is_placeholder(label) and not is_learning(label) and sums["llm_calls"]
+    ]
+    learnt_nothing = [sums for label, sums in totals.items() if is_learning(label) and sums["llm_calls"]]
+    out = summed(loose + failed + learnt_nothing)
     out["no_skill"] = summed(loose)
     out["failed_creations"] = {"count": len(failed), **summed(failed)}
+    out["learning_without_skill"] = {"count": len(learnt_nothing), **summed(learnt_nothing)}
     return out
 
 

@@ -141,10 +141,14 @@ def account(
     params: Any,
     result: CallResult | CommandResult,
     call_id: str,
+    *,
+    ledger_use: bool = True,
 ) -> None:
     """Record the call as a use of the skill (see the module docstring). The use row is keyed
     on `call_id` and the counters move only when that row is new: a call accounted twice
-    (retried, replayed, from two servers) counts once."""
+    (retried, replayed, from two servers) counts once. Without `ledger_use` the call is
+    counted and noted but is no ledger use of its own: it is part of a use the caller
+    records (the proxy's ``proxy_uses`` row of a chat request)."""
     kind = result.error.kind if result.error else None
     if kind not in NOT_A_USE:
         # A field that fails the ledger's checks is a bug of ours: logged and counted, never the call's.
@@ -161,8 +165,16 @@ def account(
             ),
             skill=record.name,
         )
-        if use is not None:
+        if use is not None and ledger_use:
             writer.record(use)  # durable when it returns: the call may be acknowledged
+        elif use is not None:  # part of its caller's use: the counters move, no ledger row
+            best_effort(
+                "count a call",
+                lambda: yard.registry.count_calls(
+                    record.name, record.version, calls=1, failures=0 if result.ok else 1, last_used=use.ts
+                ),
+                skill=record.name,
+            )
     if result.error is not None and kind not in NOT_A_USE:
         workspace = Workspace(yard.workspace(record.name))
         error = result.error

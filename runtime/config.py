@@ -133,6 +133,25 @@ class Settings(BaseSettings):
         "(timeouts, 429, 5xx, connection errors); attempts = 1 + retries.",
     )
 
+    # The proxy (`skillyard proxy`): its upstream model, and how it retrieves and runs skills.
+    upstream_base_url: str | None = Field(
+        default=None, description="The proxy's upstream OpenAI-compatible endpoint; default OPENAI_BASE_URL."
+    )
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="The upstream's key (it stays on the server); default OPENAI_API_KEY."
+    )
+    proxy_top_k: int = Field(default=3, ge=0, le=20, description="Skills injected per request, at most.")
+    proxy_threshold: float = Field(
+        default=0.35, ge=-1, le=1, description="Retrieval score (cosine) a skill needs to be injected."
+    )
+    proxy_budget_tokens: int = Field(
+        default=3000, ge=0, description="Tokens of skill instructions injected per request, at most."
+    )
+    proxy_max_rounds: int = Field(
+        default=6, ge=1, le=32, description="Upstream requests per chat request (tool runs in between)."
+    )
+    proxy_learn: bool = Field(default=True, description="Learn from proxied conversations in the background.")
+
     @property
     def store(self) -> str:
         """The LanceDB URI: store_uri, else HOME/store."""

@@ -29,6 +29,7 @@ The root, :class:`SkillyardError`, and the sandbox's branch live in ``sandbox/er
     │   └── TokenizerDataError         config
     ├── LLMUnavailable                 llm_unavailable  no LLM endpoint is configured
     ├── LLMError                       llm              the LLM endpoint failed
+    │   └── UpstreamError              upstream         the proxy's upstream model failed or refused
     ├── FixError                       fix              a fix or create run could not go on
     └── ApiError                       api              the HTTP API answered with an error (client)
 
@@ -78,6 +79,7 @@ __all__ = [
     "Unauthorized",
     "UnknownSkill",
     "UnknownTenant",
+    "UpstreamError",
     "error_kind",
 ]
 
@@ -244,6 +246,76 @@ class LLMError(SkillyardError):
         self.attempts = attempts
         self.elapsed_s = elapsed_s
         self.failed = list(failed or [])
+
+
+class UpstreamError(LLMError):
+    """The proxy's upstream model failed or refused a client's request. `status` is the
+    upstream's HTTP status (None: it timed out or could not be reached), `reason` the
+    runtime.llm.FailedRequest reason, and `error` the upstream's own error object, which the
+    proxy relays only where it speaks to the client (a bad request, a rate limit): never
+    for a refused key, whose message may quote the upstream key."""
+
+    kind = "upstream"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        reason: str,
+        error: dict[str, Any] | None = None,
+        attempts: int = 0,
+        elapsed_s: float = 0.0,
+        failed: list | None = None,
+    ) -> None:
+        super().__init__(message, attempts=attempts, elapsed_s=elapsed_s, failed=failed)
+        self.status = status
+        self.reason = reason
+        self.error = error
+
+    def client_status(self) -> int:
+        """The status the proxy's client gets: the upstream's for a request the client can
+        fix (400, 404, 413, 422) or a rate limit (429); 504 for a timeout; 502 otherwise
+        (the upstream failed, refused the proxy's own key, or could not be reached)."""
+        if self.status in (400, 404, 413, 422, 429):
+            return int(self.status)
+        if self.reason == "timeout":
+            return 504
+        return 502
+
+    def client_message(self) -> str:
+        """What the proxy's client may hear: the upstream's own message where it is about
+        the client's request; a fixed text where it is about the proxy (its key, the
+        upstream's health), so no upstream key or address reaches a client."""
+        status = self.client_status()
+        relayed = ""
+        if isinstance(self.error, dict) and isinstance(self.error.get("message"), str):
+            relayed = self.error["message"][:1000]
+        if status in (400, 404, 413, 422) and relayed:
+            return f"the upstream model refused the request: {relayed}"
+        if status == 429:
+            return "the upstream model is rate-limiting requests; retry later"
+        if status == 504:
+            return "the upstream model did not answer in time; retry later"
+        if self.status in (401, 403):
+            return (
+                "the proxy's upstream refused its credentials; tell the operator (the server log has details)"
+            )
+        return "the upstream model failed or could not be reached; retry later"
+
+    @classmethod
+    def of(cls, exc: LLMError) -> UpstreamError:
+        """The upstream failure an LLMError of the proxy's upstream client describes."""
+        last = exc.failed[-1] if exc.failed else None
+        return cls(
+            str(exc),
+            status=last.status if last is not None else None,
+            reason=last.reason if last is not None else "connection",
+            error=last.error if last is not None else None,
+            attempts=exc.attempts,
+            elapsed_s=exc.elapsed_s,
+            failed=exc.failed,
+        )
 
 
 class FixError(SkillyardError):

@@ -242,7 +242,7 @@ def _tool_records(yard: Yard, names: list[str] | None) -> tuple[list[SkillPackag
         recs = []
         for name in names:
             validate_name(name)
-            rec = yard.record(name)
+            rec = yard.resolve(name)  # a name a merge retired stands for the skill that absorbed it
             if rec.status != "registered":
                 raise SkillError(
                     f"{name} v{rec.version} is {rec.status}: only registered skills become tools"

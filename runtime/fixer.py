@@ -482,6 +482,26 @@ class Fixer:
 
         return best_effort("record an LLM call", write, skill=skill)
 
+    def ask(
+        self,
+        messages: list[dict[str, str]],
+        schema: type[BaseModel],
+        *,
+        skill: str | None,
+        version: int | None,
+        purpose: str,
+        validate: Any = None,
+        ids: list[str | None] | None = None,
+    ) -> tuple[Any, int, _Pending]:
+        """A structured request to the model (one JSON object in `schema`, checked by
+        `validate`, one corrective retry), every HTTP request one ledger row under `skill`:
+        the learner (runtime/learning.py) and the merger (runtime/merging.py) ask this way
+        too. Returns (answer, tokens spent, pending); `pending.finish(outcome)` records the
+        usable answer's row. FixError when no usable answer came."""
+        return self._ask(
+            messages, schema, skill=skill, version=version, purpose=purpose, validate=validate, ids=ids
+        )
+
     def _ask(
         self,
         messages: list[dict[str, str]],
@@ -491,7 +511,7 @@ class Fixer:
         version: int | None,
         purpose: str,
         validate: Any = None,
-        ids: list[str] | None = None,
+        ids: list[str | None] | None = None,
     ) -> tuple[Any, int, _Pending]:
         """One request plus at most one corrective retry. Returns (answer, tokens spent, pending): the
         usable answer's request is recorded once, with its final outcome, by `pending.finish(...)`."""

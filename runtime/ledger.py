@@ -23,6 +23,16 @@ append-only tables (created on first write):
     with its call's id (``call_id``) has that id as its row id and is written as an
     upsert keyed on it: the same call recorded twice (a write retried after a lost
     answer, a replayed journal, a server on another node) stays one row.
+    own replays of failing inputs are not uses and are not recorded.
+``proxy_uses``
+    one row per (proxied chat request, skill): what the skill put into the upstream
+    model's prompts for that request (its instructions, its tool definition and the
+    results of its tool runs, over every round: ``context_tokens``), how often the
+    proxy ran it as a tool and how often that failed, and the usage the upstream
+    reported for the whole request (the same figures on each skill's row of one
+    request; ``request_id`` tells them apart). A row is one use of the skill: the
+    proxy's tool runs inside the request are part of it and are not ``uses`` rows.
+    (Added by a named migration.)
 ``baselines``
     estimates or measurements of the tokens an agent spends on a skill's task
     *without* the skill (source "creation": the model's estimate when it wrote the
@@ -30,7 +40,10 @@ append-only tables (created on first write):
     ``llm_calls`` rows of purpose ``baseline``; a named migration moves them here.)
 
 Failed creations. A creation that never produced a package leaves its calls under
-its placeholder label ``(creating-XXXXXXXX)`` (see :func:`is_placeholder`).
+its placeholder label ``(creating-XXXXXXXX)`` (see :func:`is_placeholder`). Learning
+does the same with ``(learning-XXXXXXXX)``: an extraction that added or merged a skill
+moves its rows to that skill, one that learnt nothing (a discard, a dry run) leaves them
+under its placeholder.
 
 Concurrency and failures follow runtime/lancestore.py: rows are only ever appended
 (plus the rare ``reassign``/``tag_version`` update), commit conflicts are retried, and
@@ -59,15 +72,18 @@ import pyarrow as pa
 import structlog
 
 from .lancestore import LanceStore, sql_str, sql_ts
-from .migrations import LEDGER_MIGRATIONS
+from .migrations import LEDGER_MIGRATIONS, PROXY_USES
 from .times import as_utc, utc_now
 
 log = structlog.get_logger(__name__)
 
 LLM_CALLS, USES, BASELINES = "llm_calls", "uses", "baselines"
-PURPOSES = ("create", "fix", "retry")
+# learn: extraction and the keep/merge decision (runtime/learning.py); merge: folding one
+# registered skill into another (runtime/merging.py)
+PURPOSES = ("create", "fix", "retry", "learn", "merge")
 TIKTOKEN_USAGE_NOTE = "usage: tiktoken count (the endpoint reported none)"
 PLACEHOLDER_PREFIX = "(creating"
+LEARNING_PREFIX = "(learning"
 # A skill label in the ledger: a registry name, or a placeholder such as "(creating)".
 SKILL_RE = re.compile(r"^[A-Za-z0-9()\[\]<>._:@+/#=, -]{1,128}$")
 OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -114,13 +130,46 @@ BASELINES_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
-SCHEMAS = {LLM_CALLS: LLM_CALLS_SCHEMA, USES: USES_SCHEMA, BASELINES: BASELINES_SCHEMA}
+PROXY_USES_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("tenant", pa.string()),
+        pa.field("skill", pa.string(), nullable=False),
+        pa.field("version", pa.int64()),
+        pa.field("mode", pa.string(), nullable=False),  # inject, tool, inject+tool
+        pa.field("context_tokens", pa.int64(), nullable=False),
+        pa.field("tool_runs", pa.int64(), nullable=False),
+        pa.field("tool_failures", pa.int64(), nullable=False),
+        pa.field("rounds", pa.int64(), nullable=False),
+        pa.field("upstream_prompt_tokens", pa.int64(), nullable=False),
+        pa.field("upstream_completion_tokens", pa.int64(), nullable=False),
+        pa.field("upstream_cached_tokens", pa.int64(), nullable=False),
+        pa.field("usage_source", pa.string(), nullable=False),  # api, tiktoken, none
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("duration_ms", pa.float64(), nullable=False),
+    ]
+)
+SCHEMAS = {
+    LLM_CALLS: LLM_CALLS_SCHEMA,
+    USES: USES_SCHEMA,
+    BASELINES: BASELINES_SCHEMA,
+    PROXY_USES: PROXY_USES_SCHEMA,
+}
+PROXY_MODES = ("inject", "tool", "inject+tool")
+USAGE_SOURCES = ("api", "tiktoken", "none")
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def is_placeholder(label: str | None) -> bool:
-    """A creation's placeholder label (the skill had no name yet), not a skill."""
-    return bool(label) and str(label).startswith(PLACEHOLDER_PREFIX)
+    """A creation's or a learning run's placeholder label (no skill yet), not a skill."""
+    return bool(label) and str(label).startswith((PLACEHOLDER_PREFIX, LEARNING_PREFIX))
+
+
+def is_learning(label: str | None) -> bool:
+    """A learning run's placeholder label: an extraction that learnt nothing (yet)."""
+    return bool(label) and str(label).startswith(LEARNING_PREFIX)
 
 
 def usage_source(row: dict[str, Any]) -> str:
@@ -371,6 +420,56 @@ class Ledger:
         self.store.write(BASELINES, lambda t: t.add(batch), what="record_baseline")
         return row["id"]
 
+    def record_proxy_use(
+        self,
+        *,
+        request_id: str,
+        tenant: str | None,
+        skill: str,
+        version: int | None,
+        mode: str,
+        context_tokens: int,
+        tool_runs: int,
+        tool_failures: int,
+        rounds: int,
+        upstream_prompt_tokens: int,
+        upstream_completion_tokens: int,
+        upstream_cached_tokens: int,
+        usage_source: str,
+        outcome: str,
+        duration_ms: float,
+        ts: datetime | None = None,
+    ) -> str:
+        """Append one skill's share of one proxied request (see ``proxy_uses`` above)."""
+        if mode not in PROXY_MODES:
+            raise ValueError(f"invalid proxy mode {mode!r}: want one of {PROXY_MODES}")
+        if usage_source not in USAGE_SOURCES:
+            raise ValueError(f"invalid usage source {usage_source!r}: want one of {USAGE_SOURCES}")
+        row = {
+            "id": uuid.uuid4().hex,
+            "ts": _row_time(ts),
+            "request_id": str(request_id)[:64],
+            "tenant": None if tenant is None else str(tenant)[:64],
+            "skill": _skill(skill),
+            "version": _version(version),
+            "mode": mode,
+            "context_tokens": non_negative_int("context_tokens", context_tokens),
+            "tool_runs": non_negative_int("tool_runs", tool_runs),
+            "tool_failures": non_negative_int("tool_failures", tool_failures),
+            "rounds": non_negative_int("rounds", rounds),
+            "upstream_prompt_tokens": non_negative_int("upstream_prompt_tokens", upstream_prompt_tokens),
+            "upstream_completion_tokens": non_negative_int(
+                "upstream_completion_tokens", upstream_completion_tokens
+            ),
+            "upstream_cached_tokens": non_negative_int("upstream_cached_tokens", upstream_cached_tokens),
+            "usage_source": usage_source,
+            "outcome": _outcome(outcome),
+            "duration_ms": _amount("duration_ms", duration_ms),
+        }
+        batch = pa.Table.from_pylist([row], schema=PROXY_USES_SCHEMA)
+        self.store.write(PROXY_USES, lambda t: t.add(batch), what="record_proxy_use")
+        return row["id"]
+
     def tag_version(self, call_ids: list[str], version: int) -> int:
         """Set the version of LLM-call rows recorded before it was known (a creation's calls)."""
         ids = [i for i in call_ids if isinstance(i, str) and _ID_RE.fullmatch(i)]
@@ -450,6 +549,20 @@ class Ledger:
         if since is not None:
             where.append(f"ts >= {_sql_ts(since)}")
         rows = self._rows(USES, " AND ".join(where) or None)
+        if limit is not None and limit >= 0:
+            rows = rows[len(rows) - limit :] if limit else []
+        return rows
+
+    def proxy_uses(
+        self, skill: str | None = None, since: datetime | None = None, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Skills' shares of proxied requests, oldest first (with `limit`: the newest `limit`)."""
+        where = []
+        if skill is not None:
+            where.append(f"skill = {sql_str(_skill(skill))}")
+        if since is not None:
+            where.append(f"ts >= {_sql_ts(since)}")
+        rows = self._rows(PROXY_USES, " AND ".join(where) or None)
         if limit is not None and limit >= 0:
             rows = rows[len(rows) - limit :] if limit else []
         return rows

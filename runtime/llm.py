@@ -34,6 +34,9 @@ class FailedRequest:
     message: str
     elapsed_s: float
     status: int | None = None
+    # the endpoint's own error object ({"message", "type", "code", ...}) when it sent one: the
+    # proxy relays it to its client
+    error: dict[str, Any] | None = None
 
 
 RETRYABLE = ("timeout", "rate_limited", "server_error", "connection")
@@ -80,26 +83,38 @@ def count_prompt_tokens(messages: list[dict[str, str]], model: str) -> int:
 
 class LLM:
     """timeout (seconds per request) and max_retries default to the settings'
-    SKILLYARD_LLM_TIMEOUT and SKILLYARD_LLM_MAX_RETRIES."""
+    SKILLYARD_LLM_TIMEOUT and SKILLYARD_LLM_MAX_RETRIES; base_url, api_key and model to the
+    settings' OPENAI_BASE_URL, OPENAI_API_KEY and SKILLYARD_MODEL (the proxy passes its
+    upstream's)."""
 
     def __init__(
-        self, settings: Settings, *, timeout: float | None = None, max_retries: int | None = None
+        self,
+        settings: Settings,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.settings = settings
-        if not settings.openai_base_url and not settings.openai_api_key:
+        self.base_url = base_url or settings.openai_base_url
+        if api_key is None and settings.openai_api_key is not None:
+            api_key = settings.openai_api_key.get_secret_value()
+        if not self.base_url and not api_key:
             raise LLMUnavailable(
                 "no LLM endpoint is configured: set OPENAI_BASE_URL (any OpenAI-compatible server) and "
                 "OPENAI_API_KEY, and SKILLYARD_MODEL for the model name. "
-                "Everything except fix and create works without one."
+                "Everything except fix, create, learn and merges works without one."
             )
         from openai import OpenAI
 
-        self.model = settings.model
+        self.model = model or settings.model
         self.timeout = float(settings.llm_timeout if timeout is None else timeout)
         self.max_retries = int(settings.llm_max_retries if max_retries is None else max_retries)
         self.client = OpenAI(
-            base_url=settings.openai_base_url or None,
-            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none",
+            base_url=self.base_url or None,
+            api_key=api_key or "none",
             timeout=self.timeout,
             max_retries=0,  # ours, below: every request is the ledger's
         )
@@ -119,12 +134,35 @@ class LLM:
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        resp, sent, failed = self._send(kwargs)
+        return self._reply(resp, expected, sent, failed)
+
+    def forward(self, body: dict[str, Any], *, stream: bool) -> tuple[Any, list[FailedRequest]]:
+        """Send a client's chat completion request as it is (the proxy's upstream request):
+        `body` keeps every field the client set; a streamed one asks for the usage chunk.
+        Retried like `chat` until a response starts; returns (the SDK's ChatCompletion or
+        Stream, the requests that failed before it). An LLMError carries them all."""
+        rest = {k: v for k, v in body.items() if k not in ("model", "messages", "stream", "stream_options")}
+        kwargs: dict[str, Any] = {
+            "model": body.get("model") or self.model,
+            "messages": body["messages"],
+            "stream": stream,
+            "extra_body": rest,
+        }
+        if stream:
+            kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        resp, _, failed = self._send(kwargs)
+        return resp, failed
+
+    def _send(self, kwargs: dict[str, Any]) -> tuple[Any, float, list[FailedRequest]]:
+        """One request under the retry policy (see the module docstring): (response, when the
+        answered request was sent, the requests that failed before it)."""
         failed: list[FailedRequest] = []
         started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             sent = time.monotonic()
             try:
-                resp = self.client.chat.completions.create(**kwargs)
+                return self.client.chat.completions.create(**kwargs), sent, failed
             except Exception as exc:
                 request = self._failed_request(exc, time.monotonic() - sent)
                 if request is None:
@@ -135,9 +173,18 @@ class LLM:
                 delay = self._backoff(attempt, exc)
                 log.info("llm_retry", reason=request.reason, attempt=attempt + 1, wait_s=round(delay, 2))
                 time.sleep(delay)
-                continue
-            return self._reply(resp, expected, sent, failed)
         raise AssertionError("unreachable")
+
+    def models(self) -> list[dict[str, Any]]:
+        """The endpoint's model list (GET /models), one retry-free request; LLMError if it fails."""
+        started = time.monotonic()
+        try:
+            return [m.to_dict() for m in self.client.models.list()]
+        except Exception as exc:
+            request = self._failed_request(exc, time.monotonic() - started)
+            if request is None:
+                raise
+            raise self._error(request, [request], started) from exc
 
     @staticmethod
     def _failed_request(exc: Exception, elapsed: float) -> FailedRequest | None:
@@ -147,11 +194,13 @@ class LLM:
             return FailedRequest("timeout", str(exc), elapsed)
         if isinstance(exc, openai.APIConnectionError):
             return FailedRequest("connection", str(exc), elapsed)
+        body = getattr(exc, "body", None)
+        error = body if isinstance(body, dict) else None
         if isinstance(exc, openai.RateLimitError):
-            return FailedRequest("rate_limited", exc.message, elapsed, 429)
+            return FailedRequest("rate_limited", exc.message, elapsed, 429, error)
         if isinstance(exc, openai.APIStatusError):
             reason = "server_error" if exc.status_code >= 500 else "refused"
-            return FailedRequest(reason, exc.message, elapsed, exc.status_code)
+            return FailedRequest(reason, exc.message, elapsed, exc.status_code, error)
         return None
 
     @staticmethod
@@ -175,7 +224,7 @@ class LLM:
             "Wait and retry, or raise your rate limit.",
             "timeout": f"the LLM endpoint did not answer in time: {spent} (timeout {self.timeout:g} s per "
             "attempt, SKILLYARD_LLM_TIMEOUT; retries: SKILLYARD_LLM_MAX_RETRIES); retry later",
-            "connection": f"cannot reach the LLM endpoint at {self.settings.openai_base_url} ({spent}): "
+            "connection": f"cannot reach the LLM endpoint at {self.base_url} ({spent}): "
             f"{last.message}. Check OPENAI_BASE_URL and that the server is up.",
             "server_error": f"the LLM endpoint answered HTTP {last.status} after {spent}: {last.message}",
         }

@@ -1,10 +1,11 @@
-"""Skill maintenance: find overlapping skills (merge proposals) and unused ones (retire).
+"""Skill maintenance: find overlapping skills (merges) and unused ones (retire).
 
 Nothing is ever deleted. Retiring goes through ``Registry.set_status(..., "retired")``:
 the versions, packages, gate reports and events stay, a retired skill just stops
 being searched and run, and ``set_status(name, "registered")`` brings it back.
-Merges are only proposed: which skill to keep, and why, is left to a person (or a
-later ``skillyard create`` that folds one into the other).
+Overlaps are proposals in a dry run; applied, each is handed to a `merge` callback
+(``skillyard maintain --apply``: runtime/merging.py, where the model writes one version
+that passes both skills' tests, and the absorbed skill is retired into the survivor).
 
 Overlap score. For every pair of current registered skills:
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -109,6 +111,7 @@ class MaintenanceReport:
     unused: list[Unused] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not retired after all
+    merges: list[dict[str, Any]] = field(default_factory=list)  # what each applied merge came to
     compacted: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +126,7 @@ class MaintenanceReport:
             "unused": [u.to_dict() for u in self.unused],
             "retired": self.retired,
             "skipped": self.skipped,
+            "merges": self.merges,
             "compacted": self.compacted,
         }
 
@@ -164,6 +168,25 @@ def name_similarity(a: str, b: str) -> float:
 
 
 # --------------------------------------------------------------------------- overlaps
+
+
+def similarity_to(
+    name: str, description: str, records: list[SkillRecord], embedder: EmbedderLike | None
+) -> list[float]:
+    """The overlap score (module docstring) of a skill described by `name` and
+    `description` with each of `records`: what learning asks of a candidate skill."""
+    if not records:
+        return []
+    text = f"{name.replace('-', ' ')}: {description}"
+    texts = [_text(r) for r in records]
+    if embedder is not None:
+        vecs = np.asarray(embedder.embed([text, *texts]), dtype=np.float64)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs / np.where(norms == 0, 1.0, norms)
+        sims = [float(np.clip(vecs[0] @ vecs[i + 1], -1.0, 1.0)) for i in range(len(records))]
+    else:
+        sims = [jaccard(text, t) for t in texts]
+    return [max(t, (t + name_similarity(name, r.name)) / 2) for t, r in zip(sims, records, strict=True)]
 
 
 def find_overlaps(
@@ -281,11 +304,13 @@ def maintain(
     threshold: float = DEFAULT_THRESHOLD,
     embedder: EmbedderLike | Literal["auto"] | None = "auto",
     ledger: Ledger | None = None,
+    merge: Callable[[Overlap], dict[str, Any]] | None = None,
 ) -> MaintenanceReport:
-    """Find overlaps and unused skills. Dry run unless `apply`: then the unused are
-    retired (each exactly at the version judged; a skill that changed meanwhile is
-    skipped) and the registry (and `ledger`, if given) tables are compacted.
-    Merges are proposals only; nothing is deleted."""
+    """Find overlaps and unused skills. Dry run unless `apply`: then each overlap goes to
+    `merge` (if given; best overlap first, a skill merged once this run is left out of the
+    rest) and its result is listed in `merges`; the unused are retired (each exactly at the
+    version judged; a skill that changed meanwhile -- merged away, say -- is skipped) and
+    the registry (and `ledger`, if given) tables are compacted. Nothing is deleted."""
     now = as_utc(now or utc_now())
     policy = policy or UnusedPolicy()
     overlaps, method = _overlaps(registry, embedder, threshold)
@@ -301,6 +326,32 @@ def maintain(
     )
     if not apply:
         return report
+    if merge is not None:
+        touched: set[str] = set()
+        for o in overlaps:
+            if o.keep in touched or o.merge in touched:
+                report.merges.append(
+                    {
+                        "survivor": o.keep,
+                        "absorbed": o.merge,
+                        "status": "skipped",
+                        "reasons": ["one of them was merged earlier in this run"],
+                    }
+                )
+                continue
+            try:
+                result = merge(o)
+            except Exception as exc:  # noqa: BLE001 -- one failed merge must not stop the rest
+                log.warning("maintain: merge failed", keep=o.keep, merge=o.merge, error=str(exc)[:200])
+                result = {
+                    "survivor": o.keep,
+                    "absorbed": o.merge,
+                    "status": "error",
+                    "reasons": [str(exc)[:300]],
+                }
+            report.merges.append(result)
+            if result.get("status") == "merged":
+                touched.update((o.keep, o.merge))
     for u in unused:
         head = registry.get(u.name)
         if head is None or head.version != u.version or head.status != "registered":

@@ -617,10 +617,11 @@ class SkillTools:
     def _run(self, view: TenantView, name: str, args: dict[str, Any]) -> dict[str, Any]:
         # The run limit first (runtime.serving): a refusal reads no store and writes nothing.
         with self.service.run_slot(view.tenant, name, via="mcp"):
-            target = view.resolve(name)  # a tool name that is no skill name is no skill either
-            pkg = target.yard.package(name, target.record.version)
+            # A tool name that is no skill name is no skill either; a merged-away name runs its survivor.
+            target = view.resolve(name, follow_merges=True)
+            pkg = target.yard.package(target.name, target.record.version)
             if not pkg.config.entrypoint and pkg.config.commands:
-                return self._command(view, name, args)
+                return self._command(view, target.name, args)
             try:
                 params = call_input(pkg.config.input_schema, args)
             except InvalidInput as exc:

@@ -16,7 +16,7 @@ import structlog
 
 from .errors import StoreError
 from .lancestore import LanceStore, Migration
-from .records import LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, USAGE, pack_listing, tier_of_verdict
+from .records import ALIASES, LIGHT_COLUMNS, SKILLS, SKILLS_SCHEMA, USAGE, pack_listing, tier_of_verdict
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 LATER_COLUMNS = ("tier",)
 
 # The ledger's tables (runtime/ledger.py defines them; named here to keep imports one way).
-LLM_CALLS, BASELINES, USES = "llm_calls", "baselines", "uses"
+LLM_CALLS, BASELINES, USES, PROXY_USES = "llm_calls", "baselines", "uses", "proxy_uses"
 
 
 def skills_listing(store: LanceStore) -> None:
@@ -149,12 +149,27 @@ def usage_journal_marks(store: LanceStore) -> None:
     log.info("migrated the usage table: added `journal`")
 
 
+def aliases_table(store: LanceStore) -> None:
+    """The ``aliases`` table (a retired skill's name -> the skill that absorbed it, set by a
+    merge): made empty, with its index. Stores made before it had no merges, so there is
+    nothing to fill in."""
+    store.table(ALIASES)
+
+
+def proxy_uses_table(store: LanceStore) -> None:
+    """The ``proxy_uses`` table (each skill's share of a proxied chat request): made empty.
+    Stores made before it had no proxy, so there is nothing to fill in."""
+    store.table(PROXY_USES)
+
+
 REGISTRY_MIGRATIONS = (
     Migration("registry-0001-skills-listing", skills_listing),
     Migration("registry-0002-skills-tier", skills_tier),
     Migration("registry-0003-usage-journal-marks", usage_journal_marks),
+    Migration("registry-0004-aliases", aliases_table),
 )
 LEDGER_MIGRATIONS = (
     Migration("ledger-0001-baselines-out-of-llm-calls", baselines_out_of_llm_calls),
     Migration("ledger-0002-uses-id-index", uses_id_index),
+    Migration("ledger-0003-proxy-uses", proxy_uses_table),
 )

@@ -23,6 +23,11 @@ status, description, the flattened gate summary, and the call counters. The tabl
     counts, it is what makes replaying a journal count nothing twice.
 ``events``
     append-only audit trail: (ts, name, version, kind, detail JSON).
+``aliases``
+    (name, alias_of, version, reason, created_at) -- a skill retired by a merge and the
+    skill that absorbed it (runtime/merging.py). A call, an export or a tenant's look-up
+    of the retired name resolves to the survivor (``Registry.resolve``); reinstating the
+    retired skill drops its row. Added by a named migration.
 
 Field rules, checked before any value reaches a SQL filter: skill names follow
 runtime.names; content hashes a strict alphabet (HASH_RE); versions are ints >= 1;
@@ -68,7 +73,8 @@ INSTRUCTIONS, VERIFIED, BLOCKED = "instructions", "verified", "blocked"
 TIERS = (INSTRUCTIONS, VERIFIED, BLOCKED)
 Tier = Literal["instructions", "verified", "blocked"]
 
-SKILLS, PACKAGES, USAGE, EVENTS = "skills", "packages", "usage", "events"
+SKILLS, PACKAGES, USAGE, EVENTS, ALIASES = "skills", "packages", "usage", "events", "aliases"
+MAX_ALIAS_HOPS = 8  # a chain of merges longer than this is refused (and a cycle never resolves)
 _TS = pa.timestamp("us", tz="UTC")
 
 SKILLS_SCHEMA = pa.schema(
@@ -129,7 +135,22 @@ EVENTS_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
-SCHEMAS = {SKILLS: SKILLS_SCHEMA, PACKAGES: PACKAGES_SCHEMA, USAGE: USAGE_SCHEMA, EVENTS: EVENTS_SCHEMA}
+ALIASES_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("alias_of", pa.string(), nullable=False),
+        pa.field("version", pa.int64()),  # the retired head version of `name`
+        pa.field("reason", pa.string()),
+        pa.field("created_at", _TS),
+    ]
+)
+SCHEMAS = {
+    SKILLS: SKILLS_SCHEMA,
+    PACKAGES: PACKAGES_SCHEMA,
+    USAGE: USAGE_SCHEMA,
+    EVENTS: EVENTS_SCHEMA,
+    ALIASES: ALIASES_SCHEMA,
+}
 # What listing reads: no vector, instructions, search text or report.
 LIGHT_COLUMNS = [
     "id",

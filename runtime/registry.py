@@ -43,12 +43,14 @@ from . import search as searching
 from .errors import NotFound, RegistryError
 from .lancestore import LanceStore, sql_str, sql_ts
 from .migrations import REGISTRY_MIGRATIONS
-from .names import validate_name
+from .names import is_skill_name, validate_name
 from .records import (
+    ALIASES,
     DIM,
     EVENTS,
     INSTRUCTIONS,
     LIGHT_COLUMNS,
+    MAX_ALIAS_HOPS,
     PACKAGES,
     SCHEMAS,
     SKILLS,
@@ -372,6 +374,9 @@ class Registry:
                 raise NotFound(f"{name}" + (f" v{version}" if version else "") + " does not exist")
             if status == "registered" and target.tier == "blocked":
                 raise RegistryError(f"{name} v{target.version} failed its gate: it cannot be registered")
+            if status == "registered" and self._rows(ALIASES, f"name = {q_name}"):
+                # Reinstated: the name stands for itself again, not for the skill that absorbed it.
+                self._write(ALIASES, lambda t: t.delete(f"name = {q_name}"), what="drop an alias")
             if target.status != status:
                 values: dict[str, Any] = {"status": status, "updated_at": utc_now()}
                 if status == "blocked":
@@ -399,6 +404,88 @@ class Registry:
         if rec is None:  # only if the store changed under us
             raise NotFound(f"{name} v{target.version} does not exist")
         return rec
+
+    def retire_into(self, name: str, survivor: str, *, reason: str) -> SkillRecord:
+        """Retire `name` (its head version) as absorbed by `survivor`: calls, exports and
+        look-ups of `name` then resolve to `survivor` (see `resolve`). Refused unless
+        `survivor` is a current registered skill other than `name` that does not itself
+        resolve to `name` (no cycles). Returns the retired record."""
+        validate_name(name)
+        validate_name(survivor)
+        if name == survivor:
+            raise RegistryError(f"{name} cannot be merged into itself")
+        q_name = sql_str(name)
+        with self.store.locked():
+            kept = self.get(survivor)
+            if kept is None or kept.status != "registered":
+                state = "missing" if kept is None else kept.status
+                raise RegistryError(f"cannot retire {name} into {survivor}: {survivor} is {state}")
+            if self.resolve(survivor) == name:
+                raise RegistryError(f"cannot retire {name} into {survivor}: {survivor} resolves to {name}")
+            target = head(self._records(f"name = {q_name}", usage=False))
+            if target is None:
+                raise NotFound(f"{name} does not exist")
+            self._write_rows(
+                ALIASES,
+                [
+                    {
+                        "name": name,
+                        "alias_of": survivor,
+                        "version": target.version,
+                        "reason": reason[:500],
+                        "created_at": utc_now(),
+                    }
+                ],
+                on=["name"],
+            )
+            if target.status != "retired":
+                now = utc_now()
+                where = f"id = {sql_str(target.id)}"
+                row = self._rows(SKILLS, where, LIGHT_COLUMNS)[0]
+                values: dict[str, Any] = {"status": "retired", "updated_at": now}
+                values["listing"] = pack_listing({**row, **values})
+                self._write(SKILLS, lambda t: t.update(where=where, values=values), what="retire into")
+            self._event(
+                "retired",
+                name,
+                target.version,
+                previous_status=target.status,
+                reason=reason[:500],
+                alias_of=survivor,
+                via="retire_into",
+            )
+            log.info("skill retired into another", skill=name, version=target.version, survivor=survivor)
+        rec = self.get(name, target.version)
+        if rec is None:  # only if the store changed under us
+            raise NotFound(f"{name} v{target.version} does not exist")
+        return rec
+
+    def alias_of(self, name: str) -> str | None:
+        """The skill that absorbed `name` (one hop), or None."""
+        validate_name(name)
+        rows = self._rows(ALIASES, f"name = {sql_str(name)}", ["alias_of"])
+        return rows[0]["alias_of"] if rows else None
+
+    def aliases(self) -> dict[str, str]:
+        """Every retired name and the skill that absorbed it (one hop)."""
+        return {r["name"]: r["alias_of"] for r in self._rows(ALIASES, None, ["name", "alias_of"])}
+
+    def resolve(self, name: str) -> str:
+        """The name a call of `name` runs: `name` itself, or -- when a merge retired it --
+        the skill that absorbed it, followed through later merges (at most MAX_ALIAS_HOPS;
+        a longer chain or a cycle raises RegistryError)."""
+        validate_name(name)
+        seen = [name]
+        current = name
+        for _ in range(MAX_ALIAS_HOPS):
+            nxt = self.alias_of(current)
+            if nxt is None:
+                return current
+            if nxt in seen:
+                raise RegistryError(f"the aliases of {name} form a cycle: {' -> '.join([*seen, nxt])}")
+            seen.append(nxt)
+            current = nxt
+        raise RegistryError(f"{name} resolves through more than {MAX_ALIAS_HOPS} merges")
 
     def record_call(self, name: str, version: int, ok: bool) -> None:
         """Count one call (and a failure if not ok); lock-free and safe across processes."""
@@ -592,7 +679,7 @@ class Registry:
 
     # -- search ----------------------------------------------------------------------------
     def search(
-        self, query: str, limit: int = 5, *, min_similarity: float = 0.2
+        self, query: str, limit: int = 5, *, min_similarity: float = 0.2, query_vector: Any = None
     ) -> list[tuple[SkillRecord, float]]:
         """Current registered skills matching `query`, best first, with a score.
 
@@ -603,7 +690,8 @@ class Registry:
         `min_similarity` (the vector leg always returns *something*; for
         all-MiniLM-L6-v2, unrelated texts score about -0.1..0.15, paraphrases 0.3+).
         Without an embedder: full-text only, score = BM25, and a warning is logged.
-        Scores are comparable within one result list only.
+        Scores are comparable within one result list only. `query_vector`: the query as
+        this registry's embedder embeds it, when the caller has it already.
 
         Cost (see search.Searcher): the query is embedded (~7 ms on ONNX Runtime; on
         numpy, ~12-18 ms, with the full-text leg running beside it), the legs run, are
@@ -621,8 +709,23 @@ class Registry:
         if embedder is None and not self._warned_no_embedder:
             log.warning("no embedder: search is full-text only", uri=self.uri)
             self._warned_no_embedder = True
-        found = searching.search(self.searcher, embedder, query, limit, min_similarity)
-        return [(self._record(row, usage), score) for row, score, usage in found]
+        found = searching.search(self.searcher, embedder, query, limit, min_similarity, query_vector)
+        hits = [(self._record(row, usage), score) for row, score, usage in found]
+        return self._with_survivor(query.strip(), hits, limit)
+
+    def _with_survivor(
+        self, query: str, hits: list[tuple[SkillRecord, float]], limit: int
+    ) -> list[tuple[SkillRecord, float]]:
+        """A query that is the name of a skill a merge retired finds the skill that absorbed
+        it, first (the retired one is never a hit). One small read, for name-like queries only."""
+        if not is_skill_name(query) or self.alias_of(query) is None:
+            return hits
+        survivor = self.get(self.resolve(query))
+        if survivor is None or survivor.status != "registered" or not survivor.current:
+            return hits
+        top = max((score for _, score in hits), default=1.0)
+        rest = [(rec, score) for rec, score in hits if rec.name != survivor.name]
+        return [(survivor, top), *rest][:limit]
 
     @property
     def searcher(self) -> Searcher:

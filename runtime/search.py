@@ -405,12 +405,22 @@ Hit = tuple[dict[str, Any], float, dict[tuple[str, int], dict[str, Any]]]
 
 
 def search(
-    searcher: Searcher, embedder: EmbedderLike | None, query: str, limit: int, min_similarity: float
+    searcher: Searcher,
+    embedder: EmbedderLike | None,
+    query: str,
+    limit: int,
+    min_similarity: float,
+    query_vector: np.ndarray | None = None,
 ) -> list[Hit]:
     """The hits for `query`, best first: (row of LIGHT_COLUMNS, score, usage rows by
-    (name, version)). Hybrid with an embedder, full text without; see Registry.search."""
+    (name, version)). Hybrid with an embedder, full text without; see Registry.search.
+    `query_vector`: the query already embedded (by the same embedder): not embedded again."""
     if embedder is None:
         return searcher.run(searcher.search_text(query, limit))
+    if query_vector is not None:
+        refreshed = searcher.submit(searcher.refresh())
+        qv = np.asarray(query_vector, dtype=np.float32)
+        return searcher.run(searcher.search_hybrid(query, refreshed, None, qv, limit, min_similarity))
     # With the numpy encoder (~12-18 ms a query, one BLAS thread: see
     # embeddings.SINGLE_THREAD_MAX_TOKENS) the text leg runs on the loop thread
     # while this one embeds. A fast encoder (ONNX Runtime, ~7 ms on two threads)

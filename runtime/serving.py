@@ -280,10 +280,12 @@ class Service:
         params: Any,
         *,
         on_output: OnOutput | None = None,
+        ledger_use: bool = True,
         **context: Any,
     ) -> CallResult:
         """Run the resolved version on `params` in the tenant's yard, audited however it ends
-        (`on_output`: live output). The caller holds a run slot (see `call`)."""
+        (`on_output`: live output; `ledger_use`: see Yard.call). The caller holds a run slot
+        (see `call`)."""
         with audited(
             self.audit,
             "call",
@@ -293,7 +295,7 @@ class Service:
             scope=target.scope,
             **context,
         ) as entry:
-            result = target.run_yard.call(target.record, params, on_output=on_output)
+            result = target.run_yard.call(target.record, params, on_output=on_output, ledger_use=ledger_use)
             entry.update(
                 version=result.version,
                 limits=result.limits,
@@ -394,11 +396,14 @@ class Service:
         finally:
             self.runs.release(view.tenant)
 
-    def call(self, view: TenantView, target: Target, params: Any, **context: Any) -> CallResult:
-        """The whole path for a resolved skill: a slot, the input check, the run, the slot back."""
+    def call(
+        self, view: TenantView, target: Target, params: Any, *, ledger_use: bool = True, **context: Any
+    ) -> CallResult:
+        """The whole path for a resolved skill: a slot, the input check, the run, the slot back.
+        `ledger_use`: see Yard.call."""
         with self.run_slot(view.tenant, target.name, **context):
             check_input(params)
-            return self.run(view, target, params, **context)
+            return self.run(view, target, params, ledger_use=ledger_use, **context)
 
     def retain_images(self) -> RetentionReport | None:
         """One image retention pass with the settings (runtime.image_retention); None when

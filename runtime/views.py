@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -82,9 +82,13 @@ class TenantView:
         """Whether this view may change shared skills."""
         return self.tenant is None or self.tenant.admin
 
-    def resolve(self, name: str, scope: Scope = "auto", version: int | None = None) -> Target:
+    def resolve(
+        self, name: str, scope: Scope = "auto", version: int | None = None, *, follow_merges: bool = False
+    ) -> Target:
         """The skill NAME as this tenant sees it. Raises UnknownSkill (also for a string that
-        is not a skill name: to a caller that is simply no skill)."""
+        is not a skill name: to a caller that is simply no skill). With `follow_merges` (a
+        call) and no version, a name a merge retired resolves to the skill that absorbed it,
+        in the same store; everything else (show, versions, fix) sees the retired skill."""
         try:
             validate_name(name)
         except InvalidName as exc:
@@ -96,14 +100,26 @@ class TenantView:
                     rec = self.private.registry.get(name, version)
                     if rec is None:
                         raise UnknownSkill(f"no skill {name} v{version}")
-                return Target(name, "private", self.private, self.private, rec)
+                elif follow_merges:
+                    rec = _absorbing(self.private, rec)
+                return Target(rec.name, "private", self.private, self.private, rec)
         if scope in ("auto", "shared"):
             rec = self.shared.registry.get(name, version)
             if rec is not None:
+                if version is None and follow_merges:
+                    rec = _absorbing(self.shared, rec)
                 run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
-                return Target(name, "shared", self.shared, run_yard, rec)
+                return Target(rec.name, "shared", self.shared, run_yard, rec)
         what = f"{name} v{version}" if version is not None else name
         raise UnknownSkill(f"no skill {what}")  # each surface adds how to list skills there
+
+    def target_of(self, record: SkillRecord, scope: Literal["private", "shared"]) -> Target:
+        """The Target of a record this view found itself (a search hit of `scope`), read no
+        second time: for a current registered version, what `resolve` would return."""
+        if scope == "private" and self.private is not None:
+            return Target(record.name, "private", self.private, self.private, record)
+        run_yard = self.shared if self.admin or self.shared_view is None else self.shared_view
+        return Target(record.name, "shared", self.shared, run_yard, record)
 
     def check_change(self, target: Target) -> None:
         """Forbidden unless this view may change `target` (a shared skill needs an admin)."""
@@ -137,17 +153,21 @@ class TenantView:
                     out.append((rec, "shared"))
         return sorted(out, key=lambda t: t[0].name)
 
-    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float, str]]:
-        """Hybrid search over the private and shared stores, merged rank by rank."""
+    def search(
+        self, query: str, limit: int = 5, *, query_vector: Any = None
+    ) -> list[tuple[SkillRecord, float, str]]:
+        """Hybrid search over the private and shared stores, merged rank by rank
+        (`query_vector`: the query already embedded, see Registry.search)."""
         lists: list[list[tuple[SkillRecord, float, str]]] = []
         private_names: set[str] = set()
         if self.private is not None:
-            lists.append([(r, s, "private") for r, s in self.private.search(query, limit=limit)])
+            hits = self.private.search(query, limit=limit, query_vector=query_vector)
+            lists.append([(r, s, "private") for r, s in hits])
             private_names = {r.name for r in self.private.list()}
         lists.append(
             [
                 (r, s, "shared")
-                for r, s in self.shared.search(query, limit=limit)
+                for r, s in self.shared.search(query, limit=limit, query_vector=query_vector)
                 if r.name not in private_names
             ]
         )
@@ -159,6 +179,11 @@ class TenantView:
                     merged.append(hits[rank])
                     seen.add(hits[rank][0].name)
         return merged[:limit]
+
+
+def _absorbing(yard: Yard, rec: SkillRecord) -> SkillRecord:
+    """`rec`, or for a skill a merge retired, the skill that absorbed it (same store)."""
+    return yard.resolve(rec.name) if rec.status == "retired" else rec
 
 
 class TenantYards:

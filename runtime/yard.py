@@ -329,6 +329,17 @@ class Yard:
             raise UnknownSkill(f"no skill {name} v{version}" if version else f"no skill {name}")
         return rec
 
+    def resolve(self, name: str) -> SkillRecord:
+        """The record a call of `name` runs: its current (else latest) version, or -- when a
+        merge retired `name` -- the current version of the skill that absorbed it
+        (Registry.resolve). UnknownSkill if there is none."""
+        rec = self.record(name)
+        if rec.status == "retired":
+            survivor = self.registry.resolve(name)
+            if survivor != name:
+                return self.record(survivor)
+        return rec
+
     def package(self, name: str, version: int) -> SkillPackage:
         """One version's package, unpacked (the last PACKAGE_CACHE are kept)."""
         key = (name, version)
@@ -638,13 +649,13 @@ class Yard:
     def run(self, name: str, params: Any, *, version: int | None = None) -> CallResult:
         """Run a registered skill (`version`, else the current one) on `params`, accounted for.
         Every failure is in the result (`error.kind`: not_found, not_registered,
-        invalid_input, exception, timeout, oom, bad_output, crashed, sandbox), never raised."""
+        invalid_input, exception, timeout, oom, bad_output, crashed, sandbox), never raised.
+        A skill a merge retired runs as the skill that absorbed it (see `resolve`)."""
         try:
-            rec = (
-                self._cached_record(name)
-                if self.long_lived and version is None
-                else self.record(name, version)
-            )
+            if version is not None:
+                rec = self.record(name, version)
+            else:
+                rec = self._cached_record(name) if self.long_lived else self.resolve(name)
         except (NotFound, InvalidName) as exc:
             return CallResult(skill=name, version=version, ok=False, error=CallError("not_found", str(exc)))
         return self.call(rec, params)
@@ -656,14 +667,24 @@ class Yard:
         *,
         on_output: OnOutput | None = None,
         call_id: str | None = None,
+        ledger_use: bool = True,
     ) -> CallResult:
         """Run the version `record` names (as its caller resolved it: nothing is looked up
-        again) on `params`, then account for it: the counters and a ledger use, and for the
+        again) on `params`, then account for it: the counters and a ledger use (unless
+        `ledger_use` is False: the call is part of a use its caller records), and for the
         skill's own failures a note and the failing input. See `run`. `call_id` (32 hex
         digits; default: a new one) names the call in the ledger: accounting the same id
         again adds nothing."""
         result = calling.sandboxed_call(self, record, params, on_output)
-        calling.account(self, self._accounting, record, params, result, call_id or uuid.uuid4().hex)
+        calling.account(
+            self,
+            self._accounting,
+            record,
+            params,
+            result,
+            call_id or uuid.uuid4().hex,
+            ledger_use=ledger_use,
+        )
         return result
 
     def run_command(
@@ -727,7 +748,7 @@ class Yard:
         hit = self._record_cache.get(name)
         if hit is not None and hit[1] == version:
             return hit[0]
-        rec = self.record(name)
+        rec = self.resolve(name)
         self._record_cache[name] = (rec, version)
         return rec
 
@@ -769,10 +790,13 @@ class Yard:
             raise UnknownSkill(f"no skill {name}")
         return found
 
-    def search(self, query: str, limit: int = 5) -> list[tuple[SkillRecord, float]]:
+    def search(
+        self, query: str, limit: int = 5, *, query_vector: Any = None
+    ) -> list[tuple[SkillRecord, float]]:
         """Registered skills matching `query` (words and meaning), best first, with scores:
-        instructions-only skills too (their `tier` says they are read, not run)."""
-        return self.registry.search(query, limit=limit)
+        instructions-only skills too (their `tier` says they are read, not run).
+        `query_vector`: the query already embedded, see Registry.search."""
+        return self.registry.search(query, limit=limit, query_vector=query_vector)
 
     def memory_text(self, name: str) -> str:
         """The skill's .memory.md notes ("" if none)."""

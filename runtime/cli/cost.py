@@ -72,6 +72,12 @@ def _print_not_attributed(ledger: Ledger) -> None:
         parts.append(
             f"{f['count']} failed creation(s): {f['llm_calls']} LLM call(s), {f['total_tokens']:,} tokens"
         )
+    if loose["learning_without_skill"]["llm_calls"]:
+        f = loose["learning_without_skill"]
+        parts.append(
+            f"{f['count']} learning run(s) that added no skill: {f['llm_calls']} LLM call(s), "
+            f"{f['total_tokens']:,} tokens"
+        )
     out.print(f"[dim]not attributed to a skill: {'; '.join(parts)}; ${loose['cost_usd']:.4f}[/]")
 
 
@@ -86,6 +92,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         "skill",
         "created tok",
         "fix tok",
+        "learn tok",
         "$",
         "uses",
         "context tok",
@@ -98,6 +105,8 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         table.add_column(col, justify="left" if col in ("skill", "paid off?") else "right")
     for c in report:
         label = esc(c.skill) + (f" [dim]({c.status})[/]" if c.status and c.status != "registered" else "")
+        if c.alias_of:
+            label += f" [dim]-> {esc(c.alias_of)}[/]"
         src = {"skill": "", "creation": " [dim]est[/]", "config": " [dim]default[/]"}[c.baseline_source]
         n_star = "never" if c.break_even_uses is None else f"{c.break_even_uses:,}"
         paid = (
@@ -110,6 +119,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
             label,
             _count(c.creation_tokens),
             _count(c.fix_tokens),
+            _count(c.learning_tokens + c.merge_tokens),
             f"{c.cost_usd:.4f}",
             _count(c.uses),
             _count(c.context_tokens),
@@ -124,6 +134,7 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         f"[bold]total[/] ({len(report)})",
         _count(sum(c.creation_tokens for c in report)),
         _count(sum(c.fix_tokens for c in report)),
+        _count(sum(c.learning_tokens + c.merge_tokens for c in report)),
         f"{sum(c.cost_usd for c in report):.4f}",
         _count(sum(c.uses for c in report)),
         "",
@@ -134,12 +145,55 @@ def _print_report(report: list[SkillCost], ledger: Ledger | None) -> None:
         f"{sum(c.net_tokens for c in report):+,}",
     )
     out.print(table)
+    _print_proxy(report)
     if ledger is not None:
         _print_not_attributed(ledger)
     out.print(
         "[dim]baseline: est = the model's estimate at creation, default = default_baseline_tokens; "
         "N* = ceil(invested / saved per use); only successful uses save tokens, and a skill with "
         "no successful use has not paid off[/]"
+    )
+
+
+def _print_proxy(report: list[SkillCost]) -> None:
+    """The proxy's part per skill: what it spent in the upstream's prompts and what it saved."""
+    proxied = [c for c in report if c.proxy_requests]
+    if not proxied:
+        return
+    table = Table(title="the proxy: spent and saved per skill (upstream usage as it reported it)")
+    for col in (
+        "skill",
+        "requests",
+        "spent tok",
+        "tool runs",
+        "failed",
+        "saved tok",
+        "upstream prompt",
+        "upstream compl.",
+        "usage",
+    ):
+        table.add_column(col, justify="left" if col in ("skill", "usage") else "right")
+    for c in proxied:
+        saved = (
+            f"[green]{c.proxy_saved_tokens:+,}[/]"
+            if c.proxy_saved_tokens >= 0
+            else f"[red]{c.proxy_saved_tokens:+,}[/]"
+        )
+        table.add_row(
+            esc(c.skill),
+            _count(c.proxy_requests),
+            _count(c.proxy_spent_tokens),
+            _count(c.proxy_tool_runs),
+            _count(c.proxy_tool_failures),
+            saved,
+            _count(c.proxy_upstream_prompt_tokens),
+            _count(c.proxy_upstream_completion_tokens),
+            esc(c.proxy_usage_source),
+        )
+    out.print(table)
+    out.print(
+        "[dim]spent: the skill's instructions, tool definition and tool results in every upstream round; "
+        "saved: baseline - spent for each answered request; upstream: the whole requests that used it[/]"
     )
 
 
@@ -154,7 +208,7 @@ def _time(ts: Any) -> str:
 
 @ledger_group.command("calls")
 @click.option("--skill", default=None, help="Only this skill's calls.")
-@click.option("--purpose", type=click.Choice(["create", "fix", "retry"]), default=None)
+@click.option("--purpose", type=click.Choice(["create", "fix", "retry", "learn", "merge"]), default=None)
 @click.option(
     "--limit",
     "-n",

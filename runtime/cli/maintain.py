@@ -1,21 +1,51 @@
-"""`skillyard maintain`: propose merges of overlapping skills and retire unused ones."""
+"""`skillyard maintain`: merge overlapping skills (proposals in a dry run) and retire unused ones."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.table import Table
 
-from ..maintain import DEFAULT_THRESHOLD, UnusedPolicy, maintain
+from ..errors import LLMUnavailable
+from ..maintain import DEFAULT_THRESHOLD, Overlap, UnusedPolicy, maintain
+from ..merging import Merger
+from ..yard import Yard
 from .errors import Command
-from .output import esc, out
+from .output import err, esc, out, reason_text
 from .yard import one_shot_yard
+
+
+def _merger(yard: Yard, attempts: int) -> Callable[[Overlap], dict[str, Any]]:
+    """The merge step of --apply: the model merges each overlapping pair (runtime/merging.py);
+    without an LLM endpoint every merge is skipped, and says how to configure one."""
+    try:
+        merger = Merger(yard)
+    except LLMUnavailable as exc:
+        reason = f"not merged: {exc}"
+
+        def skip(o: Overlap) -> dict[str, Any]:
+            return {"survivor": o.keep, "absorbed": o.merge, "status": "skipped", "reasons": [reason]}
+
+        return skip
+    return lambda o: merger.merge(o.keep, o.merge, max_attempts=attempts).to_dict()
 
 
 @click.command("maintain", cls=Command)
 @click.option(
-    "--apply", is_flag=True, help="Retire the unused skills (default: a dry run that changes nothing)."
+    "--apply",
+    is_flag=True,
+    help="Merge overlapping skills (the model writes one version that passes both skills' tests) and "
+    "retire the unused (default: a dry run that changes nothing).",
+)
+@click.option(
+    "--merge-attempts",
+    type=click.IntRange(min=1, max=5),
+    default=2,
+    show_default=True,
+    help="Model answers tried per merge before it is refused.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
@@ -40,12 +70,14 @@ from .yard import one_shot_yard
     help="Overlap score from which a merge is proposed.",
 )
 def maintain_command(
-    apply: bool, as_json: bool, unused_days: float, idle_days: float, threshold: float
+    apply: bool, merge_attempts: int, as_json: bool, unused_days: float, idle_days: float, threshold: float
 ) -> None:
-    """Propose merges of overlapping skills and retire unused ones (dry run unless --apply).
+    """Merge overlapping skills and retire unused ones (dry run unless --apply).
 
+    A merge registers one new version of the skill kept, only if it passes both skills'
+    tests; the other is retired with a pointer to it, and calls by its name keep working.
     Nothing is deleted: retired skills keep every version and can be reinstated."""
-    yard = one_shot_yard()
+    yard = one_shot_yard(progress=None if as_json else lambda m: err.print(f"[dim]{esc(m)}[/]"))
     ledger = yard.ledger if apply else None
     report = maintain(
         yard.registry,
@@ -53,6 +85,7 @@ def maintain_command(
         policy=UnusedPolicy(unused_days, idle_days),
         threshold=threshold,
         ledger=ledger,
+        merge=_merger(yard, merge_attempts) if apply else None,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
@@ -73,6 +106,13 @@ def maintain_command(
         out.print(table)
     else:
         out.print(f"no overlapping skills (threshold {threshold:g}, {report.method} similarity)")
+    for m in report.merges:
+        what = {"merged": "[green]merged[/]", "refused": "[red]refused[/]"}.get(
+            m["status"], f"[yellow]{esc(m['status'])}[/]"
+        )
+        version = f" v{m['version']}" if m.get("version") and m["status"] == "merged" else ""
+        why = f": {reason_text(m.get('reasons') or [])}" if m["status"] != "merged" else ""
+        out.print(f"{what} {esc(m['absorbed'])} into {esc(m['survivor'])}{version}{why}")
     if report.unused:
         table = Table(title="unused skills")
         for col in ("skill", "v", "calls", "last used", "reason", "action"):

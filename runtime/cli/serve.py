@@ -1,5 +1,6 @@
-"""The commands that serve other agents: `serve` (the HTTP API) and `mcp` (the MCP server).
-Imported only when used: their stacks would cost every other command about a second."""
+"""The commands that serve other agents: `serve` (the HTTP API), `proxy` (the API and an
+OpenAI-compatible endpoint in front of a model) and `mcp` (the MCP server). Imported only
+when used: their stacks would cost every other command about a second."""
 
 from __future__ import annotations
 
@@ -107,6 +108,92 @@ def use_cluster(address: str | None) -> None:
     os.environ["SKILLYARD_CLUSTER"] = address
     get_settings.cache_clear()
     cluster_backend(get_settings()).cluster.connect()  # ClusterUnavailable says what to do
+
+
+@click.command("proxy", cls=Command)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8702, show_default=True)
+@click.option(
+    "--upstream",
+    default=None,
+    metavar="URL",
+    help="The upstream OpenAI-compatible endpoint (default SKILLYARD_UPSTREAM_BASE_URL, else "
+    "OPENAI_BASE_URL). Its key comes from SKILLYARD_UPSTREAM_API_KEY or OPENAI_API_KEY, never a flag.",
+)
+@click.option(
+    "--model", default=None, help="The model used when a request names none (default SKILLYARD_MODEL)."
+)
+@click.option(
+    "--top-k", type=click.IntRange(0, 20), default=None, help="Skills injected per request, at most."
+)
+@click.option(
+    "--threshold", type=click.FloatRange(-1, 1), default=None, help="Retrieval score a skill needs (cosine)."
+)
+@click.option(
+    "--max-rounds", type=click.IntRange(1, 32), default=None, help="Upstream requests per chat request."
+)
+@click.option("--no-learn", is_flag=True, help="Do not learn from the conversations.")
+@click.option(
+    "--max-runs", type=int, default=None, help=f"Concurrent runs per tenant (default {DEFAULT_MAX_RUNS})."
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+def proxy_command(
+    host: str,
+    port: int,
+    upstream: str | None,
+    model: str | None,
+    top_k: int | None,
+    threshold: float | None,
+    max_rounds: int | None,
+    no_learn: bool,
+    max_runs: int | None,
+    log_level: str,
+) -> None:
+    """Serve an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models) in front of an
+    upstream model: each request gets the tenant's matching skills in its context, the
+    verified ones as tools run in the sandbox, and conversations teach new skills in the
+    background. Clients use a tenant key as their API key; the HTTP API is served beside it."""
+    import uvicorn
+
+    from .. import logs
+    from ..embeddings import warm_up_in_background
+    from ..http import create_app
+    from ..llm import LLM
+    from ..tenants import Tenants
+
+    logs.configure(log_level.upper(), json_logs=True)
+    base = get_settings()
+    changes = {
+        "upstream_base_url": upstream,
+        "proxy_top_k": top_k,
+        "proxy_threshold": threshold,
+        "proxy_max_rounds": max_rounds,
+        "model": model,
+    }
+    settings = base.model_copy(update={k: v for k, v in changes.items() if v is not None})
+    if no_learn:
+        settings = settings.model_copy(update={"proxy_learn": False})
+    key = settings.upstream_api_key or settings.openai_api_key
+    upstream_llm = LLM(
+        settings,
+        base_url=settings.upstream_base_url or settings.openai_base_url,
+        api_key=key.get_secret_value() if key is not None else None,
+    )
+    if not Tenants(settings.home):
+        click.echo(
+            "skillyard: no tenants yet, so every request will get 401; add one with "
+            "`skillyard tenant add NAME` and use its key as the client's API key",
+            err=True,
+        )
+    app = create_app(settings, max_concurrent_runs=max_runs, upstream=upstream_llm)
+    warm_up_in_background()
+    click.echo(
+        f"skillyard proxy: http://{host}:{port}/v1 in front of {upstream_llm.base_url or 'the OpenAI API'}",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, proxy_headers=False)
 
 
 @click.command("mcp", cls=Command)

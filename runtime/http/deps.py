@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from ..config import Settings
 from ..errors import TooManyJobs, Unauthorized
 from ..names import NAME_PATTERN
+from ..proxy import Proxy
 from ..serving import Service
 from ..tenants import Tenant
 from ..views import TenantView
@@ -20,17 +21,25 @@ from .jobs import Job, JobKind, JobStore
 
 
 class ServerState:
-    """One app's state: the serving side (keys, yards, limits, audit), the jobs, and the
-    settings and limits it was made with."""
+    """One app's state: the serving side (keys, yards, limits, audit), the jobs, the proxy
+    (if the server has an upstream model), and the settings and limits it was made with."""
 
     def __init__(
-        self, settings: Settings, service: Service, jobs: JobStore, *, upload_limit: int, version: str
+        self,
+        settings: Settings,
+        service: Service,
+        jobs: JobStore,
+        *,
+        upload_limit: int,
+        version: str,
+        proxy: Proxy | None = None,
     ):
         self.settings = settings
         self.service = service
         self.jobs = jobs
         self.upload_limit = upload_limit
         self.version = version
+        self.proxy = proxy  # the OpenAI-compatible proxy, on a server started with an upstream
 
     def check_room(
         self, request: Request, tenant: Tenant | None, kind: JobKind, skill: str | None = None

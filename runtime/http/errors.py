@@ -1,6 +1,9 @@
 """The HTTP API's one mapping from errors to answers: every error body is
 ``{"error": "<what went wrong and what to do>", "kind": "<the error's kind>",
-"request_id": "<id>"}`` (plus ``detail``, per-field problems, for an invalid request).
+"request_id": "<id>"}`` (plus ``detail``, per-field problems, for an invalid request) --
+except on the proxy's OpenAI paths (OPENAI_PATHS), whose clients are OpenAI SDKs: there it
+is OpenAI's own shape, ``{"error": {"message", "type", "param", "code"}}``, and an invalid
+request is a 400. The request id is in the ``X-Request-ID`` header of every answer.
 
 A SkillyardError becomes the status its ``kind`` maps to in STATUS; a kind not listed
 there is a bug or an operator's problem, not the client's, and becomes a 500
@@ -22,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from ..errors import SkillyardError, TooBusy, UnknownSkill
+from ..errors import SkillyardError, TooBusy, UnknownSkill, UpstreamError
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +77,44 @@ FIXED_TEXT = {
 }
 
 
+# The proxy's paths an OpenAI client calls (runtime/http/routers/proxy.py).
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+# OpenAI's error types by status.
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def is_openai_path(path: str) -> bool:
+    """Whether `path` is one of the proxy's OpenAI paths (its errors take OpenAI's shape)."""
+    return any(path == p or path.startswith(p + "/") for p in OPENAI_PATHS)
+
+
+def error_body(
+    path: str,
+    status: int,
+    message: str,
+    kind: str,
+    rid: str | None,
+    detail: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The body of an error answer on `path` (see the module docstring): the guard's too."""
+    if is_openai_path(path):
+        kind = OPENAI_TYPES.get(status, "upstream_error" if status in (502, 504) else "server_error")
+        code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    body: dict[str, Any] = {"error": message, "kind": kind, "request_id": rid}
+    if detail:
+        body["detail"] = detail
+    return body
+
+
 def request_id(request: Request) -> str | None:
     """The id the guard gave this request (also in the X-Request-ID header)."""
     return getattr(request.state, "request_id", None)
@@ -87,10 +128,11 @@ def error_response(
     headers: dict[str, str] | None = None,
     detail: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    """The one shape of an error answer."""
-    body: dict[str, Any] = {"error": message, "kind": kind, "request_id": request_id(request)}
-    if detail:
-        body["detail"] = detail
+    """The one shape of an error answer (OpenAI's on the proxy's paths)."""
+    path = request.url.path
+    if is_openai_path(path) and status == 422:
+        status = 400  # what OpenAI answers an invalid request with (its SDKs raise BadRequestError)
+    body = error_body(path, status, message, kind, request_id(request), detail)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -104,6 +146,18 @@ def mapped(
 ) -> tuple[int, str, dict[str, str] | None, str]:
     """(status, message, headers, kind) for a SkillyardError, by its kind; `where_to_look` is
     added to an unknown skill's message."""
+    if isinstance(exc, UpstreamError):
+        # The upstream's own words only where they are about the client's request (UpstreamError).
+        log.warning(
+            "upstream_error",
+            status=exc.status,
+            reason=exc.reason,
+            error=str(exc)[:500],
+            request_id=request_id(request),
+        )
+        status = exc.client_status()
+        retry = {"Retry-After": "1"} if status == 429 else None
+        return status, exc.client_message(), retry, exc.kind
     status = STATUS.get(exc.kind)
     if status is None:
         log.error("unmapped_error", kind=exc.kind, error=str(exc)[:500], request_id=request_id(request))

@@ -35,6 +35,7 @@ import structlog
 from starlette.requests import ClientDisconnect
 
 from ..redact import has_credential_params
+from .errors import error_body
 from .media import DeclaredBodies, media_type
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class Guard:
             status: int, kind: str, error: str, headers: list[tuple[bytes, bytes]] | None = None
         ) -> None:
             nonlocal hijacked
-            body = json.dumps({"error": error, "kind": kind, "request_id": rid}).encode()
+            body = json.dumps(error_body(path, status, error, kind, rid)).encode()
             await send_(
                 {
                     "type": "http.response.start",

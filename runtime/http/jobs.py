@@ -30,7 +30,7 @@ from .schemas import JobOut
 
 log = structlog.get_logger(__name__)
 
-JobKind = Literal["import", "gate", "fix", "create", "run"]
+JobKind = Literal["import", "gate", "fix", "create", "run", "learn"]
 JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
 Work = Callable[["Job"], dict[str, Any]]  # a job's body: returns its result
 OnDone = Callable[["Job"], None] | None

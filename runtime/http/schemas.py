@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..calls import CallResult
 from ..commands import CommandResult
+from ..experience import ExperienceIn
 from ..names import NAME_PATTERN
 from ..records import SkillRecord
 from ..tenants import TENANT_PATTERN
@@ -120,7 +121,7 @@ class JobOut(BaseModel):
     """A job as the API shows it."""
 
     id: str
-    kind: Literal["import", "gate", "fix", "create", "run"]
+    kind: Literal["import", "gate", "fix", "create", "run", "learn"]
     state: Literal["queued", "running", "succeeded", "failed"]
     skill: str | None
     scope: Literal["private", "shared"] | None
@@ -294,6 +295,18 @@ class CreateRequest(BaseModel):
     replace: bool = Field(
         default=False, description="A skill of that name exists: make the new package its next version."
     )
+
+
+class ExperienceRequest(ExperienceIn):
+    """The body of POST /v1/experiences: a conversation (`messages`, OpenAI format) or a
+    list of behaviour/event records (`events`), and how to learn from it."""
+
+    dry_run: bool = Field(default=False, description="Decide and show, write nothing.")
+    now: bool = Field(
+        default=False,
+        description="Send it to the model even when it shows no durable preference, correction or procedure.",
+    )
+    shared: bool = Field(default=False, description="Learn into the shared skills (admin keys only).")
 
 
 class HealthOut(BaseModel):

@@ -81,7 +81,7 @@ async def run(
             if command is None:
                 check_input(body.input)
             view = service.view(tenant)
-            return view, view.resolve(name, scope, body.version), command
+            return view, view.resolve(name, scope, body.version, follow_merges=True), command
 
         view, target, command = await anyio.to_thread.run_sync(resolve)
 
