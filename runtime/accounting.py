@@ -34,6 +34,7 @@ import time
 import uuid
 from bisect import insort
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -250,6 +251,10 @@ class Writer:
         self._merged_seq = 0
         self._retry = False  # the last attempt failed: merge the next one as a replay
         self._stopping = False
+        # Other ledger writes (the proxy's rows): best effort, off the caller's thread, not
+        # journaled (a use is; these describe uses), waited for by flush and close.
+        self._others: ThreadPoolExecutor | None = None
+        self._other_futures: list[Future[Any]] = []
 
     @property
     def running(self) -> bool:
@@ -410,8 +415,28 @@ class Writer:
             log.info("accounting_journal_replayed", journal=orphan.path.name, uses=len(uses))
         return merged
 
+    def submit(self, what: str, write: Callable[[], object], **context: Any) -> None:
+        """Run another ledger write (not a use) off the caller's thread, best effort: a write
+        that fails is logged and counted (lost_writes), never the caller's error. Inline when
+        the writer is not a background one."""
+        if not self.background:
+            best_effort(what, write, **context)
+            return
+        with self._cond:
+            if self._others is None:
+                self._others = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillyard-ledger")
+            self._other_futures = [f for f in self._other_futures if not f.done()]
+            self._other_futures.append(self._others.submit(best_effort, what, write, **context))
+
+    def _wait_for_others(self) -> None:
+        with self._cond:
+            futures = list(self._other_futures)
+        for future in futures:
+            future.result()  # best_effort never raises
+
     def flush(self) -> None:
         """Merge everything recorded so far, and wait for it (or for one failed attempt)."""
+        self._wait_for_others()
         with self._cond:
             if not self.running:
                 return
@@ -431,6 +456,9 @@ class Writer:
         """Merge what is pending, stop the thread, and remove the journal if all of it is
         merged (else leave it for the next process to replay)."""
         self.flush()
+        if self._others is not None:
+            self._others.shutdown(wait=True)
+            self._others = None
         with self._cond:
             thread, journal = self._thread, self._journal
             self._stopping = True
