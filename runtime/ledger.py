@@ -363,8 +363,13 @@ class Ledger:
         outcome: str,
         duration_ms: float,
         ts: datetime | None = None,
-    ) -> None:
-        """Append one run of a skill (context_tokens: its SKILL.md as an agent loads it)."""
+        call_id: str | None = None,
+    ) -> bool:
+        """Record one run of a skill (context_tokens: its SKILL.md as an agent loads it).
+        With `call_id` (32 hex digits) the row is the call's, written once however often
+        it is recorded: returns whether this write added it (always True without one)."""
+        if call_id is not None and not (isinstance(call_id, str) and _ID_RE.fullmatch(call_id)):
+            raise ValueError(f"call_id must be 32 lower-case hex digits, not {call_id!r}")
         row = use_row(
             skill=skill,
             version=version,
@@ -372,20 +377,25 @@ class Ledger:
             outcome=outcome,
             duration_ms=duration_ms,
             ts=ts,
+            row_id=call_id,
         )
-        self.append_uses([row])
+        return self.append_uses([row]) > 0
 
-    def append_uses(self, rows: list[dict[str, Any]]) -> None:
-        """Add rows made by `use_row` in one write (the accounting writer's batches). A row
-        whose id the ledger holds already is not added again: a use is named by its call's
-        id, and a call accounted twice (retried, replayed, from two servers) is one row."""
-        if rows:
-            batch = pa.Table.from_pylist(rows, schema=USES_SCHEMA)
-            self.store.write(
-                USES,
-                lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch),
-                what="record uses",
-            )
+    def append_uses(self, rows: list[dict[str, Any]]) -> int:
+        """Add rows made by `use_row` in one write (the accounting writer's batches); how many
+        were new. A row whose id the ledger holds already is not added again: a use is named
+        by its call's id, and a call accounted twice (retried, replayed, from two servers) is
+        one row."""
+        if not rows:
+            return 0
+        batch = pa.Table.from_pylist(rows, schema=USES_SCHEMA)
+        result = self.store.write(
+            USES,
+            lambda t: t.merge_insert("id").when_not_matched_insert_all().execute(batch),
+            what="record uses",
+        )
+        inserted = getattr(result, "num_inserted_rows", None)
+        return len(rows) if inserted is None else int(inserted)
 
     def use_ids(self, ids: list[str]) -> set[str]:
         """Which of these use-row ids the ledger holds (a journal's replay skips them)."""

@@ -445,8 +445,9 @@ STREAM_SERVER = textwrap.dedent("""
         i = 0
         while True:
             result = yard.run("sleeper", {} if i % 5 else {"sleep": 0.01, "marker": "systream"})
-            with out:
-                print("ack", last.use_id, int(result.ok), flush=True)
+            with out:  # one write: a log line of another thread can never land inside an ack
+                sys.stdout.write(f"ack {last.use_id} {int(result.ok)}\\n")
+                sys.stdout.flush()
             i += 1
 
     for worker in range(4):
