@@ -637,9 +637,11 @@ def test_schemathesis_finds_no_server_errors(tmp_path, backend, runner_image):
                 "--max-examples",
                 "5",
                 "--max-time",
-                "50",
+                "80",
+                # One worker: CPython 3.11.7 can fail "AST constructor recursion depth mismatch"
+                # when two threads parse code at once (schemathesis compiles in each worker).
                 "--workers",
-                "2",
+                "1",
                 "--seed",
                 "7",
                 "--no-color",
@@ -652,7 +654,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path, backend, runner_image):
             ],
             capture_output=True,
             text=True,
-            timeout=150,
+            timeout=180,
         )
     text = out.stdout + out.stderr
     errors = text[text.find("ERRORS") :][:4000] if "ERRORS" in text else ""
