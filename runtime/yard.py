@@ -304,7 +304,7 @@ class Yard:
         from sandbox.docker_backend import DockerBackend
 
         backend = self._cold.backend if self._cold is not None else None
-        return backend.spare_ids() if isinstance(backend, DockerBackend) else set()
+        return set(backend.spare_containers) if isinstance(backend, DockerBackend) else set()
 
     def close(self) -> None:
         """Close every session, merge pending accounting (and remove this yard's journal), stop

@@ -313,10 +313,6 @@ class DockerBackend(Backend):
                 self.remove_quietly(cid)  # timeouts and failures: gone before we return
 
     # -- spares ---------------------------------------------------------------------------------
-    def spare_ids(self) -> set[str]:
-        """The ids of the containers this backend holds created ahead (never started)."""
-        return {cid for cid, _ in list(self._spare.values())}
-
     def _spare_for(self, spec: RunSpec) -> tuple[str | None, Any]:
         """A spare for this kind of run, attached (None if there is none, or it vanished: then the
         run creates its own); a new spare is made in the background once the kind comes twice."""

@@ -265,7 +265,7 @@ def test_http_imports_lists_serves_and_refuses_to_run_instructions(repo, yard, s
         ).json()
         assert hits[0]["name"] == "brand-voice" and hits[0]["tier"] == "instructions"
         run = client.post("/v1/skills/brand-voice/run", json={"input": {}}, headers=headers)
-        assert run.status_code == 409 and run.json()["error"]["kind"] == "not_runnable"
+        assert run.status_code == 409 and run.json()["kind"] == "not_runnable", run.json()
         detail = client.get("/v1/skills/pdf-extract", headers=headers).json()
         assert "skillyard create --tests-for pdf-extract" in detail["gate"]["reasons"][0]
 
@@ -371,8 +371,9 @@ def test_the_python_client_over_real_http(repo, yard, settings):
         assert [s["name"] for s in sy.list(tier="instructions")] == ["meeting-notes"]
         assert [s["name"] for s in sy.list(status="blocked")] == ["docx-tools"]
         assert "Action items" in sy.skill_md("meeting-notes")
-        refused = sy.run("meeting-notes", {})  # a call result, as for every run that was answered
-        assert refused["ok"] is False and refused["error"]["kind"] == "not_runnable"
+        with pytest.raises(ApiError) as refused:  # it did not run: an error, not a call result
+            sy.run("meeting-notes", {})
+        assert refused.value.status == 409 and refused.value.remote_kind == "not_runnable"
         with pytest.raises(ApiError) as missing:
             sy.skill_md("no-such-skill")
         assert missing.value.status == 404

@@ -903,8 +903,11 @@ def test_spares_are_fresh_containers_created_ahead(backend, runner_image, docker
         first, second = spared.run(spec), spared.run(spec)
         spare = wait_for_spare(spared)
         third = spared.run(spec)
-        # The program's pid in its namespace is the same in each: no run came before it there.
-        assert len({r.stdout.split()[0] for r in (first, second, third)}) == 1
+        # The program's pid in its namespace is small in each: no run came before it there (a reused
+        # container's next program is numbered after the previous run's processes). Not one exact
+        # value: the supervisor's start-up may take one pid more or less (6 or 7 seen here).
+        pids = [int(r.stdout.split()[0]) for r in (first, second, third)]
+        assert max(pids) <= 10 and max(pids) - min(pids) <= 1, pids
         assert third.container_id == spare  # the one created ahead
         assert len({first.container_id, second.container_id, third.container_id}) == 3
         gone = wait_for_spare(spared)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
 import secrets
 import tempfile
@@ -2011,21 +2010,25 @@ def evil_wheel(name: str, version: str, extra: dict[str, bytes] | None = None) -
     return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
 
 
+def put_in_pool(wheelhouse: Path, name: str, data: bytes) -> None:
+    """A wheel in the wheelhouse's pool, where the build resolves requirements offline from (as the
+    package index would deliver it)."""
+    from sandbox.images import wheel_pool
+
+    pool = wheel_pool(wheelhouse)
+    pool.mkdir(parents=True, exist_ok=True)
+    (pool / name).write_bytes(data)
+
+
 def test_requirement_cannot_take_over_the_judge(tmp_path, backend, runner_image, docker_client) -> None:
     """(channel, frozen) Honest tests and wrong code; the code's author adds a requirement (skillyard.yaml is
     not tests/: a fix may change it) whose wheel ships a .pth file. The wheel is put in the wheelhouse as the
     package index would deliver it. Must: blocked on the honest tests' failures."""
-    from sandbox.images import PY_VERSION, digest
-
     version = f"1.0.{secrets.randbelow(10**9)}"  # its own deps image, removed below
     requirement = f"syjudge=={version}"
     wheelhouse = tmp_path / "wheelhouse"
-    folder = wheelhouse / digest(requirement, platform.machine(), PY_VERSION)
-    folder.mkdir(parents=True)
     name, data = evil_wheel("syjudge", version)
-    (folder / name).write_bytes(data)
-    (folder / "requirements.txt").write_text(requirement + "\n")
-    (folder / ".complete").write_text("ok\n")
+    put_in_pool(wheelhouse, name, data)
     yard = Yard(Settings(home=tmp_path / "home", wheelhouse=wheelhouse), sandbox=Sandbox(backend), pool=False)
     yard.runner = runner_image
     case = Case(
@@ -2074,20 +2077,15 @@ def test_requirement_cannot_replace_the_judge(tmp_path, backend, runner_image, d
     the judge is started with. Installing a wheel runs no code, but it writes where it likes inside the venv.
     Must: the deps image is refused with a PackageError that names the file; no image is left behind."""
     from runtime.errors import PackageError
-    from sandbox.images import PY_VERSION, digest
 
     version = f"1.0.{secrets.randbelow(10**9)}"
     requirement = f"syjudge=={version}"
     wheelhouse = tmp_path / "wheelhouse"
-    folder = wheelhouse / digest(requirement, platform.machine(), PY_VERSION)
-    folder.mkdir(parents=True)
     path = f"syjudge-{version}.data/scripts/python3" if target == "python3" else target
     name, data = evil_wheel(
         "syjudge", version, {path: b"#!/bin/sh\necho '3 passed'\n" if target == "python3" else FORGED_RUNNER}
     )
-    (folder / name).write_bytes(data)
-    (folder / "requirements.txt").write_text(requirement + "\n")
-    (folder / ".complete").write_text("ok\n")
+    put_in_pool(wheelhouse, name, data)
     yard = Yard(Settings(home=tmp_path / "home", wheelhouse=wheelhouse), sandbox=Sandbox(backend), pool=False)
     yard.runner = runner_image
     case = Case(
