@@ -382,18 +382,9 @@ class Conductor:
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise ValueError("args must be a list and kwargs an object")
             request.update(function=function, args=args, kwargs=kwargs)
-        limits = self.call_limits
-        if plan.target in ("mutant", "control"):
-            # Nothing may tell the control from a mutant pass: the same call timeout, and the code
-            # delivered the same way (source text compiled in the call, not the image's bytecode
-            # cache). A control with the call's own timeout passed a 3 s call that every mutant pass
-            # failed, and one loading from the cache was faster: tests could fail exactly the mutants.
-            if plan.mutant is not None:
-                if not is_output_mutant(plan.mutant):  # an output mutant changes no source
-                    request["sources"] = {plan.mutant.file: plan.mutant.source}
-            elif plan.twin is not None:
-                request["sources"] = {plan.twin: self.sources[plan.twin]}
-            limits = limits.replace(timeout=self._mutant_call_timeout())
+        limits, sources = self._pass_code(plan)
+        if sources:
+            request["sources"] = sources
         body = json.dumps(request).encode()
         started = time.monotonic()
         run = run_callee(
@@ -417,6 +408,48 @@ class Conductor:
                 self.replay_bytes += len(body)
         return self._answer(run, limits, describe=message["op"] == "describe")
 
+    def _pass_code(self, plan: PassPlan) -> tuple[Limits, dict[str, str] | None]:
+        """(the call limits, the sources to deliver as text) for a pass; sources None for the
+        verdict pass, which runs the code as production does.
+
+        Nothing may tell the control from a mutant pass: the same call timeout, and the code
+        delivered the same way (source text compiled in the call, not the image's bytecode
+        cache). A control with the call's own timeout passed a 3 s call that every mutant pass
+        failed, and one loading from the cache was faster: tests could fail exactly the mutants.
+        The control delivers its twin's source; an output mutant changes no source."""
+        if plan.target not in ("mutant", "control"):
+            return self.call_limits, None
+        limits = self.call_limits.replace(timeout=self._mutant_call_timeout())
+        if plan.mutant is not None:
+            if is_output_mutant(plan.mutant):
+                return limits, {}
+            return limits, {plan.mutant.file: plan.mutant.source}
+        twin = self.sources.get(plan.twin) if plan.twin is not None else None  # an output point has none
+        return limits, {plan.twin: twin} if twin is not None else {}
+
+    def _run_command(
+        self,
+        request: CommandRequest,
+        limits: Limits,
+        argv: list[str] | None,
+        extra: dict[str, bytes] | None,
+        collect: list[str] | None = None,
+    ) -> tuple[CommandResult, RunResult | None]:
+        """A command of the package in the callee, by the production command path."""
+        return run_command(
+            self.callee,
+            skill=self.pkg.name,
+            version=None,
+            image=self.image,
+            config=self.pkg.config,
+            package_files=self.package_files,
+            request=request,
+            limits=limits,
+            argv=argv,
+            extra_files=extra,
+            extra_collect=collect,
+        )
+
     def _running(self, message: dict[str, Any]) -> PassPlan:
         plan = self.plans.get(int(message.get("pass", -1)))
         if plan is None or plan.result is not None:
@@ -437,35 +470,16 @@ class Conductor:
                     "error": {"kind": "refused", "message": f"the tests made over {MAX_CALLS} calls"},
                 }
         request = command_request(message)
-        limits = self.call_limits
         argv: list[str] | None = None
         extra: dict[str, bytes] | None = None
         python = self._python_command(request)
-        if plan.target in ("mutant", "control"):
-            # As for calls: nothing may tell the control from a mutant pass. The same timeout,
-            # and every Python command goes through the bootstrap, with the mutated file (a code
-            # mutant), the twin's source (the control) or nothing (an output mutant's pass).
-            limits = limits.replace(timeout=self._mutant_call_timeout())
-            if python is not None:
-                sources: dict[str, str] = {}
-                if plan.mutant is not None and not is_output_mutant(plan.mutant):
-                    sources = {plan.mutant.file: plan.mutant.source}
-                elif plan.mutant is None and plan.twin is not None:
-                    sources = {plan.twin: self.sources[plan.twin]}
-                argv, extra = bootstrap(python, sources=sources)
+        limits, sources = self._pass_code(plan)
+        if sources is not None and python is not None:
+            # Every Python command of a mutant or control pass goes through the bootstrap (with
+            # nothing to replace in an output mutant's pass), so the passes look alike.
+            argv, extra = bootstrap(python, sources=sources)
         started = time.monotonic()
-        result, _ = run_command(
-            self.callee,
-            skill=self.pkg.name,
-            version=None,
-            image=self.image,
-            config=self.pkg.config,
-            package_files=self.package_files,
-            request=request,
-            limits=limits,
-            argv=argv,
-            extra_files=extra,
-        )
+        result, _ = self._run_command(request, limits, argv, extra)
         took = time.monotonic() - started
         kind = result.error.kind if result.error else None
         if kind in ("invalid_input", "sandbox"):
@@ -661,19 +675,7 @@ class Conductor:
             argv, extra = bootstrap(python, trace=True)
             limits = self.call_limits.replace(timeout=min(self._remaining(0.5), 30 + 5 * self.slowest_call))
             try:
-                _, run = run_command(
-                    self.callee,
-                    skill=self.pkg.name,
-                    version=None,
-                    image=self.image,
-                    config=self.pkg.config,
-                    package_files=self.package_files,
-                    request=request,
-                    limits=limits,
-                    argv=argv,
-                    extra_files=extra,
-                    extra_collect=[TRACE_FILE],
-                )
+                _, run = self._run_command(request, limits, argv, extra, collect=[TRACE_FILE])
             except SandboxError as exc:
                 self.notes.append(f"a command's coverage could not be measured: {exc}")
                 continue
