@@ -553,26 +553,23 @@ class Ledger:
         self, skill: str | None = None, since: datetime | None = None, *, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Skill uses, oldest first (with `limit`: the newest `limit` of them)."""
-        where = []
-        if skill is not None:
-            where.append(f"skill = {sql_str(_skill(skill))}")
-        if since is not None:
-            where.append(f"ts >= {_sql_ts(since)}")
-        rows = self._rows(USES, " AND ".join(where) or None)
-        if limit is not None and limit >= 0:
-            rows = rows[len(rows) - limit :] if limit else []
-        return rows
+        return self._recent(USES, skill, since, limit)
 
     def proxy_uses(
         self, skill: str | None = None, since: datetime | None = None, *, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Skills' shares of proxied requests, oldest first (with `limit`: the newest `limit`)."""
+        return self._recent(PROXY_USES, skill, since, limit)
+
+    def _recent(
+        self, table: str, skill: str | None, since: datetime | None, limit: int | None
+    ) -> list[dict[str, Any]]:
         where = []
         if skill is not None:
             where.append(f"skill = {sql_str(_skill(skill))}")
         if since is not None:
             where.append(f"ts >= {_sql_ts(since)}")
-        rows = self._rows(PROXY_USES, " AND ".join(where) or None)
+        rows = self._rows(table, " AND ".join(where) or None)
         if limit is not None and limit >= 0:
             rows = rows[len(rows) - limit :] if limit else []
         return rows
