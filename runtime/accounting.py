@@ -279,13 +279,13 @@ class Writer:
 
     def _write_now(self, use: Use) -> None:
         registry, ledger = self._stores()
-        if best_effort("look a use up", lambda: use.id in ledger.use_ids([use.id]), skill=use.skill):
-            return  # this call was accounted already
-        best_effort(
+        added = best_effort(
             "record a use",
             lambda: ledger.append_uses([_counted(use, self._context_tokens).row()]),
             skill=use.skill,
         )
+        if added == 0:
+            return  # the ledger holds this call's row already: it was counted then
         best_effort(
             "count a call",
             lambda: registry.count_calls(
