@@ -47,7 +47,9 @@ CHILD = textwrap.dedent("""
         while True:
             result = yard.run(skill, {})
             with out:
-                print("ack", last.use_id if result.ok else "-", flush=True)
+                # One write: a line of another thread can never land inside an ack.
+                sys.stdout.write(f"ack {last.use_id if result.ok else '-'}\\n")
+                sys.stdout.flush()
 
     for _ in range(int(concurrency)):
         threading.Thread(target=caller, daemon=True).start()
