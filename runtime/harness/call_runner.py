@@ -291,8 +291,47 @@ def main():
         import gc
 
         gc.freeze()  # the preimported modules stay out of every call's garbage collections
-        serve(lambda: run_call(codec))  # a fresh child per call; never returns
+        serve(lambda: run_call(codec), warm=lambda: warm_up(codec))  # a fresh child per call; never returns
     run_call(codec)
+
+
+WARM_UP_MODULE = "_skillyard_warm_up"
+
+
+def warm_up(codec):
+    """Run in a call's process forked ahead of its call (sandbox/forkserver.py), before the call
+    arrives: the import system and the codec are exercised once, so the pages of the fork
+    server they touch are copied (copy-on-write) then rather than on the call's path (a trivial
+    call's import took 1.1 ms in a fresh child, 0.3-0.5 ms after this; measured 2026-12-06).
+    Runs nothing of the skill's: an empty module of our own is imported through a finder of our
+    own and forgotten, and a name is looked up on sys.path without importing anything found.
+    Leaves no module, finder or path entry behind."""
+    import importlib.machinery
+
+    class Loader:
+        @staticmethod
+        def create_module(spec):
+            return None
+
+        @staticmethod
+        def exec_module(module):
+            return None
+
+    class Finder:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            return importlib.machinery.ModuleSpec(name, Loader) if name == WARM_UP_MODULE else None
+
+    sys.meta_path.insert(0, Finder)
+    try:
+        __import__(WARM_UP_MODULE)
+    finally:
+        sys.meta_path.remove(Finder)
+        sys.modules.pop(WARM_UP_MODULE, None)
+    # Every sys.path entry's finder made and its listing cached; find_spec executes nothing.
+    importlib.machinery.PathFinder.find_spec(WARM_UP_MODULE)
+    loads, dumps = codec
+    dumps(loads('{"module": "m", "function": "f", "args": [[1, 2.5, "x", null, true, {}]]}'))
 
 
 def run_call(codec):
