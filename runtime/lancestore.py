@@ -28,6 +28,11 @@ a single writer process is assumed and only the thread lock is taken. Plain appe
 Connections. Every RENEW_EVERY writes the store opens a new LanceDB connection (and new
 table handles): a connection's memory grows with every table version it has seen.
 
+Versions. `table_version` is what caches of rows are keyed on: any commit to a table, by
+any process, moves it. On a local disk it is a stat of the table's ``_versions`` folder
+(~5 us) while that folder stands still, rather than a look at the latest manifest through
+LanceDB (0.5-1 ms here); see `table_version` for why a stat cannot miss a commit.
+
 Compaction. Every write makes a table version. When a table's version crosses a
 multiple of ``compact_every`` it is optimised (fragments merged, new rows folded into
 the indexes, versions older than ``cleanup_older_than`` pruned), best effort: skipped if
@@ -43,6 +48,7 @@ recorded only once it has finished).
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -120,6 +126,35 @@ def is_pruned(exc: Exception) -> bool:
     return "not found" in text and (".manifest" in text or ".lance" in text)
 
 
+# File systems on which a folder's times move whenever an entry is added, removed or renamed,
+# seen at once by every process of the machine (not NFS and the like, where attributes are
+# cached for seconds): there a stat of a table's _versions folder can stand for its version.
+STAT_FS_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs"})
+# A folder time this close to now is not trusted: file times come from a coarse clock (one
+# kernel tick, 1-10 ms), so a second commit within the same tick could leave them unchanged.
+STAT_SETTLED_NS = 100_000_000
+
+
+def fs_type(path: Path) -> str | None:
+    """The type of the file system `path` is on (the longest mount point above it), or None."""
+    try:
+        target = os.path.realpath(path)
+        best, kind = "", None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) < 5 or not right:
+                    continue
+                mount = fields[4].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, right.split()[0]
+        return kind
+    except OSError:
+        return None
+
+
 def is_local(uri: str) -> bool:
     """Whether `uri` is a local path (file locks work there)."""
     return "://" not in uri or uri.startswith("file://")
@@ -167,6 +202,12 @@ class LanceStore:
             log.info("store is not local: a single writer process is assumed", uri=self.uri, owner=owner)
         self._db: Any = self._connect()
         self._tables: dict[str, Any] = {}
+        self._stat_root: Path | None = None  # where tables' _versions folders can be stat'ed
+        if is_local(self.uri):
+            root = Path(self.uri.removeprefix("file://")).expanduser()
+            if fs_type(root) in STAT_FS_TYPES:
+                self._stat_root = root
+        self._seen_versions: dict[str, tuple[tuple[int, int, int], int]] = {}
         self.renew_every = RENEW_EVERY
         self._writes = 0
         self.renewals = 0
@@ -251,6 +292,32 @@ class LanceStore:
             log.debug("table created", table=name, owner=self.owner)
         self._tables[name] = tbl
         return tbl
+
+    def table_version(self, name: str) -> int:
+        """The table's current version: any commit by any process moves it.
+
+        On a local disk (STAT_FS_TYPES) the table's ``_versions`` folder is stat'ed first: every
+        commit adds a manifest there, which moves the folder's mtime and ctime. When they are
+        what they were at an earlier look, that look's version stands. A look is remembered only
+        if the folder's times were at least STAT_SETTLED_NS older than the stat: a commit after
+        the look then happens at a later tick of the coarse file clock than those times, so it
+        cannot leave them unchanged. The stat comes before the version is read, so a commit in
+        between only makes the next look read again. Elsewhere: LanceDB's own look."""
+        if self._stat_root is None:
+            return int(self.table(name).version)
+        started = time.time_ns()
+        try:
+            st = os.stat(self._stat_root / f"{name}.lance" / "_versions")
+        except OSError:  # not there (yet), or another layout: LanceDB says
+            return int(self.table(name).version)
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        seen = self._seen_versions.get(name)
+        if seen is not None and seen[0] == key:
+            return seen[1]
+        version = int(self.table(name).version)
+        if started - max(st.st_mtime_ns, st.st_ctime_ns) >= STAT_SETTLED_NS:
+            self._seen_versions[name] = (key, version)
+        return version
 
     def ensure(self) -> None:
         """Every table of this owner open, created if missing, with its indexes (an index

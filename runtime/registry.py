@@ -604,9 +604,9 @@ class Registry:
 
     def skills_version(self) -> int:
         """The skills table's current version (any process's commit moves it): what a cache
-        of records is keyed on. A look at the table's latest manifest, ~0.2 ms."""
+        of records is keyed on (LanceStore.table_version: a stat while the table stands still)."""
         self.store.ensure()
-        return int(self.store.table(SKILLS).version)
+        return self.store.table_version(SKILLS)
 
     def find(self, name: str, content_hash: str) -> SkillRecord | None:
         """The latest version of `name` with this content hash, if any."""

@@ -1100,3 +1100,41 @@ def test_two_processes_record_calls_lose_nothing(tmp_path: Path):
     assert (rec.calls, rec.failures) == (80, 40)
     assert [r.version for r in reg.versions("other")] == [1, 2, 3, 4, 5]
     reg.close()
+
+
+def _commit_in_bursts(uri: str, conn, bursts: int) -> None:
+    reg = Registry(uri, embedder=None)
+    for b in range(bursts):
+        for k in range(3):  # back to back: several commits within a few ms (one clock tick, maybe)
+            add(reg, f"burst-{b}-{k}")
+        conn.send(b)
+        conn.recv()  # the reader has looked
+    reg.close()
+
+
+def test_skills_version_sees_every_commit_of_another_process(reg: Registry):
+    """A long-lived yard keys its records on skills_version(); on a local disk that is a stat of
+    the table's _versions folder while it stands still. After each burst of commits another
+    process acknowledges, the version must be the one LanceDB reads, though the reader looked
+    at the table again and again while the commits were landing."""
+    from runtime.registry import SKILLS
+
+    add(reg, "first")
+    assert reg.store._stat_root is not None, "the store should be on a local disk here (the fast path)"
+    ours, theirs = mp.get_context("spawn").Pipe()
+    proc = mp.get_context("spawn").Process(target=_commit_in_bursts, args=(reg.uri, theirs, 6))
+    proc.start()
+    try:
+        for burst in range(6):
+            while not ours.poll():
+                reg.skills_version()  # looks (and remembers) while the writer commits
+            assert ours.recv() == burst
+            truth = int(reg.store.table(SKILLS).version)
+            assert reg.skills_version() == truth
+            assert reg.skills_version() == truth  # the remembered look too
+            ours.send("looked")
+        proc.join(timeout=120)
+        assert proc.exitcode == 0
+    finally:
+        if proc.is_alive():
+            proc.kill()
