@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 
 from sandbox import Limits, RunResult, RunSpec, Sandbox
+from sandbox.pyboot import python_argv
 
 from .harness import call_runner_source
 from .harness.datacodec import Uncarriable, decode, encode
@@ -141,7 +142,8 @@ def call_limits(config: SkillConfig, base: Limits) -> Limits:
 
 def callee_argv() -> list[str]:
     """The runner program every call of a skill's code runs (production and gate alike)."""
-    return ["python3", "-c", call_runner_source(), OUT_FILE]
+    # Compiled here once rather than in every fresh process (sandbox/pyboot.py).
+    return python_argv(call_runner_source(), "<call_runner>", args=(OUT_FILE,))
 
 
 def call_request(

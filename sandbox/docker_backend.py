@@ -16,6 +16,7 @@ import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -42,6 +43,7 @@ from .protocol import (
 from .protocol import is_gvisor as _is_gvisor
 from .protocol import program_key as _program_key
 from .protocol import request_frame as _request_frame
+from .pyboot import python_argv
 from .result import RunResult
 
 log = structlog.get_logger(__name__)
@@ -78,6 +80,22 @@ def pid_alive(pid: int) -> bool:
 ATTACH_PARAMS = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 SPARE_TTL_S = 60.0  # a spare not used within this long is removed (its kind of run stopped coming)
 SPARE_KINDS = 4  # spares kept at most, one per kind of run (the most recent kinds)
+
+
+@dataclass
+class _Spare:
+    """A container created ahead for one kind of run, and its attached (not started) stream."""
+
+    cid: str
+    created: float
+    sock: Any
+
+
+def _close_quietly(sock: Any) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def creation_key(spec: RunSpec) -> str:
@@ -117,7 +135,7 @@ class DockerBackend(Backend):
         self._pending_removal: set[str] = set()
         self._remover = None  # a small thread pool for background removals
         self._close_at_exit = False
-        self._spare: dict[str, tuple[str, float]] = {}  # creation key -> (container id, created at)
+        self._spare: dict[str, _Spare] = {}  # creation key -> the container created ahead
         self._seen: dict[str, float] = {}  # creation keys run before -> when last
         self._spare_maker = None  # one thread creating spares in the background
 
@@ -232,7 +250,10 @@ class DockerBackend(Backend):
         its stdin stays open between attachments, and `gc` leaves it alone while it runs."""
         api = self.client.api
         name = f"skillyard-{_safe_label(spec.owner)}-{secrets.token_hex(6)}"
-        command = ["python3", "-I", "-S", "-c", _SUPERVISOR] + (["--serve"] if serve else [])
+        # Its bytecode compiled here, not at every container start (sandbox/pyboot.py).
+        command = python_argv(_SUPERVISOR, "<supervisor>", flags=("-I", "-S"), line_numbers=False) + (
+            ["--serve"] if serve else []
+        )
         if serve and idle_exit is not None:
             command += ["--idle", str(float(idle_exit))]
         labels = self._labels(spec)
@@ -294,7 +315,15 @@ class DockerBackend(Backend):
             cid = self.create(spec)
         result: RunResult | None = None
         try:
-            result = self._attach_and_run(cid, spec, nonce, started, sock=sock)
+            try:
+                result = self._attach_and_run(cid, spec, nonce, started, sock=sock)
+            except docker.errors.NotFound:
+                if sock is None:
+                    raise
+                # A spare removed from outside (gc --everything) since it was made: nothing ran in
+                # it, so the run is made in a container of its own.
+                cid, sock = self.create(spec), None
+                result = self._attach_and_run(cid, spec, nonce, started)
             return result
         except (docker.errors.APIError, requests.RequestException, OSError) as exc:
             return RunResult(
@@ -328,38 +357,42 @@ class DockerBackend(Backend):
             self._make_spare_later(spec, key)
         if spare is None:
             return None, None
-        cid, created = spare
-        if now - created > SPARE_TTL_S:
-            self._remove_later(cid)
+        if now - spare.created > SPARE_TTL_S:
+            self._drop_spare(spare)
             return None, None
-        try:  # attached before start, as a container created on the path would be
-            sock = self.client.api.attach_socket(
-                cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
-        except (docker.errors.APIError, requests.RequestException):
-            self._remove_later(cid)  # removed from outside (gc --everything): nothing ever ran in it
-            return None, None
-        return cid, sock
+        return spare.cid, spare.sock
+
+    def _drop_spare(self, spare: _Spare) -> None:
+        _close_quietly(spare.sock)
+        self._remove_later(spare.cid)
 
     def _make_spare_later(self, spec: RunSpec, key: str) -> None:
         def make() -> None:
             with self._lock:
                 if key in self._spare or self._spare_maker is None:
                     return
+            cid = None
             try:
                 cid = self.create(spec)
+                # Attached now, before start (as a container created on the path would be): the
+                # attach (~2.5 ms) leaves the run's path too.
+                sock = self.client.api.attach_socket(cid, params=ATTACH_PARAMS)
             except Exception as exc:  # noqa: BLE001 - a spare is an optimisation: the run creates its own
                 log.debug("spare_create_failed", error=str(exc)[:200])
+                if cid is not None:
+                    self.remove_quietly(cid)
                 return
+            made = _Spare(cid, time.monotonic(), sock)
             with self._lock:
                 closed = self._spare_maker is None
                 old = self._spare.get(key)
                 if not closed:
-                    self._spare[key] = (cid, time.monotonic())
-                    evicted = sorted(self._spare, key=lambda k: self._spare[k][1])[:-SPARE_KINDS]
-                    stale = [self._spare.pop(k)[0] for k in evicted]
-            for doomed in [cid] if closed else [*stale, *([old[0]] if old else [])]:
-                self.remove_quietly(doomed)
+                    self._spare[key] = made
+                    evicted = sorted(self._spare, key=lambda k: self._spare[k].created)[:-SPARE_KINDS]
+                    stale = [self._spare.pop(k) for k in evicted]
+            for doomed in [made] if closed else [*stale, *([old] if old else [])]:
+                _close_quietly(doomed.sock)
+                self.remove_quietly(doomed.cid)
 
         with self._lock:
             if self._spare_maker is None:
@@ -378,7 +411,7 @@ class DockerBackend(Backend):
     def spare_containers(self) -> set[str]:
         """Ids of the containers created ahead and not used yet."""
         with self._lock:
-            return {cid for cid, _ in self._spare.values()}
+            return {spare.cid for spare in self._spare.values()}
 
     def _remove_later(self, cid: str) -> None:
         """Remove off the caller's path (~45 ms); close() and interpreter exit wait for it,
@@ -404,10 +437,11 @@ class DockerBackend(Backend):
         if maker is not None:
             maker.shutdown(wait=True)
         with self._lock:
-            spares = [cid for cid, _ in self._spare.values()]
+            spares = list(self._spare.values())
             self._spare.clear()
-        for cid in spares:
-            self.remove_quietly(cid)
+        for spare in spares:
+            _close_quietly(spare.sock)
+            self.remove_quietly(spare.cid)
         with self._lock:
             remover, self._remover = self._remover, None
         if remover is not None:
