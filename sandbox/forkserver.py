@@ -28,9 +28,11 @@ Invariants the supervisor relies on:
 Embed this file's text in the program (it is passed with `python3 -c`, not installed).
 """
 
-import json as _fs_json
 import os as _fs_os
-import socket as _fs_socket
+
+# json and socket are imported by the fork server when it starts serving (its children inherit
+# them), not here: a one-shot run of the same program never serves, and they cost it ~3 ms.
+_fs_json = _fs_socket = None
 
 
 def fork_server_fd():
@@ -124,6 +126,10 @@ def serve(handler, warm=None):
     `warm`: run in a child forked ahead, before its call comes: what the call will touch
     first (the import system, a codec) touched then, so that the pages it shares with this
     parent are copied off the call's path. It must run nothing of the call's."""
+    global _fs_json, _fs_socket
+    import json as _fs_json
+    import socket as _fs_socket
+
     fd = fork_server_fd()
     del _fs_os.environ["SANDBOX_FORK_SERVER_FD"]  # the calls must not see it
     # A call runs as our uid: dumpable, we would let it open /proc/<us>/mem and write into the
