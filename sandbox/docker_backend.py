@@ -310,7 +310,7 @@ class DockerBackend(Backend):
         self.retry_pending_removals()
         nonce = secrets.token_hex(16)
         started = time.monotonic()
-        cid, sock = self._spare_for(spec) if self.spares else (None, None)
+        cid, sock, spare_key = self._spare_for(spec) if self.spares else (None, None, None)
         if cid is None:
             cid = self.create(spec)
         result: RunResult | None = None
@@ -340,11 +340,16 @@ class DockerBackend(Backend):
                 self._remove_later(cid)  # the normal path: the program has ended, removal is bookkeeping
             else:
                 self.remove_quietly(cid)  # timeouts and failures: gone before we return
+            if spare_key is not None:
+                # The next spare is made once this run is done with the engine: made during the
+                # run, its create competed with this run's start for the engine and the CPUs.
+                self._make_spare_later(spec, spare_key)
 
     # -- spares ---------------------------------------------------------------------------------
-    def _spare_for(self, spec: RunSpec) -> tuple[str | None, Any]:
-        """A spare for this kind of run, attached (None if there is none, or it vanished: then the
-        run creates its own); a new spare is made in the background once the kind comes twice."""
+    def _spare_for(self, spec: RunSpec) -> tuple[str | None, Any, str | None]:
+        """A spare for this kind of run and its attached stream (None if there is none: then the
+        run creates its own), and the creation key if a new spare should be made after the run
+        (once the kind came twice)."""
         key = creation_key(spec)
         now = time.monotonic()
         with self._lock:
@@ -353,14 +358,13 @@ class DockerBackend(Backend):
             self._seen[key] = now
             if len(self._seen) > 64:  # remember recent kinds only
                 self._seen = dict(sorted(self._seen.items(), key=lambda kv: kv[1])[-32:])
-        if again:
-            self._make_spare_later(spec, key)
+        wanted = key if again else None
         if spare is None:
-            return None, None
+            return None, None, wanted
         if now - spare.created > SPARE_TTL_S:
             self._drop_spare(spare)
-            return None, None
-        return spare.cid, spare.sock
+            return None, None, wanted
+        return spare.cid, spare.sock, wanted
 
     def _drop_spare(self, spare: _Spare) -> None:
         _close_quietly(spare.sock)
