@@ -377,8 +377,9 @@ def _run(req, proc=None, nonce="", fs=None):
     streaming = bool(req.get("stream"))
 
     channel = _Channel(nonce) if req.get("channel") and proc is None and fs is None else None
+    sent = 0  # bytes of stdin in the pipe before the program got it
     if fs is not None:
-        pid, w_in, r_out, r_err = fs.spawn(req)
+        pid, w_in, r_out, r_err, sent = fs.spawn(req, stdin_data)
         kill = fs.kill_others
     else:
         pid, w_in, r_out, r_err = proc or _spawn(req, channel.program_end if channel else None)
@@ -386,12 +387,13 @@ def _run(req, proc=None, nonce="", fs=None):
     exit_fd = _pidfd(pid) if fs is None else None  # readable once the program has exited
     if channel is not None:
         channel.started()
-    os.set_blocking(w_in, False)
     readers = {r_out: 1, r_err: 2}
-    writer = w_in if stdin_data else None
-    if writer is None:
+    stdin_view = memoryview(stdin_data)[sent:]
+    writer = w_in if w_in is not None and stdin_view else None
+    if writer is not None:
+        os.set_blocking(writer, False)
+    elif w_in is not None:
         os.close(w_in)
-    stdin_view = memoryview(stdin_data)
     timed_out = False
     status = None
     reaped = {}  # statuses the zombie reaper collected; the program's may be among them
@@ -709,13 +711,27 @@ class _ForkServer:
         line, _, self.buf = self.buf.partition(b"\n")
         return _loads(line)
 
-    def spawn(self, req):
+    def spawn(self, req, stdin=b""):
+        """Start a call's child on fresh pipes: (pid, stdin's write end or None, stdout's and
+        stderr's read ends, bytes of `stdin` already in its pipe). As much of `stdin` as the
+        pipe holds is written before the child gets the pipe, and the pipe closed if that was
+        all: the child reads its request at once instead of waiting for our loop to write it."""
         import socket
 
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         r_in, w_in = os.pipe()
+        sent = 0
         try:
+            if stdin:
+                os.set_blocking(w_in, False)
+                try:
+                    sent = os.write(w_in, stdin)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(stdin):
+                    os.close(w_in)
+                    w_in = None
             socket.send_fds(
                 self.sock, [_dumps({"cwd": req.get("cwd") or "/"}).encode()], [r_in, w_out, w_err]
             )
@@ -725,10 +741,11 @@ class _ForkServer:
                 os.close(fd)
         if not answer or "pid" not in answer:
             for fd in (w_in, r_out, r_err):
-                os.close(fd)
+                if fd is not None:
+                    os.close(fd)
             self.stop()
             raise RuntimeError("the fork server did not start the call")
-        return int(answer["pid"]), w_in, r_out, r_err
+        return int(answer["pid"]), w_in, r_out, r_err, sent
 
     def prefork(self):
         """Have the fork server fork the next call's child now (sandbox/forkserver.py): only once
