@@ -172,6 +172,7 @@ def _rows(start: int, count: int, rng: np.random.Generator):
     common = {
         "version": 1,
         "status": "registered",
+        "tier": "verified",
         "current": True,
         "gate_passed": True,
         "gate_tests": 2,
@@ -216,6 +217,7 @@ def _rows(start: int, count: int, rng: np.random.Generator):
             pa.array([now] * n, pa.timestamp("us", tz="UTC")),
             pa.array([now] * n, pa.timestamp("us", tz="UTC")),
             pa.array(listings),
+            pa.array(["verified"] * n),
         ],
         schema=SKILLS_SCHEMA,
     )
@@ -226,6 +228,7 @@ def _rows(start: int, count: int, rng: np.random.Generator):
             pa.array([0] * n, pa.int64()),
             pa.array([0] * n, pa.int64()),
             pa.array([None] * n, pa.timestamp("us", tz="UTC")),
+            pa.array([None] * n, pa.string()),
         ],
         schema=USAGE_SCHEMA,
     )
