@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+import sandbox
 from sandbox import Limits, RunSpec
 from sandbox.pool import WarmPool
 
@@ -205,6 +207,81 @@ def test_prestarted_process_killed_while_idle_is_replaced(pool, runner_image, do
     second = pool.run(spec(runner_image, program, prestart=True))
     assert second.exit_code == 0 and second.stdout == b"ok\n" and not second.prestarted
     assert second.container_id == first.container_id
+
+
+FORK_SERVER_PROGRAM = (
+    (Path(sandbox.__file__).parent / "forkserver.py").read_text()
+    + """
+import os, sys, time
+
+
+def age():
+    # seconds since this process was made (/proc/self/stat: start time in clock ticks since boot)
+    ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+    return float(open("/proc/uptime").read().split()[0]) - ticks / os.sysconf("SC_CLK_TCK")
+
+
+def warm():
+    os.environ["WARMED"] = "yes"  # in the child forked ahead, before its call
+
+
+def handler():
+    data = sys.stdin.read()
+    files = sorted(os.listdir("/tmp/work"))
+    print(os.getpid(), os.getppid(), round(age(), 2), os.environ.get("WARMED"), files, data, flush=True)
+    open("/tmp/work/left-by-" + data, "w").write("x")
+
+
+serve(handler, warm=warm)
+"""
+)
+
+
+def fork_call(pool, image, i: int):
+    return pool.run(
+        spec(image, ["python3", "-c", FORK_SERVER_PROGRAM], stdin=f"call{i}".encode(), fork_server=True)
+    )
+
+
+def test_the_fork_server_forks_the_next_call_ahead_once_the_container_is_clean(pool, runner_image):
+    """After a call is answered and the container wiped, the fork server forks the next call's
+    child, which runs the program's warm hook and waits: the next call is served by it (made
+    seconds before its call, a child of the same fork server), sees only its own input and
+    files, and is a new process every time."""
+    results = []
+    for i in range(3):
+        results.append(fork_call(pool, runner_image, i))
+        time.sleep(1.0)
+    assert [r.exit_code for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert len({r.container_id for r in results}) == 1
+    rows = [r.stdout.decode().split(" ", 4) for r in results]
+    pids, parents, ages = [int(r[0]) for r in rows], {r[1] for r in rows}, [float(r[2]) for r in rows]
+    assert len(set(pids)) == 3 and len(parents) == 1  # fresh processes, one fork server
+    assert ages[0] < 0.5 and ages[1] > 0.5 and ages[2] > 0.5, ages  # the later two were forked ahead
+    assert [r[3] for r in rows] == ["None", "yes", "yes"]  # the warm hook ran in those
+    for i, row in enumerate(rows):
+        assert row[4].strip() == f"['.keep'] call{i}", row  # no file of an earlier call
+
+
+def test_a_child_forked_ahead_and_killed_while_idle_is_replaced(pool, runner_image, docker_client):
+    first = fork_call(pool, runner_image, 0)
+    time.sleep(0.5)
+    top = docker_client.containers.get(first.container_id).top()
+    pid, ppid = top["Titles"].index("PID"), top["Titles"].index("PPID")
+    children = {}
+    for row in top["Processes"]:
+        children.setdefault(row[ppid], []).append(row[pid])
+    supervisor = next(
+        row[pid] for row in top["Processes"] if row[ppid] not in {r[pid] for r in top["Processes"]}
+    )
+    (server,) = children[supervisor]
+    (waiting,) = children[server]  # the child forked ahead, waiting for its call
+    os.kill(int(waiting), signal.SIGKILL)  # a host pid: top shows those
+    time.sleep(0.2)
+    second = fork_call(pool, runner_image, 1)
+    assert second.exit_code == 0 and second.container_id == first.container_id, second.stderr
+    fields = second.stdout.decode().split(" ", 4)
+    assert fields[3] == "None" and fields[4].strip() == "['.keep'] call1"  # forked on the call's path
 
 
 def test_a_known_program_is_asked_for_by_its_key(pool, runner_image, monkeypatch):
