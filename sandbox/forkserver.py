@@ -20,10 +20,10 @@ Invariants the supervisor relies on:
   container is clean, never answered) forks the next call's child ahead of time: it runs
   the program's `warm` hook (nothing of the call's), then waits, blocked on a socket of its
   own, for its call's pipes. The fork and the child's first page faults (copy-on-write,
-  ~3 us each here) leave the next call's path; the child is
-  still a copy of the clean parent made after every process of the previous call was
-  killed. The socket to the supervisor is SOCK_SEQPACKET: a prefork and the call after it
-  are two messages even when they arrive together.
+  ~3 us each here) leave the next call's path; the child is still a copy of the clean
+  parent, made after every process of the previous call was killed. The socket to the
+  supervisor is SOCK_SEQPACKET: a prefork and the call after it are two messages even when
+  they arrive together.
 
 Embed this file's text in the program (it is passed with `python3 -c`, not installed).
 """
