@@ -617,7 +617,8 @@ class _Channel:
 
 
 def _kill_all_but(keep):
-    """SIGKILL every process in the namespace except PID 1 and `keep`, until none is left."""
+    """SIGKILL every process in the namespace except PID 1 and `keep`, until none is left.
+    False if some were still there after 100 rounds (say, a fork storm outrunning us)."""
     for _ in range(100):
         found = False
         for entry in os.listdir("/proc"):
@@ -630,9 +631,10 @@ def _kill_all_but(keep):
                     except OSError:
                         pass
         if not found:
-            return
+            return True
         _reap()
         time.sleep(0.001)
+    return False
 
 
 class _Usage:
@@ -649,6 +651,8 @@ class _ForkServer:
 
     def __init__(self):
         self.pid = None
+        self.attributes = None
+        self.all_killed = True
         self.sock = None
         self.key = None
         self.buf = b""
@@ -696,6 +700,17 @@ class _ForkServer:
         if not ready or not ready.get("ready"):
             self.stop()
             raise RuntimeError("the fork server did not start (it exited or did not say it was ready)")
+        self.attributes = _attributes(pid)  # before any call: see `untouched`
+
+    def untouched(self):
+        """Alive, alone with us (the last call's processes all killed), and with the limits,
+        priorities and affinity it had before any call."""
+        return (
+            self.all_killed
+            and self.alive()
+            and self.attributes is not None
+            and _attributes(self.pid) == self.attributes
+        )
 
     def _line(self, deadline):
         """The next JSON line from the fork server, or None at EOF or the deadline."""
@@ -772,7 +787,8 @@ class _ForkServer:
         return self.exits.pop(pid)
 
     def kill_others(self):
-        _kill_all_but({self.pid} if self.pid else set())
+        # The last kill of a call decides: a process that outlived it must not meet the next call.
+        self.all_killed = _kill_all_but({self.pid} if self.pid else set())
 
     def stop(self):
         if self.pid is not None:
@@ -821,6 +837,45 @@ def _wipe(paths):
         if os.listdir(root):
             return False
     return True
+
+
+_IOPRIO_GET = {"x86_64": 252, "aarch64": 31}  # ioprio_get's syscall number (no wrapper in Python)
+_LOOKS = []  # (resource.prlimit, the RLIMIT_* numbers, libc's syscall and ioprio_get's number or None)
+
+
+def _looks():
+    if not _LOOKS:
+        import resource
+
+        numbers = tuple(getattr(resource, n) for n in sorted(dir(resource)) if n.startswith("RLIMIT_"))
+        _LOOKS.extend(
+            [
+                resource.prlimit,
+                numbers,
+                ctypes.CDLL(None, use_errno=True).syscall,
+                _IOPRIO_GET.get(os.uname().machine),
+            ]
+        )
+    return _LOOKS
+
+
+def _attributes(pid):
+    """What a process of our uid may change on another process whose memory it cannot touch
+    (non-dumpable): its resource limits (prlimit), nice value, CPU affinity, scheduling policy
+    and I/O priority. A call that changed them on the fork server or on us would leave a value,
+    or a handicap, to every later call; the container is not reused then. None if unreadable."""
+    prlimit, numbers, syscall, ioprio_get = _looks()
+    try:
+        limits = tuple(prlimit(pid, n) for n in numbers)
+        sched = (
+            os.getpriority(os.PRIO_PROCESS, pid),
+            tuple(sorted(os.sched_getaffinity(pid))),
+            os.sched_getscheduler(pid),
+        )
+    except (OSError, ValueError, AttributeError):
+        return None
+    io = syscall(ioprio_get, 1, pid) if ioprio_get else None  # IOPRIO_WHO_PROCESS
+    return limits, sched, io
 
 
 def _ipc_dirty():
@@ -921,6 +976,7 @@ def serve(idle=None):
     that belongs to the call. The next request uses it only if it asks for the same program."""
     pending = None
     fork_server = _ForkServer()
+    ours = _attributes(1)  # ours before any call: a call that changes them ends this container's reuse
     program = None  # (key, PROGRAM_FIELDS) of the last request that carried its program in full
     while True:
         if idle is not None and not select.select([0], [], [], idle)[0]:
@@ -960,11 +1016,12 @@ def serve(idle=None):
                 fork_server.ensure(req)
                 resp = _run(req, nonce=nonce, fs=fork_server)
                 resp["prestarted"] = not fresh
-                healthy = fork_server.alive()
+                healthy = fork_server.untouched()
             else:
                 resp = _run(req, proc, nonce=nonce)
                 resp["prestarted"] = proc is not None
                 healthy = True
+            healthy = healthy and ours is not None and _attributes(1) == ours
             resp["wiped"] = _wipe(req.get("wipe", [])) and not _ipc_dirty() and healthy
         except Exception as exc:  # noqa: BLE001 - supervisor trouble is reported as such, not as a result
             resp = {"supervisor_error": f"{type(exc).__name__}: {exc}"}

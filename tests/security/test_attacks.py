@@ -877,6 +877,53 @@ def forkserver_peek(ctx):
     return {"doc": textwrap.__doc__[:15]}
 
 
+def _inherited():
+    """What a call inherits or can read of its parent and of PID 1: limits, nice, CPU affinity."""
+    import resource
+
+    def of(pid):
+        try:
+            nofile = list(resource.prlimit(pid, resource.RLIMIT_NOFILE))
+        except OSError as exc:
+            nofile = exc.errno
+        return {"nofile": nofile, "nice": os.getpriority(os.PRIO_PROCESS, pid)}
+
+    return {
+        "own": {"nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)), "nice": os.getpriority(os.PRIO_PROCESS, 0)},
+        "parent": of(os.getppid()),
+        "pid1": of(1),
+        "cpus": sorted(os.sched_getaffinity(0)),
+    }
+
+
+def parent_attrs_set(ctx):
+    """Change what a same-uid process may change on another one without touching its memory: the
+    limits and nice value of our parent (the fork server) and of PID 1, and the parent's CPU affinity."""
+    import resource
+
+    before, done = _inherited(), {}
+    for pid in (os.getppid(), 1):
+        for name, change in (
+            ("nofile", lambda p: resource.prlimit(p, resource.RLIMIT_NOFILE, (37, 37))),
+            ("nice", lambda p: os.setpriority(os.PRIO_PROCESS, p, 13)),
+        ):
+            try:
+                change(pid)
+                done["%s@%d" % (name, pid)] = "ok"
+            except OSError as exc:
+                done["%s@%d" % (name, pid)] = exc.errno
+    try:
+        os.sched_setaffinity(os.getppid(), {min(os.sched_getaffinity(0))})
+        done["affinity"] = "ok"
+    except OSError as exc:
+        done["affinity"] = exc.errno
+    return {"before": before, "done": done}
+
+
+def parent_attrs_get(ctx):
+    return _inherited()
+
+
 def names(ctx=None):
     return sorted(ATTACKS)
 
@@ -1647,6 +1694,15 @@ def check_forkserver_memory(o: Observed) -> None:
     )
 
 
+def check_parent_attributes(o: Observed) -> None:
+    later = o.env.call("parent_attrs_get", o.ctx)
+    assert later.ok, later.error
+    assert later.output == o.ev["before"], (
+        f"a call changed its parent's or PID 1's limits, nice value or CPU affinity ({o.ev['done']}) "
+        f"and a later call inherited or read them: {o.ev['before']} -> {later.output}"
+    )
+
+
 def check_fifo_result(o: Observed) -> None:
     assert o.result.error.kind in ("timeout", "crashed"), o.result.error
     assert o.wall < CALL_TIMEOUT + 5, f"a {CALL_TIMEOUT:g} s call held its container for {o.wall:.1f} s"
@@ -1934,6 +1990,15 @@ CASES = [
         gate=None,
         payload_name="forkserver_poke",
     ),
+    Case(
+        "parent_attributes",
+        "Call 1 sets the fork server's and PID 1's open-files limit (prlimit) and nice value, and the fork "
+        "server's CPU affinity: a same-uid process may, dumpable or not. Call 2 reads what it inherited and "
+        "what it can see of both. Must: what a call before call 1 saw (the container is not reused).",
+        check_parent_attributes,
+        gate=None,
+        payload_name="parent_attrs_set",
+    ),
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 
@@ -2166,7 +2231,14 @@ def test_every_case_is_documented_and_unique() -> None:
         if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
     }
     missing = {c.payload for c in CASES + SPOOFS} - defined  # type: ignore[operator]
-    missing |= {"mqueue_read", "forkserver_peek", "shm_read", "list_tmp", "names"} - defined
+    missing |= {
+        "mqueue_read",
+        "forkserver_peek",
+        "parent_attrs_get",
+        "shm_read",
+        "list_tmp",
+        "names",
+    } - defined
     assert not missing
     # The gate's copy of the payloads passes the test policy (the aliases), and is the same code otherwise.
     gate_copy = gate_payloads()
