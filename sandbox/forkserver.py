@@ -114,7 +114,7 @@ def _hand_over(ahead, message, fds):
     finally:
         link.close()
     try:  # gone or unreachable: make sure it is gone, and reaped
-        _fs_os.kill(pid, 9)
+        _fs_os.kill(pid, 9)  # SIGKILL (the signal module would import enum)
         _fs_os.waitpid(pid, 0)
     except OSError:
         pass

@@ -109,10 +109,20 @@ CHANNEL_FD = 3
 PR_SET_DUMPABLE = 4
 
 
+_LIBC = []
+
+
+def _libc():
+    """libc through ctypes, loaded once: prctl (here and in each program's child, for seccomp)
+    and the syscalls Python has no wrapper for (ioprio_get)."""
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
 def _set_nondumpable():
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except Exception:  # noqa: BLE001 - no libc (static image): best effort
         pass
 
@@ -189,7 +199,7 @@ def _install_seccomp(filter_b64):
     import struct
 
     prog = _b64decode(filter_b64)
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set by the engine; harmless)
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
     buf = ctypes.create_string_buffer(prog, len(prog))
@@ -840,23 +850,7 @@ def _wipe(paths):
 
 
 _IOPRIO_GET = {"x86_64": 252, "aarch64": 31}  # ioprio_get's syscall number (no wrapper in Python)
-_LOOKS = []  # (resource.prlimit, the RLIMIT_* numbers, libc's syscall and ioprio_get's number or None)
-
-
-def _looks():
-    if not _LOOKS:
-        import resource
-
-        numbers = tuple(getattr(resource, n) for n in sorted(dir(resource)) if n.startswith("RLIMIT_"))
-        _LOOKS.extend(
-            [
-                resource.prlimit,
-                numbers,
-                ctypes.CDLL(None, use_errno=True).syscall,
-                _IOPRIO_GET.get(os.uname().machine),
-            ]
-        )
-    return _LOOKS
+_RLIMITS = []  # every RLIMIT_* number, read once (`resource` is imported only by serving supervisors)
 
 
 def _attributes(pid):
@@ -864,9 +858,12 @@ def _attributes(pid):
     (non-dumpable): its resource limits (prlimit), nice value, CPU affinity, scheduling policy
     and I/O priority. A call that changed them on the fork server or on us would leave a value,
     or a handicap, to every later call; the container is not reused then. None if unreadable."""
-    prlimit, numbers, syscall, ioprio_get = _looks()
+    import resource
+
+    if not _RLIMITS:
+        _RLIMITS.extend(getattr(resource, n) for n in sorted(dir(resource)) if n.startswith("RLIMIT_"))
     try:
-        limits = tuple(prlimit(pid, n) for n in numbers)
+        limits = tuple(resource.prlimit(pid, n) for n in _RLIMITS)
         sched = (
             os.getpriority(os.PRIO_PROCESS, pid),
             tuple(sorted(os.sched_getaffinity(pid))),
@@ -874,7 +871,8 @@ def _attributes(pid):
         )
     except (OSError, ValueError, AttributeError):
         return None
-    io = syscall(ioprio_get, 1, pid) if ioprio_get else None  # IOPRIO_WHO_PROCESS
+    ioprio_get = _IOPRIO_GET.get(os.uname().machine)
+    io = _libc().syscall(ioprio_get, 1, pid) if ioprio_get else None  # IOPRIO_WHO_PROCESS
     return limits, sched, io
 
 
