@@ -366,9 +366,13 @@ class DockerBackend(Backend):
             return None, None, wanted
         return spare.cid, spare.sock, wanted
 
-    def _drop_spare(self, spare: _Spare) -> None:
+    def _drop_spare(self, spare: _Spare, *, later: bool = True) -> None:
+        """Let go of a spare's stream and remove it (in the background, or now)."""
         _close_quietly(spare.sock)
-        self._remove_later(spare.cid)
+        if later:
+            self._remove_later(spare.cid)
+        else:
+            self.remove_quietly(spare.cid)
 
     def _make_spare_later(self, spec: RunSpec, key: str) -> None:
         def make() -> None:
@@ -395,8 +399,7 @@ class DockerBackend(Backend):
                     evicted = sorted(self._spare, key=lambda k: self._spare[k].created)[:-SPARE_KINDS]
                     stale = [self._spare.pop(k) for k in evicted]
             for doomed in [made] if closed else [*stale, *([old] if old else [])]:
-                _close_quietly(doomed.sock)
-                self.remove_quietly(doomed.cid)
+                self._drop_spare(doomed, later=False)
 
         with self._lock:
             if self._spare_maker is None:
@@ -444,8 +447,7 @@ class DockerBackend(Backend):
             spares = list(self._spare.values())
             self._spare.clear()
         for spare in spares:
-            _close_quietly(spare.sock)
-            self.remove_quietly(spare.cid)
+            self._drop_spare(spare, later=False)
         with self._lock:
             remover, self._remover = self._remover, None
         if remover is not None:
